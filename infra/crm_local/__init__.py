@@ -1,0 +1,1 @@
+"""Local emulation of the CRM's AWS environment (dev-only, never deployed)."""

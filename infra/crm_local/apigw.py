@@ -1,0 +1,122 @@
+"""API Gateway's part: match a request to the template's `Api` events and build the REST
+proxy event (v1) that API Gateway would hand the function."""
+
+from __future__ import annotations
+
+import base64
+import re
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote
+
+from crm_local.provision import ACCOUNT
+from crm_local.template import Template
+
+STAGE = "v1"
+
+
+@dataclass(frozen=True)
+class ApiRoute:
+    function: str
+    path: str
+    method: str
+    authorized: bool
+
+    @property
+    def pattern(self) -> re.Pattern[str]:
+        regex = re.sub(r"\\{(\w+)\\\+\\}", r"(?P<\1>.+)", re.escape(self.path))
+        regex = re.sub(r"\\{(\w+)\\}", r"(?P<\1>[^/]+)", regex)
+        return re.compile(f"^{regex}$")
+
+    @property
+    def specificity(self) -> tuple[int, int]:
+        """API Gateway prefers literal segments over parameters."""
+        return (self.path.count("{"), -len(self.path))
+
+
+def api_routes(template: Template) -> list[ApiRoute]:
+    routes = []
+    for spec in template.functions():
+        for event in spec.events:
+            if event.type != "Api":
+                continue
+            auth = event.properties.get("Auth", {})
+            routes.append(
+                ApiRoute(
+                    function=spec.logical_id,
+                    path=event.properties["Path"],
+                    method=event.properties["Method"].upper(),
+                    authorized=auth.get("Authorizer") != "NONE",
+                )
+            )
+    return sorted(routes, key=lambda r: r.specificity)
+
+
+def match_route(
+    routes: list[ApiRoute], method: str, path: str
+) -> tuple[ApiRoute, dict[str, str]] | None:
+    for route in routes:
+        if route.method not in (method.upper(), "ANY"):
+            continue
+        found = route.pattern.match(path)
+        if found:
+            return route, {k: unquote(v) for k, v in found.groupdict().items()}
+    return None
+
+
+def proxy_event(
+    route: ApiRoute,
+    path: str,
+    path_params: Mapping[str, str],
+    *,
+    method: str,
+    headers: Mapping[str, str] | None = None,
+    query: Mapping[str, str] | None = None,
+    body: bytes | str | None = None,
+    claims: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    headers = dict(headers or {})
+    is_binary = False
+    text: str | None
+    if isinstance(body, bytes):
+        try:
+            text = body.decode()
+        except UnicodeDecodeError:
+            text, is_binary = base64.b64encode(body).decode(), True
+    else:
+        text = body
+    context: dict[str, Any] = {
+        "resourcePath": route.path,
+        "httpMethod": method.upper(),
+        "path": f"/{STAGE}{path}",
+        "stage": STAGE,
+        "requestId": str(uuid.uuid4()),
+        "accountId": ACCOUNT,
+        "apiId": "local",
+        "protocol": "HTTP/1.1",
+        "domainName": "localhost",
+        "requestTimeEpoch": int(time.time() * 1000),
+        "identity": {
+            "sourceIp": "127.0.0.1",
+            "userAgent": headers.get("User-Agent", headers.get("user-agent", "")),
+        },
+    }
+    if claims is not None:
+        context["authorizer"] = {"claims": dict(claims)}
+    return {
+        "resource": route.path,
+        "path": path,
+        "httpMethod": method.upper(),
+        "headers": headers or None,
+        "multiValueHeaders": {k: [v] for k, v in headers.items()} or None,
+        "queryStringParameters": dict(query) if query else None,
+        "multiValueQueryStringParameters": {k: [v] for k, v in query.items()} if query else None,
+        "pathParameters": dict(path_params) or None,
+        "stageVariables": None,
+        "requestContext": context,
+        "body": text,
+        "isBase64Encoded": is_binary,
+    }

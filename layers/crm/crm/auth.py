@@ -1,0 +1,102 @@
+"""Who is calling and what they may do. Identity comes from verified JWT claims only."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from crm.errors import Forbidden, Unauthorized
+
+
+class Role(StrEnum):
+    CUSTOMER = "customer"
+    SUPPORT_AGENT = "support_agent"
+    SUPPORT_MANAGER = "support_manager"
+    MARKETER = "marketer"
+    ANALYST = "analyst"
+    PRIVACY_OFFICER = "privacy_officer"
+    ADMIN = "admin"
+
+
+class Permission(StrEnum):
+    READ_PROFILE = "read_profile"
+    READ_PII = "read_pii"
+    CREATE_PROFILE = "create_profile"
+    EDIT_PROFILE = "edit_profile"
+    MERGE_PROFILES = "merge_profiles"
+    EDIT_CONSENT = "edit_consent"
+    EDIT_TAGS = "edit_tags"
+    ADJUST_POINTS = "adjust_points"
+    SEND_EVENTS = "send_events"
+
+
+_P = Permission
+_SUPPORT = {
+    _P.READ_PROFILE, _P.READ_PII, _P.CREATE_PROFILE, _P.EDIT_PROFILE,
+    _P.EDIT_CONSENT, _P.EDIT_TAGS, _P.ADJUST_POINTS,
+}  # fmt: skip
+
+GRANTS: dict[Role, frozenset[Permission]] = {
+    # A customer's grants hold for their own profile only (see Caller.can).
+    Role.CUSTOMER: frozenset(
+        {_P.READ_PROFILE, _P.READ_PII, _P.EDIT_PROFILE, _P.EDIT_CONSENT, _P.SEND_EVENTS}
+    ),
+    Role.SUPPORT_AGENT: frozenset(_SUPPORT),
+    Role.SUPPORT_MANAGER: frozenset(_SUPPORT | {_P.MERGE_PROFILES}),
+    Role.MARKETER: frozenset({_P.READ_PROFILE, _P.EDIT_TAGS}),
+    Role.ANALYST: frozenset({_P.READ_PROFILE}),
+    Role.PRIVACY_OFFICER: frozenset({_P.READ_PROFILE, _P.READ_PII, _P.EDIT_CONSENT}),
+    Role.ADMIN: frozenset(Permission),
+}
+
+
+class Caller(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    subject: str
+    roles: frozenset[Role]
+    customer_id: str | None = None
+
+    @property
+    def is_staff(self) -> bool:
+        return any(role is not Role.CUSTOMER for role in self.roles)
+
+    def can(self, permission: Permission, customer_id: str | None = None) -> bool:
+        for role in self.roles:
+            if permission not in GRANTS[role]:
+                continue
+            if role is not Role.CUSTOMER:
+                return True
+            if customer_id is not None and customer_id == self.customer_id:
+                return True
+        return False
+
+    def require(self, permission: Permission, customer_id: str | None = None) -> None:
+        if not self.can(permission, customer_id):
+            raise Forbidden(f"your role may not {permission.value.replace('_', ' ')}")
+
+
+_GROUP_SPLIT = re.compile(r"[\s,\[\]\"]+")
+
+
+def caller_from_claims(claims: Mapping[str, Any] | None) -> Caller:
+    """Build the caller from Cognito claims as API Gateway passes them.
+
+    REST APIs hand `cognito:groups` over as one string ("[admin, marketer]" or "admin,marketer"),
+    HTTP APIs and test tokens as a list; both are accepted. Unknown groups are ignored.
+    """
+    if not claims or not claims.get("sub"):
+        raise Unauthorized("no verified identity in the request")
+    raw = claims.get("cognito:groups", "")
+    names = raw if isinstance(raw, list) else _GROUP_SPLIT.split(str(raw))
+    roles = frozenset(Role(n) for n in names if n in Role.__members__.values())
+    if not roles:
+        raise Forbidden("the caller belongs to no CRM role")
+    customer_id = claims.get("custom:customer_id") or None
+    if Role.CUSTOMER in roles and not customer_id:
+        raise Forbidden("a customer token must carry custom:customer_id")
+    return Caller(subject=str(claims["sub"]), roles=roles, customer_id=customer_id)

@@ -1,0 +1,53 @@
+"""Domain errors. Services raise them; the HTTP adapter turns them into 4xx responses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class FieldProblem:
+    field: str
+    message: str
+
+
+@dataclass
+class CrmError(Exception):
+    message: str
+    fields: list[FieldProblem] = field(default_factory=list)
+
+    status = 400
+    code = "bad_request"
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InvalidInput(CrmError):
+    status = 400
+    code = "invalid_input"
+
+
+class Unauthorized(CrmError):
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(CrmError):
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(CrmError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(CrmError):
+    status = 409
+    code = "conflict"
+
+
+class PayloadTooLarge(CrmError):
+    status = 413
+    code = "payload_too_large"

@@ -1,0 +1,187 @@
+"""The HTTP adapter between Chalice and the services.
+
+`JsonApi.route` is the one way to declare an endpoint: it registers the Chalice route, parses
+and validates the body into a pydantic model, builds the caller from the authorizer's claims,
+turns domain errors into JSON 4xx responses, and records what the OpenAPI document needs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from aws_lambda_powertools import Logger
+from chalice.app import Chalice, Request, Response
+from pydantic import BaseModel, ValidationError
+
+from crm.auth import Caller, caller_from_claims
+from crm.errors import CrmError, FieldProblem, InvalidInput, PayloadTooLarge
+
+logger = Logger(child=True)
+
+M = TypeVar("M", bound=BaseModel)
+
+DEFAULT_MAX_BODY_BYTES = 64 * 1024
+JSON_HEADERS = {"Content-Type": "application/json"}
+
+
+@dataclass(frozen=True)
+class QueryParam:
+    name: str
+    description: str
+    type: str = "string"
+
+
+@dataclass(frozen=True)
+class RouteDoc:
+    path: str
+    method: str
+    summary: str
+    operation_id: str
+    body: type[BaseModel] | None
+    response: type[BaseModel] | None
+    status: int
+    public: bool
+    query: tuple[QueryParam, ...] = ()
+    errors: tuple[int, ...] = ()
+
+
+@dataclass
+class ApiRequest:
+    """What a view gets: the caller, the validated body, path and query parameters."""
+
+    caller: Caller | None
+    body: BaseModel | None
+    path: dict[str, str]
+    query: dict[str, str]
+    raw: Request = field(repr=False)
+
+    def model(self, kind: type[M]) -> M:
+        assert isinstance(self.body, kind)
+        return self.body
+
+    @property
+    def who(self) -> Caller:
+        assert self.caller is not None, "public routes have no caller"
+        return self.caller
+
+    def int_query(self, name: str, default: int, low: int, high: int) -> int:
+        raw = self.query.get(name)
+        if raw is None:
+            return default
+        if not raw.isdigit() or not low <= int(raw) <= high:
+            raise InvalidInput(
+                f"{name} must be a whole number from {low} to {high}",
+                [FieldProblem(name, "out of range")],
+            )
+        return int(raw)
+
+
+def error_body(error: CrmError) -> dict[str, Any]:
+    body: dict[str, Any] = {"code": error.code, "message": error.message}
+    if error.fields:
+        body["fields"] = [{"field": f.field, "message": f.message} for f in error.fields]
+    return {"error": body}
+
+
+def validation_problems(exc: ValidationError) -> list[FieldProblem]:
+    problems = []
+    for err in exc.errors(include_url=False, include_input=False):
+        where = ".".join(str(p) for p in err["loc"]) or "body"
+        problems.append(FieldProblem(where, err["msg"]))
+    return problems
+
+
+def parse_body(raw: bytes | str | None, kind: type[M], max_bytes: int) -> M:
+    data = raw.encode() if isinstance(raw, str) else (raw or b"")
+    if len(data) > max_bytes:
+        raise PayloadTooLarge(f"the request body exceeds {max_bytes} bytes")
+    if not data.strip():
+        raise InvalidInput("a JSON request body is required", [FieldProblem("body", "missing")])
+    try:
+        return kind.model_validate_json(data)
+    except ValidationError as exc:
+        problems = validation_problems(exc)
+        if any(e["type"] == "json_invalid" for e in exc.errors()):
+            raise InvalidInput("the request body is not valid JSON", problems) from None
+        raise InvalidInput("the request body is invalid", problems) from None
+
+
+def json_response(payload: Any, status: int, headers: dict[str, str] | None = None) -> Response:
+    if isinstance(payload, BaseModel):
+        text = payload.model_dump_json()
+    else:
+        text = json.dumps(payload, ensure_ascii=False, default=str)
+    return Response(body=text, status_code=status, headers={**JSON_HEADERS, **(headers or {})})
+
+
+def claims_of(request: Request) -> dict[str, Any] | None:
+    authorizer = (request.context or {}).get("authorizer") or {}
+    claims = authorizer.get("claims")
+    return claims if isinstance(claims, dict) else None
+
+
+class JsonApi:
+    def __init__(self, app: Chalice) -> None:
+        self.app = app
+        self.docs: list[RouteDoc] = []
+
+    def route(
+        self,
+        path: str,
+        method: str,
+        *,
+        summary: str,
+        body: type[BaseModel] | None = None,
+        response: type[BaseModel] | None = None,
+        status: int = 200,
+        public: bool = False,
+        query: tuple[QueryParam, ...] = (),
+        errors: tuple[int, ...] = (),
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    ) -> Callable[[Callable[[ApiRequest], Any]], Callable[..., Response]]:
+        def register(view: Callable[[ApiRequest], Any]) -> Callable[..., Response]:
+            def handle(**path_params: str) -> Response:
+                request = self.app.current_request
+                assert request is not None
+                try:
+                    caller = None if public else caller_from_claims(claims_of(request))
+                    parsed = parse_body(request.raw_body, body, max_body_bytes) if body else None
+                    result = view(
+                        ApiRequest(
+                            caller=caller,
+                            body=parsed,
+                            path=dict(path_params),
+                            query=dict(request.query_params or {}),
+                            raw=request,
+                        )
+                    )
+                except CrmError as error:
+                    if error.status >= 500:  # pragma: no cover - domain errors are all 4xx
+                        logger.exception("domain error with a server status")
+                    return json_response(error_body(error), error.status)
+                if isinstance(result, Response):
+                    return result
+                return json_response(result, status)
+
+            handle.__name__ = view.__name__
+            self.app.route(path, methods=[method])(handle)
+            self.docs.append(
+                RouteDoc(
+                    path=path,
+                    method=method,
+                    summary=summary,
+                    operation_id=view.__name__,
+                    body=body,
+                    response=response,
+                    status=status,
+                    public=public,
+                    query=query,
+                    errors=errors,
+                )
+            )
+            return handle
+
+        return register

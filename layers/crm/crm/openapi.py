@@ -1,0 +1,112 @@
+"""OpenAPI 3.1 document for client apps, built from the route table and the pydantic models."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
+
+from crm.http import RouteDoc
+
+_REF = "#/components/schemas/{model}"
+_STATUS_TEXT = {
+    400: "Invalid input: the body names each field that is wrong",
+    401: "No or invalid token",
+    403: "The caller's role may not do this",
+    404: "Unknown id",
+    409: "Conflict with the current state (stale version, taken identity, ...)",
+    413: "Payload too large",
+}
+
+
+def _error_schema() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": {
+                    "code": {"type": "string"},
+                    "message": {"type": "string"},
+                    "fields": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "properties": {
+                                "field": {"type": "string"},
+                                "message": {"type": "string"},
+                            },
+                        },
+                    },
+                },
+            }
+        },
+    }
+
+
+def build_openapi(routes: Sequence[RouteDoc], title: str, version: str) -> dict[str, Any]:
+    wanted: list[tuple[type[BaseModel], JsonSchemaMode]] = []
+    for r in routes:
+        if r.body:
+            wanted.append((r.body, "validation"))
+        if r.response:
+            wanted.append((r.response, "serialization"))
+    refs, defs = models_json_schema(list(dict.fromkeys(wanted)), ref_template=_REF)
+    schemas = dict(defs.get("$defs", {}))
+    schemas["Error"] = _error_schema()
+
+    paths: dict[str, dict[str, Any]] = {}
+    for r in sorted(routes, key=lambda r: (r.path, r.method)):
+        op: dict[str, Any] = {"operationId": r.operation_id, "summary": r.summary}
+        params = [
+            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+            for name in re.findall(r"{(\w+)}", r.path)
+        ]
+        params += [
+            {"name": q.name, "in": "query", "required": False, "description": q.description,
+             "schema": {"type": q.type}}
+            for q in r.query
+        ]  # fmt: skip
+        if params:
+            op["parameters"] = params
+        if r.body:
+            op["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": refs[(r.body, "validation")]}},
+            }
+        ok: dict[str, Any] = {"description": "OK"}
+        if r.response:
+            ok["content"] = {"application/json": {"schema": refs[(r.response, "serialization")]}}
+        op["responses"] = {str(r.status): ok}
+        statuses = (
+            set(r.errors) | ({400} if r.body else set()) | ({401, 403} if not r.public else set())
+        )
+        for code in sorted(statuses):
+            op["responses"][str(code)] = {
+                "description": _STATUS_TEXT[code],
+                "content": {"application/json": {"schema": {"$ref": _REF.format(model="Error")}}},
+            }
+        op["security"] = [] if r.public else [{"cognito": []}]
+        paths.setdefault(r.path, {})[r.method.lower()] = op
+
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": title, "version": version},
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {
+                "cognito": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "bearerFormat": "JWT",
+                    "description": "Cognito ID token; roles come from cognito:groups",
+                }
+            },
+        },
+    }

@@ -1,0 +1,304 @@
+"""The customer profile: what clients send, what the 360° view returns."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from email_validator import EmailNotValidError, validate_email
+from pydantic import (
+    AwareDatetime,
+    Field,
+    StringConstraints,
+    computed_field,
+    field_validator,
+    model_validator,
+)
+
+from crm.models import Output, StrictInput
+from crm.pii import normalize_phone
+
+MAX_IDENTITIES = 20
+MAX_TAGS = 100
+
+
+class Channel(StrEnum):
+    APP = "app"
+    MINI_PROGRAM = "mini_program"
+    WECHAT = "wechat"
+    WECHAT_UNIONID = "wechat_unionid"
+    DOUYIN = "douyin"
+    OFFLINE_STORE = "offline_store"
+    PHONE = "phone"
+    EMAIL = "email"
+
+
+PII_CHANNELS = frozenset({Channel.PHONE, Channel.EMAIL})
+
+ExternalId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
+ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+Key = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9._:\-]{1,128}$")]
+
+
+def normalize_email(raw: str) -> str:
+    try:
+        return validate_email(raw, check_deliverability=False).normalized.lower()
+    except EmailNotValidError as exc:
+        raise ValueError(f"not a valid email address: {exc}") from None
+
+
+class Identity(StrictInput):
+    """One way a channel knows the customer: an app user id, an openid, a phone number, ..."""
+
+    channel: Channel
+    external_id: ExternalId
+
+    @model_validator(mode="after")
+    def _normalize(self) -> Identity:
+        if self.channel is Channel.PHONE:
+            self.external_id = normalize_phone(self.external_id)
+        elif self.channel is Channel.EMAIL:
+            self.external_id = normalize_email(self.external_id)
+        return self
+
+
+class Address(StrictInput):
+    province: ShortText | None = None
+    city: ShortText | None = None
+    district: ShortText | None = None
+    postal_code: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9 \-]{3,12}$")] | None = None
+    line: Annotated[str, StringConstraints(min_length=1, max_length=300)] | None = None
+
+
+class ProfileAttributes(StrictInput):
+    """Editable attributes. name, phone, email and address.line are PII, encrypted at rest."""
+
+    name: ShortText | None = None
+    phone: str | None = None
+    email: str | None = None
+    gender: Literal["female", "male", "other", "undisclosed"] | None = None
+    birthday: date | None = None
+    city: ShortText | None = None
+    locale: Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-[A-Z]{2})?$")] | None = None
+    address: Address | None = None
+    preferred_store_id: Key | None = None
+
+    @field_validator("phone")
+    @classmethod
+    def _phone(cls, value: str | None) -> str | None:
+        return None if value is None else normalize_phone(value)
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        return None if value is None else normalize_email(value)
+
+    @field_validator("birthday")
+    @classmethod
+    def _birthday(cls, value: date | None) -> date | None:
+        if value is not None and not date(1900, 1, 1) <= value <= date.today():
+            raise ValueError("birthday must lie between 1900-01-01 and today")
+        return value
+
+
+class UpsertCustomer(StrictInput):
+    """Create a profile, or find the one these identities already belong to."""
+
+    identities: list[Identity] = Field(min_length=1, max_length=MAX_IDENTITIES)
+    attributes: ProfileAttributes = Field(default_factory=ProfileAttributes)
+
+
+class EditProfile(StrictInput):
+    """Partial update: fields present are set, fields set to null are cleared."""
+
+    version: int = Field(ge=1, description="the profile version this edit is based on")
+    attributes: ProfileAttributes
+
+
+class MergeCustomers(StrictInput):
+    source_customer_id: Key
+
+
+class ConsentPurpose(StrEnum):
+    MARKETING_EMAIL = "marketing_email"
+    MARKETING_SMS = "marketing_sms"
+    MARKETING_PUSH = "marketing_push"
+    MARKETING_WECHAT = "marketing_wechat"
+    PROFILING = "profiling"
+
+
+class ConsentChange(StrictInput):
+    purpose: ConsentPurpose
+    granted: bool
+    source: Key = Field(description="where the decision was taken: a channel, a store id, ...")
+    decided_at: AwareDatetime | None = Field(
+        default=None, description="when the customer decided; defaults to now"
+    )
+
+
+class ConsentState(Output):
+    granted: bool
+    decided_at: datetime
+    source: str
+
+
+class TagKind(StrEnum):
+    MANUAL = "manual"
+    SCENE = "scene"
+
+
+TagName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+
+
+class TagInput(StrictInput):
+    name: TagName
+    kind: TagKind = TagKind.MANUAL
+
+
+class TagChange(StrictInput):
+    add: list[TagInput] = Field(default_factory=list, max_length=MAX_TAGS)
+    remove: list[TagName] = Field(default_factory=list, max_length=MAX_TAGS)
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> TagChange:
+        if not self.add and not self.remove:
+            raise ValueError("add or remove at least one tag")
+        return self
+
+
+class TagState(Output):
+    kind: TagKind
+    added_at: datetime
+    added_by: str
+
+
+class PointsChange(StrictInput):
+    txn_id: Key = Field(description="idempotency key: a retried transaction is applied once")
+    kind: Literal["earn", "redeem"]
+    points: int = Field(gt=0, le=10_000_000)
+    reason: Annotated[str, StringConstraints(max_length=200)] = ""
+    channel: Channel | None = None
+    store_id: Key | None = None
+
+
+class PointsEntry(Output):
+    txn_id: str
+    kind: Literal["earn", "redeem"]
+    points: int
+    balance_after: int
+    reason: str
+    channel: Channel | None
+    store_id: str | None
+    at: datetime
+
+
+class PointsView(Output):
+    customer_id: str
+    balance: int
+    entries: list[PointsEntry]
+    next_token: str | None = None
+
+
+class OrderAggregates(Output):
+    order_count: int = 0
+    total_spend: Decimal = Decimal(0)
+    refund_count: int = 0
+    refunded_amount: Decimal = Decimal(0)
+    first_order_at: datetime | None = None
+    last_order_at: datetime | None = None
+    category_items: dict[str, int] = Field(
+        default_factory=dict, description="items bought per category"
+    )
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def average_order_value(self) -> Decimal:
+        if not self.order_count:
+            return Decimal(0)
+        return (self.total_spend / self.order_count).quantize(Decimal("0.01"))
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def categories(self) -> list[str]:
+        return sorted(self.category_items)
+
+
+class BehaviourAggregates(Output):
+    view_count: int = 0
+    search_count: int = 0
+    cart_add_count: int = 0
+    last_seen_at: datetime | None = None
+    after_sales_count: int = 0
+    return_count: int = 0
+    complaint_count: int = 0
+    last_complaint_at: datetime | None = None
+
+
+class Aggregates(Output):
+    orders: OrderAggregates = Field(default_factory=OrderAggregates)
+    behaviour: BehaviourAggregates = Field(default_factory=BehaviourAggregates)
+
+
+class IdentityView(Output):
+    channel: Channel
+    external_id: str
+
+
+class AddressView(Output):
+    province: str | None = None
+    city: str | None = None
+    district: str | None = None
+    postal_code: str | None = None
+    line: str | None = None
+
+
+class AttributesView(Output):
+    name: str | None = None
+    phone: str | None = None
+    email: str | None = None
+    gender: str | None = None
+    birthday: date | None = None
+    city: str | None = None
+    locale: str | None = None
+    address: AddressView | None = None
+    preferred_store_id: str | None = None
+
+
+class TimelineEntry(Output):
+    event_id: str
+    type: str
+    occurred_at: datetime
+    order_id: str | None = None
+    amount: Decimal | None = None
+    sku: str | None = None
+    category: str | None = None
+    case: str | None = None
+    channel: str | None = None
+
+
+class Customer360(Output):
+    customer_id: str
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    pii: Literal["full", "masked"]
+    attributes: AttributesView
+    identities: list[IdentityView]
+    consent: dict[ConsentPurpose, ConsentState]
+    tags: dict[str, TagState]
+    points_balance: int
+    orders: OrderAggregates
+    behaviour: BehaviourAggregates
+    timeline: list[TimelineEntry]
+    merged_from: list[str] = Field(default_factory=list)
+
+
+class UpsertResult(Output):
+    customer_id: str
+    created: bool
+    merged: list[str] = Field(
+        default_factory=list, description="profiles folded into this one by the upsert"
+    )
+    profile: Customer360

@@ -1,0 +1,104 @@
+"""Moving PII between the API's attributes and a profile record: sealing, masking, opening."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from crm.keys import DataKeys
+from crm.pii import FieldCipher, mask_email, mask_name, mask_phone, mask_text
+from crm.profiles.models import AddressView, AttributesView, ProfileAttributes
+from crm.profiles.record import ProfileRecord
+
+# Field name in the record -> how it is masked for roles that may not read PII.
+PII_FIELDS = {
+    "name": mask_name,
+    "phone": mask_phone,
+    "email": mask_email,
+    "address_line": mask_text,
+}
+_PLAIN_FIELDS = ("gender", "birthday", "city", "locale", "preferred_store_id")
+_REGION_FIELDS = ("province", "city", "district", "postal_code")
+
+
+class PiiCodec:
+    """Holds the data keys it unwrapped during one request, so each costs one KMS call."""
+
+    def __init__(self, keys: DataKeys) -> None:
+        self._keys = keys
+        self._ciphers: dict[str, FieldCipher] = {}
+
+    def cipher(self, record: ProfileRecord) -> FieldCipher:
+        cipher = self._ciphers.get(record.customer_id)
+        if cipher is None:
+            if record.wrapped_key is None:
+                plaintext, record.wrapped_key = self._keys.create(record.customer_id)
+            else:
+                plaintext = self._keys.unwrap(record.customer_id, record.wrapped_key)
+            cipher = self._ciphers[record.customer_id] = FieldCipher(record.customer_id, plaintext)
+        return cipher
+
+    def set_pii(self, record: ProfileRecord, field: str, value: str | None) -> None:
+        if value is None:
+            record.sealed.pop(field, None)
+            record.masked.pop(field, None)
+            return
+        record.sealed[field] = self.cipher(record).seal(field, value)
+        record.masked[field] = PII_FIELDS[field](value)
+
+    def open_all(self, record: ProfileRecord) -> dict[str, str]:
+        if not record.sealed:
+            return {}
+        cipher = self.cipher(record)
+        return {field: cipher.open(field, sealed) for field, sealed in record.sealed.items()}
+
+    def apply(self, record: ProfileRecord, attrs: ProfileAttributes, only_missing: bool) -> None:
+        """Write the attributes that `attrs` sets (null clears) into the record."""
+        for name in attrs.model_fields_set:
+            value = getattr(attrs, name)
+            if name in ("name", "phone", "email"):
+                if not (only_missing and name in record.sealed):
+                    self.set_pii(record, name, value)
+            elif name == "address":
+                if not (only_missing and "address" in record.attributes):
+                    self._apply_address(record, attrs)
+            elif not (only_missing and name in record.attributes):
+                if value is None:
+                    record.attributes.pop(name, None)
+                else:
+                    record.attributes[name] = value.isoformat() if name == "birthday" else value
+
+    def _apply_address(self, record: ProfileRecord, attrs: ProfileAttributes) -> None:
+        address = attrs.address
+        if address is None:
+            record.attributes.pop("address", None)
+            self.set_pii(record, "address_line", None)
+            return
+        record.attributes["address"] = {
+            k: getattr(address, k) for k in _REGION_FIELDS if getattr(address, k) is not None
+        }
+        self.set_pii(record, "address_line", address.line)
+
+    def copy_missing(self, source: ProfileRecord, target: ProfileRecord) -> None:
+        """Fill target's unset attributes from source, re-sealing PII under target's key."""
+        for name, value in source.attributes.items():
+            target.attributes.setdefault(name, value)
+        missing = [f for f in source.sealed if f not in target.sealed]
+        if missing:
+            opened = self.open_all(source)
+            for field in missing:
+                self.set_pii(target, field, opened[field])
+
+    def view(self, record: ProfileRecord, full: bool) -> AttributesView:
+        pii = self.open_all(record) if full else dict(record.masked)
+        plain: dict[str, Any] = {k: record.attributes.get(k) for k in _PLAIN_FIELDS}
+        region = record.attributes.get("address")
+        address = None
+        if region is not None or "address_line" in pii:
+            address = AddressView(**(region or {}), line=pii.get("address_line"))
+        return AttributesView(
+            name=pii.get("name"),
+            phone=pii.get("phone"),
+            email=pii.get("email"),
+            address=address,
+            **plain,
+        )

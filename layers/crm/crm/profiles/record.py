@@ -1,0 +1,48 @@
+"""The stored shape of a profile and of ledger entries (internal; never returned as is)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from crm.profiles.models import Aggregates, Channel, ConsentState, TagState
+
+
+class StoredIdentity(BaseModel):
+    channel: Channel
+    key: str = Field(description="the index key: the external id, or a blind-index token for PII")
+    display: str = Field(description="what staff without PII access may see")
+
+
+class ProfileRecord(BaseModel):
+    customer_id: str
+    version: int = 1
+    rev: int = 0
+    created_at: datetime
+    updated_at: datetime
+    attributes: dict[str, Any] = Field(default_factory=dict, description="non-PII attributes")
+    sealed: dict[str, str] = Field(default_factory=dict, description="encrypted PII fields")
+    masked: dict[str, str] = Field(default_factory=dict, description="masked PII fields")
+    wrapped_key: bytes | None = Field(default=None, exclude=True)
+    identities: list[StoredIdentity] = Field(default_factory=list)
+    consent: dict[str, ConsentState] = Field(default_factory=dict)
+    tags: dict[str, TagState] = Field(default_factory=dict)
+    points_balance: int = 0
+    aggregates: Aggregates = Field(default_factory=Aggregates)
+    merged_from: list[str] = Field(default_factory=list)
+    merged_into: str | None = None
+
+
+LedgerKind = Literal["EVT", "PTS", "CNS"]
+
+
+class LedgerEntry(BaseModel):
+    """One thing that happened to a customer, stored once under its idempotency key."""
+
+    key: str
+    kind: LedgerKind
+    customer_id: str
+    at: datetime
+    body: dict[str, Any]
