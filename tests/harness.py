@@ -56,6 +56,10 @@ class Suite:
     def __post_init__(self) -> None:
         self.routes = api_routes(self.stack.template)
 
+    def invoke(self, function: str, event: dict[str, Any]) -> Any:
+        spec = self.stack.template.function(function)
+        return invoke(spec, event, self.stack.environment(spec))
+
     # ------------------------------------------------------------ API Gateway -> ApiFunction
     def call(
         self,
@@ -83,7 +87,7 @@ class Suite:
             body=payload,
             claims=claims_for(role, customer_id) if role and route.authorized else None,
         )
-        out = invoke(self.stack.template.function(route.function), event)
+        out = self.invoke(route.function, event)
         text = out.get("body") or "null"
         return Reply(out["statusCode"], json.loads(text), out.get("headers", {}))
 
@@ -105,7 +109,10 @@ class Suite:
         """Invoke a function with an SQS batch and settle it as the event source mapping does:
         delete what succeeded, make what failed visible again."""
         arn = self.stack.attrs[queue]["Arn"]
-        response = invoke(self.stack.template.function(function), sqs_event(messages, arn))
+        try:
+            response = self.invoke(function, sqs_event(messages, arn))
+        except Exception:  # a failed invocation returns the whole batch to the queue
+            response = {"batchItemFailures": [{"itemIdentifier": m["MessageId"]} for m in messages]}
         failed = {f["itemIdentifier"] for f in (response or {}).get("batchItemFailures", [])}
         sqs = boto3.client("sqs")
         for message in messages:

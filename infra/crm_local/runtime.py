@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any
 
 from crm_local.provision import ACCOUNT, REGION
@@ -42,22 +43,31 @@ class LambdaContext:
 _loaded: dict[str, Handler] = {}
 
 
-def load_handler(spec: FunctionSpec) -> Handler:
+def load_module(spec: FunctionSpec) -> ModuleType:
     """Import the function's module under a name of its own (every function has an app.py)."""
-    if spec.logical_id in _loaded:
-        return _loaded[spec.logical_id]
-    module_name, _, attr = spec.handler.rpartition(".")
-    path = spec.code_uri / (module_name.replace(".", "/") + ".py")
     unique = f"crm_function_{spec.logical_id}"
+    if unique in sys.modules:
+        return sys.modules[unique]
+    module_name = spec.handler.rpartition(".")[0]
+    path = spec.code_uri / (module_name.replace(".", "/") + ".py")
     loader_spec = importlib.util.spec_from_file_location(unique, path)
     if loader_spec is None or loader_spec.loader is None:
         raise ImportError(f"cannot load {path}")
     module = importlib.util.module_from_spec(loader_spec)
     sys.modules[unique] = module
-    loader_spec.loader.exec_module(module)
-    handler: Handler = getattr(module, attr)
-    _loaded[spec.logical_id] = handler
-    return handler
+    try:
+        loader_spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[unique]
+        raise
+    return module
+
+
+def load_handler(spec: FunctionSpec) -> Handler:
+    if spec.logical_id not in _loaded:
+        attr = spec.handler.rpartition(".")[2]
+        _loaded[spec.logical_id] = getattr(load_module(spec), attr)
+    return _loaded[spec.logical_id]
 
 
 def forget_handlers() -> None:
@@ -80,9 +90,11 @@ def environment(values: Mapping[str, str]) -> Iterator[None]:
                 os.environ[key] = old
 
 
-def invoke(spec: FunctionSpec, event: dict[str, Any]) -> Any:
-    handler = load_handler(spec)
-    return handler(event, LambdaContext(spec.logical_id, timeout_s=spec.timeout))
+def invoke(spec: FunctionSpec, event: dict[str, Any], env: Mapping[str, str]) -> Any:
+    """Run the function once with its own environment, as its Lambda container would."""
+    with environment(env):
+        handler = load_handler(spec)
+        return handler(event, LambdaContext(spec.logical_id, timeout_s=spec.timeout))
 
 
 def reset_process_state() -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from pydantic import ValidationError
+
 
 @dataclass(frozen=True)
 class FieldProblem:
@@ -51,3 +53,12 @@ class Conflict(CrmError):
 class PayloadTooLarge(CrmError):
     status = 413
     code = "payload_too_large"
+
+
+def validation_problems(exc: ValidationError) -> list[FieldProblem]:
+    """Where and what, never the offending value: inputs may hold PII."""
+    problems = []
+    for err in exc.errors(include_url=False, include_input=False):
+        where = ".".join(str(p) for p in err["loc"]) or "body"
+        problems.append(FieldProblem(where, err["msg"]))
+    return problems

@@ -17,7 +17,7 @@ from chalice.app import Chalice, Request, Response
 from pydantic import BaseModel, ValidationError
 
 from crm.auth import Caller, caller_from_claims
-from crm.errors import CrmError, FieldProblem, InvalidInput, PayloadTooLarge
+from crm.errors import CrmError, FieldProblem, InvalidInput, PayloadTooLarge, validation_problems
 
 logger = Logger(child=True)
 
@@ -84,14 +84,6 @@ def error_body(error: CrmError) -> dict[str, Any]:
     if error.fields:
         body["fields"] = [{"field": f.field, "message": f.message} for f in error.fields]
     return {"error": body}
-
-
-def validation_problems(exc: ValidationError) -> list[FieldProblem]:
-    problems = []
-    for err in exc.errors(include_url=False, include_input=False):
-        where = ".".join(str(p) for p in err["loc"]) or "body"
-        problems.append(FieldProblem(where, err["msg"]))
-    return problems
 
 
 def parse_body(raw: bytes | str | None, kind: type[M], max_bytes: int) -> M:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, Field, StringConstraints, TypeAdapter, model_validator
+from pydantic import Field, StringConstraints, TypeAdapter, model_validator
 
-from crm.models import Output, StrictInput
+from crm.models import Output, StrictInput, UtcDatetime
 from crm.profiles.models import Channel, Identity, Key
 
 MAX_EVENTS_PER_BATCH = 100
@@ -21,7 +21,7 @@ class _Event(StrictInput):
     event_id: Key = Field(
         description="unique per event; a resent event with the same id is folded once"
     )
-    occurred_at: AwareDatetime
+    occurred_at: UtcDatetime
     customer_id: Key | None = None
     identity: Identity | None = Field(
         default=None, description="instead of customer_id: resolves (or creates) the profile"

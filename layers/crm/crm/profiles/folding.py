@@ -16,10 +16,12 @@ from functools import cache
 from typing import Any
 
 from aws_lambda_powertools import Logger
+from pydantic import ValidationError
 
 from crm.bus import Bus
 from crm.clock import Clock, IdFactory, new_id, utc_now
 from crm.config import settings
+from crm.errors import validation_problems
 from crm.events import CustomerProfileUpdated
 from crm.keys import blind_index
 from crm.lake import Lake
@@ -37,6 +39,10 @@ from crm.profiles.service import ProfileService, profile_service, retry_on_stale
 from crm.profiles.store import AppendEntry, DuplicateEntry
 
 logger = Logger(child=True)
+
+
+class PoisonMessage(ValueError):
+    """A queued message that can never be folded; it ends in the dead-letter queue."""
 
 
 @dataclass(frozen=True)
@@ -97,7 +103,12 @@ class EventFolding:
         self._ids = ids
 
     def parse(self, body: str) -> CustomerEvent:
-        return CUSTOMER_EVENT.validate_json(body)
+        """Raises PoisonMessage naming the fields, never their values (they may hold PII)."""
+        try:
+            return CUSTOMER_EVENT.validate_json(body)
+        except ValidationError as exc:
+            problems = "; ".join(f"{p.field}: {p.message}" for p in validation_problems(exc))
+            raise PoisonMessage(f"not a valid customer event ({problems})") from None
 
     def fold(self, event: CustomerEvent, redelivered: bool) -> Folded | None:
         """Apply one event; None when it was already applied and needs nothing more."""

@@ -9,7 +9,6 @@ from typing import Annotated, Literal
 
 from email_validator import EmailNotValidError, validate_email
 from pydantic import (
-    AwareDatetime,
     Field,
     StringConstraints,
     computed_field,
@@ -17,7 +16,7 @@ from pydantic import (
     model_validator,
 )
 
-from crm.models import Output, StrictInput
+from crm.models import Output, StrictInput, UtcDatetime
 from crm.pii import normalize_phone
 
 MAX_IDENTITIES = 20
@@ -133,7 +132,7 @@ class ConsentChange(StrictInput):
     purpose: ConsentPurpose
     granted: bool
     source: Key = Field(description="where the decision was taken: a channel, a store id, ...")
-    decided_at: AwareDatetime | None = Field(
+    decided_at: UtcDatetime | None = Field(
         default=None, description="when the customer decided; defaults to now"
     )
 
