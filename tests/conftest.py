@@ -20,22 +20,11 @@ os.environ.pop("AWS_PROFILE", None)
 
 from moto import mock_aws
 
-from crm_local.provision import provision
-from crm_local.runtime import environment, reset_process_state
-from crm_local.template import load_template
-from tests.harness import Suite
+from crm_local.harness import Suite, local_suite
 
 
 @pytest.fixture
 def suite() -> Iterator[Suite]:
     """Every resource of template.yaml in moto, and the functions' environment set."""
-    with mock_aws():
-        template = load_template()
-        stack = provision(template)
-        env: dict[str, str] = {}
-        for spec in template.functions():
-            env.update(stack.environment(spec))
-        with environment(env):
-            reset_process_state()
-            yield Suite(stack)
-        reset_process_state()
+    with mock_aws(), local_suite() as deployed:
+        yield deployed

@@ -34,13 +34,15 @@ def _fold_record(batch: FoldBatch, record: SQSRecord) -> None:
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     with event_folding().batch() as batch:
-        response = process_partial_response(
-            event=event,
-            record_handler=lambda record: _fold_record(batch, record),
-            processor=processor,
-            context=context,
-        )
-    failed = len(response.get("batchItemFailures", []))
-    metrics.add_metric("EventsFolded", MetricUnit.Count, len(batch.folded))
-    metrics.add_metric("EventsFailed", MetricUnit.Count, failed)
-    return dict(response)
+        try:
+            return dict(
+                process_partial_response(
+                    event=event,
+                    record_handler=lambda record: _fold_record(batch, record),
+                    processor=processor,
+                    context=context,
+                )
+            )
+        finally:
+            metrics.add_metric("EventsFolded", MetricUnit.Count, len(batch.folded))
+            metrics.add_metric("EventsFailed", MetricUnit.Count, len(processor.fail_messages))

@@ -105,7 +105,14 @@ class Stack:
 
     # ------------------------------------------------------------ functions
     def environment(self, spec: FunctionSpec) -> dict[str, str]:
-        return {k: str(self.resolve(v)) for k, v in spec.environment.items()}
+        """The template's variables, plus the ones Lambda itself sets in every function."""
+        lambda_env = {
+            "AWS_REGION": REGION,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_LAMBDA_FUNCTION_NAME": f"{self.name}-{spec.logical_id}",
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory),
+        }
+        return {**lambda_env, **{k: str(self.resolve(v)) for k, v in spec.environment.items()}}
 
     def queue_url_of_arn(self, arn: str) -> str:
         for logical, attrs in self.attrs.items():

@@ -57,6 +57,7 @@ class FunctionSpec:
     environment: dict[str, Any]
     events: list[FunctionEvent] = field(default_factory=list)
     timeout: int = 3
+    memory: int = 128
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,7 @@ class Template:
                     environment=env,
                     events=events,
                     timeout=int(props.get("Timeout", glob.get("Timeout", 3))),
+                    memory=int(props.get("MemorySize", glob.get("MemorySize", 128))),
                 )
             )
         return specs

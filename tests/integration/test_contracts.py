@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from crm_local.apigw import api_routes
+from crm_local.harness import Suite
 from crm_local.openapi_doc import DOC_PATH, current_openapi, render
 from crm_local.runtime import load_module
 from crm_local.template import ROOT, load_template
-from tests.harness import Suite
 
 EVENTS = ROOT / "events"
 

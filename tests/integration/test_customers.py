@@ -7,7 +7,7 @@ from typing import Any
 import boto3
 import pytest
 
-from tests.harness import Suite
+from crm_local.harness import Suite, count_requests
 
 
 def upsert(suite: Suite, *identities: tuple[str, str], role: str = "admin", **attrs: Any) -> Any:
@@ -301,3 +301,15 @@ def test_invalid_json_unknown_customer_and_missing_token(suite: Suite) -> None:
                       {"txn_id": "t", "kind": "earn", "points": -5}).status == 400  # fmt: skip
     assert suite.call("GET", "/customers/x/points", query={"limit": "0"}).status == 400
     assert suite.call("GET", "/customers/x/points", query={"next_token": "zz"}).status in (400, 404)
+
+
+def test_aws_requests_to_create_a_customer_with_pii(suite: Suite) -> None:
+    upsert(suite, ("app", "warm"), phone="13000000000")  # the blind-index key, once per container
+    with count_requests() as counts:
+        created = upsert(suite, ("app", "new"), phone="13000000001", name="周九")
+    assert created.status == 201
+    assert dict(counts) == {
+        "dynamodb.BatchGetItem": 1,  # who owns these identities?
+        "kms.GenerateDataKey": 1,  # the customer's own data key
+        "dynamodb.TransactWriteItems": 1,  # profile and identities, all or nothing
+    }

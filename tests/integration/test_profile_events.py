@@ -8,7 +8,7 @@ from typing import Any
 import boto3
 import pytest
 
-from tests.harness import Suite, count_requests
+from crm_local.harness import Suite, count_requests
 
 
 @pytest.fixture

@@ -130,10 +130,15 @@ class ProfileService:
         return self._view(caller, record, PiiCodec(self._keys), customer_id)
 
     def _view(
-        self, caller: Caller, record: ProfileRecord, codec: PiiCodec, asked_as: str | None = None
+        self,
+        caller: Caller,
+        record: ProfileRecord,
+        codec: PiiCodec,
+        asked_as: str | None = None,
+        new: bool = False,
     ) -> Customer360:
         full = caller.can(Permission.READ_PII, asked_as or record.customer_id)
-        timeline = self._timeline(record)
+        timeline = [] if new else self._timeline(record)  # a new profile has no history yet
         return Customer360(
             customer_id=record.customer_id,
             version=record.version,
@@ -172,7 +177,7 @@ class ProfileService:
             customer_id=record.customer_id,
             created=created,
             merged=merged,
-            profile=self._view(caller, record, codec),
+            profile=self._view(caller, record, codec, new=created),
         )
 
     def resolve_identity(self, identity: Identity) -> str:

@@ -1,4 +1,6 @@
-"""Drives the template's functions in-process against moto, the way AWS would invoke them."""
+"""Drives the template's functions in-process against moto, the way AWS would invoke them.
+
+Shared by the integration tests and the benchmarks."""
 
 from __future__ import annotations
 
@@ -13,9 +15,10 @@ import boto3
 
 from crm import aws
 from crm_local.apigw import ApiRoute, api_routes, match_route, proxy_event
-from crm_local.provision import Stack
-from crm_local.runtime import invoke
+from crm_local.provision import Stack, provision
+from crm_local.runtime import environment, invoke, reset_process_state
 from crm_local.sqs import sqs_event
+from crm_local.template import load_template
 
 ROLE_SUBJECTS = {
     "support_agent": "agent-1",
@@ -139,6 +142,23 @@ class Suite:
             self.deliver(function, queue, messages)
             handled += len(messages)
         return handled
+
+
+@contextmanager
+def local_suite() -> Iterator[Suite]:
+    """Provision template.yaml on the current AWS endpoint (moto) and set the functions' shared
+    environment for the code that runs in this process."""
+    template = load_template()
+    stack = provision(template)
+    env: dict[str, str] = {}
+    for spec in template.functions():
+        env.update(stack.environment(spec))
+    with environment(env):
+        reset_process_state()
+        try:
+            yield Suite(stack)
+        finally:
+            reset_process_state()
 
 
 @contextmanager

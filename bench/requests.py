@@ -1,0 +1,79 @@
+"""AWS requests per unit of work, counted exactly on moto (the same code paths as in AWS)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from moto import mock_aws
+
+from crm_local.harness import Suite, count_requests, local_suite
+
+QUEUE = "ProfileEventsQueue"
+
+
+@dataclass(frozen=True)
+class RequestCount:
+    work: str
+    counts: Counter[str]
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+def _paid(cid: str, n: int, day: int = 1) -> dict[str, object]:
+    return {
+        "event_id": f"e-{cid}-{n}", "type": "order_paid", "order_id": f"o-{cid}-{n}",
+        "customer_id": cid, "amount": "99.00", "occurred_at": f"2026-11-{day:02d}T10:00:00Z",
+        "items": [{"sku": "sku-1", "category": "美妆", "quantity": 1, "unit_price": "99.00"}],
+    }  # fmt: skip
+
+
+def _customer(suite: Suite, n: int, phone: bool = False) -> str:
+    attrs = {"phone": f"1380000{n:04d}", "name": "测试"} if phone else {}
+    body = {"identities": [{"channel": "app", "external_id": f"u-{n}"}], "attributes": attrs}
+    reply = suite.call("POST", "/customers", body)
+    assert reply.status in (200, 201), reply.body
+    return str(reply.body["customer_id"])
+
+
+def _measure(work: str, action: Callable[[], object]) -> RequestCount:
+    with count_requests() as counts:
+        action()
+    return RequestCount(work, Counter(counts))
+
+
+def count_requests_per_unit() -> list[RequestCount]:
+    results = []
+    with mock_aws(), local_suite() as suite:
+        cid = _customer(suite, 0, phone=True)
+        suite.call("POST", "/events", {"events": [_paid(cid, 0)]})
+        suite.drain()  # warm the container: the blind-index key is fetched once
+
+        def read_as(role: str) -> Callable[[], object]:
+            return lambda: suite.call("GET", f"/customers/{cid}", role=role)
+
+        def fold(messages: list[dict[str, object]]) -> Callable[[], object]:
+            return lambda: suite.deliver("ProfileEventsFunction", "ProfileEventsQueue", messages)
+
+        work = "create a customer with PII (POST /customers)"
+        results.append(_measure(work, lambda: _customer(suite, 1, phone=True)))
+        results.append(_measure("read one 360° view, masked (marketer)", read_as("marketer")))
+        work = "read one 360° view, full PII (support agent)"
+        results.append(_measure(work, read_as("support_agent")))
+
+        suite.call("POST", "/events", {"events": [_paid(cid, 1)]})
+        results.append(_measure("fold one event (SQS batch of 1)", fold(suite.receive(QUEUE))))
+
+        others = [_customer(suite, 100 + n) for n in range(10)]
+        suite.call("POST", "/events", {"events": [_paid(c, 2) for c in others]})
+        ten = suite.receive(QUEUE)
+        work = f"fold a batch of {len(ten)} events of {len(ten)} customers"
+        results.append(_measure(work, fold(ten)))
+
+        hundred = {"events": [_paid(cid, 10 + n) for n in range(100)]}
+        work = "accept 100 events (POST /events)"
+        results.append(_measure(work, lambda: suite.call("POST", "/events", hundred)))
+    return results
