@@ -30,7 +30,6 @@ PSEUDO = {
 # Types the emulator has nothing to create for: code, IAM, alarms, Cognito (the gateway plays
 # the authorizer), API Gateway (the gateway plays it), policies.
 IGNORED_TYPES = {
-    "AWS::Serverless::Function",
     "AWS::Serverless::LayerVersion",
     "AWS::Serverless::Api",
     "AWS::CloudWatch::Alarm",
@@ -149,8 +148,10 @@ class Provisioner:
         while pending:
             progressed = False
             for logical_id, resource in list(pending.items()):
+                props = resource.get("Properties", {})
                 try:
-                    props = self.stack.resolve(resource.get("Properties", {}))
+                    if resource["Type"] != "AWS::Serverless::Function":  # runs here, not in moto
+                        props = self.stack.resolve(props)
                 except Unresolved:
                     continue
                 self._create(logical_id, resource["Type"], props)
@@ -169,6 +170,7 @@ class Provisioner:
             "AWS::Events::Rule": self._rule,
             "AWS::KMS::Key": self._key,
             "AWS::SecretsManager::Secret": self._secret,
+            "AWS::Serverless::Function": self._function,
         }
         creator = creators.get(kind)
         if creator is None:
@@ -266,15 +268,22 @@ class Provisioner:
         if "EventPattern" in props:
             params["EventPattern"] = json.dumps(props["EventPattern"])
         arn = events.put_rule(**params)["RuleArn"]
+        # Targets that are functions are wired by the emulator (crm_local.triggers).
         targets = [
             {"Id": t["Id"], "Arn": t["Arn"], **({"Input": t["Input"]} if "Input" in t else {})}
             for t in props.get("Targets", [])
+            if ":lambda:" not in str(t["Arn"])
         ]
         if targets:
             bus = {"EventBusName": props["EventBusName"]} if "EventBusName" in props else {}
             events.put_targets(Rule=name, Targets=targets, **bus)
         self.stack.refs[logical_id] = name
         self.stack.attrs[logical_id] = {"Arn": arn}
+
+    def _function(self, logical_id: str, props: dict[str, Any]) -> None:
+        """Functions run in the emulator's process; only their names and ARNs are needed."""
+        self.stack.refs[logical_id] = f"{self.stack.name}-{logical_id}"
+        self.stack.attrs[logical_id] = {"Arn": self.stack.function_arn(logical_id)}
 
     def _key(self, logical_id: str, props: dict[str, Any]) -> None:
         kms = self._client("kms")

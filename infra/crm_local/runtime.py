@@ -1,10 +1,17 @@
-"""Loading and invoking the template's functions in this process, as Lambda would."""
+"""Loading and invoking the template's functions in this process, as Lambda would.
+
+A container is one import of a function's module, used by one invocation at a time, as in
+Lambda; a function's pool grows containers up to its concurrency, each a fresh import (its
+own module-level state, its own cold start).
+"""
 
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import os
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -40,40 +47,113 @@ class LambdaContext:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
-_loaded: dict[str, Handler] = {}
+_import_lock = threading.Lock()
+_serial = itertools.count()
 
 
-def load_module(spec: FunctionSpec) -> ModuleType:
-    """Import the function's module under a name of its own (every function has an app.py)."""
-    unique = f"crm_function_{spec.logical_id}"
-    if unique in sys.modules:
-        return sys.modules[unique]
-    module_name = spec.handler.rpartition(".")[0]
-    path = spec.code_uri / (module_name.replace(".", "/") + ".py")
-    loader_spec = importlib.util.spec_from_file_location(unique, path)
+def _import_function(spec: FunctionSpec, module_name: str) -> ModuleType:
+    path = spec.code_uri / (spec.handler.rpartition(".")[0].replace(".", "/") + ".py")
+    loader_spec = importlib.util.spec_from_file_location(module_name, path)
     if loader_spec is None or loader_spec.loader is None:
         raise ImportError(f"cannot load {path}")
     module = importlib.util.module_from_spec(loader_spec)
-    sys.modules[unique] = module
+    sys.modules[module_name] = module
     try:
         loader_spec.loader.exec_module(module)
     except BaseException:
-        del sys.modules[unique]
+        del sys.modules[module_name]
         raise
     return module
 
 
-def load_handler(spec: FunctionSpec) -> Handler:
-    if spec.logical_id not in _loaded:
-        attr = spec.handler.rpartition(".")[2]
-        _loaded[spec.logical_id] = getattr(load_module(spec), attr)
-    return _loaded[spec.logical_id]
+class Container:
+    def __init__(self, spec: FunctionSpec, env: Mapping[str, str]) -> None:
+        self.spec = spec
+        self.lock = threading.Lock()
+        self.name = f"crm_function_{spec.logical_id}_{next(_serial)}"
+        with _import_lock, environment(env):
+            self.module = _import_function(spec, self.name)
+        self.handler: Handler = getattr(self.module, spec.handler.rpartition(".")[2])
+
+    def invoke(self, event: dict[str, Any]) -> Any:
+        with self.lock:
+            context = LambdaContext(self.spec.logical_id, timeout_s=self.spec.timeout)
+            return self.handler(event, context)
 
 
-def forget_handlers() -> None:
-    for logical_id in list(_loaded):
-        sys.modules.pop(f"crm_function_{logical_id}", None)
-    _loaded.clear()
+class FunctionPool:
+    """Containers of one function; an invocation takes a free one or starts another."""
+
+    def __init__(self, spec: FunctionSpec, env: Mapping[str, str], concurrency: int = 4) -> None:
+        self.spec = spec
+        self.env = dict(env)
+        self.concurrency = concurrency
+        self._idle: list[Container] = []
+        self._count = 0
+        self._cond = threading.Condition()
+
+    def _take(self) -> Container:
+        with self._cond:
+            while not self._idle and self._count >= self.concurrency:
+                self._cond.wait()
+            if self._idle:
+                return self._idle.pop()
+            self._count += 1
+        try:
+            return Container(self.spec, self.env)
+        except BaseException:
+            with self._cond:
+                self._count -= 1
+                self._cond.notify()
+            raise
+
+    def invoke(self, event: dict[str, Any]) -> Any:
+        container = self._take()
+        try:
+            return container.invoke(event)
+        finally:
+            with self._cond:
+                self._idle.append(container)
+                self._cond.notify()
+
+    def first_container(self) -> Container:
+        with self._cond:
+            if self._idle:
+                return self._idle[0]
+        container = self._take()
+        with self._cond:
+            self._idle.append(container)
+        return container
+
+
+_pools: dict[tuple[str, str], FunctionPool] = {}
+_pools_lock = threading.Lock()
+
+
+def pool_for(spec: FunctionSpec, env: Mapping[str, str]) -> FunctionPool:
+    key = (spec.logical_id, str(spec.code_uri))
+    with _pools_lock:
+        if key not in _pools:
+            _pools[key] = FunctionPool(spec, env)
+        return _pools[key]
+
+
+def invoke(spec: FunctionSpec, event: dict[str, Any], env: Mapping[str, str]) -> Any:
+    """Run the function once, in a warm container of its pool when one is free."""
+    return pool_for(spec, env).invoke(event)
+
+
+def load_module(spec: FunctionSpec) -> ModuleType:
+    """The module of one of the function's containers (for route tables, OpenAPI, ...)."""
+    return pool_for(spec, {}).first_container().module
+
+
+def forget_functions() -> None:
+    with _pools_lock:
+        for pool in _pools.values():
+            for container in pool._idle:
+                sys.modules.pop(container.name, None)
+        _pools.clear()
 
 
 @contextmanager
@@ -88,13 +168,6 @@ def environment(values: Mapping[str, str]) -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = old
-
-
-def invoke(spec: FunctionSpec, event: dict[str, Any], env: Mapping[str, str]) -> Any:
-    """Run the function once with its own environment, as its Lambda container would."""
-    with environment(env):
-        handler = load_handler(spec)
-        return handler(event, LambdaContext(spec.logical_id, timeout_s=spec.timeout))
 
 
 def reset_process_state() -> None:

@@ -63,6 +63,7 @@ class FunctionSpec:
 @dataclass(frozen=True)
 class Template:
     body: dict[str, Any]
+    base_dir: Path = ROOT
 
     @property
     def resources(self) -> dict[str, dict[str, Any]]:
@@ -88,7 +89,7 @@ class Template:
             specs.append(
                 FunctionSpec(
                     logical_id=logical_id,
-                    code_uri=ROOT / props.get("CodeUri", glob.get("CodeUri", ".")),
+                    code_uri=self.base_dir / props.get("CodeUri", glob.get("CodeUri", ".")),
                     handler=props.get("Handler", glob.get("Handler", "app.lambda_handler")),
                     environment=env,
                     events=events,
@@ -105,10 +106,12 @@ class Template:
         raise KeyError(f"no function {logical_id} in template.yaml")
 
 
-def parse_template(text: str) -> Template:
-    return Template(yaml.load(text, Loader=_CfnLoader))  # noqa: S506 - a SafeLoader subclass
+def parse_template(text: str, base_dir: Path = ROOT) -> Template:
+    body = yaml.load(text, Loader=_CfnLoader)  # noqa: S506 - a SafeLoader subclass
+    return Template(body, base_dir)
 
 
 @cache
 def load_template(path: Path = TEMPLATE_PATH) -> Template:
-    return parse_template(path.read_text())
+    """The template, with CodeUri paths relative to the template's folder as in SAM."""
+    return parse_template(path.read_text(), path.resolve().parent)

@@ -202,9 +202,9 @@ class PointsView(Output):
 
 class OrderAggregates(Output):
     order_count: int = 0
-    total_spend: Decimal = Decimal(0)
+    total_spend: Decimal = Decimal("0.00")
     refund_count: int = 0
-    refunded_amount: Decimal = Decimal(0)
+    refunded_amount: Decimal = Decimal("0.00")
     first_order_at: datetime | None = None
     last_order_at: datetime | None = None
     category_items: dict[str, int] = Field(

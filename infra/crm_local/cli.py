@@ -1,0 +1,261 @@
+"""`crm-local`: the suite on 127.0.0.1 without an AWS account or Docker.
+
+crm-local up [--port 8000] [--seed N] [--reset]    start everything (make run)
+crm-local token --role ROLE [--customer ID]         print a development token
+crm-local fire NAME                                 fire a schedule of the template now
+crm-local invoke FUNCTION --event events/FILE.json  run one function once
+crm-local seed --customers N                        load the demo shop into a running suite
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import urllib.error
+import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from crm_local.clock import scheduled_event
+from crm_local.emulator import Emulator, use_endpoint
+from crm_local.moto_server import LocalMotoServer
+from crm_local.provision import provision
+from crm_local.runtime import invoke, reset_process_state
+from crm_local.seed import ApiClient, Shop, load_shop
+from crm_local.state import read_info
+from crm_local.template import TEMPLATE_PATH, load_template
+from crm_local.tokens import ROLES, dev_secret, issue_token
+from crm_local.triggers import ScheduleTrigger
+
+DEFAULT_STATE = Path(".crm-local")
+
+
+def _running(state_dir: Path) -> dict[str, Any] | None:
+    """The info of the emulator running on this state folder, if it answers."""
+    info = read_info(state_dir)
+    if not info:
+        return None
+    try:
+        urllib.request.urlopen(info["api"] + "/openapi.json", timeout=2).close()  # noqa: S310
+    except (urllib.error.URLError, OSError):
+        return None
+    return info
+
+
+def _backlog(url: str) -> int:
+    attrs = boto3.client("sqs").get_queue_attributes(
+        QueueUrl=url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return sum(int(v) for v in attrs.values())
+
+
+def _seed(api: str, secret: str, customers: int, queue_url: str, state_dir: Path) -> None:
+    client = ApiClient(api, issue_token(secret, "admin", subject="demo-loader"))
+    shop = Shop(seed=7).customers(customers)
+    totals = load_shop(client, shop, backlog=lambda: _backlog(queue_url))
+    (state_dir / "seeded").write_text(json.dumps(totals))
+    sample = shop[0].customer_id
+    print(f"\nseeded {totals['customers']} customers and {totals['events']} events; "
+          f"one of them: {sample}", flush=True)  # fmt: skip
+
+
+def _banner(info: dict[str, Any], secret: str) -> str:
+    api = info["api"]
+    tokens = {role: issue_token(secret, role) for role in ROLES if role != "customer"}
+    lines = [
+        "",
+        "The CRM runs on 127.0.0.1 (Ctrl-C stops it; state is kept in .crm-local/).",
+        f"  API:           {api}",
+        f"  AWS endpoint:  {info['aws_endpoint']}  (AWS_ENDPOINT_URL for the aws CLI / boto3)",
+        f"  OpenAPI:       {api}/openapi.json",
+        "",
+        "Tokens (12 h; `crm-local token --role ROLE [--customer ID]` makes more):",
+    ]
+    lines += [f"  {role:<16} {token}" for role, token in tokens.items()]
+    customer = {
+        "identities": [{"channel": "mini_program", "external_id": "oTry1"}],
+        "attributes": {"name": "林小雨", "phone": "13912345678", "city": "杭州"},
+    }
+    order = {
+        "events": [
+            {
+                "event_id": "try-1-paid", "type": "order_paid", "order_id": "try-1",
+                "customer_id": "ID", "amount": "268.00",
+                "occurred_at": "2026-11-20T12:00:00+08:00",
+                "items": [{"sku": "milk-powder-3", "category": "母婴", "quantity": 1,
+                           "unit_price": "268.00"}],
+            }
+        ]
+    }  # fmt: skip
+    order_json = json.dumps(order, ensure_ascii=False).replace('"ID"', "\"'$ID'\"")
+    lines += [
+        "",
+        "Try it (bash):",
+        f"  export CRM={api}",
+        f"  export ADMIN={tokens['admin']}",
+        f"  export MARKETER={tokens['marketer']}",
+        '  ID=$(curl -s -X POST $CRM/customers -H "Authorization: Bearer $ADMIN" \\',
+        f"    -d '{json.dumps(customer, ensure_ascii=False)}' | python3 -c "
+        "'import json,sys; print(json.load(sys.stdin)[\"customer_id\"])')",
+        '  curl -s -X POST $CRM/events -H "Authorization: Bearer $ADMIN" \\',
+        f"    -d '{order_json}'",
+        '  sleep 3; curl -s $CRM/customers/$ID -H "Authorization: Bearer $MARKETER"',
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(name)s %(message)s")  # fmt: skip
+    if _running(args.state_dir):
+        print(f"an emulator already runs on {args.state_dir}/ ; stop it first", file=sys.stderr)
+        return 1
+    print("starting the emulator ...", flush=True)
+    emulator = Emulator(
+        template_path=args.template,
+        state_dir=args.state_dir,
+        port=args.port,
+        moto_port=args.moto_port,
+        reset=args.reset,
+        persist=not args.no_persist,
+        verbose=args.verbose,
+    ).start()
+    info = emulator.info()
+    print(_banner(info, emulator.secret), flush=True)
+    if emulator.restored:
+        print("(state restored from the previous run; `make run ARGS=--reset` starts afresh)")
+
+    stopped = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stopped.set())
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    already = (args.state_dir / "seeded").exists()
+    if args.seed and not already:
+        queue = str(emulator.stack.refs["ProfileEventsQueue"])
+        seeding = threading.Thread(
+            target=_seed,
+            args=(info["api"], emulator.secret, args.seed, queue, args.state_dir),
+            daemon=True,
+        )
+        seeding.start()
+    print("ready", flush=True)
+    stopped.wait()
+    print("\nstopping ...", flush=True)
+    emulator.stop()
+    return 0
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    print(issue_token(dev_secret(args.state_dir), args.role, args.customer))
+    return 0
+
+
+def cmd_fire(args: argparse.Namespace) -> int:
+    info = _running(args.state_dir)
+    if not info:
+        print("no emulator is running: start it with `make run`", file=sys.stderr)
+        return 1
+    schedules: dict[str, dict[str, Any]] = info["schedules"]
+    name = next((n for n in schedules if n == args.name or n.endswith(f"-{args.name}")), None)
+    if name is None:
+        print(f"no schedule {args.name}; the template has: {', '.join(schedules) or 'none'}",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    spec = schedules[name]
+    trigger = ScheduleTrigger(spec["function"], name, spec["expression"], spec["input"], True)
+    use_endpoint(info["aws_endpoint"])
+    body = json.dumps(scheduled_event(trigger, datetime.now(UTC)))
+    boto3.client("sqs").send_message(QueueUrl=info["taps"][spec["function"]], MessageBody=body)
+    print(f"fired {name} -> {spec['function']}")
+    return 0
+
+
+def cmd_invoke(args: argparse.Namespace) -> int:
+    template = load_template(args.template)
+    spec = template.function(args.function)
+    event = json.loads(Path(args.event).read_text())
+    info = _running(args.state_dir)
+    server = None
+    if info:
+        use_endpoint(info["aws_endpoint"])
+    else:
+        print("(no emulator running: using an empty throwaway one)", file=sys.stderr)
+        server = LocalMotoServer()
+        server.start()
+        use_endpoint(server.endpoint)
+    try:
+        stack = provision(template)
+        env = stack.environment(spec)
+        os.environ.update(env)
+        reset_process_state()
+        result = invoke(spec, event, env)
+    finally:
+        if server:
+            server.stop()
+    print(json.dumps(result, ensure_ascii=False, indent=2, default=str))
+    return 0
+
+
+def cmd_seed(args: argparse.Namespace) -> int:
+    info = _running(args.state_dir)
+    if not info:
+        print("no emulator is running: start it with `make run`", file=sys.stderr)
+        return 1
+    use_endpoint(info["aws_endpoint"])
+    queue = info["queues"]["ProfileEventsQueue"]
+    _seed(info["api"], dev_secret(args.state_dir), args.customers, queue, args.state_dir)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="crm-local", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE)
+    parser.add_argument("--template", type=Path, default=TEMPLATE_PATH)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("up", help="start the whole suite on 127.0.0.1")
+    up.add_argument("--port", type=int, default=8000, help="API gateway port (0: any free)")
+    up.add_argument("--moto-port", type=int, default=0, help="AWS endpoint port (0: any free)")
+    up.add_argument("--seed", type=int, default=0, metavar="N",
+                    help="load N demo customers on first start")  # fmt: skip
+    up.add_argument("--reset", action="store_true", help="forget the state of earlier runs")
+    up.add_argument("--no-persist", action="store_true", help="keep nothing after stopping")
+    up.add_argument("--verbose", action="store_true")
+    up.set_defaults(run=cmd_up)
+
+    token = sub.add_parser("token", help="print a development token")
+    token.add_argument("--role", required=True, choices=ROLES)
+    token.add_argument("--customer", help="the customer id of a customer token")
+    token.set_defaults(run=cmd_token)
+
+    fire = sub.add_parser("fire", help="fire one of the template's schedules now")
+    fire.add_argument("name", help="the schedule's rule name (or its event name)")
+    fire.set_defaults(run=cmd_fire)
+
+    inv = sub.add_parser("invoke", help="run one function once, like `sam local invoke`")
+    inv.add_argument("function", help="the function's logical id in template.yaml")
+    inv.add_argument("--event", required=True, help="a JSON event file, e.g. events/...json")
+    inv.set_defaults(run=cmd_invoke)
+
+    seed = sub.add_parser("seed", help="load demo customers into the running suite")
+    seed.add_argument("--customers", type=int, default=2000)
+    seed.set_defaults(run=cmd_seed)
+
+    args = parser.parse_args(argv)
+    code: int = args.run(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,194 @@
+"""The whole suite on 127.0.0.1: moto, the API gateway, the queue pump and the clock, all driven
+by template.yaml."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import threading
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from crm_local.apigw import api_routes
+from crm_local.clock import Clock
+from crm_local.gateway import Gateway
+from crm_local.moto_server import MotoProcess
+from crm_local.provision import REGION, Stack, provision
+from crm_local.pump import QueuePoller, TapPoller
+from crm_local.runtime import FunctionPool, reset_process_state
+from crm_local.state import INFO_FILE, STATE_FILE, write_info
+from crm_local.template import TEMPLATE_PATH, load_template
+from crm_local.tokens import dev_secret
+from crm_local.triggers import BusTrigger, QueueTrigger, ScheduleTrigger, triggers
+
+log = logging.getLogger("crm_local")
+
+FAKE_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "local",
+    "AWS_SECRET_ACCESS_KEY": "local",
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+}
+
+
+def use_endpoint(endpoint: str) -> None:
+    """Point every boto3 client of this process at the emulator, never at a real account."""
+    os.environ.update(FAKE_CREDENTIALS)
+    os.environ.pop("AWS_PROFILE", None)
+    os.environ.pop("AWS_SESSION_TOKEN", None)
+    os.environ["AWS_ENDPOINT_URL"] = endpoint
+
+
+class Emulator:
+    def __init__(
+        self,
+        template_path: Path = TEMPLATE_PATH,
+        state_dir: Path = Path(".crm-local"),
+        port: int = 8000,
+        moto_port: int = 0,
+        reset: bool = False,
+        persist: bool = True,
+        concurrency: int = 2,
+        verbose: bool = False,
+    ) -> None:
+        self.template = load_template(template_path)
+        self.state_dir = state_dir
+        self.port, self.moto_port = port, moto_port
+        self.reset, self.persist, self.concurrency = reset, persist, concurrency
+        self.stop_event = threading.Event()
+        self.pools: dict[str, FunctionPool] = {}
+        self.taps: dict[str, str] = {}
+        self.schedules: list[ScheduleTrigger] = []
+        self.threads: list[threading.Thread] = []
+        self.restored = False
+        # The console is the user's: functions log warnings and errors only, and their
+        # CloudWatch metrics (EMF lines on stdout) stay off, unless --verbose.
+        self.quiet_env = (
+            {}
+            if verbose
+            else {
+                "POWERTOOLS_LOG_LEVEL": "WARNING",
+                "POWERTOOLS_METRICS_DISABLED": "true",
+            }
+        )
+
+    # ------------------------------------------------------------ lifecycle
+    def start(self) -> Emulator:
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        if self.reset:
+            for name in (STATE_FILE, "seeded"):
+                (self.state_dir / name).unlink(missing_ok=True)
+        self.moto = MotoProcess(self.moto_port, self.state_dir, self.persist).start()
+        self.restored = self.moto.restored
+        self.endpoint = self.moto.endpoint
+        use_endpoint(self.endpoint)
+
+        self.stack: Stack = provision(self.template)
+        env: dict[str, str] = {}
+        for spec in self.template.functions():
+            function_env = {
+                **self.stack.environment(spec),
+                "AWS_ENDPOINT_URL": self.endpoint,
+                **self.quiet_env,
+            }
+            self.pools[spec.logical_id] = FunctionPool(spec, function_env, self.concurrency)
+            env.update(function_env)
+        # Functions share this process: the values they share are set once for all.
+        os.environ.update(env)
+        reset_process_state()
+
+        self._wire_event_sources()
+        self.secret = dev_secret(self.state_dir)
+        self.gateway = Gateway(api_routes(self.template), self.invoke, self.secret, self.port)
+        self.gateway.start()
+        for thread in self.threads:
+            thread.start()
+        write_info(self.state_dir, self.info())
+        return self
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.gateway.stop()
+        for thread in self.threads:
+            thread.join(timeout=5)
+        self.moto.stop()
+        (self.state_dir / INFO_FILE).unlink(missing_ok=True)
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "api": self.gateway.url,
+            "aws_endpoint": self.endpoint,
+            "pid": os.getpid(),
+            "taps": self.taps,
+            "schedules": {
+                s.name: {"function": s.function, "expression": s.expression, "input": s.input}
+                for s in self.schedules
+            },
+            "queues": {
+                logical: self.stack.refs[logical]
+                for logical in self.template.of_type("AWS::SQS::Queue")
+            },
+        }
+
+    # ------------------------------------------------------------ wiring
+    def _tap(self, function: str) -> tuple[str, str]:
+        """The queue through which EventBridge reaches a function."""
+        sqs = boto3.client("sqs")
+        name = f"{self.stack.name}-tap-{function}"
+        url = sqs.create_queue(QueueName=name, Attributes={"VisibilityTimeout": "30"})["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        if function not in self.taps:
+            self.taps[function] = url
+            poller = TapPoller(function, url, self.invoke, self.stop_event)
+            self.threads.append(poller)
+        return url, arn
+
+    def _wire_event_sources(self) -> None:
+        events = boto3.client("events")
+        for trigger in triggers(self.stack):
+            if isinstance(trigger, QueueTrigger):
+                url = str(self.stack.refs[trigger.queue])
+                arn = str(self.stack.attrs[trigger.queue]["Arn"])
+                for _ in range(self.concurrency):
+                    self.threads.append(
+                        QueuePoller(trigger, url, arn, self.invoke, self.stop_event)
+                    )
+            elif isinstance(trigger, ScheduleTrigger):
+                self._tap(trigger.function)
+                self.schedules.append(trigger)
+            elif isinstance(trigger, BusTrigger):
+                _, arn = self._tap(trigger.function)
+                events.put_rule(
+                    Name=trigger.name,
+                    EventBusName=trigger.bus,
+                    EventPattern=json.dumps(trigger.pattern),
+                )
+                target: Any = {"Id": "emulator-tap", "Arn": arn}
+                if trigger.input is not None:
+                    target["Input"] = trigger.input
+                events.put_targets(Rule=trigger.name, EventBusName=trigger.bus, Targets=[target])
+        self.clock = Clock(self.schedules, self.send_to_tap, self.stop_event)
+        self.threads.append(self.clock)
+
+    # ------------------------------------------------------------ doing things
+    def invoke(self, function: str, event: dict[str, Any]) -> Any:
+        return self.pools[function].invoke(event)
+
+    def send_to_tap(self, function: str, body: str) -> None:
+        boto3.client("sqs").send_message(QueueUrl=self.taps[function], MessageBody=body)
+
+    def fire(self, name: str) -> str:
+        trigger = self.clock.find(name)
+        self.clock.fire(trigger)
+        return trigger.name
+
+
+def wipe_state(state_dir: Path) -> None:
+    if state_dir.exists():
+        shutil.rmtree(state_dir)

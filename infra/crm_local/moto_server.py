@@ -1,0 +1,225 @@
+"""moto as the emulator's AWS: a server on 127.0.0.1, made fit for a running shop.
+
+Two things moto does not do for a long-running server with real traffic, done here:
+- requests are served one at a time: moto's models are not thread-safe (a TransactWriteItems
+  iterating a table while another request writes to it fails), and Lambda's concurrency is
+  ours to emulate, not moto's;
+- TransactWriteItems deep-copies every table it touches, once per item, to roll back on
+  failure, which makes each transaction cost as much as the whole table. Here only the items
+  the transaction names are saved and restored. The outcome (all or nothing, the same errors)
+  is moto's own;
+- SQS computes a queue's attributes, three passes over all its messages, for every message it
+  sends or considers receiving, so both cost the square of the queue's length. Here the
+  retention check reads the one attribute it needs, and the approximate counts (approximate in
+  AWS too) are counted in one pass and kept for a tenth of a second.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import multiprocessing
+import signal
+import threading
+import time
+import types
+from collections.abc import Callable, Iterable
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from moto.dynamodb import models as dynamodb_models
+from moto.dynamodb.models.dynamo_type import DynamoType
+from moto.dynamodb.models.table import Table
+from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
+from moto.sqs import models as sqs_models
+from werkzeug.serving import make_server
+
+_installed = False
+
+
+def _table_aware_deepcopy(value: Any, memo: dict[int, Any] | None = None) -> Any:
+    if isinstance(value, Table):
+        return value  # rollback is done item by item, see _transact_write_items
+    return copy.deepcopy(value, memo)
+
+
+def _item_key(table: Table, op: dict[str, Any]) -> tuple[DynamoType, DynamoType | None]:
+    key = op.get("Key") or op.get("Item") or {}
+    hash_value = DynamoType(key[table.hash_key_attr])
+    range_value = DynamoType(key[table.range_key_attr]) if table.range_key_attr else None
+    return hash_value, range_value
+
+
+def _snapshot(table: Table, hash_value: DynamoType, range_value: DynamoType | None) -> Any:
+    if range_value is None:
+        return copy.deepcopy(table.items.get(hash_value))
+    return copy.deepcopy(table.items.get(hash_value, {}).get(range_value))
+
+
+def _restore(
+    table: Table, hash_value: DynamoType, range_value: DynamoType | None, old: Any
+) -> None:
+    if range_value is None:
+        if old is None:
+            table.items.pop(hash_value, None)
+        else:
+            table.items[hash_value] = old
+        return
+    if old is None:
+        table.items.get(hash_value, {}).pop(range_value, None)
+    else:
+        table.items[hash_value][range_value] = old
+
+
+def install_patches() -> None:
+    global _installed
+    if _installed:
+        return
+    _installed = True
+    shim = types.SimpleNamespace(deepcopy=_table_aware_deepcopy, copy=copy.copy)
+    setattr(dynamodb_models, "copy", shim)  # noqa: B010 - replaces the module's `copy` import
+    original = dynamodb_models.DynamoDBBackend.transact_write_items
+
+    def _transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        saved = []
+        for entry in transact_items:
+            op = next(iter(entry.values()))
+            table = self.tables.get(op.get("TableName"))
+            if table is None:
+                continue
+            try:
+                hash_value, range_value = _item_key(table, op)
+            except KeyError:
+                continue  # moto reports the malformed key itself
+            saved.append((table, hash_value, range_value,
+                          _snapshot(table, hash_value, range_value)))  # fmt: skip
+        try:
+            original(self, transact_items)
+        except Exception:
+            for table, hash_value, range_value, old in reversed(saved):
+                _restore(table, hash_value, range_value, old)
+            raise
+
+    dynamodb_models.DynamoDBBackend.transact_write_items = _transact_write_items  # type: ignore[method-assign]
+
+    def _within_retention(self: Any, queue_name: str, message: Any) -> bool:
+        retention = int(self.get_queue(queue_name).message_retention_period)
+        return bool(retention + message.sent_timestamp / 1000 > time.time())
+
+    sqs_models.SQSBackend.is_message_valid_based_on_retention_period = _within_retention  # type: ignore[method-assign]
+    queue_class: Any = sqs_models.Queue
+    queue_class.approximate_number_of_messages = property(lambda q: _counts(q)[0])
+    queue_class.approximate_number_of_messages_delayed = property(lambda q: _counts(q)[1])
+    queue_class.approximate_number_of_messages_not_visible = property(lambda q: _counts(q)[2])
+
+
+COUNTS_TTL_S = 0.1
+
+
+def _counts(queue: Any) -> tuple[int, int, int]:
+    """(visible, delayed, in flight) of an SQS queue, in one pass."""
+    cached = queue.__dict__.get("_crm_counts")
+    now = time.monotonic()
+    if cached and now - cached[0] < COUNTS_TTL_S:
+        return cached[1]  # type: ignore[no-any-return]
+    visible = delayed = in_flight = 0
+    for message in queue._messages:
+        if message.delayed:
+            delayed += 1
+        if not message.visible:
+            in_flight += 1
+        elif not message.delayed:
+            visible += 1
+    counts = (visible, delayed, in_flight)
+    queue.__dict__["_crm_counts"] = (now, counts)
+    return counts
+
+
+class _Serialized:
+    """WSGI middleware: one request at a time through moto."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+        self.app = app
+        self.lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        with self.lock:
+            return list(self.app(environ, start_response))
+
+
+class _KeepAliveHandler(MotoRequestHandler):
+    # HTTP/1.1 keeps boto3's pooled connections open instead of a TCP handshake per request.
+    protocol_version = "HTTP/1.1"
+
+
+class LocalMotoServer(ThreadedMotoServer):
+    def __init__(self, port: int = 0) -> None:
+        super().__init__(ip_address="127.0.0.1", port=port, verbose=False)
+        install_patches()
+
+    def _server_entry(self) -> None:
+        app = _Serialized(DomainDispatcherApplication(create_backend_app))
+        self._server = make_server(
+            self._ip_address, self._port, app, True, request_handler=_KeepAliveHandler
+        )
+        self._server_ready_event.set()
+        self._server.serve_forever()
+
+    @property
+    def endpoint(self) -> str:
+        host, port = self.get_host_and_port()
+        return f"http://{host}:{port}"
+
+
+class MotoProcess:
+    """The moto server in a process of its own, so AWS's side and the functions' side of the
+    emulator each have a core; it restores the saved state at start and saves it at stop."""
+
+    def __init__(self, port: int, state_dir: Path, persist: bool) -> None:
+        self.port, self.state_dir, self.persist = port, state_dir, persist
+        self.endpoint = ""
+        self.restored = False
+
+    def start(self) -> MotoProcess:
+        context = multiprocessing.get_context("spawn")
+        self._conn, child = context.Pipe()
+        self._process = context.Process(
+            target=_serve, args=(self.port, self.state_dir, self.persist, child), daemon=True
+        )
+        self._process.start()
+        self.endpoint, self.restored = self._conn.recv()
+        return self
+
+    def stop(self) -> None:
+        try:
+            self._conn.send("stop")
+            self._conn.recv()  # saved
+        except (EOFError, OSError):
+            pass
+        self._process.join(timeout=30)
+
+
+def _serve(port: int, state_dir: Path, persist: bool, conn: Connection) -> None:
+    # Ctrl-C reaches the whole process group; the parent decides when moto stops and saves.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    from crm_local.state import restore_state, save_state
+
+    restored = persist and restore_state(state_dir)
+    server = LocalMotoServer(port)
+    server.start()
+    conn.send((server.endpoint, restored))
+    try:
+        conn.recv()
+    except EOFError:
+        return  # the parent is gone: nothing to save for
+    if persist:
+        save_state(state_dir)
+    conn.send("saved")
+    server.stop()

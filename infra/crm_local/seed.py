@@ -1,0 +1,269 @@
+"""Demo data: a seeded synthetic shop, loaded through the public API as client apps would.
+
+Customers arrive through the app, the mini-program, WeChat, Douyin and offline stores, in a
+dozen cities. Their purchases follow the BG/NBD story (Fader, Hardie & Lee 2005): each customer
+buys at a rate of their own (gamma distributed) until, after some purchase, they quietly drop
+out (beta-distributed probability), which gives the heterogeneous repeat behaviour, the loyal
+regulars and the one-off buyers, that segmentation has to find.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from tqdm import tqdm
+
+CITIES = [("上海", 14), ("北京", 12), ("杭州", 9), ("广州", 9), ("深圳", 10), ("成都", 8),
+          ("武汉", 6), ("南京", 6), ("西安", 5), ("重庆", 6), ("苏州", 5), ("长沙", 4)]  # fmt: skip
+SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
+GIVEN = [
+    "伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "洋", "艳", "勇", "军", "杰", "娟",
+    "涛", "明", "超", "秀英", "霞", "平", "刚", "桂英", "小梅", "子涵", "浩然", "欣怡",
+]  # fmt: skip
+ENGLISH = ["Emma Li", "Olivia Chen", "Liam Wang", "Noah Zhang", "Ava Liu", "Mia Huang",
+           "Lucas Zhou", "Sophia Wu", "Ethan Xu", "Chloe Sun"]  # fmt: skip
+CATALOG: dict[str, list[tuple[str, Decimal]]] = {
+    "母婴": [("milk-powder-3", Decimal("238.00")), ("diapers-l", Decimal("129.00")),
+             ("baby-wipes-80", Decimal("15.90")), ("feeding-bottle", Decimal("89.00"))],
+    "美妆": [("serum-30ml", Decimal("329.00")), ("lipstick-red", Decimal("159.00")),
+             ("sunscreen-50", Decimal("98.00")), ("face-mask-10", Decimal("79.00"))],
+    "生鲜": [("strawberry-500g", Decimal("39.90")), ("salmon-300g", Decimal("88.00")),
+             ("eggs-30", Decimal("32.00")), ("milk-1l-6", Decimal("59.00"))],
+    "服饰": [("down-jacket", Decimal("699.00")), ("jeans-slim", Decimal("259.00")),
+             ("t-shirt-basic", Decimal("69.00")), ("sneakers", Decimal("459.00"))],
+    "数码": [("earbuds-pro", Decimal("899.00")), ("power-bank", Decimal("129.00")),
+             ("phone-case", Decimal("49.00"))],
+    "家居": [("towel-set", Decimal("89.00")), ("pillow-memory", Decimal("199.00")),
+             ("storage-box", Decimal("45.00"))],
+}  # fmt: skip
+CHANNELS = ["app", "mini_program", "wechat", "douyin", "offline_store"]
+CHANNEL_WEIGHTS = [30, 30, 15, 12, 13]
+AFTER_SALES_REASONS = ["quality", "wrong_item", "late_delivery", "damaged", "size", "changed_mind"]
+HISTORY_DAYS = 730
+MAX_BACKLOG = 300
+
+
+@dataclass
+class DemoCustomer:
+    key: str
+    identities: list[dict[str, str]]
+    attributes: dict[str, Any]
+    affinity: list[str]
+    joined: datetime
+    events: list[dict[str, Any]] = field(default_factory=list)
+    customer_id: str = ""
+
+
+class Shop:
+    """Generates the demo shop; the same seed gives the same shop."""
+
+    def __init__(self, seed: int = 7, now: datetime | None = None) -> None:
+        self.rng = random.Random(seed)
+        self.now = (now or datetime.now(UTC)).replace(microsecond=0)
+
+    def customers(self, count: int) -> list[DemoCustomer]:
+        return [self._customer(n) for n in range(count)]
+
+    def _customer(self, n: int) -> DemoCustomer:
+        rng = self.rng
+        channel = rng.choices(CHANNELS, CHANNEL_WEIGHTS)[0]
+        identities = [{"channel": channel, "external_id": self._external_id(channel, n)}]
+        if channel in ("mini_program", "wechat") and rng.random() < 0.6:
+            identities.append({"channel": "wechat_unionid", "external_id": f"oU{n:08d}x"})
+        if rng.random() < 0.25:
+            extra = rng.choice([c for c in CHANNELS if c != channel])
+            identities.append({"channel": extra, "external_id": self._external_id(extra, n)})
+        city = rng.choices([c for c, _ in CITIES], [w for _, w in CITIES])[0]
+        english = rng.random() < 0.12
+        name = rng.choice(ENGLISH) if english else rng.choice(SURNAMES) + rng.choice(GIVEN)
+        gender = rng.choice(["female", "female", "male", "undisclosed"])
+        locale = "en-US" if english else "zh-CN"
+        attributes: dict[str, Any] = {
+            "name": name,
+            "city": city,
+            "gender": gender,
+            "locale": locale,
+        }
+        if rng.random() < 0.7:
+            attributes["phone"] = f"1{rng.choice('3456789')}{n:09d}"
+        if english or rng.random() < 0.2:
+            attributes["email"] = f"demo{n}@example.com"
+        affinity = rng.sample(list(CATALOG), k=rng.choice([1, 2, 2, 3]))
+        joined = self.now - timedelta(days=rng.uniform(1, HISTORY_DAYS))
+        customer = DemoCustomer(f"demo-{n}", identities, attributes, affinity, joined)
+        customer.events = self._orders(customer) + self._browsing(customer)
+        return customer
+
+    @staticmethod
+    def _external_id(channel: str, n: int) -> str:
+        prefix = {"app": "app-u", "mini_program": "oMini", "wechat": "oWx", "douyin": "dy",
+                  "offline_store": "card-"}[channel]  # fmt: skip
+        return f"{prefix}{n:07d}"
+
+    def _orders(self, c: DemoCustomer) -> list[dict[str, Any]]:
+        """BG/NBD: purchases at rate lambda ~ Gamma(r, alpha) per day; after each purchase the
+        customer drops out with p ~ Beta(a, b)."""
+        rng = self.rng
+        rate = rng.gammavariate(0.75, 1 / 40)  # mean one purchase per ~53 days, widely spread
+        dropout = rng.betavariate(0.9, 3.0)
+        events: list[dict[str, Any]] = []
+        moment = c.joined
+        for n in range(40):
+            if n:  # the first purchase is when they joined
+                moment += timedelta(days=rng.expovariate(max(rate, 1e-4)))
+            if moment >= self.now:
+                break
+            events += self._order(c, f"{c.key}-o{n}", moment)
+            if rng.random() < dropout:
+                break
+        return events
+
+    def _order(self, c: DemoCustomer, order_id: str, at: datetime) -> list[dict[str, Any]]:
+        rng = self.rng
+        items = []
+        amount = Decimal(0)
+        for _ in range(rng.choice([1, 1, 2, 2, 3, 4])):
+            category = rng.choice(c.affinity) if rng.random() < 0.8 else rng.choice(list(CATALOG))
+            sku, price = rng.choice(CATALOG[category])
+            quantity = rng.choice([1, 1, 2])
+            amount += price * quantity
+            items.append({"sku": sku, "category": category, "quantity": quantity,
+                          "unit_price": str(price)})  # fmt: skip
+        channel = rng.choice([i["channel"] for i in c.identities])
+        ref = {"customer_id": c.key, "channel": channel if channel in CHANNELS else "app"}
+        paid = {"event_id": f"{order_id}-paid", "type": "order_paid", "order_id": order_id,
+                "occurred_at": _iso(at), "amount": str(amount), "items": items, **ref}  # fmt: skip
+        if ref["channel"] == "offline_store":
+            paid["store_id"] = f"store-{rng.randint(1, 40):03d}"
+        events = [paid]
+        roll = rng.random()
+        later = at + timedelta(days=rng.uniform(1, 10))
+        if roll < 0.05 and later < self.now:
+            refund = (amount * Decimal(rng.choice(["1", "0.5", "0.3"]))).quantize(Decimal("0.01"))
+            events.append({"event_id": f"{order_id}-refund", "type": "order_refunded",
+                           "order_id": order_id, "amount": str(refund), "occurred_at": _iso(later),
+                           **ref})  # fmt: skip
+            events.append({"event_id": f"{order_id}-return", "type": "after_sales",
+                           "case": "return", "order_id": order_id, "amount": str(refund),
+                           "reason_code": rng.choice(AFTER_SALES_REASONS),
+                           "occurred_at": _iso(later), **ref})  # fmt: skip
+        elif roll < 0.08 and later < self.now:
+            events.append({"event_id": f"{order_id}-complaint", "type": "after_sales",
+                           "case": "complaint", "order_id": order_id,
+                           "reason_code": rng.choice(AFTER_SALES_REASONS),
+                           "occurred_at": _iso(later), **ref})  # fmt: skip
+        return events
+
+    def _browsing(self, c: DemoCustomer) -> list[dict[str, Any]]:
+        rng = self.rng
+        events: list[dict[str, Any]] = []
+        start = max(c.joined, self.now - timedelta(days=60))
+        span = (self.now - start).total_seconds()
+        for n in range(rng.choice([0, 1, 2, 3, 5, 8])):
+            category = rng.choice(c.affinity)
+            sku, _ = rng.choice(CATALOG[category])
+            at = start + timedelta(seconds=rng.uniform(0, span))
+            kind = rng.choices(["product_viewed", "search", "cart_added"], [70, 15, 15])[0]
+            channel = rng.choice(["app", "mini_program", "douyin"])
+            event: dict[str, Any] = {"event_id": f"{c.key}-b{n}", "type": kind,
+                                     "customer_id": c.key, "occurred_at": _iso(at),
+                                     "channel": channel}  # fmt: skip
+            if kind == "search":
+                event["query"] = rng.choice(["奶粉", "防晒", "羽绒服", "草莓", "耳机", category])
+            else:
+                event |= {"sku": sku, "category": category}
+            events.append(event)
+        return events
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class ApiClient:
+    def __init__(self, base_url: str, token: str) -> None:
+        self.base_url, self.token = base_url.rstrip("/"), token
+
+    def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        data = None if body is None else json.dumps(body, ensure_ascii=False).encode()
+        req = urllib.request.Request(  # noqa: S310 - the emulator on 127.0.0.1
+            self.base_url + path,
+            data=data,
+            method=method,
+            headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
+        )
+        for attempt in range(5):
+            try:
+                with urllib.request.urlopen(req, timeout=60) as resp:  # noqa: S310
+                    return resp.status, json.loads(resp.read() or b"null")
+            except urllib.error.HTTPError as err:
+                if err.code < 500 or attempt == 4:
+                    return err.code, json.loads(err.read() or b"null")
+            except (ConnectionError, TimeoutError, urllib.error.URLError):
+                if attempt == 4:
+                    raise
+            time.sleep(0.2 * (attempt + 1))
+        raise RuntimeError("unreachable")
+
+
+def _batches(items: list[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def load_shop(
+    client: ApiClient,
+    customers: list[DemoCustomer],
+    backlog: Callable[[], int] | None = None,
+    progress: bool = True,
+) -> dict[str, int]:
+    """Create the customers, send their events, and wait until the queue has folded them."""
+
+    def create(customer: DemoCustomer) -> None:
+        body = {"identities": customer.identities, "attributes": customer.attributes}
+        status, reply = client.request("POST", "/customers", body)
+        if status not in (200, 201):
+            raise RuntimeError(f"creating {customer.key} failed: {status} {reply}")
+        customer.customer_id = reply["customer_id"]
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(tqdm(pool.map(create, customers), total=len(customers), desc="customers",
+                  unit="", disable=not progress))  # fmt: skip
+
+    ids = {c.key: c.customer_id for c in customers}
+    events = sorted(
+        ({**e, "customer_id": ids[e["customer_id"]]} for c in customers for e in c.events),
+        key=lambda e: str(e["occurred_at"]),
+    )
+    with tqdm(total=len(events), desc="events sent", unit="", disable=not progress) as bar:
+        for batch in _batches(events, 100):
+            # Back-pressure: moto's SQS slows down with the length of a queue, so send as fast
+            # as the functions fold, as a well-behaved upstream would.
+            while backlog is not None and backlog() > MAX_BACKLOG:
+                time.sleep(0.2)
+            status, reply = client.request("POST", "/events", {"events": batch})
+            if status != 202:
+                raise RuntimeError(f"sending events failed: {status} {reply}")
+            bar.update(len(batch))
+
+    if backlog is not None:
+        with tqdm(total=len(events), desc="events folded", unit="", disable=not progress) as bar:
+            left = backlog()
+            while left:
+                bar.n = max(0, len(events) - left)
+                bar.refresh()
+                time.sleep(0.5)
+                left = backlog()
+            bar.n = len(events)
+            bar.refresh()
+    return {"customers": len(customers), "events": len(events)}

@@ -1,0 +1,69 @@
+"""Development tokens: what Cognito issues in AWS, signed here with a local secret.
+
+The gateway verifies them as API Gateway's Cognito authorizer verifies Cognito's: a bad
+signature, an expired token or none at all gets 401, and the claims reach the function in
+`requestContext.authorizer.claims`, as strings, as REST APIs pass them.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+
+import jwt
+
+ISSUER = "crm-local"
+LIFETIME_S = 12 * 3600
+ROLES = (
+    "customer", "support_agent", "support_manager", "marketer", "analyst", "privacy_officer",
+    "admin",
+)  # fmt: skip
+
+
+class InvalidToken(Exception):
+    pass
+
+
+def dev_secret(state_dir: Path) -> str:
+    """The signing secret of this checkout's emulator, made on first use."""
+    path = state_dir / "dev-secret"
+    if not path.exists():
+        state_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def issue_token(secret: str, role: str, customer_id: str | None = None, subject: str = "") -> str:
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role}; one of {', '.join(ROLES)}")
+    if role == "customer" and not customer_id:
+        raise ValueError("a customer token needs --customer ID")
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "sub": subject or (f"customer-{customer_id}" if role == "customer" else f"local-{role}"),
+        "cognito:groups": [role],
+        "token_use": "id",
+        "iss": ISSUER,
+        "iat": now,
+        "exp": now + LIFETIME_S,
+    }
+    if customer_id:
+        claims["custom:customer_id"] = customer_id
+    return jwt.encode(claims, secret, algorithm="HS256")
+
+
+def verify_token(secret: str, authorization: str | None) -> dict[str, str]:
+    """Claims as API Gateway hands Cognito's to a REST API: every value a string."""
+    if not authorization:
+        raise InvalidToken("no token")
+    token = authorization.removeprefix("Bearer ").strip()
+    try:
+        claims = jwt.decode(
+            token, secret, algorithms=["HS256"], issuer=ISSUER, options={"require": ["exp", "sub"]}
+        )
+    except jwt.PyJWTError as exc:
+        raise InvalidToken(str(exc)) from None
+    return {k: ",".join(v) if isinstance(v, list) else str(v) for k, v in claims.items()}
