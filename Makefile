@@ -17,7 +17,8 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 	  (echo "Python 3.11 or newer is needed (set PYTHON=...)" && exit 1)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	# chalice's CLI pins pip below 26.3; the venv's own pip is new enough for editable installs.
+	$(BIN)/python -m pip install --quiet 'pip>=23.2,<26.3'
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	rm -f $(VENV)/.installed-* && touch $@
 
