@@ -10,6 +10,7 @@ crm-local seed --customers N                        load the demo shop into a ru
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -197,7 +198,9 @@ def cmd_invoke(args: argparse.Namespace) -> int:
         env = stack.environment(spec)
         os.environ.update(env)
         reset_process_state()
-        result = invoke(spec, event, env)
+        # Like `sam local invoke`: the function's logs on stderr, its result alone on stdout.
+        with contextlib.redirect_stdout(sys.stderr):
+            result = invoke(spec, event, env)
     finally:
         if server:
             server.stop()

@@ -169,7 +169,7 @@ class Shop:
         events: list[dict[str, Any]] = []
         start = max(c.joined, self.now - timedelta(days=60))
         span = (self.now - start).total_seconds()
-        for n in range(rng.choice([0, 1, 2, 3, 5, 8])):
+        for n in range(rng.choice([0, 0, 1, 2, 3, 5])):
             category = rng.choice(c.affinity)
             sku, _ = rng.choice(CATALOG[category])
             at = start + timedelta(seconds=rng.uniform(0, span))

@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+
+from crm.profiles.activity import CUSTOMER_EVENT
+from crm.profiles.models import UpsertCustomer
+from crm_local.seed import CATALOG, Shop
+
+
+def test_the_same_seed_gives_the_same_shop() -> None:
+    a = Shop(seed=3).customers(20)
+    b = Shop(seed=3, now=Shop(seed=3).now).customers(20)
+    assert [c.identities for c in a] == [c.identities for c in b]
+
+
+def test_the_shop_looks_like_a_shop() -> None:
+    customers = Shop(seed=7).customers(400)
+    orders = [sum(e["type"] == "order_paid" for e in c.events) for c in customers]
+    # BG/NBD: most buy once or twice, a loyal few buy often.
+    assert statistics.median(orders) <= 3
+    assert max(orders) >= 10
+    channels = Counter(i["channel"] for c in customers for i in c.identities)
+    assert {"app", "mini_program", "wechat", "douyin", "offline_store"} <= set(channels)
+    names = [c.attributes["name"] for c in customers]
+    assert any(n.isascii() for n in names)
+    assert any(not n.isascii() for n in names)
+    kinds = Counter(e["type"] for c in customers for e in c.events)
+    assert kinds["order_refunded"] > 0
+    assert kinds["product_viewed"] > 0
+    cases = Counter(e.get("case") for c in customers for e in c.events)
+    assert cases["complaint"] > 0
+    assert cases["return"] > 0
+    categories = {e["items"][0]["category"] for c in customers for e in c.events if "items" in e}
+    assert categories == set(CATALOG)
+
+
+def test_every_generated_record_passes_the_api_validation() -> None:
+    for customer in Shop(seed=11).customers(60):
+        UpsertCustomer.model_validate(
+            {"identities": customer.identities, "attributes": customer.attributes}
+        )
+        for event in customer.events:
+            CUSTOMER_EVENT.validate_python({**event, "customer_id": "c"})
