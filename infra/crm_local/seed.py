@@ -258,12 +258,13 @@ def load_shop(
 
     if backlog is not None:
         with tqdm(total=len(events), desc="events folded", unit="", disable=not progress) as bar:
-            left = backlog()
-            while left:
+            # Queue counts are approximate and lag (in AWS too): empty means empty three
+            # times in a row.
+            empty_checks = 0
+            while empty_checks < 3:
+                left = backlog()
+                empty_checks = empty_checks + 1 if left == 0 else 0
                 bar.n = max(0, len(events) - left)
                 bar.refresh()
                 time.sleep(0.5)
-                left = backlog()
-            bar.n = len(events)
-            bar.refresh()
     return {"customers": len(customers), "events": len(events)}
