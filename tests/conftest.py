@@ -21,6 +21,11 @@ os.environ.pop("AWS_PROFILE", None)
 from moto import mock_aws
 
 from crm_local.harness import Suite, local_suite
+from crm_local.moto_server import install_patches
+
+# The emulator's moto speed-ups (checked to keep moto's answers in test_moto_patches.py): tests
+# that load a shop would otherwise copy whole tables on every transaction.
+install_patches()
 
 
 @pytest.fixture

@@ -28,6 +28,14 @@ from crm.profiles.models import (
     UpsertResult,
 )
 from crm.profiles.service import profile_service
+from crm.segments.catalog import segment_catalog
+from crm.segments.models import (
+    RunRequested,
+    SegmentDefinition,
+    SegmentList,
+    SegmentMembers,
+    StoredDefinition,
+)
 
 logger = Logger()
 app = Chalice(app_name="crm-api")
@@ -183,3 +191,55 @@ def change_points(req: ApiRequest) -> PointsView:
 )
 def post_events(req: ApiRequest) -> EventsAccepted:
     return event_ingestion().accept_events(req.who, req.model(EventBatch))
+
+
+@api.route(
+    "/segments",
+    "GET",
+    summary="Segments (tiers, RFM segments, rule segments) with their sizes across runs",
+    response=SegmentList,
+)
+def list_segments(req: ApiRequest) -> SegmentList:
+    return segment_catalog().list_segments(req.who)
+
+
+@api.route(
+    "/segments",
+    "POST",
+    summary="Define or replace a rule segment",
+    body=SegmentDefinition,
+    response=StoredDefinition,
+)
+def define_segment(req: ApiRequest) -> StoredDefinition:
+    return segment_catalog().define_segment(req.who, req.model(SegmentDefinition))
+
+
+@api.route(
+    "/segments/{name}/members",
+    "GET",
+    summary="Members of a segment, a page at a time",
+    response=SegmentMembers,
+    query=(
+        QueryParam("limit", "customers per page, 1 to 1000", "integer"),
+        QueryParam("next_token", "the previous page's next_token"),
+    ),
+    errors=(404,),
+)
+def segment_members(req: ApiRequest) -> SegmentMembers:
+    return segment_catalog().segment_members(
+        req.who,
+        req.path["name"],
+        limit=req.int_query("limit", 100, 1, 1000),
+        page_token=req.query.get("next_token"),
+    )
+
+
+@api.route(
+    "/segments/runs",
+    "POST",
+    summary="Start a segment run now (it also runs every night)",
+    response=RunRequested,
+    status=202,
+)
+def request_segment_run(req: ApiRequest) -> RunRequested:
+    return segment_catalog().request_run(req.who)

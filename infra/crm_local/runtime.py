@@ -175,9 +175,12 @@ def reset_process_state() -> None:
     fresh Lambda container would; needed when the AWS endpoint or resources change."""
     from crm import aws, config, keys
     from crm.profiles import folding, ingest, service
+    from crm.segments import catalog, recompute
 
     aws.reset_clients()
     for cached in (
+        catalog.segment_catalog,
+        recompute.segment_recompute,
         config.settings,
         keys.blind_index,
         service.profile_service,

@@ -32,6 +32,9 @@ class Permission(StrEnum):
     EDIT_TAGS = "edit_tags"
     ADJUST_POINTS = "adjust_points"
     SEND_EVENTS = "send_events"
+    READ_SEGMENTS = "read_segments"
+    EDIT_SEGMENTS = "edit_segments"
+    RUN_SEGMENTS = "run_segments"
 
 
 _P = Permission
@@ -47,8 +50,8 @@ GRANTS: dict[Role, frozenset[Permission]] = {
     ),
     Role.SUPPORT_AGENT: frozenset(_SUPPORT),
     Role.SUPPORT_MANAGER: frozenset(_SUPPORT | {_P.MERGE_PROFILES}),
-    Role.MARKETER: frozenset({_P.READ_PROFILE, _P.EDIT_TAGS}),
-    Role.ANALYST: frozenset({_P.READ_PROFILE}),
+    Role.MARKETER: frozenset({_P.READ_PROFILE, _P.EDIT_TAGS, _P.READ_SEGMENTS, _P.EDIT_SEGMENTS}),
+    Role.ANALYST: frozenset({_P.READ_PROFILE, _P.READ_SEGMENTS}),
     Role.PRIVACY_OFFICER: frozenset({_P.READ_PROFILE, _P.READ_PII, _P.EDIT_CONSENT}),
     Role.ADMIN: frozenset(Permission),
 }

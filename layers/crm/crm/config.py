@@ -15,6 +15,8 @@ class Settings:
     event_bus_name: str
     pii_key_id: str
     blind_index_secret_arn: str
+    segments_table: str
+    segment_shards_queue_url: str
 
 
 def _env(name: str) -> str:
@@ -33,4 +35,6 @@ def settings() -> Settings:
         event_bus_name=_env("EVENT_BUS_NAME"),
         pii_key_id=_env("PII_KEY_ID"),
         blind_index_secret_arn=_env("BLIND_INDEX_SECRET_ARN"),
+        segments_table=_env("SEGMENTS_TABLE"),
+        segment_shards_queue_url=_env("SEGMENT_SHARDS_QUEUE_URL"),
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -20,8 +21,19 @@ MAX_BATCH_GET_KEYS = 100
 MAX_BATCH_WRITE_ITEMS = 25
 
 
+def _exact(value: Any) -> Any:
+    """DynamoDB numbers are decimal: floats go in by their shortest exact text."""
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, dict):
+        return {k: _exact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_exact(v) for v in value]
+    return value
+
+
 def to_item(values: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _SERIALIZER.serialize(v) for k, v in values.items() if v is not None}
+    return {k: _SERIALIZER.serialize(_exact(v)) for k, v in values.items() if v is not None}
 
 
 def from_item(item: Mapping[str, Any]) -> dict[str, Any]:

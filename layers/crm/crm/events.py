@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -25,4 +25,25 @@ class CustomerProfileUpdated(BusEvent):
     rev: int
     changed: list[str]
     event_types: list[str] = []
+    occurred_at: datetime
+
+
+class CustomerSegmentChanged(BusEvent):
+    """A customer entered or left a segment (nightly run, or a rule met by a new event)."""
+
+    detail_type: ClassVar[str] = "CustomerSegmentChanged"
+
+    customer_id: str
+    segment: str
+    change: Literal["entered", "left"]
+    run_id: str | None = None
+    occurred_at: datetime
+
+
+class SegmentRunRequested(BusEvent):
+    """Someone asked for a segment run now, outside the nightly schedule."""
+
+    detail_type: ClassVar[str] = "SegmentRunRequested"
+
+    requested_by: str
     occurred_at: datetime

@@ -20,6 +20,16 @@ def _latest(a: datetime | None, b: datetime | None) -> datetime | None:
     return max((x for x in (a, b) if x is not None), default=None)
 
 
+MONTHS_KEPT = 36
+
+
+def _add_month(months: dict[str, int], moment: datetime, count: int = 1) -> dict[str, int]:
+    key = moment.strftime("%Y-%m")
+    merged = dict(months)
+    merged[key] = merged.get(key, 0) + count
+    return dict(sorted(merged.items())[-MONTHS_KEPT:])
+
+
 def _fold_order(orders: OrderAggregates, event: OrderEvent) -> OrderAggregates:
     if event.type == "order_paid":
         categories = dict(orders.category_items)
@@ -27,6 +37,7 @@ def _fold_order(orders: OrderAggregates, event: OrderEvent) -> OrderAggregates:
             categories[item.category] = categories.get(item.category, 0) + item.quantity
         return orders.model_copy(
             update={
+                "orders_by_month": _add_month(orders.orders_by_month, event.occurred_at),
                 "order_count": orders.order_count + 1,
                 "total_spend": orders.total_spend + event.amount,
                 "first_order_at": _earliest(orders.first_order_at, event.occurred_at),
@@ -45,7 +56,12 @@ def _fold_order(orders: OrderAggregates, event: OrderEvent) -> OrderAggregates:
 
 
 def _fold_behaviour(behaviour: BehaviourAggregates, event: CustomerEvent) -> BehaviourAggregates:
-    update: dict[str, object] = {"last_seen_at": _latest(behaviour.last_seen_at, event.occurred_at)}
+    last = dict(behaviour.last_event_at)
+    last[event.type] = _latest(last.get(event.type), event.occurred_at) or event.occurred_at
+    update: dict[str, object] = {
+        "last_seen_at": _latest(behaviour.last_seen_at, event.occurred_at),
+        "last_event_at": last,
+    }
     if isinstance(event, BrowseEvent):
         counter = {
             "product_viewed": "view_count",
@@ -76,6 +92,12 @@ def combine(a: Aggregates, b: Aggregates) -> Aggregates:
     categories = dict(a.orders.category_items)
     for name, count in b.orders.category_items.items():
         categories[name] = categories.get(name, 0) + count
+    months = dict(a.orders.orders_by_month)
+    for month, count in b.orders.orders_by_month.items():
+        months[month] = months.get(month, 0) + count
+    last_event_at = dict(a.behaviour.last_event_at)
+    for kind, moment in b.behaviour.last_event_at.items():
+        last_event_at[kind] = _latest(last_event_at.get(kind), moment) or moment
     orders = OrderAggregates(
         order_count=a.orders.order_count + b.orders.order_count,
         total_spend=a.orders.total_spend + b.orders.total_spend,
@@ -84,6 +106,7 @@ def combine(a: Aggregates, b: Aggregates) -> Aggregates:
         first_order_at=_earliest(a.orders.first_order_at, b.orders.first_order_at),
         last_order_at=_latest(a.orders.last_order_at, b.orders.last_order_at),
         category_items=categories,
+        orders_by_month=dict(sorted(months.items())[-MONTHS_KEPT:]),
     )
     x, y = a.behaviour, b.behaviour
     behaviour = BehaviourAggregates(
@@ -95,5 +118,6 @@ def combine(a: Aggregates, b: Aggregates) -> Aggregates:
         return_count=x.return_count + y.return_count,
         complaint_count=x.complaint_count + y.complaint_count,
         last_complaint_at=_latest(x.last_complaint_at, y.last_complaint_at),
+        last_event_at=last_event_at,
     )
     return Aggregates(orders=orders, behaviour=behaviour)

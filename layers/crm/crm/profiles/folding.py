@@ -37,6 +37,8 @@ from crm.profiles.fold import fold_event
 from crm.profiles.record import LedgerEntry
 from crm.profiles.service import ProfileService, profile_service, retry_on_stale
 from crm.profiles.store import AppendEntry, DuplicateEntry
+from crm.segments.catalog import SegmentCatalog, segment_catalog
+from crm.segments.store import MembershipChange
 
 logger = Logger(child=True)
 
@@ -50,6 +52,7 @@ class Folded:
     event: CustomerEvent
     customer_id: str
     rev: int | None  # None: a duplicate whose side effects are repeated
+    segment_changes: tuple[MembershipChange, ...] = ()
 
 
 def timeline_body(event: CustomerEvent) -> dict[str, Any]:
@@ -91,6 +94,7 @@ class EventFolding:
         profiles: ProfileService,
         lake: Lake,
         bus: Bus,
+        segments: SegmentCatalog,
         index: BlindIndex | None = None,
         clock: Clock = utc_now,
         ids: IdFactory = new_id,
@@ -98,6 +102,7 @@ class EventFolding:
         self._profiles = profiles
         self._lake = lake
         self._bus = bus
+        self._segments = segments
         self._index = index
         self._clock = clock
         self._ids = ids
@@ -120,6 +125,10 @@ class EventFolding:
         def attempt() -> Folded | None:
             record = self._profiles.load(customer_id)
             record.aggregates = fold_event(record.aggregates, event)
+            # Rule segments follow events within seconds, not at the next nightly run.
+            before = set(record.segments)
+            after = self._segments.with_rule_segments(record, self._clock())
+            record.segments = sorted(after)
             entry = LedgerEntry(
                 key=event.dedup_key,
                 kind="EVT",
@@ -133,7 +142,8 @@ class EventFolding:
                 logger.info("duplicate event skipped", extra={"dedup_key": event.dedup_key})
                 owner = str(duplicate.existing.get("customer_id", record.customer_id))
                 return Folded(event, owner, None) if redelivered else None
-            return Folded(event, record.customer_id, record.rev)
+            changes = self._segments.transitions(record.customer_id, before, after)
+            return Folded(event, record.customer_id, record.rev, tuple(changes))
 
         return retry_on_stale(attempt)
 
@@ -157,6 +167,7 @@ class EventFolding:
             if f.customer_id not in latest or f.rev > (latest[f.customer_id].rev or 0):
                 latest[f.customer_id] = f
             types.setdefault(f.customer_id, set()).add(f.event.type)
+        self._segments.apply([c for f in folded for c in f.segment_changes], run_id=None)
         now = self._clock()
         self._bus.publish(
             [
@@ -175,4 +186,6 @@ class EventFolding:
 @cache
 def event_folding() -> EventFolding:
     config = settings()
-    return EventFolding(profile_service(), Lake(config.lake_bucket), Bus(config.event_bus_name))
+    return EventFolding(
+        profile_service(), Lake(config.lake_bucket), Bus(config.event_bus_name), segment_catalog()
+    )

@@ -210,6 +210,9 @@ class OrderAggregates(Output):
     category_items: dict[str, int] = Field(
         default_factory=dict, description="items bought per category"
     )
+    orders_by_month: dict[str, int] = Field(
+        default_factory=dict, description="paid orders per UTC month (YYYY-MM), last 36 months"
+    )
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -233,6 +236,9 @@ class BehaviourAggregates(Output):
     return_count: int = 0
     complaint_count: int = 0
     last_complaint_at: datetime | None = None
+    last_event_at: dict[str, datetime] = Field(
+        default_factory=dict, description="latest event of each type"
+    )
 
 
 class Aggregates(Output):
@@ -277,6 +283,21 @@ class TimelineEntry(Output):
     channel: str | None = None
 
 
+class CustomerScores(Output):
+    """What the nightly segment run computed for the customer (absent before the first run)."""
+
+    recency_score: int
+    frequency_score: int
+    monetary_score: int
+    rfm_segment: str
+    tier: str
+    p_alive: float | None = None
+    expected_orders_90d: float | None = None
+    clv_12m: Decimal | None = None
+    churn_warning: bool = False
+    scored_at: datetime
+
+
 class Customer360(Output):
     customer_id: str
     version: int
@@ -292,6 +313,8 @@ class Customer360(Output):
     behaviour: BehaviourAggregates
     timeline: list[TimelineEntry]
     merged_from: list[str] = Field(default_factory=list)
+    scores: CustomerScores | None = None
+    segments: list[str] = Field(default_factory=list)
 
 
 class UpsertResult(Output):

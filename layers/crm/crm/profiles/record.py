@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from crm.profiles.models import Aggregates, Channel, ConsentState, TagState
+from crm.profiles.models import Aggregates, Channel, ConsentState, CustomerScores, TagState
 
 
 class StoredIdentity(BaseModel):
@@ -33,6 +33,8 @@ class ProfileRecord(BaseModel):
     aggregates: Aggregates = Field(default_factory=Aggregates)
     merged_from: list[str] = Field(default_factory=list)
     merged_into: str | None = None
+    scores: CustomerScores | None = None
+    segments: list[str] = Field(default_factory=list, description="segments the customer is in")
 
 
 LedgerKind = Literal["EVT", "PTS", "CNS"]

@@ -156,6 +156,8 @@ class ProfileService:
             behaviour=record.aggregates.behaviour,
             timeline=timeline,
             merged_from=record.merged_from,
+            scores=record.scores,
+            segments=record.segments,
         )
 
     def _timeline(self, record: ProfileRecord) -> list[TimelineEntry]:

@@ -134,6 +134,22 @@ class ProfileStore:
         last = out.get("LastEvaluatedKey")
         return entries, encode_page_token(from_item(last) if last else None)
 
+    def scan_profiles(
+        self, segment: int, total_segments: int, start_key: dict[str, Any] | None = None
+    ) -> tuple[list[ProfileRecord], dict[str, Any] | None]:
+        """One page of a parallel scan's segment: live profiles only (not merged ones)."""
+        params: dict[str, Any] = {
+            "TableName": self._table,
+            "Segment": segment,
+            "TotalSegments": total_segments,
+            "FilterExpression": "SK = :profile AND attribute_not_exists(merged_into)",
+            "ExpressionAttributeValues": {":profile": {"S": PROFILE_SK}},
+        }
+        if start_key:
+            params["ExclusiveStartKey"] = start_key
+        out = aws.dynamodb().scan(**params)
+        return [_record(i) for i in out.get("Items", [])], out.get("LastEvaluatedKey")
+
     # ------------------------------------------------------------------ writes
     def commit(self, writes: Sequence[Write]) -> None:
         if len(writes) > MAX_TRANSACT_ITEMS:

@@ -1,0 +1,23 @@
+"""Plans a segment run: nightly schedule, or a SegmentRunRequested event on the bus."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from crm.segments.recompute import segment_recompute
+
+logger = Logger()
+
+
+@logger.inject_lambda_context
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    plan = segment_recompute().plan_run()
+    return {
+        "run_id": plan.run_id,
+        "shards": plan.shards,
+        "sample_size": plan.sample_size,
+        "estimated_profiles": plan.estimated_profiles,
+    }

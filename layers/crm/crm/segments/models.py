@@ -1,0 +1,149 @@
+"""Segment family models: definitions, run summaries, the fitted model a run uses."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, StringConstraints
+
+from crm.models import Output, StrictInput
+
+SegmentName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_\-]{1,47}$")]
+
+TIERS = {
+    "high_value": "高价值",
+    "potential": "潜力",
+    "new": "新客",
+    "dormant": "沉睡",
+    "churn_risk": "流失预警",
+    "regular": "普通",
+}
+RFM_SEGMENTS = (
+    "champions", "loyal", "potential_loyalists", "new", "promising", "need_attention",
+    "cant_lose", "at_risk", "hibernating", "lost",
+)  # fmt: skip
+
+NUMERIC_FIELDS = (
+    "orders.order_count", "orders.total_spend", "orders.average_order_value",
+    "orders.days_since_last_order", "behaviour.complaint_count", "behaviour.return_count",
+    "behaviour.view_count", "points_balance", "scores.p_alive", "scores.clv_12m",
+    "scores.recency_score", "scores.frequency_score", "scores.monetary_score",
+)  # fmt: skip
+TEXT_FIELDS = (
+    "attributes.city", "attributes.gender", "attributes.locale", "scores.tier",
+    "scores.rfm_segment", "orders.categories",
+)  # fmt: skip
+
+
+class Compare(StrictInput):
+    """A comparison on a profile field, e.g. orders.total_spend gte 1000."""
+
+    field: Literal[NUMERIC_FIELDS + TEXT_FIELDS]  # type: ignore[valid-type]
+    op: Literal["eq", "ne", "gt", "gte", "lt", "lte", "in", "contains"]
+    value: float | str | list[str]
+
+
+class HasTag(StrictInput):
+    has_tag: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+class NoEventWithin(StrictInput):
+    """No event of this type in the last `days` days ("dormant 30 days")."""
+
+    no_event: Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,32}$")]
+    days: int = Field(ge=1, le=3650)
+
+
+Condition = Compare | HasTag | NoEventWithin
+
+
+class Rule(StrictInput):
+    all: list[Condition] = Field(default_factory=list, max_length=20)
+    any: list[Condition] = Field(default_factory=list, max_length=20)
+
+
+class SegmentDefinition(StrictInput):
+    name: SegmentName
+    description: Annotated[str, StringConstraints(max_length=300)] = ""
+    rule: Rule
+
+
+class StoredDefinition(Output):
+    name: str
+    description: str
+    rule: Rule
+    updated_at: datetime
+    updated_by: str
+
+
+class SegmentSize(Output):
+    run_id: str
+    finished_at: datetime | None
+    size: int
+
+
+class SegmentSummary(Output):
+    name: str
+    kind: Literal["tier", "rfm", "rule"]
+    label: str
+    size: int | None = Field(description="members at the latest complete run")
+    trend: list[SegmentSize] = Field(description="sizes at the recent runs, oldest first")
+
+
+class SegmentList(Output):
+    latest_run: str | None
+    segments: list[SegmentSummary]
+
+
+class SegmentMembers(Output):
+    name: str
+    customer_ids: list[str]
+    next_token: str | None = None
+
+
+class RunRequested(Output):
+    requested: bool = True
+    detail: str
+
+
+class RfmThresholds(BaseModel):
+    """Quintile cut points: 4 ascending values each."""
+
+    recency_days: list[float]
+    frequency: list[float]
+    monetary: list[float]
+
+
+class BgNbdParams(BaseModel):
+    r: float
+    alpha: float
+    a: float
+    b: float
+    log_likelihood: float
+    sample_size: int
+
+
+class GammaGammaParams(BaseModel):
+    p: float
+    q: float
+    v: float
+    sample_size: int
+
+
+class SegmentModel(BaseModel):
+    """What the planner fits and stores (versioned by run) for the workers to score with."""
+
+    run_id: str
+    fitted_at: datetime
+    sample_size: int
+    rfm: RfmThresholds
+    bgnbd: BgNbdParams | None = None
+    gamma_gamma: GammaGammaParams | None = None
+    p_alive_threshold: float = 0.3
+
+
+class ShardTask(BaseModel):
+    run_id: str
+    segment: int = Field(ge=0)
+    total_segments: int = Field(ge=1, le=1_000_000)

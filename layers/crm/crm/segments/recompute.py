@@ -1,0 +1,241 @@
+"""The nightly recompute: a planner fits the models on a sample and fans shards out; workers
+score their shard, write back what changed and announce each segment transition."""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from crm.clock import Clock, IdFactory, new_id, utc_now
+from crm.config import settings
+from crm.keys import blind_index
+from crm.lake import Lake, partition_key
+from crm.pii import BlindIndex
+from crm.profiles.record import ProfileRecord
+from crm.profiles.service import ProfileService, profile_service
+from crm.profiles.store import ProfileStore, StaleProfile
+from crm.queue import Queue
+from crm.segments.catalog import SegmentCatalog, computed_segments, segment_catalog
+from crm.segments.clv import fit_bgnbd, fit_gamma_gamma
+from crm.segments.models import (
+    BgNbdParams,
+    GammaGammaParams,
+    RfmThresholds,
+    SegmentModel,
+    ShardTask,
+)
+from crm.segments.scoring import (
+    Features,
+    features_of,
+    materially_changed,
+    rfm_thresholds,
+    score_page,
+)
+from crm.segments.store import MembershipChange, ModelStore, SegmentStore
+
+logger = Logger(child=True)
+
+SAMPLE_SEGMENTS = 64  # the sample reads whole scan segments, chosen at random
+SAMPLE_SIZE = 200_000
+PROFILES_PER_SHARD = 50_000  # one worker's share; see docs/benchmarks.md
+MAX_SHARDS = 10_000
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    run_id: str
+    shards: int
+    sample_size: int
+    estimated_profiles: int
+    model: SegmentModel
+
+
+@dataclass
+class ShardResult:
+    run_id: str
+    shard: int
+    scored: int = 0
+    written: int = 0
+    skipped: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+    run_complete: bool = False
+
+
+def run_id_for(now: datetime, ids: IdFactory) -> str:
+    return now.strftime("%Y%m%dT%H%M%SZ") + "-" + ids()[:6]
+
+
+class SegmentRecompute:
+    def __init__(
+        self,
+        profiles: ProfileService,
+        profile_store: ProfileStore,
+        catalog: SegmentCatalog,
+        segments: SegmentStore,
+        models: ModelStore,
+        queue: Queue,
+        lake: Lake,
+        index: BlindIndex | None = None,
+        clock: Clock = utc_now,
+        ids: IdFactory = new_id,
+    ) -> None:
+        self._profiles = profiles
+        self._scan = profile_store
+        self._catalog = catalog
+        self._segments = segments
+        self._models = models
+        self._queue = queue
+        self._lake = lake
+        self._index = index
+        self._clock = clock
+        self._ids = ids
+
+    # ------------------------------------------------------------ planner
+    def plan_run(self, rng: random.Random | None = None) -> RunPlan:
+        now = self._clock()
+        run_id = run_id_for(now, self._ids)
+        sample, seen, read = self._sample(now, rng or random.Random())  # noqa: S311 - a sample
+        model = self._fit(run_id, now, sample)
+        self._models.put(model)
+        estimated = math.ceil(seen * SAMPLE_SEGMENTS / max(read, 1))
+        shards = max(1, min(MAX_SHARDS, math.ceil(estimated / PROFILES_PER_SHARD)))
+        self._segments.create_run(run_id, shards, now)
+        tasks = [ShardTask(run_id=run_id, segment=i, total_segments=shards) for i in range(shards)]
+        self._queue.send([t.model_dump_json() for t in tasks])
+        logger.info("segment run planned", extra={"run_id": run_id, "shards": shards,
+                                                  "sample": len(sample)})  # fmt: skip
+        return RunPlan(run_id, shards, len(sample), estimated, model)
+
+    def _sample(self, now: datetime, rng: random.Random) -> tuple[list[Features], int, int]:
+        """Whole scan segments in random order until the sample is large enough: each holds a
+        hash-partitioned, so uniform, share of the customers."""
+        order = list(range(SAMPLE_SEGMENTS))
+        rng.shuffle(order)
+        sample: list[Features] = []
+        seen = read = 0
+        for segment in order:
+            start: dict[str, Any] | None = None
+            while True:
+                records, start = self._scan.scan_profiles(segment, SAMPLE_SEGMENTS, start)
+                seen += len(records)
+                sample += [f for r in records if (f := features_of(r, now)) is not None]
+                if not start:
+                    break
+            read += 1
+            if len(sample) >= SAMPLE_SIZE:
+                break
+        return sample, seen, read
+
+    @staticmethod
+    def _fit(run_id: str, now: datetime, sample: list[Features]) -> SegmentModel:
+        if not sample:
+            empty = [0.0, 0.0, 0.0, 0.0]
+            rfm = RfmThresholds(recency_days=empty, frequency=empty, monetary=empty)
+            return SegmentModel(run_id=run_id, fitted_at=now, sample_size=0, rfm=rfm)
+        frequency = [f.frequency for f in sample]
+        recency = [f.recency for f in sample]
+        age = [f.age for f in sample]
+        bgnbd = gamma_gamma = None
+        try:
+            fitted = fit_bgnbd(frequency, recency, age)
+            bgnbd = BgNbdParams(r=fitted.r, alpha=fitted.alpha, a=fitted.a, b=fitted.b,
+                                log_likelihood=fitted.log_likelihood,
+                                sample_size=fitted.sample_size)  # fmt: skip
+        except (ValueError, FloatingPointError):
+            logger.warning("BG/NBD could not be fitted on this sample; scoring RFM only")
+        try:
+            spend = fit_gamma_gamma(frequency, [f.monetary for f in sample])
+            gamma_gamma = GammaGammaParams(p=spend.p, q=spend.q, v=spend.v,
+                                           sample_size=spend.sample_size)  # fmt: skip
+        except (ValueError, FloatingPointError):
+            logger.warning("Gamma-Gamma could not be fitted on this sample; no CLV")
+        return SegmentModel(
+            run_id=run_id, fitted_at=now, sample_size=len(sample), rfm=rfm_thresholds(sample),
+            bgnbd=bgnbd, gamma_gamma=gamma_gamma,
+        )  # fmt: skip
+
+    # ------------------------------------------------------------ worker
+    def score_shard(self, task: ShardTask) -> ShardResult:
+        model = self._models.get(task.run_id)
+        now = self._clock()
+        result = ShardResult(task.run_id, task.segment)
+        snapshot: list[dict[str, Any]] = []
+        start: dict[str, Any] | None = None
+        while True:
+            records, start = self._scan.scan_profiles(task.segment, task.total_segments, start)
+            self._score_records(records, model, now, result, snapshot)
+            if not start:
+                break
+        if snapshot:
+            key = partition_key("segment_scores", {"run": task.run_id},
+                                f"shard-{task.segment:07d}")  # fmt: skip
+            self._lake.write_rows(key, snapshot)
+        done, total = self._segments.record_shard(task.run_id, task.segment, result.counts)
+        if done >= total:
+            self._segments.finish_run(task.run_id, self._clock())
+            result.run_complete = True
+        return result
+
+    def _score_records(
+        self,
+        records: list[ProfileRecord],
+        model: SegmentModel,
+        now: datetime,
+        result: ShardResult,
+        snapshot: list[dict[str, Any]],
+    ) -> None:
+        features = [f for r in records if (f := features_of(r, now)) is not None]
+        scores = score_page(features, model, now)
+        index = self._index or blind_index()
+        changes: list[MembershipChange] = []
+        for record in records:
+            new_scores = scores.get(record.customer_id)
+            before = set(record.segments)
+            changed_scores = new_scores is not None and materially_changed(
+                record.scores, new_scores
+            )
+            if changed_scores:
+                record.scores = new_scores
+            computed = (
+                computed_segments(new_scores.tier, new_scores.rfm_segment) if new_scores else set()
+            )
+            rules = self._catalog.rule_segments(record, now)
+            after = computed | rules
+            for name in after:
+                result.counts[name] = result.counts.get(name, 0) + 1
+            result.scored += 1
+            if after != before or changed_scores:
+                record.segments = sorted(after)
+                try:
+                    self._profiles.save(record)
+                except StaleProfile:
+                    result.skipped += 1  # changed meanwhile; the next run or event catches up
+                    continue
+                result.written += 1
+                changes += self._catalog.transitions(record.customer_id, before, after)
+            if new_scores is not None:
+                snapshot.append({
+                    "run_id": result.run_id, "customer_pid": index.pseudonym(record.customer_id),
+                    **new_scores.model_dump(mode="json", exclude={"scored_at"}),
+                })  # fmt: skip
+        self._catalog.apply(changes, result.run_id)
+
+
+@cache
+def segment_recompute() -> SegmentRecompute:
+    config = settings()
+    return SegmentRecompute(
+        profiles=profile_service(),
+        profile_store=ProfileStore(config.customers_table),
+        catalog=segment_catalog(),
+        segments=SegmentStore(config.segments_table),
+        models=ModelStore(config.lake_bucket),
+        queue=Queue(config.segment_shards_queue_url),
+        lake=Lake(config.lake_bucket),
+    )

@@ -1,0 +1,232 @@
+"""DynamoDB access for segments (table `SegmentsTable`) and the fitted models (S3).
+
+definition     PK=DEF                 SK=<name>
+run            PK=RUN                 SK=<run_id>      status, shards, shards_done (set), sizes
+shard result   PK=RUN#<run_id>        SK=SHARD#<n>     members per segment in that shard
+membership     PK=SEG#<name>#<k>      SK=<customer_id> k = one of MEMBER_SHARDS write shards
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from crm import aws
+from crm.dynamo import (
+    MAX_BATCH_WRITE_ITEMS,
+    decode_page_token,
+    encode_page_token,
+    from_item,
+    to_item,
+)
+from crm.errors import InvalidInput
+from crm.segments.models import SegmentModel, StoredDefinition
+
+# A segment of millions must not be one hot partition (1,000 writes/s each): its members are
+# spread over this many partitions by a hash of the customer id.
+MEMBER_SHARDS = 16
+
+
+def member_shard(customer_id: str) -> int:
+    return int(hashlib.sha256(customer_id.encode()).hexdigest()[:8], 16) % MEMBER_SHARDS
+
+
+@dataclass(frozen=True)
+class MembershipChange:
+    segment: str
+    customer_id: str
+    entered: bool
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    run_id: str
+    status: str
+    total_segments: int
+    shards_done: int
+    started_at: datetime
+    finished_at: datetime | None
+    sizes: dict[str, int]
+
+
+class SegmentStore:
+    def __init__(self, table: str) -> None:
+        self._table = table
+
+    # ------------------------------------------------------------ definitions
+    def put_definition(self, definition: StoredDefinition) -> None:
+        item = {"PK": "DEF", "SK": definition.name, **definition.model_dump(mode="json")}
+        aws.dynamodb().put_item(TableName=self._table, Item=to_item(item))
+
+    def definitions(self) -> list[StoredDefinition]:
+        out = aws.dynamodb().query(
+            TableName=self._table,
+            KeyConditionExpression="PK = :pk",
+            ExpressionAttributeValues={":pk": {"S": "DEF"}},
+        )
+        return [StoredDefinition.model_validate(from_item(i)) for i in out.get("Items", [])]
+
+    # ------------------------------------------------------------ runs
+    def create_run(self, run_id: str, total_segments: int, started_at: datetime) -> None:
+        item = {
+            "PK": "RUN", "SK": run_id, "run_id": run_id, "status": "running",
+            "total_segments": total_segments, "started_at": started_at.isoformat(),
+        }  # fmt: skip
+        aws.dynamodb().put_item(
+            TableName=self._table,
+            Item=to_item(item),
+            ConditionExpression="attribute_not_exists(PK)",
+        )
+
+    def record_shard(self, run_id: str, shard: int, counts: dict[str, int]) -> tuple[int, int]:
+        """Store one shard's counts; returns (shards done, shards in all). Idempotent: a
+        retried shard overwrites its result and is counted once (a set of shard numbers)."""
+        item = {"PK": f"RUN#{run_id}", "SK": f"SHARD#{shard:07d}", "counts": counts}
+        aws.dynamodb().put_item(TableName=self._table, Item=to_item(item))
+        out = aws.dynamodb().update_item(
+            TableName=self._table,
+            Key={"PK": {"S": "RUN"}, "SK": {"S": run_id}},
+            UpdateExpression="ADD shards_done :shard",
+            ExpressionAttributeValues={":shard": {"NS": [str(shard)]}},
+            ReturnValues="ALL_NEW",
+        )
+        values = from_item(out["Attributes"])
+        return len(values.get("shards_done", ())), int(values["total_segments"])
+
+    def finish_run(self, run_id: str, finished_at: datetime) -> dict[str, int]:
+        sizes: dict[str, int] = {}
+        for item in self._query_all(f"RUN#{run_id}"):
+            for name, count in from_item(item).get("counts", {}).items():
+                sizes[name] = sizes.get(name, 0) + int(count)
+        aws.dynamodb().update_item(
+            TableName=self._table,
+            Key={"PK": {"S": "RUN"}, "SK": {"S": run_id}},
+            UpdateExpression="SET #s = :done, finished_at = :at, sizes = :sizes",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues=to_item(
+                {":done": "complete", ":at": finished_at.isoformat(), ":sizes": sizes}
+            ),
+        )
+        return sizes
+
+    def runs(self, limit: int = 14) -> list[RunRecord]:
+        out = aws.dynamodb().query(
+            TableName=self._table,
+            KeyConditionExpression="PK = :pk",
+            ExpressionAttributeValues={":pk": {"S": "RUN"}},
+            ScanIndexForward=False,
+            Limit=limit,
+        )
+        runs = []
+        for item in out.get("Items", []):
+            v = from_item(item)
+            runs.append(
+                RunRecord(
+                    run_id=v["run_id"],
+                    status=v["status"],
+                    total_segments=int(v["total_segments"]),
+                    shards_done=len(v.get("shards_done", ())),
+                    started_at=datetime.fromisoformat(v["started_at"]),
+                    finished_at=datetime.fromisoformat(v["finished_at"])
+                    if v.get("finished_at")
+                    else None,
+                    sizes={k: int(n) for k, n in v.get("sizes", {}).items()},
+                )
+            )
+        return runs
+
+    def _query_all(self, pk: str) -> Iterable[dict[str, Any]]:
+        params: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "PK = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": pk}},
+        }
+        while True:
+            out = aws.dynamodb().query(**params)
+            yield from out.get("Items", [])
+            if "LastEvaluatedKey" not in out:
+                return
+            params["ExclusiveStartKey"] = out["LastEvaluatedKey"]
+
+    # ------------------------------------------------------------ memberships
+    def apply(self, changes: Sequence[MembershipChange]) -> None:
+        requests: list[Any] = []
+        for c in changes:
+            key = {"PK": f"SEG#{c.segment}#{member_shard(c.customer_id):02d}", "SK": c.customer_id}
+            if c.entered:
+                requests.append({"PutRequest": {"Item": to_item(key)}})
+            else:
+                requests.append({"DeleteRequest": {"Key": to_item(key)}})
+        for start in range(0, len(requests), MAX_BATCH_WRITE_ITEMS):
+            self._batch_write(requests[start : start + MAX_BATCH_WRITE_ITEMS])
+
+    def _batch_write(self, requests: list[Any]) -> None:
+        pending = {self._table: requests}
+        for attempt in range(8):
+            out = aws.dynamodb().batch_write_item(RequestItems=pending)
+            pending = dict(out.get("UnprocessedItems") or {})
+            if not pending:
+                return
+            time.sleep(min(0.05 * 2**attempt, 2.0))  # throttled: back off, as AWS advises
+        raise RuntimeError("DynamoDB kept refusing segment membership writes")
+
+    def members(
+        self, segment: str, limit: int, page_token: str | None
+    ) -> tuple[list[str], str | None]:
+        """One page across the write shards, in shard order."""
+        start = decode_page_token(page_token, {"shard", "key"}) if page_token else None
+        shard = int(start["shard"]) if start else 0
+        last_key = start["key"] if start else None
+        found: list[str] = []
+        while shard < MEMBER_SHARDS and len(found) < limit:
+            params: dict[str, Any] = {
+                "TableName": self._table,
+                "KeyConditionExpression": "PK = :pk",
+                "ExpressionAttributeValues": {":pk": {"S": f"SEG#{segment}#{shard:02d}"}},
+                "Limit": limit - len(found),
+            }
+            if last_key:
+                params["ExclusiveStartKey"] = to_item(last_key)
+            out = aws.dynamodb().query(**params)
+            found += [i["SK"]["S"] for i in out.get("Items", [])]
+            if "LastEvaluatedKey" in out:
+                last_key = from_item(out["LastEvaluatedKey"])
+            else:
+                shard, last_key = shard + 1, None
+        if shard >= MEMBER_SHARDS:
+            return found, None
+        return found, encode_page_token({"shard": shard, "key": last_key})
+
+
+class ModelStore:
+    """Fitted models, one version per run, in the lake bucket under models/segments/."""
+
+    def __init__(self, bucket: str) -> None:
+        self._bucket = bucket
+        self._cache: dict[str, SegmentModel] = {}
+
+    @staticmethod
+    def key(run_id: str) -> str:
+        return f"models/segments/{run_id}.json"
+
+    def put(self, model: SegmentModel) -> str:
+        key = self.key(model.run_id)
+        aws.s3().put_object(
+            Bucket=self._bucket, Key=key, Body=model.model_dump_json().encode(),
+            ContentType="application/json",
+        )  # fmt: skip
+        return key
+
+    def get(self, run_id: str) -> SegmentModel:
+        if run_id not in self._cache:
+            try:
+                body = aws.s3().get_object(Bucket=self._bucket, Key=self.key(run_id))["Body"]
+            except aws.s3().exceptions.NoSuchKey:
+                raise InvalidInput(f"no model stored for run {run_id}") from None
+            self._cache[run_id] = SegmentModel.model_validate(json.loads(body.read()))
+        return self._cache[run_id]
