@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 
 from bench.coldstart import RUNS, measure_cold_starts
 from bench.requests import count_requests_per_unit
+from bench.segments import compare_fits, fan_out_plan, scoring_throughput
+from crm.segments.clv import DEFAULT_MAX_SAMPLE
 from crm_local.template import ROOT
 
 OUT = ROOT / "docs" / "benchmarks.md"
@@ -18,6 +20,16 @@ def main() -> None:
     cold = measure_cold_starts()
     print("counting AWS requests ...", flush=True)
     counts = count_requests_per_unit()
+    print("fitting segment models at 100k and 1M customers ...", flush=True)
+    fits = [
+        ("100k, all customers", compare_fits(100_000)),
+        (f"1M, sample of {DEFAULT_MAX_SAMPLE // 1000}k (what the planner does)",
+         compare_fits(1_000_000, max_sample=DEFAULT_MAX_SAMPLE)),
+        ("1M, all customers", compare_fits(1_000_000)),
+    ]  # fmt: skip
+    print("scoring throughput ...", flush=True)
+    throughput = scoring_throughput()
+    plan = fan_out_plan(10_000_000, throughput)
     baseline = cold[0].total_ms
     lines = [
         "# Benchmarks",
@@ -56,6 +68,43 @@ def main() -> None:
     for r in counts:
         detail = ", ".join(f"{op} {n}" for op, n in sorted(r.counts.items()))
         lines.append(f"| {r.work} | {r.total} | {detail} |")
+    lines += [
+        "",
+        "## Segment models",
+        "",
+        "BG/NBD fitted on simulated customers drawn from the model itself (r = 0.24, α = 4.4,",
+        "a = 0.79, b = 2.43, 39 weeks), ours (`crm.segments.clv`, L-BFGS-B on log-parameters)",
+        "against `lifetimes` 0.11 (autograd gradients) on the same data; the gap is the largest",
+        "relative difference of the four parameters.",
+        "",
+        "| customers | ours (s) | lifetimes (s) | r | α | a | b | largest gap |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for label, f in fits:
+        o = f.ours
+        lines.append(
+            f"| {label} | {f.ours_s:.1f} | {f.theirs_s:.1f} | {o['r']:.4f} | {o['alpha']:.3f} "
+            f"| {o['a']:.4f} | {o['b']:.3f} | {f.worst_relative_gap:.2%} |"
+        )
+    lines += [
+        "",
+        "## Scoring and the fan-out plan",
+        "",
+        f"One worker scores **{throughput:,.0f} profiles/s** on its CPU (features, RFM quintiles,",
+        "P(alive), expected orders, 12-month CLV, tier), in pages of 300 profiles (about one 1 MB",
+        "scan page). Reading its shard is the other cost: taking a parallel-scan page of ~300",
+        f"profiles at ~25 ms, a worker handles **{plan['per_worker_per_s']:,.0f} profiles/s**.",
+        "",
+        "| customers | shards of 50k | per shard | worker concurrency | run time |",
+        "| --- | ---: | ---: | ---: | ---: |",
+        f"| 10M | {plan['shards']:,.0f} | {plan['minutes_per_shard']:.1f} min "
+        f"| {plan['concurrency']:.0f} | {plan['minutes']:.1f} min + planning |",
+        "",
+        "Planning reads a sample of scan segments and fits on at most 200k customers (the 1M row",
+        "above), so it stays within one Lambda's 15 minutes whatever the base. Writes are only the",
+        "customers whose scores or segments changed, so the nightly write cost follows the churn",
+        "of the base, not its size.",
+    ]
     OUT.write_text("\n".join(lines) + "\n")
     print(f"wrote {OUT.relative_to(ROOT)}")
 

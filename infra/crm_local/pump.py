@@ -85,7 +85,10 @@ class QueuePoller(Poller):
         try:
             response = self.invoke(self.trigger.function, sqs_event(batch, self.arn))
         except Exception:
-            log.warning("%s failed a batch of %d; SQS will redeliver it", self.name, len(batch))
+            log.warning(
+                "%s failed a batch of %d; SQS will redeliver it", self.name, len(batch),
+                exc_info=True,
+            )  # fmt: skip
             return  # nothing deleted: every message comes back after its visibility timeout
         failed: set[str] = set()
         if self.trigger.partial_failures and isinstance(response, dict):

@@ -100,9 +100,9 @@ def fit_bgnbd(
         value = bgnbd_log_likelihood(np.array([r, alpha, a, b]), x, t_x / scale, age / scale)
         return float(-np.sum(value))
 
-    best = minimize(negative, np.log([1.0, 1.0, 1.0, 1.0]), method="Nelder-Mead",
-                    options={"maxiter": 4000, "xatol": 1e-7, "fatol": 1e-7})  # fmt: skip
-    best = minimize(negative, best.x, method="L-BFGS-B")
+    # Quasi-Newton on log-parameters from 1, 1, 1, 1 in scaled time: a simplex search from
+    # there can drift to the degenerate a -> 0, b -> inf ridge on large bases.
+    best = minimize(negative, np.zeros(4), method="L-BFGS-B")
     r, alpha, a, b = np.exp(best.x)
     alpha *= scale
     ll = float(np.sum(bgnbd_log_likelihood(np.array([r, alpha, a, b]), x, t_x, age)))
@@ -155,9 +155,7 @@ def fit_gamma_gamma(
         p, q, v = np.exp(log_params)
         return float(-np.sum(gamma_gamma_log_likelihood(np.array([p, q, v]), x, m / scale)))
 
-    best = minimize(negative, np.log([1.0, 1.0, 1.0]), method="Nelder-Mead",
-                    options={"maxiter": 4000, "xatol": 1e-7, "fatol": 1e-7})  # fmt: skip
-    best = minimize(negative, best.x, method="L-BFGS-B")
+    best = minimize(negative, np.zeros(3), method="L-BFGS-B")
     p, q, v = np.exp(best.x)
     v *= scale
     ll = float(np.sum(gamma_gamma_log_likelihood(np.array([p, q, v]), x, m)))

@@ -144,6 +144,8 @@ class SegmentRecompute:
         bgnbd = gamma_gamma = None
         try:
             fitted = fit_bgnbd(frequency, recency, age)
+            if not math.isfinite(fitted.log_likelihood):
+                raise ValueError("no finite likelihood")
             bgnbd = BgNbdParams(r=fitted.r, alpha=fitted.alpha, a=fitted.a, b=fitted.b,
                                 log_likelihood=fitted.log_likelihood,
                                 sample_size=fitted.sample_size)  # fmt: skip

@@ -142,11 +142,19 @@ def score_page(
             spend = GammaGamma(g.p, g.q, g.v)
             clv = customer_lifetime_value(bgnbd, spend, x, t_x, age, monetary)
     out = {}
+
+    def finite(values: np.ndarray | None, i: int, digits: int) -> float | None:
+        """A model that fits a small or odd sample badly may give inf or nan: no score then."""
+        if values is None or not np.isfinite(values[i]):
+            return None
+        return round(float(values[i]), digits)
+
     for i, f in enumerate(features):
         r = _score(f.days_since_last, model.rfm.recency_days, lower_is_better=True)
         fs = _score(float(f.order_count), model.rfm.frequency)
         m = _score(f.total_spend, model.rfm.monetary)
-        alive = None if p_alive is None else round(float(p_alive[i]), 3)
+        alive = finite(p_alive, i, 3)
+        value = finite(clv, i, 2)
         fell = f.baseline_rate >= 0.5 and f.recent_orders < f.baseline_rate / 2
         churn = fell or (alive is not None and alive < model.p_alive_threshold)
         segment = rfm_segment(r, fs, m)
@@ -157,8 +165,8 @@ def score_page(
             rfm_segment=segment,
             tier=tier_of(f, segment, m, alive, churn),
             p_alive=alive,
-            expected_orders_90d=None if expected is None else round(float(expected[i]), 3),
-            clv_12m=None if clv is None else Decimal(str(round(float(clv[i]), 2))),
+            expected_orders_90d=finite(expected, i, 3),
+            clv_12m=None if value is None else Decimal(str(value)),
             churn_warning=churn,
             scored_at=now,
         )
