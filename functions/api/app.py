@@ -30,6 +30,7 @@ from crm.profiles.models import (
 from crm.profiles.service import profile_service
 from crm.segments.catalog import segment_catalog
 from crm.segments.models import (
+    Recommendations,
     RunRequested,
     SegmentDefinition,
     SegmentList,
@@ -243,3 +244,17 @@ def segment_members(req: ApiRequest) -> SegmentMembers:
 )
 def request_segment_run(req: ApiRequest) -> RunRequested:
     return segment_catalog().request_run(req.who)
+
+
+@api.route(
+    "/customers/{customer_id}/recommendations",
+    "GET",
+    summary="Products to recommend: not bought yet, co-purchase associations, varied categories",
+    response=Recommendations,
+    query=(QueryParam("limit", "how many, 1 to 50", "integer"),),
+    errors=(404,),
+)
+def recommendations(req: ApiRequest) -> Recommendations:
+    return segment_catalog().recommendations(
+        req.who, req.path["customer_id"], limit=req.int_query("limit", 10, 1, 50)
+    )

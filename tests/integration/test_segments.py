@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from typing import Any
 
 import boto3
@@ -112,6 +113,15 @@ def test_a_nightly_run_scores_everyone_and_sizes_the_segments(
     entered = [e for e in drain_tap(tap) if e["detail-type"] == "CustomerSegmentChanged"]
     assert len(entered) == sum(n for n in sizes.values() if n)  # one per membership, all new
     assert {e["detail"]["change"] for e in entered} == {"entered"}
+
+    recs = suite.call("GET", f"/customers/{members[0]}/recommendations", role="marketer",
+                      query={"limit": "4"}).body  # fmt: skip
+    assert recs["run_id"] == plan["run_id"]
+    bought = set(one["orders"]["products"])
+    suggested = [r["product"] for r in recs["recommendations"]]
+    assert 0 < len(suggested) <= 4
+    assert not bought & set(suggested)
+    assert max(Counter(r["category"] for r in recs["recommendations"]).values()) <= 2
 
     lake = boto3.client("s3").list_objects_v2(
         Bucket=suite.stack.refs["LakeBucket"], Prefix=f"segment_scores/run={plan['run_id']}/"

@@ -21,6 +21,12 @@ def _latest(a: datetime | None, b: datetime | None) -> datetime | None:
 
 
 MONTHS_KEPT = 36
+PRODUCTS_KEPT = 300
+
+
+def _add_products(products: dict[str, str], bought: dict[str, str]) -> dict[str, str]:
+    merged = {**products, **bought}
+    return dict(list(merged.items())[-PRODUCTS_KEPT:])
 
 
 def _add_month(months: dict[str, int], moment: datetime, count: int = 1) -> dict[str, int]:
@@ -38,6 +44,9 @@ def _fold_order(orders: OrderAggregates, event: OrderEvent) -> OrderAggregates:
         return orders.model_copy(
             update={
                 "orders_by_month": _add_month(orders.orders_by_month, event.occurred_at),
+                "products": _add_products(
+                    orders.products, {i.sku: i.category for i in event.items}
+                ),
                 "order_count": orders.order_count + 1,
                 "total_spend": orders.total_spend + event.amount,
                 "first_order_at": _earliest(orders.first_order_at, event.occurred_at),
@@ -107,6 +116,7 @@ def combine(a: Aggregates, b: Aggregates) -> Aggregates:
         last_order_at=_latest(a.orders.last_order_at, b.orders.last_order_at),
         category_items=categories,
         orders_by_month=dict(sorted(months.items())[-MONTHS_KEPT:]),
+        products=_add_products(a.orders.products, b.orders.products),
     )
     x, y = a.behaviour, b.behaviour
     behaviour = BehaviourAggregates(

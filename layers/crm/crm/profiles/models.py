@@ -213,6 +213,9 @@ class OrderAggregates(Output):
     orders_by_month: dict[str, int] = Field(
         default_factory=dict, description="paid orders per UTC month (YYYY-MM), last 36 months"
     )
+    products: dict[str, str] = Field(
+        default_factory=dict, description="products bought (sku -> category), at most 300"
+    )
 
     @computed_field  # type: ignore[prop-decorator]
     @property

@@ -16,9 +16,12 @@ from crm.config import settings
 from crm.errors import NotFound
 from crm.events import CustomerSegmentChanged, SegmentRunRequested
 from crm.profiles.record import ProfileRecord
+from crm.profiles.service import ProfileService, profile_service
+from crm.segments.baskets import recommend
 from crm.segments.models import (
     RFM_SEGMENTS,
     TIERS,
+    Recommendations,
     RunRequested,
     SegmentDefinition,
     SegmentList,
@@ -28,7 +31,7 @@ from crm.segments.models import (
     StoredDefinition,
 )
 from crm.segments.rules import matches
-from crm.segments.store import MembershipChange, SegmentStore
+from crm.segments.store import MembershipChange, ModelStore, SegmentStore
 
 DEFINITIONS_TTL_S = 60.0  # a new rule segment reaches the event folders within a minute
 TREND_RUNS = 7
@@ -40,9 +43,18 @@ def computed_segments(tier: str, rfm_segment: str) -> set[str]:
 
 
 class SegmentCatalog:
-    def __init__(self, store: SegmentStore, bus: Bus, clock: Clock = utc_now) -> None:
+    def __init__(
+        self,
+        store: SegmentStore,
+        bus: Bus,
+        models: ModelStore,
+        profiles: ProfileService,
+        clock: Clock = utc_now,
+    ) -> None:
         self._store = store
         self._bus = bus
+        self._models = models
+        self._profiles = profiles
         self._clock = clock
         self._definitions: tuple[float, list[StoredDefinition]] | None = None
 
@@ -145,6 +157,21 @@ class SegmentCatalog:
         ids, next_token = self._store.members(name, limit, page_token)
         return SegmentMembers(name=name, customer_ids=ids, next_token=next_token)
 
+    def recommendations(self, caller: Caller, customer_id: str, limit: int) -> Recommendations:
+        """Top products the customer has not bought, from the latest run's associations."""
+        caller.require(Permission.READ_PROFILE, customer_id)
+        record = self._profiles.load(customer_id)
+        latest = next((r for r in self._store.runs(limit=TREND_RUNS) if r.status == "complete"),
+                      None)  # fmt: skip
+        if latest is None:
+            return Recommendations(customer_id=record.customer_id, run_id=None,
+                                   recommendations=[])  # fmt: skip
+        model = self._models.get(latest.run_id)
+        chosen = recommend(record.aggregates.orders.products, model.associations,
+                           model.product_categories, model.popular_products, limit)  # fmt: skip
+        return Recommendations(customer_id=record.customer_id, run_id=latest.run_id,
+                               recommendations=chosen)  # fmt: skip
+
     def request_run(self, caller: Caller) -> RunRequested:
         caller.require(Permission.RUN_SEGMENTS)
         self._bus.publish([SegmentRunRequested(requested_by=caller.subject,
@@ -155,4 +182,9 @@ class SegmentCatalog:
 @cache
 def segment_catalog() -> SegmentCatalog:
     config = settings()
-    return SegmentCatalog(SegmentStore(config.segments_table), Bus(config.event_bus_name))
+    return SegmentCatalog(
+        SegmentStore(config.segments_table),
+        Bus(config.event_bus_name),
+        ModelStore(config.lake_bucket),
+        profile_service(),
+    )

@@ -131,6 +131,28 @@ class GammaGammaParams(BaseModel):
     sample_size: int
 
 
+class Association(BaseModel):
+    product: str
+    support: float
+    confidence: float
+    lift: float
+
+
+class Recommendation(Output):
+    product: str
+    category: str
+    lift: float | None = None
+    confidence: float | None = None
+    because_of: str | None = None
+    reason: str
+
+
+class Recommendations(Output):
+    customer_id: str
+    run_id: str | None
+    recommendations: list[Recommendation]
+
+
 class SegmentModel(BaseModel):
     """What the planner fits and stores (versioned by run) for the workers to score with."""
 
@@ -141,6 +163,9 @@ class SegmentModel(BaseModel):
     bgnbd: BgNbdParams | None = None
     gamma_gamma: GammaGammaParams | None = None
     p_alive_threshold: float = 0.3
+    associations: dict[str, list[Association]] = Field(default_factory=dict)
+    product_categories: dict[str, str] = Field(default_factory=dict)
+    popular_products: list[str] = Field(default_factory=list)
 
 
 class ShardTask(BaseModel):

@@ -21,6 +21,7 @@ from crm.profiles.record import ProfileRecord
 from crm.profiles.service import ProfileService, profile_service
 from crm.profiles.store import ProfileStore, StaleProfile
 from crm.queue import Queue
+from crm.segments.baskets import associations
 from crm.segments.catalog import SegmentCatalog, computed_segments, segment_catalog
 from crm.segments.clv import fit_bgnbd, fit_gamma_gamma
 from crm.segments.models import (
@@ -100,8 +101,11 @@ class SegmentRecompute:
     def plan_run(self, rng: random.Random | None = None) -> RunPlan:
         now = self._clock()
         run_id = run_id_for(now, self._ids)
-        sample, seen, read = self._sample(now, rng or random.Random())  # noqa: S311 - a sample
+        sample, baskets, seen, read = self._sample(now, rng or random.Random())  # noqa: S311
         model = self._fit(run_id, now, sample)
+        table, categories, popular = associations(baskets)
+        model = model.model_copy(update={"associations": table, "product_categories": categories,
+                                         "popular_products": popular})  # fmt: skip
         self._models.put(model)
         estimated = math.ceil(seen * SAMPLE_SEGMENTS / max(read, 1))
         shards = max(1, min(MAX_SHARDS, math.ceil(estimated / PROFILES_PER_SHARD)))
@@ -112,12 +116,15 @@ class SegmentRecompute:
                                                   "sample": len(sample)})  # fmt: skip
         return RunPlan(run_id, shards, len(sample), estimated, model)
 
-    def _sample(self, now: datetime, rng: random.Random) -> tuple[list[Features], int, int]:
+    def _sample(
+        self, now: datetime, rng: random.Random
+    ) -> tuple[list[Features], list[dict[str, str]], int, int]:
         """Whole scan segments in random order until the sample is large enough: each holds a
         hash-partitioned, so uniform, share of the customers."""
         order = list(range(SAMPLE_SEGMENTS))
         rng.shuffle(order)
         sample: list[Features] = []
+        baskets: list[dict[str, str]] = []
         seen = read = 0
         for segment in order:
             start: dict[str, Any] | None = None
@@ -125,12 +132,13 @@ class SegmentRecompute:
                 records, start = self._scan.scan_profiles(segment, SAMPLE_SEGMENTS, start)
                 seen += len(records)
                 sample += [f for r in records if (f := features_of(r, now)) is not None]
+                baskets += [r.aggregates.orders.products for r in records]
                 if not start:
                     break
             read += 1
             if len(sample) >= SAMPLE_SIZE:
                 break
-        return sample, seen, read
+        return sample, baskets, seen, read
 
     @staticmethod
     def _fit(run_id: str, now: datetime, sample: list[Features]) -> SegmentModel:
