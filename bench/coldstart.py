@@ -40,6 +40,8 @@ BASELINE_INIT = "boto3.session.Session().client('dynamodb')"
 CLIENTS = {
     "ApiFunction": ("dynamodb", "kms", "sqs", "secretsmanager"),
     "ProfileEventsFunction": ("dynamodb", "s3", "events", "secretsmanager"),
+    "SegmentPlannerFunction": ("dynamodb", "s3", "sqs"),
+    "SegmentWorkerFunction": ("dynamodb", "s3", "events", "secretsmanager"),
 }
 
 
