@@ -155,6 +155,11 @@ def cmd_up(args: argparse.Namespace) -> int:
     return 0
 
 
+def _not_running() -> int:
+    print("no emulator is running: start it with `make run`", file=sys.stderr)
+    return 1
+
+
 def cmd_token(args: argparse.Namespace) -> int:
     print(issue_token(dev_secret(args.state_dir), args.role, args.customer))
     return 0
@@ -163,8 +168,7 @@ def cmd_token(args: argparse.Namespace) -> int:
 def cmd_fire(args: argparse.Namespace) -> int:
     info = _running(args.state_dir)
     if not info:
-        print("no emulator is running: start it with `make run`", file=sys.stderr)
-        return 1
+        return _not_running()
     schedules: dict[str, dict[str, Any]] = info["schedules"]
     name = next((n for n in schedules if n == args.name or n.endswith(f"-{args.name}")), None)
     if name is None:
@@ -211,8 +215,7 @@ def cmd_invoke(args: argparse.Namespace) -> int:
 def cmd_seed(args: argparse.Namespace) -> int:
     info = _running(args.state_dir)
     if not info:
-        print("no emulator is running: start it with `make run`", file=sys.stderr)
-        return 1
+        return _not_running()
     use_endpoint(info["aws_endpoint"])
     queue = info["queues"]["ProfileEventsQueue"]
     _seed(info["api"], dev_secret(args.state_dir), args.customers, queue, args.state_dir)

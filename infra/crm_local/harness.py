@@ -131,6 +131,32 @@ class Suite:
                 )
         return response
 
+    def tap_bus(self, name: str, pattern: dict[str, Any]) -> str:
+        """A queue subscribed to what the CRM's bus carries that matches `pattern`."""
+        sqs = boto3.client("sqs")
+        url = sqs.create_queue(QueueName=name)["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        events = boto3.client("events")
+        bus = self.stack.refs["CrmBus"]
+        events.put_rule(Name=name, EventBusName=bus, EventPattern=json.dumps(pattern))
+        events.put_targets(Rule=name, EventBusName=bus, Targets=[{"Id": "q", "Arn": arn}])
+        return str(url)
+
+    @staticmethod
+    def take_all(url: str) -> list[dict[str, Any]]:
+        """Every message a queue holds now, bodies parsed, deleted as they are read."""
+        sqs = boto3.client("sqs")
+        found: list[dict[str, Any]] = []
+        while True:
+            messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+            if not messages:
+                return found
+            for m in messages:
+                found.append(json.loads(m["Body"]))
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+
     def drain(self, function: str = "ProfileEventsFunction", queue: str = "ProfileEventsQueue",
               rounds: int = 10) -> int:  # fmt: skip
         """Deliver batches until the queue is empty; returns the number of messages handled."""

@@ -14,21 +14,11 @@ from crm_local.harness import Suite, count_requests
 @pytest.fixture
 def bus_tap(suite: Suite) -> str:
     """A queue subscribed to everything the CRM publishes on its bus."""
-    sqs = boto3.client("sqs")
-    url = sqs.create_queue(QueueName="bus-tap")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    events = boto3.client("events")
-    bus = suite.stack.refs["CrmBus"]
-    events.put_rule(Name="tap", EventBusName=bus, EventPattern=json.dumps({"source": ["crm"]}))
-    events.put_targets(Rule="tap", EventBusName=bus, Targets=[{"Id": "q", "Arn": arn}])
-    return url
+    return suite.tap_bus("bus-tap", {"source": ["crm"]})
 
 
 def tapped(url: str) -> list[dict[str, Any]]:
-    out = boto3.client("sqs").receive_message(QueueUrl=url, MaxNumberOfMessages=10)
-    return [json.loads(m["Body"]) for m in out.get("Messages", [])]
+    return Suite.take_all(url)
 
 
 def new_customer(suite: Suite, external_id: str = "u-1") -> str:

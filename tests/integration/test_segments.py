@@ -40,30 +40,12 @@ def run_segments(suite: Suite) -> dict[str, Any]:
 
 
 def tap_bus(suite: Suite) -> str:
-    sqs = boto3.client("sqs")
-    url = sqs.create_queue(QueueName="segment-tap")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    events = boto3.client("events")
-    bus = suite.stack.refs["CrmBus"]
     pattern = {"detail-type": ["CustomerSegmentChanged", "SegmentRunRequested"]}
-    events.put_rule(Name="segment-tap", EventBusName=bus, EventPattern=json.dumps(pattern))
-    events.put_targets(Rule="segment-tap", EventBusName=bus, Targets=[{"Id": "q", "Arn": arn}])
-    return str(url)
+    return suite.tap_bus("segment-tap", pattern)
 
 
 def drain_tap(url: str) -> list[dict[str, Any]]:
-    sqs = boto3.client("sqs")
-    found: list[dict[str, Any]] = []
-    while True:
-        out = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)
-        messages = out.get("Messages", [])
-        if not messages:
-            return found
-        for m in messages:
-            found.append(json.loads(m["Body"]))
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+    return Suite.take_all(url)
 
 
 @pytest.fixture
