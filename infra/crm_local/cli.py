@@ -64,9 +64,11 @@ def _seed(api: str, secret: str, customers: int, queue_url: str, state_dir: Path
     shop = Shop(seed=7).customers(customers)
     totals = load_shop(client, shop, backlog=lambda: _backlog(queue_url))
     (state_dir / "seeded").write_text(json.dumps(totals))
+    # Segments are computed nightly; the demo shop gets its first run now.
+    client.request("POST", "/segments/runs")
     sample = shop[0].customer_id
-    print(f"\nseeded {totals['customers']} customers and {totals['events']} events; "
-          f"one of them: {sample}", flush=True)  # fmt: skip
+    print(f"\nseeded {totals['customers']} customers and {totals['events']} events "
+          f"(one of them: {sample}); a segment run has started: GET /segments", flush=True)  # fmt: skip
 
 
 def _banner(info: dict[str, Any], secret: str) -> str:
