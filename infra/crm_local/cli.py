@@ -67,8 +67,8 @@ def _seed(api: str, secret: str, customers: int, queue_url: str, state_dir: Path
     # Segments are computed nightly; the demo shop gets its first run now.
     client.request("POST", "/segments/runs")
     sample = shop[0].customer_id
-    print(f"\nseeded {totals['customers']} customers and {totals['events']} events "
-          f"(one of them: {sample}); a segment run has started: GET /segments", flush=True)  # fmt: skip
+    done = f"seeded {totals['customers']} customers and {totals['events']} events"
+    print(f"\n{done} (one of them: {sample}); a segment run has started: GET /segments")
 
 
 def _banner(info: dict[str, Any], secret: str) -> str:
