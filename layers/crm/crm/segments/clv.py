@@ -102,7 +102,8 @@ def fit_bgnbd(
 
     # Quasi-Newton on log-parameters from 1, 1, 1, 1 in scaled time: a simplex search from
     # there can drift to the degenerate a -> 0, b -> inf ridge on large bases.
-    best = minimize(negative, np.zeros(4), method="L-BFGS-B")
+    with np.errstate(all="ignore"):  # the search probes extreme values; it handles inf itself
+        best = minimize(negative, np.zeros(4), method="L-BFGS-B")
     r, alpha, a, b = np.exp(best.x)
     alpha *= scale
     ll = float(np.sum(bgnbd_log_likelihood(np.array([r, alpha, a, b]), x, t_x, age)))
@@ -155,7 +156,8 @@ def fit_gamma_gamma(
         p, q, v = np.exp(log_params)
         return float(-np.sum(gamma_gamma_log_likelihood(np.array([p, q, v]), x, m / scale)))
 
-    best = minimize(negative, np.zeros(3), method="L-BFGS-B")
+    with np.errstate(all="ignore"):
+        best = minimize(negative, np.zeros(3), method="L-BFGS-B")
     p, q, v = np.exp(best.x)
     v *= scale
     ll = float(np.sum(gamma_gamma_log_likelihood(np.array([p, q, v]), x, m)))
