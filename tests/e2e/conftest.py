@@ -67,7 +67,7 @@ class Running:
         )
 
 
-def wait_for(check: Callable[[], Any], timeout: float = 30, every: float = 0.3) -> Any:
+def wait_for(check: Callable[[], Any], timeout: float = 60, every: float = 0.3) -> Any:
     deadline = time.monotonic() + timeout
     while True:
         result = check()
