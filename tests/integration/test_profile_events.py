@@ -237,3 +237,22 @@ def test_aws_requests_to_read_one_360_view(suite: Suite) -> None:
     with count_requests() as full:
         suite.call("GET", f"/customers/{cid}", role="support_agent")
     assert dict(full) == {"dynamodb.GetItem": 1, "dynamodb.Query": 1, "kms.Decrypt": 1}
+
+
+def test_an_after_sales_note_is_sealed_and_shown_only_to_pii_roles(suite: Suite) -> None:
+    cid = new_customer(suite)
+    words = "奶粉罐有凹痕，联系客服三天没人回复 / tin dented, no reply for 3 days"
+    complaint = {"event_id": "note-1", "type": "after_sales", "case": "complaint",
+                 "customer_id": cid, "note": words, "reason_code": "damaged",
+                 "occurred_at": "2026-11-20T10:00:00Z"}  # fmt: skip
+    assert suite.call("POST", "/events", {"events": [complaint]}).status == 202
+    suite.drain()
+    agent = suite.call("GET", f"/customers/{cid}", role="support_agent").body
+    assert agent["timeline"][0]["note"] == words
+    marketer = suite.call("GET", f"/customers/{cid}", role="marketer").body
+    assert marketer["timeline"][0]["note"] == "****"
+    table = boto3.client("dynamodb").scan(TableName=suite.stack.refs["CustomersTable"])
+    assert "凹痕" not in repr(table["Items"])
+    rows = [r for rows in lake_objects(suite).values() for r in rows]
+    assert rows
+    assert all("note" not in r for r in rows)

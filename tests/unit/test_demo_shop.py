@@ -28,6 +28,9 @@ def test_the_shop_looks_like_a_shop() -> None:
     kinds = Counter(e["type"] for c in customers for e in c.events)
     assert kinds["order_refunded"] > 0
     assert kinds["product_viewed"] > 0
+    notes = [e["note"] for c in customers for e in c.events if e.get("note")]
+    assert any(n.isascii() for n in notes)  # English
+    assert any(not n.isascii() for n in notes)  # and Chinese
     cases = Counter(e.get("case") for c in customers for e in c.events)
     assert cases["complaint"] > 0
     assert cases["return"] > 0

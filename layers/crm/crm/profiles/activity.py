@@ -77,8 +77,14 @@ class AfterSalesEvent(_Event):
     order_id: Key | None = None
     amount: Money | None = None
     reason_code: Key | None = Field(
-        default=None, description="structured reason (quality, late_delivery, ...); no free text"
+        default=None, description="structured reason (quality, late_delivery, ...)"
     )
+    note: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
+                                           max_length=1000)] | None = Field(
+        default=None,
+        description="the customer's own words; sealed with the customer's key, shown to roles "
+        "that may read PII, never written to the lake or the bus",
+    )  # fmt: skip
 
 
 CustomerEvent = Annotated[OrderEvent | BrowseEvent | AfterSalesEvent, Field(discriminator="type")]

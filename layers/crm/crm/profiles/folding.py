@@ -23,7 +23,7 @@ from crm.clock import Clock, IdFactory, new_id, utc_now
 from crm.config import settings
 from crm.errors import validation_problems
 from crm.events import CustomerProfileUpdated
-from crm.keys import blind_index
+from crm.keys import DataKeys, blind_index, data_keys
 from crm.lake import Lake
 from crm.pii import BlindIndex
 from crm.profiles.activity import (
@@ -34,6 +34,7 @@ from crm.profiles.activity import (
     OrderEvent,
 )
 from crm.profiles.fold import fold_event
+from crm.profiles.pii_codec import NOTE_FIELD, PiiCodec, note_field
 from crm.profiles.record import LedgerEntry
 from crm.profiles.service import ProfileService, profile_service, retry_on_stale
 from crm.profiles.store import AppendEntry, DuplicateEntry
@@ -76,7 +77,7 @@ def timeline_body(event: CustomerEvent) -> dict[str, Any]:
 
 def lake_row(event: CustomerEvent, customer_id: str, index: BlindIndex) -> dict[str, Any]:
     """The event as the lake keeps it: a pseudonymous id, no identity, no free text."""
-    row = event.model_dump(mode="json", exclude={"customer_id", "identity", "query"})
+    row = event.model_dump(mode="json", exclude={"customer_id", "identity", "query", "note"})
     row["customer_pid"] = index.pseudonym(customer_id)
     return row
 
@@ -95,6 +96,7 @@ class EventFolding:
         lake: Lake,
         bus: Bus,
         segments: SegmentCatalog,
+        keys: DataKeys,
         index: BlindIndex | None = None,
         clock: Clock = utc_now,
         ids: IdFactory = new_id,
@@ -103,6 +105,7 @@ class EventFolding:
         self._lake = lake
         self._bus = bus
         self._segments = segments
+        self._keys = keys
         self._index = index
         self._clock = clock
         self._ids = ids
@@ -129,12 +132,16 @@ class EventFolding:
             before = set(record.segments)
             after = self._segments.with_rule_segments(record, self._clock())
             record.segments = sorted(after)
+            body = timeline_body(event)
+            if isinstance(event, AfterSalesEvent) and event.note:
+                cipher = PiiCodec(self._keys).cipher(record)  # creates the key if none yet
+                body[NOTE_FIELD] = cipher.seal(note_field(event.event_id), event.note)
             entry = LedgerEntry(
                 key=event.dedup_key,
                 kind="EVT",
                 customer_id=record.customer_id,
                 at=event.occurred_at,
-                body=timeline_body(event),
+                body=body,
             )
             try:
                 self._profiles.save(record, AppendEntry(entry))
@@ -187,5 +194,9 @@ class EventFolding:
 def event_folding() -> EventFolding:
     config = settings()
     return EventFolding(
-        profile_service(), Lake(config.lake_bucket), Bus(config.event_bus_name), segment_catalog()
+        profile_service(),
+        Lake(config.lake_bucket),
+        Bus(config.event_bus_name),
+        segment_catalog(),
+        data_keys(),
     )

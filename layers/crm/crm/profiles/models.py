@@ -284,6 +284,7 @@ class TimelineEntry(Output):
     category: str | None = None
     case: str | None = None
     channel: str | None = None
+    note: str | None = Field(default=None, description="masked (****) for roles without PII")
 
 
 class CustomerScores(Output):

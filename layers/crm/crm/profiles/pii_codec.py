@@ -17,6 +17,14 @@ PII_FIELDS = {
     "address_line": mask_text,
 }
 _PLAIN_FIELDS = ("gender", "birthday", "city", "locale", "preferred_store_id")
+NOTE_FIELD = "note_sealed"  # in a timeline entry's body
+
+
+def note_field(event_id: str) -> str:
+    """Associated data of a sealed note: bound to its event, not movable to another."""
+    return f"note:{event_id}"
+
+
 _REGION_FIELDS = ("province", "city", "district", "postal_code")
 
 
@@ -87,6 +95,17 @@ class PiiCodec:
             opened = self.open_all(source)
             for field in missing:
                 self.set_pii(target, field, opened[field])
+
+    def open_note(self, record: ProfileRecord, body: dict[str, Any], full: bool) -> str | None:
+        """A timeline note for the view: opened for PII roles, masked for the others. Notes
+        recorded under a profile since merged into this one stay masked (their key is that
+        profile's)."""
+        sealed = body.get(NOTE_FIELD)
+        if sealed is None:
+            return None
+        if not full or body.get("customer_id", record.customer_id) != record.customer_id:
+            return mask_text(sealed)
+        return self.cipher(record).open(note_field(str(body["event_id"])), sealed)
 
     def view(self, record: ProfileRecord, full: bool) -> AttributesView:
         pii = self.open_all(record) if full else dict(record.masked)

@@ -138,7 +138,8 @@ class ProfileService:
         new: bool = False,
     ) -> Customer360:
         full = caller.can(Permission.READ_PII, asked_as or record.customer_id)
-        timeline = [] if new else self._timeline(record)  # a new profile has no history yet
+        # A new profile has no history yet.
+        timeline = [] if new else self._timeline(record, codec, full)
         return Customer360(
             customer_id=record.customer_id,
             version=record.version,
@@ -160,13 +161,17 @@ class ProfileService:
             segments=record.segments,
         )
 
-    def _timeline(self, record: ProfileRecord) -> list[TimelineEntry]:
+    def _timeline(self, record: ProfileRecord, codec: PiiCodec, full: bool) -> list[TimelineEntry]:
         entries: list[LedgerEntry] = []
         for customer_id in [record.customer_id, *record.merged_from]:
             page, _ = self._store.entries("EVT", customer_id, TIMELINE_LENGTH)
             entries.extend(page)
         entries.sort(key=lambda e: e.at, reverse=True)
-        return [TimelineEntry.model_validate(e.body) for e in entries[:TIMELINE_LENGTH]]
+        shown = []
+        for e in entries[:TIMELINE_LENGTH]:
+            note = codec.open_note(record, {**e.body, "customer_id": e.customer_id}, full)
+            shown.append(TimelineEntry.model_validate({**e.body, "note": note}))
+        return shown
 
     # ================================================================ upsert and merge
     def upsert_customer(self, caller: Caller, body: UpsertCustomer) -> UpsertResult:
