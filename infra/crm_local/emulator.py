@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import threading
 from pathlib import Path
 from typing import Any
@@ -187,8 +186,3 @@ class Emulator:
         trigger = self.clock.find(name)
         self.clock.fire(trigger)
         return trigger.name
-
-
-def wipe_state(state_dir: Path) -> None:
-    if state_dir.exists():
-        shutil.rmtree(state_dir)

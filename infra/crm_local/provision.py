@@ -113,12 +113,6 @@ class Stack:
         }
         return {**lambda_env, **{k: str(self.resolve(v)) for k, v in spec.environment.items()}}
 
-    def queue_url_of_arn(self, arn: str) -> str:
-        for logical, attrs in self.attrs.items():
-            if attrs.get("Arn") == arn and "QueueName" in attrs:
-                return str(self.refs[logical])
-        raise KeyError(f"no queue with ARN {arn}")
-
     def function_arn(self, logical_id: str) -> str:
         return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{self.name}-{logical_id}"
 

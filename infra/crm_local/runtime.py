@@ -148,14 +148,6 @@ def load_module(spec: FunctionSpec) -> ModuleType:
     return pool_for(spec, {}).first_container().module
 
 
-def forget_functions() -> None:
-    with _pools_lock:
-        for pool in _pools.values():
-            for container in pool._idle:
-                sys.modules.pop(container.name, None)
-        _pools.clear()
-
-
 @contextmanager
 def environment(values: Mapping[str, str]) -> Iterator[None]:
     saved = {k: os.environ.get(k) for k in values}

@@ -50,6 +50,22 @@ def _queue_logical_id(stack: Stack, arn: str) -> str:
     raise KeyError(f"an SQS event names a queue the template does not declare: {arn}")
 
 
+def _rule_trigger(
+    function: str,
+    name: str,
+    props: dict[str, Any],
+    schedule: str | None,
+    pattern_key: str,
+    target_input: str | None,
+    enabled: bool,
+) -> Trigger:
+    """An EventBridge rule that reaches a function: a schedule, or a pattern on a bus."""
+    if schedule:
+        return ScheduleTrigger(function, name, str(schedule), target_input, enabled)
+    bus = str(props.get("EventBusName", "default"))
+    return BusTrigger(function, name, bus, props.get(pattern_key, {}), target_input)
+
+
 def _function_events(stack: Stack) -> list[Trigger]:
     found: list[Trigger] = []
     for spec in stack.template.functions():
@@ -67,26 +83,18 @@ def _function_events(stack: Stack) -> list[Trigger]:
                         in props.get("FunctionResponseTypes", []),
                     )
                 )
-            elif event.type in ("Schedule", "ScheduleV2"):
-                expression = props.get("Schedule") or props.get("ScheduleExpression")
-                state = props.get("State", "ENABLED")
+            elif event.type in ("Schedule", "ScheduleV2", "EventBridgeRule", "CloudWatchEvent"):
+                enabled = bool(props.get("Enabled", True)) and props.get("State") != "DISABLED"
+                schedule = props.get("Schedule") or props.get("ScheduleExpression")
                 found.append(
-                    ScheduleTrigger(
-                        function=spec.logical_id,
-                        name=name,
-                        expression=str(expression),
-                        input=props.get("Input"),
-                        enabled=bool(props.get("Enabled", True)) and state == "ENABLED",
-                    )
-                )
-            elif event.type in ("EventBridgeRule", "CloudWatchEvent"):
-                found.append(
-                    BusTrigger(
-                        function=spec.logical_id,
-                        name=name,
-                        bus=str(props.get("EventBusName", "default")),
-                        pattern=props.get("Pattern", {}),
-                        input=props.get("Input"),
+                    _rule_trigger(
+                        spec.logical_id,
+                        name,
+                        props,
+                        schedule,
+                        "Pattern",
+                        props.get("Input"),
+                        enabled,
                     )
                 )
     return found
@@ -102,26 +110,18 @@ def _rule_resources(stack: Stack) -> list[Trigger]:
             function = functions.get(str(target["Arn"]))
             if function is None:
                 continue  # SQS and other targets: moto delivers them itself
-            if "ScheduleExpression" in props:
-                found.append(
-                    ScheduleTrigger(
-                        function=function,
-                        name=name,
-                        expression=props["ScheduleExpression"],
-                        input=target.get("Input"),
-                        enabled=props.get("State", "ENABLED") == "ENABLED",
-                    )
+            enabled = props.get("State", "ENABLED") == "ENABLED"
+            found.append(
+                _rule_trigger(
+                    function,
+                    name,
+                    props,
+                    props.get("ScheduleExpression"),
+                    "EventPattern",
+                    target.get("Input"),
+                    enabled,
                 )
-            else:
-                found.append(
-                    BusTrigger(
-                        function=function,
-                        name=name,
-                        bus=str(props.get("EventBusName", "default")),
-                        pattern=props.get("EventPattern", {}),
-                        input=target.get("Input"),
-                    )
-                )
+            )
     return found
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from aws_lambda_powertools import Logger
@@ -56,7 +56,6 @@ class ApiRequest:
     body: BaseModel | None
     path: dict[str, str]
     query: dict[str, str]
-    raw: Request = field(repr=False)
 
     def model(self, kind: type[M]) -> M:
         assert isinstance(self.body, kind)
@@ -147,7 +146,6 @@ class JsonApi:
                             body=parsed,
                             path=dict(path_params),
                             query=dict(request.query_params or {}),
-                            raw=request,
                         )
                     )
                 except CrmError as error:
