@@ -13,10 +13,10 @@ from decimal import Decimal
 import numpy as np
 
 from crm.profiles.models import Aggregates, OrderAggregates
-from crm.profiles.record import ProfileRecord
+from crm.profiles.records import ProfileRecord
 from crm.segments.clv import fit_bgnbd, fit_gamma_gamma
-from crm.segments.models import BgNbdParams, GammaGammaParams, SegmentModel
 from crm.segments.recompute import PROFILES_PER_SHARD
+from crm.segments.records import BgNbdParams, GammaGammaParams, SegmentModel
 from crm.segments.scoring import features_of, rfm_thresholds, score_page
 
 TRUE = {"r": 0.24, "alpha": 4.4, "a": 0.79, "b": 2.43}  # CDNOW-like, in weeks

@@ -7,14 +7,14 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from crm.segments.recompute import segment_recompute
+from crm.composition import root
 
 logger = Logger()
 
 
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    plan = segment_recompute().plan_run()
+    plan = root().segment_recompute.plan_run()
     return {
         "run_id": plan.run_id,
         "shards": plan.shards,

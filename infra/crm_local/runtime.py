@@ -163,20 +163,9 @@ def environment(values: Mapping[str, str]) -> Iterator[None]:
 
 
 def reset_process_state() -> None:
-    """Forget every per-process cache of the crm package (clients, settings, services), as a
-    fresh Lambda container would; needed when the AWS endpoint or resources change."""
-    from crm import aws, config, keys
-    from crm.profiles import folding, ingest, service
-    from crm.segments import catalog, recompute
+    """Forget the crm package's per-process state (the composition root and its AWS
+    clients), as a fresh Lambda container would; needed when the AWS endpoint or resources
+    change."""
+    from crm import composition
 
-    aws.reset_clients()
-    for cached in (
-        catalog.segment_catalog,
-        recompute.segment_recompute,
-        config.settings,
-        keys.blind_index,
-        service.profile_service,
-        folding.event_folding,
-        ingest.event_ingestion,
-    ):
-        cached.cache_clear()
+    composition.reset()

@@ -1,8 +1,10 @@
 """The HTTP adapter between Chalice and the services.
 
-`JsonApi.route` is the one way to declare an endpoint: it registers the Chalice route, parses
-and validates the body into a pydantic model, builds the caller from the authorizer's claims,
-turns domain errors into JSON 4xx responses, and records what the OpenAPI document needs.
+`Routes.route` is the one way to declare an endpoint. Each family keeps its routes in a
+`Routes` (a Chalice blueprint the API function registers); a route names the permission it
+needs, and the adapter checks it before anything else, builds the caller from the
+authorizer's claims, parses and validates the body into a pydantic model, turns domain errors
+into JSON 4xx responses, and records what the OpenAPI document and the role x route test need.
 """
 
 from __future__ import annotations
@@ -13,10 +15,10 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from aws_lambda_powertools import Logger
-from chalice.app import Chalice, Request, Response
+from chalice.app import Blueprint, Request, Response
 from pydantic import BaseModel, ValidationError
 
-from crm.auth import Caller, caller_from_claims
+from crm.auth import Caller, Permission, caller_from_claims
 from crm.errors import CrmError, FieldProblem, InvalidInput, PayloadTooLarge, validation_problems
 
 logger = Logger(child=True)
@@ -32,6 +34,9 @@ class QueryParam:
     name: str
     description: str
     type: str = "string"
+    minimum: int | None = None
+    maximum: int | None = None
+    default: int | None = None
 
 
 @dataclass(frozen=True)
@@ -43,9 +48,14 @@ class RouteDoc:
     body: type[BaseModel] | None
     response: type[BaseModel] | None
     status: int
-    public: bool
+    permission: Permission | None  # None: a public route, no token needed
     query: tuple[QueryParam, ...] = ()
     errors: tuple[int, ...] = ()
+    also_status: tuple[int, ...] = ()  # other success statuses, with the same body
+
+    @property
+    def public(self) -> bool:
+        return self.permission is None
 
 
 @dataclass
@@ -56,6 +66,7 @@ class ApiRequest:
     body: BaseModel | None
     path: dict[str, str]
     query: dict[str, str]
+    declared: tuple[QueryParam, ...] = ()
 
     def model(self, kind: type[M]) -> M:
         assert isinstance(self.body, kind)
@@ -66,13 +77,18 @@ class ApiRequest:
         assert self.caller is not None, "public routes have no caller"
         return self.caller
 
-    def int_query(self, name: str, default: int, low: int, high: int) -> int:
+    def int_query(self, name: str) -> int:
+        """A whole-number query parameter within the bounds its route declares."""
+        param = next(p for p in self.declared if p.name == name)
+        assert param.minimum is not None
+        assert param.maximum is not None
+        assert param.default is not None
         raw = self.query.get(name)
         if raw is None:
-            return default
-        if not raw.isdigit() or not low <= int(raw) <= high:
+            return param.default
+        if not raw.isdigit() or not param.minimum <= int(raw) <= param.maximum:
             raise InvalidInput(
-                f"{name} must be a whole number from {low} to {high}",
+                f"{name} must be a whole number from {param.minimum} to {param.maximum}",
                 [FieldProblem(name, "out of range")],
             )
         return int(raw)
@@ -114,9 +130,11 @@ def claims_of(request: Request) -> dict[str, Any] | None:
     return claims if isinstance(claims, dict) else None
 
 
-class JsonApi:
-    def __init__(self, app: Chalice) -> None:
-        self.app = app
+class Routes:
+    """One family's HTTP routes: a Chalice blueprint the API function registers."""
+
+    def __init__(self, import_name: str) -> None:
+        self.blueprint = Blueprint(import_name)
         self.docs: list[RouteDoc] = []
 
     def route(
@@ -124,21 +142,29 @@ class JsonApi:
         path: str,
         method: str,
         *,
+        permission: Permission | None,
         summary: str,
         body: type[BaseModel] | None = None,
         response: type[BaseModel] | None = None,
         status: int = 200,
-        public: bool = False,
         query: tuple[QueryParam, ...] = (),
         errors: tuple[int, ...] = (),
+        also_status: tuple[int, ...] = (),
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     ) -> Callable[[Callable[[ApiRequest], Any]], Callable[..., Response]]:
+        """Declare an endpoint. `permission` is checked for the customer in the path (or, for
+        a customer's token on a route without one, for the customer themself) before the
+        body is read; services check finer rules (PII, the customers an event names)."""
+
         def register(view: Callable[[ApiRequest], Any]) -> Callable[..., Response]:
             def handle(**path_params: str) -> Response:
-                request = self.app.current_request
-                assert request is not None
+                request = self.blueprint.current_request
                 try:
-                    caller = None if public else caller_from_claims(claims_of(request))
+                    caller = None
+                    if permission is not None:
+                        caller = caller_from_claims(claims_of(request))
+                        subject = path_params.get("customer_id", caller.customer_id)
+                        caller.require(permission, subject)
                     parsed = parse_body(request.raw_body, body, max_body_bytes) if body else None
                     result = view(
                         ApiRequest(
@@ -146,6 +172,7 @@ class JsonApi:
                             body=parsed,
                             path=dict(path_params),
                             query=dict(request.query_params or {}),
+                            declared=query,
                         )
                     )
                 except CrmError as error:
@@ -159,7 +186,7 @@ class JsonApi:
             handle.__name__ = view.__name__
             # Bodies are always read as JSON, whatever Content-Type a client sent (curl's -d
             # says form-urlencoded): a body that is not JSON gets this API's own 400.
-            self.app.route(path, methods=[method], content_types=["*/*"])(handle)
+            self.blueprint.route(path, methods=[method], content_types=["*/*"])(handle)
             self.docs.append(
                 RouteDoc(
                     path=path,
@@ -169,9 +196,10 @@ class JsonApi:
                     body=body,
                     response=response,
                     status=status,
-                    public=public,
+                    permission=permission,
                     query=query,
                     errors=errors,
+                    also_status=also_status,
                 )
             )
             return handle

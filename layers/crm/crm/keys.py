@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from functools import cache
-
 from crm import aws
-from crm.config import settings
 from crm.pii import BlindIndex
 
 
@@ -31,12 +28,16 @@ class DataKeys:
         return out["Plaintext"]
 
 
-@cache
-def blind_index() -> BlindIndex:
-    """Fetched once per process: the key never changes without a re-index of every identity."""
-    secret = aws.secretsmanager().get_secret_value(SecretId=settings().blind_index_secret_arn)
-    return BlindIndex(secret["SecretString"].encode())
+class BlindIndexKey:
+    """The blind index, its secret fetched on first use and kept: the key never changes
+    without a re-index of every identity. Calling it gives the index."""
 
+    def __init__(self, secret_arn: str) -> None:
+        self._secret_arn = secret_arn
+        self._index: BlindIndex | None = None
 
-def data_keys() -> DataKeys:
-    return DataKeys(settings().pii_key_id)
+    def __call__(self) -> BlindIndex:
+        if self._index is None:
+            secret = aws.secretsmanager().get_secret_value(SecretId=self._secret_arn)
+            self._index = BlindIndex(secret["SecretString"].encode())
+        return self._index

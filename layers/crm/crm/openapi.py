@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
-from crm.http import RouteDoc
+from crm.http import QueryParam, RouteDoc
 
 _REF = "#/components/schemas/{model}"
 _STATUS_TEXT = {
@@ -49,6 +49,14 @@ def _error_schema() -> dict[str, Any]:
     }
 
 
+def _query_schema(q: QueryParam) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": q.type}
+    for key, value in (("minimum", q.minimum), ("maximum", q.maximum), ("default", q.default)):
+        if value is not None:
+            schema[key] = value
+    return schema
+
+
 def build_openapi(routes: Sequence[RouteDoc], title: str, version: str) -> dict[str, Any]:
     wanted: list[tuple[type[BaseModel], JsonSchemaMode]] = []
     for r in routes:
@@ -69,7 +77,7 @@ def build_openapi(routes: Sequence[RouteDoc], title: str, version: str) -> dict[
         ]
         params += [
             {"name": q.name, "in": "query", "required": False, "description": q.description,
-             "schema": {"type": q.type}}
+             "schema": _query_schema(q)}
             for q in r.query
         ]  # fmt: skip
         if params:
@@ -82,7 +90,7 @@ def build_openapi(routes: Sequence[RouteDoc], title: str, version: str) -> dict[
         ok: dict[str, Any] = {"description": "OK"}
         if r.response:
             ok["content"] = {"application/json": {"schema": refs[(r.response, "serialization")]}}
-        op["responses"] = {str(r.status): ok}
+        op["responses"] = {str(code): ok for code in (r.status, *r.also_status)}
         statuses = (
             set(r.errors) | ({400} if r.body else set()) | ({401, 403} if not r.public else set())
         )

@@ -1,1 +1,24 @@
-"""Profiles family: identity resolution, profile edits, consent, tags, points, 360° view."""
+"""Profiles family: identity resolution, profile edits, consent, tags, points, events folded
+into a 360° view.
+
+This module is the family's public interface: other families import from here and nowhere
+else in the package (an import contract checks it).
+"""
+
+from crm.profiles.customer_events import EVENT_TYPES
+from crm.profiles.models import Aggregates, CustomerScores
+from crm.profiles.records import ProfileRecord
+from crm.profiles.service import NoRuleSegments, ProfileService, RuleSegments, SegmentShift
+from crm.profiles.store import StaleProfile
+
+__all__ = [
+    "EVENT_TYPES",
+    "Aggregates",
+    "CustomerScores",
+    "NoRuleSegments",
+    "ProfileRecord",
+    "ProfileService",
+    "RuleSegments",
+    "SegmentShift",
+    "StaleProfile",
+]

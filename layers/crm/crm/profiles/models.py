@@ -328,3 +328,13 @@ class UpsertResult(Output):
         default_factory=list, description="profiles folded into this one by the upsert"
     )
     profile: Customer360
+
+
+class ConsentView(Output):
+    customer_id: str
+    consent: dict[ConsentPurpose, ConsentState]
+
+
+class TagsView(Output):
+    customer_id: str
+    tags: dict[str, TagState]

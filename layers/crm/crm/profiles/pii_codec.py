@@ -7,7 +7,7 @@ from typing import Any
 from crm.keys import DataKeys
 from crm.pii import FieldCipher, mask_email, mask_name, mask_phone, mask_text
 from crm.profiles.models import AddressView, AttributesView, ProfileAttributes
-from crm.profiles.record import ProfileRecord
+from crm.profiles.records import ProfileRecord
 
 # Field name in the record -> how it is masked for roles that may not read PII.
 PII_FIELDS = {

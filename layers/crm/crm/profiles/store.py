@@ -26,7 +26,7 @@ from crm.dynamo import (
     from_item,
     to_item,
 )
-from crm.profiles.record import LedgerEntry, LedgerKind, ProfileRecord
+from crm.profiles.records import LedgerEntry, LedgerKind, ProfileRecord
 
 PROFILE_SK = "PROFILE"
 _PAGE_KEYS = {"PK", "SK", "TPK", "TSK"}

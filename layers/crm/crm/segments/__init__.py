@@ -1,2 +1,12 @@
 """Segments family: RFM, churn probability, lifetime value, tiers, rule segments,
-recommendations. The numerical models need numpy and scipy from the analytics layer."""
+recommendations.
+
+This module is the family's public interface. It never loads numpy or scipy: the numerical
+models (`crm.segments.recompute`, `scoring`, `clv`) are for the segment functions only, which
+carry the analytics layer.
+"""
+
+from crm.segments.membership import RuleMembership
+from crm.segments.service import SegmentCatalog
+
+__all__ = ["RuleMembership", "SegmentCatalog"]

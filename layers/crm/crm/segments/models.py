@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import Field, StringConstraints
 
 from crm.models import Output, StrictInput
 
@@ -107,37 +107,6 @@ class RunRequested(Output):
     detail: str
 
 
-class RfmThresholds(BaseModel):
-    """Quintile cut points: 4 ascending values each."""
-
-    recency_days: list[float]
-    frequency: list[float]
-    monetary: list[float]
-
-
-class BgNbdParams(BaseModel):
-    r: float
-    alpha: float
-    a: float
-    b: float
-    log_likelihood: float
-    sample_size: int
-
-
-class GammaGammaParams(BaseModel):
-    p: float
-    q: float
-    v: float
-    sample_size: int
-
-
-class Association(BaseModel):
-    product: str
-    support: float
-    confidence: float
-    lift: float
-
-
 class Recommendation(Output):
     product: str
     category: str
@@ -151,24 +120,3 @@ class Recommendations(Output):
     customer_id: str
     run_id: str | None
     recommendations: list[Recommendation]
-
-
-class SegmentModel(BaseModel):
-    """What the planner fits and stores (versioned by run) for the workers to score with."""
-
-    run_id: str
-    fitted_at: datetime
-    sample_size: int
-    rfm: RfmThresholds
-    bgnbd: BgNbdParams | None = None
-    gamma_gamma: GammaGammaParams | None = None
-    p_alive_threshold: float = 0.3
-    associations: dict[str, list[Association]] = Field(default_factory=dict)
-    product_categories: dict[str, str] = Field(default_factory=dict)
-    popular_products: list[str] = Field(default_factory=list)
-
-
-class ShardTask(BaseModel):
-    run_id: str
-    segment: int = Field(ge=0)
-    total_segments: int = Field(ge=1, le=1_000_000)

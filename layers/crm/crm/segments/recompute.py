@@ -5,28 +5,27 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cache
 from typing import Any
 
 from aws_lambda_powertools import Logger
+from pydantic import ValidationError
 
-from crm.clock import Clock, IdFactory, new_id, utc_now
-from crm.config import settings
-from crm.keys import blind_index
+from crm.clock import Clock, IdFactory
+from crm.errors import validation_problems
 from crm.lake import Lake, partition_key
 from crm.pii import BlindIndex
-from crm.profiles.record import ProfileRecord
-from crm.profiles.service import ProfileService, profile_service
-from crm.profiles.store import ProfileStore, StaleProfile
+from crm.profiles import ProfileRecord, ProfileService, StaleProfile
 from crm.queue import Queue
 from crm.segments.baskets import associations
-from crm.segments.catalog import SegmentCatalog, computed_segments, segment_catalog
 from crm.segments.clv import fit_bgnbd, fit_gamma_gamma
-from crm.segments.models import (
+from crm.segments.membership import RuleMembership, computed_segments, transitions
+from crm.segments.records import (
     BgNbdParams,
     GammaGammaParams,
+    MembershipChange,
     RfmThresholds,
     SegmentModel,
     ShardTask,
@@ -38,7 +37,8 @@ from crm.segments.scoring import (
     rfm_thresholds,
     score_page,
 )
-from crm.segments.store import MembershipChange, ModelStore, SegmentStore
+from crm.segments.store import ModelStore, SegmentStore
+from crm.sqs_consumer import PoisonMessage
 
 logger = Logger(child=True)
 
@@ -76,19 +76,17 @@ class SegmentRecompute:
     def __init__(
         self,
         profiles: ProfileService,
-        profile_store: ProfileStore,
-        catalog: SegmentCatalog,
+        membership: RuleMembership,
         segments: SegmentStore,
         models: ModelStore,
         queue: Queue,
         lake: Lake,
-        index: BlindIndex | None = None,
-        clock: Clock = utc_now,
-        ids: IdFactory = new_id,
+        index: Callable[[], BlindIndex],
+        clock: Clock,
+        ids: IdFactory,
     ) -> None:
         self._profiles = profiles
-        self._scan = profile_store
-        self._catalog = catalog
+        self._membership = membership
         self._segments = segments
         self._models = models
         self._queue = queue
@@ -129,7 +127,7 @@ class SegmentRecompute:
         for segment in order:
             start: dict[str, Any] | None = None
             while True:
-                records, start = self._scan.scan_profiles(segment, SAMPLE_SEGMENTS, start)
+                records, start = self._profiles.store.scan_profiles(segment, SAMPLE_SEGMENTS, start)
                 seen += len(records)
                 sample += [f for r in records if (f := features_of(r, now)) is not None]
                 baskets += [r.aggregates.orders.products for r in records]
@@ -171,6 +169,14 @@ class SegmentRecompute:
         )  # fmt: skip
 
     # ------------------------------------------------------------ worker
+    def score_message(self, body: str) -> ShardResult:
+        try:
+            task = ShardTask.model_validate_json(body)
+        except ValidationError as exc:
+            problems = "; ".join(f"{p.field}: {p.message}" for p in validation_problems(exc))
+            raise PoisonMessage(f"not a shard task ({problems})") from None
+        return self.score_shard(task)
+
     def score_shard(self, task: ShardTask) -> ShardResult:
         model = self._models.get(task.run_id)
         now = self._clock()
@@ -178,7 +184,9 @@ class SegmentRecompute:
         snapshot: list[dict[str, Any]] = []
         start: dict[str, Any] | None = None
         while True:
-            records, start = self._scan.scan_profiles(task.segment, task.total_segments, start)
+            records, start = self._profiles.store.scan_profiles(
+                task.segment, task.total_segments, start
+            )
             self._score_records(records, model, now, result, snapshot)
             if not start:
                 break
@@ -202,7 +210,7 @@ class SegmentRecompute:
     ) -> None:
         features = [f for r in records if (f := features_of(r, now)) is not None]
         scores = score_page(features, model, now)
-        index = self._index or blind_index()
+        index = self._index()
         changes: list[MembershipChange] = []
         for record in records:
             new_scores = scores.get(record.customer_id)
@@ -215,7 +223,7 @@ class SegmentRecompute:
             computed = (
                 computed_segments(new_scores.tier, new_scores.rfm_segment) if new_scores else set()
             )
-            rules = self._catalog.rule_segments(record, now)
+            rules = self._membership.rule_segments(record, now)
             after = computed | rules
             for name in after:
                 result.counts[name] = result.counts.get(name, 0) + 1
@@ -223,29 +231,15 @@ class SegmentRecompute:
             if after != before or changed_scores:
                 record.segments = sorted(after)
                 try:
-                    self._profiles.save(record)
+                    self._profiles.save(record, evaluate_rules=False, announce=False)
                 except StaleProfile:
                     result.skipped += 1  # changed meanwhile; the next run or event catches up
                     continue
                 result.written += 1
-                changes += self._catalog.transitions(record.customer_id, before, after)
+                changes += transitions(record.customer_id, before, after)
             if new_scores is not None:
                 snapshot.append({
                     "run_id": result.run_id, "customer_pid": index.pseudonym(record.customer_id),
                     **new_scores.model_dump(mode="json", exclude={"scored_at"}),
                 })  # fmt: skip
-        self._catalog.apply(changes, result.run_id)
-
-
-@cache
-def segment_recompute() -> SegmentRecompute:
-    config = settings()
-    return SegmentRecompute(
-        profiles=profile_service(),
-        profile_store=ProfileStore(config.customers_table),
-        catalog=segment_catalog(),
-        segments=SegmentStore(config.segments_table),
-        models=ModelStore(config.lake_bucket),
-        queue=Queue(config.segment_shards_queue_url),
-        lake=Lake(config.lake_bucket),
-    )
+        self._membership.apply(changes, result.run_id)

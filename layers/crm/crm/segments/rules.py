@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from crm.profiles.record import ProfileRecord
+from crm.profiles import ProfileRecord
 from crm.segments.models import Compare, Condition, HasTag, NoEventWithin, Rule
 
 

@@ -12,10 +12,9 @@ from decimal import Decimal
 
 import numpy as np
 
-from crm.profiles.models import CustomerScores
-from crm.profiles.record import ProfileRecord
+from crm.profiles import CustomerScores, ProfileRecord
 from crm.segments.clv import BgNbd, GammaGamma, customer_lifetime_value
-from crm.segments.models import RfmThresholds, SegmentModel
+from crm.segments.records import RfmThresholds, SegmentModel
 
 DAY = 86400.0
 NEW_CUSTOMER_DAYS = 30

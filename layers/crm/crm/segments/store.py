@@ -12,7 +12,6 @@ import hashlib
 import json
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -25,7 +24,8 @@ from crm.dynamo import (
     to_item,
 )
 from crm.errors import InvalidInput
-from crm.segments.models import SegmentModel, StoredDefinition
+from crm.segments.models import StoredDefinition
+from crm.segments.records import MembershipChange, RunRecord, SegmentModel
 
 # A segment of millions must not be one hot partition (1,000 writes/s each): its members are
 # spread over this many partitions by a hash of the customer id.
@@ -34,24 +34,6 @@ MEMBER_SHARDS = 16
 
 def member_shard(customer_id: str) -> int:
     return int(hashlib.sha256(customer_id.encode()).hexdigest()[:8], 16) % MEMBER_SHARDS
-
-
-@dataclass(frozen=True)
-class MembershipChange:
-    segment: str
-    customer_id: str
-    entered: bool
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    run_id: str
-    status: str
-    total_segments: int
-    shards_done: int
-    started_at: datetime
-    finished_at: datetime | None
-    sizes: dict[str, int]
 
 
 class SegmentStore:

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 from collections import Counter
-from functools import cache
 
 from crm.auth import Caller, Permission, Role
-from crm.config import settings
 from crm.errors import FieldProblem, Forbidden, InvalidInput
-from crm.profiles.activity import BROWSING_TYPES, EventBatch, EventsAccepted
+from crm.profiles.customer_events import BROWSING_TYPES, EventBatch, EventsAccepted
 from crm.queue import Queue
 
 
-class EventIngestion:
+class EventIntake:
     def __init__(self, queue: Queue) -> None:
         self._queue = queue
 
@@ -46,8 +44,3 @@ class EventIngestion:
                     "a customer app may send events about its own customer only",
                     [FieldProblem(f"events.{n}.customer_id", "not the caller's customer id")],
                 )
-
-
-@cache
-def event_ingestion() -> EventIngestion:
-    return EventIngestion(Queue(settings().profile_events_queue_url))

@@ -91,6 +91,9 @@ CustomerEvent = Annotated[OrderEvent | BrowseEvent | AfterSalesEvent, Field(disc
 CUSTOMER_EVENT = TypeAdapter[CustomerEvent](CustomerEvent)
 
 BROWSING_TYPES = frozenset({"product_viewed", "search", "cart_added"})
+ORDER_TYPES = frozenset({"order_placed", "order_paid", "order_refunded"})
+# Every event type a timeline can hold; rule segments name them ("no order_paid in 30 days").
+EVENT_TYPES = BROWSING_TYPES | ORDER_TYPES | {"after_sales"}
 
 
 class EventBatch(StrictInput):

@@ -16,7 +16,7 @@ from crm.segments.clv import (
     fit_gamma_gamma,
 )
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "cdnow_summary.csv"
+DATA = Path(__file__).resolve().parents[2] / "data" / "cdnow_summary.csv"
 
 
 @pytest.fixture(scope="module")

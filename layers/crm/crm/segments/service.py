@@ -1,23 +1,16 @@
-"""Segments as the API and the event folder see them: definitions, sizes, members, and rule
-segments evaluated on one profile. No numerical libraries here: the API function does not
-carry the analytics layer."""
+"""Segments as the API sees them: definitions, sizes, members, recommendations, runs on
+request. No numerical libraries here: the API function does not carry the analytics layer."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterable
-from datetime import datetime
-from functools import cache
-
 from crm.auth import Caller, Permission
 from crm.bus import Bus
-from crm.clock import Clock, utc_now
-from crm.config import settings
+from crm.clock import Clock
 from crm.errors import NotFound
-from crm.events import CustomerSegmentChanged, SegmentRunRequested
-from crm.profiles.record import ProfileRecord
-from crm.profiles.service import ProfileService, profile_service
+from crm.events import SegmentRunRequested
+from crm.profiles import ProfileService
 from crm.segments.baskets import recommend
+from crm.segments.membership import COMPUTED_PREFIXES, RuleMembership
 from crm.segments.models import (
     RFM_SEGMENTS,
     TIERS,
@@ -30,33 +23,27 @@ from crm.segments.models import (
     SegmentSummary,
     StoredDefinition,
 )
-from crm.segments.rules import matches
-from crm.segments.store import MembershipChange, ModelStore, SegmentStore
+from crm.segments.store import ModelStore, SegmentStore
 
-DEFINITIONS_TTL_S = 60.0  # a new rule segment reaches the event folders within a minute
 TREND_RUNS = 7
-COMPUTED_PREFIXES = ("tier:", "rfm:")
-
-
-def computed_segments(tier: str, rfm_segment: str) -> set[str]:
-    return {f"tier:{tier}", f"rfm:{rfm_segment}"}
 
 
 class SegmentCatalog:
     def __init__(
         self,
         store: SegmentStore,
+        membership: RuleMembership,
         bus: Bus,
         models: ModelStore,
         profiles: ProfileService,
-        clock: Clock = utc_now,
+        clock: Clock,
     ) -> None:
         self._store = store
+        self._membership = membership
         self._bus = bus
         self._models = models
         self._profiles = profiles
         self._clock = clock
-        self._definitions: tuple[float, list[StoredDefinition]] | None = None
 
     # ------------------------------------------------------------ definitions
     def define_segment(self, caller: Caller, body: SegmentDefinition) -> StoredDefinition:
@@ -69,50 +56,8 @@ class SegmentCatalog:
             updated_by=caller.subject,
         )
         self._store.put_definition(stored)
-        self._definitions = None
+        self._membership.forget_definitions()
         return stored
-
-    def definitions(self) -> list[StoredDefinition]:
-        now = time.monotonic()
-        if self._definitions is None or now - self._definitions[0] > DEFINITIONS_TTL_S:
-            self._definitions = (now, self._store.definitions())
-        return self._definitions[1]
-
-    def rule_segments(self, record: ProfileRecord, now: datetime) -> set[str]:
-        return {d.name for d in self.definitions() if matches(record, d.rule, now)}
-
-    def with_rule_segments(self, record: ProfileRecord, now: datetime) -> set[str]:
-        """The record's segments with its rule segments evaluated afresh."""
-        kept = {s for s in record.segments if s.startswith(COMPUTED_PREFIXES)}
-        return kept | self.rule_segments(record, now)
-
-    # ------------------------------------------------------------ membership changes
-    def transitions(
-        self, customer_id: str, before: Iterable[str], after: Iterable[str]
-    ) -> list[MembershipChange]:
-        old, new = set(before), set(after)
-        return [MembershipChange(s, customer_id, True) for s in sorted(new - old)] + [
-            MembershipChange(s, customer_id, False) for s in sorted(old - new)
-        ]
-
-    def apply(self, changes: list[MembershipChange], run_id: str | None) -> None:
-        """Write the membership items, then announce each transition on the bus."""
-        if not changes:
-            return
-        self._store.apply(changes)
-        now = self._clock()
-        self._bus.publish(
-            [
-                CustomerSegmentChanged(
-                    customer_id=c.customer_id,
-                    segment=c.segment,
-                    change="entered" if c.entered else "left",
-                    run_id=run_id,
-                    occurred_at=now,
-                )
-                for c in changes
-            ]
-        )
 
     # ------------------------------------------------------------ queries
     def list_segments(self, caller: Caller) -> SegmentList:
@@ -126,7 +71,7 @@ class SegmentCatalog:
             names[f"tier:{tier}"] = ("tier", f"{label} {tier}")
         for segment in RFM_SEGMENTS:
             names[f"rfm:{segment}"] = ("rfm", segment.replace("_", " "))
-        for definition in self.definitions():
+        for definition in self._membership.definitions():
             names[definition.name] = ("rule", definition.description or definition.name)
         summaries = []
         for name, (kind, label) in names.items():
@@ -150,7 +95,7 @@ class SegmentCatalog:
     ) -> SegmentMembers:
         caller.require(Permission.READ_SEGMENTS)
         known = name.startswith(COMPUTED_PREFIXES) or any(
-            d.name == name for d in self.definitions()
+            d.name == name for d in self._membership.definitions()
         )
         if not known:
             raise NotFound(f"no segment {name}")
@@ -177,14 +122,3 @@ class SegmentCatalog:
         self._bus.publish([SegmentRunRequested(requested_by=caller.subject,
                                                occurred_at=self._clock())])  # fmt: skip
         return RunRequested(detail="the planner starts a run within seconds")
-
-
-@cache
-def segment_catalog() -> SegmentCatalog:
-    config = settings()
-    return SegmentCatalog(
-        SegmentStore(config.segments_table),
-        Bus(config.event_bus_name),
-        ModelStore(config.lake_bucket),
-        profile_service(),
-    )

@@ -9,43 +9,34 @@ consumers are idempotent); a first-delivery duplicate, a client resending an eve
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from functools import cache
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aws_lambda_powertools import Logger
 from pydantic import ValidationError
 
 from crm.bus import Bus
-from crm.clock import Clock, IdFactory, new_id, utc_now
-from crm.config import settings
 from crm.errors import validation_problems
 from crm.events import CustomerProfileUpdated
-from crm.keys import DataKeys, blind_index, data_keys
 from crm.lake import Lake
 from crm.pii import BlindIndex
-from crm.profiles.activity import (
+from crm.profiles.aggregates import fold_event
+from crm.profiles.customer_events import (
     CUSTOMER_EVENT,
     AfterSalesEvent,
     BrowseEvent,
     CustomerEvent,
     OrderEvent,
 )
-from crm.profiles.fold import fold_event
-from crm.profiles.pii_codec import NOTE_FIELD, PiiCodec, note_field
-from crm.profiles.record import LedgerEntry
-from crm.profiles.service import ProfileService, profile_service, retry_on_stale
+from crm.profiles.identity import IdentityResolution
+from crm.profiles.pii_codec import NOTE_FIELD, note_field
+from crm.profiles.records import LedgerEntry
+from crm.profiles.service import ProfileService, SegmentShift
 from crm.profiles.store import AppendEntry, DuplicateEntry
-from crm.segments.catalog import SegmentCatalog, segment_catalog
-from crm.segments.store import MembershipChange
+from crm.sqs_consumer import PoisonMessage
 
 logger = Logger(child=True)
-
-
-class PoisonMessage(ValueError):
-    """A queued message that can never be folded; it ends in the dead-letter queue."""
 
 
 @dataclass(frozen=True)
@@ -53,7 +44,7 @@ class Folded:
     event: CustomerEvent
     customer_id: str
     rev: int | None  # None: a duplicate whose side effects are repeated
-    segment_changes: tuple[MembershipChange, ...] = ()
+    shift: SegmentShift | None = None
 
 
 def timeline_body(event: CustomerEvent) -> dict[str, Any]:
@@ -82,33 +73,20 @@ def lake_row(event: CustomerEvent, customer_id: str, index: BlindIndex) -> dict[
     return row
 
 
-@dataclass
-class FoldBatch:
-    """Collects what one SQS batch folded, for one round of side effects at its end."""
-
-    folded: list[Folded] = field(default_factory=list)
-
-
 class EventFolding:
     def __init__(
         self,
         profiles: ProfileService,
+        identities: IdentityResolution,
         lake: Lake,
         bus: Bus,
-        segments: SegmentCatalog,
-        keys: DataKeys,
-        index: BlindIndex | None = None,
-        clock: Clock = utc_now,
-        ids: IdFactory = new_id,
+        index: Callable[[], BlindIndex],
     ) -> None:
         self._profiles = profiles
+        self._identities = identities
         self._lake = lake
         self._bus = bus
-        self._segments = segments
-        self._keys = keys
         self._index = index
-        self._clock = clock
-        self._ids = ids
 
     def parse(self, body: str) -> CustomerEvent:
         """Raises PoisonMessage naming the fields, never their values (they may hold PII)."""
@@ -118,23 +96,23 @@ class EventFolding:
             problems = "; ".join(f"{p.field}: {p.message}" for p in validation_problems(exc))
             raise PoisonMessage(f"not a valid customer event ({problems})") from None
 
+    def fold_message(self, body: str, redelivered: bool) -> Folded | None:
+        return self.fold(self.parse(body), redelivered)
+
     def fold(self, event: CustomerEvent, redelivered: bool) -> Folded | None:
         """Apply one event; None when it was already applied and needs nothing more."""
         customer_id = event.customer_id
         if customer_id is None:
             assert event.identity is not None  # the model guarantees one of the two
-            customer_id = self._profiles.resolve_identity(event.identity)
+            customer_id = self._identities.resolve_identity(event.identity)
+        profiles = self._profiles
 
         def attempt() -> Folded | None:
-            record = self._profiles.load(customer_id)
+            record = profiles.load(customer_id)
             record.aggregates = fold_event(record.aggregates, event)
-            # Rule segments follow events within seconds, not at the next nightly run.
-            before = set(record.segments)
-            after = self._segments.with_rule_segments(record, self._clock())
-            record.segments = sorted(after)
             body = timeline_body(event)
             if isinstance(event, AfterSalesEvent) and event.note:
-                cipher = PiiCodec(self._keys).cipher(record)  # creates the key if none yet
+                cipher = profiles.codec().cipher(record)  # creates the key if none yet
                 body[NOTE_FIELD] = cipher.seal(note_field(event.event_id), event.note)
             entry = LedgerEntry(
                 key=event.dedup_key,
@@ -144,28 +122,23 @@ class EventFolding:
                 body=body,
             )
             try:
-                self._profiles.save(record, AppendEntry(entry))
+                # Rule segments follow events within seconds; who moved is announced once
+                # per batch, with the batch's other side effects.
+                shift = profiles.save(record, AppendEntry(entry), announce=False)
             except DuplicateEntry as duplicate:
                 logger.info("duplicate event skipped", extra={"dedup_key": event.dedup_key})
                 owner = str(duplicate.existing.get("customer_id", record.customer_id))
                 return Folded(event, owner, None) if redelivered else None
-            changes = self._segments.transitions(record.customer_id, before, after)
-            return Folded(event, record.customer_id, record.rev, tuple(changes))
+            return Folded(event, record.customer_id, record.rev, shift)
 
-        return retry_on_stale(attempt)
-
-    @contextmanager
-    def batch(self) -> Iterator[FoldBatch]:
-        batch = FoldBatch()
-        yield batch
-        self.publish(batch.folded)
+        return profiles.retry(attempt)
 
     def publish(self, folded: list[Folded]) -> None:
         if not folded:
             return
-        index = self._index or blind_index()
+        index = self._index()
         rows = [lake_row(f.event, f.customer_id, index) for f in folded]
-        self._lake.write_events(rows, batch_id=self._ids())
+        self._lake.write_events(rows, batch_id=self._profiles.ids())
         latest: dict[str, Folded] = {}
         types: dict[str, set[str]] = {}
         for f in folded:
@@ -174,8 +147,8 @@ class EventFolding:
             if f.customer_id not in latest or f.rev > (latest[f.customer_id].rev or 0):
                 latest[f.customer_id] = f
             types.setdefault(f.customer_id, set()).add(f.event.type)
-        self._segments.apply([c for f in folded for c in f.segment_changes], run_id=None)
-        now = self._clock()
+        self._profiles.rules.announce([f.shift for f in folded if f.shift is not None])
+        now = self._profiles.clock()
         self._bus.publish(
             [
                 CustomerProfileUpdated(
@@ -188,15 +161,3 @@ class EventFolding:
                 for customer_id, f in latest.items()
             ]
         )
-
-
-@cache
-def event_folding() -> EventFolding:
-    config = settings()
-    return EventFolding(
-        profile_service(),
-        Lake(config.lake_bucket),
-        Bus(config.event_bus_name),
-        segment_catalog(),
-        data_keys(),
-    )

@@ -6,8 +6,9 @@ from decimal import Decimal
 import numpy as np
 
 from crm.profiles.models import Aggregates, BehaviourAggregates, OrderAggregates, TagState
-from crm.profiles.record import ProfileRecord
-from crm.segments.models import BgNbdParams, RfmThresholds, Rule, SegmentModel
+from crm.profiles.records import ProfileRecord
+from crm.segments.models import Rule
+from crm.segments.records import BgNbdParams, RfmThresholds, SegmentModel
 from crm.segments.rules import matches
 from crm.segments.scoring import features_of, rfm_segment, score_page
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from crm.profiles.activity import AfterSalesEvent, BrowseEvent, CustomerEvent, OrderEvent
+from crm.profiles.customer_events import AfterSalesEvent, BrowseEvent, CustomerEvent, OrderEvent
 from crm.profiles.models import Aggregates, BehaviourAggregates, OrderAggregates
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from crm.profiles.record import ProfileRecord
+from crm.profiles.records import ProfileRecord
 from crm.profiles.service import ProfileService
 from crm_local.harness import Suite
 

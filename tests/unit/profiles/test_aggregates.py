@@ -4,8 +4,8 @@ import itertools
 from decimal import Decimal
 from typing import Any
 
-from crm.profiles.activity import CUSTOMER_EVENT, CustomerEvent
-from crm.profiles.fold import combine, fold_event
+from crm.profiles.aggregates import combine, fold_event
+from crm.profiles.customer_events import CUSTOMER_EVENT, CustomerEvent
 from crm.profiles.models import Aggregates
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import statistics
 from collections import Counter
 
-from crm.profiles.activity import CUSTOMER_EVENT
+from crm.profiles.customer_events import CUSTOMER_EVENT
 from crm.profiles.models import UpsertCustomer
 from crm_local.seed import CATALOG, Shop
 

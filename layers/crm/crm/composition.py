@@ -1,0 +1,168 @@
+"""The composition root: builds every service, store and adapter once per process and hands
+them their collaborators. Functions ask it for what they use; tests build it on moto's
+resources (or hand it fakes). Nothing else keeps a singleton, so forgetting the root (`reset`)
+is all a test or the emulator does to start afresh.
+
+Parts are built on first use, so a function pays at cold start only for what it touches; the
+segment recompute, which needs numpy and scipy, is imported only when asked for.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from crm import aws
+from crm.bus import Bus
+from crm.clock import Clock, IdFactory, new_id, utc_now
+from crm.config import PlatformSettings
+from crm.keys import BlindIndexKey, DataKeys
+from crm.lake import Lake
+from crm.profiles.edits import ProfileEdits
+from crm.profiles.event_folding import EventFolding
+from crm.profiles.event_intake import EventIntake
+from crm.profiles.family import Profiles
+from crm.profiles.identity import IdentityResolution
+from crm.profiles.points import LoyaltyPoints
+from crm.profiles.service import ProfileService
+from crm.profiles.settings import ProfilesSettings
+from crm.profiles.store import ProfileStore
+from crm.profiles.views import CustomerViews
+from crm.queue import Queue
+from crm.segments.membership import RuleMembership
+from crm.segments.service import SegmentCatalog
+from crm.segments.settings import SegmentsSettings
+from crm.segments.store import ModelStore, SegmentStore
+
+if TYPE_CHECKING:
+    from crm.segments.recompute import SegmentRecompute
+
+
+@dataclass(frozen=True)
+class Settings:
+    platform: PlatformSettings
+    profiles: ProfilesSettings
+    segments: SegmentsSettings
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        return cls(
+            PlatformSettings.from_env(), ProfilesSettings.from_env(), SegmentsSettings.from_env()
+        )
+
+
+class Crm:
+    def __init__(
+        self,
+        settings: Settings,
+        clock: Clock = utc_now,
+        ids: IdFactory = new_id,
+        sleep: Callable[[float], Any] = time.sleep,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.ids = ids
+        self.sleep = sleep
+
+    # ------------------------------------------------------------ shared adapters
+    @cached_property
+    def lake(self) -> Lake:
+        return Lake(self.settings.platform.lake_bucket)
+
+    @cached_property
+    def bus(self) -> Bus:
+        return Bus(self.settings.platform.event_bus_name)
+
+    @cached_property
+    def blind_index(self) -> BlindIndexKey:
+        return BlindIndexKey(self.settings.profiles.blind_index_secret_arn)
+
+    # ------------------------------------------------------------ segments' membership
+    @cached_property
+    def segment_store(self) -> SegmentStore:
+        return SegmentStore(self.settings.segments.segments_table)
+
+    @cached_property
+    def rule_membership(self) -> RuleMembership:
+        return RuleMembership(self.segment_store, self.bus, self.clock)
+
+    # ------------------------------------------------------------ profiles
+    @cached_property
+    def profile_service(self) -> ProfileService:
+        config = self.settings.profiles
+        return ProfileService(
+            ProfileStore(config.customers_table),
+            DataKeys(config.pii_key_id),
+            self.blind_index,
+            # Profiles reacts to changes in rule segments through this Protocol only.
+            rules=self.rule_membership,
+            clock=self.clock,
+            ids=self.ids,
+            sleep=self.sleep,
+        )
+
+    @cached_property
+    def profiles(self) -> Profiles:
+        service = self.profile_service
+        views = CustomerViews(service)
+        identity = IdentityResolution(service, views)
+        return Profiles(
+            service=service,
+            identity=identity,
+            views=views,
+            edits=ProfileEdits(service, views),
+            points=LoyaltyPoints(service),
+            intake=EventIntake(Queue(self.settings.profiles.profile_events_queue_url)),
+            folding=EventFolding(service, identity, self.lake, self.bus, self.blind_index),
+        )
+
+    # ------------------------------------------------------------ segments
+    @cached_property
+    def segments(self) -> SegmentCatalog:
+        return SegmentCatalog(
+            self.segment_store,
+            self.rule_membership,
+            self.bus,
+            ModelStore(self.settings.platform.lake_bucket),
+            self.profile_service,
+            self.clock,
+        )
+
+    @cached_property
+    def segment_recompute(self) -> SegmentRecompute:
+        # Imported here: it needs numpy and scipy, which only the segment functions carry.
+        from crm.segments.recompute import SegmentRecompute
+
+        return SegmentRecompute(
+            profiles=self.profile_service,
+            membership=self.rule_membership,
+            segments=self.segment_store,
+            models=ModelStore(self.settings.platform.lake_bucket),
+            queue=Queue(self.settings.segments.segment_shards_queue_url),
+            lake=self.lake,
+            index=self.blind_index,
+            clock=self.clock,
+            ids=self.ids,
+        )
+
+
+_root: Crm | None = None
+
+
+def root() -> Crm:
+    """This process's root, built from the environment template.yaml sets."""
+    global _root
+    if _root is None:
+        _root = Crm(Settings.from_env())
+    return _root
+
+
+def reset(replacement: Crm | None = None) -> None:
+    """Forget the root and the AWS clients, as a fresh Lambda container would (tests, the
+    emulator after its endpoint changes); or install a root built by a test."""
+    global _root
+    aws.reset_clients()
+    _root = replacement

@@ -1,0 +1,24 @@
+"""The profiles family's use cases, as the composition root builds them together."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from crm.profiles.edits import ProfileEdits
+from crm.profiles.event_folding import EventFolding
+from crm.profiles.event_intake import EventIntake
+from crm.profiles.identity import IdentityResolution
+from crm.profiles.points import LoyaltyPoints
+from crm.profiles.service import ProfileService
+from crm.profiles.views import CustomerViews
+
+
+@dataclass(frozen=True)
+class Profiles:
+    service: ProfileService
+    identity: IdentityResolution
+    views: CustomerViews
+    edits: ProfileEdits
+    points: LoyaltyPoints
+    intake: EventIntake
+    folding: EventFolding

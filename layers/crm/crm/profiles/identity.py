@@ -1,0 +1,219 @@
+"""Identity resolution: create a customer or find the profile its identities belong to, and
+merge profiles that turn out to be one person."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from crm.auth import Caller, Permission
+from crm.errors import Conflict, InvalidInput, NotFound
+from crm.profiles.aggregates import combine
+from crm.profiles.models import (
+    MAX_IDENTITIES,
+    Channel,
+    Customer360,
+    Identity,
+    MergeCustomers,
+    PointsEntry,
+    ProfileAttributes,
+    UpsertCustomer,
+    UpsertResult,
+)
+from crm.profiles.pii_codec import PiiCodec
+from crm.profiles.records import LedgerEntry, ProfileRecord, StoredIdentity
+from crm.profiles.service import ProfileService, SegmentShift
+from crm.profiles.store import (
+    AppendEntry,
+    ClaimIdentity,
+    IdentityTaken,
+    SaveProfile,
+    StaleProfile,
+    Write,
+)
+from crm.profiles.views import CustomerViews
+
+
+class IdentityResolution:
+    def __init__(self, profiles: ProfileService, views: CustomerViews) -> None:
+        self._profiles = profiles
+        self._views = views
+
+    # ------------------------------------------------------------ upsert
+    def upsert_customer(self, caller: Caller, body: UpsertCustomer) -> UpsertResult:
+        caller.require(Permission.CREATE_PROFILE)
+        codec = self._profiles.codec()
+        record, created, merged = self._resolve(
+            body.attributes, self._wanted_identities(body), codec
+        )
+        return UpsertResult(
+            customer_id=record.customer_id,
+            created=created,
+            merged=merged,
+            profile=self._views.view(caller, record, codec, new=created),
+        )
+
+    def resolve_identity(self, identity: Identity) -> str:
+        """The customer an identity belongs to, created if unknown (events from new members)."""
+        wanted = [self._profiles.stored_identity(identity)]
+        record, _, _ = self._resolve(ProfileAttributes(), wanted, self._profiles.codec())
+        return record.customer_id
+
+    def _wanted_identities(self, body: UpsertCustomer) -> list[StoredIdentity]:
+        """The identities asked for, plus the phone and email given as attributes."""
+        identities = list(body.identities)
+        attrs = body.attributes
+        if attrs.phone:
+            identities.append(Identity(channel=Channel.PHONE, external_id=attrs.phone))
+        if attrs.email:
+            identities.append(Identity(channel=Channel.EMAIL, external_id=attrs.email))
+        stored = map(self._profiles.stored_identity, identities)
+        return list({(i.channel, i.key): i for i in stored}.values())
+
+    def _resolve(
+        self, attrs: ProfileAttributes, wanted: list[StoredIdentity], codec: PiiCodec
+    ) -> tuple[ProfileRecord, bool, list[str]]:
+        if len(wanted) > MAX_IDENTITIES:
+            raise InvalidInput(f"a profile holds at most {MAX_IDENTITIES} identities")
+
+        def attempt() -> tuple[ProfileRecord, bool, list[str]]:
+            try:
+                return self._resolve_once(attrs, wanted, codec)
+            except IdentityTaken:
+                # Somebody claimed one of these identities meanwhile: resolve again.
+                raise StaleProfile("identity claimed meanwhile") from None
+
+        return self._profiles.retry(attempt)
+
+    def _resolve_once(
+        self, attrs: ProfileAttributes, wanted: list[StoredIdentity], codec: PiiCodec
+    ) -> tuple[ProfileRecord, bool, list[str]]:
+        profiles = self._profiles
+        owners = profiles.store.owners([(i.channel, i.key) for i in wanted])
+        now = profiles.clock()
+        if not owners:
+            record = ProfileRecord(customer_id=profiles.ids(), created_at=now, updated_at=now)
+            codec.apply(record, attrs, only_missing=False)
+            record.identities = wanted
+            record.segments = sorted(profiles.rules.evaluate(record, now))
+            writes: list[Write] = [SaveProfile(record, None)]
+            writes += [ClaimIdentity(i.channel, i.key, record.customer_id) for i in wanted]
+            profiles.store.commit(writes)
+            if record.segments:
+                profiles.rules.announce(
+                    [SegmentShift(record.customer_id, (), tuple(record.segments))]
+                )
+            return record, True, []
+
+        # The same person known under several profiles: fold the younger ones into the oldest.
+        records = sorted(
+            {r.customer_id: r for r in map(profiles.load, set(owners.values()))}.values(),
+            key=lambda r: (r.created_at, r.customer_id),
+        )
+        survivor, absorbed = records[0], records[1:]
+        for source in absorbed:
+            survivor = self._merge_records(survivor, source, codec)
+        known = {(i.channel, i.key) for i in survivor.identities}
+        new = [i for i in wanted if (i.channel, i.key) not in known]
+        if len(survivor.identities) + len(new) > MAX_IDENTITIES:
+            raise Conflict(f"a profile holds at most {MAX_IDENTITIES} identities")
+        before = survivor.model_dump()
+        codec.apply(survivor, attrs, only_missing=True)
+        if new or survivor.model_dump() != before:
+            survivor.identities = [*survivor.identities, *new]
+            profiles.save(
+                survivor, *[ClaimIdentity(i.channel, i.key, survivor.customer_id) for i in new]
+            )
+        return survivor, False, [r.customer_id for r in absorbed]
+
+    # ------------------------------------------------------------ merge
+    def merge_customers(
+        self, caller: Caller, customer_id: str, body: MergeCustomers
+    ) -> Customer360:
+        caller.require(Permission.MERGE_PROFILES)
+        if body.source_customer_id == customer_id:
+            raise InvalidInput("a profile cannot be merged into itself")
+
+        def attempt() -> Customer360:
+            survivor = self._live(customer_id)
+            source = self._live(body.source_customer_id)
+            codec = self._profiles.codec()
+            merged = self._merge_records(survivor, source, codec)
+            return self._views.view(caller, merged, codec)
+
+        return self._profiles.retry(attempt)
+
+    def _live(self, customer_id: str) -> ProfileRecord:
+        record = self._profiles.store.get(customer_id)
+        if record is None:
+            raise NotFound(f"no customer {customer_id}")
+        if record.merged_into:
+            raise Conflict(f"customer {customer_id} was already merged into {record.merged_into}")
+        return record
+
+    def _merge_records(
+        self, survivor: ProfileRecord, source: ProfileRecord, codec: PiiCodec
+    ) -> ProfileRecord:
+        """Fold `source` into `survivor` in one transaction; both histories stay readable."""
+        profiles = self._profiles
+        identities = {(i.channel, i.key): i for i in [*survivor.identities, *source.identities]}
+        if len(identities) > MAX_IDENTITIES:
+            raise Conflict(f"the merged profile would hold more than {MAX_IDENTITIES} identities")
+        now = profiles.clock()
+        merged = survivor.model_copy(deep=True)
+        codec.copy_missing(source, merged)
+        consent = dict(source.consent)
+        for purpose, state in survivor.consent.items():
+            other = consent.get(purpose)
+            if other is None or state.decided_at >= other.decided_at:
+                consent[purpose] = state
+        merged.consent = consent
+        merged.tags = {**source.tags, **survivor.tags}
+        merged.points_balance += source.points_balance
+        merged.aggregates = combine(survivor.aggregates, source.aggregates)
+        merged.identities = list(identities.values())
+        merged.merged_from = [*survivor.merged_from, source.customer_id, *source.merged_from]
+        merged.segments = sorted(profiles.rules.evaluate(merged, now))
+        merged.rev += 1
+        merged.updated_at = now
+        # The absorbed profile leaves every segment: its member is the survivor now.
+        closed = source.model_copy(
+            update={"merged_into": survivor.customer_id, "rev": source.rev + 1, "segments": []}
+        )
+        closed.updated_at = now
+        writes: list[Write] = [SaveProfile(merged, survivor.rev), SaveProfile(closed, source.rev)]
+        own = {(i.channel, i.key) for i in survivor.identities}
+        writes += [
+            ClaimIdentity(i.channel, i.key, survivor.customer_id, taken_from=source.customer_id)
+            for i in source.identities
+            if (i.channel, i.key) not in own
+        ]
+        if source.points_balance:
+            writes.append(AppendEntry(self._merged_points(merged, source, now)))
+        profiles.store.commit(writes)
+        shifts = [
+            SegmentShift(merged.customer_id, tuple(survivor.segments), tuple(merged.segments)),
+            SegmentShift(source.customer_id, tuple(source.segments), ()),
+        ]
+        profiles.rules.announce([s for s in shifts if s.before != s.after])
+        return merged
+
+    @staticmethod
+    def _merged_points(merged: ProfileRecord, source: ProfileRecord, now: datetime) -> LedgerEntry:
+        """The survivor's points ledger shows where the absorbed balance came from."""
+        entry = PointsEntry(
+            txn_id=f"merge-{source.customer_id}",
+            kind="earn",
+            points=source.points_balance,
+            balance_after=merged.points_balance,
+            reason=f"merged from customer {source.customer_id}",
+            channel=None,
+            store_id=None,
+            at=now,
+        )
+        return LedgerEntry(
+            key=f"points:merge-{source.customer_id}",
+            kind="PTS",
+            customer_id=merged.customer_id,
+            at=now,
+            body=entry.model_dump(mode="json"),
+        )

@@ -1,0 +1,158 @@
+"""The profiles family's HTTP routes, each with the permission it needs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from chalice.app import Response
+
+from crm.auth import Permission as P
+from crm.http import ApiRequest, QueryParam, Routes, json_response
+from crm.profiles.customer_events import MAX_BATCH_BYTES, EventBatch, EventsAccepted
+from crm.profiles.family import Profiles
+from crm.profiles.models import (
+    ConsentChange,
+    ConsentView,
+    Customer360,
+    EditProfile,
+    MergeCustomers,
+    PointsChange,
+    PointsView,
+    TagChange,
+    TagsView,
+    UpsertCustomer,
+    UpsertResult,
+)
+
+PAGE = (
+    QueryParam("limit", "entries per page", "integer", minimum=1, maximum=100, default=20),
+    QueryParam("next_token", "the previous page's next_token"),
+)
+
+
+def profile_routes(family: Callable[[], Profiles]) -> Routes:
+    routes = Routes(__name__)
+
+    @routes.route(
+        "/customers",
+        "POST",
+        permission=P.CREATE_PROFILE,
+        summary="Create a customer (201), or find the profile these identities belong to (200)",
+        body=UpsertCustomer,
+        response=UpsertResult,
+        also_status=(201,),
+        errors=(409,),
+    )
+    def upsert_customer(req: ApiRequest) -> Response:
+        result = family().identity.upsert_customer(req.who, req.model(UpsertCustomer))
+        return json_response(result, 201 if result.created else 200)
+
+    @routes.route(
+        "/customers/{customer_id}",
+        "GET",
+        permission=P.READ_PROFILE,
+        summary="Read the 360° view of a customer, masked by the caller's role",
+        response=Customer360,
+        errors=(404,),
+    )
+    def read_customer(req: ApiRequest) -> Customer360:
+        return family().views.read_customer_360(req.who, req.path["customer_id"])
+
+    @routes.route(
+        "/customers/{customer_id}",
+        "PATCH",
+        permission=P.EDIT_PROFILE,
+        summary="Edit attributes; the body's version must be the profile's current version",
+        body=EditProfile,
+        response=Customer360,
+        errors=(404, 409),
+    )
+    def edit_customer(req: ApiRequest) -> Customer360:
+        return family().edits.edit_profile(req.who, req.path["customer_id"], req.model(EditProfile))
+
+    @routes.route(
+        "/customers/{customer_id}/merge",
+        "POST",
+        permission=P.MERGE_PROFILES,
+        summary="Merge another profile of the same person into this one",
+        body=MergeCustomers,
+        response=Customer360,
+        errors=(404, 409),
+    )
+    def merge_customers(req: ApiRequest) -> Customer360:
+        return family().identity.merge_customers(
+            req.who, req.path["customer_id"], req.model(MergeCustomers)
+        )
+
+    @routes.route(
+        "/customers/{customer_id}/consent",
+        "PUT",
+        permission=P.EDIT_CONSENT,
+        summary="Record a consent decision for one purpose",
+        body=ConsentChange,
+        response=ConsentView,
+        errors=(404, 409),
+    )
+    def change_consent(req: ApiRequest) -> ConsentView:
+        return family().edits.change_consent(
+            req.who, req.path["customer_id"], req.model(ConsentChange)
+        )
+
+    @routes.route(
+        "/customers/{customer_id}/tags",
+        "POST",
+        permission=P.EDIT_TAGS,
+        summary="Add and remove tags",
+        body=TagChange,
+        response=TagsView,
+        errors=(404, 409),
+    )
+    def change_tags(req: ApiRequest) -> TagsView:
+        return family().edits.change_tags(req.who, req.path["customer_id"], req.model(TagChange))
+
+    @routes.route(
+        "/customers/{customer_id}/points",
+        "GET",
+        permission=P.READ_PROFILE,
+        summary="Loyalty points balance and ledger, newest first",
+        response=PointsView,
+        query=PAGE,
+        errors=(404,),
+    )
+    def read_points(req: ApiRequest) -> PointsView:
+        return family().points.points_view(
+            req.who,
+            req.path["customer_id"],
+            limit=req.int_query("limit"),
+            page_token=req.query.get("next_token"),
+        )
+
+    @routes.route(
+        "/customers/{customer_id}/points",
+        "POST",
+        permission=P.ADJUST_POINTS,
+        summary="Earn or redeem points (idempotent per txn_id; never below zero)",
+        body=PointsChange,
+        response=PointsView,
+        errors=(404, 409),
+    )
+    def change_points(req: ApiRequest) -> PointsView:
+        return family().points.change_points(
+            req.who, req.path["customer_id"], req.model(PointsChange)
+        )
+
+    @routes.route(
+        "/events",
+        "POST",
+        permission=P.SEND_EVENTS,
+        summary="Send a batch of order, browsing and after-sales events to be folded into profiles",
+        body=EventBatch,
+        response=EventsAccepted,
+        status=202,
+        errors=(413,),
+        max_body_bytes=MAX_BATCH_BYTES,
+    )
+    def post_events(req: ApiRequest) -> EventsAccepted:
+        return family().intake.accept_events(req.who, req.model(EventBatch))
+
+    return routes

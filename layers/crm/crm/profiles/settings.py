@@ -1,0 +1,24 @@
+"""The profiles family's resources, from the environment template.yaml sets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from crm.config import env
+
+
+@dataclass(frozen=True)
+class ProfilesSettings:
+    customers_table: str
+    profile_events_queue_url: str
+    pii_key_id: str
+    blind_index_secret_arn: str
+
+    @classmethod
+    def from_env(cls) -> ProfilesSettings:
+        return cls(
+            customers_table=env("CUSTOMERS_TABLE"),
+            profile_events_queue_url=env("PROFILE_EVENTS_QUEUE_URL"),
+            pii_key_id=env("PII_KEY_ID"),
+            blind_index_secret_arn=env("BLIND_INDEX_SECRET_ARN"),
+        )

@@ -1,0 +1,92 @@
+"""The segments family's HTTP routes, each with the permission it needs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from crm.auth import Permission as P
+from crm.http import ApiRequest, QueryParam, Routes
+from crm.segments.models import (
+    Recommendations,
+    RunRequested,
+    SegmentDefinition,
+    SegmentList,
+    SegmentMembers,
+    StoredDefinition,
+)
+from crm.segments.service import SegmentCatalog
+
+
+def segment_routes(catalog: Callable[[], SegmentCatalog]) -> Routes:
+    routes = Routes(__name__)
+
+    @routes.route(
+        "/segments",
+        "GET",
+        permission=P.READ_SEGMENTS,
+        summary="Segments (tiers, RFM segments, rule segments) with their sizes across runs",
+        response=SegmentList,
+    )
+    def list_segments(req: ApiRequest) -> SegmentList:
+        return catalog().list_segments(req.who)
+
+    @routes.route(
+        "/segments",
+        "POST",
+        permission=P.EDIT_SEGMENTS,
+        summary="Define or replace a rule segment",
+        body=SegmentDefinition,
+        response=StoredDefinition,
+    )
+    def define_segment(req: ApiRequest) -> StoredDefinition:
+        return catalog().define_segment(req.who, req.model(SegmentDefinition))
+
+    @routes.route(
+        "/segments/{name}/members",
+        "GET",
+        permission=P.READ_SEGMENTS,
+        summary="Members of a segment, a page at a time",
+        response=SegmentMembers,
+        query=(
+            QueryParam(
+                "limit", "customers per page", "integer", minimum=1, maximum=1000, default=100
+            ),
+            QueryParam("next_token", "the previous page's next_token"),
+        ),
+        errors=(404,),
+    )
+    def segment_members(req: ApiRequest) -> SegmentMembers:
+        return catalog().segment_members(
+            req.who,
+            req.path["name"],
+            limit=req.int_query("limit"),
+            page_token=req.query.get("next_token"),
+        )
+
+    @routes.route(
+        "/segments/runs",
+        "POST",
+        permission=P.RUN_SEGMENTS,
+        summary="Start a segment run now (it also runs every night)",
+        response=RunRequested,
+        status=202,
+    )
+    def request_segment_run(req: ApiRequest) -> RunRequested:
+        return catalog().request_run(req.who)
+
+    @routes.route(
+        "/customers/{customer_id}/recommendations",
+        "GET",
+        permission=P.READ_PROFILE,
+        summary="Products to recommend: not bought yet, co-purchase associations, varied "
+        "categories",
+        response=Recommendations,
+        query=(QueryParam("limit", "how many", "integer", minimum=1, maximum=50, default=10),),
+        errors=(404,),
+    )
+    def recommendations(req: ApiRequest) -> Recommendations:
+        return catalog().recommendations(
+            req.who, req.path["customer_id"], limit=req.int_query("limit")
+        )
+
+    return routes

@@ -1,0 +1,117 @@
+"""In-memory stand-ins for the stores and adapters, for service tests that need no AWS.
+
+They keep the semantics the services rely on (conditional, all-or-nothing commits; ledger
+entries written once), checked against the moto-backed stores by the same service tests."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from crm.profiles.records import LedgerEntry, LedgerKind, ProfileRecord
+from crm.profiles.service import SegmentShift
+from crm.profiles.store import (
+    AppendEntry,
+    ClaimIdentity,
+    DuplicateEntry,
+    IdentityTaken,
+    ReleaseIdentity,
+    SaveProfile,
+    StaleProfile,
+    Write,
+)
+
+
+class FakeProfileStore:
+    def __init__(self) -> None:
+        self.profiles: dict[str, ProfileRecord] = {}
+        self.identities: dict[tuple[str, str], str] = {}
+        self.ledger: dict[str, LedgerEntry] = {}
+        self.commits = 0
+
+    def get(self, customer_id: str) -> ProfileRecord | None:
+        found = self.profiles.get(customer_id)
+        return copy.deepcopy(found) if found else None
+
+    def owners(self, identities: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        return {i: self.identities[i] for i in identities if i in self.identities}
+
+    def entries(
+        self, kind: LedgerKind, customer_id: str, limit: int, page_token: str | None = None
+    ) -> tuple[list[LedgerEntry], str | None]:
+        mine = [e for e in self.ledger.values() if e.kind == kind and e.customer_id == customer_id]
+        mine.sort(key=lambda e: (e.at, e.key), reverse=True)
+        return mine[:limit], None
+
+    def commit(self, writes: Sequence[Write]) -> None:
+        """All or nothing, with the conditions the DynamoDB store puts on each write."""
+        for write in writes:
+            self._check(write)
+        self.commits += 1
+        for write in writes:
+            self._apply(write)
+
+    def _check(self, write: Write) -> None:
+        if isinstance(write, SaveProfile):
+            current = self.profiles.get(write.record.customer_id)
+            current_rev = None if current is None else current.rev
+            if current_rev != write.expected_rev:
+                raise StaleProfile(write.record.customer_id)
+        elif isinstance(write, ClaimIdentity):
+            owner = self.identities.get((write.channel, write.key))
+            wanted = write.taken_from if write.taken_from else write.customer_id
+            if owner is not None and owner != wanted:
+                raise IdentityTaken(write.channel)
+        elif isinstance(write, ReleaseIdentity):
+            if self.identities.get((write.channel, write.key)) != write.customer_id:
+                raise StaleProfile(write.customer_id)
+        elif write.entry.key in self.ledger:
+            existing = self.ledger[write.entry.key]
+            raise DuplicateEntry(write.entry.key, existing.model_dump(mode="json"))
+
+    def _apply(self, write: Write) -> None:
+        if isinstance(write, SaveProfile):
+            self.profiles[write.record.customer_id] = copy.deepcopy(write.record)
+        elif isinstance(write, ClaimIdentity):
+            self.identities[(write.channel, write.key)] = write.customer_id
+        elif isinstance(write, ReleaseIdentity):
+            del self.identities[(write.channel, write.key)]
+        elif isinstance(write, AppendEntry):
+            self.ledger[write.entry.key] = write.entry
+
+
+class FakeDataKeys:
+    """Data keys without KMS: a fixed key per customer, 'wrapped' as its own bytes."""
+
+    def create(self, customer_id: str) -> tuple[bytes, bytes]:
+        key = (customer_id.encode() * 32)[:32]
+        return key, key
+
+    def unwrap(self, customer_id: str, wrapped: bytes) -> bytes:
+        return wrapped
+
+
+@dataclass
+class RecordingRuleSegments:
+    """Rule segments as the segments family keeps them, with one rule: `vip` holds the
+    customers tagged vip or holding 1,000 points or more."""
+
+    evaluated: list[str] = field(default_factory=list)
+    announced: list[SegmentShift] = field(default_factory=list)
+
+    def evaluate(self, record: ProfileRecord, now: datetime) -> list[str]:
+        self.evaluated.append(record.customer_id)
+        vip = "vip" in record.tags or record.points_balance >= 1000
+        kept = [s for s in record.segments if s != "vip"]
+        return sorted([*kept, "vip"]) if vip else kept
+
+    def announce(self, shifts: Sequence[SegmentShift]) -> None:
+        self.announced.extend(shifts)
+
+
+def sequence_ids(prefix: str = "id") -> Any:
+    counter = iter(range(1, 1_000_000))
+    return lambda: f"{prefix}{next(counter)}"
