@@ -106,3 +106,49 @@ def test_bad_inputs_are_refused() -> None:
         fit_bgnbd([1], [5], [3])
     with pytest.raises(ValueError, match="repeat buyers"):
         fit_gamma_gamma([0, 1], [0, 10])
+
+
+def test_the_analytic_gradients_match_finite_differences(cdnow: dict[str, np.ndarray]) -> None:
+    from scipy.optimize import check_grad
+
+    from crm.segments.clv import RepeatData, _bgnbd_objective, _gamma_gamma_objective
+
+    data = RepeatData.of(cdnow["x"], cdnow["t_x"], cdnow["T"]).scaled(30.0)
+    for point in ([0.1, -0.3, 0.2, 0.5], [-1.2, 1.0, -0.4, 0.9], [0.0, 0.0, 0.0, 0.0]):
+        at = np.array(point)
+        error = check_grad(lambda p: _bgnbd_objective(p, data)[0],
+                           lambda p: _bgnbd_objective(p, data)[1], at)  # fmt: skip
+        assert error < 1e-4 * max(1.0, float(np.linalg.norm(_bgnbd_objective(at, data)[1])))
+    repeat = cdnow["x"] > 0
+    x, m = cdnow["x"][repeat], cdnow["zbar"][repeat] / 30.0
+    ux, k = np.unique(x, return_inverse=True)
+    for point in ([0.5, 0.2, 0.1], [1.8, 1.3, -0.7]):
+        at = np.array(point)
+        error = check_grad(lambda p: _gamma_gamma_objective(p, x, m, ux, k)[0],
+                           lambda p: _gamma_gamma_objective(p, x, m, ux, k)[1], at)  # fmt: skip
+        assert error < 1e-4 * max(
+            1.0, float(np.linalg.norm(_gamma_gamma_objective(at, x, m, ux, k)[1]))
+        )
+
+
+def test_sufficient_statistics_keep_every_customer(cdnow: dict[str, np.ndarray]) -> None:
+    from crm.segments.clv import RepeatData
+
+    data = RepeatData.of(cdnow["x"], cdnow["t_x"], cdnow["T"])
+    assert data.customers == cdnow["x"].size
+    assert data.x.size + data.t_none.size < cdnow["x"].size  # duplicates collapsed
+
+
+def test_a_fit_on_a_day_grid_matches_the_exact_fit(cdnow: dict[str, np.ndarray]) -> None:
+    from crm.segments.clv import RepeatData, on_grid
+
+    exact = fit_bgnbd(cdnow["x"], cdnow["t_x"], cdnow["T"])
+    daily = fit_bgnbd(cdnow["x"], cdnow["t_x"], cdnow["T"], grid=1 / 7)  # CDNOW is in weeks
+    for name in ("r", "alpha", "a", "b"):
+        assert getattr(daily, name) == pytest.approx(getattr(exact, name), rel=5e-3)
+    # The packed-key compression finds the same rows as rounding then comparing rows.
+    packed = RepeatData.of(cdnow["x"], cdnow["t_x"], cdnow["T"], grid=1 / 7)
+    rounded = RepeatData.of(cdnow["x"], on_grid(cdnow["t_x"], 1 / 7), on_grid(cdnow["T"], 1 / 7))
+    assert packed.customers == rounded.customers == cdnow["x"].size
+    np.testing.assert_allclose(packed.T, rounded.T)
+    np.testing.assert_allclose(packed.weight, rounded.weight)
