@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from bench.coldstart import RUNS, measure_cold_starts
 from bench.requests import count_requests_per_unit
 from bench.segments import compare_fits, fan_out_plan, scoring_throughput
-from crm.segments.clv import DEFAULT_MAX_SAMPLE
+from crm.segments.fitting import DEFAULT_MAX_SAMPLE
 from crm_local.template import ROOT
 
 OUT = ROOT / "docs" / "benchmarks.md"

@@ -14,7 +14,7 @@ import numpy as np
 
 from crm.profiles.models import Aggregates, OrderAggregates
 from crm.profiles.records import ProfileRecord
-from crm.segments.clv import fit_bgnbd, fit_gamma_gamma
+from crm.segments.fitting import fit_bgnbd, fit_gamma_gamma
 from crm.segments.recompute import PROFILES_PER_SHARD
 from crm.segments.records import BgNbdParams, GammaGammaParams, SegmentModel
 from crm.segments.scoring import features_of, rfm_thresholds, score_page

@@ -9,12 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from crm.segments.clv import (
-    BgNbd,
-    customer_lifetime_value,
-    fit_bgnbd,
-    fit_gamma_gamma,
-)
+from crm.segments.clv import BgNbd, customer_lifetime_value
+from crm.segments.fitting import fit_bgnbd, fit_gamma_gamma
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "cdnow_summary.csv"
 
@@ -111,7 +107,7 @@ def test_bad_inputs_are_refused() -> None:
 def test_the_analytic_gradients_match_finite_differences(cdnow: dict[str, np.ndarray]) -> None:
     from scipy.optimize import check_grad
 
-    from crm.segments.clv import RepeatData, _bgnbd_objective, _gamma_gamma_objective
+    from crm.segments.fitting import RepeatData, _bgnbd_objective, _gamma_gamma_objective
 
     data = RepeatData.of(cdnow["x"], cdnow["t_x"], cdnow["T"]).scaled(30.0)
     for point in ([0.1, -0.3, 0.2, 0.5], [-1.2, 1.0, -0.4, 0.9], [0.0, 0.0, 0.0, 0.0]):
@@ -132,7 +128,7 @@ def test_the_analytic_gradients_match_finite_differences(cdnow: dict[str, np.nda
 
 
 def test_sufficient_statistics_keep_every_customer(cdnow: dict[str, np.ndarray]) -> None:
-    from crm.segments.clv import RepeatData
+    from crm.segments.fitting import RepeatData
 
     data = RepeatData.of(cdnow["x"], cdnow["t_x"], cdnow["T"])
     assert data.customers == cdnow["x"].size
@@ -140,7 +136,7 @@ def test_sufficient_statistics_keep_every_customer(cdnow: dict[str, np.ndarray])
 
 
 def test_a_fit_on_a_day_grid_matches_the_exact_fit(cdnow: dict[str, np.ndarray]) -> None:
-    from crm.segments.clv import RepeatData, on_grid
+    from crm.segments.fitting import RepeatData, on_grid
 
     exact = fit_bgnbd(cdnow["x"], cdnow["t_x"], cdnow["T"])
     daily = fit_bgnbd(cdnow["x"], cdnow["t_x"], cdnow["T"], grid=1 / 7)  # CDNOW is in weeks

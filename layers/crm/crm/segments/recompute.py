@@ -20,7 +20,7 @@ from crm.pii import BlindIndex
 from crm.profiles import ProfileRecord, ProfileService, StaleProfile
 from crm.queue import Queue
 from crm.segments.baskets import associations
-from crm.segments.clv import fit_bgnbd, fit_gamma_gamma
+from crm.segments.fitting import fit_bgnbd, fit_gamma_gamma
 from crm.segments.membership import RuleMembership, computed_segments, transitions
 from crm.segments.records import (
     BgNbdParams,
