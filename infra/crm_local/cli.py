@@ -39,6 +39,10 @@ from crm_local.triggers import ScheduleTrigger
 DEFAULT_STATE = Path(".crm-local")
 
 
+class UsageError(Exception):
+    """A mistake in what was asked: reported in one line, exit status 2, as argparse does."""
+
+
 def _running(state_dir: Path) -> dict[str, Any] | None:
     """The info of the emulator running on this state folder, if it answers."""
     info = read_info(state_dir)
@@ -163,6 +167,8 @@ def _not_running() -> int:
 
 
 def cmd_token(args: argparse.Namespace) -> int:
+    if args.role == "customer" and not args.customer:
+        raise UsageError("a customer token needs --customer ID (the customer's id)")
     print(issue_token(dev_secret(args.state_dir), args.role, args.customer))
     return 0
 
@@ -186,10 +192,24 @@ def cmd_fire(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_event(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except OSError as exc:
+        raise UsageError(f"cannot read the event file {path}: {exc.strerror}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UsageError(f"the event file {path} is not JSON: {exc}") from None
+
+
 def cmd_invoke(args: argparse.Namespace) -> int:
     template = load_template(args.template)
+    names = [spec.logical_id for spec in template.functions()]
+    if args.function not in names:
+        raise UsageError(
+            f"no function {args.function} in {args.template.name}; it has: {', '.join(names)}"
+        )
     spec = template.function(args.function)
-    event = json.loads(Path(args.event).read_text())
+    event = _read_event(Path(args.event))
     info = _running(args.state_dir)
     server = None
     if info:
@@ -224,7 +244,7 @@ def cmd_seed(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="crm-local", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -259,9 +279,17 @@ def main(argv: list[str] | None = None) -> int:
     seed = sub.add_parser("seed", help="load demo customers into the running suite")
     seed.add_argument("--customers", type=int, default=2000)
     seed.set_defaults(run=cmd_seed)
+    return parser
 
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
-    code: int = args.run(args)
+    try:
+        code: int = args.run(args)
+    except UsageError as exc:
+        print(f"{parser.prog} {args.command}: error: {exc}", file=sys.stderr)
+        return 2
     return code
 
 
