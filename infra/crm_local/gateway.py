@@ -21,6 +21,14 @@ MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 Invoker = Callable[[str, dict[str, Any]], Any]
 
 
+class _Server(ThreadingHTTPServer):
+    # socketserver listens with a backlog of 5: a burst of clients (a page of a client app, the
+    # demo loader, a promotion) overflows it and the kernel resets what it cannot queue, where
+    # API Gateway would answer every one.
+    request_queue_size = 128
+    daemon_threads = True
+
+
 class Gateway:
     def __init__(
         self, routes: list[ApiRoute], invoke: Invoker, secret: str, port: int = 8000
@@ -28,8 +36,7 @@ class Gateway:
         self.routes = routes
         self.invoke = invoke
         self.secret = secret
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
-        self.server.daemon_threads = True
+        self.server = _Server(("127.0.0.1", port), self._handler_class())
         self._thread: threading.Thread | None = None
 
     @property
