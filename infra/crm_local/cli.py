@@ -1,6 +1,7 @@
 """`crm-local`: the suite on 127.0.0.1 without an AWS account or Docker.
 
-crm-local up [--port 8000] [--seed N] [--reset]    start everything (make run)
+crm-local up [--port 8000] [--seed N] [--reset] [--concurrency N]
+                                                    start everything (make run)
 crm-local token --role ROLE [--customer ID]         print a development token
 crm-local fire NAME                                 fire a schedule of the template now
 crm-local invoke FUNCTION --event events/FILE.json  run one function once
@@ -26,7 +27,7 @@ from typing import Any
 import boto3
 
 from crm_local.clock import scheduled_event
-from crm_local.emulator import Emulator, use_endpoint
+from crm_local.emulator import DEFAULT_CONCURRENCY, Emulator, use_endpoint
 from crm_local.moto_server import LocalMotoServer
 from crm_local.provision import provision
 from crm_local.runtime import invoke, reset_process_state
@@ -135,6 +136,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         moto_port=args.moto_port,
         reset=args.reset,
         persist=not args.no_persist,
+        concurrency=args.concurrency,
         verbose=args.verbose,
     ).start()
     info = emulator.info()
@@ -244,6 +246,13 @@ def cmd_seed(args: argparse.Namespace) -> int:
     return 0
 
 
+def positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="crm-local", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -259,6 +268,13 @@ def build_parser() -> argparse.ArgumentParser:
                     help="load N demo customers on first start")  # fmt: skip
     up.add_argument("--reset", action="store_true", help="forget the state of earlier runs")
     up.add_argument("--no-persist", action="store_true", help="keep nothing after stopping")
+    up.add_argument(
+        "--concurrency",
+        type=positive,
+        default=DEFAULT_CONCURRENCY,
+        metavar="N",
+        help=f"containers per function at once (default {DEFAULT_CONCURRENCY})",
+    )
     up.add_argument("--verbose", action="store_true")
     up.set_defaults(run=cmd_up)
 
