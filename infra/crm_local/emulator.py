@@ -12,6 +12,7 @@ from typing import Any
 
 import boto3
 
+from crm_local.api_settings import read_api_settings
 from crm_local.apigw import api_routes
 from crm_local.clock import Clock
 from crm_local.gateway import Gateway
@@ -118,7 +119,13 @@ class Emulator:
 
         self._wire_event_sources()
         self.secret = dev_secret(self.state_dir)
-        self.gateway = Gateway(api_routes(self.template), self.invoke, self.secret, self.port)
+        self.gateway = Gateway(
+            api_routes(self.template),
+            self.invoke,
+            self.secret,
+            self.port,
+            read_api_settings(self.template, self.stack.resolve),
+        )
         self.gateway.start()
         for thread in self.threads:
             thread.start()
