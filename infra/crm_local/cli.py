@@ -6,6 +6,7 @@ crm-local token --role ROLE [--customer ID]         print a development token
 crm-local fire NAME                                 fire a schedule of the template now
 crm-local invoke FUNCTION --event events/FILE.json  run one function once
 crm-local seed --customers N                        load the demo shop into a running suite
+crm-local redrive QUEUE                             move a queue's dead letters back to it
 """
 
 from __future__ import annotations
@@ -25,11 +26,13 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from botocore.exceptions import ClientError
 
 from crm_local.clock import scheduled_event
 from crm_local.emulator import DEFAULT_CONCURRENCY, Emulator, use_endpoint
 from crm_local.moto_server import LocalMotoServer
 from crm_local.provision import provision
+from crm_local.redrive import NoDeadLetterQueue, dead_letter_url, redrive
 from crm_local.runtime import invoke, reset_process_state
 from crm_local.seed import ApiClient, Shop, load_shop
 from crm_local.state import read_info
@@ -295,7 +298,45 @@ def build_parser() -> argparse.ArgumentParser:
     seed = sub.add_parser("seed", help="load demo customers into the running suite")
     seed.add_argument("--customers", type=int, default=2000)
     seed.set_defaults(run=cmd_seed)
+
+    again = sub.add_parser("redrive", help="move a queue's dead-letter messages back to it")
+    again.add_argument("queue", help="the queue (not its DLQ): logical id or physical name")
+    again.set_defaults(run=cmd_redrive)
     return parser
+
+
+def _queue_url(sqs: Any, queues: dict[str, str], name: str) -> str:
+    """A queue by the template's logical id (ProfileEventsQueue) or by its physical name."""
+    if name in queues:
+        return queues[name]
+    try:
+        url: str = sqs.get_queue_url(QueueName=name)["QueueUrl"]
+    except ClientError:
+        raise UsageError(f"no queue {name}; the template's: {', '.join(queues)}") from None
+    return url
+
+
+def cmd_redrive(args: argparse.Namespace) -> int:
+    info = _running(args.state_dir)
+    if not info:
+        return _not_running()
+    use_endpoint(info["aws_endpoint"])
+    sqs = boto3.client("sqs")
+    queues: dict[str, str] = info["queues"]
+    url = _queue_url(sqs, queues, args.queue)
+    try:
+        moved = redrive(sqs, url)
+    except NoDeadLetterQueue as exc:
+        with_one = []
+        for logical, other in queues.items():
+            with contextlib.suppress(NoDeadLetterQueue):
+                dead_letter_url(sqs, other)
+                with_one.append(logical)
+        raise UsageError(f"{exc}; queues that have one: {', '.join(with_one)}") from None
+    dlq, queue = moved.dead_letter_url.rsplit("/", 1)[-1], url.rsplit("/", 1)[-1]
+    plural = "" if moved.count == 1 else "s"
+    print(f"moved {moved.count} message{plural} from {dlq} back to {queue}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

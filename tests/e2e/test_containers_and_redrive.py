@@ -1,17 +1,20 @@
-"""Functions added to the template in a fragment: a slow route shows how many containers a
-burst gets; a queue nobody consumes shows its dead letters going back."""
+"""Resources added to the template in a fragment: a slow route shows how many containers a
+burst gets; a queue nobody consumes shows `crm-local redrive` sending its dead letters back."""
 
 from __future__ import annotations
 
 import json
+import subprocess
 import threading
 import urllib.request
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from crm_local.emulator import DEFAULT_CONCURRENCY
-from tests.e2e.conftest import Running, start_emulator, template_with
+from crm_local.template import ROOT
+from tests.e2e.conftest import CLI, Running, start_emulator, template_with
 
 pytestmark = pytest.mark.e2e
 
@@ -35,6 +38,14 @@ FRAGMENT = """
         Http:
           Type: Api
           Properties: {RestApiId: !Ref CrmApi, Path: /slow, Method: GET}
+  ParkedQueue:
+    Type: AWS::SQS::Queue
+    Properties:
+      RedrivePolicy:
+        deadLetterTargetArn: !GetAtt ParkedDLQ.Arn
+        maxReceiveCount: 1
+  ParkedDLQ:
+    Type: AWS::SQS::Queue
 """
 
 
@@ -67,3 +78,45 @@ def test_a_burst_runs_in_more_containers_than_two_up_to_the_default(extended: Ru
         thread.join()
     assert len(containers) == count
     assert 2 < len(set(containers)) <= DEFAULT_CONCURRENCY
+
+
+def bodies(sqs: Any, url: str) -> list[str]:
+    """What a queue holds, left in it (visible again at once)."""
+    out = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0)
+    return [m["Body"] for m in out.get("Messages", [])]
+
+
+def test_redrive_sends_dead_letters_back_to_their_queue(extended: Running) -> None:
+    sqs = extended.aws("sqs")
+    url = sqs.get_queue_url(QueueName="crm-local-ParkedQueue")["QueueUrl"]
+    dlq = sqs.get_queue_url(QueueName="crm-local-ParkedDLQ")["QueueUrl"]
+    sqs.send_message(QueueUrl=url, MessageBody="poison")
+    for _ in range(2):  # received past maxReceiveCount, as a failing consumer would
+        sqs.receive_message(QueueUrl=url, VisibilityTimeout=0)
+    assert (bodies(sqs, url), bodies(sqs, dlq)) == ([], ["poison"])
+
+    out = extended.cli("redrive", "ParkedQueue")
+
+    assert out == "moved 1 message from crm-local-ParkedDLQ back to crm-local-ParkedQueue"
+    assert (bodies(sqs, url), bodies(sqs, dlq)) == (["poison"], [])
+
+
+@pytest.mark.parametrize(
+    ("queue", "says"),
+    [
+        ("ParkedDLQ", "crm-local-ParkedDLQ has no dead-letter queue; queues that have one: "),
+        ("NoSuchQueue", "no queue NoSuchQueue; the template's: "),
+    ],
+)
+def test_redrive_of_a_queue_without_dead_letters_is_a_usage_error(
+    extended: Running, queue: str, says: str
+) -> None:
+    done = subprocess.run(
+        [*CLI, "--state-dir", str(extended.state_dir), "--template", str(extended.template),
+         "redrive", queue],
+        capture_output=True, text=True, cwd=ROOT, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"crm-local redrive: error: {says}")
+    assert "ParkedQueue" in done.stderr
+    assert "Traceback" not in done.stderr
