@@ -51,9 +51,12 @@ class ApiGateway:
         url = urlsplit(target)
         found = find_resource(self.routes, url.path)
         matched = match_route(self.routes, method, url.path) if found else None
+        # SAM adds its preflight to every path of the API unless the path declares OPTIONS
+        # itself; an ANY method does not keep it away.
+        explicit = matched is not None and matched[0].method == "OPTIONS"
+        if found and method.upper() == "OPTIONS" and self.settings.cors and not explicit:
+            return self._preflight(found[0], headers, request_id)
         if matched is None:
-            if found and method.upper() == "OPTIONS" and self.settings.cors:
-                return self._preflight(found[0], headers, request_id)
             # What API Gateway answers for a path or a method it does not declare, HEAD on
             # a GET route included: REST APIs answer only the methods declared.
             return self.settings.reply(

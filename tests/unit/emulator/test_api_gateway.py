@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from crm_local.api_settings import read_api_settings
+from crm_local.api_settings import ApiSettings, Cors, read_api_settings
 from crm_local.apigw import ApiRoute, api_routes, match_route
 from crm_local.gateway import ApiGateway
 from crm_local.provision import Stack
@@ -143,3 +143,23 @@ def test_the_resource_is_chosen_before_the_method() -> None:
     found = match_route(routes, "GET", "/things/other")
     assert found is not None
     assert found[1] == {"id": "other"}
+
+
+def test_the_preflight_comes_before_an_any_route_but_not_a_declared_options(
+    function: Function,
+) -> None:
+    routes = sorted(
+        [ApiRoute("Fn", "/any", "ANY", True), ApiRoute("Fn", "/own", "OPTIONS", False)],
+        key=lambda r: r.specificity,
+    )
+    settings = ApiSettings(cors=Cors("'*'"))
+    gateway = ApiGateway(routes, function, SECRET, settings)
+    preflight = gateway.answer("OPTIONS", "/any", {}, None)
+    assert preflight.status == 200
+    assert preflight.headers["Access-Control-Allow-Methods"] == (
+        "DELETE,GET,HEAD,OPTIONS,PATCH,POST,PUT"
+    )
+    assert function.calls == []
+    assert gateway.answer("OPTIONS", "/own", {}, None).headers == {"X-From": "function"}
+    assert gateway.answer("GET", "/any", bearer(), None).status == 200
+    assert len(function.calls) == 2
