@@ -2,7 +2,11 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+# What is installed is stamped with pyproject.toml's checksum: a change to it installs again.
+# `make run` installs only what running needs (the `local` extra); the tools come with `dev`.
+SUM := $(shell cksum < pyproject.toml | cut -d' ' -f1)
+LOCAL_STAMP := $(VENV)/.installed-local-$(SUM)
+DEV_STAMP := $(VENV)/.installed-dev-$(SUM)
 PORT ?= 8000
 CUSTOMERS ?= 2000
 
@@ -13,38 +17,45 @@ help:
 	@echo "make test   lint, type check, template check and the whole test suite"
 	@echo "make bench  cold starts and AWS request counts -> docs/benchmarks.md"
 
-$(STAMP): pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 	  (echo "Python 3.11 or newer is needed (set PYTHON=...)" && exit 1)
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv $(VENV)
 	# chalice's CLI pins pip below 26.3; the venv's own pip is new enough for editable installs.
 	$(BIN)/python -m pip install --quiet 'pip>=23.2,<26.3'
+
+$(LOCAL_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[local]'
+	rm -f $(VENV)/.installed-local-* && touch $@
+
+# dev includes local, so it stamps both: `make run` after `make test` installs nothing.
+$(DEV_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	rm -f $(VENV)/.installed-* && touch $@
+	rm -f $(VENV)/.installed-* && touch $(LOCAL_STAMP) $@
 
-install: $(STAMP)
+install: $(DEV_STAMP)
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 
-typecheck: $(STAMP)
+typecheck: $(DEV_STAMP)
 	$(BIN)/mypy
 
-template-check: $(STAMP)
+template-check: $(DEV_STAMP)
 	$(BIN)/cfn-lint template.yaml
 
 test: lint typecheck template-check
 	$(BIN)/pytest
 
-run: $(STAMP)
+run: $(LOCAL_STAMP)
 	$(BIN)/crm-local up --port $(PORT) --seed $(CUSTOMERS) $(ARGS)
 
-bench: $(STAMP)
+bench: $(DEV_STAMP)
 	$(BIN)/python -m bench.run
 
-openapi: $(STAMP)
+openapi: $(DEV_STAMP)
 	$(BIN)/python -m crm_local.openapi_doc --write docs/openapi.json
 
 clean:

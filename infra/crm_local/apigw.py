@@ -32,9 +32,13 @@ class ApiRoute:
         return re.compile(f"^{regex}$")
 
     @property
-    def specificity(self) -> tuple[int, int]:
-        """API Gateway prefers literal segments over parameters."""
-        return (self.path.count("{"), -len(self.path))
+    def specificity(self) -> tuple[int, ...]:
+        """API Gateway walks the path segment by segment, a literal before a {parameter}
+        before a greedy {proxy+}."""
+        return tuple(
+            2 if part.endswith("+}") else 1 if part.startswith("{") else 0
+            for part in self.path.split("/")
+        )
 
 
 def api_routes(template: Template) -> list[ApiRoute]:
@@ -55,15 +59,33 @@ def api_routes(template: Template) -> list[ApiRoute]:
     return sorted(routes, key=lambda r: r.specificity)
 
 
+def find_resource(routes: list[ApiRoute], path: str) -> tuple[str, dict[str, str]] | None:
+    """The declared path (API Gateway's resource) a request's path falls on, and its path
+    parameters. API Gateway picks the resource first, then the method: a method the resource
+    lacks is an unknown route even when a less specific resource has it."""
+    for route in routes:
+        found = route.pattern.match(path)
+        if found:
+            return route.path, {k: unquote(v) for k, v in found.groupdict().items()}
+    return None
+
+
+def methods_of(routes: list[ApiRoute], resource: str) -> set[str]:
+    return {route.method for route in routes if route.path == resource}
+
+
 def match_route(
     routes: list[ApiRoute], method: str, path: str
 ) -> tuple[ApiRoute, dict[str, str]] | None:
-    for route in routes:
-        if route.method not in (method.upper(), "ANY"):
-            continue
-        found = route.pattern.match(path)
-        if found:
-            return route, {k: unquote(v) for k, v in found.groupdict().items()}
+    found = find_resource(routes, path)
+    if found is None:
+        return None
+    resource, params = found
+    candidates = [r for r in routes if r.path == resource]
+    for wanted in (method.upper(), "ANY"):  # a declared method before ANY
+        route = next((r for r in candidates if r.method == wanted), None)
+        if route is not None:
+            return route, params
     return None
 
 

@@ -1,10 +1,12 @@
 """`crm-local`: the suite on 127.0.0.1 without an AWS account or Docker.
 
-crm-local up [--port 8000] [--seed N] [--reset]    start everything (make run)
+crm-local up [--port 8000] [--seed N] [--reset] [--concurrency N]
+                                                    start everything (make run)
 crm-local token --role ROLE [--customer ID]         print a development token
 crm-local fire NAME                                 fire a schedule of the template now
 crm-local invoke FUNCTION --event events/FILE.json  run one function once
 crm-local seed --customers N                        load the demo shop into a running suite
+crm-local redrive QUEUE                             move a queue's dead letters back to it
 """
 
 from __future__ import annotations
@@ -24,11 +26,13 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from botocore.exceptions import ClientError
 
 from crm_local.clock import scheduled_event
-from crm_local.emulator import Emulator, use_endpoint
+from crm_local.emulator import DEFAULT_CONCURRENCY, Emulator, use_endpoint
 from crm_local.moto_server import LocalMotoServer
 from crm_local.provision import provision
+from crm_local.redrive import NoDeadLetterQueue, dead_letter_url, redrive
 from crm_local.runtime import invoke, reset_process_state
 from crm_local.seed import ApiClient, Shop, load_shop
 from crm_local.state import read_info
@@ -37,6 +41,10 @@ from crm_local.tokens import ROLES, dev_secret, issue_token
 from crm_local.triggers import ScheduleTrigger
 
 DEFAULT_STATE = Path(".crm-local")
+
+
+class UsageError(Exception):
+    """A mistake in what was asked: reported in one line, exit status 2, as argparse does."""
 
 
 def _running(state_dir: Path) -> dict[str, Any] | None:
@@ -131,6 +139,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         moto_port=args.moto_port,
         reset=args.reset,
         persist=not args.no_persist,
+        concurrency=args.concurrency,
         verbose=args.verbose,
     ).start()
     info = emulator.info()
@@ -163,6 +172,8 @@ def _not_running() -> int:
 
 
 def cmd_token(args: argparse.Namespace) -> int:
+    if args.role == "customer" and not args.customer:
+        raise UsageError("a customer token needs --customer ID (the customer's id)")
     print(issue_token(dev_secret(args.state_dir), args.role, args.customer))
     return 0
 
@@ -186,10 +197,24 @@ def cmd_fire(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_event(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except OSError as exc:
+        raise UsageError(f"cannot read the event file {path}: {exc.strerror}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UsageError(f"the event file {path} is not JSON: {exc}") from None
+
+
 def cmd_invoke(args: argparse.Namespace) -> int:
     template = load_template(args.template)
+    names = [spec.logical_id for spec in template.functions()]
+    if args.function not in names:
+        raise UsageError(
+            f"no function {args.function} in {args.template.name}; it has: {', '.join(names)}"
+        )
     spec = template.function(args.function)
-    event = json.loads(Path(args.event).read_text())
+    event = _read_event(Path(args.event))
     info = _running(args.state_dir)
     server = None
     if info:
@@ -224,7 +249,14 @@ def cmd_seed(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="crm-local", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -239,6 +271,13 @@ def main(argv: list[str] | None = None) -> int:
                     help="load N demo customers on first start")  # fmt: skip
     up.add_argument("--reset", action="store_true", help="forget the state of earlier runs")
     up.add_argument("--no-persist", action="store_true", help="keep nothing after stopping")
+    up.add_argument(
+        "--concurrency",
+        type=positive,
+        default=DEFAULT_CONCURRENCY,
+        metavar="N",
+        help=f"containers per function at once (default {DEFAULT_CONCURRENCY})",
+    )
     up.add_argument("--verbose", action="store_true")
     up.set_defaults(run=cmd_up)
 
@@ -260,8 +299,54 @@ def main(argv: list[str] | None = None) -> int:
     seed.add_argument("--customers", type=int, default=2000)
     seed.set_defaults(run=cmd_seed)
 
+    again = sub.add_parser("redrive", help="move a queue's dead-letter messages back to it")
+    again.add_argument("queue", help="the queue (not its DLQ): logical id or physical name")
+    again.set_defaults(run=cmd_redrive)
+    return parser
+
+
+def _queue_url(sqs: Any, queues: dict[str, str], name: str) -> str:
+    """A queue by the template's logical id (ProfileEventsQueue) or by its physical name."""
+    if name in queues:
+        return queues[name]
+    try:
+        url: str = sqs.get_queue_url(QueueName=name)["QueueUrl"]
+    except ClientError:
+        raise UsageError(f"no queue {name}; the template's: {', '.join(queues)}") from None
+    return url
+
+
+def cmd_redrive(args: argparse.Namespace) -> int:
+    info = _running(args.state_dir)
+    if not info:
+        return _not_running()
+    use_endpoint(info["aws_endpoint"])
+    sqs = boto3.client("sqs")
+    queues: dict[str, str] = info["queues"]
+    url = _queue_url(sqs, queues, args.queue)
+    try:
+        moved = redrive(sqs, url)
+    except NoDeadLetterQueue as exc:
+        with_one = []
+        for logical, other in queues.items():
+            with contextlib.suppress(NoDeadLetterQueue):
+                dead_letter_url(sqs, other)
+                with_one.append(logical)
+        raise UsageError(f"{exc}; queues that have one: {', '.join(with_one)}") from None
+    dlq, queue = moved.dead_letter_url.rsplit("/", 1)[-1], url.rsplit("/", 1)[-1]
+    plural = "" if moved.count == 1 else "s"
+    print(f"moved {moved.count} message{plural} from {dlq} back to {queue}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
-    code: int = args.run(args)
+    try:
+        code: int = args.run(args)
+    except UsageError as exc:
+        print(f"{parser.prog} {args.command}: error: {exc}", file=sys.stderr)
+        return 2
     return code
 
 

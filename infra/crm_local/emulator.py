@@ -12,6 +12,7 @@ from typing import Any
 
 import boto3
 
+from crm_local.api_settings import read_api_settings
 from crm_local.apigw import api_routes
 from crm_local.clock import Clock
 from crm_local.gateway import Gateway
@@ -25,6 +26,22 @@ from crm_local.tokens import dev_secret
 from crm_local.triggers import BusTrigger, QueueTrigger, ScheduleTrigger, triggers
 
 log = logging.getLogger("crm_local")
+
+# Containers each function may run at once. A burst at the API (a page of a client app, a
+# promotion, the demo loader) needs many at once, as Lambda would give it; two hid failures
+# that only concurrent requests show.
+DEFAULT_CONCURRENCY = 10
+# Pollers per SQS mapping, whatever the concurrency: moto serves one request at a time, so a
+# third poller of a queue only waits its turn, and each idle poller short-polls moto four times
+# a second, taking turns from the API's requests. Tied to the API's concurrency they would
+# flood moto with empty receives.
+QUEUE_POLLERS = 2
+
+
+def pollers_per_queue(concurrency: int) -> int:
+    """More pollers than containers would only wait for a container."""
+    return min(QUEUE_POLLERS, concurrency)
+
 
 FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "local",
@@ -51,7 +68,7 @@ class Emulator:
         moto_port: int = 0,
         reset: bool = False,
         persist: bool = True,
-        concurrency: int = 2,
+        concurrency: int = DEFAULT_CONCURRENCY,
         verbose: bool = False,
     ) -> None:
         self.template = load_template(template_path)
@@ -102,7 +119,13 @@ class Emulator:
 
         self._wire_event_sources()
         self.secret = dev_secret(self.state_dir)
-        self.gateway = Gateway(api_routes(self.template), self.invoke, self.secret, self.port)
+        self.gateway = Gateway(
+            api_routes(self.template),
+            self.invoke,
+            self.secret,
+            self.port,
+            read_api_settings(self.template, self.stack.resolve),
+        )
         self.gateway.start()
         for thread in self.threads:
             thread.start()
@@ -154,7 +177,7 @@ class Emulator:
             if isinstance(trigger, QueueTrigger):
                 url = str(self.stack.refs[trigger.queue])
                 arn = str(self.stack.attrs[trigger.queue]["Arn"])
-                for _ in range(self.concurrency):
+                for _ in range(pollers_per_queue(self.concurrency)):
                     self.threads.append(
                         QueuePoller(trigger, url, arn, self.invoke, self.stop_event)
                     )

@@ -18,6 +18,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from moto.backends import get_backend
 
+from crm_local.private_files import write_private
+
 SERVICES = ("dynamodb", "sqs", "s3", "events", "kms", "secretsmanager")
 STATE_FILE = "moto-state.pickle"
 INFO_FILE = "emulator.json"
@@ -47,13 +49,9 @@ def _teach_pickle() -> None:
 
 def save_state(state_dir: Path) -> Path:
     _teach_pickle()
-    state_dir.mkdir(parents=True, exist_ok=True)
     data = {name: dict(get_backend(name)) for name in SERVICES}  # type: ignore[call-overload]
-    path = state_dir / STATE_FILE
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(pickle.dumps(data))
-    tmp.replace(path)
-    return path
+    # KMS key material and the blind-index secret are in there: private, like dev-secret.
+    return write_private(state_dir / STATE_FILE, pickle.dumps(data))
 
 
 def restore_state(state_dir: Path) -> bool:
@@ -75,8 +73,7 @@ def restore_state(state_dir: Path) -> bool:
 
 
 def write_info(state_dir: Path, info: dict[str, Any]) -> None:
-    state_dir.mkdir(parents=True, exist_ok=True)
-    (state_dir / INFO_FILE).write_text(json.dumps(info, indent=2))
+    write_private(state_dir / INFO_FILE, json.dumps(info, indent=2).encode())
 
 
 def read_info(state_dir: Path) -> dict[str, Any] | None:

@@ -14,6 +14,8 @@ from typing import Any
 
 import jwt
 
+from crm_local.private_files import write_private
+
 ISSUER = "crm-local"
 LIFETIME_S = 12 * 3600
 ROLES = (
@@ -30,9 +32,7 @@ def dev_secret(state_dir: Path) -> str:
     """The signing secret of this checkout's emulator, made on first use."""
     path = state_dir / "dev-secret"
     if not path.exists():
-        state_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(32))
-        path.chmod(0o600)
+        write_private(path, secrets.token_urlsafe(32).encode())
     return path.read_text().strip()
 
 

@@ -78,6 +78,20 @@ def wait_for(check: Callable[[], Any], timeout: float = 60, every: float = 0.3) 
         time.sleep(every)
 
 
+def template_with(folder: Path, fragment: str, apps: dict[str, str]) -> Path:
+    """template.yaml with `fragment` added to its resources, in `folder`, beside the project's
+    code and `apps` (CodeUri folder -> app.py source)."""
+    for name in ("functions", "layers"):
+        (folder / name).symlink_to(ROOT / name)
+    for code_uri, source in apps.items():
+        (folder / code_uri).mkdir()
+        (folder / code_uri / "app.py").write_text(source)
+    text = (ROOT / "template.yaml").read_text()
+    template = folder / "template.yaml"
+    template.write_text(text.replace("\nResources:\n", "\nResources:\n" + fragment, 1))
+    return template
+
+
 @contextmanager
 def start_emulator(template: Path, state_dir: Path, *flags: str) -> Iterator[Running]:
     log = state_dir / "emulator.log"

@@ -48,7 +48,7 @@ def test_create_a_customer_send_events_and_see_them_folded(emulator: Running) ->
 
 def test_the_gateway_plays_the_authorizer(emulator: Running) -> None:
     status, body = emulator.http("GET", "/customers/anyone")
-    assert (status, body) == (401, {"message": "Unauthorized"})
+    assert (status, body["error"]["code"]) == (401, "unauthorized")  # template.yaml's shape
     assert emulator.http("GET", "/customers/anyone", token="not.a.token")[0] == 401
     assert emulator.http("GET", "/nowhere", token=emulator.token("admin"))[0] == 403
     assert emulator.http("GET", "/openapi.json")[0] == 200  # the one public route

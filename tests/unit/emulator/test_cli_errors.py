@@ -1,0 +1,71 @@
+"""`crm-local` answers a mistaken command with one line on stderr and exit status 2, as argparse
+does, never a traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from crm_local import cli
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_usage_error(code: int, out: str, err: str, *words: str) -> None:
+    assert code == 2
+    assert out == ""
+    assert err.count("\n") == 1, err
+    assert err.startswith("crm-local ")
+    assert ": error: " in err
+    assert "Traceback" not in err
+    for word in words:
+        assert word in err
+
+
+def test_a_customer_token_without_a_customer(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    result = run(capsys, "--state-dir", str(tmp_path), "token", "--role", "customer")
+    assert_usage_error(*result, "--customer")
+    assert not (tmp_path / "dev-secret").exists()  # refused before anything was made
+
+
+def test_a_customer_token_with_a_customer_is_printed(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, out, err = run(
+        capsys, "--state-dir", str(tmp_path), "token", "--role", "customer", "--customer", "c-1"
+    )
+    assert (code, err) == (0, "")
+    assert out.count(".") == 2  # a JWT
+
+
+def test_invoke_of_a_function_the_template_lacks(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    event = tmp_path / "event.json"
+    event.write_text("{}")
+    result = run(capsys, "invoke", "NoSuchFunction", "--event", str(event))
+    assert_usage_error(*result, "NoSuchFunction", "ApiFunction")
+
+
+def test_invoke_with_a_missing_event_file(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    missing = tmp_path / "nowhere.json"
+    result = run(capsys, "invoke", "ApiFunction", "--event", str(missing))
+    assert_usage_error(*result, str(missing), "No such file")
+
+
+def test_invoke_with_an_event_file_that_is_not_json(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    event = tmp_path / "event.json"
+    event.write_text("httpMethod: GET\n")
+    result = run(capsys, "invoke", "ApiFunction", "--event", str(event))
+    assert_usage_error(*result, str(event), "not JSON")
