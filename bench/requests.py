@@ -31,6 +31,14 @@ def _paid(cid: str, n: int, day: int = 1) -> dict[str, object]:
     }  # fmt: skip
 
 
+def _note(cid: str, n: int) -> dict[str, object]:
+    return {
+        "event_id": f"n-{cid}-{n}", "type": "after_sales", "case": "complaint",
+        "customer_id": cid, "note": "奶粉罐有凹痕，客服三天没回复",
+        "occurred_at": "2026-11-20T10:00:00Z",
+    }  # fmt: skip
+
+
 def _customer(suite: Suite, n: int, phone: bool = False) -> str:
     attrs = {"phone": f"1380000{n:04d}", "name": "测试"} if phone else {}
     body = {"identities": [{"channel": "app", "external_id": f"u-{n}"}], "attributes": attrs}
@@ -76,4 +84,13 @@ def count_requests_per_unit() -> list[RequestCount]:
         hundred = {"events": [_paid(cid, 10 + n) for n in range(100)]}
         work = "accept 100 events (POST /events)"
         results.append(_measure(work, lambda: suite.call("POST", "/events", hundred)))
+        suite.drain(rounds=20)
+
+        # Free text travels sealed under one data key per request (crm.profiles.transit).
+        notes = {"events": [_note(cid, n) for n in range(100)]}
+        work = "accept 100 after-sales notes (POST /events)"
+        results.append(_measure(work, lambda: suite.call("POST", "/events", notes)))
+        ten = suite.receive(QUEUE)
+        work = f"fold a batch of {len(ten)} notes of one customer, sent in one request"
+        results.append(_measure(work, fold(ten)))
     return results

@@ -6,11 +6,13 @@ entries written once), checked against the moto-backed stores by the same servic
 from __future__ import annotations
 
 import copy
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from crm.keys import UnreadableKey
 from crm.profiles.records import LedgerEntry, LedgerKind, ProfileRecord
 from crm.profiles.service import SegmentShift
 from crm.profiles.store import (
@@ -92,6 +94,29 @@ class FakeDataKeys:
 
     def unwrap(self, customer_id: str, wrapped: bytes) -> bytes:
         return wrapped
+
+
+class FakeTransitKeys:
+    """Transit keys without KMS: a batch's key derived from its id, 'wrapped' as a label that
+    unwraps for that batch only (KMS checks the encryption context the same way). Counts calls."""
+
+    def __init__(self) -> None:
+        self.created = 0
+        self.unwrapped = 0
+
+    @staticmethod
+    def _key(batch_id: str) -> bytes:
+        return hashlib.sha256(batch_id.encode()).digest()
+
+    def create(self, batch_id: str) -> tuple[bytes, bytes]:
+        self.created += 1
+        return self._key(batch_id), f"wrapped:{batch_id}".encode()
+
+    def unwrap(self, batch_id: str, wrapped: bytes) -> bytes:
+        self.unwrapped += 1
+        if wrapped != f"wrapped:{batch_id}".encode():
+            raise UnreadableKey("InvalidCiphertextException")
+        return self._key(batch_id)
 
 
 @dataclass

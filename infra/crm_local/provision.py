@@ -213,15 +213,27 @@ class Provisioner:
         name = props.get("QueueName") or self._physical(logical_id)
         attributes: dict[str, str] = {}
         for key in ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds",
-                    "ReceiveMessageWaitTimeSeconds", "MaximumMessageSize"):  # fmt: skip
+                    "ReceiveMessageWaitTimeSeconds", "MaximumMessageSize", "KmsMasterKeyId",
+                    "KmsDataKeyReusePeriodSeconds"):  # fmt: skip
             if key in props:
                 attributes[key] = str(props[key])
+        if "SqsManagedSseEnabled" in props:
+            attributes["SqsManagedSseEnabled"] = str(bool(props["SqsManagedSseEnabled"])).lower()
         if "RedrivePolicy" in props:
             attributes["RedrivePolicy"] = json.dumps(props["RedrivePolicy"])
         if props.get("FifoQueue"):
             attributes["FifoQueue"] = "true"
         sqs = self._client("sqs")
-        url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+        try:
+            url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+        except ClientError as exc:
+            # Kept state from before the template changed a queue: update it, as a stack
+            # update would (FifoQueue cannot change; SQS refuses that too).
+            if exc.response["Error"]["Code"] not in ("QueueAlreadyExists", "QueueNameExists"):
+                raise
+            url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
+            attributes.pop("FifoQueue", None)
+            sqs.set_queue_attributes(QueueUrl=url, Attributes=attributes)
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
             "QueueArn"
         ]

@@ -68,3 +68,8 @@ def reset_clients() -> None:
 
 def error_code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def failed_call_code(exc: BaseException) -> str | None:
+    """The AWS error code when `exc` is a call AWS refused; None for any other exception."""
+    return error_code(exc) if isinstance(exc, ClientError) else None

@@ -19,7 +19,7 @@ from crm import aws
 from crm.bus import Bus
 from crm.clock import Clock, IdFactory, new_id, utc_now
 from crm.config import PlatformSettings
-from crm.keys import BlindIndexKey, DataKeys
+from crm.keys import BlindIndexKey, DataKeys, TransitKeys
 from crm.lake import Lake
 from crm.profiles.edits import ProfileEdits
 from crm.profiles.event_folding import EventFolding
@@ -30,6 +30,7 @@ from crm.profiles.points import LoyaltyPoints
 from crm.profiles.service import ProfileService
 from crm.profiles.settings import ProfilesSettings
 from crm.profiles.store import ProfileStore
+from crm.profiles.transit import EventTransit
 from crm.profiles.views import CustomerViews
 from crm.queue import Queue
 from crm.segments.membership import RuleMembership
@@ -105,18 +106,26 @@ class Crm:
         )
 
     @cached_property
+    def event_transit(self) -> EventTransit:
+        # One per process: the folder keeps the batch keys it unwrapped for the container's life.
+        service = self.profile_service
+        keys = TransitKeys(self.settings.profiles.pii_key_id)
+        return EventTransit(keys, service.stored_identity, self.ids)
+
+    @cached_property
     def profiles(self) -> Profiles:
         service = self.profile_service
         views = CustomerViews(service)
         identity = IdentityResolution(service, views)
+        transit = self.event_transit
         return Profiles(
             service=service,
             identity=identity,
             views=views,
             edits=ProfileEdits(service, views),
             points=LoyaltyPoints(service),
-            intake=EventIntake(Queue(self.settings.profiles.profile_events_queue_url)),
-            folding=EventFolding(service, identity, self.lake, self.bus, self.blind_index),
+            intake=EventIntake(Queue(self.settings.profiles.profile_events_queue_url), transit),
+            folding=EventFolding(service, identity, self.lake, self.bus, self.blind_index, transit),
         )
 
     # ------------------------------------------------------------ segments

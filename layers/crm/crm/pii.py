@@ -60,14 +60,15 @@ def mask_text(_: str) -> str:
 
 
 class FieldCipher:
-    """Seals and opens PII fields of one customer with that customer's plaintext data key."""
+    """Seals and opens the PII fields of one owner with the owner's plaintext data key: a
+    customer, or a batch of events on its way through a queue."""
 
-    def __init__(self, customer_id: str, data_key: bytes) -> None:
-        self._customer_id = customer_id
+    def __init__(self, owner: str, data_key: bytes) -> None:
+        self._owner = owner
         self._aead = AESGCM(data_key)
 
     def _aad(self, field: str) -> bytes:
-        return f"{self._customer_id}|{field}".encode()
+        return f"{self._owner}|{field}".encode()
 
     def seal(self, field: str, plaintext: str) -> str:
         nonce = os.urandom(12)

@@ -14,27 +14,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from pydantic import ValidationError
 
 from crm.bus import Bus
-from crm.errors import validation_problems
 from crm.events import CustomerProfileUpdated
 from crm.lake import Lake
 from crm.pii import BlindIndex
 from crm.profiles.aggregates import fold_event
-from crm.profiles.customer_events import (
-    CUSTOMER_EVENT,
-    AfterSalesEvent,
-    BrowseEvent,
-    CustomerEvent,
-    OrderEvent,
-)
+from crm.profiles.customer_events import AfterSalesEvent, BrowseEvent, CustomerEvent, OrderEvent
 from crm.profiles.identity import IdentityResolution
 from crm.profiles.pii_codec import NOTE_FIELD, note_field
-from crm.profiles.records import LedgerEntry
+from crm.profiles.records import LedgerEntry, StoredIdentity
 from crm.profiles.service import ProfileService, SegmentShift
 from crm.profiles.store import AppendEntry, DuplicateEntry
-from crm.sqs_consumer import PoisonMessage
+from crm.profiles.transit import Arrival, EventTransit
 
 logger = Logger(child=True)
 
@@ -81,28 +73,35 @@ class EventFolding:
         lake: Lake,
         bus: Bus,
         index: Callable[[], BlindIndex],
+        transit: EventTransit,
     ) -> None:
         self._profiles = profiles
         self._identities = identities
         self._lake = lake
         self._bus = bus
         self._index = index
+        self._transit = transit
 
-    def parse(self, body: str) -> CustomerEvent:
+    def parse(self, body: str) -> Arrival:
         """Raises PoisonMessage naming the fields, never their values (they may hold PII)."""
-        try:
-            return CUSTOMER_EVENT.validate_json(body)
-        except ValidationError as exc:
-            problems = "; ".join(f"{p.field}: {p.message}" for p in validation_problems(exc))
-            raise PoisonMessage(f"not a valid customer event ({problems})") from None
+        return self._transit.unpack(body)
 
     def fold_message(self, body: str, redelivered: bool) -> Folded | None:
-        return self.fold(self.parse(body), redelivered)
+        arrival = self.parse(body)
+        return self.fold(arrival.event, redelivered, arrival.identity)
 
-    def fold(self, event: CustomerEvent, redelivered: bool) -> Folded | None:
-        """Apply one event; None when it was already applied and needs nothing more."""
+    def fold(
+        self, event: CustomerEvent, redelivered: bool, identity: StoredIdentity | None = None
+    ) -> Folded | None:
+        """Apply one event; None when it was already applied and needs nothing more.
+
+        An event that names an identity instead of a customer id comes with it in stored form
+        (queued events) or carries it itself (events queued before they travelled sealed)."""
         customer_id = event.customer_id
-        if customer_id is None:
+        if identity is not None:
+            customer_id = self._identities.resolve_stored(identity)
+            event = event.model_copy(update={"customer_id": customer_id})
+        elif customer_id is None:
             assert event.identity is not None  # the model guarantees one of the two
             customer_id = self._identities.resolve_identity(event.identity)
         profiles = self._profiles

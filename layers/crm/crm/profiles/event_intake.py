@@ -7,12 +7,14 @@ from collections import Counter
 from crm.auth import Caller, Permission, Role
 from crm.errors import FieldProblem, Forbidden, InvalidInput
 from crm.profiles.customer_events import BROWSING_TYPES, EventBatch, EventsAccepted
+from crm.profiles.transit import EventTransit
 from crm.queue import Queue
 
 
 class EventIntake:
-    def __init__(self, queue: Queue) -> None:
+    def __init__(self, queue: Queue, transit: EventTransit) -> None:
         self._queue = queue
+        self._transit = transit
 
     def accept_events(self, caller: Caller, batch: EventBatch) -> EventsAccepted:
         caller.require(Permission.SEND_EVENTS, caller.customer_id)
@@ -24,8 +26,9 @@ class EventIntake:
                 "event_id must be unique within a batch",
                 [FieldProblem("events", f"event_id {i} appears more than once") for i in repeated],
             )
-        # One message per event, so that a poison event fails alone.
-        self._queue.send([event.model_dump_json() for event in batch.events])
+        # One message per event, so that a poison event fails alone; free text and phone or
+        # email identities are queued sealed or in blind-index form only.
+        self._queue.send(self._transit.pack(batch.events))
         return EventsAccepted(
             accepted=len(batch.events), event_ids=[e.event_id for e in batch.events]
         )

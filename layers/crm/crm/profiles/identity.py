@@ -54,8 +54,12 @@ class IdentityResolution:
 
     def resolve_identity(self, identity: Identity) -> str:
         """The customer an identity belongs to, created if unknown (events from new members)."""
-        wanted = [self._profiles.stored_identity(identity)]
-        record, _, _ = self._resolve(ProfileAttributes(), wanted, self._profiles.codec())
+        return self.resolve_stored(self._profiles.stored_identity(identity))
+
+    def resolve_stored(self, identity: StoredIdentity) -> str:
+        """The same, for an identity already in its stored form (a phone as its blind-index
+        token), as queued events carry it."""
+        record, _, _ = self._resolve(ProfileAttributes(), [identity], self._profiles.codec())
         return record.customer_id
 
     def _wanted_identities(self, body: UpsertCustomer) -> list[StoredIdentity]:
