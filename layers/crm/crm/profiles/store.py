@@ -19,8 +19,8 @@ from botocore.exceptions import ClientError
 from crm import aws
 from crm.clock import iso
 from crm.dynamo import (
-    MAX_BATCH_GET_KEYS,
     MAX_TRANSACT_ITEMS,
+    batch_get,
     decode_page_token,
     encode_page_token,
     from_item,
@@ -101,17 +101,11 @@ class ProfileStore:
 
     def owners(self, identities: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
         """Which customer each (channel, key) belongs to; unknown identities are left out."""
+        items = batch_get(self._table, [_identity_key(c, k) for c, k in identities])
         found: dict[tuple[str, str], str] = {}
-        unique = list(dict.fromkeys(identities))
-        for start in range(0, len(unique), MAX_BATCH_GET_KEYS):
-            keys = [_identity_key(c, k) for c, k in unique[start : start + MAX_BATCH_GET_KEYS]]
-            request: dict[str, Any] = {self._table: {"Keys": keys, "ConsistentRead": True}}
-            while request:
-                out = aws.dynamodb().batch_get_item(RequestItems=request)
-                for item in out["Responses"].get(self._table, []):
-                    values = from_item(item)
-                    found[(values["channel"], values["key"])] = values["customer_id"]
-                request = dict(out.get("UnprocessedKeys") or {})
+        for item in items:
+            values = from_item(item)
+            found[(values["channel"], values["key"])] = values["customer_id"]
         return found
 
     def entries(
