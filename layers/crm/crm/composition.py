@@ -115,7 +115,7 @@ class Crm:
             views=views,
             edits=ProfileEdits(service, views),
             points=LoyaltyPoints(service),
-            intake=EventIntake(Queue(self.settings.profiles.profile_events_queue_url)),
+            intake=EventIntake(Queue(self.settings.profiles.profile_events_queue_url), service),
             folding=EventFolding(service, identity, self.lake, self.bus, self.blind_index),
         )
 

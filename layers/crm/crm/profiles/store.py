@@ -10,7 +10,7 @@ revision, identities are claimed with conditions, ledger entries are put only if
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,6 +107,13 @@ class ProfileStore:
             values = from_item(item)
             found[(values["channel"], values["key"])] = values["customer_id"]
         return found
+
+    def existing(self, customer_ids: Iterable[str]) -> set[str]:
+        """Which of these ids name a profile, live or merged into another: a merged-away id
+        still names a known customer, whose reads and events follow the merge. Keys only."""
+        keys = [_profile_key(customer_id) for customer_id in customer_ids]
+        items = batch_get(self._table, keys, projection="PK")
+        return {item["PK"]["S"].removeprefix("CUST#") for item in items}
 
     def entries(
         self, kind: LedgerKind, customer_id: str, limit: int, page_token: str | None = None
