@@ -7,19 +7,27 @@ from __future__ import annotations
 
 import copy
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from crm.keys import UnreadableKey
-from crm.profiles.records import LedgerEntry, LedgerKind, ProfileRecord
+from crm.profiles.records import (
+    LedgerEntry,
+    LedgerKind,
+    OrderPayment,
+    ProfileRecord,
+    payment_key,
+)
 from crm.profiles.service import SegmentShift
 from crm.profiles.store import (
     AppendEntry,
     ClaimIdentity,
     DuplicateEntry,
     IdentityTaken,
+    RecordRefund,
     ReleaseIdentity,
     SaveProfile,
     StaleProfile,
@@ -32,6 +40,7 @@ class FakeProfileStore:
         self.profiles: dict[str, ProfileRecord] = {}
         self.identities: dict[tuple[str, str], str] = {}
         self.ledger: dict[str, LedgerEntry] = {}
+        self.refunded: dict[str, Decimal] = {}  # by payment entry key
         self.commits = 0
 
     def get(self, customer_id: str) -> ProfileRecord | None:
@@ -40,6 +49,17 @@ class FakeProfileStore:
 
     def owners(self, identities: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
         return {i: self.identities[i] for i in identities if i in self.identities}
+
+    def existing(self, customer_ids: Iterable[str]) -> set[str]:
+        return {c for c in customer_ids if c in self.profiles}
+
+    def payment(self, order_id: str) -> OrderPayment | None:
+        entry = self.ledger.get(payment_key(order_id))
+        if entry is None:
+            return None
+        refunded = self.refunded.get(entry.key, Decimal("0.00"))
+        amount = Decimal(entry.body["amount"])
+        return OrderPayment(customer_id=entry.customer_id, amount=amount, refunded=refunded)
 
     def entries(
         self, kind: LedgerKind, customer_id: str, limit: int, page_token: str | None = None
@@ -70,6 +90,10 @@ class FakeProfileStore:
         elif isinstance(write, ReleaseIdentity):
             if self.identities.get((write.channel, write.key)) != write.customer_id:
                 raise StaleProfile(write.customer_id)
+        elif isinstance(write, RecordRefund):
+            key = payment_key(write.order_id)
+            if key not in self.ledger or self.refunded.get(key, Decimal(0)) != write.before:
+                raise StaleProfile(f"refunds of order {write.order_id}")
         elif write.entry.key in self.ledger:
             existing = self.ledger[write.entry.key]
             raise DuplicateEntry(write.entry.key, existing.model_dump(mode="json"))
@@ -83,6 +107,10 @@ class FakeProfileStore:
             del self.identities[(write.channel, write.key)]
         elif isinstance(write, AppendEntry):
             self.ledger[write.entry.key] = write.entry
+            if write.refunded is not None:
+                self.refunded[write.entry.key] = write.refunded
+        elif isinstance(write, RecordRefund):
+            self.refunded[payment_key(write.order_id)] = write.after
 
 
 class FakeDataKeys:

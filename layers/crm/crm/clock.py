@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 Clock = Callable[[], datetime]
 IdFactory = Callable[[], str]
+
+# How far ahead of our clock a client's stated time may lie (a consent decided, an event that
+# occurred) before it is refused as lying in the future: devices' clocks drift.
+CLOCK_SKEW = timedelta(minutes=5)
 
 
 def utc_now() -> datetime:

@@ -124,7 +124,9 @@ class Crm:
             views=views,
             edits=ProfileEdits(service, views),
             points=LoyaltyPoints(service),
-            intake=EventIntake(Queue(self.settings.profiles.profile_events_queue_url), transit),
+            intake=EventIntake(
+                Queue(self.settings.profiles.profile_events_queue_url), service, transit
+            ),
             folding=EventFolding(service, identity, self.lake, self.bus, self.blind_index, transit),
         )
 

@@ -1,15 +1,19 @@
-"""Plain-dict <-> DynamoDB attribute-value conversion and page tokens, for stores."""
+"""Helpers for stores: plain-dict <-> DynamoDB attribute-value conversion, page tokens, and
+batched reads within AWS's limits."""
 
 from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Mapping
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
+from crm import aws
 from crm.errors import InvalidInput
 
 _SERIALIZER = TypeSerializer()
@@ -19,6 +23,10 @@ _DESERIALIZER = TypeDeserializer()
 MAX_TRANSACT_ITEMS = 100
 MAX_BATCH_GET_KEYS = 100
 MAX_BATCH_WRITE_ITEMS = 25
+# Rounds of asking again for the keys a BatchGetItem left unprocessed (throttling, or a
+# response past 16 MB), backing off between them as AWS asks.
+MAX_UNPROCESSED_ROUNDS = 8
+UNPROCESSED_BACKOFF_S = 0.05
 
 
 def _exact(value: Any) -> Any:
@@ -56,3 +64,39 @@ def decode_page_token(token: str | None, required_keys: set[str]) -> dict[str, A
     if not isinstance(key, dict) or set(key) != required_keys:
         raise InvalidInput("next_token is not a token this API handed out")
     return key
+
+
+class UnprocessedKeys(Exception):
+    """DynamoDB kept leaving keys unprocessed: the table is throttled; try again later."""
+
+
+def batch_get(
+    table: str,
+    keys: Sequence[Mapping[str, Any]],
+    *,
+    projection: str | None = None,
+    consistent: bool = True,
+    sleep: Callable[[float], Any] = time.sleep,
+) -> list[dict[str, Any]]:
+    """The items of `keys` that exist, in no particular order: at most 100 keys per
+    BatchGetItem, and the keys a response leaves unprocessed asked again with jittered
+    backoff."""
+    found: list[dict[str, Any]] = []
+    unique = list({json.dumps(k, sort_keys=True): k for k in keys}.values())
+    for start in range(0, len(unique), MAX_BATCH_GET_KEYS):
+        request: dict[str, Any] = {"Keys": unique[start : start + MAX_BATCH_GET_KEYS]}
+        request["ConsistentRead"] = consistent
+        if projection:
+            request["ProjectionExpression"] = projection
+        for n in range(MAX_UNPROCESSED_ROUNDS):
+            asked: Any = {table: request}
+            out = aws.dynamodb().batch_get_item(RequestItems=asked)
+            found.extend(out["Responses"].get(table, []))
+            left = (out.get("UnprocessedKeys") or {}).get(table)
+            if not left:
+                break
+            if n + 1 == MAX_UNPROCESSED_ROUNDS:
+                raise UnprocessedKeys(f"{table}: keys still unprocessed after {n + 1} rounds")
+            request = dict(left)
+            sleep(random.uniform(0, UNPROCESSED_BACKOFF_S * 2**n))  # noqa: S311 - jitter
+    return found

@@ -108,7 +108,10 @@ def parse_body(raw: bytes | str | None, kind: type[M], max_bytes: int) -> M:
     if not data.strip():
         raise InvalidInput("a JSON request body is required", [FieldProblem("body", "missing")])
     try:
-        return kind.model_validate_json(data)
+        # Strict: a number or a boolean must be one in JSON ("10" and true are no count of
+        # points); what JSON has no type for (times, dates, enums, money as "268.00") is
+        # still read from its documented string form.
+        return kind.model_validate_json(data, strict=True)
     except ValidationError as exc:
         problems = validation_problems(exc)
         if any(e["type"] == "json_invalid" for e in exc.errors()):

@@ -13,7 +13,12 @@ UtcDatetime = Annotated[AwareDatetime, AfterValidator(lambda moment: moment.asti
 
 
 class StrictInput(BaseModel):
-    """Request bodies: unknown fields are an error, and strings are trimmed."""
+    """Request bodies: unknown fields are an error, and strings are trimmed.
+
+    The API validates them from JSON in strict mode (`crm.http.parse_body`): integers and
+    booleans must be JSON integers and booleans, never strings or each other; times, dates,
+    enums and money come as strings, and money may also come as a JSON number. Code that
+    builds these models from Python values (stored definitions, tests) stays lax."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 

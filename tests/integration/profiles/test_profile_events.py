@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from typing import Any
 
 import boto3
@@ -31,7 +32,7 @@ def paid(cid: str, order: str, amount: str, when: str, category: str = "美妆")
         "event_id": f"{order}-paid", "type": "order_paid", "customer_id": cid,
         "occurred_at": when, "order_id": order, "amount": amount, "channel": "app",
         "items": [{"sku": f"sku-{order}", "category": category, "quantity": 2,
-                   "unit_price": amount}],
+                   "unit_price": str(Decimal(amount) / 2)}],
     }  # fmt: skip
 
 

@@ -5,8 +5,9 @@ from decimal import Decimal
 from typing import Any
 
 from crm.profiles.aggregates import combine, fold_event
-from crm.profiles.customer_events import CUSTOMER_EVENT, CustomerEvent
+from crm.profiles.customer_events import CUSTOMER_EVENT, CustomerEvent, OrderEvent
 from crm.profiles.models import Aggregates
+from crm.profiles.records import OrderPayment
 
 
 def event(**fields: Any) -> CustomerEvent:
@@ -30,9 +31,22 @@ EVENTS = [
 
 
 def fold_all(events: list[CustomerEvent]) -> Aggregates:
+    """Fold as the event folder does: a refund with its order's payment, once folded."""
     aggregates = Aggregates()
+    payments: dict[str, OrderPayment] = {}
     for e in events:
-        aggregates = fold_event(aggregates, e)
+        if not isinstance(e, OrderEvent):
+            aggregates, _ = fold_event(aggregates, e)
+            continue
+        payment = payments.get(e.order_id)
+        aggregates, asked = fold_event(aggregates, e, payment)
+        if asked is None:
+            continue
+        if e.type == "order_paid":
+            payments[e.order_id] = OrderPayment(customer_id="c", amount=e.amount, refunded=asked)
+        else:
+            assert payment is not None
+            payments[e.order_id] = payment.model_copy(update={"refunded": asked})
     return aggregates
 
 

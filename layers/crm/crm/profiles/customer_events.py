@@ -52,7 +52,27 @@ class OrderEvent(_Event):
     amount: Money
     currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] = "CNY"
     items: list[OrderItem] = Field(default_factory=list, max_length=200)
+    discount: Money | None = Field(
+        default=None, description="coupons and promotions taken off the items' total (满99减50)"
+    )
+    shipping_fee: Money | None = Field(default=None, description="added to the items' total")
     store_id: Key | None = None
+
+    def amount_mismatch(self) -> str | None:
+        """Why the amount disagrees with the items, if it does: with items, the amount is
+        their total, less the discount, plus the shipping fee."""
+        if not self.items:
+            return None
+        total = sum((i.unit_price * i.quantity for i in self.items), Decimal("0.00"))
+        discount = self.discount or Decimal("0.00")
+        shipping = self.shipping_fee or Decimal("0.00")
+        expected = total - discount + shipping
+        if self.amount == expected:
+            return None
+        return (
+            f"amount {self.amount} disagrees with the items: {total} - discount {discount} "
+            f"+ shipping_fee {shipping} = {expected}"
+        )
 
     @property
     def dedup_key(self) -> str:

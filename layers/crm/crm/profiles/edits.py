@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from crm.auth import Caller, Permission
+from crm.clock import CLOCK_SKEW
 from crm.errors import Conflict, InvalidInput
 from crm.profiles.models import (
     MAX_TAGS,
@@ -26,8 +25,6 @@ from crm.profiles.records import LedgerEntry, ProfileRecord
 from crm.profiles.service import ProfileService
 from crm.profiles.store import AppendEntry, ClaimIdentity, IdentityTaken, ReleaseIdentity, Write
 from crm.profiles.views import CustomerViews
-
-CLOCK_SKEW = timedelta(minutes=5)
 
 
 class ProfileEdits:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -23,9 +24,9 @@ from crm.profiles.aggregates import fold_event
 from crm.profiles.customer_events import AfterSalesEvent, BrowseEvent, CustomerEvent, OrderEvent
 from crm.profiles.identity import IdentityResolution
 from crm.profiles.pii_codec import NOTE_FIELD, note_field
-from crm.profiles.records import LedgerEntry, StoredIdentity
+from crm.profiles.records import LedgerEntry, OrderPayment, ProfileRecord, StoredIdentity
 from crm.profiles.service import ProfileService, SegmentShift
-from crm.profiles.store import AppendEntry, DuplicateEntry
+from crm.profiles.store import AppendEntry, DuplicateEntry, RecordRefund, Write
 from crm.profiles.transit import Arrival, EventTransit
 
 logger = Logger(child=True)
@@ -108,7 +109,8 @@ class EventFolding:
 
         def attempt() -> Folded | None:
             record = profiles.load(customer_id)
-            record.aggregates = fold_event(record.aggregates, event)
+            payment = self._payment_refunded(record, event)
+            record.aggregates, asked = fold_event(record.aggregates, event, payment)
             body = timeline_body(event)
             if isinstance(event, AfterSalesEvent) and event.note:
                 cipher = profiles.codec().cipher(record)  # creates the key if none yet
@@ -123,7 +125,8 @@ class EventFolding:
             try:
                 # Rule segments follow events within seconds; who moved is announced once
                 # per batch, with the batch's other side effects.
-                shift = profiles.save(record, AppendEntry(entry), announce=False)
+                shift = profiles.save(record, *self._ledger_writes(entry, event, payment, asked),
+                                      announce=False)  # fmt: skip
             except DuplicateEntry as duplicate:
                 logger.info("duplicate event skipped", extra={"dedup_key": event.dedup_key})
                 owner = str(duplicate.existing.get("customer_id", record.customer_id))
@@ -131,6 +134,32 @@ class EventFolding:
             return Folded(event, record.customer_id, record.rev, shift)
 
         return profiles.retry(attempt)
+
+    def _payment_refunded(self, record: ProfileRecord, event: CustomerEvent) -> OrderPayment | None:
+        """For a refund, the payment of its order if this customer's profile (or one merged
+        into it) folded it; the refund waits for it otherwise."""
+        if not (isinstance(event, OrderEvent) and event.type == "order_refunded"):
+            return None
+        payment = self._profiles.store.payment(event.order_id)
+        if payment is None or payment.customer_id not in {record.customer_id, *record.merged_from}:
+            return None
+        return payment
+
+    @staticmethod
+    def _ledger_writes(
+        entry: LedgerEntry,
+        event: CustomerEvent,
+        payment: OrderPayment | None,
+        asked: Decimal | None,
+    ) -> list[Write]:
+        """The event's ledger entry; a payment's records what refunds asked back before it,
+        and a refund of a known payment raises that figure on the payment's entry."""
+        if isinstance(event, OrderEvent) and event.type == "order_paid":
+            return [AppendEntry(entry, refunded=asked)]
+        writes: list[Write] = [AppendEntry(entry)]
+        if isinstance(event, OrderEvent) and payment is not None and asked is not None:
+            writes.append(RecordRefund(event.order_id, before=payment.refunded, after=asked))
+        return writes
 
     def publish(self, folded: list[Folded]) -> None:
         if not folded:

@@ -5,15 +5,18 @@ from __future__ import annotations
 from collections import Counter
 
 from crm.auth import Caller, Permission, Role
-from crm.errors import FieldProblem, Forbidden, InvalidInput
-from crm.profiles.customer_events import BROWSING_TYPES, EventBatch, EventsAccepted
+from crm.clock import CLOCK_SKEW
+from crm.errors import FieldProblem, Forbidden, InvalidInput, NotFound
+from crm.profiles.customer_events import BROWSING_TYPES, EventBatch, EventsAccepted, OrderEvent
+from crm.profiles.service import ProfileService
 from crm.profiles.transit import EventTransit
 from crm.queue import Queue
 
 
 class EventIntake:
-    def __init__(self, queue: Queue, transit: EventTransit) -> None:
+    def __init__(self, queue: Queue, profiles: ProfileService, transit: EventTransit) -> None:
         self._queue = queue
+        self._profiles = profiles
         self._transit = transit
 
     def accept_events(self, caller: Caller, batch: EventBatch) -> EventsAccepted:
@@ -26,6 +29,8 @@ class EventIntake:
                 "event_id must be unique within a batch",
                 [FieldProblem("events", f"event_id {i} appears more than once") for i in repeated],
             )
+        self._check_contents(batch)
+        self._check_customers_exist(batch)
         # One message per event, so that a poison event fails alone; free text and phone or
         # email identities are queued sealed or in blind-index form only.
         self._queue.send(self._transit.pack(batch.events))
@@ -47,3 +52,41 @@ class EventIntake:
                     "a customer app may send events about its own customer only",
                     [FieldProblem(f"events.{n}.customer_id", "not the caller's customer id")],
                 )
+
+    def _check_contents(self, batch: EventBatch) -> None:
+        """Times in the future and amounts that disagree with their items, all at once."""
+        latest = self._profiles.clock() + CLOCK_SKEW
+        problems = []
+        for n, event in enumerate(batch.events):
+            if event.occurred_at > latest:
+                minutes = int(CLOCK_SKEW.total_seconds() // 60)
+                problems.append(
+                    FieldProblem(
+                        f"events.{n}.occurred_at",
+                        f"lies in the future (more than {minutes} minutes ahead of the server)",
+                    )
+                )
+            mismatch = event.amount_mismatch() if isinstance(event, OrderEvent) else None
+            if mismatch:
+                problems.append(FieldProblem(f"events.{n}.amount", mismatch))
+        if problems:
+            raise InvalidInput("events were refused; none was accepted", problems)
+
+    def _check_customers_exist(self, batch: EventBatch) -> None:
+        """One batched read of the customers the events name: an event for a customer that
+        does not exist is refused now, not lost in the dead-letter queue later. Events that
+        name an identity instead create their customer when folded."""
+        named = {e.customer_id for e in batch.events if e.customer_id is not None}
+        if not named:
+            return
+        known = self._profiles.store.existing(named)
+        unknown = [
+            FieldProblem(f"events.{n}.customer_id", f"no customer {e.customer_id}")
+            for n, e in enumerate(batch.events)
+            if e.customer_id is not None and e.customer_id not in known
+        ]
+        if unknown:
+            raise NotFound(
+                f"{len(unknown)} event(s) name a customer that does not exist; none was accepted",
+                unknown,
+            )

@@ -203,8 +203,21 @@ class PointsView(Output):
 class OrderAggregates(Output):
     order_count: int = 0
     total_spend: Decimal = Decimal("0.00")
-    refund_count: int = 0
-    refunded_amount: Decimal = Decimal("0.00")
+    refund_count: int = Field(default=0, description="refund events")
+    refunded_amount: Decimal = Field(
+        default=Decimal("0.00"),
+        description="refunds counted against their orders' payments, never more than an order paid",
+    )
+    refunds_aside: Decimal = Field(
+        default=Decimal("0.00"),
+        description="refunded amounts not counted against spend: refunds awaiting their "
+        "order's payment, and refunds beyond what an order paid",
+    )
+    refunds_awaiting_payment: dict[str, Decimal] = Field(
+        default_factory=dict,
+        description="refunds of orders whose payment has not arrived, by order id; counted "
+        "when it arrives",
+    )
     first_order_at: datetime | None = None
     last_order_at: datetime | None = None
     category_items: dict[str, int] = Field(
@@ -223,6 +236,12 @@ class OrderAggregates(Output):
         if not self.order_count:
             return Decimal(0)
         return (self.total_spend / self.order_count).quantize(Decimal("0.01"))
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def net_spend(self) -> Decimal:
+        """Spend after refunds; never negative, as no order refunds more than it paid."""
+        return self.total_spend - self.refunded_amount
 
     @computed_field  # type: ignore[prop-decorator]
     @property

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from crm.auth import Caller, Permission
-from crm.errors import Conflict
+from crm.errors import Conflict, FieldProblem
 from crm.profiles.models import PointsChange, PointsEntry, PointsView
 from crm.profiles.records import LedgerEntry, ProfileRecord
 from crm.profiles.service import ProfileService
@@ -48,9 +50,22 @@ class LoyaltyPoints:
             except DuplicateEntry as duplicate:
                 if duplicate.existing.get("customer_id") not in self._ids_of(record):
                     raise Conflict(f"txn_id {body.txn_id} was used for another customer") from None
+                self._check_same_change(body, duplicate.existing.get("body") or {})
             return self.points_view(caller, customer_id)
 
         return self._profiles.retry(attempt)
+
+    @staticmethod
+    def _check_same_change(body: PointsChange, first: dict[str, Any]) -> None:
+        """A retried transaction gets the first result; a txn_id reused for a different
+        change is a client's mistake that must not pass for success."""
+        kind, points = first.get("kind"), first.get("points")
+        if (kind, points) != (body.kind, body.points):
+            raise Conflict(
+                f"txn_id {body.txn_id} was already used to {kind} {points} points; "
+                f"a different change needs a new txn_id",
+                [FieldProblem("txn_id", "already used for a different change")],
+            )
 
     @staticmethod
     def _ids_of(record: ProfileRecord) -> set[str]:

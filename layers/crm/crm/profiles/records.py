@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -48,3 +49,19 @@ class LedgerEntry(BaseModel):
     customer_id: str
     at: datetime
     body: dict[str, Any]
+
+
+def payment_key(order_id: str) -> str:
+    """The idempotency key of an order's payment (`OrderEvent.dedup_key` of its order_paid)."""
+    return f"order:{order_id}:order_paid"
+
+
+class OrderPayment(BaseModel):
+    """An order's payment as its ledger entry holds it."""
+
+    customer_id: str
+    amount: Decimal
+    refunded: Decimal = Field(
+        default=Decimal("0.00"),
+        description="what the order's refunds asked back so far; may exceed the amount",
+    )

@@ -145,11 +145,13 @@ def profile_routes(family: Callable[[], Profiles]) -> Routes:
         "/events",
         "POST",
         permission=P.SEND_EVENTS,
-        summary="Send a batch of order, browsing and after-sales events to be folded into profiles",
+        summary="Send a batch of order, browsing and after-sales events to be folded into profiles"
+        " (all or none: 400 for a time in the future or an amount that disagrees with its items,"
+        " 404 for a customer_id that names no customer, each naming events.N.<field>)",
         body=EventBatch,
         response=EventsAccepted,
         status=202,
-        errors=(413,),
+        errors=(404, 413),
         max_body_bytes=MAX_BATCH_BYTES,
     )
     def post_events(req: ApiRequest) -> EventsAccepted:

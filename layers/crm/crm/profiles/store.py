@@ -5,13 +5,16 @@ Key design (docs/data-model.md):
   identity       PK=ID#<channel>#<key>           SK=ID        -> customer_id
   ledger entry   PK=LEDGER#<idempotency key>     SK=LEDGER    TPK=<kind>#<id>  TSK=<time>#<key>
 Every change is one TransactWriteItems: the profile is replaced under a condition on its
-revision, identities are claimed with conditions, ledger entries are put only if new.
+revision, identities are claimed with conditions, ledger entries are put only if new. An
+order's payment entry also keeps what the order's refunds asked back so far (`refunded`),
+changed under a condition on its previous value.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -19,14 +22,14 @@ from botocore.exceptions import ClientError
 from crm import aws
 from crm.clock import iso
 from crm.dynamo import (
-    MAX_BATCH_GET_KEYS,
     MAX_TRANSACT_ITEMS,
+    batch_get,
     decode_page_token,
     encode_page_token,
     from_item,
     to_item,
 )
-from crm.profiles.records import LedgerEntry, LedgerKind, ProfileRecord
+from crm.profiles.records import LedgerEntry, LedgerKind, OrderPayment, ProfileRecord, payment_key
 
 PROFILE_SK = "PROFILE"
 _PAGE_KEYS = {"PK", "SK", "TPK", "TSK"}
@@ -74,13 +77,27 @@ class ReleaseIdentity:
 @dataclass(frozen=True)
 class AppendEntry:
     entry: LedgerEntry
+    refunded: Decimal | None = None  # an order's payment: what refunds asked back before it
 
 
-Write = SaveProfile | ClaimIdentity | ReleaseIdentity | AppendEntry
+@dataclass(frozen=True)
+class RecordRefund:
+    """Raise what an order's refunds asked back, on its payment's entry."""
+
+    order_id: str
+    before: Decimal
+    after: Decimal
+
+
+Write = SaveProfile | ClaimIdentity | ReleaseIdentity | AppendEntry | RecordRefund
 
 
 def _profile_key(customer_id: str) -> dict[str, Any]:
     return {"PK": {"S": f"CUST#{customer_id}"}, "SK": {"S": PROFILE_SK}}
+
+
+def _ledger_key(key: str) -> dict[str, Any]:
+    return {"PK": {"S": f"LEDGER#{key}"}, "SK": {"S": "LEDGER"}}
 
 
 def _identity_key(channel: str, key: str) -> dict[str, Any]:
@@ -101,18 +118,43 @@ class ProfileStore:
 
     def owners(self, identities: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
         """Which customer each (channel, key) belongs to; unknown identities are left out."""
+        items = batch_get(self._table, [_identity_key(c, k) for c, k in identities])
         found: dict[tuple[str, str], str] = {}
-        unique = list(dict.fromkeys(identities))
-        for start in range(0, len(unique), MAX_BATCH_GET_KEYS):
-            keys = [_identity_key(c, k) for c, k in unique[start : start + MAX_BATCH_GET_KEYS]]
-            request: dict[str, Any] = {self._table: {"Keys": keys, "ConsistentRead": True}}
-            while request:
-                out = aws.dynamodb().batch_get_item(RequestItems=request)
-                for item in out["Responses"].get(self._table, []):
-                    values = from_item(item)
-                    found[(values["channel"], values["key"])] = values["customer_id"]
-                request = dict(out.get("UnprocessedKeys") or {})
+        for item in items:
+            values = from_item(item)
+            found[(values["channel"], values["key"])] = values["customer_id"]
         return found
+
+    def existing(self, customer_ids: Iterable[str]) -> set[str]:
+        """Which of these ids name a profile, live or merged into another: a merged-away id
+        still names a known customer, whose reads and events follow the merge. Keys only."""
+        keys = [_profile_key(customer_id) for customer_id in customer_ids]
+        items = batch_get(self._table, keys, projection="PK")
+        return {item["PK"]["S"].removeprefix("CUST#") for item in items}
+
+    def payment(self, order_id: str) -> OrderPayment | None:
+        """The order's payment as its ledger entry holds it, if it was folded."""
+        out = aws.dynamodb().get_item(
+            TableName=self._table,
+            Key=_ledger_key(payment_key(order_id)),
+            ConsistentRead=True,
+            ProjectionExpression="#customer, #body.#amount, #refunded",
+            ExpressionAttributeNames={
+                "#customer": "customer_id",
+                "#body": "body",
+                "#amount": "amount",
+                "#refunded": "refunded",
+            },
+        )
+        item = out.get("Item")
+        if not item:
+            return None
+        values = from_item(item)
+        return OrderPayment(
+            customer_id=values["customer_id"],
+            amount=Decimal(values["body"]["amount"]),
+            refunded=values.get("refunded", Decimal("0.00")),
+        )
 
     def entries(
         self, kind: LedgerKind, customer_id: str, limit: int, page_token: str | None = None
@@ -176,6 +218,8 @@ class ProfileStore:
                 raise IdentityTaken(write.channel) from None
             if isinstance(write, ReleaseIdentity):
                 raise StaleProfile(write.customer_id) from None
+            if isinstance(write, RecordRefund):
+                raise StaleProfile(f"refunds of order {write.order_id}") from None
         if any(r.get("Code") == "TransactionConflict" for r in reasons):
             raise StaleProfile("concurrent transaction") from None
         raise exc
@@ -206,6 +250,8 @@ class ProfileStore:
                 put["ConditionExpression"] = "attribute_not_exists(PK) OR customer_id = :me"
                 put["ExpressionAttributeValues"] = {":me": {"S": write.customer_id}}
             return {"Put": put}
+        if isinstance(write, RecordRefund):
+            return {"Update": self._record_refund(write)}
         if isinstance(write, ReleaseIdentity):
             return {
                 "Delete": {
@@ -226,6 +272,7 @@ class ProfileStore:
                         "TPK": f"{entry.kind}#{entry.customer_id}",
                         "TSK": f"{iso(entry.at)}#{entry.key}",
                         **entry.model_dump(mode="json"),
+                        "refunded": write.refunded,
                     }
                 ),
                 "ConditionExpression": "attribute_not_exists(PK)",
@@ -249,6 +296,23 @@ class ProfileStore:
             put["ConditionExpression"] = "rev = :rev"
             put["ExpressionAttributeValues"] = {":rev": {"N": str(write.expected_rev)}}
         return put
+
+    def _record_refund(self, write: RecordRefund) -> dict[str, Any]:
+        condition = "refunded = :before"
+        if not write.before:  # a payment folded before refunds were recorded has none
+            condition = (
+                "attribute_exists(PK) AND (attribute_not_exists(refunded) OR refunded = :before)"
+            )
+        return {
+            "TableName": self._table,
+            "Key": _ledger_key(payment_key(write.order_id)),
+            "UpdateExpression": "SET refunded = :after",
+            "ConditionExpression": condition,
+            "ExpressionAttributeValues": {
+                ":before": {"N": str(write.before)},
+                ":after": {"N": str(write.after)},
+            },
+        }
 
 
 def _record(item: dict[str, Any]) -> ProfileRecord:
