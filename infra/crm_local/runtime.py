@@ -144,8 +144,11 @@ def invoke(spec: FunctionSpec, event: dict[str, Any], env: Mapping[str, str]) ->
 
 
 def load_module(spec: FunctionSpec) -> ModuleType:
-    """The module of one of the function's containers (for route tables, OpenAPI, ...)."""
-    return pool_for(spec, {}).first_container().module
+    """The module of one of the function's containers (for route tables, OpenAPI, ...),
+    imported with the template's literal variables (service name, log level); references to
+    resources need a provisioned stack and are left out."""
+    literal = {k: v for k, v in spec.environment.items() if isinstance(v, str)}
+    return pool_for(spec, literal).first_container().module
 
 
 @contextmanager

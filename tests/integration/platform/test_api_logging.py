@@ -18,14 +18,17 @@ def api_log(suite: Suite) -> Iterator[io.StringIO]:
     """What the API function's logger writes (its handler keeps the stream it was made with,
     so it is pointed at a buffer rather than captured from stdout)."""
     suite.call("GET", "/openapi.json", role=None)  # the function's container exists now
-    handler = logging.getLogger("crm-api").handlers[0]
-    assert isinstance(handler, logging.StreamHandler)
     buffer = io.StringIO()
-    previous = handler.setStream(buffer)
+    handlers = [h for h in logging.getLogger("crm-api").handlers
+                if isinstance(h, logging.StreamHandler)]  # fmt: skip
+    assert handlers
+    previous = [h.setStream(buffer) for h in handlers]
     try:
         yield buffer
     finally:
-        handler.setStream(previous)
+        for handler, stream in zip(handlers, previous, strict=True):
+            if stream is not None:
+                handler.setStream(stream)
 
 
 def requests_in(log: io.StringIO) -> list[dict[str, object]]:

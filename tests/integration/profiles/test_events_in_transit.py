@@ -145,14 +145,19 @@ def test_aws_requests_to_queue_and_fold_free_text(suite: Suite) -> None:
     suite.call("POST", "/events", {"events": [paid_by("warm", phone)]})
     suite.drain()  # warm: the blind-index key is fetched once per container
 
-    # Accepting 100 events: ten SendMessageBatch calls, and one data key for the whole batch.
+    # Accepting 100 events: one batched check that their customers exist, ten SendMessageBatch
+    # calls, and one data key for the whole batch.
     hundred = [complaint(cid, f"n-{i}") for i in range(40)]
     hundred += [search(f"q-{i}", phone) for i in range(30)]
     hundred += [paid_by(f"p-{i}", phone) for i in range(30)]
     with count_requests() as intake:
         assert suite.call("POST", "/events", {"events": hundred}).status == 202
-    assert dict(intake) == {"sqs.SendMessageBatch": 10, "kms.GenerateDataKey": 1}
-    # Without free text, no KMS call at all.
+    assert dict(intake) == {
+        "dynamodb.BatchGetItem": 1,
+        "sqs.SendMessageBatch": 10,
+        "kms.GenerateDataKey": 1,
+    }
+    # Without free text, no KMS call at all (and no customer id to check: it names an identity).
     with count_requests() as plain:
         suite.call("POST", "/events", {"events": [paid_by("p-plain", phone)]})
     assert dict(plain) == {"sqs.SendMessageBatch": 1}
