@@ -32,7 +32,8 @@ from crm.segments.records import RunRecord, UnreadableDefinition
 from crm.segments.store import ModelStore, SegmentStore
 
 TREND_RUNS = 7
-# Every profile change evaluates every rule segment: this keeps that well under a millisecond.
+# Every profile change evaluates every rule segment: 200 of three conditions take about a
+# millisecond of CPU on an idle core.
 MAX_RULE_SEGMENTS = 200
 
 
