@@ -169,5 +169,5 @@ def test_a_run_can_be_requested_and_segments_are_guarded(suite: Suite) -> None:
     bad = {"name": "Bad Name!", "rule": {"all": [{"field": "nope", "op": "gte", "value": 1}]}}
     out = suite.call("POST", "/segments", bad)
     assert out.status == 400
-    assert {"name", "rule.all.0.Compare.field"} <= {f["field"] for f in out.body["error"]["fields"]}
+    assert {"name", "rule.all.0.field"} <= {f["field"] for f in out.body["error"]["fields"]}
     assert suite.call("GET", "/segments/unknown/members").status == 404

@@ -104,4 +104,3 @@ def test_rules() -> None:
     assert not matches(tagged, dormant_30, NOW - timedelta(days=20))
     assert matches(tagged, big, NOW)
     assert matches(tagged, either, NOW)
-    assert not matches(tagged, Rule(), NOW)

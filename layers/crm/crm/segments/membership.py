@@ -5,19 +5,25 @@ calls it through its `RuleSegments` Protocol on every change; segment runs use i
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from crm.bus import Bus
 from crm.clock import Clock
 from crm.events import CustomerSegmentChanged
 from crm.profiles import ProfileRecord, SegmentShift
 from crm.segments.models import StoredDefinition
-from crm.segments.records import MembershipChange
+from crm.segments.records import MembershipChange, UnreadableDefinition
 from crm.segments.rules import matches
 from crm.segments.store import SegmentStore
 
+logger = Logger(child=True)
+
 DEFINITIONS_TTL_S = 60.0  # a new rule segment reaches every function within a minute
+FAILURE_METRIC_INTERVAL_S = 60.0
 COMPUTED_PREFIXES = ("tier:", "rfm:")
 
 
@@ -34,14 +40,67 @@ def transitions(
     ]
 
 
+Definition = StoredDefinition | UnreadableDefinition
+
+
+class RuleFailures:
+    """Rule segments that could not be read or evaluated for a customer. Each is skipped for
+    that customer (its membership stays as it was) and reported: logged once per segment and
+    kind of error in this container (the segment's name and the error's type, never the
+    customer or values), and counted as the metric RuleSegmentFailed (dimension Segment),
+    flushed at the first failure and then at most once a minute per segment."""
+
+    def __init__(
+        self, namespace: str | None = None, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._namespace = namespace
+        self._monotonic = monotonic
+        self._logged: set[tuple[str, str]] = set()
+        self._pending: dict[str, int] = {}
+        self._flushed_at: dict[str, float] = {}
+
+    def record(self, segment: str, stage: str, error: str, problems: Sequence[str] = ()) -> None:
+        if (segment, error) not in self._logged:
+            self._logged.add((segment, error))
+            logger.warning(
+                "rule segment skipped",
+                extra={"segment": segment, "stage": stage, "error": error,
+                       "problems": list(problems)},
+            )  # fmt: skip
+        self._pending[segment] = self._pending.get(segment, 0) + 1
+        now = self._monotonic()
+        last = self._flushed_at.get(segment)
+        if last is None or now - last >= FAILURE_METRIC_INTERVAL_S:
+            self._flush(segment, now)
+
+    def _flush(self, segment: str, now: float) -> None:
+        count = self._pending.pop(segment, 0)
+        self._flushed_at[segment] = now
+        try:
+            with single_metric(
+                name="RuleSegmentFailed",
+                unit=MetricUnit.Count,
+                value=count,
+                namespace=self._namespace,
+            ) as metric:
+                metric.add_dimension(name="Segment", value=segment)
+        except Exception:  # reporting must not fail the customer's change either (no namespace)
+            logger.exception("RuleSegmentFailed could not be emitted")
+
+
 class RuleMembership:
-    def __init__(self, store: SegmentStore, bus: Bus, clock: Clock) -> None:
+    def __init__(
+        self, store: SegmentStore, bus: Bus, clock: Clock, failures: RuleFailures | None = None
+    ) -> None:
         self._store = store
         self._bus = bus
         self._clock = clock
-        self._definitions: tuple[float, list[StoredDefinition]] | None = None
+        self._failures = failures or RuleFailures()
+        self._definitions: tuple[float, list[Definition]] | None = None
 
-    def definitions(self) -> list[StoredDefinition]:
+    def definitions(self) -> list[Definition]:
+        """The stored definitions, read at most once a minute per container: a change made
+        elsewhere (defined, paused, deleted) reaches every function within that minute."""
         now = time.monotonic()
         if self._definitions is None or now - self._definitions[0] > DEFINITIONS_TTL_S:
             self._definitions = (now, self._store.definitions())
@@ -52,7 +111,29 @@ class RuleMembership:
         self._definitions = None
 
     def rule_segments(self, record: ProfileRecord, now: datetime) -> set[str]:
-        return {d.name for d in self.definitions() if matches(record, d.rule, now)}
+        """The rule segments the customer is in now. A paused segment, or one that cannot
+        be read or evaluated, keeps the customer where the record has them: one bad rule
+        never moves members, nor stops the others from being evaluated."""
+        inside = set()
+        for definition in self.definitions():
+            member = self._holds(definition, record, now)
+            if member or (member is None and definition.name in record.segments):
+                inside.add(definition.name)
+        return inside
+
+    def _holds(self, definition: Definition, record: ProfileRecord, now: datetime) -> bool | None:
+        """Whether the customer meets the rule; None when it is not evaluated."""
+        if definition.paused:
+            return None
+        if isinstance(definition, UnreadableDefinition):
+            self._failures.record(definition.name, "read", "UnreadableDefinition",
+                                  definition.problems)  # fmt: skip
+            return None
+        try:
+            return matches(record, definition.rule, now)
+        except Exception as exc:  # one rule must never stop the others, whatever it raises
+            self._failures.record(definition.name, "evaluate", type(exc).__name__)
+            return None
 
     # ------------------------------------------------------------ profiles' RuleSegments
     def evaluate(self, record: ProfileRecord, now: datetime) -> list[str]:
@@ -71,6 +152,9 @@ class RuleMembership:
         if not changes:
             return
         self._store.apply(changes)
+        # Customers drop out of a deleted segment as they are next evaluated; that is
+        # tidying, not news: no campaign should react to it.
+        defined = {d.name for d in self.definitions()}
         now = self._clock()
         self._bus.publish(
             [
@@ -82,5 +166,6 @@ class RuleMembership:
                     occurred_at=now,
                 )
                 for c in changes
+                if c.segment.startswith(COMPUTED_PREFIXES) or c.segment in defined
             ]
         )

@@ -1,78 +1,271 @@
-"""Segment family models: definitions, run summaries, the fitted model a run uses."""
+"""Segment family models: rule definitions (a typed grammar over the field catalogue), run
+summaries, members, recommendations."""
 
 from __future__ import annotations
 
+import difflib
+import re
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Annotated, Literal
+from decimal import Decimal
+from typing import Annotated, Literal, cast
 
-from pydantic import Field, StringConstraints
+from pydantic import (
+    Field,
+    JsonValue,
+    SerializerFunctionWrapHandler,
+    StringConstraints,
+    ValidationInfo,
+    WithJsonSchema,
+    field_serializer,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+from typing_extensions import TypedDict  # pydantic needs this one on Python 3.11
 
 from crm.models import Output, StrictInput
+from crm.profiles import EVENT_TYPES
+from crm.segments.fields import (
+    DECIMAL_PLACES,
+    FIELDS,
+    KIND_PHRASES,
+    NUMERIC_KINDS,
+    OPS_BY_KIND,
+    FieldKind,
+    RuleField,
+    exact_decimal,
+)
 
-SegmentName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_\-]{1,47}$")]
+RULE_SEGMENT_NAME = re.compile(r"^[a-z0-9][a-z0-9_\-]{1,47}$")
+SegmentName = Annotated[str, StringConstraints(pattern=RULE_SEGMENT_NAME.pattern)]
+# Names the API's own paths use under /segments/: a segment may not take them.
+RESERVED_NAMES = frozenset({"runs"})
 
-TIERS = {
-    "high_value": "高价值",
-    "potential": "潜力",
-    "new": "新客",
-    "dormant": "沉睡",
-    "churn_risk": "流失预警",
-    "regular": "普通",
-}
-RFM_SEGMENTS = (
-    "champions", "loyal", "potential_loyalists", "new", "promising", "need_attention",
-    "cant_lose", "at_risk", "hibernating", "lost",
-)  # fmt: skip
+MAX_CONDITIONS = 20
+MAX_TEXT = 100
+MAX_CHOICES = 100
 
-NUMERIC_FIELDS = (
-    "orders.order_count", "orders.total_spend", "orders.average_order_value",
-    "orders.days_since_last_order", "behaviour.complaint_count", "behaviour.return_count",
-    "behaviour.view_count", "points_balance", "scores.p_alive", "scores.clv_12m",
-    "scores.recency_score", "scores.frequency_score", "scores.monetary_score",
-)  # fmt: skip
-TEXT_FIELDS = (
-    "attributes.city", "attributes.gender", "attributes.locale", "scores.tier",
-    "scores.rfm_segment", "orders.categories",
-)  # fmt: skip
-
-
-class Compare(StrictInput):
-    """A comparison on a profile field, e.g. orders.total_spend gte 1000."""
-
-    field: Literal[NUMERIC_FIELDS + TEXT_FIELDS]  # type: ignore[valid-type]
-    op: Literal["eq", "ne", "gt", "gte", "lt", "lte", "in", "contains"]
-    value: float | str | list[str]
-
-
-class HasTag(StrictInput):
-    has_tag: Annotated[str, StringConstraints(min_length=1, max_length=64)]
-
-
-class NoEventWithin(StrictInput):
-    """No event of this type in the last `days` days ("dormant 30 days")."""
-
-    no_event: Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,32}$")]
-    days: int = Field(ge=1, le=3650)
+Op = Literal["eq", "ne", "gt", "gte", "lt", "lte", "in", "contains"]
+ConditionValue = Annotated[
+    bool | int | Decimal | str | list[str] | None,
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number"},
+                {"type": "string"},
+                {"type": "boolean"},
+                {"type": "array", "items": {"type": "string"}},
+            ],
+            "description": "a number for number, money, count and days fields; text for text "
+            "fields and for contains; a list of text for in; true or false for flags",
+        }
+    ),
+]
 
 
-Condition = Compare | HasTag | NoEventWithin
+def _names(names: Iterable[str]) -> list[JsonValue]:
+    return [*sorted(names)]
+
+
+def _problem(kind: str, message: str) -> PydanticCustomError:
+    return PydanticCustomError(f"rule_{kind}", message)
+
+
+def _checked_number(spec: RuleField, raw: object) -> int | Decimal:
+    number = exact_decimal(raw)
+    if number is None:
+        raise _problem("value", f"{spec.name} is {_a(spec.kind)}: the value must be a number")
+    low, high = spec.bounds
+    if not low <= number <= high:
+        raise _problem("value", f"{spec.name} takes values from {low} to {high}")
+    places = DECIMAL_PLACES[spec.kind]
+    exponent = number.normalize().as_tuple().exponent
+    if isinstance(exponent, int) and -exponent > places:
+        what = "a whole number" if places == 0 else f"at most {places} decimal places"
+        raise _problem("value", f"{spec.name} is {_a(spec.kind)}: the value takes {what}")
+    return int(number) if spec.kind is FieldKind.COUNT else number
+
+
+def _checked_text(spec: RuleField, raw: object) -> str:
+    if not isinstance(raw, str) or not 1 <= len(raw.strip()) <= MAX_TEXT:
+        raise _problem("value", f"compare {spec.name} with a text of 1 to {MAX_TEXT} characters")
+    text = raw.strip()
+    if spec.choices and text not in spec.choices:
+        raise _problem("value", f"{spec.name} is one of: {', '.join(spec.choices)}")
+    return text
+
+
+def _checked_value(spec: RuleField, op: str, raw: object) -> object:
+    if op == "in":
+        if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_CHOICES:
+            raise _problem("value", f"in takes a list of 1 to {MAX_CHOICES} texts")
+        return [_checked_text(spec, item) for item in raw]
+    if spec.kind in NUMERIC_KINDS:
+        return _checked_number(spec, raw)
+    if spec.kind is FieldKind.FLAG:
+        if not isinstance(raw, bool):
+            raise _problem("value", f"{spec.name} is a flag: the value is true or false")
+        return raw
+    return _checked_text(spec, raw)
+
+
+def _a(kind: FieldKind) -> str:
+    return KIND_PHRASES[kind]
+
+
+def _op_hint(kind: FieldKind) -> str:
+    return " or ".join(OPS_BY_KIND[kind])
+
+
+class ConditionJson(TypedDict, total=False):
+    field: str
+    op: str
+    value: bool | int | float | str | list[str]
+    has_tag: str
+    no_event: str
+    days: int
+
+
+class Condition(StrictInput):
+    """One condition of a rule, in one of three forms:
+    `{"field": ..., "op": ..., "value": ...}` compares a profile field of the catalogue;
+    `{"has_tag": "vip"}` holds when the profile carries the tag;
+    `{"no_event": "order_paid", "days": 30}` holds when no event of that type came in the
+    last `days` days. A customer without a value (no city, not scored yet, no order yet)
+    meets no comparison on it."""
+
+    field: str | None = Field(
+        default=None,
+        description="a field of the catalogue",
+        json_schema_extra={"enum": _names(FIELDS)},
+    )
+    op: Op | None = Field(
+        default=None,
+        description="gt, gte, lt, lte for number, money, count and days fields; eq and ne "
+        "for all but lists; in (a list of texts) for text fields; contains for list fields",
+    )
+    value: ConditionValue = None
+    has_tag: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    no_event: str | None = Field(
+        default=None,
+        description="an event type",
+        json_schema_extra={"enum": _names(EVENT_TYPES)},
+    )
+    days: int | None = Field(default=None, ge=1, le=3650)
+
+    @field_validator("field")
+    @classmethod
+    def _known_field(cls, name: str | None) -> str | None:
+        if name is None or name in FIELDS:
+            return name
+        close = difflib.get_close_matches(name, FIELDS, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise _problem("field", f"not a field a rule can name{hint}: see the catalogue")
+
+    @field_validator("op")
+    @classmethod
+    def _op_fits_field(cls, op: str | None, info: ValidationInfo) -> str | None:
+        spec = FIELDS.get(info.data.get("field") or "")
+        if op is None or spec is None or op in OPS_BY_KIND[spec.kind]:
+            return op
+        raise _problem(
+            "op",
+            f"op {op} does not apply to {spec.name} ({_a(spec.kind)}): use {_op_hint(spec.kind)}",
+        )
+
+    @field_validator("value", mode="before")
+    @classmethod
+    def _value_fits_field(cls, raw: object, info: ValidationInfo) -> object:
+        spec = FIELDS.get(info.data.get("field") or "")
+        op = info.data.get("op")
+        if raw is None or spec is None or op is None:
+            return raw  # the form is checked once every key is read
+        return _checked_value(spec, op, raw)
+
+    @field_validator("no_event")
+    @classmethod
+    def _known_event(cls, event_type: str | None) -> str | None:
+        if event_type is None or event_type in EVENT_TYPES:
+            return event_type
+        raise _problem("no_event", f"no_event is one of: {', '.join(sorted(EVENT_TYPES))}")
+
+    @model_validator(mode="after")
+    def _one_form(self) -> Condition:
+        forms = [self.field is not None, self.has_tag is not None, self.no_event is not None]
+        compare = {"op": self.op, "value": self.value}
+        if sum(forms) != 1:
+            raise _problem("form", "a condition has field, op and value; or has_tag; or "
+                                   "no_event and days")  # fmt: skip
+        if self.field is not None:
+            missing = [k for k, v in compare.items() if v is None]
+            if missing or self.days is not None:
+                raise _problem("form", f"a condition on {self.field} needs op and value only")
+        elif self.has_tag is not None:
+            if any(v is not None for v in compare.values()) or self.days is not None:
+                raise _problem("form", "a has_tag condition takes nothing else")
+        elif self.days is None or any(v is not None for v in compare.values()):
+            raise _problem("form", "a no_event condition takes days (1 to 3650) and nothing else")
+        return self
+
+    @property
+    def spec(self) -> RuleField | None:
+        return None if self.field is None else FIELDS[self.field]
+
+    @field_serializer("value")
+    def _value_as_json(self, value: object) -> bool | int | float | str | list[str] | None:
+        # A JSON number, not Decimal's string: every value the grammar admits has at most 15
+        # significant digits, so the float reads back exactly.
+        if isinstance(value, Decimal):
+            return int(value) if value == value.to_integral_value() else float(value)
+        return cast(bool | int | str | list[str] | None, value)
+
+    @model_serializer(mode="wrap")
+    def _present_keys_only(self, handler: SerializerFunctionWrapHandler) -> ConditionJson:
+        return cast(ConditionJson, {k: v for k, v in handler(self).items() if v is not None})
 
 
 class Rule(StrictInput):
-    all: list[Condition] = Field(default_factory=list, max_length=20)
-    any: list[Condition] = Field(default_factory=list, max_length=20)
+    """Who is in: every condition of `all` holds, and at least one of `any` (when given)."""
+
+    all: list[Condition] = Field(default_factory=list, max_length=MAX_CONDITIONS)
+    any: list[Condition] = Field(default_factory=list, max_length=MAX_CONDITIONS)
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Rule:
+        if not self.all and not self.any:
+            raise _problem("empty", "a rule needs at least one condition in all or any")
+        return self
 
 
 class SegmentDefinition(StrictInput):
     name: SegmentName
     description: Annotated[str, StringConstraints(max_length=300)] = ""
     rule: Rule
+    paused: bool | None = Field(
+        default=None,
+        description="a paused segment keeps its members as they are and is not evaluated; "
+        "when left out, a replaced definition keeps its state and a new one is active",
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _not_reserved(cls, name: str) -> str:
+        if name in RESERVED_NAMES:
+            raise _problem("name", f"{name} is a name this API uses: choose another")
+        return name
+
+
+class SegmentPause(StrictInput):
+    paused: bool = Field(description="true: freeze the members and stop evaluating; false: resume")
 
 
 class StoredDefinition(Output):
     name: str
     description: str
     rule: Rule
+    paused: bool = False
     updated_at: datetime
     updated_by: str
 
@@ -89,6 +282,30 @@ class SegmentSummary(Output):
     label: str
     size: int | None = Field(description="members at the latest complete run")
     trend: list[SegmentSize] = Field(description="sizes at the recent runs, oldest first")
+    paused: bool = False
+
+
+class SegmentDetail(Output):
+    name: str
+    kind: Literal["tier", "rfm", "rule"]
+    label: str
+    size: int | None = Field(description="members at the latest complete run")
+    trend: list[SegmentSize] = Field(description="sizes at the recent runs, oldest first")
+    paused: bool = Field(description="a paused rule segment keeps its members as they are")
+    definition: StoredDefinition | None = Field(
+        default=None, description="the rule, for a rule segment this version can read"
+    )
+    problem: str | None = Field(
+        default=None,
+        description="why a stored rule cannot be evaluated (its members stay as they are "
+        "until it is redefined or deleted)",
+    )
+
+
+class SegmentDeleted(Output):
+    name: str
+    deleted: bool = True
+    detail: str
 
 
 class SegmentList(Output):

@@ -1,5 +1,5 @@
-"""Stored shapes of the segments family: the fitted model a run uses, shard tasks, runs and
-membership changes."""
+"""Stored shapes of the segments family: the fitted model a run uses, shard tasks, runs,
+membership changes and stored definitions this version cannot read."""
 
 from __future__ import annotations
 
@@ -14,6 +14,16 @@ class MembershipChange:
     segment: str
     customer_id: str
     entered: bool
+
+
+@dataclass(frozen=True)
+class UnreadableDefinition:
+    """A stored rule segment this version cannot read (written by an older version, or by
+    hand): its members stay as they are until it is redefined or deleted."""
+
+    name: str
+    paused: bool
+    problems: tuple[str, ...]  # where and what is wrong, never the values
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,11 @@ from crm.segments.models import (
     Recommendations,
     RunRequested,
     SegmentDefinition,
+    SegmentDeleted,
+    SegmentDetail,
     SegmentList,
     SegmentMembers,
+    SegmentPause,
     StoredDefinition,
 )
 from crm.segments.service import SegmentCatalog
@@ -40,6 +43,42 @@ def segment_routes(catalog: Callable[[], SegmentCatalog]) -> Routes:
     )
     def define_segment(req: ApiRequest) -> StoredDefinition:
         return catalog().define_segment(req.who, req.model(SegmentDefinition))
+
+    @routes.route(
+        "/segments/{name}",
+        "GET",
+        permission=P.READ_SEGMENTS,
+        summary="One segment: its rule (or, for tiers and RFM segments, what it is), its sizes "
+        "across runs and whether it is paused",
+        response=SegmentDetail,
+        errors=(404,),
+    )
+    def get_segment(req: ApiRequest) -> SegmentDetail:
+        return catalog().segment(req.who, req.path["name"])
+
+    @routes.route(
+        "/segments/{name}",
+        "PATCH",
+        permission=P.EDIT_SEGMENTS,
+        summary="Pause a rule segment (its members stay as they are, nobody enters or leaves) "
+        "or resume it",
+        body=SegmentPause,
+        response=SegmentDetail,
+        errors=(404, 409),
+    )
+    def pause_segment(req: ApiRequest) -> SegmentDetail:
+        return catalog().pause_segment(req.who, req.path["name"], req.model(SegmentPause))
+
+    @routes.route(
+        "/segments/{name}",
+        "DELETE",
+        permission=P.EDIT_SEGMENTS,
+        summary="Delete a rule segment (tiers and RFM segments are the runs' and stay)",
+        response=SegmentDeleted,
+        errors=(404, 409),
+    )
+    def delete_segment(req: ApiRequest) -> SegmentDeleted:
+        return catalog().delete_segment(req.who, req.path["name"])
 
     @routes.route(
         "/segments/{name}/members",

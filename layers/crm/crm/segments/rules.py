@@ -1,61 +1,55 @@
-"""Rule segments: conditions over a profile's attributes, aggregates, scores and tags."""
+"""Rule segments: whether a profile meets a rule. Fields are read only through the catalogue
+(`crm.segments.fields`), and a value a profile holds in an unexpected shape makes its
+condition false, never an error."""
 
 from __future__ import annotations
 
+import operator
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from decimal import Decimal
 
 from crm.profiles import ProfileRecord
-from crm.segments.models import Compare, Condition, HasTag, NoEventWithin, Rule
+from crm.segments.fields import NUMERIC_KINDS, FieldKind, RuleField, exact_decimal
+from crm.segments.models import Condition, Rule
+
+_ORDERINGS: dict[str | None, Callable[[Decimal, Decimal], bool]] = {
+    "eq": operator.eq, "ne": operator.ne, "gt": operator.gt,
+    "gte": operator.ge, "lt": operator.lt, "lte": operator.le,
+}  # fmt: skip
 
 
-def field_value(record: ProfileRecord, field: str, now: datetime) -> Any:
-    group, name = field.split(".", 1)
-    orders = record.aggregates.orders
-    if group == "orders":
-        if name == "days_since_last_order":
-            last = orders.last_order_at
-            return None if last is None else (now - last).total_seconds() / 86400
-        return getattr(orders, name)
-    if group == "behaviour":
-        return getattr(record.aggregates.behaviour, name)
-    if group == "attributes":
-        return record.attributes.get(name)
-    if group == "scores":
-        return None if record.scores is None else getattr(record.scores, name)
-    if field == "points_balance":
-        return record.points_balance
-    return None
-
-
-def _compare(record: ProfileRecord, cond: Compare, now: datetime) -> bool:
-    actual = field_value(record, cond.field, now)
+def _compare(spec: RuleField, cond: Condition, record: ProfileRecord, now: datetime) -> bool:
+    actual = spec.read(record, now)
     if actual is None:
         return False
     wanted = cond.value
-    if cond.op == "contains":
+    if spec.kind in NUMERIC_KINDS:
+        number, target = exact_decimal(actual), exact_decimal(wanted)
+        ordering = _ORDERINGS.get(cond.op)
+        return (
+            number is not None
+            and target is not None
+            and ordering is not None
+            and ordering(number, target)
+        )
+    if spec.kind is FieldKind.TEXT_LIST:
         return isinstance(actual, list) and wanted in actual
+    if spec.kind is FieldKind.FLAG:
+        return isinstance(actual, bool) and (actual is wanted) == (cond.op == "eq")
     if cond.op == "in":
         return isinstance(wanted, list) and str(actual) in wanted
-    if isinstance(wanted, list):
-        return False
-    if isinstance(wanted, str) or isinstance(actual, str):
-        text, other = str(actual), str(wanted)
-        return {"eq": text == other, "ne": text != other}.get(cond.op, False)
-    number = float(actual)
-    return {
-        "eq": number == wanted, "ne": number != wanted, "gt": number > wanted,
-        "gte": number >= wanted, "lt": number < wanted, "lte": number <= wanted,
-    }[cond.op]  # fmt: skip
+    return (str(actual) == wanted) if cond.op == "eq" else (str(actual) != wanted)
 
 
 def holds(record: ProfileRecord, cond: Condition, now: datetime) -> bool:
-    if isinstance(cond, HasTag):
+    if cond.has_tag is not None:
         return cond.has_tag in record.tags
-    if isinstance(cond, NoEventWithin):
+    if cond.no_event is not None and cond.days is not None:
         last = record.aggregates.behaviour.last_event_at.get(cond.no_event)
         return last is None or now - last > timedelta(days=cond.days)
-    return _compare(record, cond, now)
+    spec = cond.spec
+    return spec is not None and _compare(spec, cond, record, now)
 
 
 def matches(record: ProfileRecord, rule: Rule, now: datetime) -> bool:

@@ -1,6 +1,6 @@
 """DynamoDB access for segments (table `SegmentsTable`) and the fitted models (S3).
 
-definition     PK=DEF                 SK=<name>
+definition     PK=DEF                 SK=<name>        description, rule, paused, updated_at/by
 run            PK=RUN                 SK=<run_id>      status, shards, shards_done (set), sizes
 shard result   PK=RUN#<run_id>        SK=SHARD#<n>     members per segment in that shard
 membership     PK=SEG#<name>#<k>      SK=<customer_id> k = one of MEMBER_SHARDS write shards
@@ -15,6 +15,8 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
+from pydantic import ValidationError
+
 from crm import aws
 from crm.dynamo import (
     MAX_BATCH_WRITE_ITEMS,
@@ -23,9 +25,14 @@ from crm.dynamo import (
     from_item,
     to_item,
 )
-from crm.errors import InvalidInput
+from crm.errors import InvalidInput, validation_problems
 from crm.segments.models import StoredDefinition
-from crm.segments.records import MembershipChange, RunRecord, SegmentModel
+from crm.segments.records import (
+    MembershipChange,
+    RunRecord,
+    SegmentModel,
+    UnreadableDefinition,
+)
 
 # A segment of millions must not be one hot partition (1,000 writes/s each): its members are
 # spread over this many partitions by a hash of the customer id.
@@ -41,17 +48,62 @@ class SegmentStore:
         self._table = table
 
     # ------------------------------------------------------------ definitions
-    def put_definition(self, definition: StoredDefinition) -> None:
-        item = {"PK": "DEF", "SK": definition.name, **definition.model_dump(mode="json")}
-        aws.dynamodb().put_item(TableName=self._table, Item=to_item(item))
-
-    def definitions(self) -> list[StoredDefinition]:
-        out = aws.dynamodb().query(
+    def put_definition(self, definition: StoredDefinition, paused: bool | None) -> StoredDefinition:
+        """Write a definition whole; `paused=None` keeps a replaced definition's state (a
+        new one starts active). Returns what is stored."""
+        values = definition.model_dump(mode="json", exclude={"name", "paused"})
+        names = {f"#{k}": k for k in values}
+        assignments = [f"#{k} = :{k}" for k in values]
+        given = {f":{k}": v for k, v in values.items()}
+        if paused is None:
+            assignments.append("paused = if_not_exists(paused, :paused)")
+            given[":paused"] = False
+        else:
+            assignments.append("paused = :paused")
+            given[":paused"] = paused
+        out = aws.dynamodb().update_item(
             TableName=self._table,
-            KeyConditionExpression="PK = :pk",
-            ExpressionAttributeValues={":pk": {"S": "DEF"}},
+            Key=_definition_key(definition.name),
+            UpdateExpression="SET " + ", ".join(assignments),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=to_item(given),
+            ReturnValues="ALL_NEW",
         )
-        return [StoredDefinition.model_validate(from_item(i)) for i in out.get("Items", [])]
+        return StoredDefinition.model_validate(_definition_values(out["Attributes"]))
+
+    def set_paused(self, name: str, paused: bool, at: datetime, by: str) -> bool:
+        """False when no such definition is stored."""
+        try:
+            aws.dynamodb().update_item(
+                TableName=self._table,
+                Key=_definition_key(name),
+                UpdateExpression="SET paused = :paused, updated_at = :at, updated_by = :by",
+                ConditionExpression="attribute_exists(PK)",
+                ExpressionAttributeValues=to_item(
+                    {":paused": paused, ":at": at.isoformat(), ":by": by}
+                ),
+            )
+        except aws.dynamodb().exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def delete_definition(self, name: str) -> bool:
+        """False when no such definition is stored."""
+        out = aws.dynamodb().delete_item(
+            TableName=self._table, Key=_definition_key(name), ReturnValues="ALL_OLD"
+        )
+        return bool(out.get("Attributes"))
+
+    def definition(self, name: str) -> StoredDefinition | UnreadableDefinition | None:
+        out = aws.dynamodb().get_item(
+            TableName=self._table, Key=_definition_key(name), ConsistentRead=True
+        )
+        return _read_definition(out["Item"]) if "Item" in out else None
+
+    def definitions(self) -> list[StoredDefinition | UnreadableDefinition]:
+        """Every stored definition; one this version cannot read comes back as such, so it
+        never keeps the others from being evaluated."""
+        return [_read_definition(item) for item in self._query_all("DEF")]
 
     # ------------------------------------------------------------ runs
     def create_run(self, run_id: str, total_segments: int, started_at: datetime) -> None:
@@ -183,6 +235,28 @@ class SegmentStore:
         if shard >= MEMBER_SHARDS:
             return found, None
         return found, encode_page_token({"shard": shard, "key": last_key})
+
+
+def _definition_key(name: str) -> dict[str, Any]:
+    return {"PK": {"S": "DEF"}, "SK": {"S": name}}
+
+
+def _definition_values(item: dict[str, Any]) -> dict[str, Any]:
+    values = from_item(item)
+    values["name"] = values.pop("SK")
+    values.pop("PK", None)
+    return values
+
+
+def _read_definition(item: dict[str, Any]) -> StoredDefinition | UnreadableDefinition:
+    values = _definition_values(item)
+    try:
+        return StoredDefinition.model_validate(values)
+    except ValidationError as exc:
+        problems = tuple(f"{p.field}: {p.message}" for p in validation_problems(exc))
+        return UnreadableDefinition(
+            name=str(values["name"]), paused=values.get("paused") is True, problems=problems
+        )
 
 
 class ModelStore:
