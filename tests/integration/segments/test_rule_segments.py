@@ -12,6 +12,7 @@ import pytest
 
 from crm.dynamo import to_item
 from crm.segments.store import MEMBER_SHARDS
+from crm_local.apigw import match_route
 from crm_local.harness import Suite
 from tests.integration.segments.test_segments import SCHEDULE, SHARDS, drain_tap, tap_bus
 
@@ -293,7 +294,11 @@ def test_a_deleted_segment_is_gone_and_its_members_drop_out_unannounced(suite: S
 def test_names_no_segment_can_have_are_404s_and_the_number_of_rules_is_capped(
     suite: Suite, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for name in ("x" * 3000, "tier:" + "x" * 3000, "Upper", "runs"):
+    # "runs" is reserved: API Gateway routes GET /segments/runs to the literal runs resource
+    # (POST only), so only its members path reaches the function.
+    assert match_route(suite.routes, "GET", "/segments/runs") is None
+    assert suite.call("GET", "/segments/runs/members").status == 404
+    for name in ("x" * 3000, "tier:" + "x" * 3000, "Upper"):
         assert suite.call("GET", f"/segments/{name}").status == 404
         assert suite.call("GET", f"/segments/{name}/members").status == 404
         assert suite.call("DELETE", f"/segments/{name}").status == 404
