@@ -1,89 +1,361 @@
-"""Cold start of each function: a fresh interpreter importing the handler module (as Lambda's
-init phase does) and creating the AWS clients it will use, beside a plain baseline."""
+"""Cold start of each function as a ratio to a naive stack, measured in interleaved pairs.
+
+A probe is a fresh interpreter doing what Lambda's init phase and the start of a first
+invocation do: import the handler module (loaded by path, as the runtime loads it), then what
+the first invocation would create before doing real work: the modules it imports lazily, the
+AWS clients it creates, the services its cached factories build, and pydantic schemas deferred
+to first use. That list is derived by running first invocations against moto
+(bench.first_request), not kept by hand.
+
+The naive stack is `import boto3, pydantic; from aws_lambda_powertools import Logger, Metrics;
+Logger(); Metrics(); boto3.client("dynamodb")`. Each function is run against it as A B, B A,
+A B, ... in one loop (a fresh subprocess each), so both see the same machine load; the result
+is the median of the per-pair ratios function/naive with their min-max, plus the medians in ms
+for information only (absolute ms depend on the machine and its load; ratios of neighbours
+much less). The same ratio in CPU time of the process is given beside it: on a machine shared
+with other work it moves much less than the wall clock.
+
+`python -m bench.coldstart [--pairs N]` prints the tables; `make bench` writes them to
+docs/benchmarks.md.
+"""
 
 from __future__ import annotations
 
+import argparse
+import importlib.util
 import json
 import os
 import statistics
 import subprocess
 import sys
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
-from crm_local.template import ROOT, load_template
+from bench.first_request import PACKAGE, FirstRequest, derive_first_requests
+from crm_local.template import ROOT, FunctionSpec, load_template
 
-RUNS = 9
+PAIRS = 9
 
+# ---------------------------------------------------------------- probes
+# The probe's own imports come before the clock starts; `json` only after it stops.
 _PROBE = """
-import importlib.util, json, sys, time
-sys.path.insert(0, {layer!r})
-t0 = time.perf_counter()
-{imports}
-t1 = time.perf_counter()
+import importlib, importlib.util, sys, time
+sys.path[:0] = {paths!r}
+{guard}
+t0, c0 = time.perf_counter(), time.process_time()
 {init}
-t2 = time.perf_counter()
-print(json.dumps([t1 - t0, t2 - t1]))
+t1, c1 = time.perf_counter(), time.process_time()
+{first}
+t2, c2 = time.perf_counter(), time.process_time()
+import json
+print("PROBE " + json.dumps([t1 - t0, t2 - t1, c1 - c0, c2 - c1]))
 """
 
-_LOAD = """
-spec = importlib.util.spec_from_file_location("app", {path!r})
-module = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(module)
+_LOAD_HANDLER = """
+_spec = importlib.util.spec_from_file_location("app", {path!r})
+app = importlib.util.module_from_spec(_spec)
+sys.modules["app"] = app
+_spec.loader.exec_module(app)
 """
 
-BASELINE_IMPORTS = (
-    "import boto3, pydantic\nfrom aws_lambda_powertools import Logger\nlogger = Logger()"
-)
-BASELINE_INIT = "boto3.session.Session().client('dynamodb')"
+_FIRST_REQUEST = """
+def _attr(target):
+    module, _, name = target.partition(":")
+    value = app if module == "<handler>" else importlib.import_module(module)
+    for part in name.split("."):
+        value = getattr(value, part)
+    return value
+for _name in {imports!r}:
+    importlib.import_module(_name)
+{clients}
+for _factory in {factories!r}:
+    _attr(_factory)()
+for _model in {models!r}:
+    _attr(_model).model_rebuild()
+for _adapter in {adapters!r}:
+    _attr(_adapter).rebuild()
+"""
 
-# The clients each function creates on its first request.
-CLIENTS = {
-    "ApiFunction": ("dynamodb", "kms", "sqs", "secretsmanager"),
-    "ProfileEventsFunction": ("dynamodb", "s3", "events", "secretsmanager"),
-    "SegmentPlannerFunction": ("dynamodb", "s3", "sqs"),
-    "SegmentWorkerFunction": ("dynamodb", "s3", "events", "secretsmanager"),
-}
+NAIVE_INIT = """
+import boto3, pydantic
+from aws_lambda_powertools import Logger, Metrics
+Logger()
+Metrics()
+"""
+NAIVE_FIRST = 'boto3.client("dynamodb")'
+
+# Tracer patches every library X-Ray supports that it can import. The venv holds `requests`
+# (moto's) and the crm layer does not, so the probes refuse it, as the deployed function would.
+_GUARD_LAYER_ONLY = """
+class _NotInLayer:
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if name.partition(".")[0] in ("requests", "httpx"):
+            raise ModuleNotFoundError(name)
+        return None
+sys.meta_path.insert(0, _NotInLayer)
+"""
+TRACER_VARIANTS = {
+    "naive stack": "",
+    "+ Tracer() (patches every supported library)":
+        "from aws_lambda_powertools import Tracer\nTracer()",
+    '+ Tracer(patch_modules=["botocore"])':
+        'from aws_lambda_powertools import Tracer\nTracer(patch_modules=["botocore"])',
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
-class ColdStart:
-    name: str
-    import_ms: float
-    init_ms: float
+class Sample:
+    import_s: float  # the handler module's import (Lambda's init phase), wall clock
+    first_s: float  # what the first invocation creates before real work, wall clock
+    import_cpu_s: float  # the same in CPU time of the process: much less sensitive to the
+    first_cpu_s: float  # other processes of a shared machine than the wall clock
 
     @property
-    def total_ms(self) -> float:
-        return self.import_ms + self.init_ms
+    def total_s(self) -> float:
+        return self.import_s + self.first_s
+
+    @property
+    def total_cpu_s(self) -> float:
+        return self.import_cpu_s + self.first_cpu_s
 
 
-def _measure(name: str, imports: str, init: str) -> ColdStart:
-    code = _PROBE.format(layer=str(ROOT / "layers" / "crm"), imports=imports, init=init)
-    env = {
-        **os.environ,
+@dataclass(frozen=True)
+class Comparison:
+    name: str
+    samples: list[Sample]
+    naive: list[Sample]
+    first_request: FirstRequest | None = None
+    note: str = ""
+
+    @property
+    def ratios(self) -> list[float]:
+        return [a.total_s / b.total_s for a, b in zip(self.samples, self.naive, strict=True)]
+
+    @property
+    def ratio(self) -> float:
+        return statistics.median(self.ratios)
+
+    @property
+    def cpu_ratios(self) -> list[float]:
+        pairs = zip(self.samples, self.naive, strict=True)
+        return [a.total_cpu_s / b.total_cpu_s for a, b in pairs]
+
+    @property
+    def cpu_ratio(self) -> float:
+        return statistics.median(self.cpu_ratios)
+
+    def ms(self, which: str, naive: bool = False) -> float:
+        samples = self.naive if naive else self.samples
+        return float(statistics.median(getattr(s, which) for s in samples)) * 1000
+
+
+@dataclass
+class ColdStarts:
+    pairs: int
+    functions: list[Comparison] = field(default_factory=list)
+    tracer: list[Comparison] = field(default_factory=list)
+    tracer_skipped: str = ""
+
+
+def probe_env(spec: FunctionSpec | None = None) -> dict[str, str]:
+    """What Lambda gives a function: region, credentials (no config files), its task root and
+    the template's variables (unresolved references become placeholders)."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("AWS_", "POWERTOOLS_", "PYTHON", "CRM_"))}  # fmt: skip
+    template_env = spec.environment if spec else load_template().functions()[0].environment
+    for key, value in template_env.items():
+        env[key] = value if isinstance(value, str) else f"bench-{key.lower()}"
+    env.update({
+        "AWS_REGION": "us-east-1",
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_ACCESS_KEY_ID": "bench",
         "AWS_SECRET_ACCESS_KEY": "bench",
-        "POWERTOOLS_SERVICE_NAME": "bench",
-        "POWERTOOLS_METRICS_NAMESPACE": "Bench",
-    }
-    samples = []
-    for _ in range(RUNS):
-        out = subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+        "AWS_SESSION_TOKEN": "bench",
+        "AWS_CONFIG_FILE": "/nonexistent/aws-config",
+        "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws-credentials",
+        "AWS_LAMBDA_FUNCTION_NAME": spec.logical_id if spec else "naive",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory if spec else 512),
+        "LAMBDA_TASK_ROOT": str(spec.code_uri if spec else ROOT),
+    })  # fmt: skip
+    return env
+
+
+def _client_module() -> str | None:
+    """The package's module whose `client_for(service)` hands out the shared clients."""
+    for name, module in sorted(sys.modules.items()):
+        if module is None or not (name == PACKAGE or name.startswith(PACKAGE + ".")):
+            continue
+        factory = getattr(module, "client_for", None)
+        if callable(factory) and getattr(factory, "__module__", None) == name:
+            return name
+    return None
+
+
+def function_probe(spec: FunctionSpec, first: FirstRequest | None) -> tuple[str, str]:
+    path = spec.code_uri / (spec.handler.rpartition(".")[0].replace(".", "/") + ".py")
+    paths = [str(spec.code_uri), str(ROOT / "layers" / "crm")]
+    init = _LOAD_HANDLER.format(path=str(path))
+    note = ""
+    if first is None:
+        return _PROBE.format(paths=paths, guard="", init=init, first="pass"), "not derived"
+    module = _client_module()
+    services = sorted(first.clients)
+    if module:
+        clients = f"_client_for = importlib.import_module({module!r}).client_for\n" + "".join(
+            f"_client_for({s!r})\n" for s in services
         )
-        samples.append(json.loads(out.stdout.strip().splitlines()[-1]))
-    return ColdStart(
-        name,
-        import_ms=statistics.median(s[0] for s in samples) * 1000,
-        init_ms=statistics.median(s[1] for s in samples) * 1000,
+    else:
+        clients = "import boto3\n" + "".join(f"boto3.client({s!r})\n" for s in services)
+        note = "no client_for() in the package: clients made with boto3.client()"
+    first_code = _FIRST_REQUEST.format(
+        imports=sorted(first.lazy_imports),
+        clients=clients,
+        factories=sorted(first.factories),
+        models=sorted(first.deferred_models),
+        adapters=sorted(first.deferred_adapters),
     )
+    return _PROBE.format(paths=paths, guard="", init=init, first=first_code), note
 
 
-def measure_cold_starts() -> list[ColdStart]:
-    results = [_measure("baseline: boto3 + Powertools + pydantic", BASELINE_IMPORTS, BASELINE_INIT)]
-    for spec in load_template().functions():
-        path = spec.code_uri / (spec.handler.rpartition(".")[0] + ".py")
-        clients = CLIENTS.get(spec.logical_id, ())
-        init = "import crm.aws\n" + "\n".join(f"crm.aws.client_for({c!r})" for c in clients)
-        results.append(_measure(spec.logical_id, _LOAD.format(path=str(path)), init))
+def naive_probe(extra_init: str = "", guard: str = "") -> str:
+    return _PROBE.format(paths=[], guard=guard, init=NAIVE_INIT + extra_init, first=NAIVE_FIRST)
+
+
+def run_probe(code: str, env: Mapping[str, str]) -> Sample:
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=dict(env), check=False
+    )
+    lines = [line for line in out.stdout.splitlines() if line.startswith("PROBE ")]
+    if out.returncode or not lines:
+        raise RuntimeError(f"probe failed ({out.returncode}):\n{out.stderr[-3000:]}")
+    return Sample(*json.loads(lines[-1][len("PROBE ") :]))
+
+
+def interleave(codes: Sequence[str], env: Mapping[str, str], rounds: int) -> list[list[Sample]]:
+    """Runs the probes in turn, `rounds` times, rotating which goes first (A B, B A, ... or
+    A B C, B C A, C A B, ...); one discarded warm-up run each (it also writes .pyc files)."""
+    for code in codes:
+        run_probe(code, env)
+    results: list[list[Sample]] = [[] for _ in codes]
+    for r in range(rounds):
+        order = [(r + i) % len(codes) for i in range(len(codes))]
+        for i in order:
+            results[i].append(run_probe(codes[i], env))
     return results
+
+
+def measure_functions(
+    pairs: int = PAIRS, first: Mapping[str, FirstRequest] | None = None
+) -> list[Comparison]:
+    first = derive_first_requests() if first is None else first
+    results = []
+    for spec in load_template().functions():
+        derived = first.get(spec.logical_id)
+        code, note = function_probe(spec, derived)
+        env = probe_env(spec)
+        fn, naive = interleave([code, naive_probe()], env, pairs)
+        results.append(Comparison(spec.logical_id, fn, naive, derived, note))
+    return results
+
+
+def measure_tracer(pairs: int = PAIRS) -> tuple[list[Comparison], str]:
+    """Powertools Tracer (which imports aws_xray_sdk and patches) against none, on the naive
+    stack, interleaved; X-Ray active tracing (`Tracing: Active`) costs no init in the function."""
+    if importlib.util.find_spec("aws_xray_sdk") is None:
+        return [], "aws-xray-sdk is not installed (pip install aws-xray-sdk)"
+    codes = [naive_probe(extra, _GUARD_LAYER_ONLY) for extra in TRACER_VARIANTS.values()]
+    runs = interleave(codes, probe_env(), pairs)
+    return [
+        Comparison(name, samples, runs[0])
+        for name, samples in zip(TRACER_VARIANTS, runs, strict=True)
+    ], ""
+
+
+def measure_cold_starts(pairs: int = PAIRS, tracer: bool = True) -> ColdStarts:
+    result = ColdStarts(pairs, measure_functions(pairs))
+    if tracer:
+        result.tracer, result.tracer_skipped = measure_tracer(pairs)
+    return result
+
+
+# ---------------------------------------------------------------- tables
+def _services(first: FirstRequest) -> list[str]:
+    """The factories that build services, not the package's own client plumbing."""
+    plumbing = _client_module()
+    return [f for f in first.factories if not (plumbing and f.startswith(plumbing + ":"))]
+
+
+def function_table(rows: Sequence[Comparison]) -> list[str]:
+    lines = [
+        "| function | × naive (median) | pair ratios (min–max) | × naive, CPU time "
+        "| import (ms) | first request (ms) | total (ms) | naive (ms) | first request creates |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for c in rows:
+        f = c.first_request
+        creates = "; ".join(
+            part
+            for part in (
+                f"clients {', '.join(sorted(f.clients))}" if f and f.clients else "",
+                f"{len(_services(f))} services" if f and _services(f) else "",
+                f"{len(f.deferred_models | f.deferred_adapters)} deferred schemas"
+                if f and (f.deferred_models or f.deferred_adapters)
+                else "",
+                c.note,
+            )
+            if part
+        )
+        lines.append(
+            f"| {c.name} | {c.ratio:.2f} | {min(c.ratios):.2f}–{max(c.ratios):.2f} "
+            f"| {c.cpu_ratio:.2f} ({min(c.cpu_ratios):.2f}–{max(c.cpu_ratios):.2f}) "
+            f"| {c.ms('import_s'):.0f} | {c.ms('first_s'):.0f} | {c.ms('total_s'):.0f} "
+            f"| {c.ms('total_s', naive=True):.0f} | {creates or '-'} |"
+        )
+    return lines
+
+
+def tracer_table(rows: Sequence[Comparison]) -> list[str]:
+    lines = [
+        "| stack | × naive (median) | pair ratios (min–max) | × naive, CPU time | total (ms) "
+        "| over naive (ms) | over naive, CPU (ms) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for c in rows:
+        pairs = list(zip(c.samples, c.naive, strict=True))
+        over = statistics.median((a.total_s - b.total_s) * 1000 for a, b in pairs)
+        over_cpu = statistics.median((a.total_cpu_s - b.total_cpu_s) * 1000 for a, b in pairs)
+        base = c.samples is c.naive
+        lines.append(
+            f"| {c.name} | {c.ratio:.2f} | {min(c.ratios):.2f}–{max(c.ratios):.2f} "
+            f"| {c.cpu_ratio:.2f} ({min(c.cpu_ratios):.2f}–{max(c.cpu_ratios):.2f}) "
+            f"| {c.ms('total_s'):.0f} | {'' if base else f'{over:+.0f}'} "
+            f"| {'' if base else f'{over_cpu:+.0f}'} |"
+        )
+    return lines
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--pairs", type=int, default=PAIRS, help="interleaved pairs per row")
+    parser.add_argument("--only", choices=("functions", "tracer"), help="one of the two tables")
+    parser.add_argument("--show-derived", action="store_true",
+                        help="print what each first invocation created")  # fmt: skip
+    args = parser.parse_args(argv)
+    if args.only != "tracer":
+        first = derive_first_requests()
+        if args.show_derived:
+            from bench.first_request import report
+
+            print(report(first), flush=True)
+        print(f"cold starts, {args.pairs} interleaved pairs each ...", flush=True)
+        rows = measure_functions(args.pairs, first)
+        print("\n".join(function_table(rows)), flush=True)
+    if args.only != "functions":
+        print(f"\nTracer, {args.pairs} interleaved rounds ...", flush=True)
+        tracer, skipped = measure_tracer(args.pairs)
+        print(skipped or "\n".join(tracer_table(tracer)))
+
+
+if __name__ == "__main__":
+    main()

@@ -6,7 +6,7 @@ import platform
 import sys
 from datetime import UTC, datetime
 
-from bench.coldstart import RUNS, measure_cold_starts
+from bench.coldstart import function_table, measure_cold_starts, tracer_table
 from bench.requests import count_requests_per_unit
 from bench.segments import compare_fits, fan_out_plan, scoring_throughput
 from crm.segments.fitting import DEFAULT_MAX_SAMPLE
@@ -30,7 +30,6 @@ def main() -> None:
     print("scoring throughput ...", flush=True)
     throughput = scoring_throughput()
     plan = fan_out_plan(10_000_000, throughput)
-    baseline = cold[0].total_ms
     lines = [
         "# Benchmarks",
         "",
@@ -43,18 +42,26 @@ def main() -> None:
         "",
         "## Cold start",
         "",
-        "A fresh interpreter imports the handler module (Lambda's init phase) and creates the AWS",
-        f"clients the function uses on its first request; median of {RUNS} runs. The baseline",
-        "imports boto3, Powertools' Logger and pydantic and creates one client.",
+        "Each function's init against a naive stack (`import boto3, pydantic; from",
+        "aws_lambda_powertools import Logger, Metrics; Logger(); Metrics();",
+        "boto3.client('dynamodb')`), run as interleaved pairs (A B, B A, ...),",
+        f"{cold.pairs} pairs, a fresh interpreter each, so both see the same machine load. A probe",
+        "imports the handler module (Lambda's init phase), then does what the first invocation",
+        "creates before real work: its lazy imports, AWS clients, lazily built services and",
+        "deferred pydantic schemas, derived by running first invocations against moto",
+        "(`bench/first_request.py`). Compare the ratios (the one in CPU time moves less when the",
+        "machine is shared); the ms are wall-clock medians for information.",
         "",
-        "| function | import (ms) | client init (ms) | total (ms) | over baseline (ms) |",
-        "| --- | ---: | ---: | ---: | ---: |",
+        *function_table(cold.functions),
+        "",
+        "### Tracing",
+        "",
+        "Powertools `Tracer` (aws_xray_sdk, patching) on the naive stack against none,",
+        "interleaved.",
+        "X-Ray active tracing (`Tracing: Active`) alone adds nothing to the function's init.",
+        "",
+        *(tracer_table(cold.tracer) if cold.tracer else [cold.tracer_skipped]),
     ]
-    for c in cold:
-        over = "" if c is cold[0] else f"{c.total_ms - baseline:+.0f}"
-        lines.append(
-            f"| {c.name} | {c.import_ms:.0f} | {c.init_ms:.0f} | {c.total_ms:.0f} | {over} |"
-        )
     lines += [
         "",
         "## AWS requests per unit of work",
