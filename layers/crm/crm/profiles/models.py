@@ -338,3 +338,44 @@ class ConsentView(Output):
 class TagsView(Output):
     customer_id: str
     tags: dict[str, TagState]
+
+
+class FindCustomers(StrictInput):
+    """Look customers up without creating one. Criteria given together find the union of
+    their matches; PII is compared by blind index, never stored or logged."""
+
+    phone: str | None = None
+    email: str | None = None
+    identity: Identity | None = Field(
+        default=None, description="any channel's id: an app user id, an openid, a member card"
+    )
+    order_id: Key | None = Field(default=None, description="a placed or paid order's id")
+
+    @field_validator("phone")
+    @classmethod
+    def _phone(cls, value: str | None) -> str | None:
+        return None if value is None else normalize_phone(value)
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        return None if value is None else normalize_email(value)
+
+    @model_validator(mode="after")
+    def _some_criterion(self) -> FindCustomers:
+        if all(getattr(self, name) is None for name in ("phone", "email", "identity", "order_id")):
+            raise ValueError("give at least one of phone, email, identity or order_id")
+        return self
+
+
+SearchCriterion = Literal["phone", "email", "identity", "order_id"]
+
+
+class CustomerMatch(Output):
+    customer_id: str
+    matched_by: list[SearchCriterion]
+    profile: Customer360
+
+
+class CustomerMatches(Output):
+    matches: list[CustomerMatch] = Field(description="empty when nothing matches")

@@ -48,3 +48,8 @@ class LedgerEntry(BaseModel):
     customer_id: str
     at: datetime
     body: dict[str, Any]
+
+
+def order_entry_key(order_id: str, event_type: str) -> str:
+    """The ledger's idempotency key of an order event (`order_placed`, `order_paid`)."""
+    return f"order:{order_id}:{event_type}"

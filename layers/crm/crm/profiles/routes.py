@@ -14,7 +14,9 @@ from crm.profiles.models import (
     ConsentChange,
     ConsentView,
     Customer360,
+    CustomerMatches,
     EditProfile,
+    FindCustomers,
     MergeCustomers,
     PointsChange,
     PointsView,
@@ -46,6 +48,20 @@ def profile_routes(family: Callable[[], Profiles]) -> Routes:
     def upsert_customer(req: ApiRequest) -> Response:
         result = family().identity.upsert_customer(req.who, req.model(UpsertCustomer))
         return json_response(result, 201 if result.created else 200)
+
+    @routes.route(
+        "/customers/search",
+        "POST",
+        permission=P.FIND_CUSTOMERS,
+        summary=(
+            "Find customers by phone, email, a channel's id or an order id, creating nothing "
+            "(an empty list when nothing matches); PII goes in the body, never in the URL"
+        ),
+        body=FindCustomers,
+        response=CustomerMatches,
+    )
+    def find_customers(req: ApiRequest) -> CustomerMatches:
+        return family().lookup.find_customers(req.who, req.model(FindCustomers))
 
     @routes.route(
         "/customers/{customer_id}",

@@ -87,6 +87,10 @@ def _identity_key(channel: str, key: str) -> dict[str, Any]:
     return {"PK": {"S": f"ID#{channel}#{key}"}, "SK": {"S": "ID"}}
 
 
+def _ledger_key(key: str) -> dict[str, Any]:
+    return {"PK": {"S": f"LEDGER#{key}"}, "SK": {"S": "LEDGER"}}
+
+
 class ProfileStore:
     def __init__(self, table: str) -> None:
         self._table = table
@@ -101,16 +105,33 @@ class ProfileStore:
 
     def owners(self, identities: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
         """Which customer each (channel, key) belongs to; unknown identities are left out."""
-        found: dict[tuple[str, str], str] = {}
-        unique = list(dict.fromkeys(identities))
-        for start in range(0, len(unique), MAX_BATCH_GET_KEYS):
-            keys = [_identity_key(c, k) for c, k in unique[start : start + MAX_BATCH_GET_KEYS]]
-            request: dict[str, Any] = {self._table: {"Keys": keys, "ConsistentRead": True}}
+        items = self._batch_get([_identity_key(c, k) for c, k in dict.fromkeys(identities)])
+        return {(v["channel"], v["key"]): v["customer_id"] for v in items}
+
+    def entry_owners(self, keys: Sequence[str]) -> dict[str, str]:
+        """The customer each ledger entry (by idempotency key) was recorded for; keys with no
+        entry are left out. Reads only the key and the customer id, never the body."""
+        items = self._batch_get(
+            [_ledger_key(k) for k in dict.fromkeys(keys)], projection="#k, customer_id"
+        )
+        return {v["key"]: v["customer_id"] for v in items}
+
+    def _batch_get(
+        self, keys: Sequence[dict[str, Any]], projection: str | None = None
+    ) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        for start in range(0, len(keys), MAX_BATCH_GET_KEYS):
+            wanted: dict[str, Any] = {
+                "Keys": list(keys[start : start + MAX_BATCH_GET_KEYS]),
+                "ConsistentRead": True,
+            }
+            if projection:
+                wanted["ProjectionExpression"] = projection
+                wanted["ExpressionAttributeNames"] = {"#k": "key"}
+            request: dict[str, Any] = {self._table: wanted}
             while request:
                 out = aws.dynamodb().batch_get_item(RequestItems=request)
-                for item in out["Responses"].get(self._table, []):
-                    values = from_item(item)
-                    found[(values["channel"], values["key"])] = values["customer_id"]
+                found += [from_item(item) for item in out["Responses"].get(self._table, [])]
                 request = dict(out.get("UnprocessedKeys") or {})
         return found
 
