@@ -14,6 +14,7 @@ from crm.profiles.models import (
     ConsentState,
     ConsentView,
     Customer360,
+    CustomerSelfView,
     EditProfile,
     Identity,
     ProfileAttributes,
@@ -35,10 +36,12 @@ class ProfileEdits:
         self._profiles = profiles
         self._views = views
 
-    def edit_profile(self, caller: Caller, customer_id: str, body: EditProfile) -> Customer360:
+    def edit_profile(
+        self, caller: Caller, customer_id: str, body: EditProfile
+    ) -> Customer360 | CustomerSelfView:
         caller.require(Permission.EDIT_PROFILE, customer_id)
 
-        def attempt() -> Customer360:
+        def attempt() -> Customer360 | CustomerSelfView:
             record = self._profiles.load(customer_id)
             if record.version != body.version:
                 raise Conflict(
@@ -54,7 +57,7 @@ class ProfileEdits:
                 raise Conflict(
                     f"this {taken.channel} belongs to another customer; merge the two profiles"
                 ) from None
-            return self._views.view(caller, record, codec, customer_id)
+            return self._views.for_caller(caller, record, codec, customer_id)
 
         return self._profiles.retry(attempt)
 

@@ -49,7 +49,7 @@ class IdentityResolution:
             customer_id=record.customer_id,
             created=created,
             merged=merged,
-            profile=self._views.view(caller, record, codec, new=created),
+            profile=self._views.for_caller(caller, record, codec, new=created),
         )
 
     def resolve_identity(self, identity: Identity) -> str:

@@ -303,6 +303,10 @@ class CustomerScores(Output):
 
 
 class Customer360(Output):
+    """What staff read: every attribute, PII masked or full by role, and the internal
+    marketing data (tags with who added them, scores, segments, merged profile ids)."""
+
+    view: Literal["staff"] = "staff"
     customer_id: str
     version: int
     created_at: datetime
@@ -321,13 +325,34 @@ class Customer360(Output):
     segments: list[str] = Field(default_factory=list)
 
 
+class CustomerSelfView(Output):
+    """What a customer reads about themself: their attributes (PII in full, it is theirs),
+    linked accounts, consent, points, orders and timeline. Staff tags, segments, scores,
+    behaviour counters and the ids of merged profiles are internal and left out."""
+
+    view: Literal["customer"] = "customer"
+    customer_id: str
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    attributes: AttributesView
+    identities: list[IdentityView]
+    consent: dict[ConsentPurpose, ConsentState]
+    points_balance: int
+    orders: OrderAggregates
+    timeline: list[TimelineEntry]
+
+
+ProfileView = Annotated[Customer360 | CustomerSelfView, Field(discriminator="view")]
+
+
 class UpsertResult(Output):
     customer_id: str
     created: bool
     merged: list[str] = Field(
         default_factory=list, description="profiles folded into this one by the upsert"
     )
-    profile: Customer360
+    profile: ProfileView
 
 
 class ConsentView(Output):
@@ -374,7 +399,7 @@ SearchCriterion = Literal["phone", "email", "identity", "order_id"]
 class CustomerMatch(Output):
     customer_id: str
     matched_by: list[SearchCriterion]
-    profile: Customer360
+    profile: ProfileView
 
 
 class CustomerMatches(Output):

@@ -15,6 +15,7 @@ from crm.profiles.models import (
     ConsentView,
     Customer360,
     CustomerMatches,
+    CustomerSelfView,
     EditProfile,
     FindCustomers,
     MergeCustomers,
@@ -67,11 +68,14 @@ def profile_routes(family: Callable[[], Profiles]) -> Routes:
         "/customers/{customer_id}",
         "GET",
         permission=P.READ_PROFILE,
-        summary="Read the 360° view of a customer, masked by the caller's role",
-        response=Customer360,
+        summary=(
+            "Read a customer: staff get the 360° view masked by role, a customer their own "
+            "view without internal marketing data"
+        ),
+        response=(Customer360, CustomerSelfView),
         errors=(404,),
     )
-    def read_customer(req: ApiRequest) -> Customer360:
+    def read_customer(req: ApiRequest) -> Customer360 | CustomerSelfView:
         return family().views.read_customer_360(req.who, req.path["customer_id"])
 
     @routes.route(
@@ -80,10 +84,10 @@ def profile_routes(family: Callable[[], Profiles]) -> Routes:
         permission=P.EDIT_PROFILE,
         summary="Edit attributes; the body's version must be the profile's current version",
         body=EditProfile,
-        response=Customer360,
+        response=(Customer360, CustomerSelfView),
         errors=(404, 409),
     )
-    def edit_customer(req: ApiRequest) -> Customer360:
+    def edit_customer(req: ApiRequest) -> Customer360 | CustomerSelfView:
         return family().edits.edit_profile(req.who, req.path["customer_id"], req.model(EditProfile))
 
     @routes.route(
