@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from crm.profiles.records import LedgerEntry, LedgerKind, ProfileRecord
+from crm.profiles.models import MergeSuggestionStatus
+from crm.profiles.records import LedgerEntry, LedgerKind, MergeSuggestionRecord, ProfileRecord
 from crm.profiles.service import SegmentShift
 from crm.profiles.store import (
     AppendEntry,
@@ -21,6 +22,7 @@ from crm.profiles.store import (
     ReleaseIdentity,
     SaveProfile,
     StaleProfile,
+    SuggestionResolved,
     Write,
 )
 
@@ -30,6 +32,7 @@ class FakeProfileStore:
         self.profiles: dict[str, ProfileRecord] = {}
         self.identities: dict[tuple[str, str], str] = {}
         self.ledger: dict[str, LedgerEntry] = {}
+        self.suggestions: dict[str, MergeSuggestionRecord] = {}
         self.commits = 0
 
     def get(self, customer_id: str) -> ProfileRecord | None:
@@ -38,6 +41,36 @@ class FakeProfileStore:
 
     def owners(self, identities: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
         return {i: self.identities[i] for i in identities if i in self.identities}
+
+    def entry_owners(self, keys: Sequence[str]) -> dict[str, str]:
+        return {k: self.ledger[k].customer_id for k in keys if k in self.ledger}
+
+    def suggest_merge(self, record: MergeSuggestionRecord) -> MergeSuggestionRecord:
+        found = self.suggestions.get(record.suggestion_id)
+        if found is not None and found.status is MergeSuggestionStatus.PENDING:
+            return copy.deepcopy(found)
+        self.suggestions[record.suggestion_id] = copy.deepcopy(record)
+        return record
+
+    def suggestion(self, suggestion_id: str) -> MergeSuggestionRecord | None:
+        return copy.deepcopy(self.suggestions.get(suggestion_id))
+
+    def pending_suggestions(
+        self, limit: int, page_token: str | None = None
+    ) -> tuple[list[MergeSuggestionRecord], str | None]:
+        pending = [
+            s for s in self.suggestions.values() if s.status is MergeSuggestionStatus.PENDING
+        ]
+        pending.sort(key=lambda s: (s.requested_at, s.suggestion_id))
+        return copy.deepcopy(pending[:limit]), None
+
+    def resolve_suggestion(self, record: MergeSuggestionRecord, only_pending: bool = True) -> None:
+        current = self.suggestions.get(record.suggestion_id)
+        if only_pending and (
+            current is None or current.status is not MergeSuggestionStatus.PENDING
+        ):
+            raise SuggestionResolved(record.suggestion_id)
+        self.suggestions[record.suggestion_id] = copy.deepcopy(record)
 
     def entries(
         self, kind: LedgerKind, customer_id: str, limit: int, page_token: str | None = None

@@ -27,6 +27,7 @@ from crm.profiles.event_intake import EventIntake
 from crm.profiles.family import Profiles
 from crm.profiles.identity import IdentityResolution
 from crm.profiles.lookup import CustomerLookup
+from crm.profiles.merge_suggestions import MergeSuggestions
 from crm.profiles.points import LoyaltyPoints
 from crm.profiles.service import ProfileService
 from crm.profiles.settings import ProfilesSettings
@@ -116,6 +117,7 @@ class Crm:
             views=views,
             edits=ProfileEdits(service, views),
             lookup=CustomerLookup(service, views),
+            merge_suggestions=MergeSuggestions(service, identity),
             points=LoyaltyPoints(service),
             intake=EventIntake(Queue(self.settings.profiles.profile_events_queue_url)),
             folding=EventFolding(service, identity, self.lake, self.bus, self.blind_index),

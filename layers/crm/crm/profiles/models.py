@@ -346,11 +346,56 @@ class CustomerSelfView(Output):
 ProfileView = Annotated[Customer360 | CustomerSelfView, Field(discriminator="view")]
 
 
+class MergeSuggestionStatus(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    DISMISSED = "dismissed"
+
+
+class MergeReason(StrEnum):
+    UPSERT = "upsert"  # staff without the merge permission named identities of several profiles
+    VERIFIED_CONTACT = "verified_contact"  # a customer verified a contact another profile holds
+
+
+class LinkingIdentity(Output):
+    channel: Channel
+    external_id: str = Field(description="as staff without PII access see it (phone masked)")
+    customer_id: str
+
+
+class MergeSuggestionView(Output):
+    suggestion_id: str
+    status: MergeSuggestionStatus
+    reason: MergeReason
+    customer_ids: list[str] = Field(
+        description="the profiles; approving folds them all into the oldest"
+    )
+    identities: list[LinkingIdentity] = Field(description="what links the profiles")
+    requested_by: str
+    requested_at: datetime
+    resolved_by: str | None = None
+    resolved_at: datetime | None = None
+    survivor_id: str | None = Field(default=None, description="the profile kept, once approved")
+
+
+class MergeSuggestionPage(Output):
+    suggestions: list[MergeSuggestionView]
+    next_token: str | None = None
+
+
 class UpsertResult(Output):
     customer_id: str
     created: bool
     merged: list[str] = Field(
         default_factory=list, description="profiles folded into this one by the upsert"
+    )
+    merge_suggestion: MergeSuggestionView | None = Field(
+        default=None,
+        description=(
+            "set (status 202) when the identities belong to several profiles and the caller "
+            "may not merge: nothing was written, a manager decides; customer_id and profile "
+            "are the oldest of them"
+        ),
     )
     profile: ProfileView
 
@@ -399,7 +444,7 @@ SearchCriterion = Literal["phone", "email", "identity", "order_id"]
 class CustomerMatch(Output):
     customer_id: str
     matched_by: list[SearchCriterion]
-    profile: ProfileView
+    profile: Customer360
 
 
 class CustomerMatches(Output):

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from crm.profiles.models import Aggregates, Channel, ConsentState, CustomerScores, TagState
+from crm.profiles.models import (
+    Aggregates,
+    Channel,
+    ConsentState,
+    CustomerScores,
+    LinkingIdentity,
+    MergeReason,
+    MergeSuggestionStatus,
+    TagState,
+)
 
 
 class StoredIdentity(BaseModel):
@@ -53,3 +64,24 @@ class LedgerEntry(BaseModel):
 def order_entry_key(order_id: str, event_type: str) -> str:
     """The ledger's idempotency key of an order event (`order_placed`, `order_paid`)."""
     return f"order:{order_id}:{event_type}"
+
+
+def suggestion_id_for(customer_ids: Sequence[str]) -> str:
+    """One suggestion per set of profiles, however often staff name them together."""
+    joined = "|".join(sorted(set(customer_ids)))
+    return "m-" + hashlib.sha256(joined.encode()).hexdigest()[:24]
+
+
+class MergeSuggestionRecord(BaseModel):
+    """Profiles that seem to be one person, waiting for a manager to merge them or not."""
+
+    suggestion_id: str
+    status: MergeSuggestionStatus = MergeSuggestionStatus.PENDING
+    reason: MergeReason
+    customer_ids: list[str]
+    identities: list[LinkingIdentity] = Field(default_factory=list)
+    requested_by: str
+    requested_at: datetime
+    resolved_by: str | None = None
+    resolved_at: datetime | None = None
+    survivor_id: str | None = None
