@@ -115,7 +115,7 @@ class Crm:
             service=service,
             identity=identity,
             views=views,
-            edits=ProfileEdits(service, views),
+            edits=ProfileEdits(service, views, identity),
             lookup=CustomerLookup(service, views),
             merge_suggestions=MergeSuggestions(service, identity),
             points=LoyaltyPoints(service),

@@ -35,6 +35,8 @@ class Channel(StrEnum):
 
 
 PII_CHANNELS = frozenset({Channel.PHONE, Channel.EMAIL})
+ContactField = Literal["phone", "email"]
+CONTACT_CHANNELS: dict[ContactField, Channel] = {"phone": Channel.PHONE, "email": Channel.EMAIL}
 
 ExternalId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
@@ -302,6 +304,14 @@ class CustomerScores(Output):
     scored_at: datetime
 
 
+class PendingContactView(Output):
+    """A phone or email the customer asked for, waiting for them to prove they hold it."""
+
+    field: ContactField
+    value: str = Field(description="masked: 139****0000, j***@example.com")
+    expires_at: datetime
+
+
 class Customer360(Output):
     """What staff read: every attribute, PII masked or full by role, and the internal
     marketing data (tags with who added them, scores, segments, merged profile ids)."""
@@ -323,6 +333,9 @@ class Customer360(Output):
     merged_from: list[str] = Field(default_factory=list)
     scores: CustomerScores | None = None
     segments: list[str] = Field(default_factory=list)
+    pending_verification: list[PendingContactView] = Field(
+        default_factory=list, description="contact changes the customer has not verified yet"
+    )
 
 
 class CustomerSelfView(Output):
@@ -341,6 +354,10 @@ class CustomerSelfView(Output):
     points_balance: int
     orders: OrderAggregates
     timeline: list[TimelineEntry]
+    pending_verification: list[PendingContactView] = Field(
+        default_factory=list,
+        description="a phone or email change waiting for the customer to verify it",
+    )
 
 
 ProfileView = Annotated[Customer360 | CustomerSelfView, Field(discriminator="view")]

@@ -13,6 +13,7 @@ from crm.profiles.models import (
     Aggregates,
     Channel,
     ConsentState,
+    ContactField,
     CustomerScores,
     LinkingIdentity,
     MergeReason,
@@ -25,6 +26,16 @@ class StoredIdentity(BaseModel):
     channel: Channel
     key: str = Field(description="the index key: the external id, or a blind-index token for PII")
     display: str = Field(description="what staff without PII access may see")
+
+
+class PendingContact(BaseModel):
+    """A phone or email the customer asked for and has not verified: sealed like every PII
+    field (under the customer's key, bound to `pending_<field>`), never an identity yet."""
+
+    sealed: str
+    masked: str
+    requested_at: datetime
+    expires_at: datetime
 
 
 class ProfileRecord(BaseModel):
@@ -46,6 +57,9 @@ class ProfileRecord(BaseModel):
     merged_into: str | None = None
     scores: CustomerScores | None = None
     segments: list[str] = Field(default_factory=list, description="segments the customer is in")
+    pending: dict[ContactField, PendingContact] = Field(
+        default_factory=dict, description="unverified phone/email changes, by field"
+    )
 
 
 LedgerKind = Literal["EVT", "PTS", "CNS"]

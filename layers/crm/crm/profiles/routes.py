@@ -89,7 +89,10 @@ def profile_routes(family: Callable[[], Profiles]) -> Routes:
         "/customers/{customer_id}",
         "PATCH",
         permission=P.EDIT_PROFILE,
-        summary="Edit attributes; the body's version must be the profile's current version",
+        summary=(
+            "Edit attributes; the body's version must be the profile's current version. A "
+            "customer's new phone or email waits for verification (pending_verification)"
+        ),
         body=EditProfile,
         response=(Customer360, CustomerSelfView),
         errors=(404, 409),

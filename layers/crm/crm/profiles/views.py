@@ -3,12 +3,15 @@ own projection, without the internal marketing data."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from crm.auth import Caller, Permission
 from crm.profiles.models import (
     ConsentPurpose,
     Customer360,
     CustomerSelfView,
     IdentityView,
+    PendingContactView,
     TimelineEntry,
 )
 from crm.profiles.pii_codec import PiiCodec
@@ -68,6 +71,7 @@ class CustomerViews:
             merged_from=record.merged_from,
             scores=record.scores,
             segments=record.segments,
+            pending_verification=self._pending(record, self._profiles.clock()),
         )
 
     def self_view(
@@ -85,11 +89,20 @@ class CustomerViews:
             points_balance=record.points_balance,
             orders=record.aggregates.orders,
             timeline=[] if new else self._timeline(record, codec, full=True),
+            pending_verification=self._pending(record, self._profiles.clock()),
         )
 
     @staticmethod
     def _identities(record: ProfileRecord) -> list[IdentityView]:
         return [IdentityView(channel=i.channel, external_id=i.display) for i in record.identities]
+
+    @staticmethod
+    def _pending(record: ProfileRecord, now: datetime) -> list[PendingContactView]:
+        return [
+            PendingContactView(field=field, value=p.masked, expires_at=p.expires_at)
+            for field, p in sorted(record.pending.items())
+            if p.expires_at > now
+        ]
 
     def _timeline(self, record: ProfileRecord, codec: PiiCodec, full: bool) -> list[TimelineEntry]:
         entries: list[LedgerEntry] = []
