@@ -14,9 +14,11 @@ from decimal import Decimal
 from typing import Any
 
 from crm.keys import UnreadableKey
+from crm.profiles.models import MergeSuggestionStatus
 from crm.profiles.records import (
     LedgerEntry,
     LedgerKind,
+    MergeSuggestionRecord,
     OrderPayment,
     ProfileRecord,
     payment_key,
@@ -31,6 +33,7 @@ from crm.profiles.store import (
     ReleaseIdentity,
     SaveProfile,
     StaleProfile,
+    SuggestionResolved,
     Write,
 )
 
@@ -41,6 +44,7 @@ class FakeProfileStore:
         self.identities: dict[tuple[str, str], str] = {}
         self.ledger: dict[str, LedgerEntry] = {}
         self.refunded: dict[str, Decimal] = {}  # by payment entry key
+        self.suggestions: dict[str, MergeSuggestionRecord] = {}
         self.commits = 0
 
     def get(self, customer_id: str) -> ProfileRecord | None:
@@ -60,6 +64,36 @@ class FakeProfileStore:
         refunded = self.refunded.get(entry.key, Decimal("0.00"))
         amount = Decimal(entry.body["amount"])
         return OrderPayment(customer_id=entry.customer_id, amount=amount, refunded=refunded)
+
+    def entry_owners(self, keys: Sequence[str]) -> dict[str, str]:
+        return {k: self.ledger[k].customer_id for k in keys if k in self.ledger}
+
+    def suggest_merge(self, record: MergeSuggestionRecord) -> MergeSuggestionRecord:
+        found = self.suggestions.get(record.suggestion_id)
+        if found is not None and found.status is MergeSuggestionStatus.PENDING:
+            return copy.deepcopy(found)
+        self.suggestions[record.suggestion_id] = copy.deepcopy(record)
+        return record
+
+    def suggestion(self, suggestion_id: str) -> MergeSuggestionRecord | None:
+        return copy.deepcopy(self.suggestions.get(suggestion_id))
+
+    def pending_suggestions(
+        self, limit: int, page_token: str | None = None
+    ) -> tuple[list[MergeSuggestionRecord], str | None]:
+        pending = [
+            s for s in self.suggestions.values() if s.status is MergeSuggestionStatus.PENDING
+        ]
+        pending.sort(key=lambda s: (s.requested_at, s.suggestion_id))
+        return copy.deepcopy(pending[:limit]), None
+
+    def resolve_suggestion(self, record: MergeSuggestionRecord, only_pending: bool = True) -> None:
+        current = self.suggestions.get(record.suggestion_id)
+        if only_pending and (
+            current is None or current.status is not MergeSuggestionStatus.PENDING
+        ):
+            raise SuggestionResolved(record.suggestion_id)
+        self.suggestions[record.suggestion_id] = copy.deepcopy(record)
 
     def entries(
         self, kind: LedgerKind, customer_id: str, limit: int, page_token: str | None = None

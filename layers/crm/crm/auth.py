@@ -28,6 +28,7 @@ class Permission(StrEnum):
     CREATE_PROFILE = "create_profile"
     EDIT_PROFILE = "edit_profile"
     MERGE_PROFILES = "merge_profiles"
+    FIND_CUSTOMERS = "find_customers"
     EDIT_CONSENT = "edit_consent"
     EDIT_TAGS = "edit_tags"
     ADJUST_POINTS = "adjust_points"
@@ -40,7 +41,7 @@ class Permission(StrEnum):
 _P = Permission
 _SUPPORT = {
     _P.READ_PROFILE, _P.READ_PII, _P.CREATE_PROFILE, _P.EDIT_PROFILE,
-    _P.EDIT_CONSENT, _P.EDIT_TAGS, _P.ADJUST_POINTS,
+    _P.EDIT_CONSENT, _P.EDIT_TAGS, _P.ADJUST_POINTS, _P.FIND_CUSTOMERS,
 }  # fmt: skip
 
 GRANTS: dict[Role, frozenset[Permission]] = {
@@ -52,7 +53,9 @@ GRANTS: dict[Role, frozenset[Permission]] = {
     Role.SUPPORT_MANAGER: frozenset(_SUPPORT | {_P.MERGE_PROFILES}),
     Role.MARKETER: frozenset({_P.READ_PROFILE, _P.EDIT_TAGS, _P.READ_SEGMENTS, _P.EDIT_SEGMENTS}),
     Role.ANALYST: frozenset({_P.READ_PROFILE, _P.READ_SEGMENTS}),
-    Role.PRIVACY_OFFICER: frozenset({_P.READ_PROFILE, _P.READ_PII, _P.EDIT_CONSENT}),
+    Role.PRIVACY_OFFICER: frozenset(
+        {_P.READ_PROFILE, _P.READ_PII, _P.EDIT_CONSENT, _P.FIND_CUSTOMERS}
+    ),
     Role.ADMIN: frozenset(Permission),
 }
 

@@ -26,6 +26,8 @@ from crm.profiles.event_folding import EventFolding
 from crm.profiles.event_intake import EventIntake
 from crm.profiles.family import Profiles
 from crm.profiles.identity import IdentityResolution
+from crm.profiles.lookup import CustomerLookup
+from crm.profiles.merge_suggestions import MergeSuggestions
 from crm.profiles.points import LoyaltyPoints
 from crm.profiles.service import ProfileService
 from crm.profiles.settings import ProfilesSettings
@@ -122,7 +124,9 @@ class Crm:
             service=service,
             identity=identity,
             views=views,
-            edits=ProfileEdits(service, views),
+            edits=ProfileEdits(service, views, identity),
+            lookup=CustomerLookup(service, views),
+            merge_suggestions=MergeSuggestions(service, identity),
             points=LoyaltyPoints(service),
             intake=EventIntake(
                 Queue(self.settings.profiles.profile_events_queue_url), service, transit

@@ -75,6 +75,7 @@ def batch_get(
     keys: Sequence[Mapping[str, Any]],
     *,
     projection: str | None = None,
+    names: Mapping[str, str] | None = None,
     consistent: bool = True,
     sleep: Callable[[float], Any] = time.sleep,
 ) -> list[dict[str, Any]]:
@@ -88,6 +89,8 @@ def batch_get(
         request["ConsistentRead"] = consistent
         if projection:
             request["ProjectionExpression"] = projection
+        if names:
+            request["ExpressionAttributeNames"] = dict(names)
         for n in range(MAX_UNPROCESSED_ROUNDS):
             asked: Any = {table: request}
             out = aws.dynamodb().batch_get_item(RequestItems=asked)

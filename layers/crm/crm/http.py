@@ -39,6 +39,11 @@ class QueryParam:
     default: int | None = None
 
 
+# A response is one model, or one of several chosen by who calls (the OpenAPI document says
+# `oneOf`, told apart by their `view` field).
+ResponseModels = type[BaseModel] | tuple[type[BaseModel], ...]
+
+
 @dataclass(frozen=True)
 class RouteDoc:
     path: str
@@ -46,7 +51,7 @@ class RouteDoc:
     summary: str
     operation_id: str
     body: type[BaseModel] | None
-    response: type[BaseModel] | None
+    response: ResponseModels | None
     status: int
     permission: Permission | None  # None: a public route, no token needed
     query: tuple[QueryParam, ...] = ()
@@ -148,7 +153,7 @@ class Routes:
         permission: Permission | None,
         summary: str,
         body: type[BaseModel] | None = None,
-        response: type[BaseModel] | None = None,
+        response: ResponseModels | None = None,
         status: int = 200,
         query: tuple[QueryParam, ...] = (),
         errors: tuple[int, ...] = (),

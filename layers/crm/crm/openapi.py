@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
-from crm.http import QueryParam, RouteDoc
+from crm.http import QueryParam, ResponseModels, RouteDoc
 
 _REF = "#/components/schemas/{model}"
 _STATUS_TEXT = {
@@ -57,13 +57,38 @@ def _query_schema(q: QueryParam) -> dict[str, Any]:
     return schema
 
 
+def _models(response: ResponseModels | None) -> tuple[type[BaseModel], ...]:
+    if response is None:
+        return ()
+    return response if isinstance(response, tuple) else (response,)
+
+
+def _response_schema(
+    response: ResponseModels, refs: Mapping[Any, dict[str, Any]]
+) -> dict[str, Any]:
+    if not isinstance(response, tuple):
+        return dict(refs[(response, "serialization")])
+    schema: dict[str, Any] = {"oneOf": [refs[(m, "serialization")] for m in response]}
+    # Views of one thing for different callers each name themselves in `view` (a literal with
+    # a default): clients and generators tell them apart by it.
+    kinds = [m.model_fields["view"].default if "view" in m.model_fields else None for m in response]
+    if all(isinstance(k, str) for k in kinds):
+        schema["discriminator"] = {
+            "propertyName": "view",
+            "mapping": {
+                str(k): refs[(m, "serialization")]["$ref"]
+                for k, m in zip(kinds, response, strict=True)
+            },
+        }
+    return schema
+
+
 def build_openapi(routes: Sequence[RouteDoc], title: str, version: str) -> dict[str, Any]:
     wanted: list[tuple[type[BaseModel], JsonSchemaMode]] = []
     for r in routes:
         if r.body:
             wanted.append((r.body, "validation"))
-        if r.response:
-            wanted.append((r.response, "serialization"))
+        wanted += [(m, "serialization") for m in _models(r.response)]
     refs, defs = models_json_schema(list(dict.fromkeys(wanted)), ref_template=_REF)
     schemas = dict(defs.get("$defs", {}))
     schemas["Error"] = _error_schema()
@@ -89,7 +114,7 @@ def build_openapi(routes: Sequence[RouteDoc], title: str, version: str) -> dict[
             }
         ok: dict[str, Any] = {"description": "OK"}
         if r.response:
-            ok["content"] = {"application/json": {"schema": refs[(r.response, "serialization")]}}
+            ok["content"] = {"application/json": {"schema": _response_schema(r.response, refs)}}
         op["responses"] = {str(code): ok for code in (r.status, *r.also_status)}
         statuses = (
             set(r.errors) | ({400} if r.body else set()) | ({401, 403} if not r.public else set())

@@ -47,7 +47,7 @@ class Family:
         )
         views = CustomerViews(self.service)
         self.identity = IdentityResolution(self.service, views)
-        self.edits = ProfileEdits(self.service, views)
+        self.edits = ProfileEdits(self.service, views, self.identity)
         self.points = LoyaltyPoints(self.service)
 
     def create(self, external_id: str, **attrs: Any) -> str:

@@ -8,6 +8,8 @@ from crm.profiles.edits import ProfileEdits
 from crm.profiles.event_folding import EventFolding
 from crm.profiles.event_intake import EventIntake
 from crm.profiles.identity import IdentityResolution
+from crm.profiles.lookup import CustomerLookup
+from crm.profiles.merge_suggestions import MergeSuggestions
 from crm.profiles.points import LoyaltyPoints
 from crm.profiles.service import ProfileService
 from crm.profiles.views import CustomerViews
@@ -19,6 +21,8 @@ class Profiles:
     identity: IdentityResolution
     views: CustomerViews
     edits: ProfileEdits
+    lookup: CustomerLookup
+    merge_suggestions: MergeSuggestions
     points: LoyaltyPoints
     intake: EventIntake
     folding: EventFolding

@@ -1,8 +1,14 @@
 """Identity resolution: create a customer or find the profile its identities belong to, and
-merge profiles that turn out to be one person."""
+merge profiles that turn out to be one person.
+
+Only callers allowed to merge (support managers, admins) merge by naming identities of several
+profiles in an upsert; for anybody else the upsert writes nothing and opens a merge suggestion
+that a manager approves or dismisses (`merge_suggestions.py`).
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from crm.auth import Caller, Permission
@@ -13,14 +19,23 @@ from crm.profiles.models import (
     Channel,
     Customer360,
     Identity,
+    LinkingIdentity,
     MergeCustomers,
+    MergeReason,
+    MergeSuggestionView,
     PointsEntry,
     ProfileAttributes,
     UpsertCustomer,
     UpsertResult,
 )
 from crm.profiles.pii_codec import PiiCodec
-from crm.profiles.records import LedgerEntry, ProfileRecord, StoredIdentity
+from crm.profiles.records import (
+    LedgerEntry,
+    MergeSuggestionRecord,
+    ProfileRecord,
+    StoredIdentity,
+    suggestion_id_for,
+)
 from crm.profiles.service import ProfileService, SegmentShift
 from crm.profiles.store import (
     AppendEntry,
@@ -33,6 +48,14 @@ from crm.profiles.store import (
 from crm.profiles.views import CustomerViews
 
 
+@dataclass
+class Resolution:
+    record: ProfileRecord
+    created: bool = False
+    merged: list[str] = field(default_factory=list)
+    suggestion: MergeSuggestionRecord | None = None
+
+
 class IdentityResolution:
     def __init__(self, profiles: ProfileService, views: CustomerViews) -> None:
         self._profiles = profiles
@@ -42,25 +65,37 @@ class IdentityResolution:
     def upsert_customer(self, caller: Caller, body: UpsertCustomer) -> UpsertResult:
         caller.require(Permission.CREATE_PROFILE)
         codec = self._profiles.codec()
-        record, created, merged = self._resolve(
-            body.attributes, self._wanted_identities(body), codec
+        found = self._resolve(
+            body.attributes,
+            self._wanted_identities(body),
+            codec,
+            may_merge=caller.can(Permission.MERGE_PROFILES),
+            asked_by=caller.subject,
         )
+        suggestion = found.suggestion
         return UpsertResult(
-            customer_id=record.customer_id,
-            created=created,
-            merged=merged,
-            profile=self._views.view(caller, record, codec, new=created),
+            customer_id=found.record.customer_id,
+            created=found.created,
+            merged=found.merged,
+            merge_suggestion=suggestion_view(suggestion) if suggestion else None,
+            profile=self._views.for_caller(caller, found.record, codec, new=found.created),
         )
 
     def resolve_identity(self, identity: Identity) -> str:
-        """The customer an identity belongs to, created if unknown (events from new members)."""
+        """The customer an identity belongs to, created if unknown (events from new members).
+
+        One identity has one owner, so this never meets several profiles and never merges:
+        only staff who may merge link profiles."""
         return self.resolve_stored(self._profiles.stored_identity(identity))
 
     def resolve_stored(self, identity: StoredIdentity) -> str:
         """The same, for an identity already in its stored form (a phone as its blind-index
         token), as queued events carry it."""
-        record, _, _ = self._resolve(ProfileAttributes(), [identity], self._profiles.codec())
-        return record.customer_id
+        found = self._resolve(
+            ProfileAttributes(), [identity], self._profiles.codec(), may_merge=False,
+            asked_by="system",
+        )  # fmt: skip
+        return found.record.customer_id
 
     def _wanted_identities(self, body: UpsertCustomer) -> list[StoredIdentity]:
         """The identities asked for, plus the phone and email given as attributes."""
@@ -74,14 +109,19 @@ class IdentityResolution:
         return list({(i.channel, i.key): i for i in stored}.values())
 
     def _resolve(
-        self, attrs: ProfileAttributes, wanted: list[StoredIdentity], codec: PiiCodec
-    ) -> tuple[ProfileRecord, bool, list[str]]:
+        self,
+        attrs: ProfileAttributes,
+        wanted: list[StoredIdentity],
+        codec: PiiCodec,
+        may_merge: bool,
+        asked_by: str,
+    ) -> Resolution:
         if len(wanted) > MAX_IDENTITIES:
             raise InvalidInput(f"a profile holds at most {MAX_IDENTITIES} identities")
 
-        def attempt() -> tuple[ProfileRecord, bool, list[str]]:
+        def attempt() -> Resolution:
             try:
-                return self._resolve_once(attrs, wanted, codec)
+                return self._resolve_once(attrs, wanted, codec, may_merge, asked_by)
             except IdentityTaken:
                 # Somebody claimed one of these identities meanwhile: resolve again.
                 raise StaleProfile("identity claimed meanwhile") from None
@@ -89,8 +129,13 @@ class IdentityResolution:
         return self._profiles.retry(attempt)
 
     def _resolve_once(
-        self, attrs: ProfileAttributes, wanted: list[StoredIdentity], codec: PiiCodec
-    ) -> tuple[ProfileRecord, bool, list[str]]:
+        self,
+        attrs: ProfileAttributes,
+        wanted: list[StoredIdentity],
+        codec: PiiCodec,
+        may_merge: bool,
+        asked_by: str,
+    ) -> Resolution:
         profiles = self._profiles
         owners = profiles.store.owners([(i.channel, i.key) for i in wanted])
         now = profiles.clock()
@@ -106,13 +151,23 @@ class IdentityResolution:
                 profiles.rules.announce(
                     [SegmentShift(record.customer_id, (), tuple(record.segments))]
                 )
-            return record, True, []
+            return Resolution(record, created=True)
+
+        records = self._oldest_first(set(owners.values()))
+        if len(records) > 1 and not may_merge:
+            # One person under several profiles, named by a caller who may not merge: write
+            # nothing, and let a manager decide.
+            linking = [
+                LinkingIdentity(channel=i.channel, external_id=i.display, customer_id=owner)
+                for i in wanted
+                if (owner := owners.get((i.channel, i.key))) is not None
+            ]
+            suggestion = self.suggest_merge(
+                [r.customer_id for r in records], MergeReason.UPSERT, asked_by, linking
+            )
+            return Resolution(records[0], suggestion=suggestion)
 
         # The same person known under several profiles: fold the younger ones into the oldest.
-        records = sorted(
-            {r.customer_id: r for r in map(profiles.load, set(owners.values()))}.values(),
-            key=lambda r: (r.created_at, r.customer_id),
-        )
         survivor, absorbed = records[0], records[1:]
         for source in absorbed:
             survivor = self._merge_records(survivor, source, codec)
@@ -127,7 +182,45 @@ class IdentityResolution:
             profiles.save(
                 survivor, *[ClaimIdentity(i.channel, i.key, survivor.customer_id) for i in new]
             )
-        return survivor, False, [r.customer_id for r in absorbed]
+        return Resolution(survivor, merged=[r.customer_id for r in absorbed])
+
+    def _oldest_first(self, customer_ids: set[str]) -> list[ProfileRecord]:
+        """The live profiles behind these ids (merges followed), the oldest first."""
+        live = {r.customer_id: r for r in map(self._profiles.load, customer_ids)}
+        return sorted(live.values(), key=lambda r: (r.created_at, r.customer_id))
+
+    def suggest_merge(
+        self,
+        customer_ids: list[str],
+        reason: MergeReason,
+        requested_by: str,
+        identities: list[LinkingIdentity],
+    ) -> MergeSuggestionRecord:
+        """Queue these profiles for a manager; the same set asked again is the same entry."""
+        return self._profiles.store.suggest_merge(
+            MergeSuggestionRecord(
+                suggestion_id=suggestion_id_for(customer_ids),
+                reason=reason,
+                customer_ids=customer_ids,
+                identities=identities,
+                requested_by=requested_by,
+                requested_at=self._profiles.clock(),
+            )
+        )
+
+    def merge_all(self, customer_ids: list[str]) -> tuple[ProfileRecord, list[str]]:
+        """Fold every live profile behind these ids into the oldest (a manager's approval).
+        Profiles merged meanwhile are followed, so approving twice changes nothing."""
+        codec = self._profiles.codec()
+
+        def attempt() -> tuple[ProfileRecord, list[str]]:
+            records = self._oldest_first(set(customer_ids))
+            survivor = records[0]
+            for source in records[1:]:
+                survivor = self._merge_records(survivor, source, codec)
+            return survivor, [r.customer_id for r in records[1:]]
+
+        return self._profiles.retry(attempt)
 
     # ------------------------------------------------------------ merge
     def merge_customers(
@@ -221,3 +314,7 @@ class IdentityResolution:
             at=now,
             body=entry.model_dump(mode="json"),
         )
+
+
+def suggestion_view(record: MergeSuggestionRecord) -> MergeSuggestionView:
+    return MergeSuggestionView.model_validate(record.model_dump())

@@ -35,6 +35,8 @@ class Channel(StrEnum):
 
 
 PII_CHANNELS = frozenset({Channel.PHONE, Channel.EMAIL})
+ContactField = Literal["phone", "email"]
+CONTACT_CHANNELS: dict[ContactField, Channel] = {"phone": Channel.PHONE, "email": Channel.EMAIL}
 
 ExternalId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
@@ -321,7 +323,19 @@ class CustomerScores(Output):
     scored_at: datetime
 
 
+class PendingContactView(Output):
+    """A phone or email the customer asked for, waiting for them to prove they hold it."""
+
+    field: ContactField
+    value: str = Field(description="masked: 139****0000, j***@example.com")
+    expires_at: datetime
+
+
 class Customer360(Output):
+    """What staff read: every attribute, PII masked or full by role, and the internal
+    marketing data (tags with who added them, scores, segments, merged profile ids)."""
+
+    view: Literal["staff"] = "staff"
     customer_id: str
     version: int
     created_at: datetime
@@ -338,6 +352,71 @@ class Customer360(Output):
     merged_from: list[str] = Field(default_factory=list)
     scores: CustomerScores | None = None
     segments: list[str] = Field(default_factory=list)
+    pending_verification: list[PendingContactView] = Field(
+        default_factory=list, description="contact changes the customer has not verified yet"
+    )
+
+
+class CustomerSelfView(Output):
+    """What a customer reads about themself: their attributes (PII in full, it is theirs),
+    linked accounts, consent, points, orders and timeline. Staff tags, segments, scores,
+    behaviour counters and the ids of merged profiles are internal and left out."""
+
+    view: Literal["customer"] = "customer"
+    customer_id: str
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    attributes: AttributesView
+    identities: list[IdentityView]
+    consent: dict[ConsentPurpose, ConsentState]
+    points_balance: int
+    orders: OrderAggregates
+    timeline: list[TimelineEntry]
+    pending_verification: list[PendingContactView] = Field(
+        default_factory=list,
+        description="a phone or email change waiting for the customer to verify it",
+    )
+
+
+ProfileView = Annotated[Customer360 | CustomerSelfView, Field(discriminator="view")]
+
+
+class MergeSuggestionStatus(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    DISMISSED = "dismissed"
+
+
+class MergeReason(StrEnum):
+    UPSERT = "upsert"  # staff without the merge permission named identities of several profiles
+    VERIFIED_CONTACT = "verified_contact"  # a customer verified a contact another profile holds
+
+
+class LinkingIdentity(Output):
+    channel: Channel
+    external_id: str = Field(description="as staff without PII access see it (phone masked)")
+    customer_id: str
+
+
+class MergeSuggestionView(Output):
+    suggestion_id: str
+    status: MergeSuggestionStatus
+    reason: MergeReason
+    customer_ids: list[str] = Field(
+        description="the profiles; approving folds them all into the oldest"
+    )
+    identities: list[LinkingIdentity] = Field(description="what links the profiles")
+    requested_by: str
+    requested_at: datetime
+    resolved_by: str | None = None
+    resolved_at: datetime | None = None
+    survivor_id: str | None = Field(default=None, description="the profile kept, once approved")
+
+
+class MergeSuggestionPage(Output):
+    suggestions: list[MergeSuggestionView]
+    next_token: str | None = None
 
 
 class UpsertResult(Output):
@@ -346,7 +425,15 @@ class UpsertResult(Output):
     merged: list[str] = Field(
         default_factory=list, description="profiles folded into this one by the upsert"
     )
-    profile: Customer360
+    merge_suggestion: MergeSuggestionView | None = Field(
+        default=None,
+        description=(
+            "set (status 202) when the identities belong to several profiles and the caller "
+            "may not merge: nothing was written, a manager decides; customer_id and profile "
+            "are the oldest of them"
+        ),
+    )
+    profile: ProfileView
 
 
 class ConsentView(Output):
@@ -357,3 +444,44 @@ class ConsentView(Output):
 class TagsView(Output):
     customer_id: str
     tags: dict[str, TagState]
+
+
+class FindCustomers(StrictInput):
+    """Look customers up without creating one. Criteria given together find the union of
+    their matches; PII is compared by blind index, never stored or logged."""
+
+    phone: str | None = None
+    email: str | None = None
+    identity: Identity | None = Field(
+        default=None, description="any channel's id: an app user id, an openid, a member card"
+    )
+    order_id: Key | None = Field(default=None, description="a placed or paid order's id")
+
+    @field_validator("phone")
+    @classmethod
+    def _phone(cls, value: str | None) -> str | None:
+        return None if value is None else normalize_phone(value)
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        return None if value is None else normalize_email(value)
+
+    @model_validator(mode="after")
+    def _some_criterion(self) -> FindCustomers:
+        if all(getattr(self, name) is None for name in ("phone", "email", "identity", "order_id")):
+            raise ValueError("give at least one of phone, email, identity or order_id")
+        return self
+
+
+SearchCriterion = Literal["phone", "email", "identity", "order_id"]
+
+
+class CustomerMatch(Output):
+    customer_id: str
+    matched_by: list[SearchCriterion]
+    profile: Customer360
+
+
+class CustomerMatches(Output):
+    matches: list[CustomerMatch] = Field(description="empty when nothing matches")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from crm.keys import DataKeys
 from crm.pii import FieldCipher, mask_email, mask_name, mask_phone, mask_text
-from crm.profiles.models import AddressView, AttributesView, ProfileAttributes
-from crm.profiles.records import ProfileRecord
+from crm.profiles.models import AddressView, AttributesView, ContactField, ProfileAttributes
+from crm.profiles.records import PendingContact, ProfileRecord
 
 # Field name in the record -> how it is masked for roles that may not read PII.
 PII_FIELDS = {
@@ -18,6 +19,11 @@ PII_FIELDS = {
 }
 _PLAIN_FIELDS = ("gender", "birthday", "city", "locale", "preferred_store_id")
 NOTE_FIELD = "note_sealed"  # in a timeline entry's body
+
+
+def pending_field(field: ContactField) -> str:
+    """Associated data of a pending contact: it cannot pass for the verified attribute."""
+    return f"pending_{field}"
 
 
 def note_field(event_id: str) -> str:
@@ -52,6 +58,24 @@ class PiiCodec:
             return
         record.sealed[field] = self.cipher(record).seal(field, value)
         record.masked[field] = PII_FIELDS[field](value)
+
+    def set_pending(
+        self,
+        record: ProfileRecord,
+        field: ContactField,
+        value: str,
+        requested_at: datetime,
+        expires_at: datetime,
+    ) -> None:
+        record.pending[field] = PendingContact(
+            sealed=self.cipher(record).seal(pending_field(field), value),
+            masked=PII_FIELDS[field](value),
+            requested_at=requested_at,
+            expires_at=expires_at,
+        )
+
+    def open_pending(self, record: ProfileRecord, field: ContactField) -> str:
+        return self.cipher(record).open(pending_field(field), record.pending[field].sealed)
 
     def open_all(self, record: ProfileRecord) -> dict[str, str]:
         if not record.sealed:

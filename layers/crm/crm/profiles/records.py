@@ -2,19 +2,41 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from crm.profiles.models import Aggregates, Channel, ConsentState, CustomerScores, TagState
+from crm.profiles.models import (
+    Aggregates,
+    Channel,
+    ConsentState,
+    ContactField,
+    CustomerScores,
+    LinkingIdentity,
+    MergeReason,
+    MergeSuggestionStatus,
+    TagState,
+)
 
 
 class StoredIdentity(BaseModel):
     channel: Channel
     key: str = Field(description="the index key: the external id, or a blind-index token for PII")
     display: str = Field(description="what staff without PII access may see")
+
+
+class PendingContact(BaseModel):
+    """A phone or email the customer asked for and has not verified: sealed like every PII
+    field (under the customer's key, bound to `pending_<field>`), never an identity yet."""
+
+    sealed: str
+    masked: str
+    requested_at: datetime
+    expires_at: datetime
 
 
 class ProfileRecord(BaseModel):
@@ -36,6 +58,9 @@ class ProfileRecord(BaseModel):
     merged_into: str | None = None
     scores: CustomerScores | None = None
     segments: list[str] = Field(default_factory=list, description="segments the customer is in")
+    pending: dict[ContactField, PendingContact] = Field(
+        default_factory=dict, description="unverified phone/email changes, by field"
+    )
 
 
 LedgerKind = Literal["EVT", "PTS", "CNS"]
@@ -51,9 +76,35 @@ class LedgerEntry(BaseModel):
     body: dict[str, Any]
 
 
+def order_entry_key(order_id: str, event_type: str) -> str:
+    """The ledger's idempotency key of an order event (`order_placed`, `order_paid`)."""
+    return f"order:{order_id}:{event_type}"
+
+
+def suggestion_id_for(customer_ids: Sequence[str]) -> str:
+    """One suggestion per set of profiles, however often staff name them together."""
+    joined = "|".join(sorted(set(customer_ids)))
+    return "m-" + hashlib.sha256(joined.encode()).hexdigest()[:24]
+
+
+class MergeSuggestionRecord(BaseModel):
+    """Profiles that seem to be one person, waiting for a manager to merge them or not."""
+
+    suggestion_id: str
+    status: MergeSuggestionStatus = MergeSuggestionStatus.PENDING
+    reason: MergeReason
+    customer_ids: list[str]
+    identities: list[LinkingIdentity] = Field(default_factory=list)
+    requested_by: str
+    requested_at: datetime
+    resolved_by: str | None = None
+    resolved_at: datetime | None = None
+    survivor_id: str | None = None
+
+
 def payment_key(order_id: str) -> str:
     """The idempotency key of an order's payment (`OrderEvent.dedup_key` of its order_paid)."""
-    return f"order:{order_id}:order_paid"
+    return order_entry_key(order_id, "order_paid")
 
 
 class OrderPayment(BaseModel):

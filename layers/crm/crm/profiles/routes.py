@@ -14,8 +14,13 @@ from crm.profiles.models import (
     ConsentChange,
     ConsentView,
     Customer360,
+    CustomerMatches,
+    CustomerSelfView,
     EditProfile,
+    FindCustomers,
     MergeCustomers,
+    MergeSuggestionPage,
+    MergeSuggestionView,
     PointsChange,
     PointsView,
     TagChange,
@@ -37,37 +42,62 @@ def profile_routes(family: Callable[[], Profiles]) -> Routes:
         "/customers",
         "POST",
         permission=P.CREATE_PROFILE,
-        summary="Create a customer (201), or find the profile these identities belong to (200)",
+        summary=(
+            "Create a customer (201), or find the profile these identities belong to (200); "
+            "identities of several profiles merge them if the caller may merge, and otherwise "
+            "change nothing and queue a merge suggestion for a manager (202)"
+        ),
         body=UpsertCustomer,
         response=UpsertResult,
-        also_status=(201,),
+        also_status=(201, 202),
         errors=(409,),
     )
     def upsert_customer(req: ApiRequest) -> Response:
         result = family().identity.upsert_customer(req.who, req.model(UpsertCustomer))
-        return json_response(result, 201 if result.created else 200)
+        status = 202 if result.merge_suggestion else 201 if result.created else 200
+        return json_response(result, status)
+
+    @routes.route(
+        "/customers/search",
+        "POST",
+        permission=P.FIND_CUSTOMERS,
+        summary=(
+            "Find customers by phone, email, a channel's id or an order id, creating nothing "
+            "(an empty list when nothing matches); PII goes in the body, never in the URL"
+        ),
+        body=FindCustomers,
+        response=CustomerMatches,
+    )
+    def find_customers(req: ApiRequest) -> CustomerMatches:
+        return family().lookup.find_customers(req.who, req.model(FindCustomers))
 
     @routes.route(
         "/customers/{customer_id}",
         "GET",
         permission=P.READ_PROFILE,
-        summary="Read the 360° view of a customer, masked by the caller's role",
-        response=Customer360,
+        summary=(
+            "Read a customer: staff get the 360° view masked by role, a customer their own "
+            "view without internal marketing data"
+        ),
+        response=(Customer360, CustomerSelfView),
         errors=(404,),
     )
-    def read_customer(req: ApiRequest) -> Customer360:
+    def read_customer(req: ApiRequest) -> Customer360 | CustomerSelfView:
         return family().views.read_customer_360(req.who, req.path["customer_id"])
 
     @routes.route(
         "/customers/{customer_id}",
         "PATCH",
         permission=P.EDIT_PROFILE,
-        summary="Edit attributes; the body's version must be the profile's current version",
+        summary=(
+            "Edit attributes; the body's version must be the profile's current version. A "
+            "customer's new phone or email waits for verification (pending_verification)"
+        ),
         body=EditProfile,
-        response=Customer360,
+        response=(Customer360, CustomerSelfView),
         errors=(404, 409),
     )
-    def edit_customer(req: ApiRequest) -> Customer360:
+    def edit_customer(req: ApiRequest) -> Customer360 | CustomerSelfView:
         return family().edits.edit_profile(req.who, req.path["customer_id"], req.model(EditProfile))
 
     @routes.route(
@@ -83,6 +113,41 @@ def profile_routes(family: Callable[[], Profiles]) -> Routes:
         return family().identity.merge_customers(
             req.who, req.path["customer_id"], req.model(MergeCustomers)
         )
+
+    @routes.route(
+        "/merge-suggestions",
+        "GET",
+        permission=P.MERGE_PROFILES,
+        summary="Pending merge suggestions, oldest first",
+        response=MergeSuggestionPage,
+        query=PAGE,
+    )
+    def pending_merges(req: ApiRequest) -> MergeSuggestionPage:
+        return family().merge_suggestions.pending(
+            req.who, limit=req.int_query("limit"), page_token=req.query.get("next_token")
+        )
+
+    @routes.route(
+        "/merge-suggestions/{suggestion_id}/approve",
+        "POST",
+        permission=P.MERGE_PROFILES,
+        summary="Merge the suggested profiles into the oldest of them",
+        response=MergeSuggestionView,
+        errors=(404, 409),
+    )
+    def approve_merge(req: ApiRequest) -> MergeSuggestionView:
+        return family().merge_suggestions.approve(req.who, req.path["suggestion_id"])
+
+    @routes.route(
+        "/merge-suggestions/{suggestion_id}/dismiss",
+        "POST",
+        permission=P.MERGE_PROFILES,
+        summary="Keep the suggested profiles apart",
+        response=MergeSuggestionView,
+        errors=(404, 409),
+    )
+    def dismiss_merge(req: ApiRequest) -> MergeSuggestionView:
+        return family().merge_suggestions.dismiss(req.who, req.path["suggestion_id"])
 
     @routes.route(
         "/customers/{customer_id}/consent",

@@ -4,6 +4,8 @@ Key design (docs/data-model.md):
   profile        PK=CUST#<id>                    SK=PROFILE
   identity       PK=ID#<channel>#<key>           SK=ID        -> customer_id
   ledger entry   PK=LEDGER#<idempotency key>     SK=LEDGER    TPK=<kind>#<id>  TSK=<time>#<key>
+  merge suggestion PK=MERGE#<suggestion id>      SK=MERGE     TPK=MERGE#pending TSK=<time>#<id>
+                 (TPK/TSK only while pending: the `timeline` index lists the open queue)
 Every change is one TransactWriteItems: the profile is replaced under a condition on its
 revision, identities are claimed with conditions, ledger entries are put only if new. An
 order's payment entry also keeps what the order's refunds asked back so far (`refunded`),
@@ -29,10 +31,18 @@ from crm.dynamo import (
     from_item,
     to_item,
 )
-from crm.profiles.records import LedgerEntry, LedgerKind, OrderPayment, ProfileRecord, payment_key
+from crm.profiles.records import (
+    LedgerEntry,
+    LedgerKind,
+    MergeSuggestionRecord,
+    OrderPayment,
+    ProfileRecord,
+    payment_key,
+)
 
 PROFILE_SK = "PROFILE"
 _PAGE_KEYS = {"PK", "SK", "TPK", "TSK"}
+PENDING_MERGES = "MERGE#pending"
 
 
 class StaleProfile(Exception):
@@ -104,6 +114,14 @@ def _identity_key(channel: str, key: str) -> dict[str, Any]:
     return {"PK": {"S": f"ID#{channel}#{key}"}, "SK": {"S": "ID"}}
 
 
+def _suggestion_key(suggestion_id: str) -> dict[str, Any]:
+    return {"PK": {"S": f"MERGE#{suggestion_id}"}, "SK": {"S": "MERGE"}}
+
+
+class SuggestionResolved(Exception):
+    """The merge suggestion was approved or dismissed meanwhile."""
+
+
 class ProfileStore:
     def __init__(self, table: str) -> None:
         self._table = table
@@ -124,6 +142,18 @@ class ProfileStore:
             values = from_item(item)
             found[(values["channel"], values["key"])] = values["customer_id"]
         return found
+
+    def entry_owners(self, keys: Sequence[str]) -> dict[str, str]:
+        """The customer each ledger entry (by idempotency key) was recorded for; keys with no
+        entry are left out. Reads only the key and the customer id, never the body."""
+        items = batch_get(
+            self._table,
+            [_ledger_key(k) for k in keys],
+            projection="#k, customer_id",
+            names={"#k": "key"},
+        )
+        values = [from_item(item) for item in items]
+        return {v["key"]: v["customer_id"] for v in values}
 
     def existing(self, customer_ids: Iterable[str]) -> set[str]:
         """Which of these ids name a profile, live or merged into another: a merged-away id
@@ -191,6 +221,83 @@ class ProfileStore:
             params["ExclusiveStartKey"] = start_key
         out = aws.dynamodb().scan(**params)
         return [_record(i) for i in out.get("Items", [])], out.get("LastEvaluatedKey")
+
+    # ------------------------------------------------------------------ merge suggestions
+    def suggest_merge(self, record: MergeSuggestionRecord) -> MergeSuggestionRecord:
+        """Open a suggestion; one still pending for the same profiles is kept as it is (a
+        dismissed one opens again: staff linked the profiles once more)."""
+        try:
+            aws.dynamodb().put_item(
+                TableName=self._table,
+                Item=self._suggestion_item(record),
+                ConditionExpression="attribute_not_exists(PK) OR #s <> :pending",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={":pending": {"S": "pending"}},
+            )
+        except ClientError as exc:
+            if aws.error_code(exc) != "ConditionalCheckFailedException":
+                raise
+            pending = self.suggestion(record.suggestion_id)
+            assert pending is not None, "a failed condition means the item exists"
+            return pending
+        return record
+
+    def suggestion(self, suggestion_id: str) -> MergeSuggestionRecord | None:
+        out = aws.dynamodb().get_item(
+            TableName=self._table, Key=_suggestion_key(suggestion_id), ConsistentRead=True
+        )
+        item = out.get("Item")
+        return _suggestion(item) if item else None
+
+    def pending_suggestions(
+        self, limit: int, page_token: str | None = None
+    ) -> tuple[list[MergeSuggestionRecord], str | None]:
+        """The open queue, oldest first: a sparse slice of the `timeline` index."""
+        params: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": "timeline",
+            "KeyConditionExpression": "TPK = :tpk",
+            "ExpressionAttributeValues": {":tpk": {"S": PENDING_MERGES}},
+            "Limit": limit,
+        }
+        start = decode_page_token(page_token, _PAGE_KEYS)
+        if start:
+            params["ExclusiveStartKey"] = to_item(start)
+        out = aws.dynamodb().query(**params)
+        found = [_suggestion(item) for item in out.get("Items", [])]
+        last = out.get("LastEvaluatedKey")
+        return found, encode_page_token(from_item(last) if last else None)
+
+    def resolve_suggestion(self, record: MergeSuggestionRecord, only_pending: bool = True) -> None:
+        """Close a suggestion (it leaves the queue); SuggestionResolved if it must be pending
+        and another manager closed it first."""
+        condition: dict[str, Any] = {}
+        if only_pending:
+            condition = {
+                "ConditionExpression": "#s = :pending",
+                "ExpressionAttributeNames": {"#s": "status"},
+                "ExpressionAttributeValues": {":pending": {"S": "pending"}},
+            }
+        try:
+            aws.dynamodb().put_item(
+                TableName=self._table, Item=self._suggestion_item(record), **condition
+            )
+        except ClientError as exc:
+            if aws.error_code(exc) != "ConditionalCheckFailedException":
+                raise
+            raise SuggestionResolved(record.suggestion_id) from None
+
+    @staticmethod
+    def _suggestion_item(record: MergeSuggestionRecord) -> dict[str, Any]:
+        values: dict[str, Any] = {
+            "PK": f"MERGE#{record.suggestion_id}",
+            "SK": "MERGE",
+            **record.model_dump(mode="json"),
+        }
+        if record.status == "pending":
+            values["TPK"] = PENDING_MERGES
+            values["TSK"] = f"{iso(record.requested_at)}#{record.suggestion_id}"
+        return to_item(values)
 
     # ------------------------------------------------------------------ writes
     def commit(self, writes: Sequence[Write]) -> None:
@@ -322,6 +429,11 @@ def _record(item: dict[str, Any]) -> ProfileRecord:
     if wrapped is not None:
         record.wrapped_key = bytes(wrapped)
     return record
+
+
+def _suggestion(item: dict[str, Any]) -> MergeSuggestionRecord:
+    values = {k: v for k, v in from_item(item).items() if k not in _PAGE_KEYS}
+    return MergeSuggestionRecord.model_validate(values)
 
 
 def _entry(item: dict[str, Any]) -> LedgerEntry:

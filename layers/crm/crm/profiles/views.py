@@ -1,9 +1,19 @@
-"""The 360° view of a customer, masked by the caller's role."""
+"""The views of a customer: staff read the 360° view, masked by role; a customer reads their
+own projection, without the internal marketing data."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from crm.auth import Caller, Permission
-from crm.profiles.models import ConsentPurpose, Customer360, IdentityView, TimelineEntry
+from crm.profiles.models import (
+    ConsentPurpose,
+    Customer360,
+    CustomerSelfView,
+    IdentityView,
+    PendingContactView,
+    TimelineEntry,
+)
 from crm.profiles.pii_codec import PiiCodec
 from crm.profiles.records import LedgerEntry, ProfileRecord
 from crm.profiles.service import ProfileService
@@ -15,10 +25,23 @@ class CustomerViews:
     def __init__(self, profiles: ProfileService) -> None:
         self._profiles = profiles
 
-    def read_customer_360(self, caller: Caller, customer_id: str) -> Customer360:
+    def read_customer_360(self, caller: Caller, customer_id: str) -> Customer360 | CustomerSelfView:
         caller.require(Permission.READ_PROFILE, customer_id)
         record = self._profiles.load(customer_id)
-        return self.view(caller, record, self._profiles.codec(), customer_id)
+        return self.for_caller(caller, record, self._profiles.codec(), customer_id)
+
+    def for_caller(
+        self,
+        caller: Caller,
+        record: ProfileRecord,
+        codec: PiiCodec,
+        asked_as: str | None = None,
+        new: bool = False,
+    ) -> Customer360 | CustomerSelfView:
+        """The staff view for staff, the customer's own projection for a customer."""
+        if caller.is_staff:
+            return self.view(caller, record, codec, asked_as, new)
+        return self.self_view(record, codec, new)
 
     def view(
         self,
@@ -38,9 +61,7 @@ class CustomerViews:
             updated_at=record.updated_at,
             pii="full" if full else "masked",
             attributes=codec.view(record, full),
-            identities=[
-                IdentityView(channel=i.channel, external_id=i.display) for i in record.identities
-            ],
+            identities=self._identities(record),
             consent={ConsentPurpose(k): v for k, v in record.consent.items()},
             tags=record.tags,
             points_balance=record.points_balance,
@@ -50,7 +71,38 @@ class CustomerViews:
             merged_from=record.merged_from,
             scores=record.scores,
             segments=record.segments,
+            pending_verification=self._pending(record, self._profiles.clock()),
         )
+
+    def self_view(
+        self, record: ProfileRecord, codec: PiiCodec, new: bool = False
+    ) -> CustomerSelfView:
+        """The customer's own data in full; nothing staff or the nightly run made of it."""
+        return CustomerSelfView(
+            customer_id=record.customer_id,
+            version=record.version,
+            created_at=record.created_at,
+            updated_at=record.updated_at,
+            attributes=codec.view(record, full=True),
+            identities=self._identities(record),
+            consent={ConsentPurpose(k): v for k, v in record.consent.items()},
+            points_balance=record.points_balance,
+            orders=record.aggregates.orders,
+            timeline=[] if new else self._timeline(record, codec, full=True),
+            pending_verification=self._pending(record, self._profiles.clock()),
+        )
+
+    @staticmethod
+    def _identities(record: ProfileRecord) -> list[IdentityView]:
+        return [IdentityView(channel=i.channel, external_id=i.display) for i in record.identities]
+
+    @staticmethod
+    def _pending(record: ProfileRecord, now: datetime) -> list[PendingContactView]:
+        return [
+            PendingContactView(field=field, value=p.masked, expires_at=p.expires_at)
+            for field, p in sorted(record.pending.items())
+            if p.expires_at > now
+        ]
 
     def _timeline(self, record: ProfileRecord, codec: PiiCodec, full: bool) -> list[TimelineEntry]:
         entries: list[LedgerEntry] = []
