@@ -35,7 +35,7 @@ def requests(cid: str, wrong: Any) -> list[tuple[str, str, dict[str, Any], str]]
          "version"),
         ("POST", "/events", paid(cid, items=[item]), "events.0.order_paid.items.0.quantity"),
         ("POST", "/segments", {"name": "lapsed", "rule": {"all": [
-            {"no_event": "order_paid", "days": wrong}]}}, "rule.all.0.NoEventWithin.days"),
+            {"no_event": "order_paid", "days": wrong}]}}, "rule.all.0.days"),
     ]  # fmt: skip
 
 
