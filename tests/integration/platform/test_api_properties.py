@@ -4,7 +4,8 @@ Schemathesis reads the document, generates requests for every operation (valid o
 invalid ones that break the document on purpose: wrong types, missing fields, values out of
 range, undeclared methods, no token or a bad one) and runs all of its checks on every answer:
 no server error; status code, content type, headers and body as documented; invalid data
-refused with a 4xx; valid data accepted; authentication enforced.
+refused with a 4xx; valid data accepted; authentication enforced; and, over sequences of
+calls, resources that were created found and deleted ones gone.
 
 The target is the emulator's gateway (the token check of API Gateway's Cognito authorizer,
 the REST proxy event) in front of the real API function, on moto in this process, reached
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+import hypothesis
 import pytest
 import schemathesis
 from hypothesis import strategies as st
@@ -231,3 +233,31 @@ def test_a_customer_on_their_own_profile_gets_what_the_document_says(
     case: Any, served: Served
 ) -> None:
     call_and_validate(case, served.customer_token)
+
+
+def test_workflows_keep_the_document(served: Served) -> None:
+    """Sequences: what POST /customers and POST /segments create, the other operations use
+    (links schemathesis infers from the document), so use-after-free and a created resource
+    that cannot be found are checked too."""
+
+    class Workflow(schema.as_state_machine()):  # type: ignore[misc]
+        def before_call(self, case: Any) -> None:
+            steer_page_token(case)
+            steer_birthday(case)
+            SERVED.cases["stateful"] = SERVED.cases.get("stateful", 0) + 1
+
+        def get_call_kwargs(self, case: Any) -> dict[str, Any]:
+            return {
+                "base_url": served.url,
+                "headers": {"Authorization": f"Bearer {served.admin_token}"},
+            }
+
+    Workflow.run(
+        settings=hypothesis.settings(
+            max_examples=10,
+            stateful_step_count=6,
+            deadline=None,
+            derandomize=True,
+            database=None,
+        )
+    )
