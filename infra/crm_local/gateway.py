@@ -126,10 +126,12 @@ class Gateway:
         routes: list[ApiRoute],
         invoke: Invoker,
         secret: str,
-        port: int = 8000,
-        settings: ApiSettings | None = None,
+        port: int,
+        settings: ApiSettings,
     ) -> None:
-        self.api = ApiGateway(routes, invoke, secret, settings or ApiSettings())
+        # No default settings: a gateway without the template's error bodies and CORS would
+        # answer differently from the one the template deploys.
+        self.api = ApiGateway(routes, invoke, secret, settings)
         self.server = _Server(("127.0.0.1", port), self._handler_class())
         self._thread: threading.Thread | None = None
 
@@ -178,5 +180,12 @@ class Gateway:
                 self._send(api.answer(self.command, self.path, headers, body))
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
+
+            def __getattr__(self, name: str) -> Any:
+                # Any other method (TRACE, QUERY, ...) gets API Gateway's answer for a method
+                # no route declares, not the HTTP server's own 501 page.
+                if name.startswith("do_"):
+                    return self._serve
+                raise AttributeError(name)
 
         return Handler

@@ -14,7 +14,7 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from crm import aws
-from crm.errors import InvalidInput
+from crm.errors import FieldProblem, InvalidInput
 
 _SERIALIZER = TypeSerializer()
 _DESERIALIZER = TypeDeserializer()
@@ -54,6 +54,13 @@ def encode_page_token(last_key: Mapping[str, Any] | None) -> str | None:
     return base64.urlsafe_b64encode(json.dumps(last_key, sort_keys=True).encode()).decode()
 
 
+def foreign_page_token() -> InvalidInput:
+    return InvalidInput(
+        "next_token is not a token this API handed out",
+        [FieldProblem("next_token", "not a token of this list")],
+    )
+
+
 def decode_page_token(token: str | None, required_keys: set[str]) -> dict[str, Any] | None:
     if not token:
         return None
@@ -62,7 +69,24 @@ def decode_page_token(token: str | None, required_keys: set[str]) -> dict[str, A
     except ValueError:
         key = None
     if not isinstance(key, dict) or set(key) != required_keys:
-        raise InvalidInput("next_token is not a token this API handed out")
+        raise foreign_page_token()
+    return key
+
+
+def start_key(key: object, required_keys: set[str], partition: Mapping[str, str]) -> dict[str, str]:
+    """The ExclusiveStartKey a client's page token carries, checked before DynamoDB sees it.
+
+    A token is only base64 JSON, so a client can forge one or reuse another list's: DynamoDB
+    answers a start key of the wrong types or outside the partition being read with a
+    ValidationException (moto does not), which must be the client's 400, not our 500.
+    """
+    if (
+        not isinstance(key, dict)
+        or set(key) != required_keys
+        or not all(isinstance(value, str) for value in key.values())
+        or any(key[name] != value for name, value in partition.items())
+    ):
+        raise foreign_page_token()
     return key
 
 

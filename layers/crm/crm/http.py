@@ -10,6 +10,7 @@ into JSON 4xx responses, and records what the OpenAPI document and the role x ro
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -26,6 +27,7 @@ logger = Logger(child=True)
 M = TypeVar("M", bound=BaseModel)
 
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
+_WHOLE_NUMBER = re.compile(r"[0-9]{1,9}")
 JSON_HEADERS = {"Content-Type": "application/json"}
 
 
@@ -91,7 +93,8 @@ class ApiRequest:
         raw = self.query.get(name)
         if raw is None:
             return param.default
-        if not raw.isdigit() or not param.minimum <= int(raw) <= param.maximum:
+        # ASCII digits only: str.isdigit() also takes "²", which int() then refuses.
+        if not _WHOLE_NUMBER.fullmatch(raw) or not param.minimum <= int(raw) <= param.maximum:
             raise InvalidInput(
                 f"{name} must be a whole number from {param.minimum} to {param.maximum}",
                 [FieldProblem(name, "out of range")],

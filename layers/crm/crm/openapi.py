@@ -13,7 +13,7 @@ from crm.http import QueryParam, ResponseModels, RouteDoc
 
 _REF = "#/components/schemas/{model}"
 _STATUS_TEXT = {
-    400: "Invalid input: the body names each field that is wrong",
+    400: "Invalid input: the error names each body field or query parameter that is wrong",
     401: "No or invalid token",
     403: "The caller's role may not do this",
     404: "Unknown id",
@@ -116,8 +116,11 @@ def build_openapi(routes: Sequence[RouteDoc], title: str, version: str) -> dict[
         if r.response:
             ok["content"] = {"application/json": {"schema": _response_schema(r.response, refs)}}
         op["responses"] = {str(code): ok for code in (r.status, *r.also_status)}
+        # A body or a query parameter the adapter validates can be refused with 400.
         statuses = (
-            set(r.errors) | ({400} if r.body else set()) | ({401, 403} if not r.public else set())
+            set(r.errors)
+            | ({400} if r.body or r.query else set())
+            | ({401, 403} if not r.public else set())
         )
         for code in sorted(statuses):
             op["responses"][str(code)] = {

@@ -227,11 +227,11 @@ class IdentityResolution:
         self, caller: Caller, customer_id: str, body: MergeCustomers
     ) -> Customer360:
         caller.require(Permission.MERGE_PROFILES)
-        if body.source_customer_id == customer_id:
-            raise InvalidInput("a profile cannot be merged into itself")
 
         def attempt() -> Customer360:
-            survivor = self._live(customer_id)
+            survivor = self._live(customer_id)  # an unknown profile is a 404 before anything
+            if body.source_customer_id == customer_id:
+                raise InvalidInput("a profile cannot be merged into itself")
             source = self._live(body.source_customer_id)
             codec = self._profiles.codec()
             merged = self._merge_records(survivor, source, codec)

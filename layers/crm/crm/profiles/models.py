@@ -5,12 +5,14 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from email_validator import EmailNotValidError, validate_email
+from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 from pydantic import (
+    ConfigDict,
     Field,
     StringConstraints,
+    WithJsonSchema,
     computed_field,
     field_validator,
     model_validator,
@@ -39,6 +41,37 @@ ContactField = Literal["phone", "email"]
 CONTACT_CHANNELS: dict[ContactField, Channel] = {"phone": Channel.PHONE, "email": Channel.EMAIL}
 
 ExternalId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
+
+# What normalize_phone and normalize_email accept, for clients (and the property test) to know
+# which values are valid; separators in phone numbers (spaces, dashes, dots, brackets) are
+# also ignored, as the descriptions say.
+PHONE_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    # a mainland mobile, or + / 00 and a country code: +86 only before a mainland mobile
+    "pattern": r"^(1[3-9][0-9]{9}|(\+|00)(861[3-9][0-9]{9}|[1-79][0-9]{7,14}"
+    r"|8[0-57-9][0-9]{6,13}))$",
+    "description": "E.164 (+8613812345678), or an 11-digit mainland China mobile",
+}
+MAX_EMAIL_LENGTH = 128  # an email is also an identity, whose external id is at most 128 long
+
+
+def _any_case(word: str) -> str:
+    return "".join(f"[{c.lower()}{c.upper()}]" for c in word)
+
+
+EMAIL_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "format": "email",
+    "maxLength": MAX_EMAIL_LENGTH,
+    # email-validator refuses the special-use domains (RFC 6761): user@shop.test, ...
+    "not": {
+        "pattern": "[.@]("
+        + "|".join(_any_case(name) for name in SPECIAL_USE_DOMAIN_NAMES)
+        + r")\.?$"
+    },
+}
+Phone = Annotated[str, WithJsonSchema(PHONE_SCHEMA)]
+Email = Annotated[str, StringConstraints(max_length=MAX_EMAIL_LENGTH), WithJsonSchema(EMAIL_SCHEMA)]
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 Key = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9._:\-]{1,128}$")]
 
@@ -50,8 +83,18 @@ def normalize_email(raw: str) -> str:
         raise ValueError(f"not a valid email address: {exc}") from None
 
 
+def _external_id_by_channel(schema: dict[str, Any]) -> None:
+    schema["anyOf"] = [
+        {"properties": {"channel": {"enum": [c.value for c in Channel if c not in PII_CHANNELS]}}},
+        {"properties": {"channel": {"const": Channel.PHONE.value}, "external_id": PHONE_SCHEMA}},
+        {"properties": {"channel": {"const": Channel.EMAIL.value}, "external_id": EMAIL_SCHEMA}},
+    ]
+
+
 class Identity(StrictInput):
     """One way a channel knows the customer: an app user id, an openid, a phone number, ..."""
+
+    model_config = ConfigDict(json_schema_extra=_external_id_by_channel)
 
     channel: Channel
     external_id: ExternalId
@@ -77,8 +120,8 @@ class ProfileAttributes(StrictInput):
     """Editable attributes. name, phone, email and address.line are PII, encrypted at rest."""
 
     name: ShortText | None = None
-    phone: str | None = None
-    email: str | None = None
+    phone: Phone | None = None
+    email: Email | None = None
     gender: Literal["female", "male", "other", "undisclosed"] | None = None
     birthday: date | None = None
     city: ShortText | None = None
@@ -107,7 +150,9 @@ class ProfileAttributes(StrictInput):
 class UpsertCustomer(StrictInput):
     """Create a profile, or find the one these identities already belong to."""
 
-    identities: list[Identity] = Field(min_length=1, max_length=MAX_IDENTITIES)
+    # The phone and email attributes are identities too: room is left for them, so that a
+    # request the document allows never overflows a profile.
+    identities: list[Identity] = Field(min_length=1, max_length=MAX_IDENTITIES - 2)
     attributes: ProfileAttributes = Field(default_factory=ProfileAttributes)
 
 
@@ -159,6 +204,15 @@ class TagInput(StrictInput):
 
 
 class TagChange(StrictInput):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["add"], "properties": {"add": {"minItems": 1}}},
+                {"required": ["remove"], "properties": {"remove": {"minItems": 1}}},
+            ]
+        }
+    )
+
     add: list[TagInput] = Field(default_factory=list, max_length=MAX_TAGS)
     remove: list[TagName] = Field(default_factory=list, max_length=MAX_TAGS)
 
@@ -285,8 +339,8 @@ class AddressView(Output):
 
 class AttributesView(Output):
     name: str | None = None
-    phone: str | None = None
-    email: str | None = None
+    phone: Phone | None = None
+    email: Email | None = None
     gender: str | None = None
     birthday: date | None = None
     city: str | None = None

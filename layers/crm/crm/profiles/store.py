@@ -29,6 +29,7 @@ from crm.dynamo import (
     decode_page_token,
     encode_page_token,
     from_item,
+    start_key,
     to_item,
 )
 from crm.profiles.records import (
@@ -200,7 +201,8 @@ class ProfileStore:
         }
         start = decode_page_token(page_token, _PAGE_KEYS)
         if start:
-            params["ExclusiveStartKey"] = to_item(start)
+            partition = {"TPK": f"{kind}#{customer_id}"}
+            params["ExclusiveStartKey"] = to_item(start_key(start, _PAGE_KEYS, partition))
         out = aws.dynamodb().query(**params)
         entries = [_entry(item) for item in out.get("Items", [])]
         last = out.get("LastEvaluatedKey")

@@ -22,7 +22,9 @@ from crm.dynamo import (
     MAX_BATCH_WRITE_ITEMS,
     decode_page_token,
     encode_page_token,
+    foreign_page_token,
     from_item,
+    start_key,
     to_item,
 )
 from crm.errors import InvalidInput, validation_problems
@@ -213,9 +215,13 @@ class SegmentStore:
         self, segment: str, limit: int, page_token: str | None
     ) -> tuple[list[str], str | None]:
         """One page across the write shards, in shard order."""
-        start = decode_page_token(page_token, {"shard", "key"}) if page_token else None
-        shard = int(start["shard"]) if start else 0
-        last_key = start["key"] if start else None
+        start = decode_page_token(page_token, {"shard", "key"}) or {"shard": 0, "key": None}
+        shard, last_key = start["shard"], start["key"]
+        if type(shard) is not int or not 0 <= shard < MEMBER_SHARDS:
+            raise foreign_page_token()
+        if last_key is not None:
+            partition = {"PK": f"SEG#{segment}#{shard:02d}"}
+            last_key = start_key(last_key, {"PK", "SK"}, partition)
         found: list[str] = []
         while shard < MEMBER_SHARDS and len(found) < limit:
             params: dict[str, Any] = {
