@@ -93,7 +93,11 @@ def _zero_args(wrapper: Any) -> bool:
 
 
 def clear_package_caches() -> None:
-    """Empty every functools cache of the package's modules (clients, settings, services)."""
+    """Forget the package's per-process state as a new container would: the emulator's own
+    reset, then every functools cache of the package's modules (clients, settings, services)."""
+    from crm_local.runtime import reset_process_state
+
+    reset_process_state()
     for module in _package_modules():
         for _, cached in _caches(module):
             cached.cache_clear()
@@ -122,12 +126,12 @@ def _models() -> dict[str, type[BaseModel]]:
 
 
 def _adapters() -> dict[str, TypeAdapter[Any]]:
-    return {
-        f"{module.__name__}:{name}": value
-        for module in _package_modules()
-        for name, value in list(vars(module).items())
-        if isinstance(value, TypeAdapter)
-    }
+    found: dict[int, tuple[str, TypeAdapter[Any]]] = {}
+    for module in _package_modules():
+        for name, value in list(vars(module).items()):
+            if isinstance(value, TypeAdapter):  # under its first name, not each import of it
+                found.setdefault(id(value), (f"{module.__name__}:{name}", value))
+    return dict(found.values())
 
 
 # Schemas seen unbuilt (`defer_build`), with their attributes as they were then: a new container

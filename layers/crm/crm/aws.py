@@ -2,10 +2,15 @@
 
 Only stores (and this module) touch boto3. `AWS_ENDPOINT_URL` in the environment points every
 client at the local emulator; boto3 honours it natively.
+
+Every client comes from one session: a session's loader parses the JSON models that all clients
+need (endpoint rules, partitions, retry and default configuration) once, and resolves the
+credentials once, where a session per client did all of it again for each one.
 """
 
 from __future__ import annotations
 
+import threading
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -27,9 +32,20 @@ _CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeou
 SERVICES = ("dynamodb", "sqs", "s3", "events", "kms", "secretsmanager")
 
 
+# A session is not thread-safe while it creates clients (the local emulator runs containers in
+# threads of one process); the clients it hands out are.
+_creating = threading.Lock()
+
+
+@cache
+def _session() -> boto3.session.Session:
+    return boto3.session.Session()
+
+
 @cache
 def _client(service: str) -> Any:
-    return boto3.session.Session().client(service, config=_CONFIG)  # type: ignore[call-overload]
+    with _creating:
+        return _session().client(service, config=_CONFIG)  # type: ignore[call-overload]
 
 
 def dynamodb() -> DynamoDBClient:
@@ -62,8 +78,10 @@ def client_for(service: str) -> Any:
 
 
 def reset_clients() -> None:
-    """Forget every client, so the next ones see a changed environment (tests, emulator)."""
+    """Forget every client and the session, so the next ones see a changed environment (tests,
+    emulator)."""
     _client.cache_clear()
+    _session.cache_clear()
 
 
 def error_code(exc: ClientError) -> str:
