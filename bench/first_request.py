@@ -27,6 +27,7 @@ import importlib.util
 import inspect
 import os
 import sys
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -245,7 +246,8 @@ def first_invocation(spec: FunctionSpec, env: Mapping[str, str], label: str,
     _remember_unbuilt()
     found = FirstRequest(spec.logical_id, requests=[label])
     models_before, adapters_before = _incomplete()
-    with environment(env), _recording(found):
+    with environment(env), _recording(found), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a fit on a handful of customers is a poor one
         try:
             drive(container.invoke)
         except Exception as exc:
@@ -304,14 +306,10 @@ def derive_first_requests() -> dict[str, FirstRequest]:
     results: dict[str, FirstRequest] = {}
     try:
         with mock_aws(), local_suite() as suite:
-            template = suite.stack.template
-            specs = template.functions()
-
-            def kind(spec: FunctionSpec) -> int:
-                types = {e.type for e in spec.events}
-                return 0 if "Api" in types else 2 if "SQS" in types else 1
-
-            for spec in sorted(specs, key=kind):
+            pending = suite.stack.template.functions()
+            while pending:  # producers before their consumers: each sees realistic data
+                spec = min(pending, key=lambda s: _turn(suite, s))
+                pending.remove(spec)
                 results[spec.logical_id] = _drive(suite, spec, sqs_event)
     finally:
         for key, value in saved.items():
@@ -320,6 +318,28 @@ def derive_first_requests() -> dict[str, FirstRequest]:
             else:
                 os.environ[key] = value
     return results
+
+
+def _turn(suite: Any, spec: FunctionSpec) -> int:
+    """API functions first (they take outside input), then SQS consumers with messages waiting,
+    then scheduled ones (the planner reads what the consumers folded), then the rest."""
+    types = {e.type for e in spec.events}
+    if "Api" in types:
+        return 0
+    for ev in spec.events:
+        queue = _queue_of(ev.properties) if ev.type == "SQS" else None
+        if queue and _waiting(suite, queue):
+            return 1
+    return 2 if types & {"Schedule", "EventBridgeRule", "ScheduleV2"} else 3
+
+
+def _waiting(suite: Any, queue: str) -> int:
+    import boto3
+
+    attrs = boto3.client("sqs").get_queue_attributes(
+        QueueUrl=suite.queue_url(queue), AttributeNames=["ApproximateNumberOfMessages"]
+    )["Attributes"]
+    return int(attrs.get("ApproximateNumberOfMessages", 0))
 
 
 def _deliver(event: dict[str, Any]) -> Invoke:
