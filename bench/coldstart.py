@@ -280,6 +280,12 @@ def measure_cold_starts(pairs: int = PAIRS, tracer: bool = True) -> ColdStarts:
 
 
 # ---------------------------------------------------------------- tables
+def _services(first: FirstRequest) -> list[str]:
+    """The factories that build services, not the package's own client plumbing."""
+    plumbing = _client_module()
+    return [f for f in first.factories if not (plumbing and f.startswith(plumbing + ":"))]
+
+
 def function_table(rows: Sequence[Comparison]) -> list[str]:
     lines = [
         "| function | × naive (median) | pair ratios (min–max) | × naive, CPU time "
@@ -292,7 +298,7 @@ def function_table(rows: Sequence[Comparison]) -> list[str]:
             part
             for part in (
                 f"clients {', '.join(sorted(f.clients))}" if f and f.clients else "",
-                f"{len(f.factories)} services" if f and f.factories else "",
+                f"{len(_services(f))} services" if f and _services(f) else "",
                 f"{len(f.deferred_models | f.deferred_adapters)} deferred schemas"
                 if f and (f.deferred_models or f.deferred_adapters)
                 else "",
@@ -332,21 +338,22 @@ def tracer_table(rows: Sequence[Comparison]) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--pairs", type=int, default=PAIRS, help="interleaved pairs per row")
-    parser.add_argument("--no-tracer", action="store_true", help="skip the Tracer comparison")
+    parser.add_argument("--only", choices=("functions", "tracer"), help="one of the two tables")
     parser.add_argument("--show-derived", action="store_true",
                         help="print what each first invocation created")  # fmt: skip
     args = parser.parse_args(argv)
-    first = derive_first_requests()
-    if args.show_derived:
-        from bench.first_request import report
+    if args.only != "tracer":
+        first = derive_first_requests()
+        if args.show_derived:
+            from bench.first_request import report
 
-        print(report(first), flush=True)
-    print(f"cold starts, {args.pairs} interleaved pairs each ...", flush=True)
-    rows = measure_functions(args.pairs, first)
-    print("\n".join(function_table(rows)), flush=True)
-    if not args.no_tracer:
+            print(report(first), flush=True)
+        print(f"cold starts, {args.pairs} interleaved pairs each ...", flush=True)
+        rows = measure_functions(args.pairs, first)
+        print("\n".join(function_table(rows)), flush=True)
+    if args.only != "functions":
+        print(f"\nTracer, {args.pairs} interleaved rounds ...", flush=True)
         tracer, skipped = measure_tracer(args.pairs)
-        print()
         print(skipped or "\n".join(tracer_table(tracer)))
 
 
