@@ -15,7 +15,8 @@ for information only (absolute ms depend on the machine and its load; ratios of 
 much less). The same ratio in CPU time of the process is given beside it: on a machine shared
 with other work it moves much less than the wall clock.
 
-`python -m bench.coldstart [--pairs N]` prints the tables; `make bench` writes them to
+`python -m bench.coldstart [--pairs N] [--only functions|tracer] [--show-derived]` prints the
+tables (and what each first invocation was found to create); `make bench` writes them to
 docs/benchmarks.md.
 """
 
