@@ -20,6 +20,7 @@ from crm.http import ApiRequest, Routes, json_response
 from crm.openapi import build_openapi
 from crm.profiles.routes import profile_routes
 from crm.segments.routes import segment_routes
+from crm.snapstart import before_snapshot
 
 logger = Logger()
 app = Chalice(app_name="crm-api")
@@ -46,6 +47,8 @@ def get_openapi(req: ApiRequest) -> Response:
 
 for _routes in FAMILIES:
     app.register_blueprint(_routes.blueprint)
+
+before_snapshot(lambda: root().prime("dynamodb", "kms", "sqs", "secretsmanager"))
 
 
 def _cors_headers(request: Request) -> dict[str, str]:

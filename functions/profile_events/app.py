@@ -9,10 +9,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from crm.composition import root
 from crm.profiles.event_folding import Folded
+from crm.snapstart import before_snapshot
 from crm.sqs_consumer import QueueMessage, consume
 
 logger = Logger()
 metrics = Metrics()
+before_snapshot(lambda: root().prime("dynamodb", "s3", "events", "kms", "secretsmanager"))
 
 
 @logger.inject_lambda_context

@@ -163,6 +163,14 @@ class Crm:
             ids=self.ids,
         )
 
+    def prime(self, *services: str) -> Crm:
+        """Build what a first request would (families, clients) without calling AWS, for a
+        SnapStart snapshot (crm.snapstart)."""
+        _ = self.profiles, self.segments
+        for service in services:
+            aws.client_for(service)
+        return self
+
 
 _root: Crm | None = None
 

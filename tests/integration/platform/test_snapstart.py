@@ -1,0 +1,56 @@
+"""SnapStart: the template turns it on where it pays, and a snapshot is primed without AWS."""
+
+from __future__ import annotations
+
+import sys
+import types
+from collections.abc import Callable
+
+import pytest
+
+from crm.composition import root
+from crm.snapstart import before_snapshot
+from crm_local.harness import Suite, count_requests
+from crm_local.template import load_template
+
+SNAPSHOTTED = {"ApiFunction", "ProfileEventsFunction"}
+
+
+def test_the_api_and_the_event_folder_run_from_snapshots_the_batch_functions_do_not() -> None:
+    template = load_template()
+    for spec in template.functions():
+        props = template.resources[spec.logical_id]["Properties"]
+        snap = props.get("SnapStart", {}).get("ApplyOn")
+        if spec.logical_id in SNAPSHOTTED:
+            assert snap == "PublishedVersions"
+            # Snapshots live on published versions; a layer change must publish new ones.
+            assert props["AutoPublishAlias"]
+            assert props["AutoPublishAliasAllProperties"] is True
+        else:
+            assert snap is None, spec.logical_id
+    assert template.resources["CrmLayer"]["Properties"]["PublishLambdaVersion"] is True
+
+
+def test_outside_lambda_nothing_is_registered() -> None:
+    assert before_snapshot(lambda: None) is False
+
+
+def test_in_lambda_the_prime_is_registered(monkeypatch: pytest.MonkeyPatch) -> None:
+    registered: list[Callable[[], object]] = []
+    fake = types.ModuleType("snapshot_restore_py")
+    fake.register_before_snapshot = registered.append  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "snapshot_restore_py", fake)
+
+    def prime() -> None:
+        return None
+
+    assert before_snapshot(prime) is True
+    assert registered == [prime]
+
+
+def test_priming_builds_the_services_and_clients_without_calling_aws(suite: Suite) -> None:
+    with count_requests() as calls:
+        crm = root().prime("dynamodb", "kms", "sqs", "secretsmanager")
+    assert dict(calls) == {}
+    assert "profiles" in crm.__dict__
+    assert "segments" in crm.__dict__
