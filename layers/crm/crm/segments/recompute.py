@@ -140,6 +140,10 @@ class SegmentRecompute:
 
     @staticmethod
     def _fit(run_id: str, now: datetime, sample: list[Features]) -> SegmentModel:
+        # The scan meets customers in a random order (the sampled segments are shuffled), and
+        # on a flat likelihood the fit follows the order of its floating-point sums: the same
+        # customers must give the same model, or every night rewrites profiles for nothing.
+        sample = sorted(sample, key=lambda f: f.customer_id)
         if not sample:
             empty = [0.0, 0.0, 0.0, 0.0]
             rfm = RfmThresholds(recency_days=empty, frequency=empty, monetary=empty)
