@@ -33,6 +33,7 @@ from crm.profiles.store import ProfileStore
 from crm.profiles.views import CustomerViews
 from crm.queue import Queue
 from crm.segments.membership import RuleMembership
+from crm.segments.runs import RunWatchdog
 from crm.segments.service import SegmentCatalog
 from crm.segments.settings import SegmentsSettings
 from crm.segments.store import ModelStore, SegmentStore
@@ -130,6 +131,10 @@ class Crm:
             self.profile_service,
             self.clock,
         )
+
+    @cached_property
+    def segment_watchdog(self) -> RunWatchdog:
+        return RunWatchdog(self.segment_store, self.clock)
 
     @cached_property
     def segment_recompute(self) -> SegmentRecompute:

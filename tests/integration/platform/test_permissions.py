@@ -37,7 +37,7 @@ def deployed() -> Iterator[tuple[Suite, str, str]]:
 
 
 def _path(doc: RouteDoc, customer_id: str) -> str:
-    values = {"customer_id": customer_id, "name": "tier:high_value"}
+    values = {"customer_id": customer_id, "name": "tier:high_value", "run_id": "no-such-run"}
     return re.sub(r"{(\w+)}", lambda m: values[m.group(1)], doc.path)
 
 

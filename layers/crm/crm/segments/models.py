@@ -5,11 +5,25 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import AfterValidator, Field, StringConstraints
 
 from crm.models import Output, StrictInput
 
-SegmentName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_\-]{1,47}$")]
+# `/segments/runs/{run_id}` would shadow the members of a segment named "runs".
+RESERVED_NAMES = frozenset({"runs"})
+
+
+def _not_reserved(name: str) -> str:
+    if name in RESERVED_NAMES:
+        raise ValueError("this name is reserved")
+    return name
+
+
+SegmentName = Annotated[
+    str,
+    StringConstraints(pattern=r"^[a-z0-9][a-z0-9_\-]{1,47}$"),
+    AfterValidator(_not_reserved),
+]
 
 TIERS = {
     "high_value": "高价值",
@@ -91,8 +105,33 @@ class SegmentSummary(Output):
     trend: list[SegmentSize] = Field(description="sizes at the recent runs, oldest first")
 
 
+class RunProgress(Output):
+    shards_total: int = Field(description="0 until the planner has queued the shards")
+    shards_done: int
+    profiles_scored: int
+    profiles_written: int = Field(description="profiles whose scores or segments changed")
+    attempts_retried: int = Field(description="failed shard attempts that were tried again")
+
+
+class SegmentRun(Output):
+    run_id: str
+    status: Literal["planned", "running", "complete", "failed"] = Field(
+        description="planned: sampling and fitting; running: shards queued; complete and "
+        "failed are final"
+    )
+    started_at: datetime
+    finished_at: datetime | None
+    last_progress_at: datetime | None = Field(description="shards queued or last shard done")
+    deadline_at: datetime | None = Field(description="failed by the watchdog if not done by")
+    progress: RunProgress
+    error: str | None = Field(description="why it failed: the shard and the kind of error")
+
+
 class SegmentList(Output):
-    latest_run: str | None
+    latest_run: str | None = Field(description="the latest complete run, whose sizes these are")
+    current_run: SegmentRun | None = Field(
+        default=None, description="the newest run, when it is not the latest complete one"
+    )
     segments: list[SegmentSummary]
 
 

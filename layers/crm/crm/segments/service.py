@@ -3,6 +3,8 @@ request. No numerical libraries here: the API function does not carry the analyt
 
 from __future__ import annotations
 
+import re
+
 from crm.auth import Caller, Permission
 from crm.bus import Bus
 from crm.clock import Clock
@@ -19,13 +21,16 @@ from crm.segments.models import (
     SegmentDefinition,
     SegmentList,
     SegmentMembers,
+    SegmentRun,
     SegmentSize,
     SegmentSummary,
     StoredDefinition,
 )
+from crm.segments.runs import run_view
 from crm.segments.store import ModelStore, SegmentStore
 
 TREND_RUNS = 7
+RUN_ID = re.compile(r"[0-9A-Za-z_\-]{1,64}")  # a key DynamoDB takes; run ids are shorter
 
 
 class SegmentCatalog:
@@ -61,11 +66,16 @@ class SegmentCatalog:
 
     # ------------------------------------------------------------ queries
     def list_segments(self, caller: Caller) -> SegmentList:
+        """Sizes from complete runs only, read from where only complete runs are kept: a run
+        in progress or a string of failed ones never hides the last good sizes. Two small
+        queries (the newest run, the latest complete ones), so a run scanning the profiles
+        meanwhile does not slow this down."""
         caller.require(Permission.READ_SEGMENTS)
-        runs = self._store.runs(limit=TREND_RUNS * 2)
-        complete = [r for r in runs if r.status == "complete"][:TREND_RUNS]
+        complete = self._store.complete_runs(limit=TREND_RUNS)
         complete.reverse()  # oldest first
         latest = complete[-1] if complete else None
+        newest = next(iter(self._store.runs(limit=1)), None)
+        current = newest if newest and newest.status != "complete" else None
         names: dict[str, tuple[str, str]] = {}
         for tier, label in TIERS.items():
             names[f"tier:{tier}"] = ("tier", f"{label} {tier}")
@@ -88,7 +98,18 @@ class SegmentCatalog:
                     trend=trend,
                 )
             )
-        return SegmentList(latest_run=latest.run_id if latest else None, segments=summaries)
+        return SegmentList(
+            latest_run=latest.run_id if latest else None,
+            current_run=run_view(current) if current else None,
+            segments=summaries,
+        )
+
+    def segment_run(self, caller: Caller, run_id: str) -> SegmentRun:
+        caller.require(Permission.READ_SEGMENTS)
+        run = self._store.run(run_id) if RUN_ID.fullmatch(run_id) else None
+        if run is None:
+            raise NotFound("no segment run with this id")
+        return run_view(run)
 
     def segment_members(
         self, caller: Caller, name: str, limit: int, page_token: str | None
@@ -106,8 +127,7 @@ class SegmentCatalog:
         """Top products the customer has not bought, from the latest run's associations."""
         caller.require(Permission.READ_PROFILE, customer_id)
         record = self._profiles.load(customer_id)
-        latest = next((r for r in self._store.runs(limit=TREND_RUNS) if r.status == "complete"),
-                      None)  # fmt: skip
+        latest = next(iter(self._store.complete_runs(limit=1)), None)
         if latest is None:
             return Recommendations(customer_id=record.customer_id, run_id=None,
                                    recommendations=[])  # fmt: skip
