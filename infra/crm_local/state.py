@@ -76,7 +76,10 @@ def restore_state(state_dir: Path) -> bool:
 
 def write_info(state_dir: Path, info: dict[str, Any]) -> None:
     state_dir.mkdir(parents=True, exist_ok=True)
-    (state_dir / INFO_FILE).write_text(json.dumps(info, indent=2))
+    # Written aside and renamed: whoever waits for the file never reads half of it.
+    partial = state_dir / (INFO_FILE + ".partial")
+    partial.write_text(json.dumps(info, indent=2))
+    partial.replace(state_dir / INFO_FILE)
 
 
 def read_info(state_dir: Path) -> dict[str, Any] | None:
