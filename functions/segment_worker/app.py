@@ -14,13 +14,15 @@ logger = Logger()
 metrics = Metrics()
 
 
-def _score(message: QueueMessage) -> None:
-    result = root().segment_recompute.score_message(message.body)
-    counts = {"scored": result.scored, "written": result.written, "skipped": result.skipped}
-    logger.info("shard scored", extra={"run_id": result.run_id, "shard": result.shard, **counts})
-
-
 @logger.inject_lambda_context
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return consume(event, context, _score, metrics=metrics)
+    def score(message: QueueMessage) -> None:
+        result = root().segment_recompute.score_message(
+            message.body, message.receive_count, context.get_remaining_time_in_millis
+        )
+        counts = {"scored": result.scored, "written": result.written, "skipped": result.skipped}
+        logger.info("shard scored", extra={"run_id": result.run_id, "shard": result.shard,
+                                           "run_over": result.run_over, **counts})  # fmt: skip
+
+    return consume(event, context, score, metrics=metrics)

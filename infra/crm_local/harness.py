@@ -195,7 +195,9 @@ def count_requests() -> Iterator[Counter[str]]:
     def on_call(model: Any, **_: Any) -> None:
         counts[f"{model.service_model.service_name}.{model.name}"] += 1
 
-    clients = [aws.client_for(s) for s in aws.SERVICES]
+    clients = [aws.client_for(s) for s in aws.SERVICES] + [
+        aws.client_for(s, bulk=True) for s in aws.BULK_SERVICES
+    ]
     for client in clients:
         client.meta.events.register("before-call", on_call, unique_id="count-requests")
     try:

@@ -31,11 +31,12 @@ def test_firing_the_nightly_schedule_fills_the_segments(emulator: Running) -> No
         return bool(view["orders"]["order_count"] == 1 + 11 % 4)
 
     wait_for(folded)
+    before = emulator.http("GET", "/segments", token=analyst)[1]["latest_run"]
     assert "crm-segments-nightly-dev" in emulator.cli("fire", "crm-segments-nightly-dev")
 
     def finished() -> dict[str, Any] | None:
         _, listing = emulator.http("GET", "/segments", token=analyst)
-        return listing if listing["latest_run"] else None
+        return listing if listing["latest_run"] not in (None, before) else None
 
     listing = wait_for(finished, timeout=60)
     sizes = {s["name"]: s["size"] for s in listing["segments"]}

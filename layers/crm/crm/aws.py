@@ -16,7 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import (
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -28,8 +33,26 @@ if TYPE_CHECKING:
 
 # Standard retry mode backs off on throttling, which a promotion spike will cause.
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=2, read_timeout=5)
+# A segment run's scan pages: small (a Limit), but read in the background while a shop is busy,
+# from a table (or the emulator, which serves one request at a time) that may be slow to answer.
+# Giving up on a page after 5 s and asking again would only queue a second copy of the same
+# work behind the first, so these reads wait longer and retry more.
+_BULK_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 5}, connect_timeout=2, read_timeout=30
+)
 
 SERVICES = ("dynamodb", "sqs", "s3", "events", "kms", "secretsmanager")
+BULK_SERVICES = ("dynamodb",)
+
+# Error codes of a service that is busy now and may not be in a moment (botocore retries
+# them first; this is what is left when its attempts ran out).
+_BUSY_CODES = frozenset({
+    "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException",
+    "TooManyRequestsException", "ProvisionedThroughputExceededException", "RequestLimitExceeded",
+    "RequestThrottled", "SlowDown", "LimitExceededException", "TransactionInProgressException",
+    "InternalServerError", "InternalFailure", "ServiceUnavailable", "RequestTimeout",
+    "RequestTimeoutException",
+})  # fmt: skip
 
 
 # A session is not thread-safe while it creates clients (the local emulator runs containers in
@@ -42,39 +65,45 @@ def _session() -> boto3.session.Session:
     return boto3.session.Session()
 
 
-@cache
-def _client(service: str) -> Any:
+@cache  # keyed by the arguments as passed: always pass both, positionally
+def _client(service: str, bulk: bool) -> Any:
+    config = _BULK_CONFIG if bulk else _CONFIG
     with _creating:
-        return _session().client(service, config=_CONFIG)  # type: ignore[call-overload]
+        return _session().client(service, config=config)  # type: ignore[call-overload]
 
 
 def dynamodb() -> DynamoDBClient:
-    return _client("dynamodb")  # type: ignore[no-any-return]
+    return _client("dynamodb", False)  # type: ignore[no-any-return]
+
+
+def dynamodb_bulk() -> DynamoDBClient:
+    """For the pages of a background scan; see _BULK_CONFIG."""
+    return _client("dynamodb", True)  # type: ignore[no-any-return]
 
 
 def sqs() -> SQSClient:
-    return _client("sqs")  # type: ignore[no-any-return]
+    return _client("sqs", False)  # type: ignore[no-any-return]
 
 
 def s3() -> S3Client:
-    return _client("s3")  # type: ignore[no-any-return]
+    return _client("s3", False)  # type: ignore[no-any-return]
 
 
 def events() -> EventBridgeClient:
-    return _client("events")  # type: ignore[no-any-return]
+    return _client("events", False)  # type: ignore[no-any-return]
 
 
 def kms() -> KMSClient:
-    return _client("kms")  # type: ignore[no-any-return]
+    return _client("kms", False)  # type: ignore[no-any-return]
 
 
 def secretsmanager() -> SecretsManagerClient:
-    return _client("secretsmanager")  # type: ignore[no-any-return]
+    return _client("secretsmanager", False)  # type: ignore[no-any-return]
 
 
-def client_for(service: str) -> Any:
+def client_for(service: str, bulk: bool = False) -> Any:
     """The shared client of one service (used by tests and benchmarks to count requests)."""
-    return _client(service)
+    return _client(service, bulk)
 
 
 def reset_clients() -> None:
@@ -91,3 +120,11 @@ def error_code(exc: ClientError) -> str:
 def failed_call_code(exc: BaseException) -> str | None:
     """The AWS error code when `exc` is a call AWS refused; None for any other exception."""
     return error_code(exc) if isinstance(exc, ClientError) else None
+
+
+def is_busy(exc: BaseException) -> bool:
+    """A service did not answer in time or said it is overloaded: the same request may well
+    succeed in a moment (the caller may be told to retry), unlike a wrong request."""
+    if isinstance(exc, (ReadTimeoutError, ConnectTimeoutError, EndpointConnectionError)):
+        return True
+    return isinstance(exc, ClientError) and error_code(exc) in _BUSY_CODES

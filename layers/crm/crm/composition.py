@@ -36,6 +36,7 @@ from crm.profiles.transit import EventTransit
 from crm.profiles.views import CustomerViews
 from crm.queue import Queue
 from crm.segments.membership import RuleMembership
+from crm.segments.runs import RunWatchdog
 from crm.segments.service import SegmentCatalog
 from crm.segments.settings import SegmentsSettings
 from crm.segments.store import ModelStore, SegmentStore
@@ -145,6 +146,10 @@ class Crm:
             self.profile_service,
             self.clock,
         )
+
+    @cached_property
+    def segment_watchdog(self) -> RunWatchdog:
+        return RunWatchdog(self.segment_store, self.clock)
 
     @cached_property
     def segment_recompute(self) -> SegmentRecompute:

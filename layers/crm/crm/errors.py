@@ -1,4 +1,5 @@
-"""Domain errors. Services raise them; the HTTP adapter turns them into 4xx responses."""
+"""Domain errors. Services raise them; the HTTP adapter turns them into 4xx responses (and a
+busy dependency into a 503)."""
 
 from __future__ import annotations
 
@@ -53,6 +54,13 @@ class Conflict(CrmError):
 class PayloadTooLarge(CrmError):
     status = 413
     code = "payload_too_large"
+
+
+class Unavailable(CrmError):
+    """Not the request's fault: a dependency is busy, so the same request may succeed soon."""
+
+    status = 503
+    code = "unavailable"
 
 
 def validation_problems(exc: ValidationError) -> list[FieldProblem]:

@@ -19,8 +19,16 @@ from aws_lambda_powertools import Logger
 from chalice.app import Blueprint, Request, Response
 from pydantic import BaseModel, ValidationError
 
+from crm import aws
 from crm.auth import Caller, Permission, caller_from_claims
-from crm.errors import CrmError, FieldProblem, InvalidInput, PayloadTooLarge, validation_problems
+from crm.errors import (
+    CrmError,
+    FieldProblem,
+    InvalidInput,
+    PayloadTooLarge,
+    Unavailable,
+    validation_problems,
+)
 
 logger = Logger(child=True)
 
@@ -28,6 +36,7 @@ M = TypeVar("M", bound=BaseModel)
 
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
 _WHOLE_NUMBER = re.compile(r"[0-9]{1,9}")
+RETRY_AFTER_S = 5  # past the SDK's retries, a busy dependency needs seconds, not milliseconds
 JSON_HEADERS = {"Content-Type": "application/json"}
 
 
@@ -190,6 +199,19 @@ class Routes:
                     if error.status >= 500:  # pragma: no cover - domain errors are all 4xx
                         logger.exception("domain error with a server status")
                     return json_response(error_body(error), error.status)
+                except Exception as exc:
+                    if not aws.is_busy(exc):
+                        raise
+                    # A dependency was slow or throttled beyond the SDK's own retries: the
+                    # request was fine and may well succeed in a moment, which a 500 would not
+                    # tell the client.
+                    logger.warning("dependency busy", extra={"error": type(exc).__name__})
+                    return json_response(
+                        error_body(Unavailable("a service this request needs is busy; "
+                                               "try again shortly")),
+                        Unavailable.status,
+                        {"Retry-After": str(RETRY_AFTER_S)},
+                    )  # fmt: skip
                 if isinstance(result, Response):
                     return result
                 return json_response(result, status)

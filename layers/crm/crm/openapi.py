@@ -19,6 +19,7 @@ _STATUS_TEXT = {
     404: "Unknown id",
     409: "Conflict with the current state (stale version, taken identity, ...)",
     413: "Payload too large",
+    503: "A service the request needs is busy: send it again after Retry-After seconds",
 }
 
 
@@ -120,13 +121,17 @@ def build_openapi(routes: Sequence[RouteDoc], title: str, version: str) -> dict[
         statuses = (
             set(r.errors)
             | ({400} if r.body or r.query else set())
-            | ({401, 403} if not r.public else set())
+            | ({401, 403, 503} if not r.public else set())
         )
         for code in sorted(statuses):
             op["responses"][str(code)] = {
                 "description": _STATUS_TEXT[code],
                 "content": {"application/json": {"schema": {"$ref": _REF.format(model="Error")}}},
             }
+            if code == 503:
+                op["responses"][str(code)]["headers"] = {
+                    "Retry-After": {"description": "seconds", "schema": {"type": "integer"}}
+                }
         op["security"] = [] if r.public else [{"cognito": []}]
         paths.setdefault(r.path, {})[r.method.lower()] = op
 

@@ -79,12 +79,15 @@ def test_segment_sample_events(suite: Suite) -> None:
     # The sample names a run that never happened: the shard fails (and SQS retries it).
     with pytest.raises(Exception, match="All records failed"):
         suite.invoke("SegmentWorkerFunction", sample("sqs_segment_shard.json"))
+    assert suite.invoke("SegmentWatchdogFunction", sample("schedule_segments_watchdog.json")) == {
+        "ended": []
+    }
 
 
-def test_the_api_and_the_event_folder_do_not_load_the_analytics_layer() -> None:
+def test_the_api_the_event_folder_and_the_watchdog_do_not_load_the_analytics_layer() -> None:
     """numpy and scipy live in layers/analytics, which only the segment functions carry."""
     template = load_template()
-    for function in ("ApiFunction", "ProfileEventsFunction"):
+    for function in ("ApiFunction", "ProfileEventsFunction", "SegmentWatchdogFunction"):
         spec = template.function(function)
         path = spec.code_uri / "app.py"
         code = (

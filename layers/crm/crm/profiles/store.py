@@ -209,9 +209,14 @@ class ProfileStore:
         return entries, encode_page_token(from_item(last) if last else None)
 
     def scan_profiles(
-        self, segment: int, total_segments: int, start_key: dict[str, Any] | None = None
+        self,
+        segment: int,
+        total_segments: int,
+        start_key: dict[str, Any] | None = None,
+        limit: int | None = None,
     ) -> tuple[list[ProfileRecord], dict[str, Any] | None]:
-        """One page of a parallel scan's segment: live profiles only (not merged ones)."""
+        """One page of a parallel scan's segment: live profiles only (not merged ones).
+        `limit` bounds the items the page evaluates (of every kind, before the filter)."""
         params: dict[str, Any] = {
             "TableName": self._table,
             "Segment": segment,
@@ -221,7 +226,9 @@ class ProfileStore:
         }
         if start_key:
             params["ExclusiveStartKey"] = start_key
-        out = aws.dynamodb().scan(**params)
+        if limit:
+            params["Limit"] = limit
+        out = aws.dynamodb_bulk().scan(**params)
         return [_record(i) for i in out.get("Items", [])], out.get("LastEvaluatedKey")
 
     # ------------------------------------------------------------------ merge suggestions

@@ -308,8 +308,33 @@ class SegmentDeleted(Output):
     detail: str
 
 
+class RunProgress(Output):
+    shards_total: int = Field(description="0 until the planner has queued the shards")
+    shards_done: int
+    profiles_scored: int
+    profiles_written: int = Field(description="profiles whose scores or segments changed")
+    attempts_retried: int = Field(description="failed shard attempts that were tried again")
+
+
+class SegmentRun(Output):
+    run_id: str
+    status: Literal["planned", "running", "complete", "failed"] = Field(
+        description="planned: sampling and fitting; running: shards queued; complete and "
+        "failed are final"
+    )
+    started_at: datetime
+    finished_at: datetime | None
+    last_progress_at: datetime | None = Field(description="shards queued or last shard done")
+    deadline_at: datetime | None = Field(description="failed by the watchdog if not done by")
+    progress: RunProgress
+    error: str | None = Field(description="why it failed: the shard and the kind of error")
+
+
 class SegmentList(Output):
-    latest_run: str | None
+    latest_run: str | None = Field(description="the latest complete run, whose sizes these are")
+    current_run: SegmentRun | None = Field(
+        default=None, description="the newest run, when it is not the latest complete one"
+    )
     segments: list[SegmentSummary]
 
 

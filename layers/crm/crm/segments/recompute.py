@@ -14,7 +14,7 @@ from aws_lambda_powertools import Logger
 from pydantic import ValidationError
 
 from crm.clock import Clock, IdFactory
-from crm.errors import validation_problems
+from crm.errors import InvalidInput, validation_problems
 from crm.lake import Lake, partition_key
 from crm.pii import BlindIndex
 from crm.profiles import ProfileRecord, ProfileService, StaleProfile
@@ -30,6 +30,7 @@ from crm.segments.records import (
     SegmentModel,
     ShardTask,
 )
+from crm.segments.runs import SHARD_ATTEMPTS, SHARD_TIME_MARGIN_S, deadline_for
 from crm.segments.scoring import (
     Features,
     features_of,
@@ -44,8 +45,20 @@ logger = Logger(child=True)
 
 SAMPLE_SEGMENTS = 64  # the sample reads whole scan segments, chosen at random
 SAMPLE_SIZE = 200_000
-PROFILES_PER_SHARD = 50_000  # one worker's share; see docs/benchmarks.md
-MAX_SHARDS = 10_000
+# One worker's share. Its worst case is a first run that writes every profile back: a
+# transaction each (~15 ms), its membership writes and bus events, ~25 ms a profile, so 50 s
+# for 2,000 profiles, well within the worker's 120 s; a usual night, which writes only what
+# changed, reads and scores a shard in a few seconds (docs/benchmarks.md).
+PROFILES_PER_SHARD = 2_000
+# Even a small base is split, so several workers share a run and a slow or failing shard is
+# a small part of it to wait for or retry.
+MIN_SHARDS = 8
+MAX_SHARDS = 10_000  # 20M profiles; the planner queues them in a minute
+# Items a scan request evaluates (of every kind; the profiles among them are returned). Each
+# request stays short: ~10 ms in DynamoDB, under 0.5 s on the emulator, which serves one
+# request at a time, so a run's scan never holds the API's reads up for long, and a page that
+# timed out is cheap to read again. A 2,000-profile shard of ~20,000 items takes 200 pages.
+SCAN_PAGE_ITEMS = 100
 
 
 @dataclass(frozen=True)
@@ -66,6 +79,24 @@ class ShardResult:
     skipped: int = 0
     counts: dict[str, int] = field(default_factory=dict)
     run_complete: bool = False
+    run_over: bool = False  # the run had ended (failed, or complete): nothing was done
+
+
+class ShardOutOfTime(Exception):
+    """The shard could not be finished within the worker's time; what it wrote stays written,
+    so the next attempt has less to do."""
+
+
+def shard_count(estimated_profiles: int) -> int:
+    return max(MIN_SHARDS, min(MAX_SHARDS, math.ceil(estimated_profiles / PROFILES_PER_SHARD)))
+
+
+def failure_name(exc: BaseException) -> str:
+    """What a run's error says about an exception: its type, never its text (which may quote
+    a customer's data), except a poison message's, which names fields only."""
+    if isinstance(exc, PoisonMessage):
+        return f"{type(exc).__name__} ({exc})"
+    return type(exc).__name__
 
 
 def run_id_for(now: datetime, ids: IdFactory) -> str:
@@ -97,17 +128,35 @@ class SegmentRecompute:
 
     # ------------------------------------------------------------ planner
     def plan_run(self, rng: random.Random | None = None) -> RunPlan:
+        """Records the run as `planned` first, so that a planner that fails or times out
+        while it samples and fits leaves a run the watchdog can see and end."""
         now = self._clock()
         run_id = run_id_for(now, self._ids)
-        sample, baskets, seen, read = self._sample(now, rng or random.Random())  # noqa: S311
+        self._segments.create_run(run_id, now)
+        try:
+            return self._plan(run_id, now, rng or random.Random())  # noqa: S311
+        except Exception as exc:
+            try:
+                self._segments.fail_run(run_id, f"planning failed: {failure_name(exc)}",
+                                        self._clock())  # fmt: skip
+            except Exception:  # the store may be what failed; the watchdog ends the run then
+                logger.exception("could not record the planner's failure")
+            raise
+
+    def _plan(self, run_id: str, now: datetime, rng: random.Random) -> RunPlan:
+        sample, baskets, seen, read = self._sample(now, rng)
         model = self._fit(run_id, now, sample)
         table, categories, popular = associations(baskets)
         model = model.model_copy(update={"associations": table, "product_categories": categories,
                                          "popular_products": popular})  # fmt: skip
         self._models.put(model)
         estimated = math.ceil(seen * SAMPLE_SEGMENTS / max(read, 1))
-        shards = max(1, min(MAX_SHARDS, math.ceil(estimated / PROFILES_PER_SHARD)))
-        self._segments.create_run(run_id, shards, now)
+        shards = shard_count(estimated)
+        queued_at = self._clock()
+        # Running before the first shard is queued: a worker only counts shards of a running run.
+        if not self._segments.start_run(run_id, shards, deadline_for(shards, queued_at),
+                                        queued_at):  # fmt: skip
+            raise RuntimeError("the run was ended while it was being planned")
         tasks = [ShardTask(run_id=run_id, segment=i, total_segments=shards) for i in range(shards)]
         self._queue.send([t.model_dump_json() for t in tasks])
         logger.info("segment run planned", extra={"run_id": run_id, "shards": shards,
@@ -127,7 +176,9 @@ class SegmentRecompute:
         for segment in order:
             start: dict[str, Any] | None = None
             while True:
-                records, start = self._profiles.store.scan_profiles(segment, SAMPLE_SEGMENTS, start)
+                records, start = self._profiles.store.scan_profiles(
+                    segment, SAMPLE_SEGMENTS, start, limit=SCAN_PAGE_ITEMS
+                )
                 seen += len(records)
                 sample += [f for r in records if (f := features_of(r, now)) is not None]
                 baskets += [r.aggregates.orders.products for r in records]
@@ -140,6 +191,10 @@ class SegmentRecompute:
 
     @staticmethod
     def _fit(run_id: str, now: datetime, sample: list[Features]) -> SegmentModel:
+        # The scan meets customers in a random order (the sampled segments are shuffled), and
+        # on a flat likelihood the fit follows the order of its floating-point sums: the same
+        # customers must give the same model, or every night rewrites profiles for nothing.
+        sample = sorted(sample, key=lambda f: f.customer_id)
         if not sample:
             empty = [0.0, 0.0, 0.0, 0.0]
             rfm = RfmThresholds(recency_days=empty, frequency=empty, monetary=empty)
@@ -169,23 +224,68 @@ class SegmentRecompute:
         )  # fmt: skip
 
     # ------------------------------------------------------------ worker
-    def score_message(self, body: str) -> ShardResult:
+    def score_message(
+        self, body: str, attempt: int = 1, remaining_ms: Callable[[], int] | None = None
+    ) -> ShardResult:
+        """Score the shard a message names. `attempt` is SQS's receive count; a failure is
+        recorded on the run, and the one SQS will not deliver again fails the run, naming
+        the shard and the kind of error."""
         try:
             task = ShardTask.model_validate_json(body)
         except ValidationError as exc:
             problems = "; ".join(f"{p.field}: {p.message}" for p in validation_problems(exc))
             raise PoisonMessage(f"not a shard task ({problems})") from None
-        return self.score_shard(task)
+        try:
+            return self.score_shard(task, remaining_ms)
+        except Exception as exc:
+            self._shard_failed(task, exc, attempt)
+            raise
 
-    def score_shard(self, task: ShardTask) -> ShardResult:
-        model = self._models.get(task.run_id)
-        now = self._clock()
+    def _shard_failed(self, task: ShardTask, exc: Exception, attempt: int) -> None:
+        where = f"shard {task.segment} of {task.total_segments}"
+        logger.warning(
+            "shard failed",
+            extra={"run_id": task.run_id, "shard": task.segment, "attempt": attempt,
+                   "error": type(exc).__name__},
+        )  # fmt: skip
+        try:
+            if isinstance(exc, PoisonMessage):  # no attempt can do better
+                self._segments.fail_run(task.run_id, f"{where} cannot be scored: "
+                                        f"{failure_name(exc)}", self._clock())  # fmt: skip
+            elif attempt >= SHARD_ATTEMPTS:  # SQS moves it to the dead-letter queue now
+                self._segments.fail_run(task.run_id, f"{where} failed {attempt} times: "
+                                        f"{failure_name(exc)}", self._clock())  # fmt: skip
+            else:
+                self._segments.note_retry(task.run_id)
+        except Exception:  # the store may be what failed: SQS's retry and the watchdog remain
+            logger.exception("could not record the shard's failure")
+
+    def score_shard(
+        self, task: ShardTask, remaining_ms: Callable[[], int] | None = None
+    ) -> ShardResult:
         result = ShardResult(task.run_id, task.segment)
+        run = self._segments.run(task.run_id, consistent=True)
+        if run is None:
+            raise PoisonMessage("the shard names no run")
+        if not run.active:  # failed (its shards are not needed) or done (a redelivery)
+            logger.info("shard of an ended run skipped", extra={"run_id": task.run_id,
+                                                                "status": run.status})  # fmt: skip
+            result.run_over = True
+            return result
+        if task.total_segments != run.total_segments:
+            raise PoisonMessage("total_segments differs from the run's")
+        try:
+            model = self._models.get(task.run_id)
+        except InvalidInput:
+            raise PoisonMessage("the run has no fitted model") from None
+        now = self._clock()
         snapshot: list[dict[str, Any]] = []
         start: dict[str, Any] | None = None
         while True:
+            if remaining_ms is not None and remaining_ms() < SHARD_TIME_MARGIN_S * 1000:
+                raise ShardOutOfTime
             records, start = self._profiles.store.scan_profiles(
-                task.segment, task.total_segments, start
+                task.segment, task.total_segments, start, limit=SCAN_PAGE_ITEMS
             )
             self._score_records(records, model, now, result, snapshot)
             if not start:
@@ -194,10 +294,10 @@ class SegmentRecompute:
             key = partition_key("segment_scores", {"run": task.run_id},
                                 f"shard-{task.segment:07d}")  # fmt: skip
             self._lake.write_rows(key, snapshot)
-        done, total = self._segments.record_shard(task.run_id, task.segment, result.counts)
-        if done >= total:
-            self._segments.finish_run(task.run_id, self._clock())
-            result.run_complete = True
+        run = self._segments.record_shard(task.run_id, task.segment, result.counts,
+                                          result.scored, result.written, self._clock())  # fmt: skip
+        if run.status == "running" and run.shards_done >= run.total_segments:
+            result.run_complete = self._segments.finish_run(task.run_id, self._clock())
         return result
 
     def _score_records(

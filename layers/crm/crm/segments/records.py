@@ -3,10 +3,11 @@ membership changes and stored definitions this version cannot read."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 
 @dataclass(frozen=True)
@@ -14,6 +15,10 @@ class MembershipChange:
     segment: str
     customer_id: str
     entered: bool
+
+
+RunStatus = Literal["planned", "running", "complete", "failed"]
+ACTIVE: tuple[RunStatus, ...] = ("planned", "running")
 
 
 @dataclass(frozen=True)
@@ -28,12 +33,34 @@ class UnreadableDefinition:
 
 @dataclass(frozen=True)
 class RunRecord:
+    """One segment run as stored. `planned`: the planner is sampling and fitting (no shards
+    yet); `running`: its shards are queued; `complete` and `failed` are final."""
+
     run_id: str
-    status: str
-    total_segments: int
-    shards_done: int
+    status: RunStatus
     started_at: datetime
-    finished_at: datetime | None
+    total_segments: int = 0  # shards, once planned
+    shards_done: int = 0
+    scored: int = 0
+    written: int = 0
+    retried: int = 0  # failed shard attempts that SQS delivers again
+    progress_at: datetime | None = None  # shards queued, or the latest shard done
+    deadline_at: datetime | None = None
+    finished_at: datetime | None = None
+    error: str | None = None
+    sizes: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE
+
+
+@dataclass(frozen=True)
+class CompleteRun:
+    """What a complete run leaves for the segment list: when, and how large each segment."""
+
+    run_id: str
+    finished_at: datetime
     sizes: dict[str, int]
 
 
@@ -87,3 +114,9 @@ class ShardTask(BaseModel):
     run_id: str
     segment: int = Field(ge=0)
     total_segments: int = Field(ge=1, le=1_000_000)
+
+    @model_validator(mode="after")
+    def _segment_within(self) -> ShardTask:
+        if self.segment >= self.total_segments:
+            raise ValueError("segment must be below total_segments")
+        return self

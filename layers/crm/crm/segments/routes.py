@@ -15,6 +15,7 @@ from crm.segments.models import (
     SegmentList,
     SegmentMembers,
     SegmentPause,
+    SegmentRun,
     StoredDefinition,
 )
 from crm.segments.service import SegmentCatalog
@@ -112,6 +113,17 @@ def segment_routes(catalog: Callable[[], SegmentCatalog]) -> Routes:
     )
     def request_segment_run(req: ApiRequest) -> RunRequested:
         return catalog().request_run(req.who)
+
+    @routes.route(
+        "/segments/runs/{run_id}",
+        "GET",
+        permission=P.READ_SEGMENTS,
+        summary="A segment run's status, progress and, when it failed, why",
+        response=SegmentRun,
+        errors=(404,),
+    )
+    def segment_run(req: ApiRequest) -> SegmentRun:
+        return catalog().segment_run(req.who, req.path["run_id"])
 
     @routes.route(
         "/customers/{customer_id}/recommendations",

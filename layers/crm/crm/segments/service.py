@@ -3,6 +3,7 @@ request. No numerical libraries here: the API function does not carry the analyt
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from crm.auth import Caller, Permission
@@ -24,14 +25,17 @@ from crm.segments.models import (
     SegmentList,
     SegmentMembers,
     SegmentPause,
+    SegmentRun,
     SegmentSize,
     SegmentSummary,
     StoredDefinition,
 )
-from crm.segments.records import RunRecord, UnreadableDefinition
+from crm.segments.records import CompleteRun, UnreadableDefinition
+from crm.segments.runs import run_view
 from crm.segments.store import ModelStore, SegmentStore
 
 TREND_RUNS = 7
+RUN_ID = re.compile(r"[0-9A-Za-z_\-]{1,64}")  # a key DynamoDB takes; run ids are shorter
 # Every profile change evaluates every rule segment: 200 of three conditions take about a
 # millisecond of CPU on an idle core.
 MAX_RULE_SEGMENTS = 200
@@ -123,8 +127,14 @@ class SegmentCatalog:
 
     # ------------------------------------------------------------ queries
     def list_segments(self, caller: Caller) -> SegmentList:
+        """Sizes from complete runs only, read from where only complete runs are kept: a run
+        in progress or a string of failed ones never hides the last good sizes. Two small
+        queries (the newest run, the latest complete ones), so a run scanning the profiles
+        meanwhile does not slow this down."""
         caller.require(Permission.READ_SEGMENTS)
         complete = self._complete_runs()
+        newest = next(iter(self._store.runs(limit=1)), None)
+        current = newest if newest and newest.status != "complete" else None
         computed = [*(f"tier:{t}" for t in TIERS), *(f"rfm:{s}" for s in RFM_SEGMENTS)]
         names = {name: kind for name in computed if (kind := _computed(name))}
         paused = set()
@@ -139,7 +149,18 @@ class SegmentCatalog:
             for name, (kind, label) in names.items()
         ]
         latest = complete[-1] if complete else None
-        return SegmentList(latest_run=latest.run_id if latest else None, segments=summaries)
+        return SegmentList(
+            latest_run=latest.run_id if latest else None,
+            current_run=run_view(current) if current else None,
+            segments=summaries,
+        )
+
+    def segment_run(self, caller: Caller, run_id: str) -> SegmentRun:
+        caller.require(Permission.READ_SEGMENTS)
+        run = self._store.run(run_id) if RUN_ID.fullmatch(run_id) else None
+        if run is None:
+            raise NotFound("no segment run with this id")
+        return run_view(run)
 
     def segment(self, caller: Caller, name: str) -> SegmentDetail:
         """One segment: a tier, an RFM segment or a rule segment (read afresh, not cached)."""
@@ -166,15 +187,14 @@ class SegmentCatalog:
             return None  # not a name a segment can have, nor a key DynamoDB would take
         return self._store.definition(name)
 
-    def _complete_runs(self) -> list[RunRecord]:
+    def _complete_runs(self) -> list[CompleteRun]:
         """The recent complete runs, oldest first."""
-        runs = self._store.runs(limit=TREND_RUNS * 2)
-        complete = [r for r in runs if r.status == "complete"][:TREND_RUNS]
+        complete = self._store.complete_runs(limit=TREND_RUNS)
         complete.reverse()
         return complete
 
     @staticmethod
-    def _sizes(name: str, complete: list[RunRecord]) -> dict[str, Any]:
+    def _sizes(name: str, complete: list[CompleteRun]) -> dict[str, Any]:
         trend = [
             SegmentSize(run_id=r.run_id, finished_at=r.finished_at, size=r.sizes.get(name, 0))
             for r in complete
@@ -196,8 +216,7 @@ class SegmentCatalog:
         """Top products the customer has not bought, from the latest run's associations."""
         caller.require(Permission.READ_PROFILE, customer_id)
         record = self._profiles.load(customer_id)
-        latest = next((r for r in self._store.runs(limit=TREND_RUNS) if r.status == "complete"),
-                      None)  # fmt: skip
+        latest = next(iter(self._store.complete_runs(limit=1)), None)
         if latest is None:
             return Recommendations(customer_id=record.customer_id, run_id=None,
                                    recommendations=[])  # fmt: skip

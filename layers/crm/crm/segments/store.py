@@ -1,8 +1,9 @@
 """DynamoDB access for segments (table `SegmentsTable`) and the fitted models (S3).
 
 definition     PK=DEF                 SK=<name>        description, rule, paused, updated_at/by
-run            PK=RUN                 SK=<run_id>      status, shards, shards_done (set), sizes
-shard result   PK=RUN#<run_id>        SK=SHARD#<n>     members per segment in that shard
+run            PK=RUN                 SK=<run_id>      status, times, progress counters, error
+shard result   PK=RUN#<run_id>        SK=SHARD#<n>     members per segment, scored, written
+complete run   PK=SIZES               SK=<run_id>      finished_at, members per segment
 membership     PK=SEG#<name>#<k>      SK=<customer_id> k = one of MEMBER_SHARDS write shards
 """
 
@@ -15,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
+from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
 from crm import aws
@@ -30,6 +32,7 @@ from crm.dynamo import (
 from crm.errors import InvalidInput, validation_problems
 from crm.segments.models import StoredDefinition
 from crm.segments.records import (
+    CompleteRun,
     MembershipChange,
     RunRecord,
     SegmentModel,
@@ -43,6 +46,32 @@ MEMBER_SHARDS = 16
 
 def member_shard(customer_id: str) -> int:
     return int(hashlib.sha256(customer_id.encode()).hexdigest()[:8], 16) % MEMBER_SHARDS
+
+
+def _run_key(run_id: str) -> dict[str, Any]:
+    return {"PK": {"S": "RUN"}, "SK": {"S": run_id}}
+
+
+def _time(value: Any) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def _run(v: dict[str, Any]) -> RunRecord:
+    return RunRecord(
+        run_id=v["run_id"],
+        status=v["status"],
+        started_at=datetime.fromisoformat(v["started_at"]),
+        total_segments=int(v.get("shards_total", 0)),
+        shards_done=int(v.get("shards_counted", 0)),
+        scored=int(v.get("profiles_scored", 0)),
+        written=int(v.get("profiles_written", 0)),
+        retried=int(v.get("attempts_retried", 0)),
+        progress_at=_time(v.get("progress_at")),
+        deadline_at=_time(v.get("deadline_at")),
+        finished_at=_time(v.get("finished_at")),
+        error=v.get("error"),
+        sizes={k: int(n) for k, n in v.get("sizes", {}).items()},
+    )
 
 
 class SegmentStore:
@@ -108,49 +137,127 @@ class SegmentStore:
         return [_read_definition(item) for item in self._query_all("DEF")]
 
     # ------------------------------------------------------------ runs
-    def create_run(self, run_id: str, total_segments: int, started_at: datetime) -> None:
-        item = {
-            "PK": "RUN", "SK": run_id, "run_id": run_id, "status": "running",
-            "total_segments": total_segments, "started_at": started_at.isoformat(),
-        }  # fmt: skip
+    def create_run(self, run_id: str, started_at: datetime) -> None:
+        item = {"PK": "RUN", "SK": run_id, "run_id": run_id, "status": "planned",
+                "started_at": started_at.isoformat()}  # fmt: skip
         aws.dynamodb().put_item(
             TableName=self._table,
             Item=to_item(item),
             ConditionExpression="attribute_not_exists(PK)",
         )
 
-    def record_shard(self, run_id: str, shard: int, counts: dict[str, int]) -> tuple[int, int]:
-        """Store one shard's counts; returns (shards done, shards in all). Idempotent: a
-        retried shard overwrites its result and is counted once (a set of shard numbers)."""
-        item = {"PK": f"RUN#{run_id}", "SK": f"SHARD#{shard:07d}", "counts": counts}
-        aws.dynamodb().put_item(TableName=self._table, Item=to_item(item))
-        out = aws.dynamodb().update_item(
+    def start_run(self, run_id: str, shards: int, deadline_at: datetime, at: datetime) -> bool:
+        """planned -> running with its number of shards; False when the run is no longer
+        planned (the watchdog gave up on a planner that took too long)."""
+        return self._update_if(
+            run_id,
+            "SET #s = :running, shards_total = :shards, deadline_at = :deadline, "
+            "progress_at = :at",
+            "#s = :planned",
+            {":running": "running", ":shards": shards, ":deadline": deadline_at.isoformat(),
+             ":at": at.isoformat(), ":planned": "planned"},
+        )  # fmt: skip
+
+    def record_shard(
+        self, run_id: str, shard: int, counts: dict[str, int], scored: int, written: int,
+        at: datetime,
+    ) -> RunRecord:  # fmt: skip
+        """Store one shard's result and count it once; returns the run as it now stands.
+
+        The shard item is the truth and the run's counters follow it: they move only when
+        the shard's result is stored for the first time, so a retried shard counts once. The
+        counters live on the small run item, not in a set of shard numbers, because a set of
+        thousands of shards would make every one of thousands of updates cost its whole size
+        on one hot item. Should an attempt stop between the two writes, the run is one short:
+        the watchdog counts the shard items before it gives up on a run (`recorded_shards`)."""
+        item = {"PK": f"RUN#{run_id}", "SK": f"SHARD#{shard:07d}", "counts": counts,
+                "scored": scored, "written": written, "at": at.isoformat()}  # fmt: skip
+        out = aws.dynamodb().put_item(
+            TableName=self._table, Item=to_item(item), ReturnValues="ALL_OLD"
+        )
+        if out.get("Attributes"):  # stored by an earlier attempt: counted then
+            run = self.run(run_id, consistent=True)
+            if run is None:
+                raise KeyError(run_id)
+            return run
+        updated = aws.dynamodb().update_item(
             TableName=self._table,
-            Key={"PK": {"S": "RUN"}, "SK": {"S": run_id}},
-            UpdateExpression="ADD shards_done :shard",
-            ExpressionAttributeValues={":shard": {"NS": [str(shard)]}},
+            Key=_run_key(run_id),
+            UpdateExpression="ADD shards_counted :one, profiles_scored :scored, "
+            "profiles_written :written SET progress_at = :at",
+            ConditionExpression="attribute_exists(PK)",
+            ExpressionAttributeValues=to_item(
+                {":one": 1, ":scored": scored, ":written": written, ":at": at.isoformat()}
+            ),
             ReturnValues="ALL_NEW",
         )
-        values = from_item(out["Attributes"])
-        return len(values.get("shards_done", ())), int(values["total_segments"])
+        return _run(from_item(updated["Attributes"]))
 
-    def finish_run(self, run_id: str, finished_at: datetime) -> dict[str, int]:
+    def note_retry(self, run_id: str) -> None:
+        """A shard attempt failed and SQS will deliver it again."""
+        self._update_if(run_id, "ADD attempts_retried :one", "attribute_exists(PK)", {":one": 1})
+
+    def finish_run(self, run_id: str, finished_at: datetime) -> bool:
+        """running -> complete: sums the shards' sizes onto the run and keeps them, with the
+        time, where the segment list reads complete runs only (PK=SIZES), so failed or running
+        runs never push the last good sizes out of sight. False when the run was no longer
+        running (finished by another worker, or failed)."""
         sizes: dict[str, int] = {}
-        for item in self._query_all(f"RUN#{run_id}"):
+        for item in self._query_all(f"RUN#{run_id}", consistent=True):
             for name, count in from_item(item).get("counts", {}).items():
                 sizes[name] = sizes.get(name, 0) + int(count)
-        aws.dynamodb().update_item(
-            TableName=self._table,
-            Key={"PK": {"S": "RUN"}, "SK": {"S": run_id}},
-            UpdateExpression="SET #s = :done, finished_at = :at, sizes = :sizes",
-            ExpressionAttributeNames={"#s": "status"},
-            ExpressionAttributeValues=to_item(
-                {":done": "complete", ":at": finished_at.isoformat(), ":sizes": sizes}
-            ),
-        )
-        return sizes
+        at = finished_at.isoformat()
+        try:
+            aws.dynamodb().transact_write_items(
+                TransactItems=[
+                    {"Update": {
+                        "TableName": self._table,
+                        "Key": _run_key(run_id),
+                        "UpdateExpression": "SET #s = :complete, finished_at = :at, "
+                                            "sizes = :sizes",
+                        "ConditionExpression": "#s = :running",
+                        "ExpressionAttributeNames": {"#s": "status"},
+                        "ExpressionAttributeValues": to_item({
+                            ":complete": "complete", ":at": at, ":sizes": sizes,
+                            ":running": "running",
+                        }),
+                    }},
+                    {"Put": {
+                        "TableName": self._table,
+                        "Item": to_item({"PK": "SIZES", "SK": run_id, "run_id": run_id,
+                                         "finished_at": at, "sizes": sizes}),
+                    }},
+                ]
+            )  # fmt: skip
+        except ClientError as exc:
+            if aws.error_code(exc) != "TransactionCanceledException":
+                raise
+            return False
+        return True
 
-    def runs(self, limit: int = 14) -> list[RunRecord]:
+    def fail_run(self, run_id: str, error: str, at: datetime) -> bool:
+        """planned or running -> failed, with what went wrong; False when it had ended."""
+        return self._update_if(
+            run_id,
+            "SET #s = :failed, finished_at = :at, #e = :error",
+            "#s IN (:planned, :running)",
+            {":failed": "failed", ":at": at.isoformat(), ":error": error,
+             ":planned": "planned", ":running": "running"},
+        )  # fmt: skip
+
+    def recorded_shards(self, run_id: str) -> set[int]:
+        """The shards whose results are stored (read only when a run looks stuck)."""
+        items = self._query_all(f"RUN#{run_id}", consistent=True, ProjectionExpression="SK")
+        return {int(i["SK"]["S"].removeprefix("SHARD#")) for i in items}
+
+    def run(self, run_id: str, consistent: bool = False) -> RunRecord | None:
+        out = aws.dynamodb().get_item(
+            TableName=self._table, Key=_run_key(run_id), ConsistentRead=consistent
+        )
+        return _run(from_item(out["Item"])) if "Item" in out else None
+
+    def runs(self, limit: int) -> list[RunRecord]:
+        """The latest runs, newest first."""
         out = aws.dynamodb().query(
             TableName=self._table,
             KeyConditionExpression="PK = :pk",
@@ -158,29 +265,51 @@ class SegmentStore:
             ScanIndexForward=False,
             Limit=limit,
         )
-        runs = []
+        return [_run(from_item(i)) for i in out.get("Items", [])]
+
+    def complete_runs(self, limit: int) -> list[CompleteRun]:
+        """The latest complete runs' sizes, newest first."""
+        out = aws.dynamodb().query(
+            TableName=self._table,
+            KeyConditionExpression="PK = :pk",
+            ExpressionAttributeValues={":pk": {"S": "SIZES"}},
+            ScanIndexForward=False,
+            Limit=limit,
+        )
+        found = []
         for item in out.get("Items", []):
             v = from_item(item)
-            runs.append(
-                RunRecord(
-                    run_id=v["run_id"],
-                    status=v["status"],
-                    total_segments=int(v["total_segments"]),
-                    shards_done=len(v.get("shards_done", ())),
-                    started_at=datetime.fromisoformat(v["started_at"]),
-                    finished_at=datetime.fromisoformat(v["finished_at"])
-                    if v.get("finished_at")
-                    else None,
-                    sizes={k: int(n) for k, n in v.get("sizes", {}).items()},
-                )
-            )
-        return runs
+            found.append(CompleteRun(run_id=v["run_id"],
+                                     finished_at=datetime.fromisoformat(v["finished_at"]),
+                                     sizes={k: int(n) for k, n in v["sizes"].items()}))  # fmt: skip
+        return found
 
-    def _query_all(self, pk: str) -> Iterable[dict[str, Any]]:
+    def _update_if(self, run_id: str, update: str, condition: str, values: dict[str, Any]) -> bool:
+        try:
+            aws.dynamodb().update_item(
+                TableName=self._table,
+                Key=_run_key(run_id),
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeNames={
+                    k: v for k, v in {"#s": "status", "#e": "error"}.items()
+                    if k in update or k in condition
+                },
+                ExpressionAttributeValues=to_item(values),
+            )  # fmt: skip
+        except aws.dynamodb().exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def _query_all(
+        self, pk: str, consistent: bool = False, **extra: Any
+    ) -> Iterable[dict[str, Any]]:
         params: dict[str, Any] = {
             "TableName": self._table,
             "KeyConditionExpression": "PK = :pk",
             "ExpressionAttributeValues": {":pk": {"S": pk}},
+            "ConsistentRead": consistent,
+            **extra,
         }
         while True:
             out = aws.dynamodb().query(**params)

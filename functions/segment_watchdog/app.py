@@ -1,0 +1,19 @@
+"""Every five minutes: fails segment runs that stopped making progress, naming what is missing
+(a crashed worker or planner cannot report its own failure)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from crm.composition import root
+
+logger = Logger()
+
+
+@logger.inject_lambda_context
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    ended = root().segment_watchdog.check()
+    return {"ended": [run.run_id for run in ended]}
