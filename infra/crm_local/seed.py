@@ -227,16 +227,19 @@ class ApiClient:
             headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
         )
         for attempt in range(5):
+            pause = 0.2 * (attempt + 1)
             try:
                 with urllib.request.urlopen(req, timeout=60) as resp:  # noqa: S310
                     return resp.status, json.loads(resp.read() or b"null")
             except urllib.error.HTTPError as err:
-                if err.code < 500 or attempt == 4:
+                if (err.code < 500 and err.code != 429) or attempt == 4:
                     return err.code, json.loads(err.read() or b"null")
+                # A busy emulator (a segment run scanning, a burst) says when to come back.
+                pause = max(pause, float(err.headers.get("Retry-After") or 0))
             except (ConnectionError, TimeoutError, urllib.error.URLError):
                 if attempt == 4:
                     raise
-            time.sleep(0.2 * (attempt + 1))
+            time.sleep(pause)
         raise RuntimeError("unreachable")
 
 
