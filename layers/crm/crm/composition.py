@@ -145,6 +145,7 @@ class Crm:
             ModelStore(self.settings.platform.lake_bucket),
             self.profile_service,
             self.clock,
+            self.ids,
         )
 
     @cached_property

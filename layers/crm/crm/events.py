@@ -45,5 +45,6 @@ class SegmentRunRequested(BusEvent):
 
     detail_type: ClassVar[str] = "SegmentRunRequested"
 
+    run_id: str | None = None  # recorded as planned by whoever asked; the planner claims it
     requested_by: str
     occurred_at: datetime

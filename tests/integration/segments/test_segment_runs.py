@@ -11,7 +11,7 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.exceptions import ReadTimeoutError
+from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
 
 from crm import composition
 from crm.composition import Crm, Settings
@@ -334,3 +334,40 @@ def test_run_routes_are_guarded_and_runs_is_not_a_segment_name(suite: Suite) -> 
     out = suite.call("POST", "/segments", reserved)
     assert out.status == 400
     assert [f["field"] for f in out.body["error"]["fields"]] == ["name"]
+
+
+def test_a_requested_run_answers_its_id_and_the_planner_claims_it_once(
+    suite: Suite, shop: dict[str, str]
+) -> None:
+    tap = suite.tap_bus("run-requests", {"detail-type": ["SegmentRunRequested"]})
+    asked = suite.call("POST", "/segments/runs")
+    assert asked.status == 202
+    run_id = asked.body["run_id"]
+    assert f"/segments/runs/{run_id}" in asked.body["detail"]
+    assert run_status(suite, run_id)["status"] == "planned"  # followable before the planner
+    [request] = Suite.take_all(tap)
+    assert request["detail"]["run_id"] == run_id
+
+    planned: dict[str, Any] = suite.invoke("SegmentPlannerFunction", request)
+    assert planned["run_id"] == run_id
+    assert run_status(suite, run_id)["status"] == "running"
+    # EventBridge delivers at least once: a second delivery plans nothing more.
+    assert suite.invoke("SegmentPlannerFunction", request) == {"run_id": None}
+    assert sorted(shard_messages(suite)) == list(range(planned["shards"]))  # queued once
+    deliver_until_empty(suite)  # the received shards come back after their visibility
+    assert run_status(suite, run_id)["status"] == "running"
+
+
+def test_a_request_that_never_reaches_the_planner_fails_its_run(
+    suite: Suite, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    catalog = composition.root().segments
+
+    def unreachable(events: object) -> None:
+        raise EndpointConnectionError(endpoint_url="https://events.example")
+
+    monkeypatch.setattr(catalog._bus, "publish", unreachable)
+    refused = suite.call("POST", "/segments/runs")
+    assert refused.status == 503  # busy or unreachable: the caller may try again
+    run = suite.call("GET", "/segments", role="analyst").body["current_run"]
+    assert (run["status"], run["error"]) == ("failed", "the request did not reach the planner")

@@ -346,6 +346,7 @@ class SegmentMembers(Output):
 
 class RunRequested(Output):
     requested: bool = True
+    run_id: str
     detail: str
 
 

@@ -30,7 +30,7 @@ from crm.segments.records import (
     SegmentModel,
     ShardTask,
 )
-from crm.segments.runs import SHARD_ATTEMPTS, SHARD_TIME_MARGIN_S, deadline_for
+from crm.segments.runs import SHARD_ATTEMPTS, SHARD_TIME_MARGIN_S, deadline_for, run_id_for
 from crm.segments.scoring import (
     Features,
     features_of,
@@ -99,10 +99,6 @@ def failure_name(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-def run_id_for(now: datetime, ids: IdFactory) -> str:
-    return now.strftime("%Y%m%dT%H%M%SZ") + "-" + ids()[:6]
-
-
 class SegmentRecompute:
     def __init__(
         self,
@@ -127,12 +123,22 @@ class SegmentRecompute:
         self._ids = ids
 
     # ------------------------------------------------------------ planner
-    def plan_run(self, rng: random.Random | None = None) -> RunPlan:
+    def plan_run(
+        self, rng: random.Random | None = None, requested: str | None = None
+    ) -> RunPlan | None:
         """Records the run as `planned` first, so that a planner that fails or times out
-        while it samples and fits leaves a run the watchdog can see and end."""
+        while it samples and fits leaves a run the watchdog can see and end. A run someone
+        asked for was recorded by the API under the id it answered; the planner claims it,
+        and None means it was planned already or ended (a repeated delivery of the request)."""
         now = self._clock()
-        run_id = run_id_for(now, self._ids)
-        self._segments.create_run(run_id, now)
+        if requested is None:
+            run_id = run_id_for(now, self._ids)
+            self._segments.create_run(run_id, now)
+        elif self._segments.claim_run(requested, now):
+            run_id = requested
+        else:
+            logger.info("segment run already claimed or ended", extra={"run_id": requested})
+            return None
         try:
             return self._plan(run_id, now, rng or random.Random())  # noqa: S311
         except Exception as exc:

@@ -18,17 +18,22 @@ No numerical libraries here: the API and the watchdog use this module.
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Mapping
 from datetime import datetime, timedelta
+from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from crm.clock import Clock
+from crm.clock import Clock, IdFactory
+from crm.events import SegmentRunRequested
 from crm.segments.models import RunProgress, SegmentRun
 from crm.segments.records import RunRecord
 from crm.segments.store import SegmentStore
 
 logger = Logger(child=True)
 
+RUN_ID = re.compile(r"[0-9A-Za-z_\-]{1,64}")  # a key DynamoDB takes; run ids are shorter
 SHARD_TIMEOUT_S = 120  # SegmentWorkerFunction's Timeout
 SHARD_VISIBILITY_S = 180  # SegmentShardsQueue's VisibilityTimeout
 SHARD_ATTEMPTS = 3  # SegmentShardsQueue's maxReceiveCount
@@ -44,6 +49,21 @@ PLANNING_LIMIT = timedelta(seconds=PLANNER_TIMEOUT_S) + timedelta(minutes=5)
 # all finished meanwhile, nothing is left working on the run.
 STALL_LIMIT = SHARD_ATTEMPTS * timedelta(seconds=SHARD_VISIBILITY_S) + timedelta(minutes=1)
 WATCHED_RUNS = 20  # runs started within a watchdog period are far fewer
+
+
+def requested_run_id(event: Mapping[str, Any]) -> str | None:
+    """The run a `SegmentRunRequested` names (None for the nightly schedule's event, and for
+    requests from before runs were named by the API)."""
+    if event.get("detail-type") != SegmentRunRequested.detail_type:
+        return None
+    detail = event.get("detail")
+    run_id = detail.get("run_id") if isinstance(detail, Mapping) else None
+    return run_id if isinstance(run_id, str) and RUN_ID.fullmatch(run_id) else None
+
+
+def run_id_for(now: datetime, ids: IdFactory) -> str:
+    """Sorts by start time (runs are listed newest first by key)."""
+    return now.strftime("%Y%m%dT%H%M%SZ") + "-" + ids()[:6]
 
 
 def deadline_for(shards: int, queued_at: datetime) -> datetime:

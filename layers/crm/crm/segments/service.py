@@ -3,12 +3,11 @@ request. No numerical libraries here: the API function does not carry the analyt
 
 from __future__ import annotations
 
-import re
 from typing import Any, Literal
 
 from crm.auth import Caller, Permission
 from crm.bus import Bus
-from crm.clock import Clock
+from crm.clock import Clock, IdFactory
 from crm.errors import Conflict, NotFound
 from crm.events import SegmentRunRequested
 from crm.profiles import ProfileService
@@ -31,11 +30,10 @@ from crm.segments.models import (
     StoredDefinition,
 )
 from crm.segments.records import CompleteRun, UnreadableDefinition
-from crm.segments.runs import run_view
+from crm.segments.runs import RUN_ID, run_id_for, run_view
 from crm.segments.store import ModelStore, SegmentStore
 
 TREND_RUNS = 7
-RUN_ID = re.compile(r"[0-9A-Za-z_\-]{1,64}")  # a key DynamoDB takes; run ids are shorter
 # Every profile change evaluates every rule segment: 200 of three conditions take about a
 # millisecond of CPU on an idle core.
 MAX_RULE_SEGMENTS = 200
@@ -69,7 +67,9 @@ class SegmentCatalog:
         models: ModelStore,
         profiles: ProfileService,
         clock: Clock,
+        ids: IdFactory,
     ) -> None:
+        self._ids = ids
         self._store = store
         self._membership = membership
         self._bus = bus
@@ -227,7 +227,20 @@ class SegmentCatalog:
                                recommendations=chosen)  # fmt: skip
 
     def request_run(self, caller: Caller) -> RunRequested:
+        """Records the run as planned under the id it answers, so the caller can follow it at
+        once; the planner claims it from the bus."""
         caller.require(Permission.RUN_SEGMENTS)
-        self._bus.publish([SegmentRunRequested(requested_by=caller.subject,
-                                               occurred_at=self._clock())])  # fmt: skip
-        return RunRequested(detail="the planner starts a run within seconds")
+        now = self._clock()
+        run_id = run_id_for(now, self._ids)
+        self._store.create_run(run_id, now)
+        try:
+            self._bus.publish([SegmentRunRequested(run_id=run_id, requested_by=caller.subject,
+                                                   occurred_at=now)])  # fmt: skip
+        except Exception:
+            self._store.fail_run(run_id, "the request did not reach the planner", self._clock())
+            raise
+        return RunRequested(
+            run_id=run_id,
+            detail="the planner starts the run within seconds: follow it at "
+            f"GET /segments/runs/{run_id}",
+        )

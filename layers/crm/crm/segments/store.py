@@ -146,6 +146,16 @@ class SegmentStore:
             ConditionExpression="attribute_not_exists(PK)",
         )
 
+    def claim_run(self, run_id: str, at: datetime) -> bool:
+        """A planner takes a requested run; False when another delivery of the request took
+        it already or the run ended meanwhile."""
+        return self._update_if(
+            run_id,
+            "SET claimed_at = :at",
+            "#s = :planned AND attribute_not_exists(claimed_at)",
+            {":at": at.isoformat(), ":planned": "planned"},
+        )
+
     def start_run(self, run_id: str, shards: int, deadline_at: datetime, at: datetime) -> bool:
         """planned -> running with its number of shards; False when the run is no longer
         planned (the watchdog gave up on a planner that took too long)."""
