@@ -182,7 +182,7 @@ def test_keys_left_unprocessed_are_asked_again(
     throttled: list[int] = []
 
     def half_unprocessed(**params: Any) -> Any:
-        out = real(**params)
+        out: Any = real(**params)
         if not throttled:  # DynamoDB under throttling answers part of the keys
             table = next(iter(params["RequestItems"]))
             request = params["RequestItems"][table]
