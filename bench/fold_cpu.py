@@ -28,6 +28,7 @@ from crm.composition import root
 from crm.profiles.event_folding import Folded
 from crm.sqs_consumer import QueueMessage, consume, consume_batch
 from crm_local.harness import Suite, local_suite
+from crm_local.moto_server import install_patches
 from crm_local.runtime import LambdaContext
 from crm_local.sqs import sqs_event
 from crm_local.template import ROOT
@@ -177,6 +178,7 @@ def _quartiles(values: list[float]) -> tuple[float, float, float]:
 
 def measure(rounds: int = 20, ref: str = BASELINE) -> list[Row]:
     rows = []
+    install_patches()  # as the tests and the emulator run moto: no table copied per transaction
     with mock_aws(), local_suite() as suite:
         handlers = _handlers(_baseline_folding(ref))
         moto = _MotoClock()
