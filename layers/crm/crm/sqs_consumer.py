@@ -5,6 +5,10 @@ one customer's bad data never holds up the others: a poison message (one that ca
 handled) comes back until maxReceiveCount sends it to the dead-letter queue, named by its
 fields, never its values. Side effects that concern the whole batch (a lake object, one
 PutEvents) run once, after every message was tried. Counts go to CloudWatch as metrics.
+
+`consume` hands messages over one by one; `consume_batch` hands the whole batch over at once
+(for a function that reads or writes for many messages together, as the event folder does)
+and takes back which messages failed and why: the report is the same.
 """
 
 from __future__ import annotations
