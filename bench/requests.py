@@ -75,10 +75,16 @@ def count_requests_per_unit() -> list[RequestCount]:
         suite.call("POST", "/events", {"events": [_paid(cid, 1)]})
         results.append(_measure("fold one event (SQS batch of 1)", fold(suite.receive(QUEUE))))
 
+        # One BatchGetItem reads the batch; each customer's events are one transaction.
         others = [_customer(suite, 100 + n) for n in range(10)]
         suite.call("POST", "/events", {"events": [_paid(c, 2) for c in others]})
         ten = suite.receive(QUEUE)
         work = f"fold a batch of {len(ten)} events of {len(ten)} customers"
+        results.append(_measure(work, fold(ten)))
+
+        suite.call("POST", "/events", {"events": [_paid(cid, 200 + n) for n in range(10)]})
+        ten = suite.receive(QUEUE)
+        work = f"fold a batch of {len(ten)} events of one customer"
         results.append(_measure(work, fold(ten)))
 
         hundred = {"events": [_paid(cid, 10 + n) for n in range(100)]}

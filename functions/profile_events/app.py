@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -10,7 +11,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from crm.composition import root
 from crm.profiles.event_folding import Folded
 from crm.snapstart import before_snapshot
-from crm.sqs_consumer import QueueMessage, consume
+from crm.sqs_consumer import QueueMessage, consume_batch
 
 logger = Logger()
 metrics = Metrics()
@@ -23,11 +24,11 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     folding = root().profiles.folding
     folded: list[Folded] = []
 
-    def fold(message: QueueMessage) -> None:
-        result = folding.fold_message(message.body, message.redelivered)
-        if result is not None:
-            folded.append(result)
+    def fold(messages: Sequence[QueueMessage]) -> Mapping[str, Exception]:
+        result = folding.fold_batch(messages)
+        folded.extend(result.folded)
+        return result.failed
 
-    return consume(
+    return consume_batch(
         event, context, fold, after_batch=lambda: folding.publish(folded), metrics=metrics
     )

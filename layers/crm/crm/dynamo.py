@@ -21,6 +21,8 @@ _DESERIALIZER = TypeDeserializer()
 
 # AWS limits that moto does not enforce.
 MAX_TRANSACT_ITEMS = 100
+MAX_TRANSACT_BYTES = 4 * 1024 * 1024
+MAX_ITEM_BYTES = 400 * 1024
 MAX_BATCH_GET_KEYS = 100
 MAX_BATCH_WRITE_ITEMS = 25
 # Rounds of asking again for the keys a BatchGetItem left unprocessed (throttling, or a
@@ -46,6 +48,12 @@ def to_item(values: Mapping[str, Any]) -> dict[str, Any]:
 
 def from_item(item: Mapping[str, Any]) -> dict[str, Any]:
     return {k: _DESERIALIZER.deserialize(v) for k, v in item.items()}
+
+
+def item_bytes(item: Mapping[str, Any]) -> int:
+    """An upper bound of an item's size as DynamoDB counts it (names and values): its wire
+    form, type tags and quotes included, is never smaller."""
+    return len(json.dumps(item, ensure_ascii=False, separators=(",", ":")).encode())
 
 
 def encode_page_token(last_key: Mapping[str, Any] | None) -> str | None:

@@ -5,11 +5,15 @@ one customer's bad data never holds up the others: a poison message (one that ca
 handled) comes back until maxReceiveCount sends it to the dead-letter queue, named by its
 fields, never its values. Side effects that concern the whole batch (a lake object, one
 PutEvents) run once, after every message was tried. Counts go to CloudWatch as metrics.
+
+`consume` hands messages over one by one; `consume_batch` hands the whole batch over at once
+(for a function that reads or writes for many messages together, as the event folder does)
+and takes back which messages failed and why: the report is the same.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +46,42 @@ class QueueMessage:
         return self.receive_count > 1
 
 
+def _message(record: SQSRecord) -> QueueMessage:
+    return QueueMessage(
+        message_id=record.message_id,
+        body=record.body,
+        receive_count=int(record.attributes.approximate_receive_count),
+    )
+
+
+def consume_batch(
+    event: dict[str, Any],
+    context: LambdaContext,
+    handle_batch: Callable[[Sequence[QueueMessage]], Mapping[str, Exception]],
+    *,
+    after_batch: Callable[[], None] | None = None,
+    metrics: Metrics | None = None,
+) -> dict[str, Any]:
+    """Handle an SQS event's messages together (one read, shared work); `handle_batch`
+    returns why each failed message failed, by message id, and the batch is reported as
+    `consume` reports it: partial failures, poison messages, metrics."""
+    messages = [_message(SQSRecord(record)) for record in event.get("Records", [])]
+    failures: Mapping[str, Exception] = {}
+
+    def settle(message: QueueMessage) -> None:
+        failure = failures.get(message.message_id)
+        if failure is not None:
+            raise failure
+
+    try:
+        failures = handle_batch(messages)
+    except Exception:
+        if after_batch is not None:
+            after_batch()  # what was committed before the failure still announces itself
+        raise
+    return consume(event, context, settle, after_batch=after_batch, metrics=metrics)
+
+
 def consume(
     event: dict[str, Any],
     context: LambdaContext,
@@ -56,11 +96,7 @@ def consume(
 
     def one(record: SQSRecord) -> None:
         nonlocal poison
-        message = QueueMessage(
-            message_id=record.message_id,
-            body=record.body,
-            receive_count=int(record.attributes.approximate_receive_count),
-        )
+        message = _message(record)
         try:
             handle(message)
         except PoisonMessage as exc:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import pytest
 
-from crm.profiles.records import ProfileRecord
-from crm.profiles.service import ProfileService
+from crm.profiles.service import Loaded, ProfileService
 from crm_local.harness import Suite
 
 
@@ -20,18 +21,20 @@ def test_a_fold_racing_an_edit_retries_and_keeps_both(
     }  # fmt: skip
     suite.call("POST", "/events", {"events": [event]})
 
-    original = ProfileService.load
+    original = ProfileService.load_many
     raced: list[bool] = []
 
-    def load_then_race(self: ProfileService, customer_id: str) -> ProfileRecord:
-        record = original(self, customer_id)
+    def load_then_race(
+        self: ProfileService, customer_ids: Collection[str], order_ids: Collection[str] = ()
+    ) -> Loaded:
+        loaded = original(self, customer_ids, order_ids)
         if not raced:  # an agent edits the profile right after the fold has read it
             raced.append(True)
-            edit = {"version": record.version, "attributes": {"city": "成都"}}
+            edit = {"version": loaded.live[cid].version, "attributes": {"city": "成都"}}
             assert suite.call("PATCH", f"/customers/{cid}", edit).status == 200
-        return record
+        return loaded
 
-    monkeypatch.setattr(ProfileService, "load", load_then_race)
+    monkeypatch.setattr(ProfileService, "load_many", load_then_race)
     suite.drain()
     monkeypatch.undo()
 

@@ -221,7 +221,7 @@ def test_aws_requests_to_fold_one_event(suite: Suite) -> None:
     with count_requests() as counts:
         suite.deliver("ProfileEventsFunction", "ProfileEventsQueue", messages)
     assert dict(counts) == {
-        "dynamodb.GetItem": 1,
+        "dynamodb.BatchGetItem": 1,
         "dynamodb.TransactWriteItems": 1,
         "s3.PutObject": 1,
         "events.PutEvents": 1,

@@ -8,6 +8,7 @@ that a manager approves or dismisses (`merge_suggestions.py`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -96,6 +97,25 @@ class IdentityResolution:
             asked_by="system",
         )  # fmt: skip
         return found.record.customer_id
+
+    def resolve_all(
+        self, identities: Sequence[StoredIdentity]
+    ) -> dict[tuple[str, str], str | Exception]:
+        """`resolve_stored` for the identities of a batch of events: who owns them is read
+        with one BatchGetItem; only unknown ones (a new member) go through the creating path.
+        One identity that cannot be resolved gets its exception; the others are resolved."""
+        wanted = {(i.channel.value, i.key): i for i in identities}
+        owners: dict[tuple[str, str], str | Exception] = {}
+        if wanted:
+            owners |= self._profiles.store.owners(list(wanted))
+        for key, identity in wanted.items():
+            if key in owners:
+                continue
+            try:
+                owners[key] = self.resolve_stored(identity)
+            except Exception as exc:  # one identity's failure is its own
+                owners[key] = exc
+        return owners
 
     def _wanted_identities(self, body: UpsertCustomer) -> list[StoredIdentity]:
         """The identities asked for, plus the phone and email given as attributes."""

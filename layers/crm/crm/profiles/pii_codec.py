@@ -35,20 +35,26 @@ _REGION_FIELDS = ("province", "city", "district", "postal_code")
 
 
 class PiiCodec:
-    """Holds the data keys it unwrapped during one request, so each costs one KMS call."""
+    """Holds the data keys it unwrapped during one request or one folded batch, so each costs
+    one KMS call however many fields or events use it."""
 
     def __init__(self, keys: DataKeys) -> None:
         self._keys = keys
-        self._ciphers: dict[str, FieldCipher] = {}
+        self._ciphers: dict[str, tuple[bytes, FieldCipher]] = {}
 
     def cipher(self, record: ProfileRecord) -> FieldCipher:
-        cipher = self._ciphers.get(record.customer_id)
-        if cipher is None:
-            if record.wrapped_key is None:
-                plaintext, record.wrapped_key = self._keys.create(record.customer_id)
-            else:
-                plaintext = self._keys.unwrap(record.customer_id, record.wrapped_key)
-            cipher = self._ciphers[record.customer_id] = FieldCipher(record.customer_id, plaintext)
+        # Kept by customer and by wrapped key: a record read again after a failed commit may
+        # hold another key (one created concurrently) or none (the key this codec created was
+        # never stored), and must get a cipher for the key it will be stored with.
+        cached = self._ciphers.get(record.customer_id)
+        if cached is not None and cached[0] == record.wrapped_key:
+            return cached[1]
+        if record.wrapped_key is None:
+            plaintext, record.wrapped_key = self._keys.create(record.customer_id)
+        else:
+            plaintext = self._keys.unwrap(record.customer_id, record.wrapped_key)
+        cipher = FieldCipher(record.customer_id, plaintext)
+        self._ciphers[record.customer_id] = (record.wrapped_key, cipher)
         return cipher
 
     def set_pii(self, record: ProfileRecord, field: str, value: str | None) -> None:

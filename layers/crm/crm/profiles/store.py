@@ -29,6 +29,7 @@ from crm.dynamo import (
     decode_page_token,
     encode_page_token,
     from_item,
+    item_bytes,
     start_key,
     to_item,
 )
@@ -51,11 +52,20 @@ class StaleProfile(Exception):
 
 
 class DuplicateEntry(Exception):
-    """A ledger entry with this idempotency key exists: the change was already applied."""
+    """A ledger entry with this idempotency key exists: the change was already applied.
 
-    def __init__(self, key: str, existing: dict[str, Any]) -> None:
+    `duplicates` holds every entry of the transaction that exists (key -> stored item), so a
+    caller that wrote several entries at once can drop them all and commit the rest."""
+
+    def __init__(
+        self,
+        key: str,
+        existing: dict[str, Any],
+        duplicates: dict[str, dict[str, Any]] | None = None,
+    ) -> None:
         super().__init__(key)
         self.existing = existing
+        self.duplicates = duplicates if duplicates is not None else {key: existing}
 
 
 class IdentityTaken(Exception):
@@ -178,14 +188,26 @@ class ProfileStore:
             },
         )
         item = out.get("Item")
-        if not item:
-            return None
-        values = from_item(item)
-        return OrderPayment(
-            customer_id=values["customer_id"],
-            amount=Decimal(values["body"]["amount"]),
-            refunded=values.get("refunded", Decimal("0.00")),
-        )
+        return _payment(from_item(item)) if item else None
+
+    def profiles_and_payments(
+        self, customer_ids: Iterable[str], order_ids: Iterable[str] = ()
+    ) -> tuple[dict[str, ProfileRecord], dict[str, OrderPayment]]:
+        """The profiles of these ids (merged ones as they are) and the payments of these
+        orders that were folded, read together: one BatchGetItem per 100 keys. Whole items:
+        a batch has one projection per table, and a payment's entry is small."""
+        keys = [_profile_key(customer_id) for customer_id in customer_ids]
+        keys += [_ledger_key(payment_key(order_id)) for order_id in order_ids]
+        records: dict[str, ProfileRecord] = {}
+        payments: dict[str, OrderPayment] = {}
+        for item in batch_get(self._table, keys):
+            if item["SK"]["S"] == PROFILE_SK:
+                record = _record(item)
+                records[record.customer_id] = record
+            else:
+                values = from_item(item)
+                payments[values["body"]["order_id"]] = _payment(values)
+        return records, payments
 
     def entries(
         self, kind: LedgerKind, customer_id: str, limit: int, page_token: str | None = None
@@ -309,6 +331,10 @@ class ProfileStore:
         return to_item(values)
 
     # ------------------------------------------------------------------ writes
+    def write_bytes(self, write: Write) -> int:
+        """An upper bound of what one write adds to a transaction's size (4 MB at most)."""
+        return item_bytes(self._transact_item(write))
+
     def commit(self, writes: Sequence[Write]) -> None:
         if len(writes) > MAX_TRANSACT_ITEMS:
             raise ValueError(f"a transaction holds at most {MAX_TRANSACT_ITEMS} items")
@@ -322,12 +348,21 @@ class ProfileStore:
 
     def _raise_cancelled(self, exc: ClientError, writes: Sequence[Write]) -> None:
         reasons = exc.response.get("CancellationReasons", [])
-        for write, reason in zip(writes, reasons, strict=False):
-            if reason.get("Code") != "ConditionalCheckFailed":
-                continue
+        failed = [
+            (write, reason)
+            for write, reason in zip(writes, reasons, strict=False)
+            if reason.get("Code") == "ConditionalCheckFailed"
+        ]
+        # Every existing entry is named at once, so a caller that wrote several drops them all.
+        duplicates = {
+            write.entry.key: from_item(reason.get("Item", {}))
+            for write, reason in failed
+            if isinstance(write, AppendEntry)
+        }
+        for write, _ in failed:
             if isinstance(write, AppendEntry):
-                existing = from_item(reason.get("Item", {}))
-                raise DuplicateEntry(write.entry.key, existing) from None
+                existing = duplicates[write.entry.key]
+                raise DuplicateEntry(write.entry.key, existing, duplicates) from None
             if isinstance(write, SaveProfile):
                 raise StaleProfile(write.record.customer_id) from None
             if isinstance(write, ClaimIdentity):
@@ -438,6 +473,14 @@ def _record(item: dict[str, Any]) -> ProfileRecord:
     if wrapped is not None:
         record.wrapped_key = bytes(wrapped)
     return record
+
+
+def _payment(values: dict[str, Any]) -> OrderPayment:
+    return OrderPayment(
+        customer_id=values["customer_id"],
+        amount=Decimal(values["body"]["amount"]),
+        refunded=values.get("refunded", Decimal("0.00")),
+    )
 
 
 def _suggestion(item: dict[str, Any]) -> MergeSuggestionRecord:
