@@ -13,22 +13,28 @@ What moto does not do for a long-running server with real traffic, done here:
   profiles took seconds while every other request waited behind it. Here the items of a read
   are written as JSON directly (attribute values are already in their wire form; binary ones
   in base64, as the serializer writes them) and the rest of the answer by moto;
+- the same walk reads every request: attribute values are read off the wire by hand instead
+  (crm_local.dynamodb_wire), to what moto's parser makes of them;
 - a scan sorts every item of the table on each request (each page of each segment), comparing
   keys through DynamoType's methods; here each item's key is computed once and the sort
   compares plain values, in the same order (DynamoType compares exactly those values);
 - SQS computes a queue's attributes, three passes over all its messages, for every message it
   sends or considers receiving, so both cost the square of the queue's length. Here the
   retention check reads the one attribute it needs, and the approximate counts (approximate in
-  AWS too) are counted in one pass and kept for a tenth of a second.
+  AWS too) are counted in one pass and kept for a tenth of a second;
+- per-request overheads a profile of the demo loader found (finding the backend, naming the
+  action, SQS's clock, DynamoDB's item size check): crm_local.moto_overheads.
 """
 
 from __future__ import annotations
 
 import base64
 import copy
+import cProfile
 import json
 import logging
 import multiprocessing
+import os
 import signal
 import threading
 import time
@@ -38,6 +44,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from moto.core.parse import BaseJSONParser
 from moto.core.responses import ActionResult
 from moto.dynamodb import models as dynamodb_models
 from moto.dynamodb.models.dynamo_type import DynamoType
@@ -51,6 +58,15 @@ from moto.moto_server.werkzeug_app import (
 )
 from moto.sqs import models as sqs_models
 from werkzeug.serving import make_server
+
+from crm_local import moto_overheads
+from crm_local.dynamodb_wire import attribute_value
+
+# The functions moto_overheads and this module replaced, by name (the tests compare with them).
+MOTOS_OWN: dict[str, Any] = {}
+# `CRM_LOCAL_PROFILE=folder crm-local up` profiles moto's handling of every request and writes
+# folder/moto.prof when the emulator stops (python -m pstats folder/moto.prof).
+PROFILE_ENV = "CRM_LOCAL_PROFILE"
 
 _installed = False
 
@@ -134,6 +150,16 @@ def install_patches() -> None:
         return status, headers, json.dumps(answer, default=_base64)
 
     DynamoResult.execute_result = _execute_result  # type: ignore[method-assign]
+    parse_structure: Any = BaseJSONParser._parse_structure
+
+    def _parse_structure(self: BaseJSONParser, shape: Any, value: Any) -> Any:
+        if shape.name == "AttributeValue" and _is_dynamodb(self.operation_model):
+            return attribute_value(value)
+        return parse_structure(self, shape, value)
+
+    MOTOS_OWN["BaseJSONParser._parse_structure"] = parse_structure
+    BaseJSONParser._parse_structure = _parse_structure  # type: ignore[method-assign]
+    moto_overheads.install(MOTOS_OWN)
 
     def _within_retention(self: Any, queue_name: str, message: Any) -> bool:
         retention = int(self.get_queue(queue_name).message_retention_period)
@@ -156,6 +182,10 @@ _ITEM_MEMBERS = {
     "UpdateItem": ("Attributes",),
     "DeleteItem": ("Attributes",),
 }
+
+
+def _is_dynamodb(operation: Any) -> bool:
+    return bool(operation.service_model.service_name == "dynamodb")
 
 
 def _base64(value: Any) -> str:
@@ -191,12 +221,14 @@ def _counts(queue: Any) -> tuple[int, int, int]:
     if cached and now - cached[0] < COUNTS_TTL_S:
         return cached[1]  # type: ignore[no-any-return]
     visible = delayed = in_flight = 0
+    clock = time.time() * 1000.0  # Message.visible and .delayed, read once for all
     for message in queue._messages:
-        if message.delayed:
+        is_delayed = clock < message.delayed_until
+        if is_delayed:
             delayed += 1
-        if not message.visible:
+        if not clock > message.visible_at:
             in_flight += 1
-        elif not message.delayed:
+        elif not is_delayed:
             visible += 1
     counts = (visible, delayed, in_flight)
     queue.__dict__["_crm_counts"] = (now, counts)
@@ -204,15 +236,24 @@ def _counts(queue: Any) -> tuple[int, int, int]:
 
 
 class _Serialized:
-    """WSGI middleware: one request at a time through moto."""
+    """WSGI middleware: one request at a time through moto (profiled, when asked)."""
 
-    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+    def __init__(
+        self, app: Callable[..., Iterable[bytes]], profile: cProfile.Profile | None = None
+    ) -> None:
         self.app = app
         self.lock = threading.Lock()
+        self.profile = profile
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
         with self.lock:
-            return list(self.app(environ, start_response))
+            if self.profile is None:
+                return list(self.app(environ, start_response))
+            self.profile.enable()
+            try:
+                return list(self.app(environ, start_response))
+            finally:
+                self.profile.disable()
 
 
 class _KeepAliveHandler(MotoRequestHandler):
@@ -221,12 +262,13 @@ class _KeepAliveHandler(MotoRequestHandler):
 
 
 class LocalMotoServer(ThreadedMotoServer):
-    def __init__(self, port: int = 0) -> None:
+    def __init__(self, port: int = 0, profile: cProfile.Profile | None = None) -> None:
         super().__init__(ip_address="127.0.0.1", port=port, verbose=False)
+        self.profile = profile
         install_patches()
 
     def _server_entry(self) -> None:
-        app = _Serialized(DomainDispatcherApplication(create_backend_app))
+        app = _Serialized(DomainDispatcherApplication(create_backend_app), self.profile)
         self._server = make_server(
             self._ip_address, self._port, app, True, request_handler=_KeepAliveHandler
         )
@@ -274,7 +316,9 @@ def _serve(port: int, state_dir: Path, persist: bool, conn: Connection) -> None:
     from crm_local.state import restore_state, save_state
 
     restored = persist and restore_state(state_dir)
-    server = LocalMotoServer(port)
+    profile_dir = os.environ.get(PROFILE_ENV)
+    profile = cProfile.Profile() if profile_dir else None
+    server = LocalMotoServer(port, profile)
     server.start()
     conn.send((server.endpoint, restored))
     try:
@@ -283,5 +327,7 @@ def _serve(port: int, state_dir: Path, persist: bool, conn: Connection) -> None:
         return  # the parent is gone: nothing to save for
     if persist:
         save_state(state_dir)
+    if profile is not None and profile_dir:
+        profile.dump_stats(Path(profile_dir) / "moto.prof")
     conn.send("saved")
     server.stop()
