@@ -31,6 +31,7 @@ from __future__ import annotations
 import base64
 import copy
 import cProfile
+import inspect
 import json
 import logging
 import multiprocessing
@@ -57,6 +58,7 @@ from moto.moto_server.werkzeug_app import (
     create_backend_app,
 )
 from moto.sqs import models as sqs_models
+from moto.utilities.utils import md5_hash
 from werkzeug.serving import make_server
 
 from crm_local import moto_overheads
@@ -69,6 +71,7 @@ MOTOS_OWN: dict[str, Any] = {}
 PROFILE_ENV = "CRM_LOCAL_PROFILE"
 
 _installed = False
+_SCAN_SIGNATURE = inspect.signature(Table.scan)
 
 
 def _table_aware_deepcopy(value: Any, memo: dict[int, Any] | None = None) -> Any:
@@ -136,6 +139,8 @@ def install_patches() -> None:
 
     dynamodb_models.DynamoDBBackend.transact_write_items = _transact_write_items  # type: ignore[method-assign]
     Table.all_items = _all_items  # type: ignore[method-assign]
+    MOTOS_OWN["Table.scan"] = Table.scan
+    Table.scan = _scan  # type: ignore[method-assign]
     written_by_moto = DynamoResult.execute_result
 
     def _execute_result(self: ActionResult, context: Any) -> Any:
@@ -209,6 +214,61 @@ def _all_items(self: Table) -> list[Any]:
         return item.hash_key.cast_value
 
     return sorted(items, key=key)
+
+
+def _scan(self: Table, *args: Any, **kwargs: Any) -> Any:
+    """Table.scan, given only the items of the segment that follow the page's start key.
+
+    moto walks every item of the table on every page: past the items of other segments (an md5
+    of each hash key) and, one comparison each, past the pages already read, which makes a
+    parallel scan cost pages x table size. Here each hash key's segment is computed once, the
+    start key is found by bisection in the sorted items (the walk's test is monotone in that
+    order), and moto's own scan runs over what is left, as a scan of the whole table from its
+    start: the same items, counts and last key."""
+    bound = _SCAN_SIGNATURE.bind(self, *args, **kwargs)
+    bound.apply_defaults()
+    call = bound.arguments
+    segments, start = call["segments"], call["exclusive_start_key"]
+    if call["index_name"] or (segments == (None, None) and start is None):
+        return MOTOS_OWN["Table.scan"](*bound.args, **bound.kwargs)
+    items = self.all_items()
+    if segments != (None, None):
+        items = [item for item in items if _in_segment(item, segments)]
+    if start is not None:
+        hash_attrs, range_attrs = [self.hash_key_attr], [self.range_key_attr]
+
+        def at_or_before(n: int) -> bool:
+            return bool(self._item_comes_before_dct(items[n], start, hash_attrs, range_attrs, True))
+
+        low, high = 0, len(items)
+        while low < high:
+            middle = (low + high) // 2
+            if at_or_before(middle):
+                low = middle + 1
+            else:
+                high = middle
+        items = items[low:]
+    call["segments"], call["exclusive_start_key"] = (None, None), None
+    self.all_items = lambda: items  # type: ignore[method-assign]
+    try:
+        return MOTOS_OWN["Table.scan"](*bound.args, **bound.kwargs)
+    finally:
+        del self.all_items
+
+
+_segment_of: dict[str, int] = {}
+
+
+def _in_segment(item: Any, segments: tuple[int, int]) -> bool:
+    """DynamoType.is_within_segment, its md5 remembered by hash key."""
+    value = item.hash_key.value
+    if not isinstance(value, str):
+        return bool(item.is_within_segment(segments))
+    bucket = _segment_of.get(value)
+    if bucket is None:
+        bucket = _segment_of[value] = md5_hash(value.encode("utf8")).digest()[0]
+    segment, total = segments
+    return segment == bucket % total
 
 
 COUNTS_TTL_S = 0.1
