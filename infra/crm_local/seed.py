@@ -325,5 +325,5 @@ def load_shop(
                 bar.n = max(0, len(events) - left)
                 bar.refresh()
                 report("folding events", bar.n, len(events))
-                time.sleep(0.2)
+                time.sleep(0.25)
     return {"customers": len(customers), "events": len(events)}
