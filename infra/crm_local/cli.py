@@ -6,6 +6,7 @@ crm-local token --role ROLE [--customer ID]         print a development token
 crm-local fire NAME                                 fire a schedule of the template now
 crm-local invoke FUNCTION --event events/FILE.json  run one function once
 crm-local seed --customers N                        load the demo shop into a running suite
+crm-local status                                    is it running; is the demo loaded yet
 crm-local redrive QUEUE                             move a queue's dead letters back to it
 """
 
@@ -19,6 +20,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import urllib.error
 import urllib.request
 from datetime import UTC, datetime
@@ -29,6 +31,7 @@ import boto3
 from botocore.exceptions import ClientError
 
 from crm_local.clock import scheduled_event
+from crm_local.demo_status import STATUS_FILE, DemoStatus, read_status, write_status
 from crm_local.emulator import DEFAULT_CONCURRENCY, Emulator, use_endpoint
 from crm_local.moto_server import LocalMotoServer
 from crm_local.provision import provision
@@ -41,6 +44,7 @@ from crm_local.tokens import ROLES, dev_secret, issue_token
 from crm_local.triggers import ScheduleTrigger
 
 DEFAULT_STATE = Path(".crm-local")
+log = logging.getLogger("crm_local.cli")
 
 
 class UsageError(Exception):
@@ -59,27 +63,122 @@ def _running(state_dir: Path) -> dict[str, Any] | None:
     return info
 
 
-def _backlog(url: str) -> int:
-    attrs = boto3.client("sqs").get_queue_attributes(
-        QueueUrl=url,
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    )["Attributes"]
-    return sum(int(v) for v in attrs.values())
+class _Backlog:
+    """Messages a queue holds (visible or in flight), read at most five times a second however
+    many of the loader's threads ask, through one client: a boto3 client costs the loader's
+    process tens of milliseconds to make, time the functions' containers in it wait for."""
+
+    EVERY_S = 0.2
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.sqs = boto3.client("sqs")
+        self.lock = threading.Lock()
+        self.read_at, self.count = 0.0, 0
+
+    def __call__(self) -> int:
+        with self.lock:
+            if time.monotonic() - self.read_at >= self.EVERY_S:
+                attrs = self.sqs.get_queue_attributes(
+                    QueueUrl=self.url,
+                    AttributeNames=[
+                        "ApproximateNumberOfMessages",
+                        "ApproximateNumberOfMessagesNotVisible",
+                    ],
+                )["Attributes"]
+                self.count = sum(int(v) for v in attrs.values())
+                self.read_at = time.monotonic()
+            return self.count
 
 
-def _seed(api: str, secret: str, customers: int, queue_url: str, state_dir: Path) -> None:
+def _seed(
+    api: str,
+    secret: str,
+    customers: int,
+    queue_url: str,
+    state_dir: Path,
+    started: float | None = None,
+) -> DemoStatus:
+    """Load the demo shop through the API, then compute its segments; where it stands is in
+    `.crm-local/demo.json` (`crm-local status`) and a line on the console per step."""
+    started = time.monotonic() if started is None else started
     client = ApiClient(api, issue_token(secret, "admin", subject="demo-loader"))
-    shop = Shop(seed=7).customers(customers)
-    totals = load_shop(client, shop, backlog=lambda: _backlog(queue_url))
-    (state_dir / "seeded").write_text(json.dumps(totals))
-    # Segments are computed nightly; the demo shop gets its first run now.
-    client.request("POST", "/segments/runs")
+    steps = _StatusWriter(state_dir, started)
+    try:
+        shop = Shop(seed=7).customers(customers)
+        totals = load_shop(client, shop, backlog=_Backlog(queue_url), report=steps.report)
+        (state_dir / "seeded").write_text(json.dumps(totals))
+        steps.report("computing segments", 0, 0)
+        run = _first_segment_run(client)
+    except Exception:
+        log.exception("loading the demo shop failed")
+        return steps.finish(DemoStatus("failed", steps.step, seconds=steps.elapsed()))
     sample = shop[0].customer_id
-    done = f"seeded {totals['customers']} customers and {totals['events']} events"
-    print(f"\n{done} (one of them: {sample}); a segment run has started: GET /segments")
+    print(f"one of the demo customers: {sample}", flush=True)
+    return steps.finish(
+        DemoStatus("ready", "segments computed", customers=totals["customers"],
+                   events=totals["events"], segment_run=run, seconds=steps.elapsed())
+    )  # fmt: skip
 
 
-def _banner(info: dict[str, Any], secret: str) -> str:
+SEGMENT_RUN_TIMEOUT_S = 600
+
+
+def _first_segment_run(client: ApiClient) -> str:
+    """Start a segment run (they run nightly; the demo gets its first now) and wait for it."""
+    status, before = client.request("GET", "/segments")
+    if status != 200:
+        raise RuntimeError(f"GET /segments answered {status}: {before}")
+    status, reply = client.request("POST", "/segments/runs")
+    if status != 202:
+        raise RuntimeError(f"starting a segment run failed: {status} {reply}")
+    deadline = time.monotonic() + SEGMENT_RUN_TIMEOUT_S
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        status, listing = client.request("GET", "/segments")
+        if status != 200:
+            continue
+        current = listing.get("current_run") or {}
+        if current.get("status") == "failed":
+            raise RuntimeError(f"the segment run failed: {current.get('error')}")
+        latest = listing.get("latest_run")
+        if latest and latest != before["latest_run"] and not current:
+            return str(latest)
+    raise RuntimeError(f"the segment run was not complete after {SEGMENT_RUN_TIMEOUT_S} s")
+
+
+class _StatusWriter:
+    """Writes the demo's status as it loads (at most a few times a second) and prints a line
+    on the console each time a new step starts."""
+
+    EVERY_S = 0.5
+
+    def __init__(self, state_dir: Path, started: float) -> None:
+        self.state_dir, self.started = state_dir, started
+        self.step = "starting"
+        self.written = 0.0
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def report(self, step: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        new_step = step != self.step
+        if not new_step and now - self.written < self.EVERY_S and done != total:
+            return
+        self.step, self.written = step, now
+        status = DemoStatus("loading", step, done, total, seconds=self.elapsed())
+        write_status(self.state_dir, status)
+        if new_step:
+            print(f"\n{status.line()}", flush=True)
+
+    def finish(self, status: DemoStatus) -> DemoStatus:
+        write_status(self.state_dir, status)
+        print(f"\n{status.line()}", flush=True)
+        return status
+
+
+def _banner(info: dict[str, Any], secret: str, demo: int = 0) -> str:
     api = info["api"]
     tokens = {role: issue_token(secret, role) for role in ROLES if role != "customer"}
     lines = [
@@ -122,6 +221,14 @@ def _banner(info: dict[str, Any], secret: str) -> str:
         '  sleep 3; curl -s $CRM/customers/$ID -H "Authorization: Bearer $MARKETER"',
         "",
     ]
+    if demo:
+        lines += [
+            f"Demo shop: {demo} customers load in the background through the API, then a first "
+            "segment run;",
+            "  a line below says what is loading and when the demo is ready (`crm-local status`"
+            " tells too).",
+            "",
+        ]
     return "\n".join(lines)
 
 
@@ -132,6 +239,13 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"an emulator already runs on {args.state_dir}/ ; stop it first", file=sys.stderr)
         return 1
     print("starting the emulator ...", flush=True)
+    started = time.monotonic()
+    seeding = bool(args.seed) and (args.reset or not (args.state_dir / "seeded").exists())
+    earlier = read_status(args.state_dir)
+    if seeding:
+        write_status(args.state_dir, DemoStatus("loading", "starting the emulator"))
+    elif earlier and (not args.seed or earlier.state != "ready"):
+        (args.state_dir / STATUS_FILE).unlink()  # about a demo this run does not load
     emulator = Emulator(
         template_path=args.template,
         state_dir=args.state_dir,
@@ -143,23 +257,23 @@ def cmd_up(args: argparse.Namespace) -> int:
         verbose=args.verbose,
     ).start()
     info = emulator.info()
-    print(_banner(info, emulator.secret), flush=True)
+    print(_banner(info, emulator.secret, args.seed if seeding else 0), flush=True)
     if emulator.restored:
         print("(state restored from the previous run; `make run ARGS=--reset` starts afresh)")
 
     stopped = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stopped.set())
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
-    already = (args.state_dir / "seeded").exists()
-    if args.seed and not already:
+    if seeding:
         queue = str(emulator.stack.refs["ProfileEventsQueue"])
-        seeding = threading.Thread(
+        threading.Thread(
             target=_seed,
-            args=(info["api"], emulator.secret, args.seed, queue, args.state_dir),
+            args=(info["api"], emulator.secret, args.seed, queue, args.state_dir, started),
             daemon=True,
-        )
-        seeding.start()
-    print("ready", flush=True)
+        ).start()
+        print("ready: the API answers; the demo shop loads in the background", flush=True)
+    else:
+        print("ready", flush=True)
     stopped.wait()
     print("\nstopping ...", flush=True)
     emulator.stop()
@@ -245,7 +359,17 @@ def cmd_seed(args: argparse.Namespace) -> int:
         return _not_running()
     use_endpoint(info["aws_endpoint"])
     queue = info["queues"]["ProfileEventsQueue"]
-    _seed(info["api"], dev_secret(args.state_dir), args.customers, queue, args.state_dir)
+    done = _seed(info["api"], dev_secret(args.state_dir), args.customers, queue, args.state_dir)
+    return 0 if done.state == "ready" else 1
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    info = _running(args.state_dir)
+    if not info:
+        return _not_running()
+    print(f"running: API {info['api']}, AWS endpoint {info['aws_endpoint']}")
+    demo = read_status(args.state_dir)
+    print(demo.line() if demo else "no demo shop loading (`crm-local up --seed N` loads one)")
     return 0
 
 
@@ -298,6 +422,9 @@ def build_parser() -> argparse.ArgumentParser:
     seed = sub.add_parser("seed", help="load demo customers into the running suite")
     seed.add_argument("--customers", type=int, default=2000)
     seed.set_defaults(run=cmd_seed)
+
+    status = sub.add_parser("status", help="whether it runs, and where the demo shop stands")
+    status.set_defaults(run=cmd_status)
 
     again = sub.add_parser("redrive", help="move a queue's dead-letter messages back to it")
     again.add_argument("queue", help="the queue (not its DLQ): logical id or physical name")

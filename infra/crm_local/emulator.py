@@ -31,11 +31,12 @@ log = logging.getLogger("crm_local")
 # promotion, the demo loader) needs many at once, as Lambda would give it; two hid failures
 # that only concurrent requests show.
 DEFAULT_CONCURRENCY = 10
-# Pollers per SQS mapping, whatever the concurrency: moto serves one request at a time, so a
-# third poller of a queue only waits its turn, and each idle poller short-polls moto four times
-# a second, taking turns from the API's requests. Tied to the API's concurrency they would
-# flood moto with empty receives.
-QUEUE_POLLERS = 2
+# Pollers per SQS mapping, whatever the concurrency. moto serves one request at a time while the
+# functions run in this process: with two pollers, moto waited while a function computed and the
+# function waited while moto answered; four keep both busy when a queue has a backlog (the demo
+# loader's). An idle poller short-polls four times a second, a request moto now answers in
+# about a millisecond.
+QUEUE_POLLERS = 4
 
 
 def pollers_per_queue(concurrency: int) -> int:

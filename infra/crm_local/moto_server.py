@@ -13,22 +13,29 @@ What moto does not do for a long-running server with real traffic, done here:
   profiles took seconds while every other request waited behind it. Here the items of a read
   are written as JSON directly (attribute values are already in their wire form; binary ones
   in base64, as the serializer writes them) and the rest of the answer by moto;
+- the same walk reads every request: attribute values are read off the wire by hand instead
+  (crm_local.dynamodb_wire), to what moto's parser makes of them;
 - a scan sorts every item of the table on each request (each page of each segment), comparing
   keys through DynamoType's methods; here each item's key is computed once and the sort
   compares plain values, in the same order (DynamoType compares exactly those values);
 - SQS computes a queue's attributes, three passes over all its messages, for every message it
   sends or considers receiving, so both cost the square of the queue's length. Here the
   retention check reads the one attribute it needs, and the approximate counts (approximate in
-  AWS too) are counted in one pass and kept for a tenth of a second.
+  AWS too) are counted in one pass and kept for a tenth of a second;
+- per-request overheads a profile of the demo loader found (finding the backend, naming the
+  action, SQS's clock, DynamoDB's item size check): crm_local.moto_overheads.
 """
 
 from __future__ import annotations
 
 import base64
 import copy
+import cProfile
+import inspect
 import json
 import logging
 import multiprocessing
+import os
 import signal
 import threading
 import time
@@ -38,6 +45,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from moto.core.parse import BaseJSONParser
 from moto.core.responses import ActionResult
 from moto.dynamodb import models as dynamodb_models
 from moto.dynamodb.models.dynamo_type import DynamoType
@@ -50,9 +58,20 @@ from moto.moto_server.werkzeug_app import (
     create_backend_app,
 )
 from moto.sqs import models as sqs_models
+from moto.utilities.utils import md5_hash
 from werkzeug.serving import make_server
 
+from crm_local import moto_overheads
+from crm_local.dynamodb_wire import attribute_value
+
+# The functions moto_overheads and this module replaced, by name (the tests compare with them).
+MOTOS_OWN: dict[str, Any] = {}
+# `CRM_LOCAL_PROFILE=folder crm-local up` profiles moto's handling of every request and writes
+# folder/moto.prof when the emulator stops (python -m pstats folder/moto.prof).
+PROFILE_ENV = "CRM_LOCAL_PROFILE"
+
 _installed = False
+_SCAN_SIGNATURE = inspect.signature(Table.scan)
 
 
 def _table_aware_deepcopy(value: Any, memo: dict[int, Any] | None = None) -> Any:
@@ -120,6 +139,8 @@ def install_patches() -> None:
 
     dynamodb_models.DynamoDBBackend.transact_write_items = _transact_write_items  # type: ignore[method-assign]
     Table.all_items = _all_items  # type: ignore[method-assign]
+    MOTOS_OWN["Table.scan"] = Table.scan
+    Table.scan = _scan  # type: ignore[method-assign]
     written_by_moto = DynamoResult.execute_result
 
     def _execute_result(self: ActionResult, context: Any) -> Any:
@@ -134,6 +155,16 @@ def install_patches() -> None:
         return status, headers, json.dumps(answer, default=_base64)
 
     DynamoResult.execute_result = _execute_result  # type: ignore[method-assign]
+    parse_structure: Any = BaseJSONParser._parse_structure
+
+    def _parse_structure(self: BaseJSONParser, shape: Any, value: Any) -> Any:
+        if shape.name == "AttributeValue" and _is_dynamodb(self.operation_model):
+            return attribute_value(value)
+        return parse_structure(self, shape, value)
+
+    MOTOS_OWN["BaseJSONParser._parse_structure"] = parse_structure
+    BaseJSONParser._parse_structure = _parse_structure  # type: ignore[method-assign]
+    moto_overheads.install(MOTOS_OWN)
 
     def _within_retention(self: Any, queue_name: str, message: Any) -> bool:
         retention = int(self.get_queue(queue_name).message_retention_period)
@@ -156,6 +187,10 @@ _ITEM_MEMBERS = {
     "UpdateItem": ("Attributes",),
     "DeleteItem": ("Attributes",),
 }
+
+
+def _is_dynamodb(operation: Any) -> bool:
+    return bool(operation.service_model.service_name == "dynamodb")
 
 
 def _base64(value: Any) -> str:
@@ -181,6 +216,61 @@ def _all_items(self: Table) -> list[Any]:
     return sorted(items, key=key)
 
 
+def _scan(self: Table, *args: Any, **kwargs: Any) -> Any:
+    """Table.scan, given only the items of the segment that follow the page's start key.
+
+    moto walks every item of the table on every page: past the items of other segments (an md5
+    of each hash key) and, one comparison each, past the pages already read, which makes a
+    parallel scan cost pages x table size. Here each hash key's segment is computed once, the
+    start key is found by bisection in the sorted items (the walk's test is monotone in that
+    order), and moto's own scan runs over what is left, as a scan of the whole table from its
+    start: the same items, counts and last key."""
+    bound = _SCAN_SIGNATURE.bind(self, *args, **kwargs)
+    bound.apply_defaults()
+    call = bound.arguments
+    segments, start = call["segments"], call["exclusive_start_key"]
+    if call["index_name"] or (segments == (None, None) and start is None):
+        return MOTOS_OWN["Table.scan"](*bound.args, **bound.kwargs)
+    items = self.all_items()
+    if segments != (None, None):
+        items = [item for item in items if _in_segment(item, segments)]
+    if start is not None:
+        hash_attrs, range_attrs = [self.hash_key_attr], [self.range_key_attr]
+
+        def at_or_before(n: int) -> bool:
+            return bool(self._item_comes_before_dct(items[n], start, hash_attrs, range_attrs, True))
+
+        low, high = 0, len(items)
+        while low < high:
+            middle = (low + high) // 2
+            if at_or_before(middle):
+                low = middle + 1
+            else:
+                high = middle
+        items = items[low:]
+    call["segments"], call["exclusive_start_key"] = (None, None), None
+    self.all_items = lambda: items  # type: ignore[method-assign]
+    try:
+        return MOTOS_OWN["Table.scan"](*bound.args, **bound.kwargs)
+    finally:
+        del self.all_items
+
+
+_segment_of: dict[str, int] = {}
+
+
+def _in_segment(item: Any, segments: tuple[int, int]) -> bool:
+    """DynamoType.is_within_segment, its md5 remembered by hash key."""
+    value = item.hash_key.value
+    if not isinstance(value, str):
+        return bool(item.is_within_segment(segments))
+    bucket = _segment_of.get(value)
+    if bucket is None:
+        bucket = _segment_of[value] = md5_hash(value.encode("utf8")).digest()[0]
+    segment, total = segments
+    return segment == bucket % total
+
+
 COUNTS_TTL_S = 0.1
 
 
@@ -191,12 +281,14 @@ def _counts(queue: Any) -> tuple[int, int, int]:
     if cached and now - cached[0] < COUNTS_TTL_S:
         return cached[1]  # type: ignore[no-any-return]
     visible = delayed = in_flight = 0
+    clock = time.time() * 1000.0  # Message.visible and .delayed, read once for all
     for message in queue._messages:
-        if message.delayed:
+        is_delayed = clock < message.delayed_until
+        if is_delayed:
             delayed += 1
-        if not message.visible:
+        if not clock > message.visible_at:
             in_flight += 1
-        elif not message.delayed:
+        elif not is_delayed:
             visible += 1
     counts = (visible, delayed, in_flight)
     queue.__dict__["_crm_counts"] = (now, counts)
@@ -204,15 +296,24 @@ def _counts(queue: Any) -> tuple[int, int, int]:
 
 
 class _Serialized:
-    """WSGI middleware: one request at a time through moto."""
+    """WSGI middleware: one request at a time through moto (profiled, when asked)."""
 
-    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+    def __init__(
+        self, app: Callable[..., Iterable[bytes]], profile: cProfile.Profile | None = None
+    ) -> None:
         self.app = app
         self.lock = threading.Lock()
+        self.profile = profile
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
         with self.lock:
-            return list(self.app(environ, start_response))
+            if self.profile is None:
+                return list(self.app(environ, start_response))
+            self.profile.enable()
+            try:
+                return list(self.app(environ, start_response))
+            finally:
+                self.profile.disable()
 
 
 class _KeepAliveHandler(MotoRequestHandler):
@@ -221,12 +322,13 @@ class _KeepAliveHandler(MotoRequestHandler):
 
 
 class LocalMotoServer(ThreadedMotoServer):
-    def __init__(self, port: int = 0) -> None:
+    def __init__(self, port: int = 0, profile: cProfile.Profile | None = None) -> None:
         super().__init__(ip_address="127.0.0.1", port=port, verbose=False)
+        self.profile = profile
         install_patches()
 
     def _server_entry(self) -> None:
-        app = _Serialized(DomainDispatcherApplication(create_backend_app))
+        app = _Serialized(DomainDispatcherApplication(create_backend_app), self.profile)
         self._server = make_server(
             self._ip_address, self._port, app, True, request_handler=_KeepAliveHandler
         )
@@ -274,7 +376,9 @@ def _serve(port: int, state_dir: Path, persist: bool, conn: Connection) -> None:
     from crm_local.state import restore_state, save_state
 
     restored = persist and restore_state(state_dir)
-    server = LocalMotoServer(port)
+    profile_dir = os.environ.get(PROFILE_ENV)
+    profile = cProfile.Profile() if profile_dir else None
+    server = LocalMotoServer(port, profile)
     server.start()
     conn.send((server.endpoint, restored))
     try:
@@ -283,5 +387,7 @@ def _serve(port: int, state_dir: Path, persist: bool, conn: Connection) -> None:
         return  # the parent is gone: nothing to save for
     if persist:
         save_state(state_dir)
+    if profile is not None and profile_dir:
+        profile.dump_stats(Path(profile_dir) / "moto.prof")
     conn.send("saved")
     server.stop()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -69,7 +70,11 @@ NOTES = {
     },
 }
 HISTORY_DAYS = 730
-MAX_BACKLOG = 300
+# Events queued but not folded yet beyond which the loader waits (moto's receive looks at every
+# message of the queue).
+MAX_BACKLOG = 600
+CLIENTS = 6  # requests the loader has in flight at once
+EVENTS_PER_REQUEST = 100
 
 
 @dataclass
@@ -248,13 +253,25 @@ def _batches(items: list[dict[str, Any]], size: int) -> Iterator[list[dict[str, 
         yield items[start : start + size]
 
 
+Progress = Callable[[str, int, int], None]  # (step, done, total)
+
+
+def _no_progress(step: str, done: int, total: int) -> None:
+    return None
+
+
 def load_shop(
     client: ApiClient,
     customers: list[DemoCustomer],
     backlog: Callable[[], int] | None = None,
     progress: bool = True,
+    report: Progress = _no_progress,
 ) -> dict[str, int]:
-    """Create the customers, send their events, and wait until the queue has folded them."""
+    """Create the customers, send their events, and wait until the queue has folded them.
+
+    Requests go in parallel, as a shop's many clients would send them: the gateway hands each
+    to a container of its own (up to the emulator's concurrency), so the functions' work
+    overlaps moto's, which serves one request at a time."""
 
     def create(customer: DemoCustomer) -> None:
         body = {"identities": customer.identities, "attributes": customer.attributes}
@@ -263,25 +280,42 @@ def load_shop(
             raise RuntimeError(f"creating {customer.key} failed: {status} {reply}")
         customer.customer_id = reply["customer_id"]
 
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        list(tqdm(pool.map(create, customers), total=len(customers), desc="customers",
-                  unit="", disable=not progress))  # fmt: skip
+    step = "creating customers"
+    with (
+        ThreadPoolExecutor(max_workers=CLIENTS) as pool,
+        tqdm(total=len(customers), desc="customers", unit="", disable=not progress) as bar,
+    ):
+        for n, _ in enumerate(pool.map(create, customers), start=1):
+            bar.update()
+            report(step, n, len(customers))
 
     ids = {c.key: c.customer_id for c in customers}
     events = sorted(
         ({**e, "customer_id": ids[e["customer_id"]]} for c in customers for e in c.events),
         key=lambda e: str(e["occurred_at"]),
     )
-    with tqdm(total=len(events), desc="events sent", unit="", disable=not progress) as bar:
-        for batch in _batches(events, 100):
-            # Back-pressure: moto's SQS slows down with the length of a queue, so send as fast
-            # as the functions fold, as a well-behaved upstream would.
-            while backlog is not None and backlog() > MAX_BACKLOG:
-                time.sleep(0.2)
-            status, reply = client.request("POST", "/events", {"events": batch})
-            if status != 202:
-                raise RuntimeError(f"sending events failed: {status} {reply}")
+    sent = 0
+    lock = threading.Lock()
+
+    def send(batch: list[dict[str, Any]]) -> None:
+        nonlocal sent
+        # Back-pressure: moto's SQS slows down with the length of a queue, so send as fast
+        # as the functions fold, as a well-behaved upstream would.
+        while backlog is not None and backlog() > MAX_BACKLOG:
+            time.sleep(0.2)
+        status, reply = client.request("POST", "/events", {"events": batch})
+        if status != 202:
+            raise RuntimeError(f"sending events failed: {status} {reply}")
+        with lock:
+            sent += len(batch)
             bar.update(len(batch))
+            report("sending and folding events", sent, len(events))
+
+    with (
+        ThreadPoolExecutor(max_workers=CLIENTS) as pool,
+        tqdm(total=len(events), desc="events sent", unit="", disable=not progress) as bar,
+    ):
+        list(pool.map(send, _batches(events, EVENTS_PER_REQUEST)))
 
     if backlog is not None:
         with tqdm(total=len(events), desc="events folded", unit="", disable=not progress) as bar:
@@ -293,5 +327,6 @@ def load_shop(
                 empty_checks = empty_checks + 1 if left == 0 else 0
                 bar.n = max(0, len(events) - left)
                 bar.refresh()
-                time.sleep(0.5)
+                report("folding events", bar.n, len(events))
+                time.sleep(0.25)
     return {"customers": len(customers), "events": len(events)}

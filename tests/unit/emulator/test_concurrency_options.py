@@ -49,6 +49,6 @@ def test_up_refuses_a_concurrency_below_one(
 
 
 def test_queue_pollers_do_not_grow_with_the_api_concurrency() -> None:
-    assert pollers_per_queue(DEFAULT_CONCURRENCY) == 2
-    assert pollers_per_queue(100) == 2
+    assert pollers_per_queue(DEFAULT_CONCURRENCY) == 4
+    assert pollers_per_queue(100) == 4
     assert pollers_per_queue(1) == 1  # never more pollers than containers to hand batches to

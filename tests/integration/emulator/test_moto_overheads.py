@@ -1,0 +1,129 @@
+"""The emulator's cuts of moto's per-request overheads give moto's own answers: each one is
+compared with the function it replaced, on the same input."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from moto import mock_aws
+from moto.backends import get_backend
+from moto.dynamodb.exceptions import ItemSizeTooLarge
+from moto.dynamodb.models import dynamo_type
+from moto.sqs import models as sqs_models
+
+from crm_local.moto_server import MOTOS_OWN, install_patches
+
+
+@pytest.fixture
+def patched() -> Iterator[None]:
+    install_patches()
+    with mock_aws():
+        yield
+
+
+def test_the_list_of_motos_services_is_motos(patched: None) -> None:
+    from moto import backends
+
+    assert list(backends.list_of_moto_modules()) == list(
+        MOTOS_OWN["backends.list_of_moto_modules"]()
+    )
+    assert "dynamodb" in backends.list_of_moto_modules()  # read more than once
+
+
+def test_sqs_reads_the_same_clock(patched: None) -> None:
+    clock: Any = getattr(sqs_models, "unix_time_millis")  # noqa: B009
+    ours, theirs = clock(), MOTOS_OWN["sqs.unix_time_millis"]()
+    assert abs(ours - theirs) < 50  # milliseconds since the epoch, both
+    fixed = datetime(2026, 11, 23, 12, 0, 0, 123456)
+    assert clock(fixed) == MOTOS_OWN["sqs.unix_time_millis"](fixed)
+
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        ["All"],
+        ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        ["QueueArn", "QueueArn", "VisibilityTimeout"],
+        ["RedrivePolicy"],  # not set: left out
+        [],
+    ],
+)
+def test_queue_attributes_are_motos(patched: None, names: list[str]) -> None:
+    sqs = boto3.client("sqs")
+    dlq = sqs.create_queue(QueueName="dlq")["QueueUrl"]
+    url = sqs.create_queue(QueueName="q", Attributes={"VisibilityTimeout": "7"})["QueueUrl"]
+    for n in range(4):
+        sqs.send_message(QueueUrl=url, MessageBody=str(n))
+    sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1)
+    time.sleep(0.15)  # past the counts' tenth of a second
+    backend = get_backend("sqs")["123456789012"]["us-east-1"]
+    ours = backend.get_queue_attributes("q", names)
+    theirs = MOTOS_OWN["SQSBackend.get_queue_attributes"](backend, "q", names)
+    assert ours == theirs
+    assert dlq
+
+
+def test_an_unknown_queue_attribute_is_refused_as_moto_refuses_it(patched: None) -> None:
+    sqs = boto3.client("sqs")
+    url = sqs.create_queue(QueueName="q")["QueueUrl"]
+    with pytest.raises(ClientError) as err:
+        sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["Nonsense"])  # type: ignore[list-item]
+    assert err.value.response["Error"]["Code"] == "InvalidAttributeName"
+
+
+def item_of(attributes: dict[str, Any]) -> Any:
+    return dynamo_type.Item(dynamo_type.DynamoType({"S": "p"}), None, attributes)
+
+
+def motos_item_of(attributes: dict[str, Any]) -> Any:
+    item = dynamo_type.Item.__new__(dynamo_type.Item)
+    MOTOS_OWN["Item.__init__"](item, dynamo_type.DynamoType({"S": "p"}), None, attributes)
+    return item
+
+
+def test_an_item_is_built_as_moto_builds_it(patched: None) -> None:
+    attributes = {
+        "PK": {"S": "p"},
+        "n": {"N": "1.5"},
+        "m": {"M": {"l": {"L": [{"S": "x"}, {"NS": ["1", "2"]}, {"B": b"\x00"}]}}},
+        "ss": {"SS": ["a", "b"]},
+        "yes": {"BOOL": True},
+    }
+    ours, theirs = item_of(attributes), motos_item_of(attributes)
+    assert type(ours.attrs) is type(theirs.attrs)
+    assert list(ours.attrs.items()) == list(theirs.attrs.items())
+    assert ours.to_json() == theirs.to_json()
+
+
+@pytest.mark.parametrize("size", [404_990, 405_000, 405_001, 500_000])
+def test_the_item_size_limit_is_motos(patched: None, size: int) -> None:
+    """The same limit at the same attribute: the last of three that together reach `size`."""
+    attributes = {"PK": {"S": "p"}, "a": {"S": "x" * 1000}, "b": {"S": "y" * (size - 1006)}}
+
+    def outcome(build: Any) -> str:
+        try:
+            build(attributes)
+        except ItemSizeTooLarge:
+            return "too large"
+        return "stored"
+
+    assert outcome(item_of) == outcome(motos_item_of)
+
+
+def test_a_too_large_item_is_refused_through_the_api(patched: None) -> None:
+    ddb = boto3.client("dynamodb")
+    ddb.create_table(
+        TableName="t",
+        KeySchema=[{"AttributeName": "PK", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "PK", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    with pytest.raises(ClientError) as err:
+        ddb.put_item(TableName="t", Item={"PK": {"S": "p"}, "v": {"S": "x" * 410_000}})
+    assert "Item size has exceeded the maximum allowed size" in str(err.value)
