@@ -45,7 +45,8 @@ def test_a_timer_fires_once_when_due_and_not_before(kit: Kit) -> None:
 def test_the_same_timer_set_twice_is_one_timer_even_after_it_fired(kit: Kit) -> None:
     timers = root().timers
     due = kit.clock.now + timedelta(hours=2)
-    first = timers.set("ping", "t-1", due)
+    first = timers.set("ping", "t-1", due + timedelta(microseconds=1500))
+    assert first == timers.get("ping", "t-1")  # as stored, to the millisecond
     # A retried step sets it again later, with a later due time: the first stays.
     kit.clock.advance(minutes=30)
     again = timers.set("ping", "t-1", kit.clock.now + timedelta(hours=2))

@@ -103,7 +103,9 @@ class Timers:
             raise InvalidInput(
                 "a timer waits at most two years", [FieldProblem("due_at", "too far ahead")]
             )
-        return utc(due_at)
+        # Kept to the millisecond, as stored: the timer `set` returns is the one `get` reads.
+        moment = utc(due_at)
+        return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
     def get(self, kind: str, timer_id: str) -> Timer | None:
         return self._store.get(kind, timer_id)
