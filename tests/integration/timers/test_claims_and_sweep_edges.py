@@ -62,7 +62,7 @@ def test_a_claim_in_the_familys_transaction_commits_with_its_effect_once(kit: Ki
     assert fired.state == "fired"
 
 
-def test_two_consumers_claiming_at_once_act_once(kit: Kit) -> None:
+def test_two_consumers_claiming_at_once_act_once(kit: Kit, atomic_moto: None) -> None:
     timers = root().timers
     timers.set("ping", "race", kit.clock.now)
     (message,) = kit.pings()
@@ -150,3 +150,28 @@ def test_a_batch_of_large_messages_is_split_at_256_kib(kit: Kit) -> None:
     assert [len(c["Entries"]) for c in calls] == [2, 2, 1]
     with pytest.raises(ValueError, match="900"):
         Queue(kit.ping_url).send(["late"], [901])
+
+
+def test_the_same_timer_set_by_many_containers_at_once_is_one_timer(
+    kit: Kit, atomic_moto: None
+) -> None:
+    timers = root().timers
+    results: list[str] = []
+    start = threading.Barrier(8)
+
+    def set_it(n: int) -> None:
+        start.wait()
+        due = kit.clock.now + timedelta(hours=1, minutes=n)
+        results.append(timers.set("ping", "once", due).generation)
+
+    threads = [threading.Thread(target=set_it, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(set(results)) == 1
+    assert len(kit.due_items()) == 1  # the losers' due items were undone
+    kit.clock.advance(hours=2)
+    kit.sweep()
+    kit.consume_pings()
+    assert ids(kit.fired) == ["once"]

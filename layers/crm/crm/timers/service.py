@@ -117,16 +117,19 @@ class Timers:
         payload = dict(payload or {})
         _check(kind, timer_id, payload)
         self._kinds.queue(kind)
+        existing = self._store.get(kind, timer_id)
+        if existing is not None:
+            return existing
         now = self._clock()
         timer = Timer(
             kind=kind, timer_id=timer_id, due_at=self._due(due_at, now), state="pending",
             generation=self._ids(), payload=payload,
         )  # fmt: skip
-        if not self._store.create(timer, now):
-            existing = self._store.get(kind, timer_id)
-            if existing is None:  # cancelled between our write and this read: set it again
+        if not self._store.create(timer, now):  # set by another container meanwhile
+            winner = self._store.get(kind, timer_id)
+            if winner is None:  # and cancelled since: ours is the timer now
                 return self.set(kind, timer_id, due_at, payload)
-            return existing
+            return winner
         self._soon(timer, now)
         return timer
 
