@@ -8,6 +8,7 @@ crm-local invoke FUNCTION --event events/FILE.json  run one function once
 crm-local seed --customers N                        load the demo shop into a running suite
 crm-local status                                    is it running; is the demo loaded yet
 crm-local redrive QUEUE                             move a queue's dead letters back to it
+crm-local clock [advance 30d|12h|90m|45s]           show or move the emulator's clock
 """
 
 from __future__ import annotations
@@ -40,6 +41,14 @@ from crm_local.runtime import invoke, reset_process_state
 from crm_local.seed import ApiClient, Shop, load_shop
 from crm_local.state import read_info
 from crm_local.template import TEMPLATE_PATH, load_template
+from crm_local.time_travel import (
+    EmulatedTime,
+    advance,
+    describe,
+    install_clock,
+    parse_duration,
+    read_offset,
+)
 from crm_local.tokens import ROLES, dev_secret, issue_token
 from crm_local.triggers import ScheduleTrigger
 
@@ -305,7 +314,8 @@ def cmd_fire(args: argparse.Namespace) -> int:
     spec = schedules[name]
     trigger = ScheduleTrigger(spec["function"], name, spec["expression"], spec["input"], True)
     use_endpoint(info["aws_endpoint"])
-    body = json.dumps(scheduled_event(trigger, datetime.now(UTC)))
+    at = datetime.now(UTC) + read_offset(args.state_dir)
+    body = json.dumps(scheduled_event(trigger, at))
     boto3.client("sqs").send_message(QueueUrl=info["taps"][spec["function"]], MessageBody=body)
     print(f"fired {name} -> {spec['function']}")
     return 0
@@ -343,6 +353,7 @@ def cmd_invoke(args: argparse.Namespace) -> int:
         env = stack.environment(spec)
         os.environ.update(env)
         reset_process_state()
+        install_clock(EmulatedTime(args.state_dir))
         # Like `sam local invoke`: the function's logs on stderr, its result alone on stdout.
         with contextlib.redirect_stdout(sys.stderr):
             result = invoke(spec, event, env)
@@ -429,6 +440,12 @@ def build_parser() -> argparse.ArgumentParser:
     again = sub.add_parser("redrive", help="move a queue's dead-letter messages back to it")
     again.add_argument("queue", help="the queue (not its DLQ): logical id or physical name")
     again.set_defaults(run=cmd_redrive)
+
+    clock = sub.add_parser("clock", help="show or move the emulator's clock (time travel)")
+    clock.set_defaults(run=cmd_clock, clock_command=None)
+    moves = clock.add_subparsers(dest="clock_command")
+    forward = moves.add_parser("advance", help="move the clock forward: 30d, 12h, 90m, 45s")
+    forward.add_argument("duration", help="how far: 30d, 12h, 90m, 45s, or 1d12h")
     return parser
 
 
@@ -441,6 +458,22 @@ def _queue_url(sqs: Any, queues: dict[str, str], name: str) -> str:
     except ClientError:
         raise UsageError(f"no queue {name}; the template's: {', '.join(queues)}") from None
     return url
+
+
+def cmd_clock(args: argparse.Namespace) -> int:
+    if args.clock_command == "advance":
+        try:
+            by = parse_duration(args.duration)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        offset = advance(args.state_dir, by)
+    else:
+        offset = read_offset(args.state_dir)
+    now = (datetime.now(UTC) + offset).strftime("%Y-%m-%dT%H:%M:%SZ")
+    print(f"{now}  (real time {describe(offset)})")
+    if not _running(args.state_dir):
+        print("(no emulator is running: it will start at this time)", file=sys.stderr)
+    return 0
 
 
 def cmd_redrive(args: argparse.Namespace) -> int:

@@ -8,7 +8,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from crm_local.provision import ACCOUNT, REGION
@@ -79,17 +79,31 @@ class Clock(threading.Thread):
             if not trigger.enabled:
                 continue
             rule = self.parsed[trigger.name]
-            if isinstance(rule, Rate):
-                while now >= self.next_rate[trigger.name]:
-                    self.fire(trigger, self.next_rate[trigger.name])
-                    self.next_rate[trigger.name] += rule.every
+            if isinstance(rule, Rate) and now >= self.next_rate[trigger.name]:
+                # Once, however many periods passed: after `crm-local clock advance 30d` a
+                # rate(1 minute) schedule fires once, not 43,200 times.
+                missed = (now - self.next_rate[trigger.name]) // rule.every
+                latest = self.next_rate[trigger.name] + rule.every * missed
+                self.fire(trigger, latest)
+                self.next_rate[trigger.name] = latest + rule.every
         minute = now.replace(second=0, microsecond=0)
         if minute > self.last_minute:
+            passed = self._minutes_since(self.last_minute, minute)
             self.last_minute = minute
             for trigger in self.schedules:
                 rule = self.parsed[trigger.name]
-                if trigger.enabled and isinstance(rule, Cron) and rule.matches(minute):
-                    self.fire(trigger, minute)
+                if not (trigger.enabled and isinstance(rule, Cron)):
+                    continue
+                matching = [m for m in passed if rule.matches(m)]
+                if matching:  # once, at the latest minute that matched
+                    self.fire(trigger, matching[-1])
+
+    @staticmethod
+    def _minutes_since(last: datetime, minute: datetime) -> list[datetime]:
+        """The minutes after `last` up to `minute`, at most a year of them (a time jump)."""
+        first = max(last + timedelta(minutes=1), minute - timedelta(days=366))
+        count = int((minute - first) / timedelta(minutes=1)) + 1
+        return [first + timedelta(minutes=n) for n in range(count)]
 
     def run(self) -> None:
         while not self.stop_event.wait(1):

@@ -22,6 +22,7 @@ from crm_local.pump import QueuePoller, TapPoller
 from crm_local.runtime import FunctionPool, reset_process_state
 from crm_local.state import INFO_FILE, STATE_FILE, write_info
 from crm_local.template import TEMPLATE_PATH, load_template
+from crm_local.time_travel import CLOCK_FILE, EmulatedTime, install_clock
 from crm_local.tokens import dev_secret
 from crm_local.triggers import BusTrigger, QueueTrigger, ScheduleTrigger, triggers
 
@@ -97,7 +98,7 @@ class Emulator:
     def start(self) -> Emulator:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         if self.reset:
-            for name in (STATE_FILE, "seeded"):
+            for name in (STATE_FILE, "seeded", CLOCK_FILE):
                 (self.state_dir / name).unlink(missing_ok=True)
         self.moto = MotoProcess(self.moto_port, self.state_dir, self.persist).start()
         self.restored = self.moto.restored
@@ -117,6 +118,9 @@ class Emulator:
         # Functions share this process: the values they share are set once for all.
         os.environ.update(env)
         reset_process_state()
+        # Every function reads the emulated time (`crm-local clock advance 30d`).
+        self.time = EmulatedTime(self.state_dir)
+        install_clock(self.time)
 
         self._wire_event_sources()
         self.secret = dev_secret(self.state_dir)
@@ -196,7 +200,7 @@ class Emulator:
                 if trigger.input is not None:
                     target["Input"] = trigger.input
                 events.put_targets(Rule=trigger.name, EventBusName=trigger.bus, Targets=[target])
-        self.clock = Clock(self.schedules, self.send_to_tap, self.stop_event)
+        self.clock = Clock(self.schedules, self.send_to_tap, self.stop_event, now=self.time.now)
         self.threads.append(self.clock)
 
     # ------------------------------------------------------------ doing things

@@ -40,6 +40,7 @@ from crm.segments.runs import RunWatchdog
 from crm.segments.service import SegmentCatalog
 from crm.segments.settings import SegmentsSettings
 from crm.segments.store import ModelStore, SegmentStore
+from crm.timers import KindQueues, Timers, TimersSettings, TimerStore, TimerSweep
 
 if TYPE_CHECKING:
     from crm.segments.recompute import SegmentRecompute
@@ -50,11 +51,15 @@ class Settings:
     platform: PlatformSettings
     profiles: ProfilesSettings
     segments: SegmentsSettings
+    timers: TimersSettings
 
     @classmethod
     def from_env(cls) -> Settings:
         return cls(
-            PlatformSettings.from_env(), ProfilesSettings.from_env(), SegmentsSettings.from_env()
+            PlatformSettings.from_env(),
+            ProfilesSettings.from_env(),
+            SegmentsSettings.from_env(),
+            TimersSettings.from_env(),
         )
 
 
@@ -83,6 +88,24 @@ class Crm:
     @cached_property
     def blind_index(self) -> BlindIndexKey:
         return BlindIndexKey(self.settings.profiles.blind_index_secret_arn)
+
+    # ------------------------------------------------------------ timers
+    @cached_property
+    def timer_store(self) -> TimerStore:
+        return TimerStore(self.settings.timers.timers_table)
+
+    @cached_property
+    def timer_kinds(self) -> KindQueues:
+        return KindQueues(self.settings.timers.kinds)
+
+    @cached_property
+    def timers(self) -> Timers:
+        return Timers(self.timer_store, self.timer_kinds, self.clock, self.ids)
+
+    @cached_property
+    def timer_sweep(self) -> TimerSweep:
+        tasks = Queue(self.settings.timers.sweep_queue_url)
+        return TimerSweep(self.timer_store, self.timer_kinds, tasks, self.clock)
 
     # ------------------------------------------------------------ segments' membership
     @cached_property

@@ -135,3 +135,20 @@ def batch_get(
             request = dict(left)
             sleep(random.uniform(0, UNPROCESSED_BACKOFF_S * 2**n))  # noqa: S311 - jitter
     return found
+
+
+def batch_write(
+    table: str, requests: Sequence[Mapping[str, Any]], *, sleep: Callable[[float], Any] = time.sleep
+) -> None:
+    """Put and delete requests, at most 25 per BatchWriteItem, the items a response leaves
+    unprocessed (throttling) written again with jittered backoff."""
+    for start in range(0, len(requests), MAX_BATCH_WRITE_ITEMS):
+        pending: Any = {table: list(requests[start : start + MAX_BATCH_WRITE_ITEMS])}
+        for n in range(MAX_UNPROCESSED_ROUNDS):
+            out = aws.dynamodb().batch_write_item(RequestItems=pending)
+            pending = dict(out.get("UnprocessedItems") or {})
+            if not pending:
+                break
+            if n + 1 == MAX_UNPROCESSED_ROUNDS:
+                raise UnprocessedKeys(f"{table}: writes still unprocessed after {n + 1} rounds")
+            sleep(random.uniform(0, UNPROCESSED_BACKOFF_S * 2**n))  # noqa: S311 - jitter

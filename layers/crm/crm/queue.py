@@ -9,6 +9,21 @@ from crm import aws
 
 MAX_MESSAGES_PER_CALL = 10
 MAX_MESSAGE_BYTES = 256 * 1024
+MAX_DELAY_S = 900
+
+
+def _calls(sizes: Sequence[int]) -> list[list[int]]:
+    """Message positions grouped into SendMessageBatch calls: 10 messages and 256 KiB (the sum
+    of the bodies) at most per call."""
+    calls: list[list[int]] = []
+    total = 0
+    for n, size in enumerate(sizes):
+        if not calls or len(calls[-1]) == MAX_MESSAGES_PER_CALL or total + size > MAX_MESSAGE_BYTES:
+            calls.append([])
+            total = 0
+        calls[-1].append(n)
+        total += size
+    return calls
 
 
 class SendFailed(Exception):
@@ -19,13 +34,23 @@ class Queue:
     def __init__(self, url: str) -> None:
         self._url = url
 
-    def send(self, bodies: Sequence[str]) -> None:
-        for body in bodies:
-            if len(body.encode()) > MAX_MESSAGE_BYTES:
-                raise ValueError("an SQS message holds at most 256 KiB")
-        for start in range(0, len(bodies), MAX_MESSAGES_PER_CALL):
-            chunk = bodies[start : start + MAX_MESSAGES_PER_CALL]
-            entries: list[Any] = [{"Id": str(i), "MessageBody": b} for i, b in enumerate(chunk)]
+    def send(self, bodies: Sequence[str], delays: Sequence[int] | None = None) -> None:
+        """Queue every body, 10 to a call and at most 256 KiB to a call; `delays` (seconds,
+        0-900, one per body) holds messages back, as DelaySeconds does."""
+        if delays is not None and len(delays) != len(bodies):
+            raise ValueError("one delay per message")
+        sizes = [len(body.encode()) for body in bodies]
+        if any(size > MAX_MESSAGE_BYTES for size in sizes):
+            raise ValueError("an SQS message holds at most 256 KiB")
+        if delays is not None and any(not 0 <= d <= MAX_DELAY_S for d in delays):
+            raise ValueError("SQS delays a message 0 to 900 seconds")
+        for chunk in _calls(sizes):
+            entries: list[Any] = []
+            for i, n in enumerate(chunk):
+                entry: dict[str, Any] = {"Id": str(i), "MessageBody": bodies[n]}
+                if delays is not None:
+                    entry["DelaySeconds"] = delays[n]
+                entries.append(entry)
             out = aws.sqs().send_message_batch(QueueUrl=self._url, Entries=entries)
             failed = out.get("Failed", [])
             if failed:

@@ -14,6 +14,8 @@ from crm_local.template import Template, load_template
 PII_FREE_QUEUES = {
     "SegmentShardsQueue": "shard numbers of a segment run",
     "SegmentShardsDLQ": "the same, failed",
+    "TimerSweepQueue": "shard numbers of the timer sweep",
+    "TimerSweepDLQ": "the same, failed",
 }
 DLQ_RETENTION_S = 4 * 24 * 3600
 PII_KEY = {"Ref": "PiiKey"}

@@ -6,10 +6,8 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import pytest
-from moto.core.botocore_stubber import BotocoreStubber
 
 from crm_local.harness import Reply, Suite
 from crm_local.runtime import pool_for
@@ -17,22 +15,6 @@ from crm_local.runtime import pool_for
 CALLERS = 20
 START = 1000
 EACH = 10
-
-
-@pytest.fixture
-def atomic_moto(monkeypatch: pytest.MonkeyPatch) -> None:
-    """One AWS request at a time inside moto, as DynamoDB makes each request atomic: moto's
-    in-process backend checks a transaction's conditions and applies it without a lock, so
-    two threads could both pass `rev = :rev`. Only moto is serialized; the service code, its
-    retries and its backoff run concurrently."""
-    lock = threading.Lock()
-    original = BotocoreStubber.__call__
-
-    def one_at_a_time(self: BotocoreStubber, event_name: str, request: Any, **kwargs: Any) -> Any:
-        with lock:
-            return original(self, event_name, request, **kwargs)
-
-    monkeypatch.setattr(BotocoreStubber, "__call__", one_at_a_time)
 
 
 def test_twenty_concurrent_redemptions_are_each_applied_once_or_refused_with_409(

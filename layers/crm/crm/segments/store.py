@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -21,7 +20,7 @@ from pydantic import ValidationError
 
 from crm import aws
 from crm.dynamo import (
-    MAX_BATCH_WRITE_ITEMS,
+    batch_write,
     decode_page_token,
     encode_page_token,
     foreign_page_token,
@@ -337,18 +336,7 @@ class SegmentStore:
                 requests.append({"PutRequest": {"Item": to_item(key)}})
             else:
                 requests.append({"DeleteRequest": {"Key": to_item(key)}})
-        for start in range(0, len(requests), MAX_BATCH_WRITE_ITEMS):
-            self._batch_write(requests[start : start + MAX_BATCH_WRITE_ITEMS])
-
-    def _batch_write(self, requests: list[Any]) -> None:
-        pending = {self._table: requests}
-        for attempt in range(8):
-            out = aws.dynamodb().batch_write_item(RequestItems=pending)
-            pending = dict(out.get("UnprocessedItems") or {})
-            if not pending:
-                return
-            time.sleep(min(0.05 * 2**attempt, 2.0))  # throttled: back off, as AWS advises
-        raise RuntimeError("DynamoDB kept refusing segment membership writes")
+        batch_write(self._table, requests)
 
     def members(
         self, segment: str, limit: int, page_token: str | None
