@@ -18,7 +18,7 @@ from pydantic import (
     model_validator,
 )
 
-from crm.models import Output, StrictInput, UtcDatetime
+from crm.models import Integer, Output, StrictInput, UtcDatetime
 from crm.pii import normalize_phone
 
 MAX_IDENTITIES = 20
@@ -159,7 +159,7 @@ class UpsertCustomer(StrictInput):
 class EditProfile(StrictInput):
     """Partial update: fields present are set, fields set to null are cleared."""
 
-    version: int = Field(ge=1, description="the profile version this edit is based on")
+    version: Integer = Field(ge=1, description="the profile version this edit is based on")
     attributes: ProfileAttributes
 
 
@@ -232,7 +232,7 @@ class TagState(Output):
 class PointsChange(StrictInput):
     txn_id: Key = Field(description="idempotency key: a retried transaction is applied once")
     kind: Literal["earn", "redeem"]
-    points: int = Field(gt=0, le=10_000_000)
+    points: Integer = Field(gt=0, le=10_000_000)
     reason: Annotated[str, StringConstraints(max_length=200)] = ""
     channel: Channel | None = None
     store_id: Key | None = None
@@ -504,8 +504,22 @@ class FindCustomers(StrictInput):
     """Look customers up without creating one. Criteria given together find the union of
     their matches; PII is compared by blind index, never stored or logged."""
 
-    phone: str | None = None
-    email: str | None = None
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"required": [name], "properties": {name: {"type": kind}}}
+                for name, kind in (
+                    ("phone", "string"),
+                    ("email", "string"),
+                    ("identity", "object"),
+                    ("order_id", "string"),
+                )
+            ]
+        }
+    )
+
+    phone: Phone | None = None
+    email: Email | None = None
     identity: Identity | None = Field(
         default=None, description="any channel's id: an app user id, an openid, a member card"
     )
