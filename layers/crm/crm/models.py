@@ -84,6 +84,16 @@ INTEGRAL = BeforeValidator(_integral_number)
 Integer = Annotated[int, INTEGRAL]
 
 
+# What `str_strip_whitespace` strips: Unicode's White_Space (pydantic-core trims with Rust's
+# str::trim). Not JSON Schema's \s (ECMA-262's: U+FEFF but not U+0085) nor Python's (which
+# adds U+001C-U+001F): a text that must hold more than spaces says so with this class.
+WHITE_SPACE = (
+    "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
+    "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+NOT_BLANK = f"[^{WHITE_SPACE}]"  # a pattern: some character is not white space
+
+
 class StrictInput(BaseModel):
     """Request bodies: unknown fields are an error, and strings are trimmed.
 

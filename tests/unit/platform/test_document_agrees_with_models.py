@@ -15,7 +15,13 @@ from pydantic import BaseModel
 from crm.errors import InvalidInput
 from crm.http import parse_body
 from crm.profiles.customer_events import BrowseEvent, EventBatch, OrderEvent, OrderItem
-from crm.profiles.models import ConsentChange, EditProfile, FindCustomers, PointsChange
+from crm.profiles.models import (
+    ConsentChange,
+    EditProfile,
+    FindCustomers,
+    PointsChange,
+    TagInput,
+)
 from crm.segments.models import Condition, Rule, SegmentDefinition
 from crm_local.openapi_doc import current_openapi
 
@@ -205,3 +211,25 @@ def test_a_segment_may_not_take_a_name_the_api_uses() -> None:
 )
 def test_a_search_documents_its_criteria(search: dict[str, Any], valid: bool) -> None:
     agree(FindCustomers, search, valid)
+
+
+@pytest.mark.parametrize(
+    ("text", "valid"),
+    [
+        (" ", False),
+        ("\x85", False),  # white space to Unicode (and the strip), not to JSON Schema's \s
+        ("\u3000", False),
+        ("\ufeff", True),  # the other way round: \s to JSON Schema, kept by the strip
+        ("\x1c", True),  # white space to Python's str.strip only
+        (" 杭州 ", True),
+    ],
+)
+def test_a_text_that_must_not_be_blank_agrees_on_what_white_space_is(
+    text: str, valid: bool
+) -> None:
+    """The property test drew "\\x85" for a rule's text: valid by the document's \\S, blank to
+    the model's str.strip(); both now use Unicode's White_Space, as pydantic's strip does."""
+    agree(TagInput, {"name": text}, valid)
+    agree(Condition, {"field": "attributes.city", "op": "eq", "value": text}, valid)
+    agree(Condition, {"field": "attributes.city", "op": "in", "value": ["上海", text]}, valid)
+    agree(Condition, {"has_tag": text}, valid)

@@ -16,13 +16,15 @@ from pydantic import (
     model_validator,
 )
 
-from crm.models import INTEGRAL, Integer, Output, StrictInput, UtcDatetime
+from crm.models import INTEGRAL, NOT_BLANK, Integer, Output, StrictInput, UtcDatetime
 from crm.profiles.models import Channel, Identity, Key
 
 MAX_EVENTS_PER_BATCH = 100
 MAX_BATCH_BYTES = 256 * 1024
 
-Category = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+Category = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=NOT_BLANK)
+]
 MAX_AMOUNT = Decimal("100000000")
 # Money as text is written as people write prices: 268, 268.5 or 268.00, up to MAX_AMOUNT.
 MONEY_TEXT = re.compile(r"^(0|[1-9][0-9]{0,7})(\.[0-9]{1,2})?$|^100000000(\.00?)?$")
@@ -160,7 +162,7 @@ class AfterSalesEvent(_Event):
     reason_code: Key | None = Field(
         default=None, description="structured reason (quality, late_delivery, ...)"
     )
-    note: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
+    note: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, pattern=NOT_BLANK,
                                            max_length=1000)] | None = Field(
         default=None,
         description="the customer's own words; sealed with the customer's key, shown to roles "

@@ -27,7 +27,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 from typing_extensions import TypedDict  # pydantic needs this one on Python 3.11
 
-from crm.models import INTEGRAL, Output, StrictInput
+from crm.models import INTEGRAL, NOT_BLANK, WHITE_SPACE, Output, StrictInput
 from crm.profiles import EVENT_TYPES
 from crm.segments.fields import (
     DECIMAL_PLACES,
@@ -104,9 +104,9 @@ def _checked_number(spec: RuleField, raw: object) -> int | Decimal:
 
 def _checked_text(spec: RuleField, raw: object) -> str:
     # At most MAX_TEXT as sent, and not only spaces: what the document's schema can say.
-    if not isinstance(raw, str) or not raw.strip() or len(raw) > MAX_TEXT:
+    if not isinstance(raw, str) or not raw.strip(WHITE_SPACE) or len(raw) > MAX_TEXT:
         raise _problem("value", f"compare {spec.name} with a text of 1 to {MAX_TEXT} characters")
-    text = raw.strip()
+    text = raw.strip(WHITE_SPACE)
     if spec.choices and text not in spec.choices:
         raise _problem("value", f"{spec.name} is one of: {', '.join(spec.choices)}")
     return text
@@ -140,7 +140,7 @@ def _number(value: Decimal) -> int | float:
 
 _NULL: dict[str, JsonValue] = {"type": "null"}
 _TEXT: dict[str, JsonValue] = {
-    "type": "string", "minLength": 1, "maxLength": MAX_TEXT, "pattern": r"\S"
+    "type": "string", "minLength": 1, "maxLength": MAX_TEXT, "pattern": NOT_BLANK
 }  # fmt: skip
 
 
@@ -189,7 +189,12 @@ def _condition_forms(schema: dict[str, JsonValue]) -> None:
         {
             "required": ["has_tag"],
             "properties": {
-                "has_tag": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": r"\S"},
+                "has_tag": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": 64,
+                    "pattern": NOT_BLANK,
+                },
                 "field": _NULL,
                 "op": _NULL,
                 "value": _NULL,
@@ -241,7 +246,7 @@ class Condition(StrictInput):
     )
     value: ConditionValue = None
     has_tag: (
-        Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"\S")] | None
+        Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=NOT_BLANK)] | None
     ) = None
     no_event: str | None = Field(default=None, description="an event type")
     days: Annotated[int, Field(ge=1, le=MAX_NO_EVENT_DAYS), INTEGRAL] | None = None
