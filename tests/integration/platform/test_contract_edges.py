@@ -65,3 +65,19 @@ def test_money_as_text_is_written_as_prices_are(suite: Suite) -> None:
         reply = suite.call("POST", "/events", {"events": [event]})
         assert reply.status == 400, (amount, reply.body)
         assert [f["field"] for f in reply.body["error"]["fields"]] == ["events.0.order_paid.amount"]
+
+
+def test_what_the_property_test_steers_clear_of_is_refused(suite: Suite) -> None:
+    """Rules JSON Schema cannot say, which the property test keeps in its valid cases: each
+    is a 400 naming the field."""
+    cid = new_customer(suite, "dan")
+    later = {"purpose": "profiling", "granted": True, "source": "app",
+             "decided_at": "2998-01-01T00:00:00Z"}  # fmt: skip
+    reply = suite.call("PUT", f"/customers/{cid}/consent", later)
+    assert reply.status == 400
+    assert "future" in reply.body["error"]["message"]
+    view = {"event_id": "v-1", "type": "product_viewed", "customer_id": cid, "sku": "s-1",
+            "occurred_at": "2026-11-20T12:00:00+08:00"}  # fmt: skip
+    reply = suite.call("POST", "/events", {"events": [view, view]})
+    assert reply.status == 400
+    assert [f["field"] for f in reply.body["error"]["fields"]] == ["events"]
