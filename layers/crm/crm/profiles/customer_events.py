@@ -40,7 +40,9 @@ def _money(value: Any) -> Any:
             )
         return Decimal(value)
     if isinstance(value, float):
-        return Decimal(repr(value))  # the shortest text that reads back as this number
+        # The shortest text that reads back as this number; -0.0 (which JSON Schema's minimum
+        # 0 admits) is 0, so that its text is never "-0.0".
+        return Decimal(repr(value)) if value else Decimal("0.0")
     if isinstance(value, int) and not isinstance(value, bool):
         return Decimal(value)
     return value
