@@ -40,8 +40,8 @@ from crm_local.openapi_doc import DOC_PATH
 from crm_local.tokens import issue_token
 
 SECRET = "property-test-signing-secret-of-32-bytes"
-EXAMPLES = 15  # fuzzed cases per operation, on top of the coverage phase's boundary cases
-CUSTOMER_EXAMPLES = 15
+EXAMPLES = 10  # fuzzed cases per operation and mode, after the coverage phase's boundary cases
+CUSTOMER_EXAMPLES = 10
 SEEDED_CUSTOMERS = 3
 
 
