@@ -29,6 +29,7 @@ from crm.errors import (
     Unavailable,
     validation_problems,
 )
+from crm.models import API_INPUT
 
 logger = Logger(child=True)
 
@@ -128,7 +129,7 @@ def parse_body(raw: bytes | str | None, kind: type[M], max_bytes: int) -> M:
         # Strict: a number or a boolean must be one in JSON ("10" and true are no count of
         # points); what JSON has no type for (times, dates, enums, money as "268.00") is
         # still read from its documented string form.
-        return kind.model_validate_json(data, strict=True)
+        return kind.model_validate_json(data, strict=True, context=API_INPUT)
     except ValidationError as exc:
         problems = validation_problems(exc)
         if any(e["type"] == "json_invalid" for e in exc.errors()):

@@ -2,22 +2,87 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints, TypeAdapter, model_validator
+from pydantic import (
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    WithJsonSchema,
+    model_validator,
+)
 
-from crm.models import Output, StrictInput, UtcDatetime
+from crm.models import INTEGRAL, NOT_BLANK, Integer, Output, StrictInput, UtcDatetime
 from crm.profiles.models import Channel, Identity, Key
 
 MAX_EVENTS_PER_BATCH = 100
 MAX_BATCH_BYTES = 256 * 1024
 
-Category = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
-Money = Annotated[Decimal, Field(ge=0, le=Decimal("100000000"), decimal_places=2)]
+Category = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=NOT_BLANK)
+]
+MAX_AMOUNT = Decimal("100000000")
+# Money as text is written as people write prices: 268, 268.5 or 268.00, up to MAX_AMOUNT.
+MONEY_TEXT = re.compile(r"^(0|[1-9][0-9]{0,7})(\.[0-9]{1,2})?$|^100000000(\.00?)?$")
+
+
+def _money(value: Any) -> Any:
+    """A JSON number or its text as a Decimal (the bounds and places are checked next); a
+    validator before the type takes over the JSON parse, so both forms are read here."""
+    if isinstance(value, str):
+        if not MONEY_TEXT.fullmatch(value):
+            raise ValueError(
+                f"money is written as digits with at most two decimals (268.00), up to {MAX_AMOUNT}"
+            )
+        return Decimal(value)
+    if isinstance(value, float):
+        # The shortest text that reads back as this number; -0.0 (which JSON Schema's minimum
+        # 0 admits) is 0, so that its text is never "-0.0".
+        return Decimal(repr(value)) if value else Decimal("0.0")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return Decimal(value)
+    return value
+
+
+Money = Annotated[
+    Decimal,
+    BeforeValidator(_money),
+    Field(ge=0, le=MAX_AMOUNT, decimal_places=2),
+    # What the validators accept, said to clients: a JSON number or the text form, both of
+    # at most two decimals (pydantic's own schema says "any number or string").
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "minimum": 0, "maximum": int(MAX_AMOUNT), "multipleOf": 0.01},
+                {"type": "string", "pattern": MONEY_TEXT.pattern},
+            ],
+            "description": "an amount: a number or its text (268.00), at most two decimals",
+        }
+    ),
+]
 
 
 class _Event(StrictInput):
+    model_config = ConfigDict(
+        json_schema_extra={
+            # exactly one of them names the customer, the other is absent or null
+            "oneOf": [
+                {
+                    "required": ["customer_id"],
+                    "properties": {"customer_id": {"type": "string"}, "identity": {"type": "null"}},
+                },
+                {
+                    "required": ["identity"],
+                    "properties": {"identity": {"type": "object"}, "customer_id": {"type": "null"}},
+                },
+            ]
+        }
+    )
+
     event_id: Key = Field(
         description="unique per event; a resent event with the same id is folded once"
     )
@@ -42,7 +107,7 @@ class _Event(StrictInput):
 class OrderItem(StrictInput):
     sku: Key
     category: Category
-    quantity: int = Field(ge=1, le=10_000)
+    quantity: Integer = Field(ge=1, le=10_000)
     unit_price: Money
 
 
@@ -88,7 +153,7 @@ class BrowseEvent(_Event):
     sku: Key | None = None
     category: Category | None = None
     query: Annotated[str, StringConstraints(max_length=200)] | None = None
-    quantity: int | None = Field(default=None, ge=1, le=10_000)
+    quantity: Annotated[int, Field(ge=1, le=10_000), INTEGRAL] | None = None
 
 
 class AfterSalesEvent(_Event):
@@ -99,7 +164,7 @@ class AfterSalesEvent(_Event):
     reason_code: Key | None = Field(
         default=None, description="structured reason (quality, late_delivery, ...)"
     )
-    note: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
+    note: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, pattern=NOT_BLANK,
                                            max_length=1000)] | None = Field(
         default=None,
         description="the customer's own words; sealed with the customer's key, shown to roles "

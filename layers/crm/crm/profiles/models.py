@@ -18,7 +18,7 @@ from pydantic import (
     model_validator,
 )
 
-from crm.models import Output, StrictInput, UtcDatetime
+from crm.models import NOT_BLANK, Integer, Output, StrictInput, UtcDatetime
 from crm.pii import normalize_phone
 
 MAX_IDENTITIES = 20
@@ -40,7 +40,9 @@ PII_CHANNELS = frozenset({Channel.PHONE, Channel.EMAIL})
 ContactField = Literal["phone", "email"]
 CONTACT_CHANNELS: dict[ContactField, Channel] = {"phone": Channel.PHONE, "email": Channel.EMAIL}
 
-ExternalId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
+ExternalId = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128, pattern=NOT_BLANK)
+]
 
 # What normalize_phone and normalize_email accept, for clients (and the property test) to know
 # which values are valid; separators in phone numbers (spaces, dashes, dots, brackets) are
@@ -72,7 +74,9 @@ EMAIL_SCHEMA: dict[str, Any] = {
 }
 Phone = Annotated[str, WithJsonSchema(PHONE_SCHEMA)]
 Email = Annotated[str, StringConstraints(max_length=MAX_EMAIL_LENGTH), WithJsonSchema(EMAIL_SCHEMA)]
-ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+ShortText = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=NOT_BLANK)
+]
 Key = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9._:\-]{1,128}$")]
 
 
@@ -113,7 +117,9 @@ class Address(StrictInput):
     city: ShortText | None = None
     district: ShortText | None = None
     postal_code: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9 \-]{3,12}$")] | None = None
-    line: Annotated[str, StringConstraints(min_length=1, max_length=300)] | None = None
+    line: (
+        Annotated[str, StringConstraints(min_length=1, max_length=300, pattern=NOT_BLANK)] | None
+    ) = None
 
 
 class ProfileAttributes(StrictInput):
@@ -159,7 +165,7 @@ class UpsertCustomer(StrictInput):
 class EditProfile(StrictInput):
     """Partial update: fields present are set, fields set to null are cleared."""
 
-    version: int = Field(ge=1, description="the profile version this edit is based on")
+    version: Integer = Field(ge=1, description="the profile version this edit is based on")
     attributes: ProfileAttributes
 
 
@@ -195,7 +201,9 @@ class TagKind(StrEnum):
     SCENE = "scene"
 
 
-TagName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+TagName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=NOT_BLANK)
+]
 
 
 class TagInput(StrictInput):
@@ -232,7 +240,7 @@ class TagState(Output):
 class PointsChange(StrictInput):
     txn_id: Key = Field(description="idempotency key: a retried transaction is applied once")
     kind: Literal["earn", "redeem"]
-    points: int = Field(gt=0, le=10_000_000)
+    points: Integer = Field(gt=0, le=10_000_000)
     reason: Annotated[str, StringConstraints(max_length=200)] = ""
     channel: Channel | None = None
     store_id: Key | None = None
@@ -504,8 +512,22 @@ class FindCustomers(StrictInput):
     """Look customers up without creating one. Criteria given together find the union of
     their matches; PII is compared by blind index, never stored or logged."""
 
-    phone: str | None = None
-    email: str | None = None
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"required": [name], "properties": {name: {"type": kind}}}
+                for name, kind in (
+                    ("phone", "string"),
+                    ("email", "string"),
+                    ("identity", "object"),
+                    ("order_id", "string"),
+                )
+            ]
+        }
+    )
+
+    phone: Phone | None = None
+    email: Email | None = None
     identity: Identity | None = Field(
         default=None, description="any channel's id: an app user id, an openid, a member card"
     )

@@ -4,6 +4,7 @@ summaries, members, recommendations."""
 from __future__ import annotations
 
 import difflib
+import json
 import re
 from collections.abc import Iterable
 from datetime import datetime
@@ -11,6 +12,7 @@ from decimal import Decimal
 from typing import Annotated, Literal, cast
 
 from pydantic import (
+    ConfigDict,
     Field,
     JsonValue,
     SerializerFunctionWrapHandler,
@@ -25,7 +27,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 from typing_extensions import TypedDict  # pydantic needs this one on Python 3.11
 
-from crm.models import Output, StrictInput
+from crm.models import INTEGRAL, NOT_BLANK, WHITE_SPACE, Output, StrictInput
 from crm.profiles import EVENT_TYPES
 from crm.segments.fields import (
     DECIMAL_PLACES,
@@ -39,13 +41,24 @@ from crm.segments.fields import (
 )
 
 RULE_SEGMENT_NAME = re.compile(r"^[a-z0-9][a-z0-9_\-]{1,47}$")
-SegmentName = Annotated[str, StringConstraints(pattern=RULE_SEGMENT_NAME.pattern)]
 # Names the API's own paths use under /segments/: a segment may not take them.
 RESERVED_NAMES = frozenset({"runs"})
+SegmentName = Annotated[
+    str,
+    StringConstraints(pattern=RULE_SEGMENT_NAME.pattern),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": RULE_SEGMENT_NAME.pattern,
+            "not": {"enum": sorted(RESERVED_NAMES)},
+        }
+    ),
+]
 
 MAX_CONDITIONS = 20
 MAX_TEXT = 100
 MAX_CHOICES = 100
+MAX_NO_EVENT_DAYS = 3650
 
 Op = Literal["eq", "ne", "gt", "gte", "lt", "lte", "in", "contains"]
 ConditionValue = Annotated[
@@ -57,6 +70,7 @@ ConditionValue = Annotated[
                 {"type": "string"},
                 {"type": "boolean"},
                 {"type": "array", "items": {"type": "string"}},
+                {"type": "null"},
             ],
             "description": "a number for number, money, count and days fields; text for text "
             "fields and for contains; a list of text for in; true or false for flags",
@@ -89,9 +103,10 @@ def _checked_number(spec: RuleField, raw: object) -> int | Decimal:
 
 
 def _checked_text(spec: RuleField, raw: object) -> str:
-    if not isinstance(raw, str) or not 1 <= len(raw.strip()) <= MAX_TEXT:
+    # At most MAX_TEXT as sent, and not only spaces: what the document's schema can say.
+    if not isinstance(raw, str) or not raw.strip(WHITE_SPACE) or len(raw) > MAX_TEXT:
         raise _problem("value", f"compare {spec.name} with a text of 1 to {MAX_TEXT} characters")
-    text = raw.strip()
+    text = raw.strip(WHITE_SPACE)
     if spec.choices and text not in spec.choices:
         raise _problem("value", f"{spec.name} is one of: {', '.join(spec.choices)}")
     return text
@@ -119,6 +134,91 @@ def _op_hint(kind: FieldKind) -> str:
     return " or ".join(OPS_BY_KIND[kind])
 
 
+def _number(value: Decimal) -> int | float:
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
+_NULL: dict[str, JsonValue] = {"type": "null"}
+_TEXT: dict[str, JsonValue] = {
+    "type": "string", "minLength": 1, "maxLength": MAX_TEXT, "pattern": NOT_BLANK
+}  # fmt: skip
+
+
+def _value_schema(spec: RuleField) -> dict[str, JsonValue]:
+    if spec.kind is FieldKind.FLAG:
+        return {"type": "boolean"}
+    if spec.kind in NUMERIC_KINDS:
+        low, high = spec.bounds
+        schema: dict[str, JsonValue] = {"minimum": _number(low), "maximum": _number(high)}
+        places = DECIMAL_PLACES[spec.kind]
+        if places == 0:
+            return {"type": "integer", **schema}
+        return {"type": "number", **schema, "multipleOf": float(Decimal(1).scaleb(-places))}
+    if spec.choices:
+        return {"enum": [*spec.choices]}
+    return dict(_TEXT)
+
+
+def _comparison(fields: list[str], ops: Iterable[str], value: JsonValue) -> JsonValue:
+    return {
+        "required": ["field", "op", "value"],
+        "properties": {
+            "field": {"enum": [*fields]}, "op": {"enum": [*ops]}, "value": value,
+            "has_tag": _NULL, "no_event": _NULL, "days": _NULL,
+        },
+    }  # fmt: skip
+
+
+def _condition_forms(schema: dict[str, JsonValue]) -> None:
+    """What `Condition`'s validators accept, as JSON Schema: one of the three forms, and in a
+    comparison the operators and values the field's kind takes (fields that take the same
+    are one branch)."""
+    by_value: dict[tuple[str, str], list[str]] = {}
+    for spec in FIELDS.values():
+        key = (spec.kind.value, json.dumps(_value_schema(spec), sort_keys=True))
+        by_value.setdefault(key, []).append(spec.name)
+    forms: list[JsonValue] = []
+    for (kind, value), names in by_value.items():
+        ops = OPS_BY_KIND[FieldKind(kind)]
+        single = json.loads(value)
+        forms.append(_comparison(names, [op for op in ops if op != "in"], single))
+        if "in" in ops:
+            choices = {"type": "array", "minItems": 1, "maxItems": MAX_CHOICES, "items": single}
+            forms.append(_comparison(names, ["in"], choices))
+    forms.append(
+        {
+            "required": ["has_tag"],
+            "properties": {
+                "has_tag": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": 64,
+                    "pattern": NOT_BLANK,
+                },
+                "field": _NULL,
+                "op": _NULL,
+                "value": _NULL,
+                "no_event": _NULL,
+                "days": _NULL,
+            },
+        }
+    )
+    forms.append(
+        {
+            "required": ["no_event", "days"],
+            "properties": {
+                "no_event": {"enum": _names(EVENT_TYPES)},
+                "days": {"type": "integer", "minimum": 1, "maximum": MAX_NO_EVENT_DAYS},
+                "field": _NULL,
+                "op": _NULL,
+                "value": _NULL,
+                "has_tag": _NULL,
+            },
+        }
+    )
+    schema["oneOf"] = forms
+
+
 class ConditionJson(TypedDict, total=False):
     field: str
     op: str
@@ -136,24 +236,20 @@ class Condition(StrictInput):
     last `days` days. A customer without a value (no city, not scored yet, no order yet)
     meets no comparison on it."""
 
-    field: str | None = Field(
-        default=None,
-        description="a field of the catalogue",
-        json_schema_extra={"enum": _names(FIELDS)},
-    )
+    model_config = ConfigDict(json_schema_extra=_condition_forms)
+
+    field: str | None = Field(default=None, description="a field of the catalogue")
     op: Op | None = Field(
         default=None,
         description="gt, gte, lt, lte for number, money, count and days fields; eq and ne "
         "for all but lists; in (a list of texts) for text fields; contains for list fields",
     )
     value: ConditionValue = None
-    has_tag: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
-    no_event: str | None = Field(
-        default=None,
-        description="an event type",
-        json_schema_extra={"enum": _names(EVENT_TYPES)},
-    )
-    days: int | None = Field(default=None, ge=1, le=3650)
+    has_tag: (
+        Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=NOT_BLANK)] | None
+    ) = None
+    no_event: str | None = Field(default=None, description="an event type")
+    days: Annotated[int, Field(ge=1, le=MAX_NO_EVENT_DAYS), INTEGRAL] | None = None
 
     @field_validator("field")
     @classmethod
@@ -206,7 +302,10 @@ class Condition(StrictInput):
             if any(v is not None for v in compare.values()) or self.days is not None:
                 raise _problem("form", "a has_tag condition takes nothing else")
         elif self.days is None or any(v is not None for v in compare.values()):
-            raise _problem("form", "a no_event condition takes days (1 to 3650) and nothing else")
+            raise _problem(
+                "form",
+                f"a no_event condition takes days (1 to {MAX_NO_EVENT_DAYS}) and nothing else",
+            )
         return self
 
     @property
@@ -228,6 +327,15 @@ class Condition(StrictInput):
 
 class Rule(StrictInput):
     """Who is in: every condition of `all` holds, and at least one of `any` (when given)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["all"], "properties": {"all": {"minItems": 1}}},
+                {"required": ["any"], "properties": {"any": {"minItems": 1}}},
+            ]
+        }
+    )
 
     all: list[Condition] = Field(default_factory=list, max_length=MAX_CONDITIONS)
     any: list[Condition] = Field(default_factory=list, max_length=MAX_CONDITIONS)

@@ -1,0 +1,333 @@
+"""The API as served keeps the promises of its OpenAPI document, whatever a client sends.
+
+Schemathesis reads the document, generates requests for every operation (valid ones, and
+invalid ones that break the document on purpose: wrong types, missing fields, values out of
+range, undeclared methods, no token or a bad one) and runs all of its checks on every answer:
+no server error; status code, content type, headers and body as documented; invalid data
+refused with a 4xx; valid data accepted; authentication enforced; and, over sequences of
+calls, resources that were created found and deleted ones gone.
+
+The target is the emulator's gateway (the token check of API Gateway's Cognito authorizer,
+the REST proxy event) in front of the real API function, on moto in this process, reached
+over HTTP on 127.0.0.1. Runs are reproducible: a fixed seed and a bounded number of examples
+per operation.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+import hypothesis
+import pytest
+import schemathesis
+from hypothesis import strategies as st
+from moto import mock_aws
+from schemathesis.checks import CHECKS
+
+from crm.dynamo import encode_page_token
+from crm.profiles.customer_events import MAX_AMOUNT
+from crm_local.api_settings import read_api_settings
+from crm_local.gateway import Gateway
+from crm_local.harness import Suite, local_suite
+from crm_local.openapi_doc import DOC_PATH
+from crm_local.tokens import issue_token
+
+SECRET = "property-test-signing-secret-of-32-bytes"
+EXAMPLES = 10  # fuzzed cases per operation and mode, after the coverage phase's boundary cases
+CUSTOMER_EXAMPLES = 10
+SEEDED_CUSTOMERS = 3
+
+
+@dataclass
+class Served:
+    """What the fixture stood up, and the data generated requests are steered towards."""
+
+    url: str = ""
+    admin_token: str = ""
+    customer_token: str = ""
+    customers: list[str] = field(default_factory=list)
+    segments: list[str] = field(default_factory=list)
+    # next_token values the API handed out, by (operation path, customer id or segment name)
+    page_tokens: dict[tuple[str, str], str] = field(default_factory=dict)
+    cases: dict[str, int] = field(default_factory=dict)  # by phase
+    started: float = 0.0
+
+
+SERVED = Served()  # filled by the `served` fixture; the hooks read it when cases are drawn
+
+
+def seed(suite: Suite) -> None:
+    for n in range(SEEDED_CUSTOMERS):
+        body = {
+            "identities": [{"channel": "app", "external_id": f"seed-{n}"}],
+            "attributes": {"name": f"Seed {n}", "city": "Hangzhou"},
+        }
+        customer = suite.call("POST", "/customers", body).body["customer_id"]
+        SERVED.customers.append(customer)
+        for txn in range(2):
+            change = {"txn_id": f"seed-{n}-{txn}", "kind": "earn", "points": 10}
+            assert suite.call("POST", f"/customers/{customer}/points", change).status == 200
+        page = suite.call("GET", f"/customers/{customer}/points", query={"limit": "1"})
+        SERVED.page_tokens[("/customers/{customer_id}/points", customer)] = page.body["next_token"]
+    rule = {"name": "hangzhou", "rule": {"all": [{"field": "attributes.city", "op": "eq",
+                                                   "value": "Hangzhou"}]}}  # fmt: skip
+    assert suite.call("POST", "/segments", rule).status == 200
+    SERVED.segments = ["hangzhou", "tier:high_value", "rfm:champions"]
+    for name in SERVED.segments:
+        # the form of token a page that ended on a shard's last member hands out
+        token = encode_page_token({"shard": 1, "key": None})
+        assert token is not None
+        SERVED.page_tokens[("/segments/{name}/members", name)] = token
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[Served]:
+    with mock_aws(), local_suite() as suite:
+        settings = read_api_settings(suite.stack.template, suite.stack.resolve)
+        gateway = Gateway(suite.routes, suite.invoke, SECRET, port=0, settings=settings)
+        gateway.start()
+        try:
+            seed(suite)
+            SERVED.url = gateway.url
+            SERVED.admin_token = issue_token(SECRET, "admin")
+            SERVED.customer_token = issue_token(SECRET, "customer", SERVED.customers[0])
+            SERVED.started = time.perf_counter()
+            yield SERVED
+            took = time.perf_counter() - SERVED.started
+            print(f"\nschemathesis cases by phase: {SERVED.cases} in {took:.0f}s")
+        finally:
+            gateway.stop()
+
+
+def config(examples: int, *, coverage: bool) -> schemathesis.Config:
+    return schemathesis.Config.from_dict(
+        {
+            "seed": 20261123,
+            "generation": {"max-examples": examples},
+            # The coverage phase sends every boundary and every kind of invalid value the
+            # document allows for (~170 cases an operation); fuzzing then draws at random.
+            "phases": {"coverage": {"enabled": coverage}},
+            # Every check runs on every operation but this one. API Gateway (REST) answers a
+            # method a resource does not declare with its MISSING_AUTHENTICATION_TOKEN response
+            # (a 403), never the 405 the check wants: the check takes a 401/403 from an
+            # operation that needs a token, and only this one needs none.
+            "operations": [
+                {
+                    "include-path": "/openapi.json",
+                    "checks": {"unsupported_method": {"enabled": False}},
+                },
+                # A rule's condition has 19 documented forms: the coverage phase would send
+                # ~2,500 cases (100 s) for this one operation; fuzzing draws from every form,
+                # with more examples than elsewhere. (Every check still runs.)
+                {
+                    "include-operation-id": "define_segment",
+                    "phases": {"coverage": {"enabled": False}},
+                    "generation": {"max-examples": 4 * examples},
+                },
+            ],
+        }
+    )
+
+
+schema = schemathesis.openapi.from_path(DOC_PATH, config=config(EXAMPLES, coverage=True))
+# A customer's token acts on their own profile: the routes with one in the path, and events.
+# The admin run has covered the document's boundaries; this one fuzzes what a customer may do.
+customer_schema = schemathesis.openapi.from_path(
+    DOC_PATH, config=config(CUSTOMER_EXAMPLES, coverage=False)
+).include(path_regex=r"^/customers/\{customer_id\}|^/events$")
+
+
+def one_of_or_generated(
+    path_parameters: dict[str, Any], name: str, known: list[str]
+) -> st.SearchStrategy[dict[str, Any]]:
+    named = st.sampled_from(known).map(lambda value: {**path_parameters, name: value})
+    return st.one_of(st.just(path_parameters), named)
+
+
+@schema.hook
+def flatmap_path_parameters(ctx: Any, path_parameters: dict[str, Any] | None) -> Any:
+    """Generated ids are mostly unknown (a documented 404): half the cases name seeded ones.
+    (The coverage phase's cases are built at collection, before the seed: they keep theirs.)"""
+    if path_parameters and SERVED.customers and "customer_id" in path_parameters:
+        return one_of_or_generated(path_parameters, "customer_id", SERVED.customers)
+    if path_parameters and SERVED.segments and "name" in path_parameters:
+        return one_of_or_generated(path_parameters, "name", SERVED.segments)
+    return st.just(path_parameters)
+
+
+@customer_schema.hook("flatmap_path_parameters")
+def own_profile(ctx: Any, path_parameters: dict[str, Any] | None) -> Any:
+    """Half the cases name the customer's own profile, the others someone else's (403)."""
+    if path_parameters and SERVED.customers:
+        return one_of_or_generated(path_parameters, "customer_id", SERVED.customers[:1])
+    return st.just(path_parameters)
+
+
+def is_valid(case: Any) -> bool:
+    return case.meta is not None and case.meta.generation.mode.is_positive
+
+
+def steer_page_token(case: Any) -> None:
+    """A next_token is opaque: only the tokens the API handed out for that list are valid,
+    which no schema can say, so a valid case carries a real one (forged and foreign tokens
+    are refused with 400: tests/integration/platform/test_page_tokens.py)."""
+    query = case.query or {}
+    if "next_token" not in query or not is_valid(case):
+        return
+    owner = case.path_parameters.get("customer_id") or case.path_parameters.get("name")
+    token = SERVED.page_tokens.get((case.operation.path, owner))
+    if token is None:
+        del query["next_token"]
+    else:
+        query["next_token"] = token
+
+
+def steer_birthday(case: Any) -> None:
+    """A birthday lies between 1900-01-01 and today, which JSON Schema cannot say (its format
+    is any date): a valid case gets its generated date moved into that range, year by year.
+    Birthdays out of it are refused with 400 (tests/unit/profiles/test_documented_inputs.py)."""
+    body = case.body if isinstance(case.body, dict) else {}
+    attributes: Any = body.get("attributes")
+    raw = attributes.get("birthday") if isinstance(attributes, dict) else None
+    if not isinstance(raw, str) or not is_valid(case):
+        return
+    try:
+        born = date.fromisoformat(raw)
+    except ValueError:
+        return
+    today = date.today()
+    if not date(1900, 1, 1) <= born <= today:
+        year = 1900 + born.year % (today.year - 1900)
+        attributes["birthday"] = born.replace(year=year, day=min(born.day, 28)).isoformat()
+
+
+def _into_the_past(raw: str, now: datetime) -> str:
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        return raw
+    if moment.tzinfo is None or moment.astimezone(UTC) <= now:
+        return raw
+    year = 1900 + moment.year % (now.year - 1900)
+    return moment.replace(year=year, day=min(moment.day, 28)).isoformat()
+
+
+def _order_total(event: dict[str, Any]) -> Decimal | None:
+    """The amount an order event's items say, when they say one."""
+    items = event.get("items")
+    if not isinstance(items, list) or not items:
+        return None
+    try:
+        total = sum(Decimal(str(i["unit_price"])) * int(i["quantity"]) for i in items)
+        total += Decimal(str(event.get("shipping_fee") or 0))
+        total -= Decimal(str(event.get("discount") or 0))
+    except (KeyError, TypeError, ArithmeticError):
+        return None
+    return total
+
+
+def steer_events_and_times(case: Any) -> None:
+    """Rules across fields and against the clock, which JSON Schema cannot say: a valid case
+    keeps them. Its times (an event's occurred_at, a consent's decided_at) move into the past,
+    its event ids are made unique in the batch, and an order's amount becomes its items' total
+    (or the items go when no amount can be). Each refusal is tested by hand: future events
+    and amounts in tests/integration/profiles/test_event_intake.py, a future consent and a
+    repeated event id in tests/integration/platform/test_contract_edges.py."""
+    body = case.body if isinstance(case.body, dict) else {}
+    if not is_valid(case) or not body:
+        return
+    now = datetime.now(UTC)
+    if isinstance(body.get("decided_at"), str):
+        body["decided_at"] = _into_the_past(body["decided_at"], now)
+    events = body.get("events")
+    if not isinstance(events, list):
+        return
+    for n, event in enumerate(events):
+        if not isinstance(event, dict):
+            continue
+        if isinstance(event.get("occurred_at"), str):
+            event["occurred_at"] = _into_the_past(event["occurred_at"], now)
+        if isinstance(event.get("event_id"), str):
+            event["event_id"] = f"{event['event_id'][:120]}-{n}"
+        total = _order_total(event)
+        if total is not None and "amount" in event:
+            if Decimal(0) <= total <= MAX_AMOUNT:
+                event["amount"] = str(total)
+            else:
+                event["items"] = []
+
+
+def call_and_validate(case: Any, token: str) -> None:
+    steer_page_token(case)
+    steer_birthday(case)
+    steer_events_and_times(case)
+    phase = case.meta.phase.name.value if case.meta else "explicit"
+    mode = case.meta.generation.mode.value if case.meta else "explicit"
+    SERVED.cases[f"{phase}/{mode}"] = SERVED.cases.get(f"{phase}/{mode}", 0) + 1
+    SERVED.cases[case.operation.label] = SERVED.cases.get(case.operation.label, 0) + 1
+    # No `checks=`: every check the configuration enables runs, which is every check.
+    case.call_and_validate(base_url=SERVED.url, headers={"Authorization": f"Bearer {token}"})
+
+
+def test_every_check_runs_on_every_operation_but_one() -> None:
+    everything = set(CHECKS.get_all_names())
+    assert {"not_a_server_error", "response_schema_conformance", "negative_data_rejection",
+            "positive_data_acceptance", "ignored_auth"} <= everything  # fmt: skip
+    for result in schema.get_all_operations():
+        operation = result.ok()  # type: ignore[union-attr]  # an Err fails the test, as it should
+        checks = schema.config.checks_config_for(operation=operation, phase=None)
+        off = {name for name in everything if not checks.get_by_name(name=name).enabled}
+        assert off == ({"unsupported_method"} if operation.path == "/openapi.json" else set())
+
+
+def test_the_document_checked_is_the_one_served(served: Served) -> None:
+    with urllib.request.urlopen(f"{served.url}/openapi.json") as response:  # noqa: S310
+        assert json.load(response) == json.loads(DOC_PATH.read_text())
+
+
+@schema.parametrize()
+def test_every_operation_keeps_the_document_for_an_admin(case: Any, served: Served) -> None:
+    call_and_validate(case, served.admin_token)
+
+
+@customer_schema.parametrize()
+def test_a_customer_on_their_own_profile_gets_what_the_document_says(
+    case: Any, served: Served
+) -> None:
+    call_and_validate(case, served.customer_token)
+
+
+def test_workflows_keep_the_document(served: Served) -> None:
+    """Sequences: what POST /customers and POST /segments create, the other operations use
+    (links schemathesis infers from the document), so use-after-free and a created resource
+    that cannot be found are checked too."""
+
+    class Workflow(schema.as_state_machine()):  # type: ignore[misc]
+        def before_call(self, case: Any) -> None:
+            steer_page_token(case)
+            steer_birthday(case)
+            steer_events_and_times(case)
+            SERVED.cases["stateful"] = SERVED.cases.get("stateful", 0) + 1
+
+        def get_call_kwargs(self, case: Any) -> dict[str, Any]:
+            return {
+                "base_url": served.url,
+                "headers": {"Authorization": f"Bearer {served.admin_token}"},
+            }
+
+    Workflow.run(
+        settings=hypothesis.settings(
+            max_examples=10,
+            stateful_step_count=6,
+            deadline=None,
+            derandomize=True,
+            database=None,
+        )
+    )
