@@ -6,8 +6,9 @@ How a fit stays fast on every customer: terms that depend on x alone (the gamma 
 functions) are computed once per distinct x and weighted by how many customers share it;
 customers who share (x, t_x, T) are one weighted row (on a day grid a base of millions has a
 few hundred thousand rows); non-buyers need only their age; every per-row term is an array
-operation without BLAS (threaded BLAS made dot products of ~50k elements ~1,000x slower on a
-shared or one-core machine, a Lambda's case) and without gathers of per-x terms onto rows.
+operation without BLAS (threaded BLAS made a dot product of ~40k elements hundreds of times
+slower on a shared machine than numpy's own sum) and without gathers of per-x terms onto rows.
+The optimizer's own BLAS calls want one thread too (OPENBLAS_NUM_THREADS=1, template.yaml).
 """
 
 from __future__ import annotations
