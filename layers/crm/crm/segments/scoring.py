@@ -9,12 +9,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from functools import lru_cache
 
 import numpy as np
+from aws_lambda_powertools import Logger
 
 from crm.profiles import CustomerScores, ProfileRecord
 from crm.segments.clv import BgNbd, GammaGamma, customer_lifetime_value
 from crm.segments.records import RfmThresholds, SegmentModel
+
+logger = Logger(child=True)
 
 DAY = 86400.0
 NEW_CUSTOMER_DAYS = 30
@@ -120,6 +124,26 @@ def tier_of(f: Features, segment: str, m: int, p_alive: float | None, churn: boo
     return "regular"
 
 
+@lru_cache(maxsize=4)
+def _bgnbd(r: float, alpha: float, a: float, b: float) -> BgNbd | None:
+    """The stored model, or None (no P(alive), expected orders or CLV) when its parameters are
+    outside what scoring is tested on: refused once per model, not once per page."""
+    try:
+        return BgNbd(r, alpha, a, b)
+    except ValueError as exc:
+        logger.warning("BG/NBD model refused, scoring without it", extra={"reason": str(exc)})
+        return None
+
+
+@lru_cache(maxsize=4)
+def _gamma_gamma(p: float, q: float, v: float) -> GammaGamma | None:
+    try:
+        return GammaGamma(p, q, v)
+    except ValueError as exc:
+        logger.warning("Gamma-Gamma model refused, no CLV", extra={"reason": str(exc)})
+        return None
+
+
 def score_page(
     features: list[Features], model: SegmentModel, now: datetime
 ) -> dict[str, CustomerScores]:
@@ -131,14 +155,17 @@ def score_page(
     age = np.array([f.age for f in features])
     monetary = np.array([f.monetary for f in features])
     p_alive = expected = clv = None
-    if model.bgnbd:
-        p = model.bgnbd
-        bgnbd = BgNbd(p.r, p.alpha, p.a, p.b)
+    bgnbd = (
+        _bgnbd(model.bgnbd.r, model.bgnbd.alpha, model.bgnbd.a, model.bgnbd.b)
+        if model.bgnbd
+        else None
+    )
+    if bgnbd:
         p_alive = bgnbd.p_alive(x, t_x, age)
         expected = bgnbd.expected_purchases(90, x, t_x, age)
-        if model.gamma_gamma:
-            g = model.gamma_gamma
-            spend = GammaGamma(g.p, g.q, g.v)
+        g = model.gamma_gamma
+        spend = _gamma_gamma(g.p, g.q, g.v) if g else None
+        if spend:
             clv = customer_lifetime_value(bgnbd, spend, x, t_x, age, monetary)
     out = {}
 
