@@ -172,7 +172,7 @@ def test_aws_requests_to_queue_and_fold_free_text(suite: Suite) -> None:
     with count_requests() as fold:
         suite.deliver("ProfileEventsFunction", "ProfileEventsQueue", first)
     assert dict(fold) == {
-        "dynamodb.GetItem": 10,
+        "dynamodb.Query": 10,
         "dynamodb.TransactWriteItems": 10,
         "kms.Decrypt": 10 + 1,
         "s3.PutObject": 1,

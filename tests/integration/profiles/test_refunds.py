@@ -85,7 +85,8 @@ def test_aws_requests_to_fold_one_refund(suite: Suite) -> None:
     with count_requests() as counts:
         suite.deliver("ProfileEventsFunction", "ProfileEventsQueue", messages)
     assert dict(counts) == {
-        "dynamodb.GetItem": 2,  # the profile, and the order's payment
+        "dynamodb.GetItem": 1,  # the order's payment
+        "dynamodb.Query": 1,  # the profile and its scores item
         "dynamodb.TransactWriteItems": 1,
         "s3.PutObject": 1,
         "events.PutEvents": 1,
