@@ -104,7 +104,7 @@ def test_scores_go_out_in_batches_of_25_and_unprocessed_ones_are_sent_again(
     def throttled(**kwargs: Any) -> dict[str, Any]:
         requests = next(iter(kwargs["RequestItems"].values()))
         sizes.append(len(requests))
-        out: dict[str, Any] = real(**kwargs)
+        out: dict[str, Any] = dict(real(**kwargs))
         if len(sizes) == 1:  # DynamoDB throttles part of the first call: it comes back
             table = next(iter(kwargs["RequestItems"]))
             client.delete_item(TableName=table, Key={
@@ -200,7 +200,8 @@ def test_a_shard_that_fails_midway_resumes_from_its_checkpoint(
         worker.score_message(body, attempt=1)
     monkeypatch.setattr(ProfileStore, "scan_scoring", original)
     checkpoint = root().segment_store.shard_checkpoint(task.run_id, task.segment)
-    assert checkpoint is not None and checkpoint.scored > 0
+    assert checkpoint is not None
+    assert checkpoint.scored > 0
 
     with count_requests() as counts:
         result = worker.score_message(body, attempt=2)  # SQS delivers it again

@@ -279,25 +279,7 @@ class ProfileStore:
         if limit:
             params["Limit"] = limit
         out = aws.dynamodb_bulk().scan(**params)
-        items: list[dict[str, Any]] = out.get("Items", [])
-        last: dict[str, Any] | None = out.get("LastEvaluatedKey")
-        if last and len(items) > 1 and items[-1]["SK"]["S"] == PROFILE_SK:
-            items.pop()
-            last = {k: items[-1][k] for k in _SCORING_PAGE_KEYS}
-        found: list[ScoringProfile] = []
-        waiting: dict[str, Any] | None = None  # a profile item; is its scores item next?
-        for item in items:
-            if item["SK"]["S"] == PROFILE_SK:
-                if waiting is not None:
-                    found.append(_scoring(waiting, None))
-                waiting = item
-            elif waiting is not None and item[SCORING_KEY] == waiting[SCORING_KEY]:
-                found.append(_scoring(waiting, item))
-                waiting = None
-            # else: the scores item of a profile merged into another: nothing to score
-        if waiting is not None:
-            found.append(_scoring(waiting, None))
-        return found, last
+        return scoring_page(out.get("Items", []), out.get("LastEvaluatedKey"))
 
     # ------------------------------------------------------------------ segment runs' writes
     def put_scores(self, writes: Sequence[ScoresWrite]) -> int:
@@ -551,16 +533,49 @@ def _record(item: dict[str, Any], scores_item: dict[str, Any] | None = None) -> 
     return record
 
 
+def scoring_page(
+    items: list[dict[str, Any]], last: dict[str, Any] | None
+) -> tuple[list[ScoringProfile], dict[str, Any] | None]:
+    """A page of the `scoring` index as profiles, each with its scores item; see
+    ProfileStore.scan_scoring."""
+    if last and len(items) > 1 and items[-1]["SK"]["S"] == PROFILE_SK:
+        items = items[:-1]
+        last = {k: items[-1][k] for k in _SCORING_PAGE_KEYS}
+    found: list[ScoringProfile] = []
+    waiting: dict[str, Any] | None = None  # a profile item; is its scores item next?
+    for item in items:
+        if item["SK"]["S"] == PROFILE_SK:
+            if waiting is not None:
+                found.append(_scoring(waiting, None))
+            waiting = item
+        elif waiting is not None and item[SCORING_KEY] == waiting[SCORING_KEY]:
+            found.append(_scoring(waiting, item))
+            waiting = None
+        # else: the scores item of a profile merged into another: nothing to score
+    if waiting is not None:
+        found.append(_scoring(waiting, None))
+    return found, last
+
+
+# Lean records are shallow copies of these (pydantic's model_copy is ~50x cheaper than a
+# validation, and several times cheaper than model_construct): read-only, never saved.
+_NO_ORDERS = OrderAggregates()
+_NO_AGGREGATES = Aggregates()
+_LEAN = ProfileRecord(customer_id="-", created_at=UNPROJECTED, updated_at=UNPROJECTED)
+
+
 def _orders(values: dict[str, Any]) -> OrderAggregates:
     """The order aggregates scoring reads, built without validation from what a save wrote."""
     first, last = values.get("first_order_at"), values.get("last_order_at")
-    return OrderAggregates.model_construct(
-        order_count=int(values.get("order_count", 0)),
-        total_spend=Decimal(values.get("total_spend", "0.00")),
-        first_order_at=datetime.fromisoformat(first) if first else None,
-        last_order_at=datetime.fromisoformat(last) if last else None,
-        orders_by_month={k: int(v) for k, v in values.get("orders_by_month", {}).items()},
-        products=values.get("products", {}),
+    return _NO_ORDERS.model_copy(
+        update=dict(  # noqa: C408 - the fields, named
+            order_count=int(values.get("order_count", 0)),
+            total_spend=Decimal(values.get("total_spend", "0.00")),
+            first_order_at=datetime.fromisoformat(first) if first else None,
+            last_order_at=datetime.fromisoformat(last) if last else None,
+            orders_by_month={k: int(v) for k, v in values.get("orders_by_month", {}).items()},
+            products=values.get("products", {}),
+        )
     )
 
 
@@ -581,14 +596,12 @@ def _scoring(item: dict[str, Any], scores_item: dict[str, Any] | None) -> Scorin
         scores = CustomerScores.model_validate(legacy) if legacy else None
         run = [s for s in segments if is_run_segment(s)]
     orders = _orders(values.get("aggregates", {}).get("orders", {}))
-    lean = ProfileRecord.model_construct(
-        customer_id=customer_id,
-        created_at=UNPROJECTED,
-        updated_at=UNPROJECTED,
-        aggregates=Aggregates.model_construct(orders=orders),
-        scores=scores,
-        segments=sorted({*rules, *run}),
-    )
+    lean = _LEAN.model_copy(update={
+        "customer_id": customer_id,
+        "aggregates": _NO_AGGREGATES.model_copy(update={"orders": orders}),
+        "scores": scores,
+        "segments": sorted({*rules, *run}),
+    })  # fmt: skip
     values["customer_id"] = customer_id
     return ScoringProfile(
         customer_id=customer_id,
