@@ -138,6 +138,9 @@ def main() -> None:
         f"| {costs.base_bytes_per_profile / costs.index_bytes_per_profile:.1f}x |",
         f"| read: parse a page, per profile (µs) | {costs.read_us_before:,.0f} "
         f"| {costs.read_us_after:,.0f} | {rr[0]:.2f}x ({rr[1]:.2f}-{rr[2]:.2f}) |",
+        f"| read, with active rule segments (whole records validated) "
+        f"| {costs.read_us_before:,.0f} | {costs.read_us_with_rules:,.0f} "
+        f"| {costs.read_ratio_with_rules[0]:.2f}x |",
         f"| write a changed profile (µs) | {costs.write_us_before:,.0f} "
         f"| {costs.write_us_after:,.0f} | {wr[0]:.1f}x ({wr[1]:.1f}-{wr[2]:.1f}) |",
         f"| scores item (bytes) | | {costs.scores_item_bytes:,.0f} | |",

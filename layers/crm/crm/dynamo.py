@@ -69,8 +69,8 @@ def plain(value: Mapping[str, Any]) -> Any:
         return set(inner)
     if kind == "NS":
         return {Decimal(n) for n in inner}
-    if kind == "B":
-        return bytes(inner)
+    if kind == "B":  # a str when read past botocore's parser (crm.aws.scan_page)
+        return base64.b64decode(inner) if isinstance(inner, str) else bytes(inner)
     if kind == "BS":
         return {bytes(b) for b in inner}
     raise TypeError(f"not a DynamoDB attribute value type: {kind}")
