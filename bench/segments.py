@@ -399,7 +399,7 @@ def _client_writes(
         store.put_scores(writes)
         return time.thread_time() - started
 
-    with _canned(client, b"{}"):
+    with _canned(client, b"{}"), _canned(aws.dynamodb_bulk(), b"{}"):
         return _interleave(before, after, rounds)
 
 

@@ -38,9 +38,13 @@ _CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeou
 # from a table (or the emulator, which serves one request at a time) that may be slow to answer.
 # Giving up on a page after 5 s and asking again would only queue a second copy of the same
 # work behind the first, so these reads wait longer and retry more.
+# They also write a segment run's scores in batches of 25 items: botocore's client-side check of
+# every parameter against the model costs more than building them (DynamoDB checks them anyway
+# and answers a ValidationException), so these calls skip it.
 _BULK_CONFIG = Config(
-    retries={"mode": "standard", "max_attempts": 5}, connect_timeout=2, read_timeout=30
-)
+    retries={"mode": "standard", "max_attempts": 5}, connect_timeout=2, read_timeout=30,
+    parameter_validation=False,
+)  # fmt: skip
 
 SERVICES = ("dynamodb", "sqs", "s3", "events", "kms", "secretsmanager")
 BULK_SERVICES = ("dynamodb",)
@@ -104,7 +108,7 @@ def dynamodb() -> DynamoDBClient:
 
 
 def dynamodb_bulk() -> DynamoDBClient:
-    """For the pages of a background scan; see _BULK_CONFIG."""
+    """For the background work of segment runs (scan pages, scores batches); see _BULK_CONFIG."""
     return _client("dynamodb", True)  # type: ignore[no-any-return]
 
 

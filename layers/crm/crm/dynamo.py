@@ -76,6 +76,27 @@ def plain(value: Mapping[str, Any]) -> Any:
     raise TypeError(f"not a DynamoDB attribute value type: {kind}")
 
 
+def attribute(value: Any) -> dict[str, Any]:
+    """A plain value as an attribute value, like TypeSerializer but several times faster, for
+    small items written in bulk (a segment run's scores items). Floats go in by their
+    shortest exact text; None is NULL (to_item leaves it out instead)."""
+    if isinstance(value, str):
+        return {"S": value}
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if value is None:
+        return {"NULL": True}
+    if isinstance(value, int | Decimal):
+        return {"N": str(value)}
+    if isinstance(value, float):
+        return {"N": repr(value)}
+    if isinstance(value, dict):
+        return {"M": {k: attribute(v) for k, v in value.items()}}
+    if isinstance(value, list | tuple):
+        return {"L": [attribute(v) for v in value]}
+    raise TypeError(f"no attribute value for {type(value).__name__}")
+
+
 def encode_page_token(last_key: Mapping[str, Any] | None) -> str | None:
     if not last_key:
         return None
@@ -123,16 +144,21 @@ class UnprocessedItems(Exception):
 
 
 def batch_write(
-    table: str, requests: Sequence[Mapping[str, Any]], sleep: Callable[[float], Any] = time.sleep
+    table: str,
+    requests: Sequence[Mapping[str, Any]],
+    sleep: Callable[[float], Any] = time.sleep,
+    bulk: bool = False,
 ) -> int:
     """Put and delete requests, 25 per BatchWriteItem (AWS refuses more; moto does not), the
-    ones a response leaves unprocessed (throttling) sent again with jittered backoff.
-    Returns the number of BatchWriteItem calls made."""
+    ones a response leaves unprocessed (throttling) sent again with jittered backoff. `bulk`:
+    through the client for background work (crm.aws.dynamodb_bulk). Returns the number of
+    BatchWriteItem calls made."""
+    client = aws.dynamodb_bulk() if bulk else aws.dynamodb()
     calls = 0
     for start in range(0, len(requests), MAX_BATCH_WRITE_ITEMS):
         pending: Any = {table: list(requests[start : start + MAX_BATCH_WRITE_ITEMS])}
         for n in range(MAX_UNPROCESSED_ROUNDS):
-            out = aws.dynamodb().batch_write_item(RequestItems=pending)
+            out = client.batch_write_item(RequestItems=pending)
             calls += 1
             pending = out.get("UnprocessedItems") or {}
             if not pending.get(table):

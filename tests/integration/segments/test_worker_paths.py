@@ -96,7 +96,7 @@ def test_scores_go_out_in_batches_of_25_and_unprocessed_ones_are_sent_again(
     suite: Suite, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store: ProfileStore = root().profile_service.store
-    client = aws.dynamodb()
+    client = aws.dynamodb_bulk()
     real = client.batch_write_item
     sizes: list[int] = []
 

@@ -31,6 +31,7 @@ from crm import aws
 from crm.clock import iso
 from crm.dynamo import (
     MAX_TRANSACT_ITEMS,
+    attribute,
     batch_get,
     batch_write,
     decode_page_token,
@@ -130,9 +131,9 @@ def _scores_item(write: ScoresWrite) -> dict[str, Any]:
         "SK": {"S": SCORES_SK},
         SCORING_KEY: {"S": write.customer_id},
         "run_id": {"S": write.run_id},
-        **to_item({"scores": write.scores.model_dump(mode="json"),
-                   "segments": sorted(write.run_segments)}),
-    }  # fmt: skip
+        "scores": attribute(write.scores.model_dump(mode="json", exclude_none=True)),
+        "segments": {"L": [{"S": s} for s in sorted(write.run_segments)]},
+    }
 
 
 def _ledger_key(key: str) -> dict[str, Any]:
@@ -287,7 +288,8 @@ class ProfileStore:
         condition. Only segment runs write scores items and a customer is in one shard of a
         run, so no other writer races them; profile saves never touch them. Returns the
         number of calls."""
-        return batch_write(self._table, [{"PutRequest": {"Item": _scores_item(w)}} for w in writes])
+        requests = [{"PutRequest": {"Item": _scores_item(w)}} for w in writes]
+        return batch_write(self._table, requests, bulk=True)
 
     def set_rule_segments(self, customer_id: str, segments: Sequence[str], read_rev: int) -> bool:
         """Replace a profile's rule segments if it is still at the revision the run read (one
