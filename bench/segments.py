@@ -19,13 +19,15 @@ import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
+import botocore.parsers
 import numpy as np
 
 from crm.profiles.models import Aggregates, OrderAggregates
@@ -272,4 +274,324 @@ def fan_out_plan(customers: int, cpu_per_s: float) -> dict[str, float]:
         "minutes_per_shard": minutes_per_shard,
         "concurrency": concurrency,
         "minutes": waves * minutes_per_shard,
+    }
+
+
+# ------------------------------------------------------------------ the worker's paths
+# On-demand prices, us-east-1, since the November 2024 reduction: $0.625 per million write
+# request units, $0.125 per million read request units (aws.amazon.com/blogs/aws/amazon-
+# dynamodb-on-demand-no-capacity-planning-and-pay-per-request-pricing, updated 2025-01-31;
+# figures as quoted at airbyte.com/data-engineering-resources/dynamodb-pricing). Throughput:
+# 40,000 WRU/s and 40,000 RRU/s per on-demand table by default (docs.aws.amazon.com/
+# amazondynamodb/latest/developerguide/on-demand-capacity-mode-max-throughput.html); an
+# on-demand GSI is taken to have the same bound of its own.
+USD_PER_M_WRU = 0.625
+USD_PER_M_RRU = 0.125
+TABLE_WRU_PER_S = 40_000
+TABLE_RRU_PER_S = 40_000
+EVENTS_USD_PER_M = 1.0  # EventBridge custom events (not looked up in this change)
+
+
+def item_size(item: dict[str, Any]) -> int:
+    """DynamoDB's size of an item in bytes: names plus values (numbers ~1 byte per 2 digits)."""
+
+    def value(v: dict[str, Any]) -> int:
+        kind, inner = next(iter(v.items()))
+        if kind == "S":
+            return len(inner.encode())
+        if kind == "N":
+            return len(inner.lstrip("-").replace(".", "")) // 2 + 1
+        if kind in ("BOOL", "NULL"):
+            return 1
+        if kind == "B":
+            return len(inner)
+        if kind == "M":
+            return 3 + sum(len(k.encode()) + value(x) + 1 for k, x in inner.items())
+        if kind == "L":
+            return 3 + sum(value(x) + 1 for x in inner)
+        return sum(len(str(x)) for x in inner)
+
+    return sum(len(k.encode()) + value(v) for k, v in item.items())
+
+
+@dataclass(frozen=True)
+class WorkerCosts:
+    customers: int
+    events_per_customer: int
+    base_bytes_per_profile: float  # what a scan of the table read per profile (every item)
+    index_bytes_per_profile: float  # what a scan of the scoring index reads per profile
+    read_us_before: float  # client CPU per profile: botocore parse + deserialize + validate
+    read_us_after: float  # botocore parse + lean parse
+    read_ratio: tuple[float, float, float]  # before/after: median, low, high of the rounds
+    read_us_with_rules: float  # after, when active rule segments need whole records
+    read_ratio_with_rules: tuple[float, float, float]
+    write_us_before: float  # client CPU per changed profile: the full transactional put
+    write_us_after: float  # a 25th of a BatchWriteItem of scores items
+    write_ratio: tuple[float, float, float]
+    scores_item_bytes: float
+    score_us: float  # features + scores per profile
+
+
+def _spread(before: list[float], after: list[float]) -> tuple[float, float, float]:
+    ratios = sorted(b / a for b, a in zip(before, after, strict=True))
+    return statistics.median(ratios), ratios[0], ratios[-1]
+
+
+def worker_costs(customers: int = 120, events: int = 10, rounds: int = 15) -> WorkerCosts:
+    """The worker's read and write paths, before and after, on the same shop folded through
+    the real handlers on moto; client CPU measured with canned responses (botocore's whole
+    client pipeline, no network, no moto), before and after interleaved round by round."""
+    from moto import mock_aws
+
+    from crm import aws
+    from crm.composition import root
+    from crm.profiles.store import _record, scoring_page
+    from crm_local.harness import local_suite
+    from crm_local.seed import Shop
+
+    with mock_aws(), local_suite() as suite:
+        shop = Shop(seed=5).customers(customers)
+        ids = {}
+        for c in shop:
+            out = suite.call("POST", "/customers", {"identities": c.identities,
+                                                    "attributes": c.attributes})  # fmt: skip
+            ids[c.key] = out.body["customer_id"]
+        queued = [{**e, "customer_id": ids[e["customer_id"]]} for c in shop for e in c.events]
+        for start in range(0, len(queued), 100):
+            suite.call("POST", "/events", {"events": queued[start : start + 100]})
+        suite.drain(rounds=5000)
+        plan = suite.invoke("SegmentPlannerFunction", _nightly())
+        suite.drain("SegmentWorkerFunction", "SegmentShardsQueue", rounds=200)
+        table = suite.stack.refs["CustomersTable"]
+        client = aws.dynamodb()
+        raw_base = _raw_scan(client, {"TableName": table})
+        raw_index = _raw_scan(client, {"TableName": table, "IndexName": "scoring"})
+        raw_old = _raw_scan(client, {
+            "TableName": table,
+            "FilterExpression": "SK = :p AND attribute_not_exists(merged_into)",
+            "ExpressionAttributeValues": {":p": {"S": "PROFILE"}},
+        })  # fmt: skip
+        every = [i for body in raw_base for i in json.loads(body)["Items"]]
+        indexed = [i for body in raw_index for i in json.loads(body)["Items"]]
+        profiles = sum(1 for i in every if i["SK"]["S"] == "PROFILE")
+        scores_items = [i for i in indexed if i["SK"]["S"] == "SCORES"]
+        parser = botocore.parsers.create_parser("json")
+        shape = client.meta.service_model.operation_model("Scan").output_shape
+        assert shape is not None
+
+        def parse(body: bytes) -> dict[str, Any]:
+            out: dict[str, Any] = parser.parse(
+                {"body": body, "headers": {}, "status_code": 200}, shape
+            )
+            return out
+
+        def before() -> float:
+            started = time.thread_time()
+            for body in raw_old:
+                [_record(i) for i in parse(body)["Items"]]
+            return time.thread_time() - started
+
+        def after() -> float:
+            started = time.thread_time()
+            for body in raw_index:
+                page = aws.scan_page(body)  # what the bulk client's Scan does now
+                scoring_page(page["Items"], None)
+            return time.thread_time() - started
+
+        def with_rules() -> float:
+            started = time.thread_time()
+            for body in raw_index:
+                found, _ = scoring_page(aws.scan_page(body)["Items"], None)
+                [p.full_record() for p in found]
+            return time.thread_time() - started
+
+        read_b, read_a = _interleave(before, after, rounds)
+        read_b2, read_r = _interleave(before, with_rules, rounds)
+        records = [root().profile_service.load(cid) for cid in list(ids.values())[:25]]
+        writes = _scores_writes(records, plan["run_id"])
+        save_b, save_a = _client_writes(suite, records, writes, rounds)
+        scored = _score_cost(records)
+    per = 1e6 / profiles
+    per_write = 1e6 / len(records)
+    return WorkerCosts(
+        customers=profiles,
+        events_per_customer=events,
+        base_bytes_per_profile=sum(item_size(i) for i in every) / profiles,
+        index_bytes_per_profile=sum(item_size(i) for i in indexed) / profiles,
+        read_us_before=statistics.median(read_b) * per,
+        read_us_after=statistics.median(read_a) * per,
+        read_ratio=_spread(read_b, read_a),
+        read_us_with_rules=statistics.median(read_r) * per,
+        read_ratio_with_rules=_spread(read_b2, read_r),
+        write_us_before=statistics.median(save_b) * per_write,
+        write_us_after=statistics.median(save_a) * per_write,
+        write_ratio=_spread(save_b, save_a),
+        scores_item_bytes=sum(item_size(i) for i in scores_items) / max(len(scores_items), 1),
+        score_us=scored,
+    )
+
+
+def _nightly() -> dict[str, Any]:
+    from crm_local.template import ROOT
+
+    loaded: dict[str, Any] = json.loads(
+        (ROOT / "events" / "schedule_segments_nightly.json").read_text()
+    )
+    return loaded
+
+
+def _raw_scan(client: Any, params: dict[str, Any]) -> list[bytes]:
+    """The response bodies of a whole scan, as DynamoDB sent them."""
+    bodies: list[bytes] = []
+
+    def keep(http_response: Any, **_: Any) -> None:
+        bodies.append(http_response.content)
+
+    client.meta.events.register("after-call.dynamodb.Scan", keep, unique_id="bench-raw")
+    try:
+        start = None
+        while True:
+            out = client.scan(**params, **({"ExclusiveStartKey": start} if start else {}))
+            start = out.get("LastEvaluatedKey")
+            if not start:
+                break
+    finally:
+        client.meta.events.unregister("after-call.dynamodb.Scan", unique_id="bench-raw")
+    return bodies
+
+
+def _interleave(
+    before: Callable[[], float], after: Callable[[], float], rounds: int
+) -> tuple[list[float], list[float]]:
+    b, a = [], []
+    for n in range(rounds):
+        if n % 2:
+            a.append(after())
+            b.append(before())
+        else:
+            b.append(before())
+            a.append(after())
+    return b, a
+
+
+def _scores_writes(records: list[ProfileRecord], run_id: str) -> list[Any]:
+    from crm.profiles import ScoresWrite
+    from crm.profiles.models import CustomerScores
+
+    default = CustomerScores(recency_score=3, frequency_score=3, monetary_score=3,
+                             rfm_segment="need_attention", tier="potential",
+                             p_alive=0.512, expected_orders_90d=0.42, clv_12m=Decimal("812.50"),
+                             scored_at=datetime.now(UTC))  # fmt: skip
+    return [
+        ScoresWrite(r.customer_id, run_id, r.scores or default,
+                    ("rfm:need_attention", "tier:potential"))
+        for r in records
+    ]  # fmt: skip
+
+
+@contextmanager
+def _canned(client: Any, body: bytes) -> Iterator[None]:
+    """Every call of `client` answered at once with `body`: the client's own work only."""
+    from botocore.awsrequest import AWSResponse, HTTPHeaders
+
+    class Raw:
+        def stream(self, **_: Any) -> Iterator[bytes]:
+            yield body
+
+    def answer(**_: Any) -> AWSResponse:
+        return AWSResponse("https://dynamodb", 200, HTTPHeaders(), Raw())
+
+    from moto.core.models import botocore_stubber
+
+    # moto answers before-send too, and first: set it aside meanwhile.
+    client.meta.events.unregister("before-send", botocore_stubber)
+    client.meta.events.register("before-send.dynamodb", answer, unique_id="bench-canned")
+    try:
+        yield
+    finally:
+        client.meta.events.unregister("before-send.dynamodb", unique_id="bench-canned")
+        client.meta.events.register("before-send", botocore_stubber)
+
+
+def _client_writes(
+    suite: Any, records: list[ProfileRecord], writes: list[Any], rounds: int
+) -> tuple[list[float], list[float]]:
+    """Before: a changed profile written as the worker did (ProfileService.save: the whole
+    item in a TransactWriteItems). After: its scores item, a 25th of a BatchWriteItem."""
+    from crm import aws
+    from crm.composition import root
+    from crm.profiles.store import SaveProfile
+
+    store = root().profile_service.store
+    client = aws.dynamodb()
+
+    def before() -> float:
+        started = time.thread_time()
+        for r in records:
+            r.updated_at = datetime.now(UTC)
+            store.commit([SaveProfile(r, r.rev)])
+        return time.thread_time() - started
+
+    def after() -> float:
+        started = time.thread_time()
+        store.put_scores(writes)
+        return time.thread_time() - started
+
+    with _canned(client, b"{}"), _canned(aws.dynamodb_bulk(), b"{}"):
+        return _interleave(before, after, rounds)
+
+
+def _score_cost(records: list[ProfileRecord]) -> float:
+    """Scoring CPU per profile (features, RFM, BG/NBD, CLV), from the throughput bench."""
+    return 1e6 / scoring_throughput(5_000)
+
+
+def fan_out_plan_at(
+    customers: int, costs: WorkerCosts, workers: int = 100, changed: float = 0.03,
+    transitions: float = 0.5,
+) -> dict[str, float]:  # fmt: skip
+    """One night at this size: reads, writes, units, dollars and wall time with `workers`
+    workers at once. `changed` is the share of profiles whose scores or segments changed,
+    `transitions` the membership changes per changed profile (each one item Put or Delete
+    in SegmentsTable, and one bus event).
+
+    Per profile: reading is an eventually consistent scan of the scoring index (0.5 RRU per
+    4 KB read); a changed profile is one scores item (1 WRU, and 1 more in the scoring
+    index, which holds it) in a 25th of a BatchWriteItem. A worker spends the measured client
+    CPU on reading, parsing and scoring every profile and on writing the changed ones, plus
+    ~10 ms per scan page of ~50 profiles and per BatchWriteItem. DynamoDB bounds the rest:
+    the table, the index and SegmentsTable each take 40k WRU/s."""
+    read_bytes = customers * costs.index_bytes_per_profile
+    rru = read_bytes / 4096 * 0.5
+    written = customers * changed
+    wru_scores = written * math.ceil(costs.scores_item_bytes / 1024)
+    wru_index = wru_scores  # the scores item is in the scoring index too
+    memberships = written * transitions
+    wru = wru_scores + wru_index + memberships
+    cpu_s = (
+        customers * (costs.read_us_with_rules + costs.score_us) + written * costs.write_us_after
+    ) / 1e6
+    waits_s = (customers / 50 + written / 25 + memberships / 25) * 0.010
+    worker_s = (cpu_s + waits_s) / workers
+    bound_s = max(
+        wru_scores / TABLE_WRU_PER_S, wru_index / TABLE_WRU_PER_S,
+        memberships / TABLE_WRU_PER_S, rru / TABLE_RRU_PER_S,
+    )  # fmt: skip
+    return {
+        "customers": customers,
+        "workers": workers,
+        "shards": math.ceil(customers / PROFILES_PER_SHARD),
+        "reads_rru": rru,
+        "read_requests": customers / 50,
+        "writes": written + memberships,
+        "write_requests": math.ceil(written / 25) + math.ceil(memberships / 25),
+        "wru": wru,
+        "bus_events": memberships,
+        "usd": wru / 1e6 * USD_PER_M_WRU
+        + rru / 1e6 * USD_PER_M_RRU
+        + memberships / 1e6 * EVENTS_USD_PER_M,
+        "worker_s": worker_s,
+        "throughput_bound_s": bound_s,
+        "minutes": max(worker_s, bound_s) / 60,
+        "old_rru": customers * costs.base_bytes_per_profile / 4096 * 0.5,
     }

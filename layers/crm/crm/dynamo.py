@@ -56,6 +56,55 @@ def item_bytes(item: Mapping[str, Any]) -> int:
     return len(json.dumps(item, ensure_ascii=False, separators=(",", ":")).encode())
 
 
+def plain(value: Mapping[str, Any]) -> Any:
+    """One attribute value as Python, like `from_item` but several times faster on the large
+    pages of a scan (TypeDeserializer dispatches through getattr for every value). Numbers
+    stay Decimal, binaries bytes, sets sets."""
+    kind, inner = next(iter(value.items()))
+    if kind == "S":
+        return inner
+    if kind == "N":
+        return Decimal(inner)
+    if kind == "M":
+        return {k: plain(v) for k, v in inner.items()}
+    if kind == "L":
+        return [plain(v) for v in inner]
+    if kind == "BOOL":
+        return inner
+    if kind == "NULL":
+        return None
+    if kind == "SS":
+        return set(inner)
+    if kind == "NS":
+        return {Decimal(n) for n in inner}
+    if kind == "B":  # a str when read past botocore's parser (crm.aws.scan_page)
+        return base64.b64decode(inner) if isinstance(inner, str) else bytes(inner)
+    if kind == "BS":
+        return {bytes(b) for b in inner}
+    raise TypeError(f"not a DynamoDB attribute value type: {kind}")
+
+
+def attribute(value: Any) -> dict[str, Any]:
+    """A plain value as an attribute value, like TypeSerializer but several times faster, for
+    small items written in bulk (a segment run's scores items). Floats go in by their
+    shortest exact text; None is NULL (to_item leaves it out instead)."""
+    if isinstance(value, str):
+        return {"S": value}
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if value is None:
+        return {"NULL": True}
+    if isinstance(value, int | Decimal):
+        return {"N": str(value)}
+    if isinstance(value, float):
+        return {"N": repr(value)}
+    if isinstance(value, dict):
+        return {"M": {k: attribute(v) for k, v in value.items()}}
+    if isinstance(value, list | tuple):
+        return {"L": [attribute(v) for v in value]}
+    raise TypeError(f"no attribute value for {type(value).__name__}")
+
+
 def encode_page_token(last_key: Mapping[str, Any] | None) -> str | None:
     if not last_key:
         return None
@@ -98,6 +147,36 @@ def start_key(key: object, required_keys: set[str], partition: Mapping[str, str]
     return key
 
 
+class UnprocessedItems(Exception):
+    """DynamoDB kept leaving writes unprocessed: the table is throttled; try again later."""
+
+
+def batch_write(
+    table: str,
+    requests: Sequence[Mapping[str, Any]],
+    sleep: Callable[[float], Any] = time.sleep,
+    bulk: bool = False,
+) -> int:
+    """Put and delete requests, 25 per BatchWriteItem (AWS refuses more; moto does not), the
+    ones a response leaves unprocessed (throttling) sent again with jittered backoff. `bulk`:
+    through the client for background work (crm.aws.dynamodb_bulk). Returns the number of
+    BatchWriteItem calls made."""
+    client = aws.dynamodb_bulk() if bulk else aws.dynamodb()
+    calls = 0
+    for start in range(0, len(requests), MAX_BATCH_WRITE_ITEMS):
+        pending: Any = {table: list(requests[start : start + MAX_BATCH_WRITE_ITEMS])}
+        for n in range(MAX_UNPROCESSED_ROUNDS):
+            out = client.batch_write_item(RequestItems=pending)
+            calls += 1
+            pending = out.get("UnprocessedItems") or {}
+            if not pending.get(table):
+                break
+            if n + 1 == MAX_UNPROCESSED_ROUNDS:
+                raise UnprocessedItems(f"{table}: writes still unprocessed after {n + 1} rounds")
+            sleep(random.uniform(0, UNPROCESSED_BACKOFF_S * 2**n))  # noqa: S311 - jitter
+    return calls
+
+
 class UnprocessedKeys(Exception):
     """DynamoDB kept leaving keys unprocessed: the table is throttled; try again later."""
 
@@ -135,20 +214,3 @@ def batch_get(
             request = dict(left)
             sleep(random.uniform(0, UNPROCESSED_BACKOFF_S * 2**n))  # noqa: S311 - jitter
     return found
-
-
-def batch_write(
-    table: str, requests: Sequence[Mapping[str, Any]], *, sleep: Callable[[float], Any] = time.sleep
-) -> None:
-    """Put and delete requests, at most 25 per BatchWriteItem, the items a response leaves
-    unprocessed (throttling) written again with jittered backoff."""
-    for start in range(0, len(requests), MAX_BATCH_WRITE_ITEMS):
-        pending: Any = {table: list(requests[start : start + MAX_BATCH_WRITE_ITEMS])}
-        for n in range(MAX_UNPROCESSED_ROUNDS):
-            out = aws.dynamodb().batch_write_item(RequestItems=pending)
-            pending = dict(out.get("UnprocessedItems") or {})
-            if not pending:
-                break
-            if n + 1 == MAX_UNPROCESSED_ROUNDS:
-                raise UnprocessedKeys(f"{table}: writes still unprocessed after {n + 1} rounds")
-            sleep(random.uniform(0, UNPROCESSED_BACKOFF_S * 2**n))  # noqa: S311 - jitter

@@ -159,7 +159,6 @@ def test_aws_requests_to_find_by_phone_and_order(suite: Suite, shop: dict[str, s
     assert len(out.body["matches"]) == 2
     assert dict(calls) == {
         "dynamodb.BatchGetItem": 2,  # the phone's identity item; the order's ledger entries
-        "dynamodb.GetItem": 2,  # each matching profile
-        "dynamodb.Query": 2,  # each one's timeline
+        "dynamodb.Query": 4,  # each matching profile (with its scores item), each one's timeline
         "kms.Decrypt": 2,  # each one's data key, to show PII to the agent
     }

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from crm.composition import root
-from crm.profiles import CustomerScores
+from crm.profiles import CustomerScores, ScoresWrite
 from crm_local.harness import Suite
 
 INTERNAL = ("tags", "segments", "scores", "merged_from", "behaviour", "pii")
@@ -33,15 +33,14 @@ def marketed(suite: Suite) -> str:
     ).body["merged"] == [young]  # fmt: skip
     tags = {"add": [{"name": "宝妈-奶粉敏感期", "kind": "scene"}, {"name": "price-sensitive"}]}
     assert suite.call("POST", f"/customers/{cid}/tags", tags, role="marketer").status == 200
-    service = root().profile_service
-    record = service.load(cid)
-    record.scores = CustomerScores(
+    scores = CustomerScores(
         recency_score=5, frequency_score=4, monetary_score=5, rfm_segment="champions",
         tier="high_value", p_alive=0.93, expected_orders_90d=1.7, clv_12m=Decimal("1288.00"),
         churn_warning=False, scored_at=datetime(2026, 11, 20, tzinfo=UTC),
     )  # fmt: skip
-    record.segments = ["rfm:champions"]
-    service.save(record, evaluate_rules=False)
+    # As a segment run writes them: on the scores item, which profile saves never touch.
+    root().profile_service.store.put_scores([ScoresWrite(cid, "run-1", scores,
+                                                         ("rfm:champions",))])  # fmt: skip
     return cid
 
 

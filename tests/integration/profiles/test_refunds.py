@@ -85,7 +85,7 @@ def test_aws_requests_to_fold_one_refund(suite: Suite) -> None:
     with count_requests() as counts:
         suite.deliver("ProfileEventsFunction", "ProfileEventsQueue", messages)
     assert dict(counts) == {
-        "dynamodb.BatchGetItem": 1,  # the profile and the order's payment, together
+        "dynamodb.BatchGetItem": 1,  # the profile, its scores item and the payment, together
         "dynamodb.TransactWriteItems": 1,
         "s3.PutObject": 1,
         "events.PutEvents": 1,

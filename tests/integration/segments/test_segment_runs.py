@@ -147,7 +147,7 @@ def test_a_run_reports_status_and_progress_while_the_last_complete_sizes_stay_li
 def test_a_shard_that_keeps_failing_fails_the_run_naming_the_shard_not_the_data(
     suite: Suite, shop: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    original = ProfileStore.scan_profiles
+    original = ProfileStore.scan_scoring
 
     def flaky(self: ProfileStore, segment: int, total: int, *args: Any, **kwargs: Any) -> Any:
         if (segment, total) == (2, MIN_SHARDS):  # a worker's shard 2, not the planner's sample
@@ -155,7 +155,7 @@ def test_a_shard_that_keeps_failing_fails_the_run_naming_the_shard_not_the_data(
             raise ReadTimeoutError(endpoint_url="https://customer-13812345678.example")
         return original(self, segment, total, *args, **kwargs)
 
-    monkeypatch.setattr(ProfileStore, "scan_profiles", flaky)
+    monkeypatch.setattr(ProfileStore, "scan_scoring", flaky)
     run_id = plan(suite)["run_id"]
     deliveries = deliver_until_empty(suite)
     assert deliveries == MIN_SHARDS - 1 + SHARD_ATTEMPTS  # shard 2 three times, then no more

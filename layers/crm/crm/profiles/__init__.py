@@ -7,7 +7,7 @@ else in the package (an import contract checks it).
 
 from crm.profiles.customer_events import EVENT_TYPES
 from crm.profiles.models import Aggregates, CustomerScores
-from crm.profiles.records import ProfileRecord
+from crm.profiles.records import ProfileRecord, ScoresWrite, ScoringProfile
 from crm.profiles.service import NoRuleSegments, ProfileService, RuleSegments, SegmentShift
 from crm.profiles.store import StaleProfile
 
@@ -19,6 +19,8 @@ __all__ = [
     "ProfileRecord",
     "ProfileService",
     "RuleSegments",
+    "ScoresWrite",
+    "ScoringProfile",
     "SegmentShift",
     "StaleProfile",
 ]

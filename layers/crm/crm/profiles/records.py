@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -116,3 +117,55 @@ class OrderPayment(BaseModel):
         default=Decimal("0.00"),
         description="what the order's refunds asked back so far; may exceed the amount",
     )
+
+
+UNPROJECTED = datetime(1970, 1, 1, tzinfo=UTC)  # times the `scoring` index does not project
+RUN_SEGMENT_MARK = ":"  # tier:..., rfm:...; a rule segment's name never holds one
+
+
+def is_run_segment(name: str) -> bool:
+    """Segments a segment run computes (kept on the profile's scores item) as opposed to rule
+    segments (kept on the profile item): rule segment names cannot hold a colon."""
+    return RUN_SEGMENT_MARK in name
+
+
+@dataclass
+class ScoringProfile:
+    """A live profile as a segment run reads it from the sparse `scoring` index: what scoring
+    and rule segments need and nothing else, parsed without validating the whole profile.
+    Not a whole profile: it is never saved as one.
+
+    `record` is a lean ProfileRecord (built unvalidated) whose order aggregates, scores and
+    segments are exact; `full_record()` validates every projected attribute, for rule
+    segments, which may read any of them."""
+
+    customer_id: str
+    rev: int
+    record: ProfileRecord
+    scores: CustomerScores | None
+    run_segments: list[str]
+    rule_segments: list[str]
+    scores_stored: bool  # its scores item exists (profiles scored before it may hold legacy scores)
+    projected: dict[str, Any] = field(repr=False, default_factory=dict)
+    _full: ProfileRecord | None = field(repr=False, default=None)
+
+    def full_record(self) -> ProfileRecord:
+        if self._full is None:
+            # The index does not project the times (nothing scored reads them).
+            full = ProfileRecord.model_validate(
+                {"created_at": UNPROJECTED, "updated_at": UNPROJECTED, **self.projected}
+            )
+            full.scores = self.scores
+            full.segments = sorted({*self.rule_segments, *self.run_segments})
+            self._full = full
+        return self._full
+
+
+@dataclass(frozen=True)
+class ScoresWrite:
+    """What a segment run writes for one customer: the scores item, whole (it is small)."""
+
+    customer_id: str
+    run_id: str
+    scores: CustomerScores
+    run_segments: tuple[str, ...]

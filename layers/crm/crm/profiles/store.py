@@ -6,6 +6,11 @@ Key design (docs/data-model.md):
   ledger entry   PK=LEDGER#<idempotency key>     SK=LEDGER    TPK=<kind>#<id>  TSK=<time>#<key>
   merge suggestion PK=MERGE#<suggestion id>      SK=MERGE     TPK=MERGE#pending TSK=<time>#<id>
                  (TPK/TSK only while pending: the `timeline` index lists the open queue)
+  scores         PK=CUST#<id>                    SK=SCORES    the latest run's scores and
+                 run segments (tier:..., rfm:...), written by segment runs only
+Live profiles and scores items carry SPK=<customer id>: the sparse `scoring` index holds them
+and nothing else (no ledger entries, identities or merged profiles), projecting only what
+scoring and rule segments read.
 Every change is one TransactWriteItems: the profile is replaced under a condition on its
 revision, identities are claimed with conditions, ledger entries are put only if new. An
 order's payment entry also keeps what the order's refunds asked back so far (`refunded`),
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -25,24 +31,36 @@ from crm import aws
 from crm.clock import iso
 from crm.dynamo import (
     MAX_TRANSACT_ITEMS,
+    attribute,
     batch_get,
+    batch_write,
     decode_page_token,
     encode_page_token,
     from_item,
     item_bytes,
+    plain,
     start_key,
     to_item,
 )
+from crm.profiles.models import Aggregates, CustomerScores, OrderAggregates
 from crm.profiles.records import (
+    UNPROJECTED,
     LedgerEntry,
     LedgerKind,
     MergeSuggestionRecord,
     OrderPayment,
     ProfileRecord,
+    ScoresWrite,
+    ScoringProfile,
+    is_run_segment,
     payment_key,
 )
 
 PROFILE_SK = "PROFILE"
+SCORES_SK = "SCORES"
+SCORING_INDEX = "scoring"
+SCORING_KEY = "SPK"  # on live profiles and scores items only: what makes the index sparse
+_SCORING_PAGE_KEYS = ("PK", "SK", SCORING_KEY)
 _PAGE_KEYS = {"PK", "SK", "TPK", "TSK"}
 PENDING_MERGES = "MERGE#pending"
 
@@ -117,6 +135,21 @@ def _profile_key(customer_id: str) -> dict[str, Any]:
     return {"PK": {"S": f"CUST#{customer_id}"}, "SK": {"S": PROFILE_SK}}
 
 
+def _scores_item(write: ScoresWrite) -> dict[str, Any]:
+    return {
+        "PK": {"S": f"CUST#{write.customer_id}"},
+        "SK": {"S": SCORES_SK},
+        SCORING_KEY: {"S": write.customer_id},
+        "run_id": {"S": write.run_id},
+        "scores": attribute(write.scores.model_dump(mode="json", exclude_none=True)),
+        "segments": {"L": [{"S": s} for s in sorted(write.run_segments)]},
+    }
+
+
+def _scores_key(customer_id: str) -> dict[str, Any]:
+    return {"PK": {"S": f"CUST#{customer_id}"}, "SK": {"S": SCORES_SK}}
+
+
 def _ledger_key(key: str) -> dict[str, Any]:
     return {"PK": {"S": f"LEDGER#{key}"}, "SK": {"S": "LEDGER"}}
 
@@ -139,11 +172,17 @@ class ProfileStore:
 
     # ------------------------------------------------------------------ reads
     def get(self, customer_id: str) -> ProfileRecord | None:
-        out = aws.dynamodb().get_item(
-            TableName=self._table, Key=_profile_key(customer_id), ConsistentRead=True
+        """The profile with its latest scores: one Query reads the profile item and the
+        scores item beside it (the same read units as the profile alone, up to 4 KB)."""
+        out = aws.dynamodb().query(
+            TableName=self._table,
+            KeyConditionExpression="PK = :pk",
+            ExpressionAttributeValues={":pk": {"S": f"CUST#{customer_id}"}},
+            ConsistentRead=True,
         )
-        item = out.get("Item")
-        return _record(item) if item else None
+        items = {i["SK"]["S"]: i for i in out.get("Items", [])}
+        item = items.get(PROFILE_SK)
+        return _record(item, items.get(SCORES_SK)) if item else None
 
     def owners(self, identities: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
         """Which customer each (channel, key) belongs to; unknown identities are left out."""
@@ -196,17 +235,27 @@ class ProfileStore:
         """The profiles of these ids (merged ones as they are) and the payments of these
         orders that were folded, read together: one BatchGetItem per 100 keys. Whole items:
         a batch has one projection per table, and a payment's entry is small."""
-        keys = [_profile_key(customer_id) for customer_id in customer_ids]
+        ids = list(customer_ids)
+        keys = [_profile_key(customer_id) for customer_id in ids]
+        keys += [_scores_key(customer_id) for customer_id in ids]
         keys += [_ledger_key(payment_key(order_id)) for order_id in order_ids]
-        records: dict[str, ProfileRecord] = {}
+        profiles: dict[str, dict[str, Any]] = {}
+        scores: dict[str, dict[str, Any]] = {}
         payments: dict[str, OrderPayment] = {}
         for item in batch_get(self._table, keys):
-            if item["SK"]["S"] == PROFILE_SK:
-                record = _record(item)
-                records[record.customer_id] = record
+            kind = item["SK"]["S"]
+            if kind == PROFILE_SK:
+                profiles[item["PK"]["S"]] = item
+            elif kind == SCORES_SK:
+                scores[item["PK"]["S"]] = item
             else:
                 values = from_item(item)
                 payments[values["body"]["order_id"]] = _payment(values)
+        # A profile comes with its latest scores (the scores item beside it), as `get` reads it.
+        records = {
+            (record := _record(item, scores.get(pk))).customer_id: record
+            for pk, item in profiles.items()
+        }
         return records, payments
 
     def entries(
@@ -237,21 +286,70 @@ class ProfileStore:
         start_key: dict[str, Any] | None = None,
         limit: int | None = None,
     ) -> tuple[list[ProfileRecord], dict[str, Any] | None]:
-        """One page of a parallel scan's segment: live profiles only (not merged ones).
-        `limit` bounds the items the page evaluates (of every kind, before the filter)."""
+        """One page of a parallel scan of live profiles, as records validated from what the
+        `scoring` index projects (aggregates, attributes, tags, points, scores, segments):
+        enough to score and sample, not a whole profile to save."""
+        found, last = self.scan_scoring(segment, total_segments, start_key, limit)
+        return [p.full_record() for p in found], last
+
+    def scan_scoring(
+        self,
+        segment: int,
+        total_segments: int,
+        start_key: dict[str, Any] | None = None,
+        limit: int | None = None,
+    ) -> tuple[list[ScoringProfile], dict[str, Any] | None]:
+        """One page of a parallel scan of the sparse `scoring` index: live profiles, each
+        with its scores item (the index sorts it right after the profile), parsed lean.
+
+        `limit` bounds the items a page reads. A page that ends on a profile item ends one
+        item early instead, since that profile's scores item may open the next page: the next
+        page reads it again. The returned key is where the next page starts (None: done)."""
         params: dict[str, Any] = {
             "TableName": self._table,
+            "IndexName": SCORING_INDEX,
             "Segment": segment,
             "TotalSegments": total_segments,
-            "FilterExpression": "SK = :profile AND attribute_not_exists(merged_into)",
-            "ExpressionAttributeValues": {":profile": {"S": PROFILE_SK}},
         }
         if start_key:
             params["ExclusiveStartKey"] = start_key
         if limit:
             params["Limit"] = limit
         out = aws.dynamodb_bulk().scan(**params)
-        return [_record(i) for i in out.get("Items", [])], out.get("LastEvaluatedKey")
+        return scoring_page(out.get("Items", []), out.get("LastEvaluatedKey"))
+
+    # ------------------------------------------------------------------ segment runs' writes
+    def put_scores(self, writes: Sequence[ScoresWrite]) -> int:
+        """Replace the scores items of these customers: BatchWriteItem, 25 a call, no
+        condition. Only segment runs write scores items and a customer is in one shard of a
+        run, so no other writer races them; profile saves never touch them. Returns the
+        number of calls."""
+        requests = [{"PutRequest": {"Item": _scores_item(w)}} for w in writes]
+        return batch_write(self._table, requests, bulk=True)
+
+    def set_rule_segments(self, customer_id: str, segments: Sequence[str], read_rev: int) -> bool:
+        """Replace a profile's rule segments if it is still at the revision the run read (one
+        UpdateItem, no transaction). The revision moves on, so a save that read the profile
+        before fails its condition and runs again on what this wrote. False when the profile
+        changed meanwhile (the save that changed it evaluated its rule segments)."""
+        try:
+            aws.dynamodb().update_item(
+                TableName=self._table,
+                Key=_profile_key(customer_id),
+                UpdateExpression="SET #segments = :segments, rev = :next",
+                ConditionExpression="rev = :rev",
+                ExpressionAttributeNames={"#segments": "segments"},
+                ExpressionAttributeValues={
+                    ":segments": {"L": [{"S": s} for s in sorted(segments)]},
+                    ":next": {"N": str(read_rev + 1)},
+                    ":rev": {"N": str(read_rev)},
+                },
+            )
+        except ClientError as exc:
+            if aws.error_code(exc) != "ConditionalCheckFailedException":
+                raise
+            return False
+        return True
 
     # ------------------------------------------------------------------ merge suggestions
     def suggest_merge(self, record: MergeSuggestionRecord) -> MergeSuggestionRecord:
@@ -436,8 +534,13 @@ class ProfileStore:
         values: dict[str, Any] = {
             "PK": f"CUST#{record.customer_id}",
             "SK": PROFILE_SK,
-            **record.model_dump(mode="json"),
+            **record.model_dump(mode="json", exclude={"scores"}),
         }
+        # Scores and run segments live on the scores item, which only runs write: a save
+        # never carries them back, so it cannot undo what a run wrote meanwhile.
+        values["segments"] = [s for s in record.segments if not is_run_segment(s)]
+        if record.merged_into is None:
+            values[SCORING_KEY] = record.customer_id
         if record.wrapped_key:
             values["wrapped_key"] = record.wrapped_key
         put: dict[str, Any] = {"TableName": self._table, "Item": to_item(values)}
@@ -466,12 +569,18 @@ class ProfileStore:
         }
 
 
-def _record(item: dict[str, Any]) -> ProfileRecord:
+def _record(item: dict[str, Any], scores_item: dict[str, Any] | None = None) -> ProfileRecord:
     values = from_item(item)
     wrapped = values.pop("wrapped_key", None)
+    values.pop(SCORING_KEY, None)
     record = ProfileRecord.model_validate(values)
     if wrapped is not None:
         record.wrapped_key = bytes(wrapped)
+    if scores_item is not None and record.merged_into is None:
+        stored = from_item(scores_item)
+        record.scores = CustomerScores.model_validate(stored["scores"])
+        rules = [s for s in record.segments if not is_run_segment(s)]
+        record.segments = sorted({*rules, *stored.get("segments", [])})
     return record
 
 
@@ -480,6 +589,88 @@ def _payment(values: dict[str, Any]) -> OrderPayment:
         customer_id=values["customer_id"],
         amount=Decimal(values["body"]["amount"]),
         refunded=values.get("refunded", Decimal("0.00")),
+    )
+
+
+def scoring_page(
+    items: list[dict[str, Any]], last: dict[str, Any] | None
+) -> tuple[list[ScoringProfile], dict[str, Any] | None]:
+    """A page of the `scoring` index as profiles, each with its scores item; see
+    ProfileStore.scan_scoring."""
+    if last and len(items) > 1 and items[-1]["SK"]["S"] == PROFILE_SK:
+        items = items[:-1]
+        last = {k: items[-1][k] for k in _SCORING_PAGE_KEYS}
+    found: list[ScoringProfile] = []
+    waiting: dict[str, Any] | None = None  # a profile item; is its scores item next?
+    for item in items:
+        if item["SK"]["S"] == PROFILE_SK:
+            if waiting is not None:
+                found.append(_scoring(waiting, None))
+            waiting = item
+        elif waiting is not None and item[SCORING_KEY] == waiting[SCORING_KEY]:
+            found.append(_scoring(waiting, item))
+            waiting = None
+        # else: the scores item of a profile merged into another: nothing to score
+    if waiting is not None:
+        found.append(_scoring(waiting, None))
+    return found, last
+
+
+# Lean records are shallow copies of these (pydantic's model_copy is ~50x cheaper than a
+# validation, and several times cheaper than model_construct): read-only, never saved.
+_NO_ORDERS = OrderAggregates()
+_NO_AGGREGATES = Aggregates()
+_LEAN = ProfileRecord(customer_id="-", created_at=UNPROJECTED, updated_at=UNPROJECTED)
+
+
+def _orders(values: dict[str, Any]) -> OrderAggregates:
+    """The order aggregates scoring reads, built without validation from what a save wrote."""
+    first, last = values.get("first_order_at"), values.get("last_order_at")
+    return _NO_ORDERS.model_copy(
+        update=dict(  # noqa: C408 - the fields, named
+            order_count=int(values.get("order_count", 0)),
+            total_spend=Decimal(values.get("total_spend", "0.00")),
+            first_order_at=datetime.fromisoformat(first) if first else None,
+            last_order_at=datetime.fromisoformat(last) if last else None,
+            orders_by_month={k: int(v) for k, v in values.get("orders_by_month", {}).items()},
+            products=values.get("products", {}),
+        )
+    )
+
+
+def _scoring(item: dict[str, Any], scores_item: dict[str, Any] | None) -> ScoringProfile:
+    """A page's profile, lean: a fast attribute decoder, then only order aggregates, scores
+    and segments are built (unvalidated: a save validated them); the rest waits in
+    `projected` until a rule segment asks (ScoringProfile.full_record)."""
+    values = {k: plain(v) for k, v in item.items() if k not in _SCORING_PAGE_KEYS}
+    customer_id = item[SCORING_KEY]["S"]
+    segments = values.get("segments", [])
+    rules = [s for s in segments if not is_run_segment(s)]
+    if scores_item is not None:
+        stored = plain(scores_item["scores"])
+        scores: CustomerScores | None = CustomerScores.model_validate(stored)
+        run = list(plain(scores_item["segments"])) if "segments" in scores_item else []
+    else:  # never scored, or scored before scores had an item of their own
+        legacy = values.get("scores")
+        scores = CustomerScores.model_validate(legacy) if legacy else None
+        run = [s for s in segments if is_run_segment(s)]
+    orders = _orders(values.get("aggregates", {}).get("orders", {}))
+    lean = _LEAN.model_copy(update={
+        "customer_id": customer_id,
+        "aggregates": _NO_AGGREGATES.model_copy(update={"orders": orders}),
+        "scores": scores,
+        "segments": sorted({*rules, *run}),
+    })  # fmt: skip
+    values["customer_id"] = customer_id
+    return ScoringProfile(
+        customer_id=customer_id,
+        rev=int(values.get("rev", 0)),
+        record=lean,
+        scores=scores,
+        run_segments=sorted(run),
+        rule_segments=sorted(rules),
+        scores_stored=scores_item is not None,
+        projected=values,
     )
 
 

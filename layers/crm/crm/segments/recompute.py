@@ -17,13 +17,15 @@ from crm.clock import Clock, IdFactory
 from crm.errors import InvalidInput, validation_problems
 from crm.lake import Lake, partition_key
 from crm.pii import BlindIndex
-from crm.profiles import ProfileRecord, ProfileService, StaleProfile
+from crm.profiles import ProfileService, ScoresWrite, ScoringProfile
 from crm.queue import Queue
 from crm.segments.baskets import associations
 from crm.segments.membership import RuleMembership, computed_segments, transitions
+from crm.segments.models import StoredDefinition
 from crm.segments.records import (
     MembershipChange,
     SegmentModel,
+    ShardCheckpoint,
     ShardTask,
 )
 from crm.segments.runs import SHARD_ATTEMPTS, SHARD_TIME_MARGIN_S, deadline_for, run_id_for
@@ -41,24 +43,27 @@ logger = Logger(child=True)
 SAMPLE_SEGMENTS = 64  # the sample reads whole scan segments, chosen at random
 # The planner fits on every customer it reads; it reads the whole base up to this many paying
 # customers, and beyond, whole random scan segments until it holds this many (a uniform
-# sample). The bound is the planner's time, not the fit's: reading a profile costs ~1.25 ms
-# of CPU today (botocore's parse and validation), so 500k take ~10 of its 15 minutes, while
-# fitting 1M customers takes seconds and ~500 bytes each of its 3,008 MB.
+# sample). The bound is the planner's time, not the fit's: reading 500k profiles takes a few
+# of its 15 minutes, while fitting 1M customers takes seconds and ~550 bytes each of its
+# 3,008 MB (docs/benchmarks.md).
 SAMPLE_SIZE = 500_000
-# One worker's share. Its worst case is a first run that writes every profile back: a
-# transaction each (~15 ms), its membership writes and bus events, ~25 ms a profile, so 50 s
-# for 2,000 profiles, well within the worker's 120 s; a usual night, which writes only what
-# changed, reads and scores a shard in a few seconds (docs/benchmarks.md).
+# One worker's share. Its worst case is a night when every profile changes: a share of a
+# BatchWriteItem for its scores item, its membership writes and bus events; a usual night,
+# which writes only what changed, reads and scores a shard in a few seconds
+# (docs/benchmarks.md, bench/segments.py fan_out_plan).
 PROFILES_PER_SHARD = 2_000
 # Even a small base is split, so several workers share a run and a slow or failing shard is
 # a small part of it to wait for or retry.
 MIN_SHARDS = 8
 MAX_SHARDS = 10_000  # 20M profiles; the planner queues them in a minute
-# Items a scan request evaluates (of every kind; the profiles among them are returned). Each
-# request stays short: ~10 ms in DynamoDB, under 0.5 s on the emulator, which serves one
-# request at a time, so a run's scan never holds the API's reads up for long, and a page that
-# timed out is cheap to read again. A 2,000-profile shard of ~20,000 items takes 200 pages.
+# Items a scan request reads from the sparse `scoring` index (a profile and its scores item
+# are two). Each request stays short: ~10 ms in DynamoDB, under 0.5 s on the emulator, which
+# serves one request at a time, so a run's scan never holds the API's reads up for long, and
+# a page that timed out is cheap to read again. A 2,000-profile shard takes ~40 pages.
 SCAN_PAGE_ITEMS = 100
+# A shard keeps how far it got (its scan's resume key and counters, on its shard item) every
+# this many pages, and before it runs out of time: a retried shard resumes there.
+CHECKPOINT_EVERY_PAGES = 10
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,8 @@ class ShardResult:
     written: int = 0
     skipped: int = 0
     counts: dict[str, int] = field(default_factory=dict)
+    pages: int = 0  # read by this attempt
+    resumed: bool = False  # this attempt started where an earlier one checkpointed
     run_complete: bool = False
     run_over: bool = False  # the run had ended (failed, or complete): nothing was done
 
@@ -259,67 +266,119 @@ class SegmentRecompute:
         except InvalidInput:
             raise PoisonMessage("the run has no fitted model") from None
         now = self._clock()
-        snapshot: list[dict[str, Any]] = []
         start: dict[str, Any] | None = None
+        parts = 0
+        done = self._segments.shard_checkpoint(task.run_id, task.segment)
+        if done is not None:
+            start, parts, result.resumed = done.resume, done.parts, True
+            result.scored, result.written, result.skipped = done.scored, done.written, done.skipped
+            result.counts = dict(done.counts)
+        # Rule segments may read any projected attribute: only then is a profile validated whole.
+        whole = any(isinstance(d, StoredDefinition) and not d.paused
+                    for d in self._membership.definitions())  # fmt: skip
+        snapshot: list[dict[str, Any]] = []
+        since_checkpoint = 0
         while True:
             if remaining_ms is not None and remaining_ms() < SHARD_TIME_MARGIN_S * 1000:
+                if since_checkpoint and start:
+                    self._checkpoint(task, result, start, parts, snapshot)
                 raise ShardOutOfTime
-            records, start = self._profiles.store.scan_profiles(
+            found, start = self._profiles.store.scan_scoring(
                 task.segment, task.total_segments, start, limit=SCAN_PAGE_ITEMS
             )
-            self._score_records(records, model, now, result, snapshot)
+            result.pages += 1
+            self._score_page(found, model, now, whole, result, snapshot)
+            since_checkpoint += 1
             if not start:
                 break
+            if since_checkpoint >= CHECKPOINT_EVERY_PAGES:
+                if not self._checkpoint(task, result, start, parts, snapshot):
+                    break  # another attempt finished the shard meanwhile
+                parts += 1 if snapshot else 0
+                snapshot, since_checkpoint = [], 0
         if snapshot:
-            key = partition_key("segment_scores", {"run": task.run_id},
-                                f"shard-{task.segment:07d}")  # fmt: skip
-            self._lake.write_rows(key, snapshot)
+            self._lake.write_rows(self._snapshot_key(task, parts), snapshot)
         run = self._segments.record_shard(task.run_id, task.segment, result.counts,
                                           result.scored, result.written, self._clock())  # fmt: skip
         if run.status == "running" and run.shards_done >= run.total_segments:
             result.run_complete = self._segments.finish_run(task.run_id, self._clock())
         return result
 
-    def _score_records(
+    @staticmethod
+    def _snapshot_key(task: ShardTask, part: int) -> str:
+        name = f"shard-{task.segment:07d}" + (f"-{part:04d}" if part else "")
+        return partition_key("segment_scores", {"run": task.run_id}, name)
+
+    def _checkpoint(
         self,
-        records: list[ProfileRecord],
+        task: ShardTask,
+        result: ShardResult,
+        resume: dict[str, Any],
+        parts: int,
+        snapshot: list[dict[str, Any]],
+    ) -> bool:
+        """The lake's rows first, then the checkpoint that says they are written."""
+        if snapshot:
+            self._lake.write_rows(self._snapshot_key(task, parts), snapshot)
+            parts += 1
+        checkpoint = ShardCheckpoint(resume=resume, counts=dict(result.counts),
+                                     scored=result.scored, written=result.written,
+                                     skipped=result.skipped, parts=parts)  # fmt: skip
+        return self._segments.checkpoint_shard(task.run_id, task.segment, checkpoint,
+                                               self._clock())  # fmt: skip
+
+    def _score_page(
+        self,
+        found: list[ScoringProfile],
         model: SegmentModel,
         now: datetime,
+        whole: bool,
         result: ShardResult,
         snapshot: list[dict[str, Any]],
     ) -> None:
-        features = [f for r in records if (f := features_of(r, now)) is not None]
+        """Score a page and write back only what changed, in an order a retry can repeat:
+        rule segments (conditional, on the profile), then memberships and their bus events,
+        then the scores items (a batch): a retry that finds a scores item written finds its
+        transitions announced."""
+        features = [f for p in found if (f := features_of(p.record, now)) is not None]
         scores = score_page(features, model, now)
         index = self._index()
         changes: list[MembershipChange] = []
-        for record in records:
-            new_scores = scores.get(record.customer_id)
-            before = set(record.segments)
-            changed_scores = new_scores is not None and materially_changed(
-                record.scores, new_scores
+        writes: list[ScoresWrite] = []
+        for profile in found:
+            new = scores.get(profile.customer_id)
+            changed = new is not None and (
+                not profile.scores_stored or materially_changed(profile.scores, new)
             )
-            if changed_scores:
-                record.scores = new_scores
-            computed = (
-                computed_segments(new_scores.tier, new_scores.rfm_segment) if new_scores else set()
-            )
-            rules = self._membership.rule_segments(record, now)
-            after = computed | rules
-            for name in after:
+            kept = new if changed else profile.scores
+            run_before = set(profile.run_segments)
+            run_after = computed_segments(new.tier, new.rfm_segment) if new else set()
+            record = profile.full_record() if whole else profile.record
+            record.scores = kept
+            rules_before = set(profile.rule_segments)
+            rules_after = self._membership.rule_segments(record, now)
+            for name in run_after | rules_after:
                 result.counts[name] = result.counts.get(name, 0) + 1
             result.scored += 1
-            if after != before or changed_scores:
-                record.segments = sorted(after)
-                try:
-                    self._profiles.save(record, evaluate_rules=False, announce=False)
-                except StaleProfile:
-                    result.skipped += 1  # changed meanwhile; the next run or event catches up
-                    continue
-                result.written += 1
-                changes += transitions(record.customer_id, before, after)
-            if new_scores is not None:
+            wrote = False
+            if rules_after != rules_before:
+                if self._profiles.store.set_rule_segments(
+                    profile.customer_id, sorted(rules_after), profile.rev
+                ):
+                    changes += transitions(profile.customer_id, rules_before, rules_after)
+                    wrote = True
+                else:
+                    result.skipped += 1  # saved meanwhile, which evaluated its rule segments
+            if kept is not None and (changed or run_after != run_before):
+                writes.append(ScoresWrite(profile.customer_id, result.run_id, kept,
+                                          tuple(sorted(run_after))))  # fmt: skip
+                changes += transitions(profile.customer_id, run_before, run_after)
+                wrote = True
+            result.written += wrote
+            if new is not None:
                 snapshot.append({
-                    "run_id": result.run_id, "customer_pid": index.pseudonym(record.customer_id),
-                    **new_scores.model_dump(mode="json", exclude={"scored_at"}),
+                    "run_id": result.run_id, "customer_pid": index.pseudonym(profile.customer_id),
+                    **new.model_dump(mode="json", exclude={"scored_at"}),
                 })  # fmt: skip
         self._membership.apply(changes, result.run_id)
+        self._profiles.store.put_scores(writes)

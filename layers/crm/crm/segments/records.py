@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -120,3 +120,16 @@ class ShardTask(BaseModel):
         if self.segment >= self.total_segments:
             raise ValueError("segment must be below total_segments")
         return self
+
+
+@dataclass(frozen=True)
+class ShardCheckpoint:
+    """How far an unfinished shard got, stored on its shard item every few pages: a retried
+    shard resumes from `resume` (the scan's start key) with the counters it had."""
+
+    resume: dict[str, Any]
+    counts: dict[str, int]
+    scored: int
+    written: int
+    skipped: int
+    parts: int  # lake snapshot objects written so far

@@ -2,7 +2,9 @@
 
 definition     PK=DEF                 SK=<name>        description, rule, paused, updated_at/by
 run            PK=RUN                 SK=<run_id>      status, times, progress counters, error
-shard result   PK=RUN#<run_id>        SK=SHARD#<n>     members per segment, scored, written
+shard result   PK=RUN#<run_id>        SK=SHARD#<n>     members per segment, scored, written;
+                                                       while unfinished (state=partial) the
+                                                       scan's resume key, checkpointed
 complete run   PK=SIZES               SK=<run_id>      finished_at, members per segment
 membership     PK=SEG#<name>#<k>      SK=<customer_id> k = one of MEMBER_SHARDS write shards
 """
@@ -35,8 +37,11 @@ from crm.segments.records import (
     MembershipChange,
     RunRecord,
     SegmentModel,
+    ShardCheckpoint,
     UnreadableDefinition,
 )
+
+PARTIAL = "partial"  # a shard item's state until the shard is done (done items have none)
 
 # A segment of millions must not be one hot partition (1,000 writes/s each): its members are
 # spread over this many partitions by a hash of the customer id.
@@ -174,20 +179,26 @@ class SegmentStore:
         """Store one shard's result and count it once; returns the run as it now stands.
 
         The shard item is the truth and the run's counters follow it: they move only when
-        the shard's result is stored for the first time, so a retried shard counts once. The
-        counters live on the small run item, not in a set of shard numbers, because a set of
-        thousands of shards would make every one of thousands of updates cost its whole size
-        on one hot item. Should an attempt stop between the two writes, the run is one short:
-        the watchdog counts the shard items before it gives up on a run (`recorded_shards`)."""
+        the shard's result is stored for the first time (over no item, or over a checkpoint),
+        so a retried shard counts once. The counters live on the small run item, not in a
+        set of shard numbers, because a set of thousands of shards would make every one of
+        thousands of updates cost its whole size on one hot item. Should an attempt stop
+        between the two writes, the run is one short: the watchdog counts the shard items
+        before it gives up on a run (`recorded_shards`)."""
         item = {"PK": f"RUN#{run_id}", "SK": f"SHARD#{shard:07d}", "counts": counts,
                 "scored": scored, "written": written, "at": at.isoformat()}  # fmt: skip
-        out = aws.dynamodb().put_item(
-            TableName=self._table, Item=to_item(item), ReturnValues="ALL_OLD"
-        )
-        if out.get("Attributes"):  # stored by an earlier attempt: counted then
-            run = self.run(run_id, consistent=True)
+        try:
+            aws.dynamodb().put_item(
+                TableName=self._table,
+                Item=to_item(item),
+                ConditionExpression="attribute_not_exists(PK) OR #state = :partial",
+                ExpressionAttributeNames={"#state": "state"},
+                ExpressionAttributeValues={":partial": {"S": PARTIAL}},
+            )
+        except aws.dynamodb().exceptions.ConditionalCheckFailedException:
+            run = self.run(run_id, consistent=True)  # stored by an earlier attempt: counted then
             if run is None:
-                raise KeyError(run_id)
+                raise KeyError(run_id) from None
             return run
         updated = aws.dynamodb().update_item(
             TableName=self._table,
@@ -202,6 +213,50 @@ class SegmentStore:
         )
         return _run(from_item(updated["Attributes"]))
 
+    def checkpoint_shard(
+        self, run_id: str, shard: int, checkpoint: ShardCheckpoint, at: datetime
+    ) -> bool:
+        """Keep how far an unfinished shard got (one PutItem on its shard item). False when
+        the shard is done already (another attempt finished it): there is nothing to keep."""
+        item = {"PK": f"RUN#{run_id}", "SK": f"SHARD#{shard:07d}", "state": PARTIAL,
+                "resume": json.dumps(checkpoint.resume, sort_keys=True),
+                "counts": checkpoint.counts, "scored": checkpoint.scored,
+                "written": checkpoint.written, "skipped": checkpoint.skipped,
+                "parts": checkpoint.parts, "at": at.isoformat()}  # fmt: skip
+        try:
+            aws.dynamodb().put_item(
+                TableName=self._table,
+                Item=to_item(item),
+                ConditionExpression="attribute_not_exists(PK) OR #state = :partial",
+                ExpressionAttributeNames={"#state": "state"},
+                ExpressionAttributeValues={":partial": {"S": PARTIAL}},
+            )
+        except aws.dynamodb().exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def shard_checkpoint(self, run_id: str, shard: int) -> ShardCheckpoint | None:
+        """Where an earlier attempt of this shard stopped, if it checkpointed and did not
+        finish."""
+        out = aws.dynamodb().get_item(
+            TableName=self._table,
+            Key={"PK": {"S": f"RUN#{run_id}"}, "SK": {"S": f"SHARD#{shard:07d}"}},
+            ConsistentRead=True,
+        )
+        if "Item" not in out:
+            return None
+        v = from_item(out["Item"])
+        if v.get("state") != PARTIAL:
+            return None
+        return ShardCheckpoint(
+            resume=json.loads(v["resume"]),
+            counts={k: int(n) for k, n in v.get("counts", {}).items()},
+            scored=int(v.get("scored", 0)),
+            written=int(v.get("written", 0)),
+            skipped=int(v.get("skipped", 0)),
+            parts=int(v.get("parts", 0)),
+        )
+
     def note_retry(self, run_id: str) -> None:
         """A shard attempt failed and SQS will deliver it again."""
         self._update_if(run_id, "ADD attempts_retried :one", "attribute_exists(PK)", {":one": 1})
@@ -213,6 +268,8 @@ class SegmentStore:
         running (finished by another worker, or failed)."""
         sizes: dict[str, int] = {}
         for item in self._query_all(f"RUN#{run_id}", consistent=True):
+            if item.get("state", {}).get("S") == PARTIAL:
+                continue  # a checkpoint, not a result
             for name, count in from_item(item).get("counts", {}).items():
                 sizes[name] = sizes.get(name, 0) + int(count)
         at = finished_at.isoformat()
@@ -256,8 +313,14 @@ class SegmentStore:
 
     def recorded_shards(self, run_id: str) -> set[int]:
         """The shards whose results are stored (read only when a run looks stuck)."""
-        items = self._query_all(f"RUN#{run_id}", consistent=True, ProjectionExpression="SK")
-        return {int(i["SK"]["S"].removeprefix("SHARD#")) for i in items}
+        items = self._query_all(f"RUN#{run_id}", consistent=True,
+                                ProjectionExpression="SK, #state",
+                                ExpressionAttributeNames={"#state": "state"})  # fmt: skip
+        return {
+            int(i["SK"]["S"].removeprefix("SHARD#"))
+            for i in items
+            if i.get("state", {}).get("S") != PARTIAL
+        }
 
     def run(self, run_id: str, consistent: bool = False) -> RunRecord | None:
         out = aws.dynamodb().get_item(
