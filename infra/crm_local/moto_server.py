@@ -201,17 +201,29 @@ def _base64(value: Any) -> str:
 
 def _all_items(self: Table) -> list[Any]:
     """Table.all_items, sorted by the values its DynamoType keys compare by."""
+    return _in_key_order(_items_of(self))
+
+
+def _items_of(table: Table) -> list[Any]:
     items: list[Any] = []
-    for hash_set in self.items.values():
-        if self.range_key_attr:
+    for hash_set in table.items.values():
+        if table.range_key_attr:
             items.extend(hash_set.values())
         else:
             items.append(hash_set)
+    return items
 
+
+def _compared_by(value: Any) -> Any:
+    """DynamoType.cast_value, read directly for strings and binaries (their value itself)."""
+    return value.value if value.type in ("S", "B") else value.cast_value
+
+
+def _in_key_order(items: list[Any]) -> list[Any]:
     def key(item: Any) -> Any:
         if item.range_key:
-            return (item.hash_key.cast_value, item.range_key.cast_value)
-        return item.hash_key.cast_value
+            return (_compared_by(item.hash_key), _compared_by(item.range_key))
+        return _compared_by(item.hash_key)
 
     return sorted(items, key=key)
 
@@ -231,9 +243,10 @@ def _scan(self: Table, *args: Any, **kwargs: Any) -> Any:
     segments, start = call["segments"], call["exclusive_start_key"]
     if call["index_name"] or (segments == (None, None) and start is None):
         return MOTOS_OWN["Table.scan"](*bound.args, **bound.kwargs)
-    items = self.all_items()
-    if segments != (None, None):
+    items = _items_of(self)
+    if segments != (None, None):  # keys are unique: the segment's items sort as they did
         items = [item for item in items if _in_segment(item, segments)]
+    items = _in_key_order(items)
     if start is not None:
         hash_attrs, range_attrs = [self.hash_key_attr], [self.range_key_attr]
 
