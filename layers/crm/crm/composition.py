@@ -4,7 +4,8 @@ resources (or hand it fakes). Nothing else keeps a singleton, so forgetting the 
 is all a test or the emulator does to start afresh.
 
 Parts are built on first use, so a function pays at cold start only for what it touches; the
-segment recompute, which needs numpy and scipy, is imported only when asked for.
+segment recompute, which needs numpy, is imported only when asked for (and scipy only when
+the planner fits).
 """
 
 from __future__ import annotations
