@@ -163,10 +163,9 @@ def test_a_batch_reads_at_most_100_keys_per_request(suite: Suite) -> None:
     messages = take(suite, 105)
     with captured("BatchGetItem") as reads:
         failed = deliver(suite, messages)
-    assert sorted(len(r["RequestItems"][next(iter(r["RequestItems"]))]["Keys"]) for r in reads) == [
-        5,
-        100,
-    ]
+    # Two keys a customer (its profile and its scores item): 210 keys in three requests.
+    keys = sorted(len(r["RequestItems"][next(iter(r["RequestItems"]))]["Keys"]) for r in reads)
+    assert keys == [10, 100, 100]
     assert len(failed) == 102  # the unknown customers, each failing alone
     assert all(orders(suite, cid)["order_count"] == 1 for cid in known)
 
@@ -196,7 +195,7 @@ def test_keys_left_unprocessed_are_asked_again(
     monkeypatch.setattr(client, "batch_get_item", half_unprocessed)
     with count_requests() as counts:
         assert deliver(suite, messages) == set()
-    assert throttled == [4]
+    assert throttled == [8]  # four profiles and their scores items
     assert counts["dynamodb.BatchGetItem"] == 2
     assert all(orders(suite, cid)["order_count"] == 1 for cid in customers)
 
