@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 from pydantic import (
+    AfterValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -87,6 +88,11 @@ def normalize_email(raw: str) -> str:
         raise ValueError(f"not a valid email address: {exc}") from None
 
 
+# What a client sends, stored and looked up in one normal form (the views show Phone/Email).
+PhoneInput = Annotated[Phone, AfterValidator(normalize_phone)]
+EmailInput = Annotated[Email, AfterValidator(normalize_email)]
+
+
 def _external_id_by_channel(schema: dict[str, Any]) -> None:
     schema["anyOf"] = [
         {"properties": {"channel": {"enum": [c.value for c in Channel if c not in PII_CHANNELS]}}},
@@ -126,24 +132,14 @@ class ProfileAttributes(StrictInput):
     """Editable attributes. name, phone, email and address.line are PII, encrypted at rest."""
 
     name: ShortText | None = None
-    phone: Phone | None = None
-    email: Email | None = None
+    phone: PhoneInput | None = None
+    email: EmailInput | None = None
     gender: Literal["female", "male", "other", "undisclosed"] | None = None
     birthday: date | None = None
     city: ShortText | None = None
     locale: Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-[A-Z]{2})?$")] | None = None
     address: Address | None = None
     preferred_store_id: Key | None = None
-
-    @field_validator("phone")
-    @classmethod
-    def _phone(cls, value: str | None) -> str | None:
-        return None if value is None else normalize_phone(value)
-
-    @field_validator("email")
-    @classmethod
-    def _email(cls, value: str | None) -> str | None:
-        return None if value is None else normalize_email(value)
 
     @field_validator("birthday")
     @classmethod
@@ -526,22 +522,12 @@ class FindCustomers(StrictInput):
         }
     )
 
-    phone: Phone | None = None
-    email: Email | None = None
+    phone: PhoneInput | None = None
+    email: EmailInput | None = None
     identity: Identity | None = Field(
         default=None, description="any channel's id: an app user id, an openid, a member card"
     )
     order_id: Key | None = Field(default=None, description="a placed or paid order's id")
-
-    @field_validator("phone")
-    @classmethod
-    def _phone(cls, value: str | None) -> str | None:
-        return None if value is None else normalize_phone(value)
-
-    @field_validator("email")
-    @classmethod
-    def _email(cls, value: str | None) -> str | None:
-        return None if value is None else normalize_email(value)
 
     @model_validator(mode="after")
     def _some_criterion(self) -> FindCustomers:
