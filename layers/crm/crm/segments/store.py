@@ -187,15 +187,7 @@ class SegmentStore:
         before it gives up on a run (`recorded_shards`)."""
         item = {"PK": f"RUN#{run_id}", "SK": f"SHARD#{shard:07d}", "counts": counts,
                 "scored": scored, "written": written, "at": at.isoformat()}  # fmt: skip
-        try:
-            aws.dynamodb().put_item(
-                TableName=self._table,
-                Item=to_item(item),
-                ConditionExpression="attribute_not_exists(PK) OR #state = :partial",
-                ExpressionAttributeNames={"#state": "state"},
-                ExpressionAttributeValues={":partial": {"S": PARTIAL}},
-            )
-        except aws.dynamodb().exceptions.ConditionalCheckFailedException:
+        if not self._put_unfinished_shard(item):
             run = self.run(run_id, consistent=True)  # stored by an earlier attempt: counted then
             if run is None:
                 raise KeyError(run_id) from None
@@ -223,6 +215,10 @@ class SegmentStore:
                 "counts": checkpoint.counts, "scored": checkpoint.scored,
                 "written": checkpoint.written, "skipped": checkpoint.skipped,
                 "parts": checkpoint.parts, "at": at.isoformat()}  # fmt: skip
+        return self._put_unfinished_shard(item)
+
+    def _put_unfinished_shard(self, item: dict[str, Any]) -> bool:
+        """Put a shard item unless the shard is done already (no item, or a partial one)."""
         try:
             aws.dynamodb().put_item(
                 TableName=self._table,

@@ -106,46 +106,44 @@ class TimerStore:
     def move(self, timer: Timer, moved: Timer) -> bool:
         """A pending timer to a new due time and generation; False when it is no longer the
         setting `timer` describes (fired, cancelled, or moved by someone else meanwhile)."""
-        try:
-            aws.dynamodb().transact_write_items(
-                TransactItems=[
-                    {"Update": {
-                        "TableName": self._table,
-                        "Key": to_item(timer_key(timer.kind, timer.timer_id)),
-                        "UpdateExpression": "SET due_at = :due, generation = :new",
-                        "ConditionExpression": "generation = :old AND #s = :pending",
-                        "ExpressionAttributeNames": {"#s": "state"},
-                        "ExpressionAttributeValues": to_item({
-                            ":due": iso(moved.due_at), ":new": moved.generation,
-                            ":old": timer.generation, ":pending": "pending",
-                        }),
-                    }},
-                    {"Delete": {"TableName": self._table, "Key": self.due_key(timer)}},
-                    {"Put": {"TableName": self._table, "Item": self._due_item(moved)}},
-                ]
-            )  # fmt: skip
-        except ClientError as exc:
-            if not _canceled(exc):
-                raise
-            return False
-        return True
+        return self._transact(
+            [
+                {"Update": {
+                    "TableName": self._table,
+                    "Key": to_item(timer_key(timer.kind, timer.timer_id)),
+                    "UpdateExpression": "SET due_at = :due, generation = :new",
+                    "ConditionExpression": "generation = :old AND #s = :pending",
+                    "ExpressionAttributeNames": {"#s": "state"},
+                    "ExpressionAttributeValues": to_item({
+                        ":due": iso(moved.due_at), ":new": moved.generation,
+                        ":old": timer.generation, ":pending": "pending",
+                    }),
+                }},
+                {"Delete": {"TableName": self._table, "Key": self.due_key(timer)}},
+                {"Put": {"TableName": self._table, "Item": self._due_item(moved)}},
+            ]
+        )  # fmt: skip
 
     def delete(self, timer: Timer) -> bool:
         """Cancel a pending timer and its due item; False when it was no longer that setting."""
+        return self._transact(
+            [
+                {"Delete": {
+                    "TableName": self._table,
+                    "Key": to_item(timer_key(timer.kind, timer.timer_id)),
+                    "ConditionExpression": "generation = :g AND #s = :pending",
+                    "ExpressionAttributeNames": {"#s": "state"},
+                    "ExpressionAttributeValues": to_item({
+                        ":g": timer.generation, ":pending": "pending"}),
+                }},
+                {"Delete": {"TableName": self._table, "Key": self.due_key(timer)}},
+            ]
+        )  # fmt: skip
+
+    def _transact(self, items: list[dict[str, Any]]) -> bool:
+        """One TransactWriteItems; False when a condition cancelled it (another setting won)."""
         try:
-            aws.dynamodb().transact_write_items(
-                TransactItems=[
-                    {"Delete": {
-                        "TableName": self._table,
-                        "Key": to_item(timer_key(timer.kind, timer.timer_id)),
-                        "ConditionExpression": "generation = :g AND #s = :pending",
-                        "ExpressionAttributeNames": {"#s": "state"},
-                        "ExpressionAttributeValues": to_item({
-                            ":g": timer.generation, ":pending": "pending"}),
-                    }},
-                    {"Delete": {"TableName": self._table, "Key": self.due_key(timer)}},
-                ]
-            )  # fmt: skip
+            aws.dynamodb().transact_write_items(TransactItems=items)  # type: ignore[arg-type]
         except ClientError as exc:
             if not _canceled(exc):
                 raise
