@@ -61,7 +61,7 @@ GRANTS: dict[Role, frozenset[Permission]] = {
 
 
 class Caller(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     subject: str
     roles: frozenset[Role]

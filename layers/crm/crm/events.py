@@ -11,7 +11,7 @@ SOURCE = "crm"
 
 
 class BusEvent(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     detail_type: ClassVar[str]
 

@@ -103,8 +103,17 @@ class StrictInput(BaseModel):
     come as strings, and money may also come as a JSON number. Code that builds these models
     from Python values (stored definitions, tests) stays lax."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    # defer_build: a model's validator is built when first used, not at import, so a cold start
+    # pays only for the shapes its first request touches.
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, defer_build=True)
 
 
 class Output(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
+
+
+class Record(BaseModel):
+    """Stored shapes (items, queued messages). Like the API's models, their validators are built
+    on first use (`defer_build`), so a function pays at cold start only for the shapes it reads."""
+
+    model_config = ConfigDict(defer_build=True)

@@ -9,8 +9,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from crm.models import Record
 from crm.profiles.models import (
     Aggregates,
     Channel,
@@ -24,13 +25,13 @@ from crm.profiles.models import (
 )
 
 
-class StoredIdentity(BaseModel):
+class StoredIdentity(Record):
     channel: Channel
     key: str = Field(description="the index key: the external id, or a blind-index token for PII")
     display: str = Field(description="what staff without PII access may see")
 
 
-class PendingContact(BaseModel):
+class PendingContact(Record):
     """A phone or email the customer asked for and has not verified: sealed like every PII
     field (under the customer's key, bound to `pending_<field>`), never an identity yet."""
 
@@ -40,7 +41,7 @@ class PendingContact(BaseModel):
     expires_at: datetime
 
 
-class ProfileRecord(BaseModel):
+class ProfileRecord(Record):
     customer_id: str
     version: int = 1
     rev: int = 0
@@ -67,7 +68,7 @@ class ProfileRecord(BaseModel):
 LedgerKind = Literal["EVT", "PTS", "CNS"]
 
 
-class LedgerEntry(BaseModel):
+class LedgerEntry(Record):
     """One thing that happened to a customer, stored once under its idempotency key."""
 
     key: str
@@ -88,7 +89,7 @@ def suggestion_id_for(customer_ids: Sequence[str]) -> str:
     return "m-" + hashlib.sha256(joined.encode()).hexdigest()[:24]
 
 
-class MergeSuggestionRecord(BaseModel):
+class MergeSuggestionRecord(Record):
     """Profiles that seem to be one person, waiting for a manager to merge them or not."""
 
     suggestion_id: str
@@ -108,7 +109,7 @@ def payment_key(order_id: str) -> str:
     return order_entry_key(order_id, "order_paid")
 
 
-class OrderPayment(BaseModel):
+class OrderPayment(Record):
     """An order's payment as its ledger entry holds it."""
 
     customer_id: str

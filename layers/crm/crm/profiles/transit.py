@@ -32,11 +32,12 @@ from functools import lru_cache
 from typing import Any, Literal
 
 from cryptography.exceptions import InvalidTag
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import ConfigDict, Field, ValidationError, model_validator
 
 from crm.clock import IdFactory
 from crm.errors import validation_problems
 from crm.keys import TransitKeys, UnreadableKey
+from crm.models import Record
 from crm.pii import FieldCipher
 from crm.profiles.customer_events import CUSTOMER_EVENT, CustomerEvent
 from crm.profiles.models import Identity
@@ -53,14 +54,14 @@ PENDING_CUSTOMER = "identity:pending"
 CACHED_KEYS = 64
 
 
-class TransitKey(BaseModel):
+class TransitKey(Record):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     batch_id: str
     wrapped: str = Field(description="the batch's data key wrapped by the PII key, base64")
 
 
-class QueuedEvent(BaseModel):
+class QueuedEvent(Record):
     """What POST /events queues for the folder, one message per event (internal, versioned)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)

@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import Field, model_validator
+
+from crm.models import Record
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,7 @@ class CompleteRun:
     sizes: dict[str, int]
 
 
-class RfmThresholds(BaseModel):
+class RfmThresholds(Record):
     """Quintile cut points: 4 ascending values each."""
 
     recency_days: list[float]
@@ -72,7 +74,7 @@ class RfmThresholds(BaseModel):
     monetary: list[float]
 
 
-class BgNbdParams(BaseModel):
+class BgNbdParams(Record):
     r: float
     alpha: float
     a: float
@@ -81,21 +83,21 @@ class BgNbdParams(BaseModel):
     sample_size: int
 
 
-class GammaGammaParams(BaseModel):
+class GammaGammaParams(Record):
     p: float
     q: float
     v: float
     sample_size: int
 
 
-class Association(BaseModel):
+class Association(Record):
     product: str
     support: float
     confidence: float
     lift: float
 
 
-class SegmentModel(BaseModel):
+class SegmentModel(Record):
     """What the planner fits and stores (versioned by run) for the workers to score with."""
 
     run_id: str
@@ -110,7 +112,7 @@ class SegmentModel(BaseModel):
     popular_products: list[str] = Field(default_factory=list)
 
 
-class ShardTask(BaseModel):
+class ShardTask(Record):
     run_id: str
     segment: int = Field(ge=0)
     total_segments: int = Field(ge=1, le=1_000_000)

@@ -16,10 +16,10 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError
 
 from crm.clock import iso
-from crm.models import UtcDatetime
+from crm.models import Record, UtcDatetime
 from crm.sqs_consumer import PoisonMessage
 
 # Pending due items are spread over this many partitions by a hash of the timer, so that a
@@ -49,7 +49,7 @@ MAX_PAYLOAD_BYTES = 1024
 TimerState = Literal["pending", "fired"]
 
 
-class Timer(BaseModel):
+class Timer(Record):
     """A timer as its family sees it."""
 
     model_config = ConfigDict(frozen=True)
@@ -63,7 +63,7 @@ class Timer(BaseModel):
     fired_at: datetime | None = None
 
 
-class WakeUp(BaseModel):
+class WakeUp(Record):
     """The message a kind's queue receives when its timer is due: ids only, never PII.
 
     `generation` names one setting of the timer: a wake-up queued before the timer was
