@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from crm import aws
 from crm.bus import Bus
+from crm.campaigns import CampaignsSettings
 from crm.clock import Clock, IdFactory, new_id, utc_now
 from crm.config import PlatformSettings
 from crm.keys import BlindIndexKey, DataKeys, TransitKeys
@@ -53,6 +54,7 @@ class Settings:
     profiles: ProfilesSettings
     segments: SegmentsSettings
     timers: TimersSettings
+    campaigns: CampaignsSettings
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -61,6 +63,7 @@ class Settings:
             ProfilesSettings.from_env(),
             SegmentsSettings.from_env(),
             TimersSettings.from_env(),
+            CampaignsSettings.from_env(),
         )
 
 

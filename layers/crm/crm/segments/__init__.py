@@ -7,6 +7,8 @@ carry the analytics layer.
 """
 
 from crm.segments.membership import RuleMembership
+from crm.segments.models import Condition, Rule
+from crm.segments.rules import matches
 from crm.segments.service import SegmentCatalog
 
-__all__ = ["RuleMembership", "SegmentCatalog"]
+__all__ = ["Condition", "Rule", "RuleMembership", "SegmentCatalog", "matches"]

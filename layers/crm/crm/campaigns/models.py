@@ -1,0 +1,68 @@
+"""Campaigns' shapes shared by its parts: what journeys and segment sends hand to dispatch,
+and what dispatch answers. API shapes of each part live beside it (`journey_models.py`, ...)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import Field
+
+from crm.models import Output, Record, UtcDatetime
+
+
+class MessageChannel(StrEnum):
+    """Where a message goes. Each has its consent purpose and its provider."""
+
+    EMAIL = "email"
+    SMS = "sms"
+    PUSH = "push"
+    WECHAT = "wechat"  # official-account / mini-program subscription messages
+    WEBHOOK = "webhook"  # a signed POST to the shop's own endpoint, for anything else
+
+
+class DispatchRequest(Record):
+    """One message to one customer, as a journey step or a segment send asks for it.
+
+    Its `dispatch_key` names the message: dispatch sends at most one message per key, however
+    often the request is redelivered, retried or raced."""
+
+    source: Literal["journey", "send"]
+    source_id: str = Field(description="the journey instance id, or the segment send id")
+    step: str = Field(description="the journey step id, or the send's name for its message")
+    campaign_id: str = Field(description="the journey or send the report counts it under")
+    variant: str | None = Field(default=None, description="the A/B variant, if split")
+    customer_id: str
+    channel: MessageChannel
+    template_id: str
+    coupon_offer_id: str | None = Field(
+        default=None, description="issue one code of this offer with the message"
+    )
+    priority: int = Field(default=0, description="higher wins a scarce slot under a cap")
+    on_capped: Literal["drop", "defer", "skip"] = "drop"
+    max_defer_s: int | None = Field(default=None, ge=0, description="defer at most this long")
+    transactional: bool = Field(
+        default=False, description="service messages: exempt from caps, recorded all the same"
+    )
+    requested_at: UtcDatetime
+
+    @property
+    def dispatch_key(self) -> str:
+        return f"{self.source}#{self.source_id}#{self.step}#{self.customer_id}#{self.channel}"
+
+
+DispatchStatus = Literal[
+    "sent",  # the provider took it (now, or before: a redelivery answers the first outcome)
+    "capped",  # a frequency cap refused it and the step said drop or skip
+    "deferred",  # quiet hours or a cap: try again at retry_at
+    "suppressed",  # no consent for the channel's purpose, or no address on the channel
+    "failed",  # the provider refused it for good (bad address, template error)
+]
+
+
+class DispatchOutcome(Output):
+    dispatch_key: str
+    status: DispatchStatus
+    reason: str | None = None
+    retry_at: UtcDatetime | None = None
+    message_id: str | None = Field(default=None, description="the provider's id for it")
