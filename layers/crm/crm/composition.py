@@ -3,68 +3,78 @@ them their collaborators. Functions ask it for what they use; tests build it on 
 resources (or hand it fakes). Nothing else keeps a singleton, so forgetting the root (`reset`)
 is all a test or the emulator does to start afresh.
 
-Parts are built on first use, so a function pays at cold start only for what it touches; the
-segment recompute, which needs numpy, is imported only when asked for (and scipy only when
-the planner fits).
+Parts are built on first use and each family's modules are imported inside the property that
+builds it, so a function pays at cold start only for what it touches (the timer functions load
+no profile model; the segment recompute, which needs numpy, is imported only when asked for,
+and scipy only when the planner fits).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from crm import aws
-from crm.bus import Bus
-from crm.campaigns import CampaignsSettings
 from crm.clock import Clock, IdFactory, new_id, utc_now
 from crm.config import PlatformSettings
-from crm.keys import BlindIndexKey, DataKeys, TransitKeys
-from crm.lake import Lake
-from crm.profiles.edits import ProfileEdits
-from crm.profiles.event_folding import EventFolding
-from crm.profiles.event_intake import EventIntake
-from crm.profiles.family import Profiles
-from crm.profiles.identity import IdentityResolution
-from crm.profiles.lookup import CustomerLookup
-from crm.profiles.merge_suggestions import MergeSuggestions
-from crm.profiles.points import LoyaltyPoints
-from crm.profiles.service import ProfileService
-from crm.profiles.settings import ProfilesSettings
-from crm.profiles.store import ProfileStore
-from crm.profiles.transit import EventTransit
-from crm.profiles.views import CustomerViews
-from crm.queue import Queue
-from crm.segments.membership import RuleMembership
-from crm.segments.runs import RunWatchdog
-from crm.segments.service import SegmentCatalog
-from crm.segments.settings import SegmentsSettings
-from crm.segments.store import ModelStore, SegmentStore
-from crm.timers import KindQueues, Timers, TimersSettings, TimerStore, TimerSweep
 
+# Every family is imported inside the property that builds it: a function pays at cold start
+# for the families it uses, not for every family the suite has (the timer sweep loads no
+# profile model, the API no campaign dispatch). The names below are for type checking only.
 if TYPE_CHECKING:
+    from crm.bus import Bus
+    from crm.campaigns import CampaignsSettings
+    from crm.keys import BlindIndexKey
+    from crm.lake import Lake
+    from crm.profiles.family import Profiles
+    from crm.profiles.service import ProfileService
+    from crm.profiles.settings import ProfilesSettings
+    from crm.profiles.transit import EventTransit
+    from crm.segments.membership import RuleMembership
     from crm.segments.recompute import SegmentRecompute
+    from crm.segments.runs import RunWatchdog
+    from crm.segments.service import SegmentCatalog
+    from crm.segments.settings import SegmentsSettings
+    from crm.segments.store import SegmentStore
+    from crm.timers import KindQueues, Timers, TimersSettings, TimerStore, TimerSweep
 
 
-@dataclass(frozen=True)
 class Settings:
-    platform: PlatformSettings
-    profiles: ProfilesSettings
-    segments: SegmentsSettings
-    timers: TimersSettings
-    campaigns: CampaignsSettings
+    """Each family's resources, read from the environment when the family is first built."""
 
     @classmethod
     def from_env(cls) -> Settings:
-        return cls(
-            PlatformSettings.from_env(),
-            ProfilesSettings.from_env(),
-            SegmentsSettings.from_env(),
-            TimersSettings.from_env(),
-            CampaignsSettings.from_env(),
-        )
+        return cls()
+
+    @cached_property
+    def platform(self) -> PlatformSettings:
+        return PlatformSettings.from_env()
+
+    @cached_property
+    def profiles(self) -> ProfilesSettings:
+        from crm.profiles.settings import ProfilesSettings
+
+        return ProfilesSettings.from_env()
+
+    @cached_property
+    def segments(self) -> SegmentsSettings:
+        from crm.segments.settings import SegmentsSettings
+
+        return SegmentsSettings.from_env()
+
+    @cached_property
+    def timers(self) -> TimersSettings:
+        from crm.timers import TimersSettings
+
+        return TimersSettings.from_env()
+
+    @cached_property
+    def campaigns(self) -> CampaignsSettings:
+        from crm.campaigns import CampaignsSettings
+
+        return CampaignsSettings.from_env()
 
 
 class Crm:
@@ -83,46 +93,69 @@ class Crm:
     # ------------------------------------------------------------ shared adapters
     @cached_property
     def lake(self) -> Lake:
+        from crm.lake import Lake
+
         return Lake(self.settings.platform.lake_bucket)
 
     @cached_property
     def bus(self) -> Bus:
+        from crm.bus import Bus
+
         return Bus(self.settings.platform.event_bus_name)
 
     @cached_property
     def blind_index(self) -> BlindIndexKey:
+        from crm.keys import BlindIndexKey
+
         return BlindIndexKey(self.settings.profiles.blind_index_secret_arn)
 
     # ------------------------------------------------------------ timers
     @cached_property
     def timer_store(self) -> TimerStore:
+        from crm.timers import TimerStore
+
         return TimerStore(self.settings.timers.timers_table)
 
     @cached_property
     def timer_kinds(self) -> KindQueues:
+        from crm.timers import KindQueues
+
         return KindQueues(self.settings.timers.kinds)
 
     @cached_property
     def timers(self) -> Timers:
+        from crm.timers import Timers
+
         return Timers(self.timer_store, self.timer_kinds, self.clock, self.ids)
 
     @cached_property
     def timer_sweep(self) -> TimerSweep:
+        from crm.queue import Queue
+        from crm.timers import TimerSweep
+
         tasks = Queue(self.settings.timers.sweep_queue_url)
         return TimerSweep(self.timer_store, self.timer_kinds, tasks, self.clock)
 
     # ------------------------------------------------------------ segments' membership
     @cached_property
     def segment_store(self) -> SegmentStore:
+        from crm.segments.store import SegmentStore
+
         return SegmentStore(self.settings.segments.segments_table)
 
     @cached_property
     def rule_membership(self) -> RuleMembership:
+        from crm.segments.membership import RuleMembership
+
         return RuleMembership(self.segment_store, self.bus, self.clock)
 
     # ------------------------------------------------------------ profiles
     @cached_property
     def profile_service(self) -> ProfileService:
+        from crm.keys import DataKeys
+        from crm.profiles.service import ProfileService
+        from crm.profiles.store import ProfileStore
+
         config = self.settings.profiles
         return ProfileService(
             ProfileStore(config.customers_table),
@@ -137,6 +170,9 @@ class Crm:
 
     @cached_property
     def event_transit(self) -> EventTransit:
+        from crm.keys import TransitKeys
+        from crm.profiles.transit import EventTransit
+
         # One per process: the folder keeps the batch keys it unwrapped for the container's life.
         service = self.profile_service
         keys = TransitKeys(self.settings.profiles.pii_key_id)
@@ -144,6 +180,17 @@ class Crm:
 
     @cached_property
     def profiles(self) -> Profiles:
+        from crm.profiles.edits import ProfileEdits
+        from crm.profiles.event_folding import EventFolding
+        from crm.profiles.event_intake import EventIntake
+        from crm.profiles.family import Profiles
+        from crm.profiles.identity import IdentityResolution
+        from crm.profiles.lookup import CustomerLookup
+        from crm.profiles.merge_suggestions import MergeSuggestions
+        from crm.profiles.points import LoyaltyPoints
+        from crm.profiles.views import CustomerViews
+        from crm.queue import Queue
+
         service = self.profile_service
         views = CustomerViews(service)
         identity = IdentityResolution(service, views)
@@ -165,6 +212,9 @@ class Crm:
     # ------------------------------------------------------------ segments
     @cached_property
     def segments(self) -> SegmentCatalog:
+        from crm.segments.service import SegmentCatalog
+        from crm.segments.store import ModelStore
+
         return SegmentCatalog(
             self.segment_store,
             self.rule_membership,
@@ -177,12 +227,16 @@ class Crm:
 
     @cached_property
     def segment_watchdog(self) -> RunWatchdog:
+        from crm.segments.runs import RunWatchdog
+
         return RunWatchdog(self.segment_store, self.clock)
 
     @cached_property
     def segment_recompute(self) -> SegmentRecompute:
         # Imported here: it needs numpy and scipy, which only the segment functions carry.
+        from crm.queue import Queue
         from crm.segments.recompute import SegmentRecompute
+        from crm.segments.store import ModelStore
 
         return SegmentRecompute(
             profiles=self.profile_service,

@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
 logger = Logger(child=True)
@@ -62,6 +62,8 @@ def consume_batch(
     """Handle an SQS event's messages together (one read, shared work); `handle_batch`
     returns why each failed message failed, by message id, and the batch is reported as
     `consume` reports it: partial failures, poison messages, metrics."""
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
     messages = [_message(SQSRecord(record)) for record in event.get("Records", [])]
     failures: Mapping[str, Exception] = {}
 
@@ -88,8 +90,9 @@ def consume(
     metrics: Metrics | None = None,
 ) -> dict[str, Any]:
     """Handle every message of an SQS event; returns the partial batch response."""
-    # Imported on first use: Powertools' batch utility loads its parser's models (~80 ms),
-    # which the API (it imports PoisonMessage through the event transit) never needs.
+    # Imported on first use (here and in consume_batch): Powertools' batch utility and data
+    # classes load its parser's models (~100 ms), which the API (it imports PoisonMessage
+    # through the event transit) never needs.
     from aws_lambda_powertools.utilities.batch import (
         BatchProcessor,
         EventType,
