@@ -7,6 +7,10 @@ BIN := $(VENV)/bin
 SUM := $(shell cksum < pyproject.toml | cut -d' ' -f1)
 LOCAL_STAMP := $(VENV)/.installed-local-$(SUM)
 DEV_STAMP := $(VENV)/.installed-dev-$(SUM)
+# checkov has a venv of its own: its pins (boto3, networkx, ...) are not the suite's.
+CHECKOV_VERSION := 3.3.30
+CHECKOV_VENV ?= .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 PORT ?= 8000
 CUSTOMERS ?= 2000
 
@@ -33,7 +37,12 @@ $(DEV_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	rm -f $(VENV)/.installed-* && touch $(LOCAL_STAMP) $@
 
-install: $(DEV_STAMP)
+$(CHECKOV_STAMP):
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet 'checkov==$(CHECKOV_VERSION)'
+	rm -f $(CHECKOV_VENV)/.installed-* && touch $@
+
+install: $(DEV_STAMP) $(CHECKOV_STAMP)
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
@@ -43,8 +52,10 @@ lint: $(DEV_STAMP)
 typecheck: $(DEV_STAMP)
 	$(BIN)/mypy
 
-template-check: $(DEV_STAMP)
+# Every checkov finding is fixed or skipped in the template with its reason (Metadata.checkov).
+template-check: $(DEV_STAMP) $(CHECKOV_STAMP)
 	$(BIN)/cfn-lint template.yaml
+	$(CHECKOV_VENV)/bin/checkov --file template.yaml --framework cloudformation --quiet --compact --skip-download
 
 test: lint typecheck template-check
 	$(BIN)/pytest
@@ -59,4 +70,4 @@ openapi: $(DEV_STAMP)
 	$(BIN)/python -m crm_local.openapi_doc --write docs/openapi.json
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .crm-local
+	rm -rf $(VENV) $(CHECKOV_VENV) .pytest_cache .mypy_cache .ruff_cache .crm-local

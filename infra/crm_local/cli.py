@@ -66,7 +66,9 @@ def _running(state_dir: Path) -> dict[str, Any] | None:
     if not info:
         return None
     try:
-        urllib.request.urlopen(info["api"] + "/openapi.json", timeout=2).close()  # noqa: S310
+        # A refused connection answers at once; a live emulator may first start the API's
+        # container (imports, the document's schemas: seconds on a loaded machine).
+        urllib.request.urlopen(info["api"] + "/openapi.json", timeout=20).close()  # noqa: S310
     except (urllib.error.URLError, OSError):
         return None
     return info

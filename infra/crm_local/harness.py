@@ -19,6 +19,7 @@ from crm_local.provision import Stack, provision
 from crm_local.runtime import environment, invoke, reset_process_state
 from crm_local.sqs import sqs_event
 from crm_local.template import load_template
+from crm_local.tokens import CUSTOMER_ISSUER, STAFF_ISSUER
 
 ROLE_SUBJECTS = {
     "support_agent": "agent-1",
@@ -36,6 +37,7 @@ def claims_for(role: str, customer_id: str | None = None) -> dict[str, Any]:
         # REST APIs pass groups as one string; the service must read this form.
         "cognito:groups": f"[{role}]",
         "token_use": "id",
+        "iss": CUSTOMER_ISSUER if role == "customer" else STAFF_ISSUER,
     }
     if customer_id:
         claims["custom:customer_id"] = customer_id

@@ -15,8 +15,11 @@ import boto3
 from botocore.exceptions import ClientError
 
 from crm_local.template import FunctionSpec, Template
+from crm_local.tokens import CUSTOMER_POOL_ID, STAFF_POOL_ID
 
 REGION = "us-east-1"
+# The user pools the gateway plays (crm_local.tokens): their ids, for the template's references.
+USER_POOL_IDS = {"UserPool": CUSTOMER_POOL_ID, "StaffUserPool": STAFF_POOL_ID}
 ACCOUNT = "123456789012"
 PSEUDO = {
     "AWS::Region": REGION,
@@ -27,12 +30,21 @@ PSEUDO = {
     "AWS::NoValue": None,
 }
 
-# Types the emulator has nothing to create for: code, IAM, alarms, Cognito (the gateway plays
-# the authorizer), API Gateway (the gateway plays it), policies.
+# Types the emulator has nothing to create for: code, IAM, alarms and dashboards, Cognito (the
+# gateway plays the authorizer), API Gateway and its WAF and access logs (the gateway plays it),
+# backups, the alarm topic, policies.
 IGNORED_TYPES = {
     "AWS::Serverless::LayerVersion",
     "AWS::Serverless::Api",
     "AWS::CloudWatch::Alarm",
+    "AWS::CloudWatch::Dashboard",
+    "AWS::WAFv2::WebACL",
+    "AWS::WAFv2::WebACLAssociation",
+    "AWS::Logs::LogGroup",
+    "AWS::Backup::BackupVault",
+    "AWS::Backup::BackupPlan",
+    "AWS::Backup::BackupSelection",
+    "AWS::SNS::Topic",
     "AWS::Cognito::UserPool",
     "AWS::Cognito::UserPoolClient",
     "AWS::Cognito::UserPoolGroup",
@@ -84,6 +96,8 @@ class Stack:
             return PSEUDO[name]
         if name in self.parameters:
             return self.parameters[name]
+        if name in USER_POOL_IDS:
+            return USER_POOL_IDS[name]
         if name not in self.refs:
             raise Unresolved(name)
         return self.refs[name]

@@ -16,7 +16,21 @@ import jwt
 
 from crm_local.private_files import write_private
 
-ISSUER = "crm-local"
+# The emulator plays both user pools of template.yaml (provision.py gives them these ids): staff
+# tokens come from the staff pool's issuer, customers' from the customers' pool, as in AWS,
+# where the API honours staff roles only in the staff pool's tokens (crm.auth).
+REGION = "us-east-1"
+STAFF_POOL_ID = f"{REGION}_crmLocalStaff"
+CUSTOMER_POOL_ID = f"{REGION}_crmLocalCustomers"
+
+
+def pool_issuer(pool_id: str) -> str:
+    return f"https://cognito-idp.{REGION}.amazonaws.com/{pool_id}"
+
+
+STAFF_ISSUER = pool_issuer(STAFF_POOL_ID)
+CUSTOMER_ISSUER = pool_issuer(CUSTOMER_POOL_ID)
+ISSUERS = (STAFF_ISSUER, CUSTOMER_ISSUER)
 LIFETIME_S = 12 * 3600
 ROLES = (
     "customer", "support_agent", "support_manager", "marketer", "analyst", "privacy_officer",
@@ -46,7 +60,7 @@ def issue_token(secret: str, role: str, customer_id: str | None = None, subject:
         "sub": subject or (f"customer-{customer_id}" if role == "customer" else f"local-{role}"),
         "cognito:groups": [role],
         "token_use": "id",
-        "iss": ISSUER,
+        "iss": CUSTOMER_ISSUER if role == "customer" else STAFF_ISSUER,
         "iat": now,
         "exp": now + LIFETIME_S,
     }
@@ -62,8 +76,9 @@ def verify_token(secret: str, authorization: str | None) -> dict[str, str]:
     token = authorization.removeprefix("Bearer ").strip()
     try:
         claims = jwt.decode(
-            token, secret, algorithms=["HS256"], issuer=ISSUER, options={"require": ["exp", "sub"]}
-        )
+            token, secret, algorithms=["HS256"], issuer=ISSUERS,
+            options={"require": ["exp", "sub", "iss"]},
+        )  # fmt: skip
     except jwt.PyJWTError as exc:
         raise InvalidToken(str(exc)) from None
     return {k: ",".join(v) if isinstance(v, list) else str(v) for k, v in claims.items()}

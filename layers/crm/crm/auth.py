@@ -89,11 +89,15 @@ class Caller(BaseModel):
 _GROUP_SPLIT = re.compile(r"[\s,\[\]\"]+")
 
 
-def caller_from_claims(claims: Mapping[str, Any] | None) -> Caller:
+def caller_from_claims(claims: Mapping[str, Any] | None, staff_issuer: str) -> Caller:
     """Build the caller from Cognito claims as API Gateway passes them.
 
     REST APIs hand `cognito:groups` over as one string ("[admin, marketer]" or "admin,marketer"),
     HTTP APIs and test tokens as a list; both are accepted. Unknown groups are ignored.
+
+    Staff roles count only in tokens the staff user pool issued (`staff_issuer`, its `iss`):
+    that pool requires MFA and has no self sign-up, while the customers' pool has both open. A
+    staff group created in the customers' pool by mistake grants nothing.
     """
     if not claims or not claims.get("sub"):
         raise Unauthorized("no verified identity in the request")
@@ -102,6 +106,8 @@ def caller_from_claims(claims: Mapping[str, Any] | None) -> Caller:
     roles = frozenset(Role(n) for n in names if n in Role.__members__.values())
     if not roles:
         raise Forbidden("the caller belongs to no CRM role")
+    if roles - {Role.CUSTOMER} and claims.get("iss") != staff_issuer:
+        raise Forbidden("staff roles count only in tokens of the staff user pool (MFA required)")
     customer_id = claims.get("custom:customer_id") or None
     if Role.CUSTOMER in roles and not customer_id:
         raise Forbidden("a customer token must carry custom:customer_id")

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 
 from crm import aws
 from crm.auth import Caller, Permission, caller_from_claims
+from crm.config import env
 from crm.errors import (
     CrmError,
     FieldProblem,
@@ -145,6 +146,12 @@ def json_response(payload: Any, status: int, headers: dict[str, str] | None = No
     return Response(body=text, status_code=status, headers={**JSON_HEADERS, **(headers or {})})
 
 
+def staff_token_issuer() -> str:
+    """The staff user pool's issuer (template.yaml's STAFF_TOKEN_ISSUER): staff roles count only
+    in its tokens (crm.auth.caller_from_claims)."""
+    return env("STAFF_TOKEN_ISSUER")
+
+
 def claims_of(request: Request) -> dict[str, Any] | None:
     authorizer = (request.context or {}).get("authorizer") or {}
     claims = authorizer.get("claims")
@@ -183,7 +190,7 @@ class Routes:
                 try:
                     caller = None
                     if permission is not None:
-                        caller = caller_from_claims(claims_of(request))
+                        caller = caller_from_claims(claims_of(request), staff_token_issuer())
                         subject = path_params.get("customer_id", caller.customer_id)
                         caller.require(permission, subject)
                     parsed = parse_body(request.raw_body, body, max_body_bytes) if body else None

@@ -230,8 +230,21 @@ def test_a_shard_stops_itself_before_its_timeout_and_its_last_attempt_fails_the_
     assert status["error"] == f"shard 5 of {MIN_SHARDS} failed 3 times: ShardOutOfTime"
 
 
+def stuck_runs_reported(out: str) -> list[float]:
+    """SegmentRunsStuck as the watchdog emitted it (CloudWatch's embedded metric format)."""
+    found = []
+    for line in out.splitlines():
+        if '"_aws"' in line and "SegmentRunsStuck" in line:
+            emitted = json.loads(line)
+            assert emitted["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "Crm"
+            assert emitted["service"] == "crm-segment-watchdog"  # the alarm's dimension
+            value = emitted["SegmentRunsStuck"]
+            found.extend(value if isinstance(value, list) else [value])
+    return found
+
+
 def test_the_watchdog_fails_a_run_no_shard_moved_for_ten_minutes(
-    suite: Suite, shop: dict[str, str], clock: MovingClock
+    suite: Suite, shop: dict[str, str], clock: MovingClock, capsys: pytest.CaptureFixture[str]
 ) -> None:
     run_id = plan(suite)["run_id"]
     messages = shard_messages(suite)
@@ -242,10 +255,13 @@ def test_the_watchdog_fails_a_run_no_shard_moved_for_ten_minutes(
                                            ReceiptHandle=message["ReceiptHandle"])  # fmt: skip
 
     clock.advance(minutes=9)
+    capsys.readouterr()
     assert suite.invoke("SegmentWatchdogFunction", WATCHDOG) == {"ended": []}
+    assert stuck_runs_reported(capsys.readouterr().out) == [0]  # alive, nothing stuck
     assert run_status(suite, run_id)["status"] == "running"
     clock.advance(minutes=2)
     assert suite.invoke("SegmentWatchdogFunction", WATCHDOG) == {"ended": [run_id]}
+    assert stuck_runs_reported(capsys.readouterr().out) == [1]  # SegmentRunStuckAlarm fires
     status = run_status(suite, run_id)
     assert status["status"] == "failed"
     assert status["error"] == (

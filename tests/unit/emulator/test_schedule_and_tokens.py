@@ -7,7 +7,7 @@ import jwt
 import pytest
 
 from crm_local.schedule import Cron, Rate, UnsupportedSchedule, parse_schedule
-from crm_local.tokens import ISSUER, InvalidToken, issue_token, verify_token
+from crm_local.tokens import STAFF_ISSUER, InvalidToken, issue_token, verify_token
 
 SECRET = "a-development-secret-of-32-bytes!"
 
@@ -72,7 +72,7 @@ def test_bad_tokens_are_refused() -> None:
     with pytest.raises(InvalidToken):
         verify_token(SECRET, None)
     expired = jwt.encode(
-        {"sub": "x", "iss": ISSUER, "exp": int(time.time()) - 10}, SECRET, algorithm="HS256"
+        {"sub": "x", "iss": STAFF_ISSUER, "exp": int(time.time()) - 10}, SECRET, algorithm="HS256"
     )
     with pytest.raises(InvalidToken):
         verify_token(SECRET, f"Bearer {expired}")

@@ -55,16 +55,28 @@ def test_blind_index_is_keyed() -> None:
     assert a.token("phone", "+86138") != a.token("email", "+86138")
 
 
+STAFF_POOL = "https://cognito-idp.cn-north-1.amazonaws.com/cn-north-1_staff"
+CUSTOMER_POOL = "https://cognito-idp.cn-north-1.amazonaws.com/cn-north-1_customers"
+
+
 def test_claims_as_rest_and_http_apis_pass_them() -> None:
-    rest = caller_from_claims({"sub": "u", "cognito:groups": "[marketer, analyst]"})
+    rest = caller_from_claims(
+        {"sub": "u", "iss": STAFF_POOL, "cognito:groups": "[marketer, analyst]"}, STAFF_POOL
+    )
     assert rest.roles == {Role.MARKETER, Role.ANALYST}
-    listed = caller_from_claims({"sub": "u", "cognito:groups": ["support_agent"]})
+    listed = caller_from_claims(
+        {"sub": "u", "iss": STAFF_POOL, "cognito:groups": ["support_agent"]}, STAFF_POOL
+    )
     assert listed.can(Permission.READ_PII)
     assert not rest.can(Permission.READ_PII)
 
 
 def test_customers_act_on_their_own_profile_only() -> None:
-    me = caller_from_claims({"sub": "u", "cognito:groups": "customer", "custom:customer_id": "c1"})
+    me = caller_from_claims(
+        {"sub": "u", "iss": CUSTOMER_POOL, "cognito:groups": "customer",
+         "custom:customer_id": "c1"},
+        STAFF_POOL,
+    )  # fmt: skip
     assert me.can(Permission.EDIT_PROFILE, "c1")
     assert not me.can(Permission.EDIT_PROFILE, "c2")
     assert not me.can(Permission.EDIT_TAGS, "c1")
@@ -72,8 +84,19 @@ def test_customers_act_on_their_own_profile_only() -> None:
 
 def test_claims_without_identity_or_role() -> None:
     with pytest.raises(Unauthorized):
-        caller_from_claims(None)
+        caller_from_claims(None, STAFF_POOL)
     with pytest.raises(Forbidden):
-        caller_from_claims({"sub": "u", "cognito:groups": "[guests]"})
+        caller_from_claims({"sub": "u", "cognito:groups": "[guests]"}, STAFF_POOL)
     with pytest.raises(Forbidden):
-        caller_from_claims({"sub": "u", "cognito:groups": "customer"})
+        caller_from_claims({"sub": "u", "cognito:groups": "customer"}, STAFF_POOL)
+
+
+@pytest.mark.parametrize("issuer", [CUSTOMER_POOL, None, STAFF_POOL + "x"])
+def test_staff_roles_count_only_in_the_staff_pools_tokens(issuer: str | None) -> None:
+    # The customers' pool allows self sign-up and no MFA: an "admin" group made there by
+    # mistake, or a token of another pool, must not make its holder staff.
+    claims = {"sub": "u", "cognito:groups": "[admin]"}
+    if issuer:
+        claims["iss"] = issuer
+    with pytest.raises(Forbidden, match="staff user pool"):
+        caller_from_claims(claims, STAFF_POOL)
