@@ -36,6 +36,9 @@ class Permission(StrEnum):
     READ_SEGMENTS = "read_segments"
     EDIT_SEGMENTS = "edit_segments"
     RUN_SEGMENTS = "run_segments"
+    READ_CAMPAIGNS = "read_campaigns"  # journeys, sends, reports, the contact policy, the outbox
+    EDIT_CAMPAIGNS = "edit_campaigns"  # define, start, pause, cancel; the contact policy
+    REDEEM_COUPONS = "redeem_coupons"  # a store's point of sale redeeming a code
 
 
 _P = Permission
@@ -49,10 +52,13 @@ GRANTS: dict[Role, frozenset[Permission]] = {
     Role.CUSTOMER: frozenset(
         {_P.READ_PROFILE, _P.READ_PII, _P.EDIT_PROFILE, _P.EDIT_CONSENT, _P.SEND_EVENTS}
     ),
-    Role.SUPPORT_AGENT: frozenset(_SUPPORT),
-    Role.SUPPORT_MANAGER: frozenset(_SUPPORT | {_P.MERGE_PROFILES}),
-    Role.MARKETER: frozenset({_P.READ_PROFILE, _P.EDIT_TAGS, _P.READ_SEGMENTS, _P.EDIT_SEGMENTS}),
-    Role.ANALYST: frozenset({_P.READ_PROFILE, _P.READ_SEGMENTS}),
+    Role.SUPPORT_AGENT: frozenset(_SUPPORT | {_P.REDEEM_COUPONS}),
+    Role.SUPPORT_MANAGER: frozenset(_SUPPORT | {_P.MERGE_PROFILES, _P.REDEEM_COUPONS}),
+    Role.MARKETER: frozenset(
+        {_P.READ_PROFILE, _P.EDIT_TAGS, _P.READ_SEGMENTS, _P.EDIT_SEGMENTS}
+        | {_P.READ_CAMPAIGNS, _P.EDIT_CAMPAIGNS, _P.REDEEM_COUPONS}
+    ),
+    Role.ANALYST: frozenset({_P.READ_PROFILE, _P.READ_SEGMENTS, _P.READ_CAMPAIGNS}),
     Role.PRIVACY_OFFICER: frozenset(
         {_P.READ_PROFILE, _P.READ_PII, _P.EDIT_CONSENT, _P.FIND_CUSTOMERS}
     ),
