@@ -202,6 +202,8 @@ def _banner(info: dict[str, Any], secret: str, demo: int = 0) -> str:
         f"  API:           {api}",
         f"  AWS endpoint:  {info['aws_endpoint']}  (AWS_ENDPOINT_URL for the aws CLI / boto3)",
         f"  OpenAPI:       {api}/openapi.json",
+        f"  Data region:   {info['parameters'].get('DataRegion', 'cn')}  (its customers only: "
+        "`--data-region eu` runs another region's stack)",
         "",
         "Tokens (12 h; `crm-local token --role ROLE [--customer ID]` makes more):",
     ]
@@ -269,6 +271,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         reset=args.reset,
         persist=not args.no_persist,
         fresh_data=args.fresh_data,
+        parameters={"DataRegion": args.data_region} if args.data_region else None,
         concurrency=args.concurrency,
         verbose=args.verbose,
     ).start()
@@ -439,6 +442,12 @@ def build_parser() -> argparse.ArgumentParser:
                     help="load N demo customers on first start")  # fmt: skip
     up.add_argument("--reset", action="store_true", help="forget the state of earlier runs")
     up.add_argument("--no-persist", action="store_true", help="keep nothing after stopping")
+    up.add_argument(
+        "--data-region",
+        choices=["cn", "eu", "us"],
+        help="the data region this stack keeps (template.yaml's DataRegion; default cn); run "
+        "a second emulator with another region, state dir and port to see residency at work",
+    )
     up.add_argument(
         "--fresh-data",
         action="store_true",

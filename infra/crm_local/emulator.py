@@ -71,6 +71,7 @@ class Emulator:
         reset: bool = False,
         persist: bool = True,
         fresh_data: bool = False,
+        parameters: dict[str, str] | None = None,
         concurrency: int = DEFAULT_CONCURRENCY,
         verbose: bool = False,
     ) -> None:
@@ -79,6 +80,7 @@ class Emulator:
         self.port, self.moto_port = port, moto_port
         self.reset, self.persist, self.concurrency = reset, persist, concurrency
         self.fresh_data = fresh_data
+        self.parameters = parameters or {}
         self.stop_event = threading.Event()
         self.pools: dict[str, FunctionPool] = {}
         self.taps: dict[str, str] = {}
@@ -111,7 +113,7 @@ class Emulator:
         self.endpoint = self.moto.endpoint
         use_endpoint(self.endpoint)
 
-        self.stack: Stack = provision(self.template)
+        self.stack: Stack = provision(self.template, parameters=self.parameters)
         env: dict[str, str] = {}
         for spec in self.template.functions():
             function_env = {
@@ -155,6 +157,7 @@ class Emulator:
         return {
             "api": self.gateway.url,
             "aws_endpoint": self.endpoint,
+            "parameters": self.stack.parameters,
             "pid": os.getpid(),
             "taps": self.taps,
             "schedules": {

@@ -19,6 +19,7 @@ _STATUS_TEXT = {
     404: "Unknown id",
     409: "Conflict with the current state (stale version, taken identity, ...)",
     413: "Payload too large",
+    421: "The customer belongs to another data region: send the request to that region's API",
     503: "A service the request needs is busy: send it again after Retry-After seconds",
 }
 
