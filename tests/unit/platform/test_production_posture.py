@@ -175,6 +175,22 @@ def test_latency_errors_and_fold_lag_alarm(template: Template) -> None:
     assert ref(lag["Dimensions"][0]["Value"]) == "ProfileEventsQueue"
 
 
+def test_failed_segment_runs_alarm_on_the_metric_their_functions_emit(template: Template) -> None:
+    """Both functions that can end a run as failed count it (tested in test_segment_runs.py)."""
+    failed = props(template, "SegmentRunFailedAlarm")
+    watched = {
+        m["MetricStat"]["Metric"]["Dimensions"][0]["Value"]
+        for m in failed["Metrics"]
+        if "MetricStat" in m and m["MetricStat"]["Metric"]["MetricName"] == "SegmentRunsFailed"
+    }
+    services = {
+        spec.environment.get("POWERTOOLS_SERVICE_NAME")
+        for spec in template.functions()
+        if spec.logical_id in {"SegmentPlannerFunction", "SegmentWorkerFunction"}
+    }
+    assert watched == services == {"crm-segment-planner", "crm-segment-worker"}
+
+
 def test_the_dashboard_shows_every_alarm(template: Template) -> None:
     body = props(template, "OperationsDashboard")["DashboardBody"]["Fn::Sub"]
     named = set(re.findall(r"\$\{(\w+)\.Arn\}", body))
