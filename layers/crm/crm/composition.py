@@ -276,7 +276,7 @@ class Crm:
             self.dispatch_store,
             self.profile_service,
             self.campaign_templates,
-            configured_providers(self.dispatch_store, self.clock, self.sleep),
+            configured_providers(self.dispatch_store, self.clock),
             self.timers,
             self.clock,
             self.ids,

@@ -61,6 +61,7 @@ from crm.campaigns.providers import (
     ProviderBusy,
     ProviderRefused,
     Providers,
+    TokenBucket,
 )
 from crm.campaigns.records import dispatch_digest
 from crm.campaigns.templates import Locale, RenderFailed, Templates, render, variables_used
@@ -129,6 +130,8 @@ class DispatchService:
         self._providers, self._timers, self._clock, self._ids = providers, timers, clock, ids
         self._coupons, self._recommender, self._sleep = coupons, recommender, sleep
         self._policy: tuple[float, ContactPolicy] | None = None
+        # Each channel's rate (policy) per worker: this process's share of the provider's limit.
+        self._buckets = TokenBucket(sleep=sleep)
 
     # ------------------------------------------------------------------ the policy
     def policy(self) -> ContactPolicy:
@@ -352,6 +355,10 @@ class DispatchService:
     ) -> DispatchOutcome | None:
         request = claimed.request
         holding = Prior("sending", lease=claimed.lease)
+        if getattr(provider, "rate_limited", True):
+            self._buckets.take(
+                str(request.channel), self.policy().channel(request.channel).rate_per_s
+            )
         try:
             message_id = provider.send(message)
         except ProviderRefused as exc:
