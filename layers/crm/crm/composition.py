@@ -284,6 +284,9 @@ class Crm:
             # request with a coupon offer fails with a clear reason.
             coupons=None,
             recommender=recommendations_from(lambda: self.segments),
+            unsubscribe_token=lambda customer_id, purpose: self.blind_index().token(
+                "unsubscribe", f"{customer_id}:{purpose}"
+            )[:32],
             sleep=self.sleep,
         )
 
