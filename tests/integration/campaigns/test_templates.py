@@ -61,8 +61,10 @@ class FakeCoupons:
 
 
 def test_coupons_products_and_the_unsubscribe_link_render(shop: Shop) -> None:
-    body = ("{{ name }}: {{ coupon.code }} ({{ coupon.description }}) "
-            "{% for p in products %}[{{ p.product }}]{% endfor %} {{ unsubscribe_url }}")  # fmt: skip
+    body = (
+        "{{ name }}: {{ coupon.code }} ({{ coupon.description }}) "
+        "{% for p in products %}[{{ p.product }}]{% endfor %} {{ unsubscribe_url }}"
+    )
     assert shop.suite.call("PUT", "/campaigns/templates/promo", template(body)).status == 200
     dispatcher = root().campaign_dispatch
     coupons = FakeCoupons()
