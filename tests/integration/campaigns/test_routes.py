@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from crm.composition import root
+from crm_local import cli
 from tests.integration.campaigns.conftest import Shop
 
 
@@ -56,3 +59,23 @@ def test_the_outbox_shows_what_would_have_been_sent(shop: Shop) -> None:
     assert shop.suite.call("GET", "/campaigns/outbox").status == 400
     assert shop.suite.call("GET", "/campaigns/outbox", query={"customer_id": cid},
                            role="support_agent").status == 403  # fmt: skip
+
+
+def test_crm_local_outbox_lists_what_would_have_been_sent(
+    shop: Shop, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = shop.customer("marketing_sms"), shop.customer("marketing_sms")
+    dispatcher = root().campaign_dispatch
+    dispatcher.dispatch(shop.request(first))
+    shop.clock.advance(minutes=1)
+    dispatcher.dispatch(shop.request(second, campaign_id="camp-2"))
+    everything = cli.outbox_entries()
+    assert [e["customer_id"] for e in everything] == [first, second]
+    assert [e["customer_id"] for e in cli.outbox_entries(campaign="camp-2")] == [second]
+    assert [e["campaign_id"] for e in cli.outbox_entries(customer=first)] == ["camp-1"]
+    monkeypatch.setattr(cli, "_running", lambda _: {"aws_endpoint": None})
+    monkeypatch.setattr(cli, "use_endpoint", lambda _: None)
+    assert cli.main(["outbox", "--customer", second]) == 0
+    line = capsys.readouterr().out.strip()
+    assert f"sms     {second} -> 138" in line
+    assert line.endswith("camp-2: [你好] 张*，欢迎！退订：" + line.split("退订：")[1])
