@@ -51,6 +51,7 @@ class QueryParam:
     maximum: int | None = None
     default: int | None = None
     required: bool = False  # a required text parameter is never empty either
+    pattern: str | None = None  # campaigns: D -- the text a parameter must match
 
 
 # A response is one model, or one of several chosen by who calls (the OpenAPI document says

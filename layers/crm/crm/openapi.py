@@ -55,7 +55,8 @@ def _query_schema(q: QueryParam) -> dict[str, Any]:
     schema: dict[str, Any] = {"type": q.type}
     if q.required and q.type == "string":
         schema["minLength"] = 1
-    for key, value in (("minimum", q.minimum), ("maximum", q.maximum), ("default", q.default)):
+    for key, value in (("minimum", q.minimum), ("maximum", q.maximum), ("default", q.default),
+                       ("pattern", q.pattern)):  # fmt: skip
         if value is not None:
             schema[key] = value
     return schema
