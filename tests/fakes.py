@@ -9,7 +9,7 @@ import copy
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -202,3 +202,17 @@ class RecordingRuleSegments:
 def sequence_ids(prefix: str = "id") -> Any:
     counter = iter(range(1, 1_000_000))
     return lambda: f"{prefix}{next(counter)}"
+
+
+@dataclass
+class TestClock:
+    """A clock a test moves by hand (services take it as their `clock`)."""
+
+    now: datetime
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> datetime:
+        self.now += timedelta(**delta)
+        return self.now

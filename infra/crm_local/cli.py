@@ -385,30 +385,26 @@ def cmd_seed(args: argparse.Namespace) -> int:
     return 0 if done.state == "ready" else 1
 
 
-def cmd_backup(args: argparse.Namespace) -> int:
+def _snapshot_command(args: argparse.Namespace, verb: str, act: Any) -> int:
+    """`backup` and `restore`: against the running emulator, a snapshot mistake in one line."""
     info = _running(args.state_dir)
     if not info:
         return _not_running()
     use_endpoint(info["aws_endpoint"])
     try:
-        summary = take_snapshot(info, args.folder)
+        summary = act(info, args.folder)
     except SnapshotError as exc:
         raise UsageError(str(exc)) from None
-    print(f"backed up {summary.line()}")
+    print(f"{verb} {summary.line()}")
     return 0
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    return _snapshot_command(args, "backed up", take_snapshot)
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
-    info = _running(args.state_dir)
-    if not info:
-        return _not_running()
-    use_endpoint(info["aws_endpoint"])
-    try:
-        summary = restore_snapshot(info, args.folder)
-    except SnapshotError as exc:
-        raise UsageError(str(exc)) from None
-    print(f"restored {summary.line()}")
-    return 0
+    return _snapshot_command(args, "restored", restore_snapshot)
 
 
 def cmd_status(args: argparse.Namespace) -> int:

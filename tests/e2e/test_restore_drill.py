@@ -49,6 +49,16 @@ def _customer_with_history(suite: Running) -> tuple[str, dict[str, Any], dict[st
     return cid, view, points
 
 
+def _refused(state: Path, *args: str) -> str:
+    """What the CLI says when it refuses (exit status 2, one line on stderr)."""
+    done = subprocess.run(
+        [*CLI, "--state-dir", str(state), *args],
+        capture_output=True, text=True, cwd=ROOT, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2
+    return done.stderr
+
+
 def _lake_keys(suite: Running) -> list[str]:
     s3 = suite.aws("s3")
     info = json.loads((suite.state_dir / "emulator.json").read_text())
@@ -65,12 +75,7 @@ def test_a_profile_its_points_and_timeline_survive_backup_and_restore(tmp_path: 
         assert out.startswith("backed up ")
         assert "lake objects" in out
         # A snapshot goes into a new folder: it never mixes two backups.
-        refused = subprocess.run(
-            [*CLI, "--state-dir", str(state), "backup", str(snapshot)],
-            capture_output=True, text=True, cwd=ROOT, check=False,
-        )  # fmt: skip
-        assert refused.returncode == 2
-        assert "not empty" in refused.stderr
+        assert "not empty" in _refused(state, "backup", str(snapshot))
     manifest = json.loads((snapshot / "manifest.json").read_text())
     assert manifest["items"]["CustomersTable"] > 0
     assert (snapshot.stat().st_mode & 0o077) == 0  # sealed PII and keys' wrappings: private
@@ -90,12 +95,7 @@ def test_a_profile_its_points_and_timeline_survive_backup_and_restore(tmp_path: 
         assert second.http("GET", f"/customers/{cid}/points", token=admin) == (200, points)
         assert _lake_keys(second) == lake
         # Restoring twice would duplicate nothing: it refuses tables that hold items.
-        refused = subprocess.run(
-            [*CLI, "--state-dir", str(state), "restore", str(snapshot)],
-            capture_output=True, text=True, cwd=ROOT, check=False,
-        )  # fmt: skip
-        assert refused.returncode == 2
-        assert "fresh emulator" in refused.stderr
+        assert "fresh emulator" in _refused(state, "restore", str(snapshot))
         # The restored profile keeps working: a new event folds on top of its history.
         event = {"event_id": "drill-e3", "type": "product_viewed", "customer_id": cid,
                  "sku": "tea-3", "occurred_at": "2026-11-22T08:00:00+08:00"}  # fmt: skip

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -15,6 +15,7 @@ from crm.campaigns import DispatchRequest
 from crm.campaigns.policy import ContactPolicy
 from crm.composition import Crm, Settings, reset, root
 from crm_local.harness import Suite
+from tests.fakes import TestClock
 
 # A Tuesday, 10:00 in Shanghai: outside quiet hours.
 START = datetime(2026, 11, 24, 2, 0, 0, tzinfo=UTC)
@@ -29,18 +30,6 @@ TEMPLATE: dict[str, Any] = {
         for channel in ("email", "sms", "push", "wechat", "webhook")
     },
 }
-
-
-@dataclass
-class TestClock:
-    now: datetime = START
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> datetime:
-        self.now += timedelta(**delta)
-        return self.now
 
 
 @dataclass
@@ -105,7 +94,7 @@ def _admin() -> Any:
 
 @pytest.fixture
 def shop(suite: Suite) -> Iterator[Shop]:
-    clock = TestClock()
+    clock = TestClock(START)
     reset(Crm(Settings.from_env(), clock=clock, sleep=lambda _: None))
     shop = Shop(suite, clock)
     out = suite.call("PUT", "/campaigns/templates/welcome", TEMPLATE, role="marketer")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -20,6 +20,7 @@ from crm_local.harness import Suite
 from crm_local.runtime import LambdaContext
 from crm_local.sqs import sqs_event
 from crm_local.template import ROOT
+from tests.fakes import TestClock
 
 START = datetime(2026, 11, 23, 8, 0, 0, tzinfo=UTC)
 
@@ -27,18 +28,6 @@ START = datetime(2026, 11, 23, 8, 0, 0, tzinfo=UTC)
 def sample(name: str) -> dict[str, Any]:
     data: dict[str, Any] = json.loads((ROOT / "events" / name).read_text())
     return data
-
-
-@dataclass
-class TestClock:
-    now: datetime = START
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> datetime:
-        self.now += timedelta(**delta)
-        return self.now
 
 
 @dataclass
@@ -152,7 +141,7 @@ def kit(suite: Suite, monkeypatch: pytest.MonkeyPatch) -> Iterator[Kit]:
     ]
     # A family would write `TIMER_QUEUE_PING: !Ref PingQueue` in template.yaml's Globals.
     monkeypatch.setenv("TIMER_QUEUE_PING", ping)
-    clock = TestClock()
+    clock = TestClock(START)
     reset(Crm(Settings.from_env(), clock=clock))
     calls = Calls()
     _watch(calls)
