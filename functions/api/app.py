@@ -15,6 +15,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from chalice.app import Chalice, Request, Response
 
+from crm.campaigns.send_routes import send_routes
 from crm.composition import root
 from crm.http import ApiRequest, Routes, json_response
 from crm.openapi import build_openapi
@@ -30,6 +31,8 @@ FAMILIES = [
     platform,
     profile_routes(lambda: root().profiles),
     segment_routes(lambda: root().segments),
+    # ---- campaigns: S
+    send_routes(lambda: root().send_parts),
 ]
 CORRELATION_HEADER = "X-Correlation-Id"
 

@@ -8,11 +8,19 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from crm.campaigns.models import DispatchOutcome, DispatchRequest
+from crm.campaigns.models import DispatchOutcome, DispatchRequest, IssuedCoupon
 
 
 class Dispatcher(Protocol):
     def dispatch(self, request: DispatchRequest) -> DispatchOutcome:
         """Send the request's message at most once, or say why not; safe to call again with
         the same request (it answers the first outcome)."""
+        ...
+
+
+# ---- campaigns: S (the contract's Protocol D defines too: on merging h-dispatch, keep D's)
+class CouponIssuer(Protocol):
+    def issue(self, offer_id: str, customer_id: str, issued_by: str) -> IssuedCoupon:
+        """One code of the offer for the customer; the same (offer_id, issued_by) answers the
+        same code, however often it is asked."""
         ...

@@ -66,3 +66,34 @@ class DispatchOutcome(Output):
     reason: str | None = None
     retry_at: UtcDatetime | None = None
     message_id: str | None = Field(default=None, description="the provider's id for it")
+
+
+# ---- campaigns: S (the contract's shapes D defines too: on merging h-dispatch, keep D's)
+class IssuedCoupon(Output):
+    """One coupon code issued to a customer, as a message renders it."""
+
+    code: str
+    offer_id: str
+    description: str
+    expires_at: UtcDatetime
+
+
+class DispatchCounts(Output):
+    """What dispatch recorded for one campaign and variant."""
+
+    sent: int = 0
+    capped: int = 0
+    deferred: int = 0
+    suppressed: int = 0
+    failed: int = 0
+    cost_micros: int = 0
+
+
+class Touch(Output):
+    """The newest message a customer got on a channel (dispatch keeps one per channel)."""
+
+    campaign_id: str
+    variant: str | None = None
+    channel: MessageChannel
+    dispatch_key: str
+    sent_at: UtcDatetime
