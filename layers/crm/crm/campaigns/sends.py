@@ -478,6 +478,11 @@ class Sends:
         scale = size / len(sample)
         p, low, high = wilson(tally["audience"], len(sample))
         scaled = {k: round(v * scale) for k, v in tally.items()}
+        sized = (
+            ""
+            if size > len(members)
+            else (f"; no segment run has sized the segment yet, so {size} is a lower bound")
+        )
         return Preview(
             send_id=send_id,
             segment_size=size,
@@ -487,7 +492,7 @@ class Sends:
             audience_high=math.ceil(high * size),
             **scaled,
             detail=f"estimated from {len(sample)} members (a hash-spread sample): the audience "
-            f"is {p:.1%} of the segment, 95% interval {low:.1%} to {high:.1%} (Wilson)",
+            f"is {p:.1%} of the segment, 95% interval {low:.1%} to {high:.1%} (Wilson)" + sized,
         )
 
     def _segment_size(self, caller: Caller, segment: str, at_least: int) -> int:
