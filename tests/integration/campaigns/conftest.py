@@ -90,7 +90,7 @@ class FakeDispatch:
             into[outcome.status] = into.get(outcome.status, 0) + 1
             if outcome.status == "sent":
                 into["cost_micros"] = into.get("cost_micros", 0) + COST_MICROS
-        return {v: DispatchCounts(**c) for v, c in counts.items()}  # type: ignore[arg-type]
+        return {v: DispatchCounts(**c) for v, c in counts.items()}
 
     def last_touches(self, customer_id: str) -> list[Touch]:
         touch = self.touches.get(customer_id)
