@@ -15,6 +15,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from chalice.app import Chalice, Request, Response
 
+from crm.campaigns.routes import dispatch_routes
 from crm.campaigns.send_routes import send_routes
 from crm.composition import root
 from crm.http import ApiRequest, Routes, json_response
@@ -33,6 +34,8 @@ FAMILIES = [
     segment_routes(lambda: root().segments),
     # ---- campaigns: S
     send_routes(lambda: root().send_parts),
+    # campaigns: D
+    dispatch_routes(lambda: root().campaign_dispatch, lambda: root().campaign_templates),
 ]
 CORRELATION_HEADER = "X-Correlation-Id"
 

@@ -29,10 +29,13 @@ if TYPE_CHECKING:
     from crm.campaigns.conversions import Conversions, DispatchRecords
     from crm.campaigns.coupons import Coupons
     from crm.campaigns.dispatch import Dispatcher
+    from crm.campaigns.dispatch_service import DispatchService
+    from crm.campaigns.dispatch_store import DispatchStore
     from crm.campaigns.reports import Reports
     from crm.campaigns.send_routes import SendParts
     from crm.campaigns.send_store import SendStore
     from crm.campaigns.sends import AudienceScreen, Sends
+    from crm.campaigns.templates import Templates
     from crm.keys import BlindIndexKey
     from crm.lake import Lake
     from crm.profiles.family import Profiles
@@ -271,31 +274,23 @@ class Crm:
 
         return Coupons(self.send_store, self.clock)
 
-    def _dispatch_part(self) -> Any:
-        # Part D's `campaign_dispatch` (branch h-dispatch): the Dispatcher, with its records
-        # (campaign_counts, last_touches). Looked up by name so this part builds before D's
-        # is merged; tests install a fake under that name.
-        return getattr(self, "campaign_dispatch")  # noqa: B009
-
     def _send_dispatcher(self) -> Dispatcher:
-        dispatcher: Dispatcher = self._dispatch_part()
-        return dispatcher
+        return self.campaign_dispatch
 
     def _dispatch_records(self) -> DispatchRecords:
-        from crm.campaigns.conversions import SendCountsOnly
-
-        # Before part D is merged there is no dispatch to ask: the sends' own counters stand
-        # in (and no touches are known), so the report and the coupon path still work.
-        records: DispatchRecords | None = getattr(self, "campaign_dispatch", None)
-        return records if records is not None else SendCountsOnly(self.send_store)
+        return self.campaign_dispatch
 
     @cached_property
     def audience_screen(self) -> AudienceScreen:
-        # Consent from the profiles; dispatch's contact policy (global control group, caps)
-        # takes its place once part D is merged.
-        from crm.campaigns.sends import ConsentScreen
+        """Who a send would reach, decided as dispatch decides (for the send's preview and
+        its holdout's share of the global control group)."""
+        from crm.campaigns.sends import PolicyScreen
 
-        return ConsentScreen(self.profile_service.load)
+        return PolicyScreen(
+            self.profile_service.load,
+            lambda: self.campaign_dispatch.policy(),
+            lambda customer_id: self.dispatch_store.read("", customer_id)[1],
+        )
 
     @cached_property
     def sends(self) -> Sends:
@@ -307,7 +302,7 @@ class Crm:
             self.send_store,
             self.segments,
             self.coupons,
-            dispatcher=self._send_dispatcher,
+            dispatcher=self._send_dispatcher,  # built on first use: the API never dispatches
             screen=lambda: self.audience_screen,
             timers=lambda: self.timers,
             queue=lambda: Queue(env("SEND_SHARDS_QUEUE_URL")),
@@ -332,6 +327,43 @@ class Crm:
         from crm.campaigns.send_routes import SendParts
 
         return SendParts(self.sends, self.coupons, self.campaign_reports)
+
+    # ---- campaigns: D (dispatch, the contact-pressure policy, templates, outbox)
+    @cached_property
+    def dispatch_store(self) -> DispatchStore:
+        from crm.campaigns.dispatch_store import DispatchStore
+
+        return DispatchStore(self.settings.campaigns.campaigns_table)
+
+    @cached_property
+    def campaign_templates(self) -> Templates:
+        from crm.campaigns.templates import Templates
+
+        return Templates(self.dispatch_store, self.clock)
+
+    @cached_property
+    def campaign_dispatch(self) -> DispatchService:
+        """The Dispatcher journeys and sends call in-process (crm.campaigns.Dispatcher)."""
+        from crm.campaigns.dispatch_service import DispatchService, recommendations_from
+        from crm.campaigns.providers import configured_providers
+
+        return DispatchService(
+            self.dispatch_store,
+            self.profile_service,
+            self.campaign_templates,
+            configured_providers(self.dispatch_store, self.clock),
+            self.timers,
+            self.clock,
+            self.ids,
+            coupons=self.coupons,  # campaigns: S
+            recommender=recommendations_from(lambda: self.segments),
+            unsubscribe_token=lambda customer_id, purpose: self.blind_index().token(
+                "unsubscribe", f"{customer_id}:{purpose}"
+            )[:32],
+            sleep=self.sleep,
+        )
+
+    # ---- end campaigns: D
 
     def prime(self, *services: str) -> Crm:
         """Build what a first request would (families, clients) without calling AWS, for a

@@ -19,6 +19,9 @@ PII_FREE_QUEUES = {
     # campaigns: S
     "SendTimersQueue": "send ids of scheduled sends waking up",
     "SendTimersDLQ": "the same, failed",
+    # campaigns: D
+    "CampaignDispatchQueue": "wake-ups of deferred messages: a message hash and attempt",
+    "CampaignDispatchDLQ": "the same, failed",
 }
 DLQ_RETENTION_S = 4 * 24 * 3600
 PII_KEY = {"Ref": "PiiKey"}

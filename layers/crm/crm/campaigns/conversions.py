@@ -40,20 +40,6 @@ class DispatchRecords(Protocol):
     def last_touches(self, customer_id: str) -> list[Touch]: ...
 
 
-class SendCountsOnly:
-    """Dispatch records as the send pages counted them, with no touches: what the report and
-    attribution read while no dispatch is wired (composition), never with one."""
-
-    def __init__(self, store: SendStore) -> None:
-        self._store = store
-
-    def campaign_counts(self, campaign_id: str) -> dict[str, DispatchCounts]:
-        return self._store.campaign_counts(campaign_id)
-
-    def last_touches(self, customer_id: str) -> list[Touch]:
-        return []
-
-
 def order_paid(body: str) -> OrderPaid:
     """The order of a queued EventBridge event (`detail`), or PoisonMessage naming fields."""
     try:

@@ -18,9 +18,9 @@ class Dispatcher(Protocol):
         ...
 
 
-# ---- campaigns: S (the contract's Protocol D defines too: on merging h-dispatch, keep D's)
 class CouponIssuer(Protocol):
-    def issue(self, offer_id: str, customer_id: str, issued_by: str) -> IssuedCoupon:
-        """One code of the offer for the customer; the same (offer_id, issued_by) answers the
-        same code, however often it is asked."""
-        ...
+    """Issues one code of an offer to a customer for one message (segment sends implement it,
+    `root().coupons`). Idempotent per (offer_id, issued_by): `issued_by` is the dispatch key,
+    so a redelivered or retried message renders the same code."""
+
+    def issue(self, offer_id: str, customer_id: str, issued_by: str) -> IssuedCoupon: ...

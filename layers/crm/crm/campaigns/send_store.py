@@ -24,14 +24,12 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from crm import aws
-from crm.campaigns.models import DispatchCounts
 from crm.clock import iso
 from crm.dynamo import MAX_TRANSACT_ITEMS, batch_write, from_item, to_item
 
 # A 1M-recipient send writes its assignment counters and a popular offer its issue counters
 # from up to 100 workers at once: spread over 16 partitions each, not one hot key.
 COUNTER_SHARDS = 16
-OUTCOMES = ("sent", "capped", "deferred", "suppressed", "failed")
 
 
 def counter_shard(value: str) -> int:
@@ -373,15 +371,6 @@ class SendStore:
                     if name not in {"PK", "SK"}:
                         into[name] = into.get(name, 0) + int(value)
         return found
-
-    def campaign_counts(self, campaign_id: str) -> dict[str, DispatchCounts]:
-        """Dispatch outcomes of a send per variant, as its pages counted them (the stand-in
-        for dispatch's own counters until those are wired: see composition)."""
-        counts = {}
-        for (arm, variant), values in self.assignments(campaign_id).items():
-            if arm == "treatment":
-                counts[variant] = DispatchCounts(**{n: values.get(n, 0) for n in OUTCOMES})
-        return counts
 
     # ------------------------------------------------------------ exposures and conversions
     def exposures(self, customer_id: str) -> list[dict[str, Any]]:

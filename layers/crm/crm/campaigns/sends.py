@@ -34,6 +34,7 @@ from crm.auth import Caller, Permission
 from crm.campaigns.coupons import Coupons
 from crm.campaigns.dispatch import Dispatcher
 from crm.campaigns.models import DispatchRequest, MessageChannel
+from crm.campaigns.policy import CapState, ContactPolicy, check_caps
 from crm.campaigns.send_models import (
     Preview,
     Send,
@@ -71,12 +72,6 @@ ATTRIBUTION_HOURS = {
     MessageChannel.WEBHOOK: 72,
 }
 EXPOSURE_KEEP = timedelta(days=60)  # exposures outlive any attribution window, then expire
-CONSENT_PURPOSE = {
-    MessageChannel.EMAIL: "marketing_email",
-    MessageChannel.SMS: "marketing_sms",
-    MessageChannel.PUSH: "marketing_push",
-    MessageChannel.WECHAT: "marketing_wechat",
-}
 
 
 class AudienceScreen(Protocol):
@@ -505,23 +500,34 @@ class Sends:
         return max(detail.size or 0, at_least)
 
 
-class ConsentScreen:
-    """The audience screen from the profiles' consent alone: the stand-in until dispatch's
-    contact policy (global control group, caps) is wired in its place (composition)."""
+class PolicyScreen:
+    """The audience screen as dispatch decides, without sending: consent for the channel's
+    purpose (from the contact policy), then the global control group, then the caps as the
+    customer's cap item stands now (a preview; dispatch decides again when it sends)."""
 
-    def __init__(self, load: Callable[[str], Any]) -> None:
+    def __init__(
+        self,
+        load: Callable[[str], Any],
+        policy: Callable[[], ContactPolicy],
+        caps: Callable[[str], CapState],
+    ) -> None:
         self._load = load
+        self._policy = policy
+        self._caps = caps
 
     def in_global_control(self, customer_id: str) -> bool:
-        return False
+        return self._policy().in_global_control(customer_id)
 
     def excluded(self, customer_id: str, channel: MessageChannel, at: datetime) -> str | None:
-        purpose = CONSENT_PURPOSE.get(channel)
-        if purpose is None:
-            return None
+        policy = self._policy()
+        purpose = policy.channel(channel).purpose
         try:
             record = self._load(customer_id)
         except NotFound:
             return "no_consent"
-        state = record.consent.get(purpose)
-        return None if state is not None and state.granted else "no_consent"
+        state = record.consent.get(purpose) if purpose is not None else None
+        if state is None or not state.granted:
+            return "no_consent"
+        if not check_caps(policy, self._caps(customer_id), channel, 0, at).allowed:
+            return "capped"
+        return None

@@ -13,10 +13,12 @@ from typing import Any
 
 import boto3
 
+from crm.campaigns.policy import ContactPolicy
 from crm.campaigns.reports import Arm, newcombe, t_quantile, welch
 from crm.campaigns.send_models import Variant
 from crm.campaigns.sends import assign, wilson
-from tests.integration.campaigns.conftest import COST_MICROS, Kit
+from crm.composition import root
+from tests.integration.sends.conftest import COST_MICROS, Kit
 
 CONVERSIONS = "ConversionsQueue"
 
@@ -42,42 +44,58 @@ def report(kit: Kit, campaign_id: str) -> dict[str, Any]:
     return body
 
 
-def test_orders_are_attributed_and_the_report_gives_uplift_and_roi(kit: Kit) -> None:
+def customer(kit: Kit, n: int) -> str:
+    body = {"identities": [{"channel": "app", "external_id": f"r-{n}"}],
+            "attributes": {"name": "李四", "phone": f"+86139{n:08d}"}}  # fmt: skip
+    cid: str = kit.suite.call("POST", "/customers", body).body["customer_id"]
+    change = {"purpose": "marketing_sms", "granted": True, "source": "app"}
+    assert kit.suite.call("PUT", f"/customers/{cid}/consent", change).status == 200
+    return cid
+
+
+def test_orders_are_attributed_and_the_report_gives_uplift_and_roi(live: Kit) -> None:
+    """Through the real dispatcher: its policy (a control group of 15%, SMS at 0.05), its
+    coupon rendering (our CouponIssuer), its counters and last touches."""
+    kit = live
+    stored = kit.suite.call("GET", "/campaigns/policy", role="marketer").body["policy"]
+    stored["global_control_pct"] = 15
+    stored["channels"]["sms"]["cost_micros"] = COST_MICROS
+    assert kit.suite.call("PUT", "/campaigns/policy", stored, role="marketer").status == 200
+    policy = ContactPolicy.model_validate(stored)
     offer = {"offer_id": "dec-99-50", "description": "满99减50", "kind": "amount_off",
              "amount_off": "50.00", "min_order": "99.00", "expires_at": "2026-12-31T00:00:00Z",
              "budget": 100}  # fmt: skip
     assert kit.suite.call("POST", "/campaigns/coupons/offers", offer, role="marketer").status == 201
-    customers = [
-        kit.suite.call("POST", "/customers",
-                       {"identities": [{"channel": "app", "external_id": f"r-{n}"}]}
-                       ).body["customer_id"]
-        for n in range(40)
-    ]  # fmt: skip
+    customers = [customer(kit, n) for n in range(40)]
+    while not any(policy.in_global_control(c) for c in customers):  # one at least, for sure
+        customers.append(customer(kit, len(customers)))
     kit.members("rfm:champions", customers)
     send = kit.create_send(holdout_percent=30, coupon_offer_id="dec-99-50")
     send_id = send["send_id"]
     variants = [Variant(name="A", weight=100, template_id="t-1")]
+    control = {c for c in customers if policy.in_global_control(c)}
     arms = {c: assign(send_id, c, 30, variants)[0] for c in customers}
-    treated = [c for c in customers if arms[c] == "treatment"]
-    held = [c for c in customers if arms[c] == "holdout"]
+    treated = [c for c in customers if arms[c] == "treatment" and c not in control]
+    held = [c for c in customers if arms[c] == "holdout" and c not in control]
     assert len(held) >= 3
     assert len(treated) >= 6
-    kit.dispatch.control = {treated[-1]}  # dispatch keeps one back as the global control group
     kit.act(send_id, "start")
     kit.run()
     assert kit.send(send_id)["status"] == "complete"
 
     key = f"send#{send_id}#A#{treated[0]}#sms"
-    code = kit.dispatch.coupons[key].code
+    code = root().send_store.issued_code("dec-99-50", key)
+    assert code is not None  # dispatch rendered a code of the offer with the message
     kit.clock.advance(hours=2)
     now = kit.clock.now.isoformat()
+    buyer = sorted(control)[0]
     orders = [
         paid(treated[0], "o-1", "120.00", now, [code]),  # the send's coupon and its touch
         paid(treated[1], "o-2", "100.00", now),
         paid(treated[2], "o-3", "80.00", now),
         paid(held[0], "o-4", "100.00", now),  # held out: counts for the holdout
         paid(held[1], "o-5", "60.00", now),
-        paid(treated[-1], "o-6", "90.00", now),  # the control-group customer
+        paid(buyer, "o-6", "90.00", now),  # in the global control group
     ]
     assert fold_and_attribute(kit, orders) == 6
     kit.clock.advance(hours=30)  # past the SMS window of 24 hours
@@ -88,7 +106,7 @@ def test_orders_are_attributed_and_the_report_gives_uplift_and_roi(kit: Kit) -> 
     assert body["attribution_hours"] == 24
     assert body["coupons_redeemed"] == 1
     [variant] = body["variants"]
-    n_t, n_h = len(treated) - 1, len(held)
+    n_t, n_h = len(treated), len(held)
     assert variant["recipients"] == n_t
     assert variant["sent"] == n_t
     assert variant["converted"] == 3
@@ -96,7 +114,7 @@ def test_orders_are_attributed_and_the_report_gives_uplift_and_roi(kit: Kit) -> 
     assert body["holdout"]["recipients"] == n_h
     assert body["holdout"]["converted"] == 2
     assert Decimal(body["holdout"]["revenue"]) == Decimal("160.00")
-    assert body["global_control"]["recipients"] == 1
+    assert body["global_control"]["recipients"] == len(control)
     assert body["global_control"]["converted"] == 1
     uplift = variant["uplift"]
     assert math.isclose(uplift["estimate"], 3 / n_t - 2 / n_h)

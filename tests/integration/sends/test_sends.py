@@ -9,10 +9,11 @@ import json
 from collections import Counter
 from typing import Any
 
+from crm.campaigns.policy import ContactPolicy
 from crm.campaigns.send_models import Variant
 from crm.campaigns.sends import CHUNK, EXACT_PREVIEW, PAGE_SIZE, PREVIEW_SAMPLE, assign
 from crm_local.template import ROOT
-from tests.integration.campaigns.conftest import Kit
+from tests.integration.sends.conftest import Kit
 
 SWEEP = json.loads((ROOT / "events" / "schedule_timers_sweep.json").read_text())
 AB = [{"name": "A", "weight": 1}, {"name": "B", "weight": 3, "template_id": "t-2"}]
@@ -189,25 +190,36 @@ def test_a_cancelled_scheduled_send_never_starts(kit: Kit) -> None:
     assert kit.dispatch.requests == []
 
 
-def test_preview_is_exact_for_a_small_segment(kit: Kit) -> None:
+def test_preview_is_exact_for_a_small_segment(live: Kit) -> None:
+    """The real policy decides: consent, the global control group (15% here), the caps."""
+    kit = live
+    stored = kit.suite.call("GET", "/campaigns/policy", role="marketer").body["policy"]
+    stored["global_control_pct"] = 15
+    assert kit.suite.call("PUT", "/campaigns/policy", stored, role="marketer").status == 200
+    policy = ContactPolicy.model_validate(stored)
     customers = []
-    for n in range(6):
+    for n in range(12):
         body = {"identities": [{"channel": "app", "external_id": f"p-{n}"}]}
         customers.append(kit.suite.call("POST", "/customers", body).body["customer_id"])
-    for cid in customers[:4]:
+    for cid in customers[:8]:
         change = {"purpose": "marketing_sms", "granted": True, "source": "app"}
         assert kit.suite.call("PUT", f"/customers/{cid}/consent", change).status == 200
     kit.members("rfm:champions", [*customers, "ghost-1"])
     send = kit.create_send(holdout_percent=0)
     out = kit.suite.call("POST", f"/campaigns/sends/{send['send_id']}/preview", role="analyst")
     assert out.status == 200, out.body
+    control = {c for c in [*customers, "ghost-1"] if policy.in_global_control(c)}
+    consented = set(customers[:8]) - control
     assert out.body["method"] == "exact"
-    assert out.body["segment_size"] == 7
-    assert out.body["audience"] == out.body["audience_low"] == out.body["audience_high"] == 4
-    assert out.body["no_consent"] == 3  # two without consent, one with no profile
+    assert out.body["segment_size"] == 13
+    assert out.body["global_control"] == len(control)
+    assert out.body["audience"] == len(consented)
+    assert out.body["audience_low"] == out.body["audience_high"] == len(consented)
+    assert out.body["no_consent"] == 13 - len(control) - len(consented)
 
 
-def test_preview_estimates_a_large_segment_with_its_interval(kit: Kit) -> None:
+def test_preview_estimates_a_large_segment_with_its_interval(live: Kit) -> None:
+    kit = live
     kit.members("rfm:champions", ids(EXACT_PREVIEW + 200))
     send = kit.create_send(holdout_percent=20)
     out = kit.suite.call("POST", f"/campaigns/sends/{send['send_id']}/preview", role="analyst")
@@ -219,7 +231,8 @@ def test_preview_estimates_a_large_segment_with_its_interval(kit: Kit) -> None:
     assert body["audience"] == 0  # no profile has consent
     assert body["audience_low"] == 0
     assert 0 < body["audience_high"] < 20
-    assert 0.12 < body["holdout"] / body["segment_size"] < 0.28
+    assert 0.10 < body["holdout"] / body["segment_size"] < 0.28
+    assert 0 < body["global_control"] < body["segment_size"] * 0.12  # the policy's 5%
     assert "Wilson" in body["detail"]
 
 

@@ -13,7 +13,7 @@ from crm.campaigns.coupons import send_of
 from crm.campaigns.send_models import CODE_ALPHABET, CODE_LENGTH
 from crm.composition import root
 from crm.errors import Conflict
-from tests.integration.campaigns.conftest import START, Kit
+from tests.integration.sends.conftest import START, Kit
 
 
 def offer(**overrides: Any) -> dict[str, Any]:
