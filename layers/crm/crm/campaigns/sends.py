@@ -47,7 +47,7 @@ from crm.campaigns.send_models import (
 )
 from crm.campaigns.send_store import SendStore
 from crm.clock import Clock, IdFactory
-from crm.errors import Conflict, CrmError, FieldProblem, InvalidInput, NotFound
+from crm.errors import Conflict, CrmError, FieldProblem, InvalidInput, NotFound, Unavailable
 from crm.queue import Queue
 from crm.segments import SegmentCatalog
 from crm.sqs_consumer import PoisonMessage
@@ -411,6 +411,8 @@ class Sends:
             )
             try:
                 outcome = self._dispatcher().dispatch(request)
+            except Unavailable:
+                raise  # busy, or another attempt holds the message: the page is tried again
             except CrmError as exc:  # one customer's bad data never stops the others
                 logger.warning(
                     "dispatch refused", extra={"send_id": send.send_id, "error": type(exc).__name__}

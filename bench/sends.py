@@ -1,0 +1,162 @@
+"""Segment-send benchmark: the send worker's page throughput (recipients a second per worker)
+on moto, through the real dispatcher and its recording provider, and the page machinery alone
+(a dispatcher that answers at once), then the fan-out plan for 1M and 10M recipients.
+
+    python -m bench.sends [customers]      (default 500: one page)
+
+Everything runs in one process against moto, so the absolute numbers are moto's: each AWS
+call costs ~1-3 ms of Python here where DynamoDB answers in ~5-10 ms over the network. The
+ratio between the two runs says what dispatch costs per recipient beyond the page's own work.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+os.environ.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                   "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1"})  # fmt: skip
+
+from moto import mock_aws
+
+from crm.campaigns.models import DispatchOutcome, DispatchRequest
+from crm.campaigns.send_models import SendTask
+from crm.campaigns.sends import PAGE_SIZE
+from crm.composition import Crm, Settings, reset, root
+from crm.segments.records import MembershipChange
+from crm_local.harness import count_requests, local_suite
+from crm_local.moto_server import install_patches
+
+NOW = datetime(2026, 11, 24, 2, 0, 0, tzinfo=UTC)  # 10:00 in Shanghai: no quiet hours
+TEMPLATE = {"description": "bench", "channels": {"sms": {
+    "zh": {"body": "{{ name }}，双十二见！退订：{{ unsubscribe_url }}"},
+    "en": {"body": "Hi {{ name }}! Unsubscribe: {{ unsubscribe_url }}"}}}}  # fmt: skip
+MAX_CONCURRENCY = 100  # SendWorkerFunction's MaximumConcurrency on SendShardsQueue
+LIST_PAGE_S = 0.03  # a member query of 500 keys, a page put and a share of a SendMessageBatch
+
+
+AWS_REQUEST_S = 0.008  # a DynamoDB request from Lambda in the same Region, typical
+
+
+@dataclass(frozen=True)
+class Throughput:
+    label: str
+    recipients: int
+    seconds: float
+    requests: dict[str, int]
+
+    @property
+    def per_s(self) -> float:
+        return self.recipients / self.seconds
+
+    @property
+    def requests_per_recipient(self) -> float:
+        return sum(self.requests.values()) / self.recipients
+
+    @property
+    def aws_per_s(self) -> float:
+        """What one worker would do on AWS, its time all request latency (CPU aside)."""
+        return 1 / (self.requests_per_recipient * AWS_REQUEST_S)
+
+
+class Instant:
+    """A dispatcher that answers at once: what the page machinery costs by itself."""
+
+    def dispatch(self, request: DispatchRequest) -> DispatchOutcome:
+        return DispatchOutcome(dispatch_key=request.dispatch_key, status="sent")
+
+    def policy(self) -> Instant:
+        return self
+
+    def in_global_control(self, customer_id: str) -> bool:
+        return False
+
+
+root_suite: Any = None
+
+
+def _shop(customers: int) -> list[str]:
+    suite_call = root_suite.call
+    ids = []
+    for n in range(customers):
+        body = {"identities": [{"channel": "app", "external_id": f"b-{n}"}],
+                "attributes": {"name": "王五", "phone": f"+86137{n:08d}"}}  # fmt: skip
+        cid = suite_call("POST", "/customers", body).body["customer_id"]
+        change = {"purpose": "marketing_sms", "granted": True, "source": "app"}
+        suite_call("PUT", f"/customers/{cid}/consent", change)
+        ids.append(cid)
+    return ids
+
+
+def _time_pages(label: str, members: list[str], segment: str) -> Throughput:
+    """List the segment into pages, then time the pages as the worker sends them."""
+    sends = root().sends
+    send = root_suite.call("POST", "/campaigns/sends", {
+        "name": label, "segment": segment, "channel": "sms", "template_id": "bench"},
+        role="marketer").body  # fmt: skip
+    root().send_store.set_status(send["send_id"], "running", ["draft"], {})
+    sends.list_members(SendTask(send_id=send["send_id"], kind="list", page=0), lambda: 900_000)
+    pages = math.ceil(len(members) / PAGE_SIZE)
+    started = time.perf_counter()
+    with count_requests() as counts:
+        for page in range(pages):
+            sends.send_page(SendTask(send_id=send["send_id"], kind="page", page=page),
+                            lambda: 900_000)  # fmt: skip
+    return Throughput(label, len(members), time.perf_counter() - started, dict(counts))
+
+
+def measure(customers: int) -> list[Throughput]:
+    global root_suite
+    install_patches()
+    with mock_aws(), local_suite() as suite:
+        root_suite = suite
+        reset(Crm(Settings.from_env(), clock=lambda: NOW, sleep=lambda _: None))
+        suite.call("PUT", "/campaigns/templates/bench", TEMPLATE, role="marketer")
+        stored = suite.call("GET", "/campaigns/policy", role="marketer").body["policy"]
+        stored["channels"]["sms"]["rate_per_s"] = 10_000  # the provider's limit is not timed
+        suite.call("PUT", "/campaigns/policy", stored, role="marketer")
+        members = _shop(customers)
+        root().segment_store.apply([MembershipChange("rfm:champions", c, True) for c in members])
+        root().segment_store.apply([MembershipChange("rfm:loyal", c, True) for c in members])
+        real = _time_pages("dispatch + recording provider", members, "rfm:champions")
+        root().__dict__["campaign_dispatch"] = Instant()
+        bare = _time_pages("page machinery alone", members, "rfm:loyal")
+        reset()
+    return [real, bare]
+
+
+def plan(per_worker_s: float) -> str:
+    rows = []
+    for recipients in (1_000_000, 10_000_000):
+        pages = math.ceil(recipients / PAGE_SIZE)
+        listing_s = pages * LIST_PAGE_S
+        waves = math.ceil(pages / MAX_CONCURRENCY)
+        sending_s = waves * PAGE_SIZE / per_worker_s
+        rows.append(f"| {recipients:,} | {pages:,} | {listing_s / 60:.1f} min | "
+                    f"{MAX_CONCURRENCY} | {sending_s / 60:.1f} min |")  # fmt: skip
+    return "\n".join([
+        "| recipients | pages of 500 | listing (one chain) | workers | sending at the rate above |",
+        "| ---: | ---: | ---: | ---: | ---: |",
+        *rows,
+    ])  # fmt: skip
+
+
+def main() -> None:
+    customers = int(sys.argv[1]) if len(sys.argv) > 1 else PAGE_SIZE
+    results = measure(customers)
+    for r in results:
+        print(f"{r.label}: {r.recipients} recipients in {r.seconds:.2f} s on moto = "
+              f"{r.per_s:.0f}/s; {r.requests_per_recipient:.2f} AWS requests a recipient "
+              f"({', '.join(f'{k} {v}' for k, v in sorted(r.requests.items()))}) = "
+              f"~{r.aws_per_s:.0f}/s at {AWS_REQUEST_S * 1000:.0f} ms a request")  # fmt: skip
+    print()
+    print(plan(results[0].aws_per_s))
+
+
+if __name__ == "__main__":
+    main()
