@@ -308,6 +308,9 @@ class Crm:
             queue=lambda: Queue(env("SEND_SHARDS_QUEUE_URL")),
             clock=self.clock,
             ids=self.ids,
+            template_exists=lambda template_id: (
+                self.dispatch_store.template(template_id) is not None
+            ),
         )
 
     @cached_property

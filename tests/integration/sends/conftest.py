@@ -182,5 +182,7 @@ def kit(suite: Suite) -> Iterator[Kit]:
     # Part D's property; a test installs its stand-in on the root as D's would be built.
     crm.__dict__["campaign_dispatch"] = fake
     reset(crm)
+    for template_id in ("t-1", "t-2", "t"):  # a send names templates that exist
+        assert suite.call("PUT", f"/campaigns/templates/{template_id}", TEMPLATE).status == 200
     yield Kit(suite, clock, fake)
     reset()

@@ -241,6 +241,13 @@ def test_bad_sends_are_400s_and_unknown_ones_404s(kit: Kit) -> None:
     out = kit.suite.call("POST", "/campaigns/sends", bad, role="marketer")
     assert out.status == 400
     assert "segment" in str(out.body)
+    template = {**bad, "segment": "rfm:champions", "template_id": "nope"}
+    out = kit.suite.call("POST", "/campaigns/sends", template, role="marketer")
+    assert out.status == 400
+    assert "no template nope" in out.body["error"]["message"]
+    variant = {**template, "template_id": "t", "variants": [{"name": "A", "weight": 1,
+                                                             "template_id": "gone"}]}  # fmt: skip
+    assert kit.suite.call("POST", "/campaigns/sends", variant, role="marketer").status == 400
     coupon = {**bad, "segment": "rfm:champions", "coupon_offer_id": "none"}
     assert kit.suite.call("POST", "/campaigns/sends", coupon, role="marketer").status == 400
     twice = {**bad, "segment": "rfm:champions",

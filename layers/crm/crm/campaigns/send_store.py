@@ -265,11 +265,14 @@ class SendStore:
         )
 
     def note_listed(self, send_id: str, pages: int, members: int, done: bool) -> None:
+        """`pages` listed so far in all (the listing is one chain, its page numbers rising):
+        a listing retried after it queued its pages sets the same number, never a lower."""
         self._update(
             "SEND",
             send_id,
-            "ADD pages_listed :p, recipients :m SET listing_done = :d",
+            "SET pages_listed = :p, listing_done = :d ADD recipients :m",
             {":p": pages, ":m": members, ":d": done},
+            condition="attribute_not_exists(pages_listed) OR pages_listed <= :p",
         )
 
     def put_page(self, send_id: str, page: int, members: list[str]) -> bool:

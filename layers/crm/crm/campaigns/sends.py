@@ -138,7 +138,9 @@ class Sends:
         queue: Callable[[], Queue],
         clock: Clock,
         ids: IdFactory,
+        template_exists: Callable[[str], bool],
     ) -> None:
+        self._template_exists = template_exists
         self._store = store
         self._segments = segments
         self._coupons = coupons
@@ -158,6 +160,11 @@ class Sends:
             raise InvalidInput(
                 f"no segment {body.segment}", [FieldProblem("segment", "unknown")]
             ) from None
+        named = {body.template_id, *(v.template_id for v in body.variants if v.template_id)}
+        unknown = sorted(t for t in named if not self._template_exists(t))
+        if unknown:
+            raise InvalidInput(f"no template {', '.join(unknown)}",
+                               [FieldProblem("template_id", "unknown")])  # fmt: skip
         if body.coupon_offer_id is not None:
             try:
                 self._coupons.offer(body.coupon_offer_id)
@@ -292,13 +299,12 @@ class Sends:
         if send.status in {"cancelled", "complete"}:
             return f"listing skipped: {send.status}"
         page, token = task.page, task.token
-        new_pages, members, queued = 0, 0, []
+        members, queued = 0, []
         done = False
         for _ in range(LIST_PAGES_PER_TASK):
             ids, token = self._segments.member_page(send.segment, PAGE_SIZE, token)
             if ids:
                 if self._store.put_page(send.send_id, page, ids):
-                    new_pages += 1
                     members += len(ids)
                 queued.append(SendTask(send_id=send.send_id, kind="page", page=page))
                 page += 1
@@ -310,7 +316,7 @@ class Sends:
         self._queue_tasks(queued)
         if not done:
             self._queue_tasks([SendTask(send_id=send.send_id, kind="list", page=page, token=token)])
-        self._store.note_listed(send.send_id, new_pages, members, done)
+        self._store.note_listed(send.send_id, page, members, done)
         if done:
             self._maybe_complete(send.send_id)
         return f"listed {len(queued)} pages"
