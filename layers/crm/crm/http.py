@@ -50,6 +50,9 @@ class QueryParam:
     minimum: int | None = None
     maximum: int | None = None
     default: int | None = None
+    # campaigns: D -- a parameter the route cannot do without, and the text it must match
+    required: bool = False
+    pattern: str | None = None
 
 
 # A response is one model, or one of several chosen by who calls (the OpenAPI document says

@@ -52,7 +52,8 @@ def _error_schema() -> dict[str, Any]:
 
 def _query_schema(q: QueryParam) -> dict[str, Any]:
     schema: dict[str, Any] = {"type": q.type}
-    for key, value in (("minimum", q.minimum), ("maximum", q.maximum), ("default", q.default)):
+    for key, value in (("minimum", q.minimum), ("maximum", q.maximum), ("default", q.default),
+                       ("pattern", q.pattern)):  # fmt: skip
         if value is not None:
             schema[key] = value
     return schema
@@ -102,7 +103,7 @@ def build_openapi(routes: Sequence[RouteDoc], title: str, version: str) -> dict[
             for name in re.findall(r"{(\w+)}", r.path)
         ]
         params += [
-            {"name": q.name, "in": "query", "required": False, "description": q.description,
+            {"name": q.name, "in": "query", "required": q.required, "description": q.description,
              "schema": _query_schema(q)}
             for q in r.query
         ]  # fmt: skip

@@ -314,3 +314,22 @@ def test_a_duplicate_wake_up_sends_nothing_more(shop: Shop) -> None:
     poison = shop.suite.receive("CampaignDispatchQueue")
     shop.suite.deliver("CampaignDispatchFunction", "CampaignDispatchQueue", poison)
     assert [m["Body"] for m in shop.suite.receive("CampaignDispatchQueue")] == ["{}"]
+
+
+def test_a_merged_customer_is_reached_through_the_survivor_under_its_caps(shop: Shop) -> None:
+    survivor = shop.customer("marketing_sms")
+    source = shop.customer()  # no consent of its own
+    merged = shop.suite.call("POST", f"/customers/{survivor}/merge",
+                             {"source_customer_id": source}, role="support_manager")  # fmt: skip
+    assert merged.status == 200, merged.body
+    dispatcher = root().campaign_dispatch
+    # A request made for the merged-away id: the survivor's consent and caps count.
+    out = dispatcher.dispatch(shop.request(source, step="a"))
+    assert out.status == "sent"
+    assert sent_count(shop, survivor) == 1
+    assert shop.caps(source) == {}
+    # Its outbox entry and its touch (for attribution) are the survivor's.
+    assert [e["dispatch_key"] for e in shop.outbox(survivor)] == [out.dispatch_key]
+    assert [t.dispatch_key for t in dispatcher.last_touches(survivor)] == [out.dispatch_key]
+    capped = dispatcher.dispatch(shop.request(survivor, step="b"))
+    assert (capped.status, capped.reason) == ("capped", "daily_cap")
