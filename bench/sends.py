@@ -116,7 +116,8 @@ def measure(customers: int) -> list[Throughput]:
     with mock_aws(), local_suite() as suite:
         root_suite = suite
         reset(Crm(Settings.from_env(), clock=lambda: NOW, sleep=lambda _: None))
-        suite.call("PUT", "/campaigns/templates/bench", TEMPLATE, role="marketer")
+        saved = suite.call("PUT", "/campaigns/templates/bench", TEMPLATE, role="marketer")
+        assert saved.status == 200, saved.body
         stored = suite.call("GET", "/campaigns/policy", role="marketer").body["policy"]
         stored["channels"]["sms"]["rate_per_s"] = 10_000  # the provider's limit is not timed
         suite.call("PUT", "/campaigns/policy", stored, role="marketer")
