@@ -179,6 +179,22 @@ def test_a_scheduled_send_starts_when_its_timer_fires(kit: Kit) -> None:
     assert len(kit.dispatch.requests) == 30
 
 
+def test_a_scheduled_send_started_again_starts_now_and_once(kit: Kit) -> None:
+    kit.members("rfm:champions", ids(7))
+    send = kit.create_send(send_at=kit.clock.now.replace(hour=12).isoformat())
+    assert kit.act(send["send_id"], "start").body["status"] == "scheduled"
+    assert kit.act(send["send_id"], "start").body["status"] == "running"
+    assert kit.act(send["send_id"], "start").status == 409
+    kit.run()
+    kit.clock.advance(hours=12)
+    kit.suite.invoke("TimerSweepFunction", SWEEP)
+    kit.suite.drain("TimerShardFunction", "TimerSweepQueue")
+    kit.suite.drain(WORKER_FN, "SendTimersQueue")
+    kit.run()
+    assert kit.send(send["send_id"])["status"] == "complete"
+    assert len(kit.dispatch.requests) == 7
+
+
 def test_a_cancelled_scheduled_send_never_starts(kit: Kit) -> None:
     kit.members("rfm:champions", ids(5))
     send = kit.create_send(send_at=kit.clock.now.replace(hour=12).isoformat())

@@ -217,13 +217,16 @@ class Sends:
         send = self._load(send_id)
         now = self._clock()
         if body.action == "start":
-            if send.send_at is not None and send.send_at > now:
+            if send.status == "draft" and send.send_at is not None and send.send_at > now:
                 moved = self._store.set_status(send_id, "scheduled", ["draft"], {})
                 if moved is None:
                     raise Conflict(f"send {send_id} is {send.status}: only a draft starts")
                 self._timers().set(SEND_TIMER, send_id, send.send_at, {"send_id": send_id})
                 return send_view(moved)
-            return self._begin(send_id, ["draft"])
+            # A scheduled send started again starts now; its timer then claims nothing.
+            started = self._begin(send_id, ["draft", "scheduled"])
+            self._timers().cancel(SEND_TIMER, send_id)
+            return started
         if body.action == "pause":
             moved = self._store.set_status(send_id, "paused", ["running"], {})
             if moved is None:
