@@ -176,6 +176,7 @@ class Crm:
             clock=self.clock,
             ids=self.ids,
             sleep=self.sleep,
+            region=config.data_region,
         )
 
     @cached_property

@@ -68,7 +68,7 @@ from crm.campaigns.providers import (
 from crm.campaigns.records import dispatch_digest
 from crm.campaigns.templates import Locale, RenderFailed, Templates, render, variables_used
 from crm.clock import Clock, IdFactory
-from crm.errors import NotFound, Unavailable
+from crm.errors import CrmError, NotFound, Unavailable
 from crm.profiles import ProfileRecord, ProfileService
 from crm.segments import SegmentCatalog
 from crm.timers import Timers, WakeUp
@@ -334,8 +334,10 @@ class DispatchService:
                 coupon = self._coupons.issue(
                     request.coupon_offer_id, request.customer_id, request.dispatch_key
                 )
+            except CrmError as exc:  # the issuer's own reason (an ended offer, ...)
+                return f"coupon not issued: {exc}"[:300]
             except Exception as exc:  # one customer's coupon never stops the others
-                return f"coupon not issued: {type(exc).__name__}: {exc}"[:300]
+                return f"coupon not issued: {type(exc).__name__}"
             values["coupon"] = coupon.model_dump(mode="json")
         try:
             rendered = render(stored.template, request.channel,

@@ -107,14 +107,14 @@ def dispatch_routes(
         ),
     )
     def get_outbox(req: ApiRequest) -> Outbox:
-        customer_id = req.query.get("customer_id")
+        customer_id = req.required_query("customer_id")
         campaign_id = req.query.get("campaign_id")
-        problems = []
-        if customer_id is None or not re.fullmatch(ID_PATTERN, customer_id):
-            problems.append(FieldProblem("customer_id", "required: an id"))
-        if campaign_id is not None and not re.fullmatch(ID_PATTERN, campaign_id):
-            problems.append(FieldProblem("campaign_id", "an id"))
-        if problems or customer_id is None:
+        problems = [
+            FieldProblem(name, "an id: letters, digits and ._:#-, up to 128")
+            for name, value in (("customer_id", customer_id), ("campaign_id", campaign_id))
+            if value is not None and not re.fullmatch(ID_PATTERN, value)
+        ]
+        if problems:
             raise InvalidInput("not an outbox query", problems)
         entries = dispatch().outbox(req.who, customer_id, campaign_id)
         return Outbox(entries=[OutboxEntry.model_validate(e) for e in entries[-1000:]])
