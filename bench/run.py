@@ -26,6 +26,8 @@ from bench.segments import (
     scoring_throughput,
     worker_costs,
 )
+from bench.sends import measure as measure_sends
+from bench.sends import section as sends_section
 from crm_local.template import ROOT
 
 OUT = ROOT / "docs" / "benchmarks.md"
@@ -210,6 +212,9 @@ def main() -> None:
     # campaigns: D
     print("dispatching campaign messages ...", flush=True)
     lines += ["", *dispatch_section(measure_dispatch())]
+    # campaigns: S
+    print("sending a segment send's pages ...", flush=True)
+    lines += ["", *sends_section(measure_sends(500))]
     OUT.write_text("\n".join(lines) + "\n")
     print(f"wrote {OUT.relative_to(ROOT)}")
 

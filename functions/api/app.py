@@ -16,6 +16,7 @@ from aws_lambda_powertools import Logger
 from chalice.app import Chalice, Request, Response
 
 from crm.campaigns.routes import dispatch_routes
+from crm.campaigns.send_routes import send_routes
 from crm.composition import root
 from crm.http import ApiRequest, Routes, json_response
 from crm.openapi import build_openapi
@@ -31,6 +32,8 @@ FAMILIES = [
     platform,
     profile_routes(lambda: root().profiles),
     segment_routes(lambda: root().segments),
+    # ---- campaigns: S
+    send_routes(lambda: root().send_parts),
     # campaigns: D
     dispatch_routes(lambda: root().campaign_dispatch, lambda: root().campaign_templates),
 ]

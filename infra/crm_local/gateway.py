@@ -75,7 +75,8 @@ class ApiGateway:
             params,
             method=method,
             headers=dict(headers),
-            query=dict(parse_qsl(url.query)),
+            # API Gateway passes `?limit=` on as an empty value, which the API refuses.
+            query=dict(parse_qsl(url.query, keep_blank_values=True)),
             body=body,
             claims=claims,
         )

@@ -26,8 +26,15 @@ from crm.config import PlatformSettings
 if TYPE_CHECKING:
     from crm.bus import Bus
     from crm.campaigns import CampaignsSettings
+    from crm.campaigns.conversions import Conversions, DispatchRecords
+    from crm.campaigns.coupons import Coupons
+    from crm.campaigns.dispatch import Dispatcher
     from crm.campaigns.dispatch_service import DispatchService
     from crm.campaigns.dispatch_store import DispatchStore
+    from crm.campaigns.reports import Reports
+    from crm.campaigns.send_routes import SendParts
+    from crm.campaigns.send_store import SendStore
+    from crm.campaigns.sends import AudienceScreen, Sends
     from crm.campaigns.templates import Templates
     from crm.keys import BlindIndexKey
     from crm.lake import Lake
@@ -254,6 +261,77 @@ class Crm:
             ids=self.ids,
         )
 
+    # ---- campaigns: S (segment sends, coupons, conversions, the report)
+    @cached_property
+    def send_store(self) -> SendStore:
+        from crm.campaigns.send_store import SendStore
+
+        return SendStore(self.settings.campaigns.campaigns_table)
+
+    @cached_property
+    def coupons(self) -> Coupons:
+        """The CouponIssuer dispatch renders codes with, and the coupon API."""
+        from crm.campaigns.coupons import Coupons
+
+        return Coupons(self.send_store, self.clock)
+
+    def _send_dispatcher(self) -> Dispatcher:
+        return self.campaign_dispatch
+
+    def _dispatch_records(self) -> DispatchRecords:
+        return self.campaign_dispatch
+
+    @cached_property
+    def audience_screen(self) -> AudienceScreen:
+        """Who a send would reach, decided as dispatch decides (for the send's preview and
+        its holdout's share of the global control group)."""
+        from crm.campaigns.sends import PolicyScreen
+
+        return PolicyScreen(
+            self.profile_service.load,
+            lambda: self.campaign_dispatch.policy(),
+            lambda customer_id: self.dispatch_store.read("", customer_id)[1],
+        )
+
+    @cached_property
+    def sends(self) -> Sends:
+        from crm.campaigns.sends import Sends
+        from crm.config import env
+        from crm.queue import Queue
+
+        return Sends(
+            self.send_store,
+            self.segments,
+            self.coupons,
+            dispatcher=self._send_dispatcher,  # built on first use: the API never dispatches
+            screen=lambda: self.audience_screen,
+            timers=lambda: self.timers,
+            queue=lambda: Queue(env("SEND_SHARDS_QUEUE_URL")),
+            clock=self.clock,
+            ids=self.ids,
+            template_exists=lambda template_id: (
+                self.dispatch_store.template(template_id) is not None
+            ),
+        )
+
+    @cached_property
+    def conversions(self) -> Conversions:
+        from crm.campaigns.conversions import Conversions
+
+        return Conversions(self.send_store, self.coupons, self._dispatch_records)
+
+    @cached_property
+    def campaign_reports(self) -> Reports:
+        from crm.campaigns.reports import Reports
+
+        return Reports(self.send_store, self._dispatch_records)
+
+    @cached_property
+    def send_parts(self) -> SendParts:
+        from crm.campaigns.send_routes import SendParts
+
+        return SendParts(self.sends, self.coupons, self.campaign_reports)
+
     # ---- campaigns: D (dispatch, the contact-pressure policy, templates, outbox)
     @cached_property
     def dispatch_store(self) -> DispatchStore:
@@ -281,9 +359,7 @@ class Crm:
             self.timers,
             self.clock,
             self.ids,
-            # Segment sends' coupons (root().coupons) once that part is merged; until then a
-            # request with a coupon offer fails with a clear reason.
-            coupons=None,
+            coupons=self.coupons,  # campaigns: S
             recommender=recommendations_from(lambda: self.segments),
             unsubscribe_token=lambda customer_id, purpose: self.blind_index().token(
                 "unsubscribe", f"{customer_id}:{purpose}"

@@ -48,3 +48,18 @@ class SegmentRunRequested(BusEvent):
     run_id: str | None = None  # recorded as planned by whoever asked; the planner claims it
     requested_by: str
     occurred_at: datetime
+
+
+class CustomerOrderPaid(BusEvent):
+    """An order was paid (folded once into its profile): campaigns attribute it to the touch
+    or coupon that brought it. Ids and amounts only; coupon codes are no PII."""
+
+    detail_type: ClassVar[str] = "CustomerOrderPaid"
+
+    customer_id: str
+    order_id: str
+    amount: str  # exact decimal text, as money is kept
+    currency: str
+    coupon_codes: list[str] = []
+    paid_at: datetime
+    occurred_at: datetime

@@ -91,12 +91,12 @@ def test_a_template_that_fails_at_render_fails_that_message_only(shop: Shop) -> 
     assert out.status == "failed"
     assert out.reason is not None
     assert "code" in out.reason
-    # An offer, but no coupon issuer in this deployment.
-    no_issuer = dispatcher.dispatch(shop.request(second, template_id="promo",
-                                                 coupon_offer_id="offer-1"))  # fmt: skip
-    assert (no_issuer.status, no_issuer.reason) == (
+    # An offer the coupon issuer (campaigns: S, root().coupons) does not know.
+    no_offer = dispatcher.dispatch(shop.request(second, template_id="promo",
+                                                coupon_offer_id="offer-1"))  # fmt: skip
+    assert (no_offer.status, no_offer.reason) == (
         "failed",
-        "coupons are not available: no coupon issuer is configured",
+        "coupon not issued: no coupon offer offer-1",
     )
     sandboxed = template("{{ name.__class__.__mro__ }}")
     assert shop.suite.call("PUT", "/campaigns/templates/escape", sandboxed).status == 200

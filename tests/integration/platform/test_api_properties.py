@@ -80,6 +80,13 @@ def seed(suite: Suite) -> None:
                                                    "value": "Hangzhou"}]}}  # fmt: skip
     assert suite.call("POST", "/segments", rule).status == 200
     SERVED.segments = ["hangzhou", "tier:high_value", "rfm:champions"]
+    # campaigns: S -- what a valid send or offer names (steer_sends_and_offers)
+    from tests.integration.campaigns.conftest import TEMPLATE
+
+    assert suite.call("PUT", f"/campaigns/templates/{SEED_TEMPLATE}", TEMPLATE).status == 200
+    offer = {"offer_id": SEED_OFFER, "description": "seed", "kind": "amount_off",
+             "amount_off": "5.00", "expires_at": "2999-01-01T00:00:00Z", "budget": 10}  # fmt: skip
+    assert suite.call("POST", "/campaigns/coupons/offers", offer).status == 201
     for name in SERVED.segments:
         # the form of token a page that ended on a shard's last member hands out
         token = encode_page_token({"shard": 1, "key": None})
@@ -271,6 +278,40 @@ def steer_events_and_times(case: Any) -> None:
                 event["items"] = []
 
 
+# ---- campaigns: S
+SEED_TEMPLATE, SEED_OFFER = "seed-template", "seed-offer"
+
+
+def steer_sends_and_offers(case: Any) -> None:
+    """What a send or an offer names must exist, and an offer's fields agree (its kind with
+    its discount, the discount below the threshold, an expiry ahead), which JSON Schema
+    cannot say: a valid case names seeded ones and keeps the rules. Each refusal is tested
+    by hand (tests/integration/sends/test_sends.py, test_coupons.py)."""
+    body = case.body if isinstance(case.body, dict) else None
+    if body is None or not is_valid(case) or case.method.upper() != "POST":
+        return
+    if case.operation.path == "/campaigns/sends":
+        body["segment"], body["template_id"] = "rfm:champions", SEED_TEMPLATE
+        if body.get("coupon_offer_id") is not None:
+            body["coupon_offer_id"] = SEED_OFFER
+        for n, variant in enumerate(v for v in body.get("variants") or [] if isinstance(v, dict)):
+            variant["name"] = f"v{n}"
+            if variant.get("template_id") is not None:
+                variant["template_id"] = SEED_TEMPLATE
+    elif case.operation.path == "/campaigns/coupons/offers":
+        if body.get("kind") == "percent_off":
+            body.pop("amount_off", None)
+            body.setdefault("percent_off", 10)
+            body["percent_off"] = body["percent_off"] or 10
+        else:
+            body["kind"] = "amount_off"
+            body.pop("percent_off", None)
+            body["amount_off"] = "1.00"
+            if body.get("min_order") is not None:
+                body["min_order"] = "99.00"
+        body["expires_at"] = "2999-01-01T00:00:00Z"
+
+
 # campaigns: D
 def steer_templates(case: Any) -> None:
     """A message template's bodies must parse as jinja2 and name only its variables, which
@@ -291,6 +332,7 @@ def call_and_validate(case: Any, token: str) -> None:
     steer_page_token(case)
     steer_birthday(case)
     steer_events_and_times(case)
+    steer_sends_and_offers(case)
     steer_templates(case)
     phase = case.meta.phase.name.value if case.meta else "explicit"
     mode = case.meta.generation.mode.value if case.meta else "explicit"
@@ -338,6 +380,7 @@ def test_workflows_keep_the_document(served: Served) -> None:
             steer_page_token(case)
             steer_birthday(case)
             steer_events_and_times(case)
+            steer_sends_and_offers(case)
             steer_templates(case)
             SERVED.cases["stateful"] = SERVED.cases.get("stateful", 0) + 1
 

@@ -38,7 +38,10 @@ def deployed() -> Iterator[tuple[Suite, str, str]]:
 
 def _path(doc: RouteDoc, customer_id: str) -> str:
     values = {"customer_id": customer_id, "name": "tier:high_value", "suggestion_id": "m-none",
-              "run_id": "no-such-run"}  # fmt: skip
+              "run_id": "no-such-run",
+              # campaigns: S
+              "code": "NOSUCHCODE", "send_id": "no-such-send", "campaign_id": "no-such-campaign",
+              }  # fmt: skip
     values["template_id"] = "no-such-template"  # campaigns: D
     return re.sub(r"{(\w+)}", lambda m: values[m.group(1)], doc.path)
 

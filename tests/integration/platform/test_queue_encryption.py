@@ -16,6 +16,9 @@ PII_FREE_QUEUES = {
     "SegmentShardsDLQ": "the same, failed",
     "TimerSweepQueue": "shard numbers of the timer sweep",
     "TimerSweepDLQ": "the same, failed",
+    # campaigns: S
+    "SendTimersQueue": "send ids of scheduled sends waking up",
+    "SendTimersDLQ": "the same, failed",
     # campaigns: D
     "CampaignDispatchQueue": "wake-ups of deferred messages: a message hash and attempt",
     "CampaignDispatchDLQ": "the same, failed",
@@ -57,7 +60,7 @@ def test_dead_letters_with_customer_data_are_kept_four_days() -> None:
     carrying = customer_queues(template)
     dlqs = {p["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
             for p in carrying.values() if "RedrivePolicy" in p}  # fmt: skip
-    assert dlqs == {"ProfileEventsDLQ"}
+    assert dlqs == {"ProfileEventsDLQ", "SendShardsDLQ", "ConversionsDLQ"}  # + campaigns: S
     for dlq in dlqs:
         assert carrying[dlq]["MessageRetentionPeriod"] == DLQ_RETENTION_S
 
@@ -105,7 +108,12 @@ def test_every_sender_and_receiver_of_an_encrypted_queue_may_use_the_key() -> No
             # message into the (encrypted) DLQ with the receiver's rights.
             assert {"kms:GenerateDataKey", "kms:Decrypt"} <= _may_use_pii_key(policies), logical_id
             checked.add(logical_id)
-    assert checked == {"ApiFunction", "ProfileEventsFunction"}
+    assert checked == {
+        "ApiFunction",
+        "ProfileEventsFunction",
+        "SendWorkerFunction",
+        "CampaignConversionsFunction",
+    }  # + campaigns: S
 
 
 def test_the_emulator_creates_the_queues_as_the_template_says(suite: Suite) -> None:

@@ -106,6 +106,11 @@ class _Event(StrictInput):
         return f"event:{self.event_id}"
 
 
+CouponCode = Annotated[
+    str, StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^[A-Za-z0-9]{4,32}$")
+]
+
+
 class OrderItem(StrictInput):
     sku: Key
     category: Category
@@ -124,6 +129,11 @@ class OrderEvent(_Event):
     )
     shipping_fee: Money | None = Field(default=None, description="added to the items' total")
     store_id: Key | None = None
+    coupon_codes: list[CouponCode] = Field(
+        default_factory=list,
+        max_length=10,
+        description="codes the order redeemed (campaign coupons); an order_paid redeems them",
+    )
 
     def amount_mismatch(self) -> str | None:
         """Why the amount disagrees with the items, if it does: with items, the amount is

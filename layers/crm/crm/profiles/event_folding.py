@@ -32,7 +32,7 @@ from aws_lambda_powertools import Logger
 
 from crm.bus import Bus
 from crm.dynamo import MAX_ITEM_BYTES, MAX_TRANSACT_BYTES, MAX_TRANSACT_ITEMS
-from crm.events import CustomerProfileUpdated
+from crm.events import BusEvent, CustomerOrderPaid, CustomerProfileUpdated
 from crm.lake import Lake
 from crm.pii import BlindIndex
 from crm.profiles.aggregates import fold_event
@@ -77,7 +77,9 @@ def timeline_body(event: CustomerEvent) -> dict[str, Any]:
 
 def lake_row(event: CustomerEvent, customer_id: str, index: BlindIndex) -> dict[str, Any]:
     """The event as the lake keeps it: a pseudonymous id, no identity, no free text."""
-    row = event.model_dump(mode="json", exclude={"customer_id", "identity", "query", "note"})
+    row = event.model_dump(
+        mode="json", exclude={"customer_id", "identity", "query", "note", "coupon_codes"}
+    )
     row["customer_pid"] = index.pseudonym(customer_id)
     return row
 
@@ -416,15 +418,29 @@ class EventFolding:
             types.setdefault(f.customer_id, set()).add(f.event.type)
         self._profiles.rules.announce([f.shift for f in folded if f.shift is not None])
         now = self._profiles.clock()
-        self._bus.publish(
-            [
-                CustomerProfileUpdated(
-                    customer_id=customer_id,
-                    rev=f.rev or 0,
-                    changed=["aggregates", "timeline"],
-                    event_types=sorted(types[customer_id]),
-                    occurred_at=now,
-                )
-                for customer_id, f in latest.items()
-            ]
-        )
+        events: list[BusEvent] = [
+            CustomerProfileUpdated(
+                customer_id=customer_id,
+                rev=f.rev or 0,
+                changed=["aggregates", "timeline"],
+                event_types=sorted(types[customer_id]),
+                occurred_at=now,
+            )
+            for customer_id, f in latest.items()
+        ]
+        # Paid orders, for campaigns' attribution and coupon redemption (ids and amounts).
+        events += [
+            CustomerOrderPaid(
+                customer_id=f.customer_id,
+                order_id=f.event.order_id,
+                amount=str(f.event.amount),
+                currency=f.event.currency,
+                coupon_codes=list(f.event.coupon_codes),
+                paid_at=f.event.occurred_at,
+                occurred_at=now,
+            )
+            for f in folded
+            # duplicates too (rev None): the attempt that folded them may not have published
+            if isinstance(f.event, OrderEvent) and f.event.type == "order_paid"
+        ]
+        self._bus.publish(events)

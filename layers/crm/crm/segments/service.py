@@ -212,6 +212,13 @@ class SegmentCatalog:
         ids, next_token = self._store.members(name, limit, page_token)
         return SegmentMembers(name=name, customer_ids=ids, next_token=next_token)
 
+    def member_page(
+        self, name: str, limit: int, page_token: str | None
+    ) -> tuple[list[str], str | None]:
+        """One page of a segment's members for in-process readers (campaign sends fan out
+        over them), which check who may send before; the next page's token or None."""
+        return self._store.members(name, limit, page_token)
+
     def recommendations(self, caller: Caller, customer_id: str, limit: int) -> Recommendations:
         """Top products the customer has not bought, from the latest run's associations."""
         caller.require(Permission.READ_PROFILE, customer_id)
