@@ -38,6 +38,8 @@ if TYPE_CHECKING:
     from crm.segments.service import SegmentCatalog
     from crm.segments.settings import SegmentsSettings
     from crm.segments.store import SegmentStore
+    from crm.tickets import Classifier, TicketsSettings
+    from crm.tickets.service import TicketService
     from crm.timers import KindQueues, Timers, TimersSettings, TimerStore, TimerSweep
 
 
@@ -75,6 +77,12 @@ class Settings:
         from crm.campaigns import CampaignsSettings
 
         return CampaignsSettings.from_env()
+
+    @cached_property
+    def tickets(self) -> TicketsSettings:
+        from crm.tickets import TicketsSettings
+
+        return TicketsSettings.from_env()
 
 
 class Crm:
@@ -249,6 +257,30 @@ class Crm:
             index=self.blind_index,
             clock=self.clock,
             ids=self.ids,
+        )
+
+    # ---- tickets
+    @cached_property
+    def ticket_classifier(self) -> Classifier:
+        # The keyword stand-in until the trained zh+en classifier is wired here.
+        from crm.tickets.keywords import KeywordClassifier
+
+        return KeywordClassifier()
+
+    @cached_property
+    def tickets(self) -> TicketService:
+        from crm.tickets.service import TicketService
+        from crm.tickets.store import TicketStore
+
+        return TicketService(
+            TicketStore(self.settings.tickets.tickets_table),
+            self.profile_service,
+            self.ticket_classifier,
+            self.timers,
+            self.bus,
+            self.clock,
+            self.ids,
+            self.sleep,
         )
 
     def prime(self, *services: str) -> Crm:
