@@ -21,8 +21,6 @@ from crm.tickets.models import EscalationReason, EscalationRules, Priority
 from crm.tickets.records import EscalationEntry, TicketRecord
 
 R = EscalationReason
-# Categories a repeat complaint counts: tickets about the service or the goods themselves.
-COMPLAINT_CATEGORIES = frozenset({"service_complaint", "quality"})
 
 
 @dataclass(frozen=True)

@@ -163,6 +163,11 @@ class EscalationRules(StrictInput):
         ],
         max_length=200,
     )  # fmt: skip
+    complaint_categories: list[TicketCategory] = Field(
+        default_factory=lambda: [TicketCategory.SERVICE_COMPLAINT],
+        max_length=9,
+        description="the categories an earlier ticket must have to count as a complaint",
+    )
     negative_threshold: Annotated[int, Field(ge=1, le=20), INTEGRAL] = 2
     escalate_on_breach: bool = True
     senior_agents: list[Id] = Field(default_factory=lambda: ["senior-agent-1"], min_length=1)

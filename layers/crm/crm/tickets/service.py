@@ -183,10 +183,13 @@ class TicketService:
         name, confidence = self.classifier.classify(body.message)
         category = TicketCategory(name) if name in _CATEGORIES else TicketCategory.OTHER
         since = now - timedelta(days=rules.repeat_within_days)
-        earlier = [
-            t for t in self.store.tickets_since(customer_id, since)
-            if t.category in escalation.COMPLAINT_CATEGORIES or t.escalations
-        ]  # fmt: skip
+        # Only when this ticket is itself a complaint: a question after a complaint is none.
+        earlier = []
+        if category in rules.complaint_categories:
+            earlier = [
+                t for t in self.store.tickets_since(customer_id, since)
+                if t.category in rules.complaint_categories
+            ]  # fmt: skip
         signals = escalation.Signals(
             text=body.message,
             order_amount=payment.amount if payment is not None else body.order_amount,
