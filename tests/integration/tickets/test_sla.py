@@ -4,11 +4,14 @@ the real timer sweep, the SLA function and the bus, escalation on a breach."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
 import boto3
 
+from crm.composition import root
+from crm.timers import WakeUp
 from tests.integration.tickets.conftest import Desk
 
 
@@ -152,3 +155,36 @@ def test_a_paused_clock_does_not_breach_while_waiting(desk: Desk) -> None:
     metrics = [e["detail"].get("metric") for e in desk.events()]
     assert "resolution" in metrics
     assert desk.deadline(ticket_id, "resolution")["state"] == "breached"
+
+
+def test_a_wake_up_that_is_no_sla_timer_goes_to_the_dlq_and_a_duplicate_does_nothing(
+    desk: Desk,
+) -> None:
+    sqs = boto3.client("sqs")
+    queue = desk.suite.queue_url("TicketSlaQueue")
+    sqs.send_message(QueueUrl=queue, MessageBody='{"kind": "sla", "timer_id": "x"}')
+    bad_payload = {
+        "kind": "sla",
+        "timer_id": "t-1#nonsense#0#warn",
+        "generation": "g",
+        "due_at": "2026-11-23T02:00:00.000Z",
+        "payload": {"ticket_id": "t-1", "metric": "nonsense", "stage": "warn"},
+    }
+    sqs.send_message(QueueUrl=queue, MessageBody=json.dumps(bad_payload))  # fmt: skip
+    response = desk.suite.deliver("TicketSlaFunction", "TicketSlaQueue",
+                                  desk.suite.receive("TicketSlaQueue"))  # fmt: skip
+    assert len(response["batchItemFailures"]) == 2
+    # A breach's wake-up delivered twice records it and publishes once.
+    cid = desk.customer()
+    ticket_id = desk.open(cid, "where is my parcel").body["ticket_id"]
+    desk.clock.advance(minutes=31)
+    desk.sweep()
+    first = [e["detail-type"] for e in desk.events()]
+    assert first.count("TicketSlaBreached") == 1
+    timer = root().timers.get("sla", f"{ticket_id}#first_response#0#breach")
+    assert timer is not None
+    assert timer.state == "fired"
+    again = WakeUp(kind="sla", timer_id=timer.timer_id, generation=timer.generation,
+                   due_at=timer.due_at, payload=timer.payload)  # fmt: skip
+    assert root().tickets.sla_due(again) == "duplicate"
+    assert desk.events() == []

@@ -21,8 +21,9 @@ from aws_lambda_powertools import Logger
 from crm.auth import Caller, Permission
 from crm.bus import Bus
 from crm.clock import Clock, IdFactory
-from crm.errors import Conflict, FieldProblem, Forbidden, InvalidInput, NotFound
+from crm.errors import Conflict, FieldProblem, Forbidden, NotFound
 from crm.events import BusEvent, TicketEscalated, TicketSlaBreached, TicketSlaWarning
+from crm.pii import FieldCipher
 from crm.profiles import ProfileService
 from crm.sqs_consumer import PoisonMessage
 from crm.tickets import escalation, sla
@@ -42,6 +43,7 @@ from crm.tickets.models import (
     OpenTicket,
     SlaMetric,
     TicketCategory,
+    TicketChannel,
     TicketStatus,
     TicketView,
 )
@@ -221,8 +223,8 @@ class TicketService:
     def _seal(
         self,
         ticket: TicketRecord,
-        cipher: Any,
-        channel: Any,
+        cipher: FieldCipher,
+        channel: TicketChannel,
         kind: MessageKind,
         author: str,
         at: datetime,
@@ -358,8 +360,8 @@ class TicketService:
         left as they are: the survivor's run)."""
         caller.require(Permission.WORK_TICKETS)
         if body.into == ticket_id:
-            raise InvalidInput("a ticket cannot be merged into itself",
-                               [FieldProblem("into", "the same ticket")])  # fmt: skip
+            raise Conflict("a ticket cannot be merged into itself",
+                           [FieldProblem("into", "the same ticket")])  # fmt: skip
 
         def attempt() -> TicketRecord:
             dup, _ = self.load(ticket_id)
