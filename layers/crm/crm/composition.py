@@ -286,7 +286,7 @@ class Crm:
     def prime(self, *services: str) -> Crm:
         """Build what a first request would (families, clients) without calling AWS, for a
         SnapStart snapshot (crm.snapstart)."""
-        _ = self.profiles, self.segments
+        _ = self.profiles, self.segments, self.tickets
         for service in services:
             aws.client_for(service)
         return self
