@@ -216,3 +216,41 @@ def test_assigning_meets_a_complaints_agent_clock(desk: Desk) -> None:
     assert metrics["assigned"]["state"] == "met"
     assert metrics["assigned"]["met_at"] == "2026-11-23T02:20:00Z"
     assert metrics["first_response"]["state"] == "running"
+
+
+def test_the_conversation_follows_profile_merges_and_forged_tokens_are_refused(
+    desk: Desk,
+) -> None:
+    app = desk.customer("u-app")
+    body = {"identities": [{"channel": "wechat", "external_id": "oa-openid-1"}]}
+    wechat = desk.suite.call("POST", "/customers", body).body["customer_id"]
+    desk.open(app, "尺码偏小", channel="app")
+    desk.clock.advance(minutes=1)
+    desk.open(wechat, "群里问过了，还没人回", channel="community_group")
+    both = {"identities": [{"channel": "app", "external_id": "u-app"},
+                           {"channel": "wechat", "external_id": "oa-openid-1"}]}  # fmt: skip
+    merged = desk.suite.call("POST", "/customers", both)
+    assert merged.body["merged"] == [wechat]
+    history = desk.suite.call("GET", f"/customers/{app}/conversation", role="support_agent").body
+    # One person, two profiles' messages, each opened with the key it was sealed under.
+    assert [(m["customer_id"], m["text"]) for m in history["messages"]] == [
+        (wechat, "群里问过了，还没人回"),
+        (app, "尺码偏小"),
+    ]
+    first = desk.suite.call("GET", f"/customers/{app}/conversation", role="support_agent",
+                            query={"limit": "1"}).body  # fmt: skip
+    rest = desk.suite.call(
+        "GET",
+        f"/customers/{app}/conversation",
+        role="support_agent",
+        query={"limit": "1", "next_token": first["next_token"]},
+    ).body
+    assert [m["text"] for m in first["messages"] + rest["messages"]] == [
+        "群里问过了，还没人回", "尺码偏小",
+    ]  # fmt: skip
+    assert rest["next_token"] is None
+    forged = desk.suite.call("GET", f"/customers/{app}/conversation", role="support_agent",
+                             query={"next_token": "bm90LWEtdG9rZW4="})  # fmt: skip
+    assert forged.status == 400
+    unknown = desk.suite.call("GET", "/customers/nobody/conversation", role="support_agent")
+    assert unknown.status == 404

@@ -153,10 +153,11 @@ def ticket_routes(family: Callable[[], TicketService]) -> Routes:
         permission=P.READ_TICKETS,
         summary=(
             "A customer's whole conversation across tickets and channels, newest first "
-            "(internal notes for staff only)"
+            "(with the profiles merged into theirs; internal notes for staff only)"
         ),
         response=ConversationPage,
         query=PAGE,
+        errors=(404,),
     )
     def get_conversation(req: ApiRequest) -> ConversationPage:
         return family().conversation(

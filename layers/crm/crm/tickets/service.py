@@ -23,7 +23,7 @@ from crm.bus import Bus
 from crm.clock import Clock, IdFactory
 from crm.errors import Conflict, FieldProblem, Forbidden, NotFound
 from crm.events import BusEvent, TicketEscalated, TicketSlaBreached, TicketSlaWarning
-from crm.pii import FieldCipher
+from crm.pii import FieldCipher, mask_text
 from crm.profiles import ProfileService
 from crm.sqs_consumer import PoisonMessage
 from crm.tickets import escalation, sla
@@ -150,14 +150,21 @@ class TicketService:
     def conversation(
         self, caller: Caller, customer_id: str, limit: int, token: str | None
     ) -> ConversationPage:
-        staff = caller.is_staff
-        page = self.store.conversation(customer_id, limit, token, include_notes=staff)
-        cipher = self.profiles.opening_cipher(customer_id)
+        """The customer's whole conversation, the profiles merged into theirs included (the
+        same person's WeChat and app histories), newest first; notes for staff only. Each
+        message opens with the key of the profile it was written for."""
+        profile = self.profiles.load(customer_id)
+        ids = [profile.customer_id, *profile.merged_from]
+        page = self.store.conversation(ids, limit, token, include_notes=caller.is_staff)
+        ciphers: dict[str, FieldCipher | None] = {}
         messages = []
         for m in page.messages:
-            text = cipher.open(text_field(m.message_id), m.sealed) if cipher else "****"
+            if m.customer_id not in ciphers:
+                ciphers[m.customer_id] = self.profiles.opening_cipher(m.customer_id)
+            cipher = ciphers[m.customer_id]
+            text = cipher.open(text_field(m.message_id), m.sealed) if cipher else mask_text("")
             messages.append(self._message_view(m, text))
-        return ConversationPage(customer_id=customer_id, messages=messages,
+        return ConversationPage(customer_id=profile.customer_id, messages=messages,
                                 next_token=page.next_token)  # fmt: skip
 
     @staticmethod

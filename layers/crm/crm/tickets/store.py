@@ -8,7 +8,7 @@ of it commits or none does.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -20,8 +20,8 @@ from crm.dynamo import (
     MAX_TRANSACT_ITEMS,
     decode_page_token,
     encode_page_token,
+    foreign_page_token,
     from_item,
-    start_key,
     to_item,
 )
 from crm.tickets.models import EscalationRules
@@ -40,7 +40,7 @@ from crm.tickets.records import (
 )
 
 CUSTOMER_INDEX = "customer"
-_PAGE_KEYS = {"PK", "SK", "CPK", "CSK"}
+_INDEX_KEYS = {"PK", "SK", "CPK", "CSK"}
 
 
 class StaleTicket(Exception):
@@ -91,9 +91,23 @@ def _message_item(message: MessageRecord) -> dict[str, Any]:
     })  # fmt: skip
 
 
+_NEWEST = "MSG#~"  # sorts after every message's sort key
+
+
+def _before(token: str | None) -> str:
+    """The position a conversation page token names, checked: a forged one is a 400."""
+    key = decode_page_token(token, {"before"})
+    if key is None:
+        return _NEWEST
+    before = key["before"]
+    if not isinstance(before, str) or not before.startswith("MSG#") or len(before) > 300:
+        raise foreign_page_token()
+    return before
+
+
 def _strip(item: Mapping[str, Any]) -> dict[str, Any]:
     values = from_item(item)
-    for key in _PAGE_KEYS:
+    for key in _INDEX_KEYS:
         values.pop(key, None)
     return values
 
@@ -194,42 +208,52 @@ class TicketStore:
         return None if ticket is None else (ticket, entries)
 
     def conversation(
-        self, customer_id: str, limit: int, token: str | None, include_notes: bool
+        self, customer_ids: Sequence[str], limit: int, token: str | None, include_notes: bool
     ) -> MessagePage:
-        """The customer's messages across tickets and channels, newest first."""
+        """The messages of these customers (a live profile and those merged into it) across
+        tickets and channels, newest first: each customer's partition of the `customer` index
+        read backwards from the page token's position, merged by time. The token is the sort
+        key of the last message handed out, so it is the same position in every partition."""
+        before = _before(token)
+        found: list[tuple[str, MessageRecord]] = []
+        for customer_id in dict.fromkeys(customer_ids):
+            found.extend(self._messages_before(customer_id, before, limit + 1, include_notes))
+        found.sort(key=lambda pair: pair[0], reverse=True)
+        page = found[:limit]
+        more = len(found) > limit
+        return MessagePage(
+            messages=[m for _, m in page],
+            next_token=encode_page_token({"before": page[-1][0]}) if more and page else None,
+        )
+
+    def _messages_before(
+        self, customer_id: str, before: str, wanted: int, include_notes: bool
+    ) -> list[tuple[str, MessageRecord]]:
         request: dict[str, Any] = {
             "TableName": self._table,
             "IndexName": CUSTOMER_INDEX,
-            "KeyConditionExpression": "CPK = :c AND begins_with(CSK, :m)",
-            "ExpressionAttributeValues": to_item({":c": customer_pk(customer_id), ":m": "MSG#"}),
+            "KeyConditionExpression": "CPK = :c AND CSK BETWEEN :first AND :before",
+            "ExpressionAttributeValues": to_item(
+                {":c": customer_pk(customer_id), ":first": "MSG#", ":before": before}
+            ),
             "ScanIndexForward": False,
-            "Limit": limit,
+            "Limit": wanted,
         }
         if not include_notes:
+            # Filtered after the read: a page of notes returns nothing, so read on.
             request["FilterExpression"] = "kind <> :note"
             request["ExpressionAttributeValues"] |= to_item({":note": "note"})
-        key = decode_page_token(token, _PAGE_KEYS)
-        if key is not None:
-            request["ExclusiveStartKey"] = to_item(
-                start_key(key, _PAGE_KEYS, {"CPK": customer_pk(customer_id)})
-            )
-        out = aws.dynamodb().query(**request)
-        last = out.get("LastEvaluatedKey")
-        return MessagePage(
-            messages=[MessageRecord.model_validate(_strip(i)) for i in out.get("Items", [])],
-            next_token=encode_page_token({k: v["S"] for k, v in last.items()} if last else None),
-        )
-
-    def messages_of(self, ticket_id: str, limit: int = 50) -> list[MessageRecord]:
-        """A ticket's latest messages, newest first."""
-        out = aws.dynamodb().query(
-            TableName=self._table,
-            KeyConditionExpression="PK = :pk AND begins_with(SK, :m)",
-            ExpressionAttributeValues=to_item({":pk": ticket_pk(ticket_id), ":m": "MSG#"}),
-            ScanIndexForward=False,
-            Limit=limit,
-        )
-        return [MessageRecord.model_validate(_strip(i)) for i in out.get("Items", [])]
+        found: list[tuple[str, MessageRecord]] = []
+        while len(found) < wanted:
+            out = aws.dynamodb().query(**request)
+            for item in out.get("Items", []):
+                csk = item["CSK"]["S"]
+                if csk != before:  # BETWEEN includes the last message handed out
+                    found.append((csk, MessageRecord.model_validate(_strip(item))))
+            if not out.get("LastEvaluatedKey"):
+                break
+            request["ExclusiveStartKey"] = out["LastEvaluatedKey"]
+        return found[:wanted]
 
     def tickets_since(self, customer_id: str, since: datetime) -> list[TicketRecord]:
         """The customer's tickets opened since a time (the customer index, TKT#<opened_at>)."""
