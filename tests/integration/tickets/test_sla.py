@@ -188,3 +188,48 @@ def test_a_wake_up_that_is_no_sla_timer_goes_to_the_dlq_and_a_duplicate_does_not
                    due_at=timer.due_at, payload=timer.payload)  # fmt: skip
     assert root().tickets.sla_due(again) == "duplicate"
     assert desk.events() == []
+
+
+def test_sla_policies_are_versioned_and_a_ticket_keeps_the_version_it_opened_with(
+    desk: Desk,
+) -> None:
+    got = desk.suite.call("GET", "/tickets/sla-policies", role="support_agent")
+    assert got.status == 200
+    assert got.body["version"] == "sla-2026.12"
+    assert got.body["policies"]["calendars"] == {"urgent": "24x7"}
+    assert got.body["policies"]["categories"]["service_complaint"] == {
+        "first_response": 30, "assigned": 60, "resolution": 1440, "closure": 2880,
+    }  # fmt: skip
+    assert {c["name"] for c in got.body["calendars"]} == {"business_hours", "24x7"}
+    cid = desk.customer()
+    before = desk.open(cid, "where is my parcel").body
+    policies: dict[str, Any] = {
+        "default": {"first_response": 10},
+        "categories": {"logistics": {"first_response": 15, "resolution": 600}},
+        "calendars": {"normal": "24x7"},
+    }
+    assert desk.suite.call("PUT", "/tickets/sla-policies", policies,
+                           role="support_agent").status == 403  # fmt: skip
+    put = desk.suite.call("PUT", "/tickets/sla-policies", policies, role="support_manager")
+    assert put.status == 200, put.body
+    assert put.body["version"] == "sla-v1"
+    after = desk.open(cid, "where is my parcel").body
+    assert (after["policy"], after["calendar"]) == ("sla-v1", "24x7")
+    assert {d["metric"]: d["target_minutes"] for d in after["deadlines"]} == {
+        "first_response": 15, "resolution": 600,
+    }  # fmt: skip
+    # The ticket opened before keeps the targets it pinned.
+    kept = desk.ticket(before["ticket_id"])
+    assert kept["policy"] == "sla-2026.12"
+    assert {d["metric"] for d in kept["deadlines"]} == {"first_response", "feedback", "resolution"}
+    assert desk.suite.call("PUT", "/tickets/sla-policies", policies,
+                           role="support_manager").body["version"] == "sla-v2"  # fmt: skip
+    for bad in (
+        {"categories": policies["categories"]},  # no default targets
+        {**policies, "default": {}},
+        {**policies, "default": {"first_response": 0}},
+        {**policies, "default": {"response": 10}},
+        {**policies, "calendars": {"normal": "moon"}},
+    ):
+        assert desk.suite.call("PUT", "/tickets/sla-policies", bad,
+                               role="support_manager").status == 400  # fmt: skip

@@ -222,6 +222,7 @@ def test_the_conversation_follows_profile_merges_and_forged_tokens_are_refused(
     desk: Desk,
 ) -> None:
     app = desk.customer("u-app")
+    desk.clock.advance(minutes=1)  # the older profile survives the merge
     body = {"identities": [{"channel": "wechat", "external_id": "oa-openid-1"}]}
     wechat = desk.suite.call("POST", "/customers", body).body["customer_id"]
     desk.open(app, "尺码偏小", channel="app")

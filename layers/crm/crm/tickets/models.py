@@ -174,6 +174,27 @@ class EscalationRules(StrictInput):
     managers: list[Id] = Field(default_factory=lambda: ["support-manager-1"], min_length=1)
 
 
+Minutes = Annotated[int, Field(ge=1, le=60 * 24 * 90), INTEGRAL]
+Targets = Annotated[
+    dict[SlaMetric, Minutes],
+    Field(min_length=1, description="minutes of the policy's calendar time, by metric"),
+]
+CalendarName = Literal["business_hours", "24x7"]
+
+
+class SlaPolicies(StrictInput):
+    """SLA targets per category, and the calendar each priority's clocks count in. Resolution
+    and closure pause while the ticket waits on the customer or a third party; the other
+    metrics never pause. A ticket pins the version in force when it opens."""
+
+    default: Targets = Field(description="the targets of every category without its own")
+    categories: dict[TicketCategory, Targets] = Field(default_factory=dict)
+    calendars: dict[Priority, CalendarName] = Field(
+        default_factory=dict,
+        description="the calendar of each priority; a priority left out counts business hours",
+    )
+
+
 # ---------------------------------------------------------------- responses
 class Deadline(Output):
     metric: SlaMetric
@@ -241,5 +262,20 @@ class ConversationPage(Output):
 
 class EscalationRulesView(Output):
     rules: EscalationRules
+    updated_at: datetime | None = None
+    updated_by: str | None = None
+
+
+class CalendarView(Output):
+    name: str
+    zone: str
+    periods: list[str] = Field(description="working periods of a working day, local time")
+    working_days: str
+
+
+class SlaPoliciesView(Output):
+    version: str = Field(description="what a ticket opened now pins")
+    policies: SlaPolicies
+    calendars: list[CalendarView]
     updated_at: datetime | None = None
     updated_by: str | None = None

@@ -6,6 +6,7 @@ TicketsTable (docs/data-model.md):
   PK=TICKET#<ticket_id>  SK=CLOCK#<metric>#<seq>   one SLA clock entry (append-only)
   PK=TICKET#<ticket_id>  SK=MSG#<at>#<message_id>  one message, its text sealed
   PK=SETTINGS            SK=ESCALATION_RULES       the escalation rules
+  PK=SETTINGS            SK=SLA_POLICIES           the SLA policies in force, their version
 GSI `customer` (CPK=CUST#<customer_id>, CSK):
   CSK=MSG#<at>#<message_id> the customer's whole conversation, newest first
   CSK=TKT#<opened_at>#<ticket_id> the customer's tickets (repeat complaints)
@@ -32,6 +33,7 @@ from crm.tickets.models import (
 
 TICKET_SK = "#TICKET"  # sorts before CLOCK# and MSG#: one Query reads it with its clocks
 RULES_PK, RULES_SK = "SETTINGS", "ESCALATION_RULES"
+POLICIES_SK = "SLA_POLICIES"
 
 
 def ticket_pk(ticket_id: str) -> str:

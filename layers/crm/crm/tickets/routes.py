@@ -16,6 +16,8 @@ from crm.tickets.models import (
     MergeTicket,
     MessageView,
     OpenTicket,
+    SlaPolicies,
+    SlaPoliciesView,
     TicketView,
 )
 from crm.tickets.service import TicketService
@@ -65,6 +67,34 @@ def ticket_routes(family: Callable[[], TicketService]) -> Routes:
     )
     def put_escalation_rules(req: ApiRequest) -> EscalationRulesView:
         return family().put_rules(req.who, req.model(EscalationRules))
+
+    @routes.route(
+        "/tickets/sla-policies",
+        "GET",
+        permission=P.READ_TICKETS,
+        summary=(
+            "The SLA policies in force (targets per category, the calendar of each priority), "
+            "their version and the calendars"
+        ),
+        response=SlaPoliciesView,
+    )
+    def get_sla_policies(req: ApiRequest) -> SlaPoliciesView:
+        return family().policies_view()
+
+    @routes.route(
+        "/tickets/sla-policies",
+        "PUT",
+        permission=P.MANAGE_SLA,
+        summary=(
+            "Replace the SLA policies with a new version: tickets opened from now on pin it, "
+            "open ones keep theirs"
+        ),
+        body=SlaPolicies,
+        response=SlaPoliciesView,
+        errors=(409,),
+    )
+    def put_sla_policies(req: ApiRequest) -> SlaPoliciesView:
+        return family().put_policies(req.who, req.model(SlaPolicies))
 
     @routes.route(
         "/tickets/{ticket_id}",

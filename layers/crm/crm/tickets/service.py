@@ -27,9 +27,11 @@ from crm.pii import FieldCipher, mask_text
 from crm.profiles import ProfileService
 from crm.sqs_consumer import PoisonMessage
 from crm.tickets import escalation, sla
+from crm.tickets.calendars import CALENDARS
 from crm.tickets.models import (
     AddMessage,
     AssignTicket,
+    CalendarView,
     ChangeStatus,
     Classifier,
     ConversationPage,
@@ -42,6 +44,8 @@ from crm.tickets.models import (
     MessageView,
     OpenTicket,
     SlaMetric,
+    SlaPolicies,
+    SlaPoliciesView,
     TicketCategory,
     TicketChannel,
     TicketStatus,
@@ -54,7 +58,13 @@ from crm.tickets.records import (
     TicketRecord,
     text_field,
 )
-from crm.tickets.store import ClaimedAlready, StaleTicket, TicketChange, TicketStore
+from crm.tickets.store import (
+    ClaimedAlready,
+    StaleTicket,
+    StoredPolicies,
+    TicketChange,
+    TicketStore,
+)
 from crm.timers import Timers, WakeUp
 
 logger = Logger(child=True)
@@ -214,7 +224,12 @@ class TicketService:
         )  # fmt: skip
         reasons = escalation.escalate(ticket, escalation.assess(rules, signals, now), rules)
         # The policy is chosen after escalation, so a high-risk ticket's clocks are urgent's.
-        policy = sla.policy_for(ticket.category, ticket.priority)
+        stored = self.store.policies()
+        policy = (
+            sla.policy_for(ticket.category, ticket.priority, stored.policies, stored.version)
+            if stored is not None
+            else sla.policy_for(ticket.category, ticket.priority)
+        )
         ticket.policy, ticket.calendar = policy.version, policy.calendar.name
         ticket.targets = list(policy.targets)
         author = caller.subject
@@ -431,6 +446,40 @@ class TicketService:
         now = self.clock()
         self.store.put_rules(rules, now, caller.subject)
         return EscalationRulesView(rules=rules, updated_at=now, updated_by=caller.subject)
+
+    # ------------------------------------------------------------ SLA policies
+    def policies_view(self) -> SlaPoliciesView:
+        stored = self.store.policies()
+        calendars = [
+            CalendarView(
+                name=c.name, zone=c.zone,
+                periods=[f"{a:%H:%M}-{b:%H:%M}" for a, b in c.periods] or ["00:00-24:00"],
+                working_days="every day" if c.always else (
+                    "Monday to Friday, less China's public holidays, plus their make-up "
+                    "working days (the holidays package)"
+                ),
+            )
+            for c in CALENDARS.values()
+        ]  # fmt: skip
+        if stored is None:
+            return SlaPoliciesView(version=sla.POLICY_VERSION, policies=sla.default_policies(),
+                                   calendars=calendars)  # fmt: skip
+        return SlaPoliciesView(
+            version=stored.version, policies=stored.policies, calendars=calendars,
+            updated_at=stored.updated_at, updated_by=stored.updated_by,
+        )  # fmt: skip
+
+    def put_policies(self, caller: Caller, policies: SlaPolicies) -> SlaPoliciesView:
+        """A new version; open tickets keep the version they pinned."""
+        caller.require(Permission.MANAGE_SLA)
+        current = self.store.policies()
+        stored = StoredPolicies(
+            policies=policies, seq=current.seq + 1 if current else 1, updated_at=self.clock(),
+            updated_by=caller.subject,
+        )  # fmt: skip
+        if not self.store.put_policies(stored):
+            raise Conflict("another version of the SLA policies was saved meanwhile; read it")
+        return self.policies_view()
 
     # ------------------------------------------------------------ SLA wake-ups
     def sla_due(self, wake: WakeUp) -> str:

@@ -23,6 +23,7 @@ from crm.tickets.models import (
     DeadlineState,
     Priority,
     SlaMetric,
+    SlaPolicies,
     TicketCategory,
     TicketStatus,
 )
@@ -34,6 +35,8 @@ WAITING = frozenset({TicketStatus.WAITING_CUSTOMER, TicketStatus.WAITING_THIRD_P
 
 M = SlaMetric
 _HUMAN_REPLY = (M.FIRST_RESPONSE, 30, False)
+# The metrics whose clocks pause while the ticket waits on the customer or a third party.
+PAUSING = frozenset({M.RESOLUTION, M.CLOSURE})
 
 
 @dataclass(frozen=True)
@@ -68,11 +71,36 @@ CATEGORY_TARGETS: dict[TicketCategory | None, tuple[PinnedTarget, ...]] = {
 }
 
 
-def policy_for(category: TicketCategory, priority: Priority) -> SlaPolicy:
-    """Business hours, except urgent tickets (escalated ones), whose clocks run 24x7."""
-    targets = CATEGORY_TARGETS.get(category, CATEGORY_TARGETS[None])
-    calendar = ALWAYS if priority is Priority.URGENT else BUSINESS_HOURS
-    return SlaPolicy(POLICY_VERSION, calendar, targets)
+def default_policies() -> SlaPolicies:
+    """The shop's standards above, as the policies a ticket opens under until managers
+    replace them: business hours, except urgent tickets (escalated ones), which run 24x7."""
+
+    def minutes(targets: tuple[PinnedTarget, ...]) -> dict[SlaMetric, int]:
+        return {t.metric: t.minutes for t in targets}
+
+    return SlaPolicies(
+        default=minutes(CATEGORY_TARGETS[None]),
+        categories={c: minutes(t) for c, t in CATEGORY_TARGETS.items() if c is not None},
+        calendars={Priority.URGENT: ALWAYS.name},
+    )
+
+
+def policy_for(
+    category: TicketCategory,
+    priority: Priority,
+    policies: SlaPolicies | None = None,
+    version: str = POLICY_VERSION,
+) -> SlaPolicy:
+    """The targets of the ticket's category (or the default ones) in the calendar of its
+    priority (business hours unless the policies say otherwise)."""
+    policies = policies or default_policies()
+    targets = policies.categories.get(category) or policies.default
+    calendar = calendar_named(policies.calendars.get(priority, BUSINESS_HOURS.name))
+    pinned = tuple(
+        PinnedTarget(metric=metric, minutes=minutes, pauses=metric in PAUSING)
+        for metric, minutes in sorted(targets.items(), key=lambda kv: list(SlaMetric).index(kv[0]))
+    )
+    return SlaPolicy(version, calendar, pinned)
 
 
 def default_priority(category: TicketCategory) -> Priority:

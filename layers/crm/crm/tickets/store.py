@@ -24,8 +24,9 @@ from crm.dynamo import (
     from_item,
     to_item,
 )
-from crm.tickets.models import EscalationRules
+from crm.tickets.models import EscalationRules, SlaPolicies
 from crm.tickets.records import (
+    POLICIES_SK,
     RULES_PK,
     RULES_SK,
     TICKET_SK,
@@ -288,3 +289,56 @@ class TicketStore:
             datetime.fromisoformat(values["updated_at"]),
             values.get("updated_by"),
         )
+
+    # ------------------------------------------------------------ SLA policies
+    def policies(self) -> StoredPolicies | None:
+        out = aws.dynamodb().get_item(
+            TableName=self._table,
+            Key=to_item({"PK": RULES_PK, "SK": POLICIES_SK}),
+            ConsistentRead=True,
+        )
+        item = out.get("Item")
+        if not item:
+            return None
+        values = from_item(item)
+        return StoredPolicies(
+            policies=SlaPolicies.model_validate(values["policies"]),
+            seq=int(values["seq"]),
+            updated_at=datetime.fromisoformat(values["updated_at"]),
+            updated_by=values["updated_by"],
+        )
+
+    def put_policies(self, stored: StoredPolicies) -> bool:
+        """The next version, if the one it follows is still in force (False: another manager's
+        version came first)."""
+        condition = "attribute_not_exists(PK)" if stored.seq == 1 else "seq = :previous"
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "Item": to_item({
+                "PK": RULES_PK, "SK": POLICIES_SK,
+                "policies": stored.policies.model_dump(mode="json"), "seq": stored.seq,
+                "updated_at": stored.updated_at.isoformat(), "updated_by": stored.updated_by,
+            }),
+            "ConditionExpression": condition,
+        }  # fmt: skip
+        if stored.seq > 1:
+            request["ExpressionAttributeValues"] = to_item({":previous": stored.seq - 1})
+        try:
+            aws.dynamodb().put_item(**request)
+        except ClientError as exc:
+            if aws.error_code(exc) != "ConditionalCheckFailedException":
+                raise
+            return False
+        return True
+
+
+@dataclass(frozen=True)
+class StoredPolicies:
+    policies: SlaPolicies
+    seq: int
+    updated_at: datetime
+    updated_by: str
+
+    @property
+    def version(self) -> str:
+        return f"sla-v{self.seq}"
