@@ -255,3 +255,13 @@ def test_the_conversation_follows_profile_merges_and_forged_tokens_are_refused(
     assert forged.status == 400
     unknown = desk.suite.call("GET", "/customers/nobody/conversation", role="support_agent")
     assert unknown.status == 404
+    # The absorbed profile's token (issued before the merge) still reads its tickets and its
+    # whole conversation, now the surviving profile's.
+    mine = desk.suite.call("GET", f"/customers/{wechat}/conversation", role="customer",
+                           customer_id=wechat).body  # fmt: skip
+    assert [m["text"] for m in mine["messages"]] == ["群里问过了，还没人回", "尺码偏小"]
+    opened = desk.open(wechat, "还有一个问题").body
+    assert opened["customer_id"] == app
+    read = desk.suite.call("GET", f"/tickets/{opened['ticket_id']}", role="customer",
+                           customer_id=wechat)  # fmt: skip
+    assert read.status == 200
