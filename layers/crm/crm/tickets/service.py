@@ -24,7 +24,7 @@ from crm.clock import Clock, IdFactory
 from crm.errors import Conflict, FieldProblem, Forbidden, NotFound
 from crm.events import BusEvent, TicketEscalated, TicketSlaBreached, TicketSlaWarning
 from crm.pii import FieldCipher, mask_text
-from crm.profiles import ProfileService
+from crm.profiles import Loaded, ProfileService
 from crm.sqs_consumer import PoisonMessage
 from crm.tickets import escalation, sla
 from crm.tickets.calendars import CALENDARS
@@ -208,25 +208,9 @@ class TicketService:
             raise loaded.missing[body.customer_id]
         profile = loaded.live[body.customer_id]
         customer_id, cipher = self.profiles.sealing_cipher(profile.customer_id)
-        payment = loaded.payments.get(body.order_id) if body.order_id else None
-        if payment is not None and payment.customer_id != customer_id:
-            payment = None  # another customer's order: its amount is none of this ticket's
         name, confidence = self.classifier.classify(body.message)
         category = TicketCategory(name) if name in _CATEGORIES else TicketCategory.OTHER
-        since = now - timedelta(days=rules.repeat_within_days)
-        # Only when this ticket is itself a complaint: a question after a complaint is none.
-        earlier = []
-        if category in rules.complaint_categories:
-            earlier = [
-                t for t in self.store.tickets_since(customer_id, since)
-                if t.category in rules.complaint_categories
-            ]  # fmt: skip
-        signals = escalation.Signals(
-            text=body.message,
-            order_amount=payment.amount if payment is not None else body.order_amount,
-            tier=profile.scores.tier if profile.scores is not None else None,
-            earlier_complaints=len(earlier),
-        )
+        signals = self._signals(body, rules, category, customer_id, loaded, now)
         ticket_id = "t-" + self.ids()
         ticket = TicketRecord(
             ticket_id=ticket_id, customer_id=customer_id, channel=body.channel,
@@ -253,6 +237,36 @@ class TicketService:
                                             "escalated": bool(reasons)})  # fmt: skip
         self._after(ticket, [], entries, reasons)
         return self.view(ticket, entries)
+
+    def _signals(
+        self,
+        body: OpenTicket,
+        rules: EscalationRules,
+        category: TicketCategory,
+        customer_id: str,
+        loaded: Loaded,
+        now: datetime,
+    ) -> escalation.Signals:
+        """What the escalation rules look at: the order's folded payment (or the amount the
+        ticket states), the customer's tier, their earlier complaints, the text."""
+        profile = loaded.live[body.customer_id]
+        payment = loaded.payments.get(body.order_id) if body.order_id else None
+        if payment is not None and payment.customer_id != customer_id:
+            payment = None  # another customer's order: its amount is none of this ticket's
+        earlier = []
+        # Only when this ticket is itself a complaint: a question after a complaint is none.
+        if category in rules.complaint_categories:
+            since = now - timedelta(days=rules.repeat_within_days)
+            earlier = [
+                t for t in self.store.tickets_since(customer_id, since)
+                if t.category in rules.complaint_categories
+            ]  # fmt: skip
+        return escalation.Signals(
+            text=body.message,
+            order_amount=payment.amount if payment is not None else body.order_amount,
+            tier=profile.scores.tier if profile.scores is not None else None,
+            earlier_complaints=len(earlier),
+        )
 
     def _seal(
         self,
