@@ -12,6 +12,7 @@ import boto3
 
 from crm.composition import root
 from crm.timers import WakeUp
+from crm_local.template import ROOT
 from tests.integration.tickets.conftest import Desk
 
 
@@ -233,3 +234,11 @@ def test_sla_policies_are_versioned_and_a_ticket_keeps_the_version_it_opened_wit
     ):
         assert desk.suite.call("PUT", "/tickets/sla-policies", bad,
                                role="support_manager").status == 400  # fmt: skip
+
+
+def test_the_sample_wake_up_of_a_ticket_that_does_not_exist_is_claimed_and_dropped(
+    desk: Desk,
+) -> None:
+    sample = json.loads((ROOT / "events" / "sqs_ticket_sla.json").read_text())
+    assert desk.suite.invoke("TicketSlaFunction", sample) == {"batchItemFailures": []}
+    assert desk.events() == []
