@@ -195,9 +195,17 @@ def test_a_merge_is_a_reversible_link_and_messages_reach_the_survivor(desk: Desk
     other = desk.open(desk.customer("u-2"), "parcel lost").body["ticket_id"]
     assert desk.suite.call("POST", f"/tickets/{other}/merge", {"into": survivor},
                            role="support_agent").status == 409  # fmt: skip
+    # The duplicate's clocks pause while merged: its customer is answered on the survivor.
+    assert {d["state"] for d in merged.body["deadlines"]} == {"paused"}
+    desk.travel(minutes=40)
+    breached = [e["detail"]["ticket_id"] for e in desk.events()
+                if e["detail-type"] == "TicketSlaBreached"]  # fmt: skip
+    assert sorted(breached) == sorted([survivor, other])  # never the duplicate
     undone = desk.suite.call("POST", f"/tickets/{duplicate}/unmerge", role="support_agent")
     assert undone.status == 200
     assert undone.body["merged_into"] is None
+    first = next(d for d in undone.body["deadlines"] if d["metric"] == "first_response")
+    assert (first["state"], first["elapsed_seconds"]) == ("running", 0)
     assert desk.ticket(survivor)["merged_from"] == []
     after = desk.suite.call("POST", f"/tickets/{duplicate}/messages",
                             {"channel": "wechat", "text": "thanks"}, role="customer",

@@ -13,6 +13,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -73,6 +74,7 @@ T = TypeVar("T")
 MAX_ATTEMPTS = 6
 BACKOFF_S = 0.02
 MAX_MERGE_HOPS = 5
+MERGED = "merged"  # the reason of the pauses a merge appends to the duplicate's clocks
 _CATEGORIES = frozenset(c.value for c in TicketCategory)
 
 S = TicketStatus
@@ -86,6 +88,15 @@ TRANSITIONS: dict[TicketStatus, frozenset[TicketStatus]] = {
     S.RESOLVED: frozenset({S.OPEN, S.CLOSED}),
     S.CLOSED: frozenset(),
 }
+
+
+@dataclass(frozen=True)
+class Linked:
+    """A duplicate as a merge or unmerge left it, with the clock entries it appended."""
+
+    dup: TicketRecord
+    before: list[ClockEntry]
+    added: list[ClockEntry]
 
 
 class TicketService:
@@ -404,15 +415,15 @@ class TicketService:
     # ------------------------------------------------------------ merging
     def merge(self, caller: Caller, ticket_id: str, body: MergeTicket) -> TicketView:
         """Merge a duplicate into a survivor: a link both ways, nothing moved or deleted, so
-        unmerging restores both. The duplicate's clocks stop counting against anyone (they are
-        left as they are: the survivor's run)."""
+        unmerging restores both. The duplicate's running clocks pause (reason `merged`): its
+        customer is answered on the survivor, whose clocks run; unmerging resumes them."""
         caller.require(Permission.WORK_TICKETS)
         if body.into == ticket_id:
             raise Conflict("a ticket cannot be merged into itself",
                            [FieldProblem("into", "the same ticket")])  # fmt: skip
 
-        def attempt() -> TicketRecord:
-            dup, _ = self.load(ticket_id)
+        def attempt() -> Linked:
+            dup, entries = self.load(ticket_id)
             survivor, _ = self._survivor(body.into)
             if dup.merged_into is not None:
                 raise Conflict(f"ticket {ticket_id} is merged already; unmerge it first")
@@ -420,40 +431,55 @@ class TicketService:
                 raise Conflict("the survivor is merged into this ticket; unmerge that first")
             if dup.customer_id != survivor.customer_id:
                 raise Conflict("only one customer's tickets are duplicates of each other")
-            now = self.clock()
-            self._link(dup, survivor, now, merge=True)
-            return dup
+            return self._link(dup, entries, survivor, self.clock(), merge=True)
 
-        self._retry(attempt)
-        ticket, entries = self.load(ticket_id)
-        return self.view(ticket, entries)
+        return self._relinked(self._retry(attempt))
 
     def unmerge(self, caller: Caller, ticket_id: str) -> TicketView:
         caller.require(Permission.WORK_TICKETS)
 
-        def attempt() -> None:
-            dup, _ = self.load(ticket_id)
+        def attempt() -> Linked:
+            dup, entries = self.load(ticket_id)
             if dup.merged_into is None:
                 raise Conflict(f"ticket {ticket_id} is not merged")
             survivor, _ = self.load(dup.merged_into)
-            self._link(dup, survivor, self.clock(), merge=False)
+            return self._link(dup, entries, survivor, self.clock(), merge=False)
 
-        self._retry(attempt)
-        ticket, entries = self.load(ticket_id)
-        return self.view(ticket, entries)
+        return self._relinked(self._retry(attempt))
 
-    def _link(self, dup: TicketRecord, survivor: TicketRecord, now: datetime, merge: bool) -> None:
+    def _link(
+        self,
+        dup: TicketRecord,
+        entries: list[ClockEntry],
+        survivor: TicketRecord,
+        now: datetime,
+        merge: bool,
+    ) -> Linked:
         dup_rev, survivor_rev = dup.rev, survivor.rev
         if merge:
             dup.merged_into = survivor.ticket_id
             survivor.merged_from = sorted({*survivor.merged_from, dup.ticket_id})
+            added = [c.move("pause", now, MERGED) for c in sla.clocks(dup, entries, now)
+                     if c.running]  # fmt: skip
         else:
             dup.merged_into = None
             survivor.merged_from = [t for t in survivor.merged_from if t != dup.ticket_id]
+            # Only what the merge paused: a clock paused by a wait stays paused.
+            added = [
+                c.move("resume", now, "unmerged") for c in sla.clocks(dup, entries, now)
+                if c.paused and c.last is not None and c.last.reason == MERGED
+            ]  # fmt: skip
         for t, rev in ((dup, dup_rev), (survivor, survivor_rev)):
             t.rev, t.updated_at = rev + 1, now
         # Two tickets, two conditions: both links change together or neither does.
-        self.store.commit_pair(TicketChange(dup, dup_rev), TicketChange(survivor, survivor_rev))
+        self.store.commit_pair(
+            TicketChange(dup, dup_rev, added), TicketChange(survivor, survivor_rev)
+        )
+        return Linked(dup, entries, added)
+
+    def _relinked(self, linked: Linked) -> TicketView:
+        self._after(linked.dup, linked.before, linked.added, [])
+        return self.view(linked.dup, [*linked.before, *linked.added])
 
     # ------------------------------------------------------------ rules
     def rules(self) -> EscalationRules:

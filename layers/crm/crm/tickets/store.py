@@ -155,7 +155,8 @@ class TicketStore:
             raise StaleTicket() from None
 
     def commit_pair(self, first: TicketChange, second: TicketChange) -> None:
-        """Two tickets' items under their revisions, together (a merge's two links)."""
+        """Two tickets' items under their revisions, with the clock entries they append,
+        together (a merge's two links)."""
         items: list[Any] = []
         for change in (first, second):
             assert change.expected_rev is not None
@@ -166,6 +167,11 @@ class TicketStore:
                     "ExpressionAttributeValues": to_item({":rev": change.expected_rev}),
                 }
             })  # fmt: skip
+            for entry in change.entries:
+                items.append({
+                    "Put": {"TableName": self._table, "Item": _entry_item(entry),
+                            "ConditionExpression": "attribute_not_exists(PK)"}
+                })  # fmt: skip
         try:
             aws.dynamodb().transact_write_items(TransactItems=items)
         except ClientError as exc:
