@@ -23,6 +23,7 @@ from crm.openapi import build_openapi
 from crm.profiles.routes import profile_routes
 from crm.segments.routes import segment_routes
 from crm.snapstart import before_snapshot
+from crm.tickets.routes import ticket_routes
 
 logger = Logger()
 app = Chalice(app_name="crm-api")
@@ -34,6 +35,7 @@ FAMILIES = [
     segment_routes(lambda: root().segments),
     # ---- campaigns: S
     send_routes(lambda: root().send_parts),
+    ticket_routes(lambda: root().tickets),
     # campaigns: D
     dispatch_routes(lambda: root().campaign_dispatch, lambda: root().campaign_templates),
 ]

@@ -39,21 +39,30 @@ class Permission(StrEnum):
     READ_CAMPAIGNS = "read_campaigns"  # journeys, sends, reports, the contact policy, the outbox
     EDIT_CAMPAIGNS = "edit_campaigns"  # define, start, pause, cancel; the contact policy
     REDEEM_COUPONS = "redeem_coupons"  # a store's point of sale redeeming a code
+    READ_TICKETS = "read_tickets"  # tickets, conversations (customers: their own)
+    OPEN_TICKET = "open_ticket"  # open a ticket, write in its conversation (customers: their own)
+    WORK_TICKETS = "work_tickets"  # reply, assign, note, merge, change status
+    MANAGE_SLA = "manage_sla"  # SLA policies, calendars, escalation rules
+    ADVANCE_AFTERSALES = "advance_aftersales"  # upstream systems and agents move after-sales cases
 
 
 _P = Permission
 _SUPPORT = {
     _P.READ_PROFILE, _P.READ_PII, _P.CREATE_PROFILE, _P.EDIT_PROFILE,
     _P.EDIT_CONSENT, _P.EDIT_TAGS, _P.ADJUST_POINTS, _P.FIND_CUSTOMERS,
+    _P.READ_TICKETS, _P.OPEN_TICKET, _P.WORK_TICKETS, _P.ADVANCE_AFTERSALES,
 }  # fmt: skip
 
 GRANTS: dict[Role, frozenset[Permission]] = {
     # A customer's grants hold for their own profile only (see Caller.can).
     Role.CUSTOMER: frozenset(
         {_P.READ_PROFILE, _P.READ_PII, _P.EDIT_PROFILE, _P.EDIT_CONSENT, _P.SEND_EVENTS}
+        | {_P.READ_TICKETS, _P.OPEN_TICKET}
     ),
     Role.SUPPORT_AGENT: frozenset(_SUPPORT | {_P.REDEEM_COUPONS}),
-    Role.SUPPORT_MANAGER: frozenset(_SUPPORT | {_P.MERGE_PROFILES, _P.REDEEM_COUPONS}),
+    Role.SUPPORT_MANAGER: frozenset(
+        _SUPPORT | {_P.MERGE_PROFILES, _P.REDEEM_COUPONS, _P.MANAGE_SLA}
+    ),
     Role.MARKETER: frozenset(
         {_P.READ_PROFILE, _P.EDIT_TAGS, _P.READ_SEGMENTS, _P.EDIT_SEGMENTS}
         | {_P.READ_CAMPAIGNS, _P.EDIT_CAMPAIGNS, _P.REDEEM_COUPONS}

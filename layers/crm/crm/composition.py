@@ -48,6 +48,8 @@ if TYPE_CHECKING:
     from crm.segments.service import SegmentCatalog
     from crm.segments.settings import SegmentsSettings
     from crm.segments.store import SegmentStore
+    from crm.tickets import Classifier, TicketsSettings
+    from crm.tickets.service import TicketService
     from crm.timers import KindQueues, Timers, TimersSettings, TimerStore, TimerSweep
 
 
@@ -85,6 +87,12 @@ class Settings:
         from crm.campaigns import CampaignsSettings
 
         return CampaignsSettings.from_env()
+
+    @cached_property
+    def tickets(self) -> TicketsSettings:
+        from crm.tickets import TicketsSettings
+
+        return TicketsSettings.from_env()
 
 
 class Crm:
@@ -332,6 +340,30 @@ class Crm:
 
         return SendParts(self.sends, self.coupons, self.campaign_reports)
 
+    # ---- tickets
+    @cached_property
+    def ticket_classifier(self) -> Classifier:
+        # The keyword stand-in until the trained zh+en classifier is wired here.
+        from crm.tickets.keywords import KeywordClassifier
+
+        return KeywordClassifier()
+
+    @cached_property
+    def tickets(self) -> TicketService:
+        from crm.tickets.service import TicketService
+        from crm.tickets.store import TicketStore
+
+        return TicketService(
+            TicketStore(self.settings.tickets.tickets_table),
+            self.profile_service,
+            self.ticket_classifier,
+            self.timers,
+            self.bus,
+            self.clock,
+            self.ids,
+            self.sleep,
+        )
+
     # ---- campaigns: D (dispatch, the contact-pressure policy, templates, outbox)
     @cached_property
     def dispatch_store(self) -> DispatchStore:
@@ -372,7 +404,7 @@ class Crm:
     def prime(self, *services: str) -> Crm:
         """Build what a first request would (families, clients) without calling AWS, for a
         SnapStart snapshot (crm.snapstart)."""
-        _ = self.profiles, self.segments
+        _ = self.profiles, self.segments, self.tickets
         for service in services:
             aws.client_for(service)
         return self

@@ -63,3 +63,44 @@ class CustomerOrderPaid(BusEvent):
     coupon_codes: list[str] = []
     paid_at: datetime
     occurred_at: datetime
+
+
+class TicketEscalated(BusEvent):
+    """A ticket was escalated (a senior agent and a manager put on it), with the reasons' codes
+    (order_value, repeat_complaint, high_value_tier, risk_keywords, negative_sentiment,
+    sla_breach). Ids and codes only: never the customer's words. Campaigns may answer it with
+    a transactional message (an apology coupon)."""
+
+    detail_type: ClassVar[str] = "TicketEscalated"
+
+    ticket_id: str
+    customer_id: str
+    reasons: list[str]
+    priority: str
+    senior_agent: str | None = None
+    manager: str | None = None
+    occurred_at: datetime
+
+
+class TicketSlaWarning(BusEvent):
+    """An SLA clock of a ticket reached 75% of its target."""
+
+    detail_type: ClassVar[str] = "TicketSlaWarning"
+
+    ticket_id: str
+    customer_id: str
+    metric: str
+    due_at: datetime | None = None
+    occurred_at: datetime
+
+
+class TicketSlaBreached(BusEvent):
+    """An SLA clock of a ticket reached its target unmet."""
+
+    detail_type: ClassVar[str] = "TicketSlaBreached"
+
+    ticket_id: str
+    customer_id: str
+    metric: str
+    due_at: datetime | None = None
+    occurred_at: datetime

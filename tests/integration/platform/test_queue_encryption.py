@@ -60,7 +60,7 @@ def test_dead_letters_with_customer_data_are_kept_four_days() -> None:
     carrying = customer_queues(template)
     dlqs = {p["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
             for p in carrying.values() if "RedrivePolicy" in p}  # fmt: skip
-    assert dlqs == {"ProfileEventsDLQ", "SendShardsDLQ", "ConversionsDLQ"}  # + campaigns: S
+    assert dlqs == {"ProfileEventsDLQ", "SendShardsDLQ", "ConversionsDLQ", "TicketSlaDLQ"}
     for dlq in dlqs:
         assert carrying[dlq]["MessageRetentionPeriod"] == DLQ_RETENTION_S
 
@@ -113,7 +113,9 @@ def test_every_sender_and_receiver_of_an_encrypted_queue_may_use_the_key() -> No
         "ProfileEventsFunction",
         "SendWorkerFunction",
         "CampaignConversionsFunction",
-    }  # + campaigns: S
+        "TicketSlaFunction",
+        "TimerShardFunction",
+    }
 
 
 def test_the_emulator_creates_the_queues_as_the_template_says(suite: Suite) -> None:

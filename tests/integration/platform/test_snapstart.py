@@ -54,3 +54,4 @@ def test_priming_builds_the_services_and_clients_without_calling_aws(suite: Suit
     assert dict(calls) == {}
     assert "profiles" in crm.__dict__
     assert "segments" in crm.__dict__
+    assert "tickets" in crm.__dict__

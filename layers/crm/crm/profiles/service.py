@@ -20,7 +20,7 @@ from crm.clock import Clock, IdFactory
 from crm.config import DataRegion
 from crm.errors import Conflict, FieldProblem, NotFound, WrongDataRegion
 from crm.keys import DataKeys
-from crm.pii import BlindIndex, mask_email, mask_phone
+from crm.pii import BlindIndex, FieldCipher, mask_email, mask_phone
 from crm.profiles.models import PII_CHANNELS, Channel, Identity
 from crm.profiles.pii_codec import PiiCodec
 from crm.profiles.records import OrderPayment, ProfileRecord, StoredIdentity
@@ -154,6 +154,29 @@ class ProfileService:
         """A codec for one request or one batch: each data key it unwraps costs one KMS call,
         once."""
         return PiiCodec(self.keys)
+
+    def sealing_cipher(self, customer_id: str) -> tuple[str, FieldCipher]:
+        """The live customer behind an id and a cipher under their data key, created and stored
+        when the profile has none yet: for another family's free text about the customer
+        (ticket messages), sealed like PII so that erasing the key erases it too."""
+
+        def attempt() -> tuple[str, FieldCipher]:
+            record = self.load(customer_id)
+            had_key = record.wrapped_key is not None
+            cipher = self.codec().cipher(record)
+            if not had_key:
+                self.save(record, evaluate_rules=False, announce=False)
+            return record.customer_id, cipher
+
+        return self.retry(attempt)
+
+    def opening_cipher(self, customer_id: str) -> FieldCipher | None:
+        """A cipher under this very profile's data key (merged or not: text sealed under it
+        stays sealed under it), or None when the profile or its key is gone (erased)."""
+        record = self.store.get(customer_id)
+        if record is None or record.wrapped_key is None:
+            return None
+        return self.codec().cipher(record)
 
     def stored_identity(self, identity: Identity) -> StoredIdentity:
         if identity.channel in PII_CHANNELS:

@@ -1,0 +1,29 @@
+"""SLA wake-ups of tickets (SQS, kind `sla` of the timers): re-reads the ticket's clock and, when
+it really reached 75% or 100% of its target, records it once, publishes TicketSlaWarning or
+TicketSlaBreached, and escalates on a breach."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from crm.composition import root
+from crm.sqs_consumer import QueueMessage, consume
+from crm.timers import WakeUp
+
+logger = Logger()
+metrics = Metrics()
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    def wake(message: QueueMessage) -> None:
+        outcome = root().tickets.sla_due(WakeUp.parse(message.body))
+        if outcome in ("warned", "breached"):
+            metrics.add_metric(f"TicketSla{outcome.capitalize()}", MetricUnit.Count, 1)
+
+    return consume(event, context, wake, metrics=metrics)

@@ -1,0 +1,281 @@
+"""Tickets: what clients send and what the API returns (strict inputs, frozen outputs)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Literal, Protocol
+
+from pydantic import Field, StringConstraints
+
+from crm.models import INTEGRAL, NOT_BLANK, Output, StrictInput
+from crm.profiles import Money
+
+MAX_MESSAGE_CHARS = 4000
+
+
+class TicketCategory(StrEnum):
+    LOGISTICS = "logistics"
+    QUALITY = "quality"
+    SIZE_FIT = "size_fit"
+    RETURN_REFUND = "return_refund"
+    PAYMENT_INVOICE = "payment_invoice"
+    ACCOUNT_POINTS = "account_points"
+    PRESALE = "presale"
+    SERVICE_COMPLAINT = "service_complaint"
+    OTHER = "other"
+
+
+class Classifier(Protocol):
+    """What ticket creation asks for a category: the category's name (one of TicketCategory)
+    and a confidence in [0, 1]. The composition root hands one in (a keyword default here;
+    the trained zh+en classifier when it is wired)."""
+
+    def classify(self, text: str) -> tuple[str, float]: ...
+
+
+class TicketChannel(StrEnum):
+    APP = "app"
+    MINI_PROGRAM = "mini_program"
+    WECHAT = "wechat"
+    DOUYIN = "douyin"
+    PHONE = "phone"
+    EMAIL = "email"
+    STORE = "store"
+    COMMUNITY_GROUP = "community_group"
+
+
+class TicketStatus(StrEnum):
+    NEW = "new"
+    OPEN = "open"
+    WAITING_CUSTOMER = "waiting_customer"
+    WAITING_THIRD_PARTY = "waiting_third_party"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+
+
+class Priority(StrEnum):
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+    URGENT = "urgent"
+
+
+PRIORITY_ORDER = [Priority.LOW, Priority.NORMAL, Priority.HIGH, Priority.URGENT]
+
+
+class MessageKind(StrEnum):
+    CUSTOMER = "customer"  # the customer's words, from any channel
+    REPLY = "reply"  # an agent's answer the customer reads
+    NOTE = "note"  # an agent's internal note: never shown to the customer
+
+
+class SlaMetric(StrEnum):
+    FIRST_RESPONSE = "first_response"  # a human's first reply
+    FEEDBACK = "feedback"  # logistics: feedback from the carrier or warehouse
+    REVIEW = "review"  # after-sales: the return request reviewed
+    ASSIGNED = "assigned"  # complaints: an agent on it
+    RESOLUTION = "resolution"  # a solution: the ticket resolved
+    CLOSURE = "closure"  # the ticket closed
+
+
+class DeadlineState(StrEnum):
+    RUNNING = "running"
+    PAUSED = "paused"
+    MET = "met"
+    BREACHED = "breached"
+
+
+class EscalationReason(StrEnum):
+    ORDER_VALUE = "order_value"
+    REPEAT_COMPLAINT = "repeat_complaint"
+    HIGH_VALUE_TIER = "high_value_tier"
+    RISK_KEYWORDS = "risk_keywords"
+    NEGATIVE_SENTIMENT = "negative_sentiment"
+    SLA_BREACH = "sla_breach"
+
+
+Text = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=MAX_MESSAGE_CHARS, pattern=NOT_BLANK
+    ),
+]
+Id = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:\-]+$"
+    ),
+]
+
+
+# ---------------------------------------------------------------- requests
+class OpenTicket(StrictInput):
+    customer_id: Id
+    channel: TicketChannel
+    message: Text = Field(description="the customer's words (personal data: sealed at rest)")
+    order_id: Id | None = None
+    order_amount: Money | None = Field(
+        default=None,
+        description="the order's amount as the customer or agent states it; the order's "
+        "folded payment, when the profile has it, is used instead",
+    )
+    subject: Annotated[str, StringConstraints(max_length=200)] | None = Field(
+        default=None, description="free text, sealed like the message"
+    )
+
+
+class AddMessage(StrictInput):
+    channel: TicketChannel
+    text: Text
+    kind: Literal["customer", "reply", "note"] | None = Field(
+        default=None,
+        description="customer (a customer's token always), reply or note (agents); "
+        "an agent's message is a reply unless it says note",
+    )
+
+
+class AssignTicket(StrictInput):
+    agent_id: Id
+
+
+class ChangeStatus(StrictInput):
+    status: TicketStatus
+
+
+class MergeTicket(StrictInput):
+    into: Id = Field(description="the surviving ticket")
+
+
+class EscalationRules(StrictInput):
+    """The rules that escalate a ticket (MANAGE_SLA edits them)."""
+
+    order_value_threshold: Money = Decimal("2000")
+    repeat_within_days: Annotated[int, Field(ge=1, le=365), INTEGRAL] = 30
+    high_value_tiers: list[Annotated[str, StringConstraints(max_length=40)]] = Field(
+        default_factory=lambda: ["high_value"], max_length=20
+    )
+    risk_keywords: list[Annotated[str, StringConstraints(min_length=1, max_length=40)]] = Field(
+        default_factory=lambda: [
+            "12315", "律师", "媒体", "曝光", "投诉到平台", "消协", "工商", "起诉", "报警",
+            "chargeback", "lawyer", "attorney", "sue", "media", "press", "consumer protection",
+        ],
+        max_length=200,
+    )  # fmt: skip
+    complaint_categories: list[TicketCategory] = Field(
+        default_factory=lambda: [TicketCategory.SERVICE_COMPLAINT],
+        max_length=9,
+        description="the categories an earlier ticket must have to count as a complaint",
+    )
+    negative_threshold: Annotated[int, Field(ge=1, le=20), INTEGRAL] = 2
+    escalate_on_breach: bool = True
+    senior_agents: list[Id] = Field(default_factory=lambda: ["senior-agent-1"], min_length=1)
+    managers: list[Id] = Field(default_factory=lambda: ["support-manager-1"], min_length=1)
+
+
+Minutes = Annotated[int, Field(ge=1, le=60 * 24 * 90), INTEGRAL]
+Targets = Annotated[
+    dict[SlaMetric, Minutes],
+    Field(min_length=1, description="minutes of the policy's calendar time, by metric"),
+]
+CalendarName = Literal["business_hours", "24x7"]
+
+
+class SlaPolicies(StrictInput):
+    """SLA targets per category, and the calendar each priority's clocks count in. Resolution
+    and closure pause while the ticket waits on the customer or a third party; the other
+    metrics never pause. A ticket pins the version in force when it opens."""
+
+    default: Targets = Field(description="the targets of every category without its own")
+    categories: dict[TicketCategory, Targets] = Field(default_factory=dict)
+    calendars: dict[Priority, CalendarName] = Field(
+        default_factory=dict,
+        description="the calendar of each priority; a priority left out counts business hours",
+    )
+
+
+# ---------------------------------------------------------------- responses
+class Deadline(Output):
+    metric: SlaMetric
+    state: DeadlineState
+    target_minutes: int = Field(description="the target, in the policy's calendar time")
+    due_at: datetime | None = Field(description="when it falls due; null while paused or met")
+    seconds_left: int | None = Field(
+        description="calendar seconds left (negative once breached); null when met"
+    )
+    elapsed_seconds: int = Field(description="calendar seconds counted so far")
+    warned: bool = False
+    met_at: datetime | None = None
+
+
+class EscalationReasonView(Output):
+    reason: EscalationReason
+    detail: str = Field(description="what triggered it: a threshold, a keyword, a metric")
+    at: datetime
+
+
+class EscalationView(Output):
+    escalated: bool
+    reasons: list[EscalationReasonView] = Field(default_factory=list)
+    senior_agent: str | None = None
+    manager: str | None = None
+    escalated_at: datetime | None = None
+
+
+class TicketView(Output):
+    ticket_id: str
+    customer_id: str
+    channel: TicketChannel
+    order_id: str | None
+    category: TicketCategory
+    category_confidence: float
+    priority: Priority
+    status: TicketStatus
+    assignee: str | None
+    opened_at: datetime
+    updated_at: datetime
+    merged_into: str | None
+    merged_from: list[str]
+    policy: str = Field(description="the SLA policy version pinned when the ticket opened")
+    calendar: str
+    deadlines: list[Deadline]
+    escalation: EscalationView
+
+
+class MessageView(Output):
+    message_id: str
+    ticket_id: str
+    customer_id: str
+    channel: TicketChannel
+    kind: MessageKind
+    author: str
+    at: datetime
+    text: str
+
+
+class ConversationPage(Output):
+    customer_id: str
+    messages: list[MessageView]
+    next_token: str | None = None
+
+
+class EscalationRulesView(Output):
+    rules: EscalationRules
+    updated_at: datetime | None = None
+    updated_by: str | None = None
+
+
+class CalendarView(Output):
+    name: str
+    zone: str
+    periods: list[str] = Field(description="working periods of a working day, local time")
+    working_days: str
+
+
+class SlaPoliciesView(Output):
+    version: str = Field(description="what a ticket opened now pins")
+    policies: SlaPolicies
+    calendars: list[CalendarView]
+    updated_at: datetime | None = None
+    updated_by: str | None = None
