@@ -21,6 +21,7 @@ from crm.openapi import build_openapi
 from crm.profiles.routes import profile_routes
 from crm.segments.routes import segment_routes
 from crm.snapstart import before_snapshot
+from crm.tickets import aftersales_routes
 
 logger = Logger()
 app = Chalice(app_name="crm-api")
@@ -30,6 +31,7 @@ FAMILIES = [
     platform,
     profile_routes(lambda: root().profiles),
     segment_routes(lambda: root().segments),
+    aftersales_routes(lambda: root().aftersales, lambda: root().product_feedback),
 ]
 CORRELATION_HEADER = "X-Correlation-Id"
 

@@ -39,26 +39,39 @@ class Permission(StrEnum):
     READ_CAMPAIGNS = "read_campaigns"  # journeys, sends, reports, the contact policy, the outbox
     EDIT_CAMPAIGNS = "edit_campaigns"  # define, start, pause, cancel; the contact policy
     REDEEM_COUPONS = "redeem_coupons"  # a store's point of sale redeeming a code
+    READ_TICKETS = "read_tickets"  # tickets, conversation history, after-sales cases, feedback
+    OPEN_TICKET = "open_ticket"  # open a ticket or an after-sales case
+    WORK_TICKETS = "work_tickets"  # reply, assign, note, merge, status, correct a category
+    MANAGE_SLA = "manage_sla"  # SLA policies and business calendars
+    ADVANCE_AFTERSALES = "advance_aftersales"  # upstream systems and agents move a case on
+    # Product feedback aggregates (no text, no customer ids): analysts chart them.
+    READ_FEEDBACK = "read_feedback"
 
 
 _P = Permission
 _SUPPORT = {
     _P.READ_PROFILE, _P.READ_PII, _P.CREATE_PROFILE, _P.EDIT_PROFILE,
     _P.EDIT_CONSENT, _P.EDIT_TAGS, _P.ADJUST_POINTS, _P.FIND_CUSTOMERS,
+    _P.READ_TICKETS, _P.OPEN_TICKET, _P.WORK_TICKETS, _P.ADVANCE_AFTERSALES,
 }  # fmt: skip
 
 GRANTS: dict[Role, frozenset[Permission]] = {
     # A customer's grants hold for their own profile only (see Caller.can).
     Role.CUSTOMER: frozenset(
         {_P.READ_PROFILE, _P.READ_PII, _P.EDIT_PROFILE, _P.EDIT_CONSENT, _P.SEND_EVENTS}
+        | {_P.READ_TICKETS, _P.OPEN_TICKET}
     ),
-    Role.SUPPORT_AGENT: frozenset(_SUPPORT | {_P.REDEEM_COUPONS}),
-    Role.SUPPORT_MANAGER: frozenset(_SUPPORT | {_P.MERGE_PROFILES, _P.REDEEM_COUPONS}),
+    Role.SUPPORT_AGENT: frozenset(_SUPPORT | {_P.REDEEM_COUPONS, _P.READ_FEEDBACK}),
+    Role.SUPPORT_MANAGER: frozenset(
+        _SUPPORT | {_P.MERGE_PROFILES, _P.REDEEM_COUPONS, _P.MANAGE_SLA, _P.READ_FEEDBACK}
+    ),
     Role.MARKETER: frozenset(
         {_P.READ_PROFILE, _P.EDIT_TAGS, _P.READ_SEGMENTS, _P.EDIT_SEGMENTS}
         | {_P.READ_CAMPAIGNS, _P.EDIT_CAMPAIGNS, _P.REDEEM_COUPONS}
     ),
-    Role.ANALYST: frozenset({_P.READ_PROFILE, _P.READ_SEGMENTS, _P.READ_CAMPAIGNS}),
+    Role.ANALYST: frozenset(
+        {_P.READ_PROFILE, _P.READ_SEGMENTS, _P.READ_CAMPAIGNS, _P.READ_FEEDBACK}
+    ),
     Role.PRIVACY_OFFICER: frozenset(
         {_P.READ_PROFILE, _P.READ_PII, _P.EDIT_CONSENT, _P.FIND_CUSTOMERS}
     ),

@@ -38,6 +38,8 @@ if TYPE_CHECKING:
     from crm.segments.service import SegmentCatalog
     from crm.segments.settings import SegmentsSettings
     from crm.segments.store import SegmentStore
+    from crm.tickets import AfterSales, Corrections, ProductFeedbackBook, TicketsSettings
+    from crm.tickets.aftersales_store import AfterSalesStore
     from crm.timers import KindQueues, Timers, TimersSettings, TimerStore, TimerSweep
 
 
@@ -75,6 +77,12 @@ class Settings:
         from crm.campaigns import CampaignsSettings
 
         return CampaignsSettings.from_env()
+
+    @cached_property
+    def tickets(self) -> TicketsSettings:
+        from crm.tickets import TicketsSettings
+
+        return TicketsSettings.from_env()
 
 
 class Crm:
@@ -250,6 +258,39 @@ class Crm:
             clock=self.clock,
             ids=self.ids,
         )
+
+    # ---- tickets: after-sales
+    @cached_property
+    def aftersales_store(self) -> AfterSalesStore:
+        from crm.tickets.aftersales_store import AfterSalesStore
+
+        return AfterSalesStore(self.settings.tickets.tickets_table)
+
+    @cached_property
+    def aftersales(self) -> AfterSales:
+        from crm.tickets import AfterSales, instant_refund_limit
+
+        return AfterSales(
+            self.aftersales_store,
+            # Case notes are sealed under the customer's own data key (crypto-shredding).
+            self.profile_service.text_cipher,
+            self.bus,
+            self.clock,
+            self.ids,
+            instant_refund_limit=instant_refund_limit(),
+        )
+
+    @cached_property
+    def product_feedback(self) -> ProductFeedbackBook:
+        from crm.tickets import ProductFeedbackBook
+
+        return ProductFeedbackBook(self.aftersales_store, self.clock)
+
+    @cached_property
+    def classification_corrections(self) -> Corrections:
+        from crm.tickets import Corrections
+
+        return Corrections(self.aftersales_store, self.clock, self.ids)
 
     def prime(self, *services: str) -> Crm:
         """Build what a first request would (families, clients) without calling AWS, for a

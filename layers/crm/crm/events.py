@@ -48,3 +48,19 @@ class SegmentRunRequested(BusEvent):
     run_id: str | None = None  # recorded as planned by whoever asked; the planner claims it
     requested_by: str
     occurred_at: datetime
+
+
+class AfterSalesStageChanged(BusEvent):
+    """An after-sales case moved to a stage (or was opened). Ids and codes only, no text:
+    campaigns notify the customer from it, journeys trigger on a closed case."""
+
+    detail_type: ClassVar[str] = "AfterSalesStageChanged"
+
+    case_id: str
+    customer_id: str
+    order_id: str
+    kind: str
+    stage: str
+    previous_stage: str | None = None
+    closed: bool
+    occurred_at: datetime

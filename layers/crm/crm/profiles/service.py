@@ -20,7 +20,7 @@ from crm.clock import Clock, IdFactory
 from crm.config import DataRegion
 from crm.errors import Conflict, FieldProblem, NotFound, WrongDataRegion
 from crm.keys import DataKeys
-from crm.pii import BlindIndex, mask_email, mask_phone
+from crm.pii import BlindIndex, FieldCipher, mask_email, mask_phone
 from crm.profiles.models import PII_CHANNELS, Channel, Identity
 from crm.profiles.pii_codec import PiiCodec
 from crm.profiles.records import OrderPayment, ProfileRecord, StoredIdentity
@@ -154,6 +154,21 @@ class ProfileService:
         """A codec for one request or one batch: each data key it unwraps costs one KMS call,
         once."""
         return PiiCodec(self.keys)
+
+    def text_cipher(self, customer_id: str) -> FieldCipher:
+        """The cipher of a customer's data key, for other families' free text about them (a
+        ticket's message, an after-sales note): sealed under it, destroying the key erases
+        every copy. A profile without a key yet gets one, stored before it is used."""
+
+        def attempt() -> FieldCipher:
+            record = self.load(customer_id)
+            had_key = record.wrapped_key is not None
+            cipher = self.codec().cipher(record)
+            if not had_key:
+                self.save(record, evaluate_rules=False, announce=False)
+            return cipher
+
+        return self.retry(attempt)
 
     def stored_identity(self, identity: Identity) -> StoredIdentity:
         if identity.channel in PII_CHANNELS:

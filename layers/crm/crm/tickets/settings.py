@@ -1,0 +1,16 @@
+"""The tickets family's resources, from the environment template.yaml sets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from crm.config import env
+
+
+@dataclass(frozen=True)
+class TicketsSettings:
+    tickets_table: str
+
+    @classmethod
+    def from_env(cls) -> TicketsSettings:
+        return cls(tickets_table=env("TICKETS_TABLE"))
