@@ -14,6 +14,7 @@ import statistics
 import sys
 from datetime import UTC, datetime
 
+from bench.classifier import benchmark_lines
 from bench.coldstart import function_table, measure_cold_starts, tracer_table
 from bench.requests import count_requests_per_unit
 from bench.segments import (
@@ -205,7 +206,9 @@ def main() -> None:
                 f"| {p['workers']:.0f} | {p['worker_s']:.0f} | {p['throughput_bound_s']:.0f} "
                 f"| {p['minutes']:.1f} |"
             )
-    OUT.write_text("\n".join(lines) + "\n")
+    print("ticket classification on the held-out split ...", flush=True)
+    lines += ["", *benchmark_lines()]
+    OUT.write_text("\n".join(lines).rstrip("\n") + "\n")
     print(f"wrote {OUT.relative_to(ROOT)}")
 
 

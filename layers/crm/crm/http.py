@@ -50,6 +50,7 @@ class QueryParam:
     minimum: int | None = None
     maximum: int | None = None
     default: int | None = None
+    pattern: str | None = None  # a string parameter's documented form (the view checks it)
 
 
 # A response is one model, or one of several chosen by who calls (the OpenAPI document says

@@ -53,7 +53,8 @@ def _error_schema() -> dict[str, Any]:
 
 def _query_schema(q: QueryParam) -> dict[str, Any]:
     schema: dict[str, Any] = {"type": q.type}
-    for key, value in (("minimum", q.minimum), ("maximum", q.maximum), ("default", q.default)):
+    for key, value in (("minimum", q.minimum), ("maximum", q.maximum), ("default", q.default),
+                       ("pattern", q.pattern)):  # fmt: skip
         if value is not None:
             schema[key] = value
     return schema

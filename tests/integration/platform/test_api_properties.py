@@ -264,8 +264,23 @@ def steer_events_and_times(case: Any) -> None:
                 event["items"] = []
 
 
+def steer_feedback_scope(case: Any) -> None:
+    """Product feedback is read for one SKU or one product category, exactly one of the two,
+    which a document's query parameters cannot say: a valid case keeps one (both or neither
+    are refused with 400: tests/integration/tickets/test_aftersales.py)."""
+    if case.operation.path != "/feedback/products" or not is_valid(case):
+        return
+    query = case.query if case.query is not None else {}
+    if "sku" in query:
+        query.pop("category", None)
+    elif "category" not in query:
+        query["sku"] = "SKU-1"
+    case.query = query
+
+
 def call_and_validate(case: Any, token: str) -> None:
     steer_page_token(case)
+    steer_feedback_scope(case)
     steer_birthday(case)
     steer_events_and_times(case)
     phase = case.meta.phase.name.value if case.meta else "explicit"
@@ -312,6 +327,7 @@ def test_workflows_keep_the_document(served: Served) -> None:
     class Workflow(schema.as_state_machine()):  # type: ignore[misc]
         def before_call(self, case: Any) -> None:
             steer_page_token(case)
+            steer_feedback_scope(case)
             steer_birthday(case)
             steer_events_and_times(case)
             SERVED.cases["stateful"] = SERVED.cases.get("stateful", 0) + 1

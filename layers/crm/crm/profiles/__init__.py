@@ -5,7 +5,7 @@ This module is the family's public interface: other families import from here an
 else in the package (an import contract checks it).
 """
 
-from crm.profiles.customer_events import EVENT_TYPES
+from crm.profiles.customer_events import EVENT_TYPES, Money
 from crm.profiles.models import Aggregates, CustomerScores
 from crm.profiles.records import ProfileRecord, ScoresWrite, ScoringProfile
 from crm.profiles.service import NoRuleSegments, ProfileService, RuleSegments, SegmentShift
@@ -15,6 +15,7 @@ __all__ = [
     "EVENT_TYPES",
     "Aggregates",
     "CustomerScores",
+    "Money",
     "NoRuleSegments",
     "ProfileRecord",
     "ProfileService",

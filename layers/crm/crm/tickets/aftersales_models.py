@@ -7,9 +7,10 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import Field, StringConstraints
+from pydantic import ConfigDict, Field, StringConstraints
 
 from crm.models import NOT_BLANK, Output, StrictInput, UtcDatetime
+from crm.profiles import Money
 
 
 class CaseKind(StrEnum):
@@ -122,7 +123,7 @@ IdText = Annotated[
 FreeText = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000, pattern=NOT_BLANK)
 ]
-Money = Annotated[Decimal, Field(ge=0, le=Decimal("10000000"), max_digits=12, decimal_places=2)]
+ID_PATTERN = r"^[A-Za-z0-9._:\-]{1,128}$"
 
 
 class CaseRequest(StrictInput):
@@ -140,6 +141,17 @@ class CaseRequest(StrictInput):
 
 
 class StageAdvance(StrictInput):
+    model_config = ConfigDict(
+        # A rejection or a cancellation says why (the service refuses one without a reason).
+        json_schema_extra={
+            "if": {"properties": {"stage": {"enum": ["rejected", "cancelled"]}},
+                   "required": ["stage"]},
+            "then": {"required": ["reason"],
+                     "properties": {"reason": {"type": "string", "minLength": 1,
+                                               "maxLength": 1000, "pattern": NOT_BLANK}}},
+        }
+    )  # fmt: skip
+
     event_id: IdText = Field(description="the upstream system's event id: a repeat is a no-op")
     stage: Stage
     at: UtcDatetime | None = Field(default=None, description="when it happened upstream")

@@ -7,8 +7,14 @@ from collections.abc import Callable
 from crm.auth import Permission as P
 from crm.http import ApiRequest, QueryParam, Routes
 from crm.tickets.aftersales import AfterSales
-from crm.tickets.aftersales_models import AfterSalesCase, CaseList, CaseRequest, StageAdvance
-from crm.tickets.feedback import ProductFeedback, ProductFeedbackBook
+from crm.tickets.aftersales_models import (
+    ID_PATTERN,
+    AfterSalesCase,
+    CaseList,
+    CaseRequest,
+    StageAdvance,
+)
+from crm.tickets.feedback import PERIOD_PATTERN, ProductFeedback, ProductFeedbackBook
 
 
 def aftersales_routes(
@@ -72,9 +78,11 @@ def aftersales_routes(
         "category in one month (analysts and support)",
         response=ProductFeedback,
         query=(
-            QueryParam("sku", "a SKU (or give category)"),
-            QueryParam("category", "a product category (or give sku)"),
-            QueryParam("period", "a month, 2026-11; this month when absent"),
+            QueryParam("sku", "a SKU (give sku or category, not both)", pattern=ID_PATTERN),
+            QueryParam("category", "a product category (or give sku)", pattern=ID_PATTERN),
+            QueryParam(
+                "period", "a month, 2026-11; this month when absent", pattern=PERIOD_PATTERN
+            ),
         ),
     )
     def get_product_feedback(req: ApiRequest) -> ProductFeedback:

@@ -36,7 +36,8 @@ _RISK = re.compile(
     re.IGNORECASE,
 )
 MAX_RISK_KEYWORDS = 10  # per source: keeps one transaction far below 100 items
-PERIOD = re.compile(r"^(19|2[0-9])[0-9]{2}-(0[1-9]|1[0-2])$")
+PERIOD_PATTERN = r"^(19|2[0-9])[0-9]{2}-(0[1-9]|1[0-2])$"
+PERIOD = re.compile(PERIOD_PATTERN)
 
 Scope = Literal["sku", "category"]
 Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:\-]{1,128}$")]
