@@ -238,3 +238,40 @@ def test_corrections_are_kept_by_reference_and_exported_for_retraining(suite: Su
         ("ticket:t-9/message:m-1", "size_fit"), ("ticket:t-9/message:m-2", "quality"),
     ]  # fmt: skip
     assert all("text" not in p for p in parsed)
+
+
+@pytest.mark.usefixtures("atomic_moto")
+def test_concurrent_deliveries_move_a_case_once(suite: Suite, customer: str) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from crm.auth import Caller, Role
+    from crm.errors import Conflict
+    from crm.tickets.aftersales_models import StageAdvance
+
+    case_id = open_case(suite, customer).body["case_id"]
+    system = Caller(subject="wms", roles=frozenset({Role.SUPPORT_AGENT}))
+    service = root().aftersales
+
+    def deliver(event_id: str) -> str:
+        try:
+            request = StageAdvance(event_id=event_id, stage="approved")  # type: ignore[arg-type]
+            return service.advance(system, case_id, request).stage.value
+        except Conflict:
+            return "conflict"
+
+    # One event delivered four times at once, and two other events asking for the same move:
+    # one event wins and every delivery of it answers "approved"; the losers learn the case
+    # has moved on (409), whichever event that was.
+    events = ["e-1"] * 4 + ["e-2", "e-3"]
+    with ThreadPoolExecutor(6) as pool:
+        outcomes = list(pool.map(deliver, events))
+    by_event: dict[str, set[str]] = {}
+    for event, outcome in zip(events, outcomes, strict=True):
+        by_event.setdefault(event, set()).add(outcome)
+    winners = [e for e, seen in by_event.items() if seen == {"approved"}]
+    assert len(winners) == 1, by_event
+    assert all(seen == {"conflict"} for e, seen in by_event.items() if e not in winners)
+    stages = [i for i in table_items(suite) if i["SK"]["S"].startswith("STAGE#")]
+    assert len(stages) == 2
+    case = suite.call("GET", f"/aftersales/{case_id}").body
+    assert [t["stage"] for t in case["timeline"]] == ["submitted", "approved"]

@@ -166,13 +166,18 @@ class AfterSales:
                 [FieldProblem("reason", "required for rejected and cancelled")],
             )
         for _ in range(MAX_ATTEMPTS):
+            # Asked before the case is read: the event and its stage land in one transaction,
+            # so a case read after seeing the event includes what it did.
+            applied = self.store.applied_event(case_id, request.event_id)
             case = self._load(case_id)
             cipher = self.ciphers(case.customer_id)
             now = self.clock()
-            if self.store.applied_event(case_id, request.event_id):
+            if applied:
                 return self._view(case, cipher, now)
             allowed = next_stages(CaseKind(case.kind), Stage(case.stage))
             if request.stage not in allowed:
+                if self.store.applied_event(case_id, request.event_id):
+                    continue  # applied by a concurrent delivery since we looked: answer as it is
                 names = ", ".join(s.value for s in allowed) or "none: the case is closed"
                 raise Conflict(
                     f"a {case.kind} case at {case.stage} cannot move to {request.stage.value}; "
