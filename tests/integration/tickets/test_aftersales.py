@@ -254,7 +254,7 @@ def test_concurrent_deliveries_move_a_case_once(suite: Suite, customer: str) -> 
 
     def deliver(event_id: str) -> str:
         try:
-            request = StageAdvance(event_id=event_id, stage="approved")  # type: ignore[arg-type]
+            request = StageAdvance(event_id=event_id, stage="approved")
             return service.advance(system, case_id, request).stage.value
         except Conflict:
             return "conflict"
