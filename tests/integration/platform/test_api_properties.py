@@ -278,9 +278,25 @@ def steer_feedback_scope(case: Any) -> None:
     case.query = query
 
 
+def steer_residency(case: Any) -> None:
+    """A stack keeps one data region's customers (DATA_REGION, cn here): a customer or event
+    of another region is refused with 421 (tests/integration/profiles/test_data_residency.py),
+    which the document cannot tie to the stack serving it. A valid case stays in this region."""
+    if not is_valid(case) or not isinstance(case.body, dict):
+        return
+    bodies = [case.body]
+    events = case.body.get("events")
+    if isinstance(events, list):
+        bodies += [e for e in events if isinstance(e, dict)]
+    for body in bodies:
+        if body.get("residency") not in (None, "cn"):
+            body["residency"] = "cn"
+
+
 def call_and_validate(case: Any, token: str) -> None:
     steer_page_token(case)
     steer_feedback_scope(case)
+    steer_residency(case)
     steer_birthday(case)
     steer_events_and_times(case)
     phase = case.meta.phase.name.value if case.meta else "explicit"
@@ -328,6 +344,7 @@ def test_workflows_keep_the_document(served: Served) -> None:
         def before_call(self, case: Any) -> None:
             steer_page_token(case)
             steer_feedback_scope(case)
+            steer_residency(case)
             steer_birthday(case)
             steer_events_and_times(case)
             SERVED.cases["stateful"] = SERVED.cases.get("stateful", 0) + 1
