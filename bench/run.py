@@ -14,6 +14,7 @@ import statistics
 import sys
 from datetime import UTC, datetime
 
+from bench.classifier import benchmark_lines
 from bench.coldstart import function_table, measure_cold_starts, tracer_table
 from bench.dispatch import measure as measure_dispatch
 from bench.dispatch import section as dispatch_section
@@ -215,7 +216,9 @@ def main() -> None:
     # campaigns: S
     print("sending a segment send's pages ...", flush=True)
     lines += ["", *sends_section(measure_sends(500))]
-    OUT.write_text("\n".join(lines) + "\n")
+    print("ticket classification on the held-out split ...", flush=True)
+    lines += ["", *benchmark_lines()]
+    OUT.write_text("\n".join(lines).rstrip("\n") + "\n")
     print(f"wrote {OUT.relative_to(ROOT)}")
 
 

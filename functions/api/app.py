@@ -23,6 +23,7 @@ from crm.openapi import build_openapi
 from crm.profiles.routes import profile_routes
 from crm.segments.routes import segment_routes
 from crm.snapstart import before_snapshot
+from crm.tickets import aftersales_routes
 from crm.tickets.routes import ticket_routes
 
 logger = Logger()
@@ -38,6 +39,7 @@ FAMILIES = [
     ticket_routes(lambda: root().tickets),
     # campaigns: D
     dispatch_routes(lambda: root().campaign_dispatch, lambda: root().campaign_templates),
+    aftersales_routes(lambda: root().aftersales, lambda: root().product_feedback),
 ]
 CORRELATION_HEADER = "X-Correlation-Id"
 

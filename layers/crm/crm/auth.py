@@ -44,6 +44,8 @@ class Permission(StrEnum):
     WORK_TICKETS = "work_tickets"  # reply, assign, note, merge, change status
     MANAGE_SLA = "manage_sla"  # SLA policies, calendars, escalation rules
     ADVANCE_AFTERSALES = "advance_aftersales"  # upstream systems and agents move after-sales cases
+    # Product feedback aggregates (no text, no customer ids): analysts chart them.
+    READ_FEEDBACK = "read_feedback"
 
 
 _P = Permission
@@ -59,15 +61,17 @@ GRANTS: dict[Role, frozenset[Permission]] = {
         {_P.READ_PROFILE, _P.READ_PII, _P.EDIT_PROFILE, _P.EDIT_CONSENT, _P.SEND_EVENTS}
         | {_P.READ_TICKETS, _P.OPEN_TICKET}
     ),
-    Role.SUPPORT_AGENT: frozenset(_SUPPORT | {_P.REDEEM_COUPONS}),
+    Role.SUPPORT_AGENT: frozenset(_SUPPORT | {_P.REDEEM_COUPONS, _P.READ_FEEDBACK}),
     Role.SUPPORT_MANAGER: frozenset(
-        _SUPPORT | {_P.MERGE_PROFILES, _P.REDEEM_COUPONS, _P.MANAGE_SLA}
+        _SUPPORT | {_P.MERGE_PROFILES, _P.REDEEM_COUPONS, _P.MANAGE_SLA, _P.READ_FEEDBACK}
     ),
     Role.MARKETER: frozenset(
         {_P.READ_PROFILE, _P.EDIT_TAGS, _P.READ_SEGMENTS, _P.EDIT_SEGMENTS}
         | {_P.READ_CAMPAIGNS, _P.EDIT_CAMPAIGNS, _P.REDEEM_COUPONS}
     ),
-    Role.ANALYST: frozenset({_P.READ_PROFILE, _P.READ_SEGMENTS, _P.READ_CAMPAIGNS}),
+    Role.ANALYST: frozenset(
+        {_P.READ_PROFILE, _P.READ_SEGMENTS, _P.READ_CAMPAIGNS, _P.READ_FEEDBACK}
+    ),
     Role.PRIVACY_OFFICER: frozenset(
         {_P.READ_PROFILE, _P.READ_PII, _P.EDIT_CONSENT, _P.FIND_CUSTOMERS}
     ),

@@ -48,7 +48,14 @@ if TYPE_CHECKING:
     from crm.segments.service import SegmentCatalog
     from crm.segments.settings import SegmentsSettings
     from crm.segments.store import SegmentStore
-    from crm.tickets import Classifier, TicketsSettings
+    from crm.tickets import (
+        AfterSales,
+        Classifier,
+        Corrections,
+        ProductFeedbackBook,
+        TicketsSettings,
+    )
+    from crm.tickets.aftersales_store import AfterSalesStore
     from crm.tickets.service import TicketService
     from crm.timers import KindQueues, Timers, TimersSettings, TimerStore, TimerSweep
 
@@ -343,10 +350,11 @@ class Crm:
     # ---- tickets
     @cached_property
     def ticket_classifier(self) -> Classifier:
-        # The keyword stand-in until the trained zh+en classifier is wired here.
-        from crm.tickets.keywords import KeywordClassifier
+        # The trained zh+en classifier (character n-grams, weights shipped in the layer and
+        # applied in pure Python: docs/tickets.md), loaded when a ticket is first opened.
+        from crm.tickets import TextClassifier
 
-        return KeywordClassifier()
+        return TextClassifier.shipped()
 
     @cached_property
     def tickets(self) -> TicketService:
@@ -400,6 +408,38 @@ class Crm:
         )
 
     # ---- end campaigns: D
+    # ---- tickets: after-sales
+    @cached_property
+    def aftersales_store(self) -> AfterSalesStore:
+        from crm.tickets.aftersales_store import AfterSalesStore
+
+        return AfterSalesStore(self.settings.tickets.tickets_table)
+
+    @cached_property
+    def aftersales(self) -> AfterSales:
+        from crm.tickets import AfterSales, instant_refund_limit
+
+        return AfterSales(
+            self.aftersales_store,
+            # Case notes are sealed under the customer's own data key (crypto-shredding).
+            lambda customer_id: self.profile_service.sealing_cipher(customer_id)[1],
+            self.bus,
+            self.clock,
+            self.ids,
+            instant_refund_limit=instant_refund_limit(),
+        )
+
+    @cached_property
+    def product_feedback(self) -> ProductFeedbackBook:
+        from crm.tickets import ProductFeedbackBook
+
+        return ProductFeedbackBook(self.aftersales_store, self.clock)
+
+    @cached_property
+    def classification_corrections(self) -> Corrections:
+        from crm.tickets import Corrections
+
+        return Corrections(self.aftersales_store, self.clock, self.ids)
 
     def prime(self, *services: str) -> Crm:
         """Build what a first request would (families, clients) without calling AWS, for a

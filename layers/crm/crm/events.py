@@ -104,3 +104,19 @@ class TicketSlaBreached(BusEvent):
     metric: str
     due_at: datetime | None = None
     occurred_at: datetime
+
+
+class AfterSalesStageChanged(BusEvent):
+    """An after-sales case moved to a stage (or was opened). Ids and codes only, no text:
+    campaigns notify the customer from it, journeys trigger on a closed case."""
+
+    detail_type: ClassVar[str] = "AfterSalesStageChanged"
+
+    case_id: str
+    customer_id: str
+    order_id: str
+    kind: str
+    stage: str
+    previous_stage: str | None = None
+    closed: bool
+    occurred_at: datetime

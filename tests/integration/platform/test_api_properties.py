@@ -328,8 +328,39 @@ def steer_templates(case: Any) -> None:
                     text[part] = text[part].replace("{", "(").replace("}", ")")
 
 
+def steer_feedback_scope(case: Any) -> None:
+    """Product feedback is read for one SKU or one product category, exactly one of the two,
+    which a document's query parameters cannot say: a valid case keeps one (both or neither
+    are refused with 400: tests/integration/tickets/test_aftersales.py)."""
+    if case.operation.path != "/feedback/products" or not is_valid(case):
+        return
+    query = case.query if case.query is not None else {}
+    if "sku" in query:
+        query.pop("category", None)
+    elif "category" not in query:
+        query["sku"] = "SKU-1"
+    case.query = query
+
+
+def steer_residency(case: Any) -> None:
+    """A stack keeps one data region's customers (DATA_REGION, cn here): a customer or event
+    of another region is refused with 421 (tests/integration/profiles/test_data_residency.py),
+    which the document cannot tie to the stack serving it. A valid case stays in this region."""
+    if not is_valid(case) or not isinstance(case.body, dict):
+        return
+    bodies = [case.body]
+    events = case.body.get("events")
+    if isinstance(events, list):
+        bodies += [e for e in events if isinstance(e, dict)]
+    for body in bodies:
+        if body.get("residency") not in (None, "cn"):
+            body["residency"] = "cn"
+
+
 def call_and_validate(case: Any, token: str) -> None:
     steer_page_token(case)
+    steer_feedback_scope(case)
+    steer_residency(case)
     steer_birthday(case)
     steer_events_and_times(case)
     steer_sends_and_offers(case)
@@ -378,6 +409,8 @@ def test_workflows_keep_the_document(served: Served) -> None:
     class Workflow(schema.as_state_machine()):  # type: ignore[misc]
         def before_call(self, case: Any) -> None:
             steer_page_token(case)
+            steer_feedback_scope(case)
+            steer_residency(case)
             steer_birthday(case)
             steer_events_and_times(case)
             steer_sends_and_offers(case)

@@ -38,7 +38,7 @@ def deployed() -> Iterator[tuple[Suite, str, str]]:
 
 def _path(doc: RouteDoc, customer_id: str) -> str:
     values = {"customer_id": customer_id, "name": "tier:high_value", "suggestion_id": "m-none",
-              "run_id": "no-such-run", "ticket_id": "t-none",
+              "run_id": "no-such-run", "ticket_id": "t-none", "case_id": "no-such-case",
               # campaigns: S
               "code": "NOSUCHCODE", "send_id": "no-such-send", "campaign_id": "no-such-campaign",
               }  # fmt: skip

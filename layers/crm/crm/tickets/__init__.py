@@ -1,11 +1,29 @@
 """Tickets family: omnichannel tickets and one conversation history per customer, SLA clocks on
-business-hours calendars, escalation of high-risk tickets.
+business-hours calendars, escalation of high-risk tickets, zh+en classification, after-sales
+cases the customer can follow, and product feedback.
 
-This module is the family's public interface: other code imports from here and nowhere else in
-the package (an import contract checks it).
+This module is the family's public interface: other families and the functions import from
+here and nowhere else in the package (an import contract checks it).
 """
 
+from crm.tickets.aftersales import AfterSales, instant_refund_limit
+from crm.tickets.aftersales_routes import aftersales_routes
+from crm.tickets.classifier import CATEGORIES, TextClassifier, classify
+from crm.tickets.corrections import Corrections
+from crm.tickets.feedback import ProductFeedbackBook
 from crm.tickets.models import Classifier, TicketCategory
 from crm.tickets.settings import TicketsSettings
 
-__all__ = ["Classifier", "TicketCategory", "TicketsSettings"]
+__all__ = [
+    "CATEGORIES",
+    "AfterSales",
+    "Classifier",
+    "Corrections",
+    "ProductFeedbackBook",
+    "TextClassifier",
+    "TicketCategory",
+    "TicketsSettings",
+    "aftersales_routes",
+    "classify",
+    "instant_refund_limit",
+]

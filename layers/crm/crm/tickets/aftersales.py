@@ -1,0 +1,298 @@
+"""After-sales cases the customer can follow: opened by the customer or an agent, advanced by
+upstream systems (warehouse, carrier, payment) one stage at a time, read as a timeline.
+
+Rules kept here:
+- a case moves only along its kind's stages (aftersales_models.next_stages); anything else is
+  a 409 that names the stages it may move to, so an upstream system can tell "early" from
+  "wrong";
+- each upstream event id moves a case once: a redelivered event answers with the case as it
+  is and changes nothing;
+- a small dispute (a refund or return of at most `instant_refund_limit`) is refunded at once
+  (先行赔付), recorded with who and why, instead of waiting for goods worth less than the
+  handling;
+- the customer's note and any rejection or cancellation reason are sealed under the
+  customer's data key; the bus carries ids and codes only (AfterSalesStageChanged).
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Protocol
+
+from crm.auth import Caller, Permission
+from crm.bus import Bus
+from crm.clock import Clock, IdFactory
+from crm.errors import Conflict, FieldProblem, InvalidInput, NotFound
+from crm.events import AfterSalesStageChanged
+from crm.pii import FieldCipher
+from crm.tickets.aftersales_models import (
+    CLOSED,
+    NEEDS_REASON,
+    STAGE_LABELS,
+    TARGETS,
+    AfterSalesCase,
+    CaseKind,
+    CaseList,
+    CaseRequest,
+    InstantRefund,
+    ReturnReason,
+    Stage,
+    StageAdvance,
+    TimelineEntry,
+    next_stages,
+)
+from crm.tickets.aftersales_store import (
+    AfterSalesStore,
+    CaseRecord,
+    DuplicateEvent,
+    StageRecord,
+    StaleCase,
+)
+from crm.tickets.feedback import feedback_counts, risk_keywords
+
+DEFAULT_INSTANT_REFUND_LIMIT = Decimal("50.00")
+INSTANT_REFUND_KINDS = {CaseKind.REFUND, CaseKind.RETURN}
+INSTANT_REFUND_BY = "policy:instant-refund"
+MAX_ATTEMPTS = 5
+
+
+def instant_refund_limit() -> Decimal:
+    """The largest dispute refunded at once (AFTERSALES_INSTANT_REFUND_LIMIT, template.yaml's
+    InstantRefundLimit); 0 turns 先行赔付 off."""
+    raw = os.environ.get("AFTERSALES_INSTANT_REFUND_LIMIT")
+    if not raw:
+        return DEFAULT_INSTANT_REFUND_LIMIT
+    try:
+        limit = Decimal(raw)
+    except InvalidOperation:
+        raise RuntimeError("AFTERSALES_INSTANT_REFUND_LIMIT is not an amount") from None
+    if not limit.is_finite() or limit < 0:
+        raise RuntimeError("AFTERSALES_INSTANT_REFUND_LIMIT must be 0 or more")
+    return limit
+
+
+class TextCiphers(Protocol):
+    """The customer's own data key's cipher (profiles' `sealing_cipher`), for text about them."""
+
+    def __call__(self, customer_id: str) -> FieldCipher: ...
+
+
+def _note_field(case_id: str) -> str:
+    return f"aftersales:{case_id}:note"
+
+
+def _reason_field(case_id: str, seq: int) -> str:
+    return f"aftersales:{case_id}:stage:{seq}"
+
+
+class AfterSales:
+    def __init__(
+        self,
+        store: AfterSalesStore,
+        ciphers: TextCiphers,
+        bus: Bus,
+        clock: Clock,
+        ids: IdFactory,
+        instant_refund_limit: Decimal = DEFAULT_INSTANT_REFUND_LIMIT,
+    ) -> None:
+        self.store = store
+        self.ciphers = ciphers
+        self.bus = bus
+        self.clock = clock
+        self.ids = ids
+        self.instant_refund_limit = instant_refund_limit
+
+    # ------------------------------------------------------------ opening
+    def open_case(self, caller: Caller, request: CaseRequest) -> AfterSalesCase:
+        caller.require(Permission.OPEN_TICKET, request.customer_id)
+        now = self.clock()
+        case_id = self.ids()
+        # Raises NotFound for an unknown customer before anything is written.
+        cipher = self.ciphers(request.customer_id)
+        case = CaseRecord(
+            case_id=case_id,
+            kind=request.kind.value,
+            order_id=request.order_id,
+            customer_id=request.customer_id,
+            reason=request.reason.value,
+            amount=request.amount,
+            stage=Stage.SUBMITTED.value,
+            created_at=now,
+            sku=request.sku,
+            product_category=request.product_category,
+            note=cipher.seal(_note_field(case_id), request.note) if request.note else None,
+        )
+        case.stages.append(StageRecord(0, Stage.SUBMITTED.value, now, caller.subject))
+        if request.kind in INSTANT_REFUND_KINDS and request.amount <= self.instant_refund_limit:
+            why = (
+                f"先行赔付: amount {request.amount} is within the instant-refund limit "
+                f"{self.instant_refund_limit}"
+            )
+            case.instant_refund = {
+                "by": INSTANT_REFUND_BY,
+                "why": why,
+                "limit": str(self.instant_refund_limit),
+                "at": now.isoformat(),
+            }
+            case.stages.append(
+                StageRecord(1, Stage.REFUNDED.value, now, INSTANT_REFUND_BY,
+                            cipher.seal(_reason_field(case_id, 1), why))
+            )  # fmt: skip
+            case.stage = Stage.REFUNDED.value
+        counts = feedback_counts(
+            sku=request.sku,
+            product_category=request.product_category,
+            at=now,
+            reason=request.reason.value,
+            risk=risk_keywords(request.note),
+        )
+        self.store.create(case, (f"aftersales:{case_id}", counts) if counts else None)
+        previous: str | None = None
+        events = []
+        for stage in case.stages:
+            events.append(self._event(case, stage.stage, previous, now))
+            previous = stage.stage
+        self.bus.publish(events)
+        return self._view(case, cipher, now)
+
+    # ------------------------------------------------------------ advancing
+    def advance(self, caller: Caller, case_id: str, request: StageAdvance) -> AfterSalesCase:
+        caller.require(Permission.ADVANCE_AFTERSALES)
+        if request.stage in NEEDS_REASON and not request.reason:
+            raise InvalidInput(
+                f"moving a case to {request.stage.value} needs a reason",
+                [FieldProblem("reason", "required for rejected and cancelled")],
+            )
+        for _ in range(MAX_ATTEMPTS):
+            # Asked before the case is read: the event and its stage land in one transaction,
+            # so a case read after seeing the event includes what it did.
+            applied = self.store.applied_event(case_id, request.event_id)
+            case = self._load(case_id)
+            cipher = self.ciphers(case.customer_id)
+            now = self.clock()
+            if applied:
+                return self._view(case, cipher, now)
+            allowed = next_stages(CaseKind(case.kind), Stage(case.stage))
+            if request.stage not in allowed:
+                if self.store.applied_event(case_id, request.event_id):
+                    continue  # applied by a concurrent delivery since we looked: answer as it is
+                names = ", ".join(s.value for s in allowed) or "none: the case is closed"
+                raise Conflict(
+                    f"a {case.kind} case at {case.stage} cannot move to {request.stage.value}; "
+                    f"it may move to: {names}",
+                    [FieldProblem("stage", f"allowed next: {names}")],
+                )
+            seq = len(case.stages)
+            reason = (
+                cipher.seal(_reason_field(case_id, seq), request.reason) if request.reason else None
+            )
+            at = request.at or now
+            stage = StageRecord(seq, request.stage.value, at, caller.subject, reason,
+                                request.event_id)  # fmt: skip
+            try:
+                self.store.advance(case, stage, request.event_id)
+            except DuplicateEvent:
+                continue  # applied by a concurrent delivery: answer as it now stands
+            except StaleCase:
+                continue  # another stage landed first: check again against it
+            previous = case.stage
+            case.stage = stage.stage
+            case.version += 1
+            case.stages.append(stage)
+            self.bus.publish([self._event(case, stage.stage, previous, now)])
+            return self._view(case, cipher, now)
+        raise Conflict("the case was changed by other requests at the same moment; try again")
+
+    # ------------------------------------------------------------ reading
+    def case(self, caller: Caller, case_id: str) -> AfterSalesCase:
+        case = self._load(case_id)
+        # A customer reads their own cases only; to others a case id is as good as absent.
+        if not caller.can(Permission.READ_TICKETS, case.customer_id):
+            raise NotFound(f"no after-sales case {case_id}")
+        return self._view(case, self.ciphers(case.customer_id), self.clock())
+
+    def customer_cases(self, caller: Caller, customer_id: str) -> CaseList:
+        caller.require(Permission.READ_TICKETS, customer_id)
+        cases = self.store.customer_cases(customer_id)
+        if not cases:
+            return CaseList(cases=[])
+        cipher = self.ciphers(customer_id)
+        now = self.clock()
+        return CaseList(cases=[self._view(c, cipher, now) for c in cases])
+
+    # ------------------------------------------------------------ helpers
+    def _load(self, case_id: str) -> CaseRecord:
+        case = self.store.get(case_id)
+        if case is None:
+            raise NotFound(f"no after-sales case {case_id}")
+        return case
+
+    @staticmethod
+    def _event(
+        case: CaseRecord, stage: str, previous: str | None, now: datetime
+    ) -> AfterSalesStageChanged:
+        return AfterSalesStageChanged(
+            case_id=case.case_id,
+            customer_id=case.customer_id,
+            order_id=case.order_id,
+            kind=case.kind,
+            stage=stage,
+            previous_stage=previous,
+            closed=Stage(stage) in CLOSED,
+            occurred_at=now,
+        )
+
+    @staticmethod
+    def _view(case: CaseRecord, cipher: FieldCipher, now: datetime) -> AfterSalesCase:
+        timeline = []
+        for n, stage in enumerate(case.stages):
+            current = Stage(stage.stage)
+            target = TARGETS.get(current)
+            target_at = stage.at + target if target and current not in CLOSED else None
+            left_at = case.stages[n + 1].at if n + 1 < len(case.stages) else None
+            overdue = target_at is not None and (left_at or now) > target_at
+            reason = cipher.open(_reason_field(case.case_id, stage.seq), stage.reason) if (
+                stage.reason
+            ) else None  # fmt: skip
+            timeline.append(
+                TimelineEntry(
+                    stage=current,
+                    label=STAGE_LABELS[current],
+                    at=stage.at,
+                    by=stage.by,
+                    target_at=target_at,
+                    left_at=left_at,
+                    overdue=overdue,
+                    reason=reason,
+                )
+            )
+        now_at = Stage(case.stage)
+        refund = case.instant_refund
+        return AfterSalesCase(
+            case_id=case.case_id,
+            kind=CaseKind(case.kind),
+            order_id=case.order_id,
+            customer_id=case.customer_id,
+            reason=ReturnReason(case.reason),
+            amount=case.amount,
+            sku=case.sku,
+            product_category=case.product_category,
+            note=cipher.open(_note_field(case.case_id), case.note) if case.note else None,
+            stage=now_at,
+            label=STAGE_LABELS[now_at],
+            closed=now_at in CLOSED,
+            next_stages=next_stages(CaseKind(case.kind), now_at),
+            overdue=bool(timeline) and timeline[-1].overdue and timeline[-1].left_at is None,
+            instant_refund=InstantRefund(
+                by=refund["by"],
+                why=refund["why"],
+                limit=Decimal(refund["limit"]),
+                at=datetime.fromisoformat(refund["at"]),
+            )
+            if refund
+            else None,
+            created_at=case.created_at,
+            timeline=timeline,
+        )
