@@ -16,6 +16,7 @@ from aws_lambda_powertools import Logger
 from chalice.app import Chalice, Request, Response
 
 from crm.composition import root
+from crm.campaigns.journey_routes import journey_routes
 from crm.http import ApiRequest, Routes, json_response
 from crm.openapi import build_openapi
 from crm.profiles.routes import profile_routes
@@ -30,6 +31,7 @@ FAMILIES = [
     platform,
     profile_routes(lambda: root().profiles),
     segment_routes(lambda: root().segments),
+    journey_routes(lambda: root().journeys),  # campaigns: J
 ]
 CORRELATION_HEADER = "X-Correlation-Id"
 

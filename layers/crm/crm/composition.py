@@ -26,6 +26,10 @@ from crm.config import PlatformSettings
 if TYPE_CHECKING:
     from crm.bus import Bus
     from crm.campaigns import CampaignsSettings
+    from crm.campaigns.dispatch import Dispatcher
+    from crm.campaigns.journey_engine import DailyTriggers, JourneyEngine, ProfileActions
+    from crm.campaigns.journey_store import JourneyStore
+    from crm.campaigns.journeys import JourneyCatalog
     from crm.keys import BlindIndexKey
     from crm.lake import Lake
     from crm.profiles.family import Profiles
@@ -249,6 +253,73 @@ class Crm:
             clock=self.clock,
             ids=self.ids,
         )
+
+    # ---- campaigns: J (journeys)
+    @cached_property
+    def journey_store(self) -> JourneyStore:
+        from crm.campaigns.journey_store import JourneyStore
+
+        return JourneyStore(self.settings.campaigns.campaigns_table)
+
+    @cached_property
+    def journeys(self) -> JourneyCatalog:
+        from crm.campaigns.journeys import JourneyCatalog
+
+        return JourneyCatalog(self.journey_store, self.clock, self.ids)
+
+    @cached_property
+    def journey_dispatcher(self) -> Dispatcher:
+        # Part D's dispatcher once merged (`campaign_dispatch`); until then every journey send
+        # fails with a clear reason rather than pretending to send.
+        dispatcher = getattr(self, "campaign_dispatch", None)
+        if dispatcher is not None:
+            return dispatcher  # type: ignore[no-any-return]
+        from crm.campaigns.journey_engine import NoDispatcher
+
+        return NoDispatcher()
+
+    @cached_property
+    def journey_profile_actions(self) -> ProfileActions:
+        from crm.auth import Caller, Role
+        from crm.profiles.models import PointsChange, TagChange, TagInput
+
+        # The journeys act as a system caller through profiles' own use cases: the same
+        # checks, ledger and events as a marketer's change.
+        system = Caller(subject="journeys", roles=frozenset({Role.ADMIN}))
+        profiles = self.profiles
+
+        class Actions:
+            def add_tag(self, customer_id: str, tag: str) -> None:
+                profiles.edits.change_tags(system, customer_id, TagChange(add=[TagInput(name=tag)]))
+
+            def add_points(self, customer_id: str, points: int, txn_id: str, reason: str) -> None:
+                change = PointsChange(txn_id=txn_id, kind="earn", points=points, reason=reason)
+                profiles.points.change_points(system, customer_id, change)
+
+        return Actions()
+
+    @cached_property
+    def journey_engine(self) -> JourneyEngine:
+        from crm.campaigns.journey_engine import JourneyEngine
+
+        return JourneyEngine(
+            self.journey_store,
+            self.profile_service,
+            self.journey_dispatcher,
+            self.timers,
+            self.journey_profile_actions,
+            self.clock,
+        )
+
+    @cached_property
+    def journey_daily(self) -> DailyTriggers:
+        from crm.campaigns.journey_engine import DailyTriggers
+        from crm.queue import Queue
+
+        queue = Queue(self.settings.campaigns.journey_daily_queue_url)
+        return DailyTriggers(self.journey_engine, self.profile_service, queue, self.clock)
+
+    # ---- end campaigns: J
 
     def prime(self, *services: str) -> Crm:
         """Build what a first request would (families, clients) without calling AWS, for a
