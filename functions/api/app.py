@@ -15,8 +15,8 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from chalice.app import Chalice, Request, Response
 
-from crm.composition import root
 from crm.campaigns.journey_routes import journey_routes
+from crm.composition import root
 from crm.http import ApiRequest, Routes, json_response
 from crm.openapi import build_openapi
 from crm.profiles.routes import profile_routes
