@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 from pydantic import Field, StringConstraints, model_validator
 
 from crm.campaigns.models import MessageChannel
-from crm.models import INTEGRAL, Integer, Output, Record, StrictInput
+from crm.models import INTEGRAL, Output, Record, StrictInput
 from crm.segments import Rule
 
 STEP_ID = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
@@ -215,8 +215,14 @@ class JourneyExamples(Output):
 
 
 class StepCounts(Output):
+    """How often a step was taken and how it ended: `done`; a send's dispatch outcome; a
+    wait for an event by the `event` or its `timeout`; a split's `control` branch."""
+
     entered: int = 0
     done: int = 0
+    event: int = 0
+    timeout: int = 0
+    control: int = 0
     sent: int = 0
     capped: int = 0
     deferred: int = 0
@@ -257,6 +263,3 @@ class JourneyInstance(Record):
 
 class InstanceList(Output):
     instances: list[JourneyInstance]
-
-
-Seconds = Integer

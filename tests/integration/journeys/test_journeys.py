@@ -1,0 +1,249 @@
+"""Journeys through the API, the bus, the timers and the journey functions on moto: definitions
+refused when they make no sense, triggers entering customers, waits firing once, goals and
+exits, re-entry, A/B splits, condition branches and the report."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import boto3
+import pytest
+
+from crm.campaigns.journey_engine import variant_of
+from crm.campaigns.journey_models import SplitStep
+from tests.integration.journeys.conftest import SWEEP, Shop
+
+HOUR, DAY = 3600, 86400
+
+
+def send(step_id: str, template: str, next_step: str | None = None) -> dict[str, Any]:
+    return {"id": step_id, "type": "send", "channel": "push", "template_id": template,
+            "next": next_step}  # fmt: skip
+
+
+def simple(**overrides: Any) -> dict[str, Any]:
+    journey: dict[str, Any] = {
+        "name": "cart reminder",
+        "trigger": {"type": "event", "event_type": "cart_added"},
+        "start": "wait",
+        "steps": [{"id": "wait", "type": "wait", "seconds": HOUR, "next": "remind"},
+                  send("remind", "cart_reminder")],
+    }  # fmt: skip
+    journey.update(overrides)
+    return journey
+
+
+# ---------------------------------------------------------------------- definitions
+BAD = [
+    (simple(start="nowhere"), "start", "no step nowhere"),
+    (simple(steps=[{"id": "wait", "type": "wait", "seconds": 60, "next": "gone"}]), "steps.0",
+     "unknown step gone"),
+    (simple(trigger={"type": "event", "event_type": "order_shipped"}), "trigger.event_type",
+     "unknown event type order_shipped"),
+    (simple(start="a", steps=[
+        {"id": "a", "type": "condition", "rule": {"all": [{"has_tag": "x"}]}, "then": "b",
+         "otherwise": None},
+        send("b", "t", "a")]), "steps", "a loop without a wait: a -> b -> a"),
+    (simple(steps=[send("wait", "t"), send("remind", "t")]), "steps",
+     "step remind is never reached"),
+    (simple(trigger={"type": "event", "event_type": "cart_added", "first_order_only": True}),
+     "trigger.first_order_only", "only for order_paid"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("body", "where", "message"), BAD)
+def test_a_journey_that_makes_no_sense_is_refused_naming_the_problem(
+    shop: Shop, body: dict[str, Any], where: str, message: str
+) -> None:
+    out = shop.suite.call("POST", "/campaigns/journeys", body, role="marketer")
+    assert out.status == 400, out.body
+    fields = out.body["error"]["fields"]
+    assert any(f["field"] == where and message in f["message"] for f in fields), fields
+
+
+def test_a_rule_the_segment_grammar_refuses_is_a_400(shop: Shop) -> None:
+    body = simple(exit=[{"rule": {"all": [{"field": "orders.no_such", "op": "gt", "value": 1}]}}])
+    out = shop.suite.call("POST", "/campaigns/journeys", body, role="marketer")
+    assert out.status == 400
+    assert any("exit" in f["field"] for f in out.body["error"]["fields"])
+
+
+def test_create_read_edit_version_pause_delete(shop: Shop) -> None:
+    journey_id = shop.journey(simple(), activate=False)
+    got = shop.suite.call("GET", f"/campaigns/journeys/{journey_id}", role="analyst").body
+    assert (got["status"], got["version"]) == ("draft", 1)
+    # A draft is edited in place.
+    edited = shop.suite.call("PUT", f"/campaigns/journeys/{journey_id}", simple(name="v1b"),
+                             role="marketer").body  # fmt: skip
+    assert (edited["version"], edited["definition"]["name"]) == (1, "v1b")
+    assert shop.suite.call("POST", f"/campaigns/journeys/{journey_id}/activate",
+                           role="marketer").body["status"] == "active"  # fmt: skip
+    # Live: an edit is a new version.
+    edited = shop.suite.call("PUT", f"/campaigns/journeys/{journey_id}", simple(name="v2"),
+                             role="marketer").body  # fmt: skip
+    assert edited["version"] == 2
+    assert shop.suite.call("DELETE", f"/campaigns/journeys/{journey_id}",
+                           role="marketer").status == 409  # fmt: skip
+    listed = shop.suite.call("GET", "/campaigns/journeys", role="analyst").body["journeys"]
+    assert [j["journey_id"] for j in listed] == [journey_id]
+    assert shop.suite.call("POST", f"/campaigns/journeys/{journey_id}/pause",
+                           role="marketer").body["status"] == "paused"  # fmt: skip
+    assert shop.suite.call("DELETE", f"/campaigns/journeys/{journey_id}",
+                           role="marketer").status == 200  # fmt: skip
+    assert shop.suite.call("GET", f"/campaigns/journeys/{journey_id}", role="analyst").status == 404
+    # Analysts read, they do not write.
+    assert shop.suite.call("POST", "/campaigns/journeys", simple(), role="analyst").status == 403
+
+
+def test_the_five_examples_are_valid_journeys(shop: Shop) -> None:
+    examples = shop.suite.call("GET", "/campaigns/journeys/examples", role="marketer").body
+    assert len(examples["examples"]) == 5
+    for example in examples["examples"]:
+        assert shop.suite.call("POST", "/campaigns/journeys", example,
+                               role="marketer").status == 201  # fmt: skip
+
+
+# ---------------------------------------------------------------------- running
+def test_abandoned_cart_waits_two_hours_then_reminds_once(shop: Shop) -> None:
+    journey_id = shop.journey(shop.example("abandoned cart"))
+    cid = shop.customer("cart-1")
+    shop.event(cid, "cart_added")
+    [instance] = shop.instances(journey_id, cid)
+    assert (instance["state"], instance["step"]) == ("waiting", "wait_2h")
+    shop.advance(hours=1)
+    assert shop.dispatcher.sent == {}
+    shop.advance(hours=1, minutes=1)
+    assert shop.dispatcher.steps() == [(cid, "reminder")]
+    [instance] = shop.instances(journey_id, cid)
+    assert instance["state"] == "completed"
+    assert instance["history"] == ["wait_2h", "reminder"]
+    report = shop.report(journey_id)
+    assert (report["entered"], report["completed"]) == (1, 1)
+    assert report["steps"]["reminder"]["sent"] == 1
+    assert report["steps"]["wait_2h"]["timeout"] == 1
+
+
+def test_paying_meanwhile_meets_the_goal_and_nothing_is_sent(shop: Shop) -> None:
+    journey_id = shop.journey(shop.example("abandoned cart"))
+    cid = shop.customer("cart-2")
+    shop.event(cid, "cart_added")
+    shop.clock.now += timedelta(minutes=30)
+    shop.event(cid, "order_paid")
+    [instance] = shop.instances(journey_id, cid)
+    assert instance["state"] == "goal"
+    shop.advance(hours=3)  # the cancelled timer wakes nobody
+    assert shop.dispatcher.sent == {}
+    assert shop.report(journey_id)["exited_goal"] == 1
+
+
+def test_first_order_waits_seven_days_then_cross_sells_and_a_second_order_never_enters(
+    shop: Shop,
+) -> None:
+    journey_id = shop.journey(shop.example("7 days after the first order"))
+    cid = shop.customer("first-1")
+    shop.event(cid, "order_paid")
+    shop.advance(days=7, minutes=1)
+    assert shop.dispatcher.steps() == [(cid, "cross_sell")]
+    shop.event(cid, "order_paid")  # a second order: not a first order, no new entry
+    assert len(shop.instances(journey_id, cid)) == 1
+
+
+def test_exit_condition_is_checked_before_the_step(shop: Shop) -> None:
+    journey_id = shop.journey(shop.example("7 days after the first order"))
+    cid = shop.customer("first-2")
+    shop.event(cid, "order_paid")
+    shop.event(cid, "order_paid")  # two orders: the exit rule holds by the time the wait ends
+    shop.advance(days=8)
+    assert shop.dispatcher.sent == {}
+    [instance] = shop.instances(journey_id, cid)
+    assert instance["state"] == "exited"
+    assert shop.report(journey_id)["exited_exit"] == 1
+
+
+def test_reentry_once_and_after_a_set_time(shop: Shop) -> None:
+    once = shop.journey(simple(name="once", reentry={"mode": "once"}))
+    again = shop.journey(simple(name="again", reentry={"mode": "after", "after_seconds": DAY}))
+    cid = shop.customer("re-1")
+    shop.event(cid, "cart_added")
+    shop.event(cid, "cart_added")  # still inside both: no second entry
+    shop.advance(hours=2)
+    assert [i["state"] for i in shop.instances(once, cid)] == ["completed"]
+    shop.event(cid, "cart_added")  # ended less than a day ago
+    assert len(shop.instances(again, cid)) == 1
+    shop.advance(days=1)
+    shop.event(cid, "cart_added")
+    assert len(shop.instances(once, cid)) == 1
+    assert [i["seq"] for i in shop.instances(again, cid)] == [1, 2]
+
+
+def test_ab_split_is_deterministic_and_control_sends_nothing(shop: Shop) -> None:
+    split = {"id": "split", "type": "split", "branches": [
+        {"name": "a", "weight": 50, "next": "send_a"},
+        {"name": "control", "weight": 50, "control": True}]}  # fmt: skip
+    body = simple(start="split", steps=[split, send("send_a", "variant_a")],
+                  reentry={"mode": "after", "after_seconds": 60})  # fmt: skip
+    journey_id = shop.journey(body)
+    step = SplitStep.model_validate(split)
+    customers = [shop.customer(f"ab-{n}") for n in range(12)]
+    for cid in customers:
+        shop.event(cid, "cart_added")
+    expected = {cid: step.branches[variant_of(journey_id, cid, step)].name for cid in customers}
+    assert set(expected.values()) == {"a", "control"}  # 12 customers fall in both
+    for cid in customers:
+        [instance] = shop.instances(journey_id, cid)
+        assert instance["variant"] == expected[cid]
+    assert shop.dispatcher.steps() == sorted((c, "send_a") for c in customers
+                                             if expected[c] == "a")  # fmt: skip
+    # Entering again lands in the same branch.
+    shop.advance(minutes=5)
+    for cid in customers:
+        shop.event(cid, "cart_added")
+        assert shop.instances(journey_id, cid)[-1]["variant"] == expected[cid]
+    report = shop.report(journey_id)
+    controls = sum(1 for v in expected.values() if v == "control")
+    assert report["steps"]["split"].get("control") == 2 * controls
+
+
+def test_condition_branch_follows_the_segment_rule(shop: Shop) -> None:
+    cond = {"id": "buyer", "type": "condition",
+            "rule": {"all": [{"field": "orders.order_count", "op": "gte", "value": 1}]},
+            "then": "to_buyer", "otherwise": "to_browser"}  # fmt: skip
+    body = simple(start="buyer", steps=[cond, send("to_buyer", "t_buyer"),
+                                        send("to_browser", "t_browser")])  # fmt: skip
+    shop.journey(body)
+    buyer, browser = shop.customer("cond-1"), shop.customer("cond-2")
+    shop.event(buyer, "order_paid")
+    shop.event(buyer, "cart_added")
+    shop.event(browser, "cart_added")
+    assert shop.dispatcher.steps() == sorted([(buyer, "to_buyer"), (browser, "to_browser")])
+
+
+def test_a_redelivered_wake_up_does_nothing_twice(shop: Shop) -> None:
+    journey_id = shop.journey(simple())
+    cid = shop.customer("wake-1")
+    shop.event(cid, "cart_added")
+    shop.clock.now += timedelta(hours=1, minutes=1)
+    shop.suite.invoke("TimerSweepFunction", SWEEP)
+    shop.suite.drain("TimerShardFunction", "TimerSweepQueue", rounds=50)
+    [message] = shop.suite.receive("JourneyStepsQueue")
+    shop.suite.deliver("JourneyStepsFunction", "JourneyStepsQueue", [message])
+    # The same wake-up again (SQS delivers at least once).
+    sqs = boto3.client("sqs")
+    sqs.send_message(
+        QueueUrl=shop.suite.queue_url("JourneyStepsQueue"), MessageBody=message["Body"]
+    )
+    shop.suite.drain("JourneyStepsFunction", "JourneyStepsQueue")
+    assert shop.dispatcher.steps() == [(cid, "remind")]
+    assert shop.dispatcher.calls == 1
+    [instance] = shop.instances(journey_id, cid)
+    assert instance["history"] == ["wait", "remind"]
+    assert shop.report(journey_id)["steps"]["remind"]["sent"] == 1
+
+
+def test_a_paused_journey_enters_nobody(shop: Shop) -> None:
+    journey_id = shop.journey(simple())
+    shop.suite.call("POST", f"/campaigns/journeys/{journey_id}/pause", role="marketer")
+    cid = shop.customer("paused-1")
+    shop.event(cid, "cart_added")
+    assert shop.instances(journey_id, cid) == []
