@@ -16,6 +16,7 @@ from aws_lambda_powertools import Logger
 from chalice.app import Chalice, Request, Response
 
 from crm.campaigns.journey_routes import journey_routes
+from crm.campaigns.routes import dispatch_routes
 from crm.composition import root
 from crm.http import ApiRequest, Routes, json_response
 from crm.openapi import build_openapi
@@ -32,6 +33,8 @@ FAMILIES = [
     profile_routes(lambda: root().profiles),
     segment_routes(lambda: root().segments),
     journey_routes(lambda: root().journeys),  # campaigns: J
+    # campaigns: D
+    dispatch_routes(lambda: root().campaign_dispatch, lambda: root().campaign_templates),
 ]
 CORRELATION_HEADER = "X-Correlation-Id"
 

@@ -38,7 +38,9 @@ def deployed() -> Iterator[tuple[Suite, str, str]]:
 
 def _path(doc: RouteDoc, customer_id: str) -> str:
     values = {"customer_id": customer_id, "name": "tier:high_value", "suggestion_id": "m-none",
-              "run_id": "no-such-run", "journey_id": "no-such-journey"}  # fmt: skip
+              "run_id": "no-such-run"}  # fmt: skip
+    values["journey_id"] = "no-such-journey"  # campaigns: J
+    values["template_id"] = "no-such-template"  # campaigns: D
     return re.sub(r"{(\w+)}", lambda m: values[m.group(1)], doc.path)
 
 

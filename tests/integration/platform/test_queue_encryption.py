@@ -16,6 +16,9 @@ PII_FREE_QUEUES = {
     "SegmentShardsDLQ": "the same, failed",
     "TimerSweepQueue": "shard numbers of the timer sweep",
     "TimerSweepDLQ": "the same, failed",
+    # campaigns: D
+    "CampaignDispatchQueue": "wake-ups of deferred messages: a message hash and attempt",
+    "CampaignDispatchDLQ": "the same, failed",
 }
 DLQ_RETENTION_S = 4 * 24 * 3600
 PII_KEY = {"Ref": "PiiKey"}

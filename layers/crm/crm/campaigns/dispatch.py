@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from crm.campaigns.models import DispatchOutcome, DispatchRequest
+from crm.campaigns.models import DispatchOutcome, DispatchRequest, IssuedCoupon
 
 
 class Dispatcher(Protocol):
@@ -16,3 +16,11 @@ class Dispatcher(Protocol):
         """Send the request's message at most once, or say why not; safe to call again with
         the same request (it answers the first outcome)."""
         ...
+
+
+class CouponIssuer(Protocol):
+    """Issues one code of an offer to a customer for one message (segment sends implement it,
+    `root().coupons`). Idempotent per (offer_id, issued_by): `issued_by` is the dispatch key,
+    so a redelivered or retried message renders the same code."""
+
+    def issue(self, offer_id: str, customer_id: str, issued_by: str) -> IssuedCoupon: ...

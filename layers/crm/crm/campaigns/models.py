@@ -66,3 +66,39 @@ class DispatchOutcome(Output):
     reason: str | None = None
     retry_at: UtcDatetime | None = None
     message_id: str | None = Field(default=None, description="the provider's id for it")
+
+
+# ---- campaigns: D (dispatch) -- shapes journeys and sends read back from dispatch
+
+
+class IssuedCoupon(Output):
+    """One coupon code issued to one customer (by `CouponIssuer`, for one dispatch key)."""
+
+    code: str
+    offer_id: str
+    description: str
+    expires_at: UtcDatetime | None = None
+
+
+class DispatchCounts(Output):
+    """What dispatch did for one campaign (and variant): counted once per message.
+
+    `deferred` counts the messages waiting now: a deferred message that is later sent,
+    capped or suppressed moves from `deferred` to that count."""
+
+    sent: int = 0
+    capped: int = 0
+    deferred: int = 0
+    suppressed: int = 0
+    failed: int = 0
+    cost_micros: int = Field(default=0, description="what the providers charge, in 1e-6 units")
+
+
+class Touch(Output):
+    """The last marketing message a customer received on one channel (for attribution)."""
+
+    campaign_id: str
+    variant: str | None = None
+    channel: MessageChannel
+    dispatch_key: str
+    sent_at: UtcDatetime

@@ -1,0 +1,179 @@
+"""Message templates: zh and en bodies per channel, rendered in jinja2's sandbox.
+
+Templates are data (`PUT /campaigns/templates/{template_id}`), written by marketers, so they
+render in a `SandboxedEnvironment` (no attribute access to Python internals) with
+`StrictUndefined` (a missing variable is an error, never an empty string in a customer's
+message). They are checked when saved: a syntax error or a variable that is not one of
+`VARIABLES` is a 400 naming the channel, the language and the problem. What can still fail at
+render time (`coupon.code` when the request carries no coupon) makes that one message `failed`
+with the reason; it never stops the others.
+"""
+
+from __future__ import annotations
+
+import time as _time
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from jinja2 import StrictUndefined, TemplateError, meta
+from jinja2.sandbox import SandboxedEnvironment
+from pydantic import Field, StringConstraints
+
+from crm.auth import Caller, Permission
+from crm.campaigns.dispatch_store import DispatchStore
+from crm.campaigns.models import MessageChannel
+from crm.clock import Clock
+from crm.errors import FieldProblem, InvalidInput, NotFound
+from crm.models import NOT_BLANK, Output, StrictInput
+
+Locale = Literal["zh", "en"]
+LOCALES: tuple[Locale, ...] = ("zh", "en")
+# What a template may use; each is filled in per message (docs/campaigns.md).
+VARIABLES = {
+    "name": "the customer's name, masked (张*, J***): never the full name",
+    "products": "recommended products, a list of {product, category, reason}",
+    "coupon": "the issued coupon {code, description, expires_at}, when the request has an offer",
+    "unsubscribe_url": "the link that withdraws the channel's marketing consent",
+}
+TemplateId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
+# A template seen by a worker is kept this long: a 1M send reads it once a minute, not a
+# million times; an edit reaches the workers within a minute.
+CACHE_S = 60.0
+
+
+class TemplateBody(StrictInput):
+    subject: Annotated[str, StringConstraints(max_length=200)] | None = Field(
+        default=None, description="email subject, push title"
+    )
+    body: Annotated[str, StringConstraints(min_length=1, max_length=4000, pattern=NOT_BLANK)]
+
+
+class MessageTemplate(StrictInput):
+    description: Annotated[str, StringConstraints(max_length=200)] | None = None
+    channels: dict[MessageChannel, dict[Locale, TemplateBody]] = Field(
+        min_length=1, description="per channel, the zh and en bodies"
+    )
+
+
+class StoredTemplate(Output):
+    template_id: str
+    template: MessageTemplate
+    updated_at: datetime
+    updated_by: str
+
+
+class Rendered(Output):
+    locale: Locale
+    subject: str | None
+    body: str
+
+
+class RenderFailed(Exception):
+    """This message cannot be rendered; the text names the problem, never a value."""
+
+
+_ENV = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+
+
+def _problems(template: MessageTemplate) -> list[FieldProblem]:
+    problems = []
+    for channel, bodies in template.channels.items():
+        for locale in LOCALES:
+            if locale not in bodies:
+                problems.append(FieldProblem(f"channels.{channel}.{locale}", "missing"))
+        for locale, body in bodies.items():
+            for part in ("subject", "body"):
+                text = getattr(body, part)
+                if text is None:
+                    continue
+                where = f"channels.{channel}.{locale}.{part}"
+                try:
+                    parsed = _ENV.parse(text)
+                except TemplateError as exc:
+                    line = getattr(exc, "lineno", None)
+                    problems.append(FieldProblem(where, f"syntax error (line {line}): {exc}"))
+                    continue
+                unknown = meta.find_undeclared_variables(parsed) - set(VARIABLES)
+                if unknown:
+                    problems.append(FieldProblem(
+                        where, f"unknown variable(s) {', '.join(sorted(unknown))}; "
+                        f"known: {', '.join(sorted(VARIABLES))}",
+                    ))  # fmt: skip
+    return problems
+
+
+def variables_used(template: MessageTemplate, channel: MessageChannel) -> set[str]:
+    used: set[str] = set()
+    for body in template.channels.get(channel, {}).values():
+        for text in (body.subject, body.body):
+            if text is not None:
+                used |= meta.find_undeclared_variables(_ENV.parse(text))
+    return used
+
+
+def render(
+    template: MessageTemplate, channel: MessageChannel, locale: Locale, values: Mapping[str, Any]
+) -> Rendered:
+    bodies = template.channels.get(channel)
+    if not bodies:
+        raise RenderFailed(f"the template has no body for channel {channel}")
+    chosen = locale if locale in bodies else next(iter(bodies))
+    body = bodies[chosen]
+    try:
+        subject = _ENV.from_string(body.subject).render(values) if body.subject else None
+        text = _ENV.from_string(body.body).render(values)
+    except TemplateError as exc:
+        # jinja2's messages name the variable or attribute, not the values.
+        raise RenderFailed(f"template error: {exc.message or type(exc).__name__}") from None
+    except Exception as exc:  # a filter on a value of the wrong type, ...
+        raise RenderFailed(f"template error: {type(exc).__name__}") from None
+    return Rendered(locale=chosen, subject=subject, body=text)
+
+
+class Templates:
+    def __init__(self, store: DispatchStore, clock: Clock) -> None:
+        self._store, self._clock = store, clock
+        self._cache: dict[str, tuple[float, StoredTemplate | None]] = {}
+
+    def save(self, caller: Caller, template_id: str, template: MessageTemplate) -> StoredTemplate:
+        caller.require(Permission.EDIT_CAMPAIGNS)
+        _check_id(template_id)
+        problems = _problems(template)
+        if problems:
+            raise InvalidInput("the template does not render", problems)
+        stored = StoredTemplate(template_id=template_id, template=template,
+                                updated_at=self._clock(), updated_by=caller.subject)  # fmt: skip
+        self._store.save_template(template_id, stored.model_dump_json())
+        self._cache.pop(template_id, None)
+        return stored
+
+    def get(self, caller: Caller, template_id: str) -> StoredTemplate:
+        caller.require(Permission.READ_CAMPAIGNS)
+        _check_id(template_id)
+        found = self._read(template_id)
+        if found is None:
+            raise NotFound(f"no template {template_id}")
+        return found
+
+    def load(self, template_id: str) -> StoredTemplate | None:
+        """For dispatch: the template, as read within the last minute."""
+        now = _time.monotonic()
+        cached = self._cache.get(template_id)
+        if cached is not None and now - cached[0] < CACHE_S:
+            return cached[1]
+        found = self._read(template_id)
+        self._cache[template_id] = (now, found)
+        return found
+
+    def _read(self, template_id: str) -> StoredTemplate | None:
+        body = self._store.template(template_id)
+        return None if body is None else StoredTemplate.model_validate_json(body)
+
+
+def _check_id(template_id: str) -> None:
+    import re
+
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,63}", template_id):
+        raise InvalidInput("not a template id", [FieldProblem(
+            "template_id", "lower-case letters, digits, _ and -, up to 64")])  # fmt: skip
