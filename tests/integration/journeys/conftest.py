@@ -12,9 +12,11 @@ from typing import Any
 import pytest
 
 from crm.campaigns import DispatchOutcome, DispatchRequest
+from crm.campaigns.policy import ContactPolicy
 from crm.composition import Crm, Settings, reset
 from crm_local.harness import Suite
 from crm_local.template import ROOT
+from tests.integration.campaigns.conftest import TEMPLATE
 
 START = datetime(2026, 11, 23, 8, 0, 0, tzinfo=UTC)
 SWEEP = json.loads((ROOT / "events" / "schedule_timers_sweep.json").read_text())
@@ -123,4 +125,40 @@ def shop(suite: Suite) -> Iterator[Shop]:
     crm.__dict__["journey_dispatcher"] = dispatcher  # what root().campaign_dispatch will be
     reset(crm)
     yield Shop(suite, clock, dispatcher)
+    reset()
+
+
+@dataclass
+class RealShop(Shop):
+    """The journeys with dispatch (part D) as the composition root builds it: the contact
+    policy, the claim and the recording provider, whose outbox shows what was sent."""
+
+    def consenting(self, key: str) -> str:
+        policy = ContactPolicy()
+        n = 0
+        while True:  # a customer outside the global control group
+            n += 1
+            cid = self.customer(f"{key}-{n}", name="张三", phone=f"+86139{n:08d}")
+            if not policy.in_global_control(cid):
+                break
+        change = {"purpose": "marketing_sms", "granted": True, "source": "app"}
+        assert self.suite.call("PUT", f"/customers/{cid}/consent", change).status == 200
+        return cid
+
+    def outbox(self, customer_id: str) -> list[dict[str, Any]]:
+        out = self.suite.call("GET", "/campaigns/outbox", role="marketer",
+                              query={"customer_id": customer_id})  # fmt: skip
+        assert out.status == 200, out.body
+        return list(out.body["entries"])
+
+
+@pytest.fixture
+def real_shop(suite: Suite) -> Iterator[RealShop]:
+    clock = TestClock()
+    reset(Crm(Settings.from_env(), clock=clock, sleep=lambda _: None))
+    shop = RealShop(suite, clock, RecordingDispatcher())
+    for template in ("cart_reminder", "cross_sell_copurchase"):
+        out = suite.call("PUT", f"/campaigns/templates/{template}", TEMPLATE, role="marketer")
+        assert out.status == 200, out.body
+    yield shop
     reset()
