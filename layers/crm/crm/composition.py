@@ -209,7 +209,7 @@ class Crm:
             edits=ProfileEdits(service, views, identity),
             lookup=CustomerLookup(service, views),
             merge_suggestions=MergeSuggestions(service, identity),
-            points=LoyaltyPoints(service),
+            points=LoyaltyPoints(service, self.bus),
             intake=EventIntake(
                 Queue(self.settings.profiles.profile_events_queue_url), service, transit
             ),

@@ -247,3 +247,24 @@ def test_a_paused_journey_enters_nobody(shop: Shop) -> None:
     cid = shop.customer("paused-1")
     shop.event(cid, "cart_added")
     assert shop.instances(journey_id, cid) == []
+
+
+def test_a_points_change_and_an_update_profile_step(shop: Shop) -> None:
+    body = simple(
+        trigger={"type": "event", "event_type": "points_changed"},
+        start="tag",
+        steps=[{"id": "tag", "type": "update_profile", "add_tag": "points_fan", "add_points": 5,
+                "next": "thanks"}, send("thanks", "points_thanks")],
+    )  # fmt: skip
+    journey_id = shop.journey(body)
+    cid = shop.customer("pts-j")
+    change = {"txn_id": "pos-9", "kind": "earn", "points": 100}
+    assert shop.suite.call("POST", f"/customers/{cid}/points", change).status == 200
+    shop.triggers()
+    # The step's own points change is announced too; re-entry `once` keeps it from looping.
+    shop.triggers()
+    assert shop.dispatcher.steps() == [(cid, "thanks")]
+    profile = shop.suite.call("GET", f"/customers/{cid}").body
+    assert "points_fan" in profile["tags"]
+    assert shop.suite.call("GET", f"/customers/{cid}/points").body["balance"] == 105
+    assert len(shop.instances(journey_id, cid)) == 1
