@@ -4,6 +4,7 @@ exits, re-entry, A/B splits, condition branches and the report."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 
 from crm.campaigns.journey_engine import variant_of
 from crm.campaigns.journey_models import SplitStep
+from crm_local.template import ROOT
 from tests.integration.journeys.conftest import SWEEP, Shop
 
 HOUR, DAY = 3600, 86400
@@ -268,3 +270,58 @@ def test_a_points_change_and_an_update_profile_step(shop: Shop) -> None:
     assert "points_fan" in profile["tags"]
     assert shop.suite.call("GET", f"/customers/{cid}/points").body["balance"] == 105
     assert len(shop.instances(journey_id, cid)) == 1
+
+
+DAILY = json.loads((ROOT / "events" / "schedule_journeys_daily.json").read_text())
+
+
+def run_daily(shop: Shop) -> int:
+    planned = shop.suite.invoke("JourneyDailyFunction", DAILY)["shards"]
+    shop.suite.drain("JourneyDailyShardFunction", "JourneyDailyQueue", rounds=20)
+    return int(planned)
+
+
+def test_birthday_month_and_inactivity_enter_through_the_daily_scan(shop: Shop) -> None:
+    assert run_daily(shop) == 0  # no journey needs the scan: nothing is planned
+    birthday = shop.journey(shop.example("birthday month"))
+    dormant = shop.journey(shop.example("dormant 30 days"))
+    november = shop.customer("bday-1", birthday="1990-11-02")
+    june = shop.customer("bday-2", birthday="1990-06-02")
+    shop.clock.now -= timedelta(days=40)
+    quiet = shop.customer("quiet-1")
+    shop.event(quiet, "order_paid")  # 40 days ago
+    shop.clock.now += timedelta(days=40)
+    busy = shop.customer("busy-1")
+    shop.event(busy, "order_paid")  # today
+    assert run_daily(shop) == 16
+    assert [i["state"] for i in shop.instances(birthday, november)] == ["waiting"]
+    assert shop.instances(birthday, june) == []
+    assert len(shop.instances(dormant, quiet)) == 1
+    assert shop.instances(dormant, busy) == []
+    assert shop.instances(dormant, november) != []  # never ordered: quiet too
+    # The scan again the same day (a retry, a late run) enters nobody twice.
+    run_daily(shop)
+    assert len(shop.instances(birthday, november)) == 1
+    assert len(shop.instances(dormant, quiet)) == 1
+    # The birthday journey waits for 10:00 in the customer's zone (Shanghai: 02:00 UTC).
+    shop.advance(hours=18)
+    [instance] = shop.instances(birthday, november)
+    assert instance["state"] == "completed"
+    assert (november, "greeting") in shop.dispatcher.steps()
+    profile = shop.suite.call("GET", f"/customers/{november}").body
+    assert "birthday_double_points" in profile["tags"]
+
+
+def test_a_segment_trigger_enters_on_entering_a_rule_segment(shop: Shop) -> None:
+    rule = {"all": [{"field": "orders.total_spend", "op": "gte", "value": 500}]}
+    out = shop.suite.call("POST", "/segments", {"name": "big-spenders", "rule": rule},
+                          role="marketer")  # fmt: skip
+    assert out.status == 200, out.body
+    body = simple(trigger={"type": "segment", "segment": "big-spenders", "change": "entered"},
+                  start="remind", steps=[send("remind", "vip_welcome")])  # fmt: skip
+    journey_id = shop.journey(body)
+    cid = shop.customer("seg-1")
+    shop.event(cid, "order_paid", amount="600.00")
+    shop.triggers()
+    assert len(shop.instances(journey_id, cid)) == 1
+    assert shop.dispatcher.steps() == [(cid, "remind")]

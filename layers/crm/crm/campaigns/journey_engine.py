@@ -41,6 +41,7 @@ from crm.campaigns.journey_models import (
 from crm.campaigns.journey_store import JourneyStore, Latest, parse_instance_id
 from crm.campaigns.models import DispatchOutcome, DispatchRequest
 from crm.clock import Clock
+from crm.errors import NotFound
 from crm.events import CustomerProfileUpdated, CustomerSegmentChanged
 from crm.models import Record
 from crm.profiles import ProfileRecord, ProfileService
@@ -132,6 +133,14 @@ class JourneyEngine:
     def active_journeys(self) -> list[StoredJourney]:
         return [j for j in self._store.heads() if j.status == "active"]
 
+    def _load(self, customer_id: str) -> ProfileRecord | None:
+        """The customer's profile; None when there is none any more (erased): a trigger or a
+        wake-up for them is done, not a message to retry."""
+        try:
+            return self._profiles.load(customer_id)
+        except NotFound:
+            return None
+
     # ------------------------------------------------------------------ triggers
     def on_bus_event(self, detail_type: str, detail: dict[str, Any]) -> list[Entered]:
         """A bus event as the triggers queue carries it."""
@@ -155,7 +164,9 @@ class JourneyEngine:
             trigger = journey.definition.trigger
             if not isinstance(trigger, EventTrigger) or trigger.event_type not in types:
                 continue
-            record = record or self._profiles.load(event.customer_id)
+            record = record or self._load(event.customer_id)
+            if record is None:
+                return entered
             if trigger.first_order_only and record.aggregates.orders.order_count != 1:
                 continue
             key = f"rev:{event.rev}"
@@ -173,7 +184,9 @@ class JourneyEngine:
                 and trigger.change == event.change
             ):
                 continue
-            record = record or self._profiles.load(event.customer_id)
+            record = record or self._load(event.customer_id)
+            if record is None:
+                return entered
             when = event.run_id or event.occurred_at.isoformat()
             key = f"seg:{event.segment}:{event.change}:{when}"
             entered.append(self.enter(journey, record, key))
@@ -272,7 +285,9 @@ class JourneyEngine:
             logger.warning("journey version gone", extra={"journey_id": instance.journey_id})
             return instance
         steps = {s.id: s for s in definition.steps}
-        record = record or self._profiles.load(instance.customer_id)
+        record = record or self._load(instance.customer_id)
+        if record is None:  # the customer is gone: the journey ends for them
+            return self._end(instance, "exited") or instance
         for _ in range(MAX_STEPS_PER_RUN):
             if instance.state != "active":
                 return instance
