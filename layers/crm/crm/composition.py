@@ -266,9 +266,18 @@ class Crm:
 
     @cached_property
     def journeys(self) -> JourneyCatalog:
+        from crm.auth import Caller
         from crm.campaigns.journeys import JourneyCatalog
+        from crm.errors import NotFound
 
-        return JourneyCatalog(self.journey_store, self.clock, self.ids)
+        def template_channels(caller: Caller, template_id: str) -> set[str] | None:
+            try:
+                stored = self.campaign_templates.get(caller, template_id)
+            except NotFound:
+                return None
+            return {str(channel) for channel in stored.template.channels}
+
+        return JourneyCatalog(self.journey_store, self.clock, self.ids, template_channels)
 
     @cached_property
     def journey_dispatcher(self) -> Dispatcher:

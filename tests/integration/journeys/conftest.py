@@ -117,13 +117,30 @@ class Shop:
         return dict(out.body)
 
 
+# Every template the tests' journeys name (a journey naming a missing template is refused).
+TEMPLATE_IDS = (
+    "cart_reminder", "cross_sell_copurchase", "dormant_coupon", "dormant_coupon_reminder",
+    "birthday_double_points", "winback_miss_you", "t", "variant_a", "t_buyer", "t_browser",
+    "points_thanks", "vip_welcome",
+)  # fmt: skip
+
+
+def store_templates(suite: Suite) -> None:
+    for template_id in TEMPLATE_IDS:
+        out = suite.call("PUT", f"/campaigns/templates/{template_id}", TEMPLATE, role="marketer")
+        assert out.status == 200, out.body
+
+
 @pytest.fixture
 def shop(suite: Suite) -> Iterator[Shop]:
+    """Journeys with a recording dispatcher in dispatch's place: what the engine asked to send,
+    whatever consent, caps or quiet hours would say."""
     clock = TestClock()
     dispatcher = RecordingDispatcher()
     crm = Crm(Settings.from_env(), clock=clock)
-    crm.__dict__["journey_dispatcher"] = dispatcher  # what root().campaign_dispatch will be
+    crm.__dict__["journey_dispatcher"] = dispatcher
     reset(crm)
+    store_templates(suite)
     yield Shop(suite, clock, dispatcher)
     reset()
 
@@ -157,8 +174,6 @@ def real_shop(suite: Suite) -> Iterator[RealShop]:
     clock = TestClock()
     reset(Crm(Settings.from_env(), clock=clock, sleep=lambda _: None))
     shop = RealShop(suite, clock, RecordingDispatcher())
-    for template in ("cart_reminder", "cross_sell_copurchase"):
-        out = suite.call("PUT", f"/campaigns/templates/{template}", TEMPLATE, role="marketer")
-        assert out.status == 200, out.body
+    store_templates(suite)
     yield shop
     reset()

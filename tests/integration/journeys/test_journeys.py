@@ -64,6 +64,23 @@ def test_a_journey_that_makes_no_sense_is_refused_naming_the_problem(
     assert any(f["field"] == where and message in f["message"] for f in fields), fields
 
 
+def test_a_send_naming_a_missing_template_or_channel_is_refused(shop: Shop) -> None:
+    body = simple(steps=[{"id": "wait", "type": "wait", "seconds": 60, "next": "remind"},
+                         send("remind", "no_such_template")])  # fmt: skip
+    out = shop.suite.call("POST", "/campaigns/journeys", body, role="marketer")
+    assert out.status == 400
+    [problem] = out.body["error"]["fields"]
+    assert problem["field"] == "steps.1.template_id"
+    assert "no template no_such_template" in problem["message"]
+    sms_only = {"channels": {"sms": {"zh": {"body": "你好"}, "en": {"body": "Hi"}}}}
+    assert shop.suite.call("PUT", "/campaigns/templates/sms_only", sms_only,
+                           role="marketer").status == 200  # fmt: skip
+    body["steps"][1]["template_id"] = "sms_only"  # the step sends push
+    out = shop.suite.call("POST", "/campaigns/journeys", body, role="marketer")
+    assert out.status == 400
+    assert "has no push body" in out.body["error"]["fields"][0]["message"]
+
+
 def test_a_rule_the_segment_grammar_refuses_is_a_400(shop: Shop) -> None:
     body = simple(exit=[{"rule": {"all": [{"field": "orders.no_such", "op": "gt", "value": 1}]}}])
     out = shop.suite.call("POST", "/campaigns/journeys", body, role="marketer")

@@ -15,7 +15,9 @@ from crm.segments import Rule
 
 STEP_ID = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 StepId = Annotated[str, StringConstraints(pattern=STEP_ID.pattern)]
-TemplateId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
+# As dispatch's templates name them (crm.campaigns.templates).
+TemplateId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
+OfferId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
 EventType = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
 SegmentRef = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_:\-]{1,63}$")]
 MAX_STEPS = 50
@@ -128,7 +130,7 @@ class SendStep(_Step):
     type: Literal["send"]
     channel: MessageChannel
     template_id: TemplateId
-    coupon_offer_id: TemplateId | None = None
+    coupon_offer_id: OfferId | None = None
     on_capped: Literal["drop", "defer", "skip"] = "skip"
     priority: Annotated[int, Field(ge=0, le=100), INTEGRAL] = 0
 

@@ -4,7 +4,7 @@ report. Instances are the engine's (`journey_engine`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from crm.auth import Caller, Permission
 from crm.campaigns.journey_examples import examples
@@ -155,9 +155,48 @@ def template_ids(definition: JourneyDefinition) -> Iterable[str]:
     return [s.template_id for s in definition.steps if isinstance(s, SendStep)]
 
 
+# The channels a stored template has bodies for, or None when there is no such template
+# (dispatch's templates, connected by the composition root).
+TemplateChannels = Callable[[Caller, str], "set[str] | None"]
+
+
+def template_problems(
+    caller: Caller, definition: JourneyDefinition, channels_of: TemplateChannels
+) -> list[FieldProblem]:
+    problems: list[FieldProblem] = []
+    for n, step in enumerate(definition.steps):
+        if not isinstance(step, SendStep):
+            continue
+        channels = channels_of(caller, step.template_id)
+        where = f"steps.{n}.template_id"
+        if channels is None:
+            how = f"store it with PUT /campaigns/templates/{step.template_id}"
+            problems.append(FieldProblem(where, f"no template {step.template_id}: {how}"))
+        elif str(step.channel) not in channels:
+            problems.append(
+                FieldProblem(where, f"template {step.template_id} has no {step.channel} body")
+            )
+    return problems
+
+
 class JourneyCatalog:
-    def __init__(self, store: JourneyStore, clock: Clock, ids: IdFactory) -> None:
+    def __init__(
+        self,
+        store: JourneyStore,
+        clock: Clock,
+        ids: IdFactory,
+        template_channels: TemplateChannels | None = None,
+    ) -> None:
         self._store, self._clock, self._ids = store, clock, ids
+        self._template_channels = template_channels
+
+    def _check(self, caller: Caller, definition: JourneyDefinition) -> None:
+        check(definition)
+        if self._template_channels is not None:
+            problems = template_problems(caller, definition, self._template_channels)
+            if problems:
+                raise InvalidInput("the journey names templates it cannot send: "
+                                   + problems[0].message, problems)  # fmt: skip
 
     def _get(self, journey_id: str) -> StoredJourney:
         journey = self._store.head(journey_id)
@@ -167,7 +206,7 @@ class JourneyCatalog:
 
     def create(self, caller: Caller, definition: JourneyDefinition) -> StoredJourney:
         caller.require(Permission.EDIT_CAMPAIGNS)
-        check(definition)
+        self._check(caller, definition)
         now = self._clock()
         journey = StoredJourney(
             journey_id=self._ids(), version=1, status="draft", definition=definition,
@@ -191,7 +230,7 @@ class JourneyCatalog:
         """A draft is rewritten in place; a journey that ran (active or paused) gets a new
         version, and the instances running keep the version they entered."""
         caller.require(Permission.EDIT_CAMPAIGNS)
-        check(definition)
+        self._check(caller, definition)
         current = self._get(journey_id)
         new_version = current.status != "draft"
         updated = current.model_copy(
