@@ -342,3 +342,15 @@ def test_a_segment_trigger_enters_on_entering_a_rule_segment(shop: Shop) -> None
     shop.triggers()
     assert len(shop.instances(journey_id, cid)) == 1
     assert shop.dispatcher.steps() == [(cid, "remind")]
+
+
+def test_an_after_sales_case_closed_enters_a_journey(shop: Shop) -> None:
+    body = simple(trigger={"type": "event", "event_type": "after_sales_closed"},
+                  start="survey", steps=[send("survey", "t")])  # fmt: skip
+    journey_id = shop.journey(body)
+    cid = shop.customer("as-j")
+    shop.event(cid, "after_sales", case="return", status="opened")
+    assert shop.instances(journey_id, cid) == []
+    shop.event(cid, "after_sales", case="return", status="closed")
+    assert [i["state"] for i in shop.instances(journey_id, cid)] == ["completed"]
+    assert shop.dispatcher.steps() == [(cid, "survey")]

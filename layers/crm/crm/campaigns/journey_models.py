@@ -23,7 +23,7 @@ SegmentRef = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_:\-]{1,
 MAX_STEPS = 50
 MAX_WAIT_S = 365 * 86400
 # Events a journey may wait for or trigger on besides the timeline's (profiles publishes them).
-EXTRA_EVENT_TYPES = frozenset({"points_changed"})
+EXTRA_EVENT_TYPES = frozenset({"points_changed", "after_sales_closed"})
 
 
 # ---------------------------------------------------------------------- triggers
