@@ -222,6 +222,10 @@ def test_ab_split_is_deterministic_and_control_sends_nothing(shop: Shop) -> None
     report = shop.report(journey_id)
     controls = sum(1 for v in expected.values() if v == "control")
     assert report["steps"]["split"].get("control") == 2 * controls
+    assert report["variants"] == {
+        "a": {"entered": 2 * (12 - controls), "sent": 2 * (12 - controls)},
+        "control": {"entered": 2 * controls},
+    }
 
 
 def test_condition_branch_follows_the_segment_rule(shop: Shop) -> None:

@@ -322,6 +322,11 @@ class JourneyEngine:
     ) -> JourneyInstance | None:  # fmt: skip
         after = self._moved(instance, next_step, step.id, **update)
         counts = {f"step#{step.id}#entered": 1, f"step#{step.id}#{outcome}": 1}
+        # Per A/B variant: how many fell in it, and what its sends came to.
+        if after.variant is not None and isinstance(step, SplitStep):
+            counts[f"variant#{after.variant}#entered"] = 1
+        elif after.variant is not None and isinstance(step, SendStep):
+            counts[f"variant#{after.variant}#{outcome}"] = 1
         return after if self._store.advance(instance, after, counts) else None
 
     def _execute(

@@ -239,6 +239,10 @@ class JourneyReport(Output):
     exited_goal: int = 0
     exited_exit: int = 0
     steps: dict[str, StepCounts] = Field(default_factory=dict)
+    variants: dict[str, dict[str, int]] = Field(
+        default_factory=dict,
+        description="per A/B variant: entered, and its sends' outcomes (sent, capped, ...)",
+    )
 
 
 # ---------------------------------------------------------------------- instances

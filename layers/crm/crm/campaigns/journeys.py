@@ -277,10 +277,14 @@ class JourneyCatalog:
         journey = self._get(journey_id)
         counts = self._store.counts(journey_id)
         steps: dict[str, dict[str, int]] = {}
+        variants: dict[str, dict[str, int]] = {}
         for name, value in counts.items():
-            if name.startswith("step#"):
-                _, step_id, counter = name.split("#", 2)
-                steps.setdefault(step_id, {})[counter] = value
+            kind, _, rest = name.partition("#")
+            key, _, counter = rest.rpartition("#")
+            if kind == "step":
+                steps.setdefault(key, {})[counter] = value
+            elif kind == "variant":
+                variants.setdefault(key, {})[counter] = value
         order = [s.id for s in journey.definition.steps]
         ordered = sorted(steps, key=lambda s: order.index(s) if s in order else len(order))
         return JourneyReport(
@@ -290,6 +294,7 @@ class JourneyCatalog:
             exited_goal=counts.get("goal", 0),
             exited_exit=counts.get("exited", 0),
             steps={s: StepCounts(**steps[s]) for s in ordered},
+            variants=variants,
         )
 
     def customer_instances(self, caller: Caller, journey_id: str, customer_id: str) -> InstanceList:
