@@ -30,10 +30,13 @@ def _event(body: str) -> tuple[str, dict[str, Any]]:
 @logger.inject_lambda_context
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    engine = root().journey_engine
+
     def trigger(message: QueueMessage) -> None:
         detail_type, detail = _event(message.body)
-        entered = root().journey_engine.on_bus_event(detail_type, detail)
+        entered = engine.on_bus_event(detail_type, detail)
         count = sum(1 for e in entered if e.instance is not None)
         metrics.add_metric("JourneyEntries", MetricUnit.Count, count)
 
-    return consume(event, context, trigger, metrics=metrics)
+    with engine.journeys_read_once():
+        return consume(event, context, trigger, metrics=metrics)

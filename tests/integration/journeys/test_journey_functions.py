@@ -41,3 +41,35 @@ def test_a_body_that_is_no_event_is_poison(suite: Suite) -> None:
         # The whole batch failed: the runtime hands every message back (to the DLQ in time).
         with pytest.raises(BatchProcessingError, match="All records failed"):
             suite.invoke(function, event)
+
+
+def test_the_journeys_are_read_once_per_batch_of_triggers(shop: Shop) -> None:
+    from crm import aws
+
+    shop.journey({"name": "any", "trigger": {"type": "event", "event_type": "cart_added"},
+                  "start": "s", "steps": [{"id": "s", "type": "send", "channel": "sms",
+                                           "template_id": "t"}]})  # fmt: skip
+    customers = [shop.customer(f"batch-{n}") for n in range(3)]
+    template = sample("sqs_journey_triggers.json")
+    records = []
+    for n, cid in enumerate(customers):
+        envelope = json.loads(template["Records"][0]["body"])
+        envelope["detail"]["customer_id"] = cid
+        records.append({**template["Records"][0], "messageId": f"m-{n}",
+                        "body": json.dumps(envelope)})  # fmt: skip
+    heads: list[str] = []
+
+    def watch(params: dict[str, Any], **_: Any) -> None:
+        value = params.get("ExpressionAttributeValues", {}).get(":pk", {}).get("S")
+        if value == "JOURNEYS":
+            heads.append(value)
+
+    client = aws.client_for("dynamodb", False)
+    client.meta.events.register("provide-client-params.dynamodb.Query", watch, unique_id="heads")
+    try:
+        out = shop.suite.invoke("JourneyTriggersFunction", {"Records": records})
+    finally:
+        client.meta.events.unregister("provide-client-params.dynamodb.Query", unique_id="heads")
+    assert out == {"batchItemFailures": []}
+    assert len(heads) == 1
+    assert shop.dispatcher.steps() == sorted((cid, "s") for cid in customers)

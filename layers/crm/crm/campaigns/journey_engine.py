@@ -12,7 +12,8 @@ next delivery (an `active` instance is simply run again)."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any, Protocol
@@ -119,6 +120,7 @@ class JourneyEngine:
         self._store, self._profiles, self._dispatcher = store, profiles, dispatcher
         self._timers, self._actions, self._clock = timers, actions, clock
         self._definitions: dict[tuple[str, int], JourneyDefinition] = {}
+        self._batch_journeys: list[StoredJourney] | None = None
 
     # ------------------------------------------------------------------ definitions
     def _definition(self, journey_id: str, version: int) -> JourneyDefinition | None:
@@ -131,7 +133,20 @@ class JourneyEngine:
         return self._definitions[key]
 
     def active_journeys(self) -> list[StoredJourney]:
+        if self._batch_journeys is not None:
+            return self._batch_journeys
         return [j for j in self._store.heads() if j.status == "active"]
+
+    @contextmanager
+    def journeys_read_once(self) -> Iterator[None]:
+        """Within the block (one SQS batch), the journeys are read once, not per message: the
+        heads share one partition, which a promotion's events would otherwise read thousands
+        of times a second. A journey activated meanwhile counts from the next batch."""
+        self._batch_journeys = [j for j in self._store.heads() if j.status == "active"]
+        try:
+            yield
+        finally:
+            self._batch_journeys = None
 
     def _load(self, customer_id: str) -> ProfileRecord | None:
         """The customer's profile; None when there is none any more (erased): a trigger or a
