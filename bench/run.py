@@ -15,6 +15,8 @@ import sys
 from datetime import UTC, datetime
 
 from bench.coldstart import function_table, measure_cold_starts, tracer_table
+from bench.dispatch import measure as measure_dispatch
+from bench.dispatch import section as dispatch_section
 from bench.requests import count_requests_per_unit
 from bench.segments import (
     compare_fits,
@@ -205,6 +207,9 @@ def main() -> None:
                 f"| {p['workers']:.0f} | {p['worker_s']:.0f} | {p['throughput_bound_s']:.0f} "
                 f"| {p['minutes']:.1f} |"
             )
+    # campaigns: D
+    print("dispatching campaign messages ...", flush=True)
+    lines += ["", *dispatch_section(measure_dispatch())]
     OUT.write_text("\n".join(lines) + "\n")
     print(f"wrote {OUT.relative_to(ROOT)}")
 

@@ -9,6 +9,7 @@ crm-local seed --customers N                        load the demo shop into a ru
 crm-local status                                    is it running; is the demo loaded yet
 crm-local redrive QUEUE                             move a queue's dead letters back to it
 crm-local clock [advance 30d|12h|90m|45s]           show or move the emulator's clock
+crm-local outbox [--customer ID] [--campaign ID]    what campaigns would have sent
 """
 
 from __future__ import annotations
@@ -451,6 +452,13 @@ def build_parser() -> argparse.ArgumentParser:
     moves = clock.add_subparsers(dest="clock_command")
     forward = moves.add_parser("advance", help="move the clock forward: 30d, 12h, 90m, 45s")
     forward.add_argument("duration", help="how far: 30d, 12h, 90m, 45s, or 1d12h")
+
+    # campaigns: D
+    outbox = sub.add_parser("outbox", help="what campaigns would have sent (recording provider)")
+    outbox.add_argument("--customer", help="only this customer's messages")
+    outbox.add_argument("--campaign", help="only this campaign's messages")
+    outbox.add_argument("--json", action="store_true", help="one JSON object a line")
+    outbox.set_defaults(run=cmd_outbox)
     return parser
 
 
@@ -501,6 +509,51 @@ def cmd_redrive(args: argparse.Namespace) -> int:
     dlq, queue = moved.dead_letter_url.rsplit("/", 1)[-1], url.rsplit("/", 1)[-1]
     plural = "" if moved.count == 1 else "s"
     print(f"moved {moved.count} message{plural} from {dlq} back to {queue}")
+    return 0
+
+
+# ---- campaigns: D
+def outbox_entries(
+    customer: str | None = None, campaign: str | None = None
+) -> list[dict[str, Any]]:
+    """The recording provider's outbox on the current AWS endpoint, oldest first. Without a
+    customer it scans the table: fine for the emulator's demo shop, never for a real one."""
+    ddb = boto3.client("dynamodb")
+    tables = [t for t in ddb.list_tables()["TableNames"] if t.endswith("-CampaignsTable")]
+    if not tables:
+        raise UsageError("no CampaignsTable: is this the emulator of this template?")
+    if customer:
+        pages = ddb.get_paginator("query").paginate(
+            TableName=tables[0], KeyConditionExpression="PK = :pk",
+            ExpressionAttributeValues={":pk": {"S": f"OUTBOX#{customer}"}},
+        )  # fmt: skip
+    else:
+        pages = ddb.get_paginator("scan").paginate(
+            TableName=tables[0], FilterExpression="begins_with(PK, :p)",
+            ExpressionAttributeValues={":p": {"S": "OUTBOX#"}},
+        )  # fmt: skip
+    entries = [json.loads(item["body"]["S"]) for page in pages for item in page["Items"]]
+    if campaign:
+        entries = [e for e in entries if e.get("campaign_id") == campaign]
+    return sorted(entries, key=lambda e: (str(e.get("sent_at")), str(e.get("message_id"))))
+
+
+def cmd_outbox(args: argparse.Namespace) -> int:
+    info = _running(args.state_dir)
+    if not info:
+        return _not_running()
+    use_endpoint(info["aws_endpoint"])
+    entries = outbox_entries(args.customer, args.campaign)
+    for entry in entries:
+        if args.json:
+            print(json.dumps(entry, ensure_ascii=False, sort_keys=True))
+            continue
+        subject = f"[{entry['subject']}] " if entry.get("subject") else ""
+        to = entry.get("to") or "-"
+        print(f"{entry['sent_at']}  {entry['channel']:<7} {entry['customer_id']} -> {to}  "
+              f"{entry['campaign_id']}: {subject}{entry['body']}")  # fmt: skip
+    if not entries:
+        print("the outbox is empty", file=sys.stderr)
     return 0
 
 

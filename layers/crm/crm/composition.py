@@ -349,7 +349,7 @@ class Crm:
             self.dispatch_store,
             self.profile_service,
             self.campaign_templates,
-            configured_providers(self.dispatch_store, self.clock, self.sleep),
+            configured_providers(self.dispatch_store, self.clock),
             self.timers,
             self.clock,
             self.ids,
@@ -357,6 +357,9 @@ class Crm:
             # request with a coupon offer fails with a clear reason.
             coupons=None,
             recommender=recommendations_from(lambda: self.segments),
+            unsubscribe_token=lambda customer_id, purpose: self.blind_index().token(
+                "unsubscribe", f"{customer_id}:{purpose}"
+            )[:32],
             sleep=self.sleep,
         )
 

@@ -19,7 +19,7 @@ from crm_local.harness import Suite
 # A Tuesday, 10:00 in Shanghai: outside quiet hours.
 START = datetime(2026, 11, 24, 2, 0, 0, tzinfo=UTC)
 
-TEMPLATE = {
+TEMPLATE: dict[str, Any] = {
     "description": "welcome",
     "channels": {
         channel: {

@@ -7,6 +7,7 @@ import time
 from datetime import timedelta
 from typing import Any
 
+import boto3
 import pytest
 
 from crm.campaigns.dispatch_service import LEASE
@@ -222,3 +223,94 @@ def _sweep_event() -> dict[str, Any]:
 
     data: dict[str, Any] = json.loads((ROOT / "events" / "schedule_timers_sweep.json").read_text())
     return data
+
+
+def test_priority_takes_the_reserved_slot_and_max_defer_bounds_a_wait(shop: Shop) -> None:
+    dispatcher = root().campaign_dispatch
+    cid = shop.customer("marketing_sms", "marketing_email", "marketing_push")
+    assert dispatcher.dispatch(shop.request(cid, step="a")).status == "sent"
+    shop.clock.advance(days=2, hours=1)  # out of the 48-hour window, the same week
+    assert dispatcher.dispatch(shop.request(cid, step="b", channel="email")).status == "sent"
+    routine = dispatcher.dispatch(shop.request(cid, step="c", channel="push"))
+    assert (routine.status, routine.reason) == ("capped", "weekly_cap")
+    # A high-priority journey may take the week's last slot (the rolling window allows it:
+    # the first message left it).
+    urgent = dispatcher.dispatch(shop.request(cid, step="d", channel="push", priority=80))
+    assert urgent.status == "sent"
+    # Deferring to next Monday would wait longer than the step allows.
+    short = dispatcher.dispatch(shop.request(cid, step="e", channel="webhook", priority=80,
+                                             on_capped="defer", max_defer_s=3600))  # fmt: skip
+    assert (short.status, short.reason) == ("capped", "weekly_cap_past_max_defer")
+    counts = dispatcher.campaign_counts("camp-1")["-"]
+    assert (counts.sent, counts.capped, counts.deferred) == (3, 2, 0)
+
+
+def test_transactional_messages_ignore_quiet_hours_and_caps(shop: Shop) -> None:
+    dispatcher = root().campaign_dispatch
+    cid = shop.customer("marketing_sms")
+    assert dispatcher.dispatch(shop.request(cid, step="a")).status == "sent"
+    shop.clock.now = shop.clock.now.replace(hour=15)  # 23:00 in Shanghai
+    receipt = dispatcher.dispatch(shop.request(cid, step="receipt", transactional=True))
+    assert receipt.status == "sent"
+    assert [e["body"] for e in shop.outbox(cid)][1].startswith("张*")
+    # Recorded (ledger, counters) but neither counted under the caps nor a touch.
+    assert sent_count(shop, cid) == 1
+    assert [t.dispatch_key for t in dispatcher.last_touches(cid)] == [
+        shop.request(cid, step="a").dispatch_key
+    ]
+    assert dispatcher.campaign_counts("camp-1")["-"].sent == 2
+
+
+def test_last_touches_keep_the_newest_per_channel_and_counts_split_by_variant(shop: Shop) -> None:
+    dispatcher = root().campaign_dispatch
+    cid = shop.customer("marketing_sms", "marketing_email")
+    dispatcher.dispatch(shop.request(cid, campaign_id="c-a", variant="A"))
+    shop.clock.advance(days=2, hours=1)  # past the rolling window; high priority for the week
+    urgent = {"priority": 80, "campaign_id": "c-b"}
+    assert (
+        dispatcher.dispatch(shop.request(cid, step="s-2", variant="B", **urgent)).status == "sent"
+    )
+    assert (
+        dispatcher.dispatch(shop.request(cid, step="s-3", channel="email", **urgent)).status
+        == "sent"
+    )
+    touches = {t.channel: t for t in dispatcher.last_touches(cid)}
+    assert (touches[MessageChannel.SMS].campaign_id, touches[MessageChannel.SMS].variant) == (
+        "c-b", "B")  # fmt: skip
+    assert touches[MessageChannel.SMS].sent_at == shop.clock.now
+    assert touches[MessageChannel.EMAIL].variant is None
+    counts = dispatcher.campaign_counts("c-b")
+    assert (counts["B"].sent, counts["-"].sent, counts["B"].cost_micros) == (1, 1, 20_000)
+    assert dispatcher.campaign_counts("c-a")["A"].sent == 1
+    # The counters are spread over write shards: one campaign, many partitions.
+    many = [shop.customer("marketing_sms") for _ in range(6)]
+    for other in many:
+        dispatcher.dispatch(shop.request(other, campaign_id="c-c"))
+    shards = {i["PK"]["S"] for i in shop.items("STATS#c-c#")}
+    assert len(shards) > 1
+    assert dispatcher.campaign_counts("c-c")["-"].sent == 6
+
+
+def test_a_duplicate_wake_up_sends_nothing_more(shop: Shop) -> None:
+    dispatcher = root().campaign_dispatch
+    cid = shop.customer("marketing_sms")
+    shop.clock.now = shop.clock.now.replace(hour=14)  # 22:00 in Shanghai
+    out = dispatcher.dispatch(shop.request(cid))
+    assert out.retry_at is not None
+    shop.clock.now = out.retry_at + timedelta(seconds=1)
+    shop.suite.invoke("TimerSweepFunction", _sweep_event())
+    shop.suite.drain("TimerShardFunction", "TimerSweepQueue", rounds=50)
+    [wake] = shop.suite.receive("CampaignDispatchQueue")
+    # SQS delivers it twice: the first dispatches, the second finds the message moved on.
+    shop.suite.deliver("CampaignDispatchFunction", "CampaignDispatchQueue", [wake])
+    shop.suite.deliver("CampaignDispatchFunction", "CampaignDispatchQueue", [wake])
+    assert len(shop.outbox(cid)) == 1
+    assert dispatcher.dispatch(shop.request(cid)).status == "sent"
+    assert sent_count(shop, cid) == 1
+    # A body that is no wake-up fails alone and goes back to the queue (its DLQ after five).
+    boto3.client("sqs").send_message(
+        QueueUrl=shop.suite.queue_url("CampaignDispatchQueue"), MessageBody="{}"
+    )
+    poison = shop.suite.receive("CampaignDispatchQueue")
+    shop.suite.deliver("CampaignDispatchFunction", "CampaignDispatchQueue", poison)
+    assert [m["Body"] for m in shop.suite.receive("CampaignDispatchQueue")] == ["{}"]

@@ -61,6 +61,7 @@ from crm.campaigns.providers import (
     ProviderBusy,
     ProviderRefused,
     Providers,
+    TokenBucket,
 )
 from crm.campaigns.records import dispatch_digest
 from crm.campaigns.templates import Locale, RenderFailed, Templates, render, variables_used
@@ -123,12 +124,16 @@ class DispatchService:
         ids: IdFactory,
         coupons: CouponIssuer | None = None,
         recommender: Recommender | None = None,
+        unsubscribe_token: Callable[[str, str], str] | None = None,
         sleep: Callable[[float], Any] = time.sleep,
     ) -> None:
         self._store, self._profiles, self._templates = store, profiles, templates
         self._providers, self._timers, self._clock, self._ids = providers, timers, clock, ids
         self._coupons, self._recommender, self._sleep = coupons, recommender, sleep
+        self._unsubscribe_token = unsubscribe_token
         self._policy: tuple[float, ContactPolicy] | None = None
+        # Each channel's rate (policy) per worker: this process's share of the provider's limit.
+        self._buckets = TokenBucket(sleep=sleep)
 
     # ------------------------------------------------------------------ the policy
     def policy(self) -> ContactPolicy:
@@ -305,8 +310,7 @@ class DispatchService:
         used = variables_used(stored.template, request.channel)
         values: dict[str, Any] = {
             "name": record.masked.get("name", ""),
-            "unsubscribe_url": f"{policy.unsubscribe_url}?c={record.customer_id}"
-            f"&ch={request.channel}&m={digest}",
+            "unsubscribe_url": self._unsubscribe_url(record.customer_id, request, policy),
             "coupon": None,
             "products": [],
         }
@@ -339,6 +343,17 @@ class DispatchService:
             subject=rendered.subject, body=rendered.body,
         )  # fmt: skip
 
+    def _unsubscribe_url(
+        self, customer_id: str, request: DispatchRequest, policy: ContactPolicy
+    ) -> str:
+        """The shop's unsubscribe page, with what withdraws this channel's consent: the customer,
+        the purpose and a keyed hash of the two (so a link cannot be forged for another)."""
+        purpose = policy.channel(request.channel).purpose or "marketing_push"
+        url = f"{policy.unsubscribe_url}?c={customer_id}&p={purpose}"
+        if self._unsubscribe_token is not None:
+            url += f"&t={self._unsubscribe_token(customer_id, purpose)}"
+        return url
+
     def _address(self, record: ProfileRecord, channel: MessageChannel) -> str | None:
         if channel in (MessageChannel.EMAIL, MessageChannel.SMS):
             field = "email" if channel is MessageChannel.EMAIL else "phone"
@@ -352,6 +367,10 @@ class DispatchService:
     ) -> DispatchOutcome | None:
         request = claimed.request
         holding = Prior("sending", lease=claimed.lease)
+        if getattr(provider, "rate_limited", True):
+            self._buckets.take(
+                str(request.channel), self.policy().channel(request.channel).rate_per_s
+            )
         try:
             message_id = provider.send(message)
         except ProviderRefused as exc:

@@ -320,6 +320,15 @@ class DispatchStore:
         stored = self.policy()
         return stored.policy if stored else ContactPolicy()
 
+    # ------------------------------------------------------------------ push endpoints
+    def endpoint_arn(self, app_user_id: str) -> str | None:
+        """The SNS platform endpoint the app's backend registered for an app user
+        (`PUSH#<app user id>`, attribute `endpoint_arn`)."""
+        got = aws.dynamodb().get_item(TableName=self._table,
+                                      Key=to_item({"PK": f"PUSH#{app_user_id}", "SK": "ENDPOINT"}),
+                                      ).get("Item")  # fmt: skip
+        return None if got is None else str(from_item(got).get("endpoint_arn") or "") or None
+
     # ------------------------------------------------------------------ templates
     def template(self, template_id: str) -> str | None:
         """A stored template's JSON, or None."""

@@ -59,9 +59,10 @@ class ChannelPolicy(StrictInput):
 
 
 def _default_channels() -> dict[MessageChannel, ChannelPolicy]:
-    # Costs and rates as the providers' defaults stand (docs/campaigns.md): SES $0.10 per 1,000
-    # emails and 14/s for a new production account; SNS SMS to China about $0.02 per message
-    # and 20 TPS; SNS mobile push $0.50 per million; WeChat subscription messages free.
+    # Conservative starting rates per worker, to set to the account's quotas (docs/campaigns.md):
+    # SES's sending rate and SNS's SMS rate are per account and Region and vary by account.
+    # Costs: SES $0.10 per 1,000 emails; SMS to mainland China about $0.02 each (varies by
+    # country); SNS mobile push $0.50 per million; WeChat subscription messages free.
     return {
         MessageChannel.EMAIL: ChannelPolicy(
             purpose="marketing_email", rate_per_s=14, cost_micros=100

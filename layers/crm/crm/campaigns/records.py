@@ -14,6 +14,7 @@ One table for the family, keys namespaced by the part that owns them (docs/data-
 # OUTBOX#<customer_id>    <digest>    what the recording provider "sent" (local/dev; TTL)
 # POLICY                  CONTACT     the contact-pressure policy
 # TEMPLATE#<template_id>  TEMPLATE    a message template (zh/en bodies per channel)
+# PUSH#<app user id>      ENDPOINT    the SNS platform endpoint of the user's device
 
 import hashlib as _hashlib
 
