@@ -358,3 +358,19 @@ def test_an_after_sales_case_closed_enters_a_journey(shop: Shop) -> None:
     shop.event(cid, "after_sales", case="return", status="closed")
     assert [i["state"] for i in shop.instances(journey_id, cid)] == ["completed"]
     assert shop.dispatcher.steps() == [(cid, "survey")]
+
+
+def test_an_edit_of_a_live_journey_leaves_running_instances_on_their_version(shop: Shop) -> None:
+    journey_id = shop.journey(simple())
+    early = shop.customer("ver-1")
+    shop.event(early, "cart_added")  # enters version 1, waits an hour
+    v2 = simple(steps=[{"id": "wait", "type": "wait", "seconds": HOUR, "next": "remind"},
+                       send("remind", "variant_a")])  # fmt: skip
+    out = shop.suite.call("PUT", f"/campaigns/journeys/{journey_id}", v2, role="marketer")
+    assert out.body["version"] == 2
+    late = shop.customer("ver-2")
+    shop.event(late, "cart_added")  # enters version 2
+    shop.advance(hours=1, minutes=1)
+    templates = {r.customer_id: r.template_id for r in shop.dispatcher.sent.values()}
+    assert templates == {early: "cart_reminder", late: "variant_a"}
+    assert [i["version"] for i in shop.instances(journey_id, early)] == [1]

@@ -40,7 +40,7 @@ from crm.campaigns.journey_models import (
     WaitStep,
 )
 from crm.campaigns.journey_store import JourneyStore, Latest, parse_instance_id
-from crm.campaigns.models import DispatchOutcome, DispatchRequest
+from crm.campaigns.models import DispatchRequest
 from crm.clock import Clock
 from crm.errors import NotFound
 from crm.events import CustomerProfileUpdated, CustomerSegmentChanged
@@ -476,15 +476,6 @@ class JourneyEngine:
                 if instance.wait_timer:
                     self._timers.cancel(TIMER_KIND, instance.wait_timer)
                 self.run(moved)
-
-
-class NoDispatcher:
-    """Stands in until the dispatch part is wired: every send fails, saying why."""
-
-    def dispatch(self, request: DispatchRequest) -> DispatchOutcome:
-        return DispatchOutcome(
-            dispatch_key=request.dispatch_key, status="failed", reason="no dispatcher configured"
-        )
 
 
 # ---------------------------------------------------------------------- the daily scan
