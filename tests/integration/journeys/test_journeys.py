@@ -374,3 +374,18 @@ def test_an_edit_of_a_live_journey_leaves_running_instances_on_their_version(sho
     templates = {r.customer_id: r.template_id for r in shop.dispatcher.sent.values()}
     assert templates == {early: "cart_reminder", late: "variant_a"}
     assert [i["version"] for i in shop.instances(journey_id, early)] == [1]
+
+
+def test_a_wait_for_an_event_takes_the_event_branch_or_the_timeout_branch(shop: Shop) -> None:
+    wait = {"id": "wait", "type": "wait", "until_event": "order_paid", "seconds": DAY,
+            "next": "thanks", "timeout_next": "nudge"}  # fmt: skip
+    journey_id = shop.journey(simple(steps=[wait, send("thanks", "t"), send("nudge", "t")]))
+    paying, idle = shop.customer("ev-1"), shop.customer("ev-2")
+    shop.event(paying, "cart_added")
+    shop.event(idle, "cart_added")
+    shop.event(paying, "order_paid")  # the event: on at once, its timer cancelled
+    assert shop.dispatcher.steps() == [(paying, "thanks")]
+    shop.advance(days=1, minutes=1)
+    assert shop.dispatcher.steps() == sorted([(paying, "thanks"), (idle, "nudge")])
+    report = shop.report(journey_id)["steps"]["wait"]
+    assert (report["event"], report["timeout"]) == (1, 1)
