@@ -9,6 +9,9 @@ crm-local seed --customers N                        load the demo shop into a ru
 crm-local status                                    is it running; is the demo loaded yet
 crm-local redrive QUEUE                             move a queue's dead letters back to it
 crm-local clock [advance 30d|12h|90m|45s]           show or move the emulator's clock
+crm-local backup DIR                                copy the tables and the lake to a snapshot
+crm-local up --fresh-data                           empty tables, the account's keys kept
+crm-local restore DIR                               load a snapshot into a fresh emulator
 crm-local outbox [--customer ID] [--campaign ID]    what campaigns would have sent
 """
 
@@ -40,6 +43,7 @@ from crm_local.provision import provision
 from crm_local.redrive import NoDeadLetterQueue, dead_letter_url, redrive
 from crm_local.runtime import invoke, reset_process_state
 from crm_local.seed import ApiClient, Shop, load_journeys, load_shop
+from crm_local.snapshot import SnapshotError, restore_snapshot, take_snapshot
 from crm_local.state import read_info
 from crm_local.template import TEMPLATE_PATH, load_template
 from crm_local.time_travel import (
@@ -202,6 +206,8 @@ def _banner(info: dict[str, Any], secret: str, demo: int = 0) -> str:
         f"  API:           {api}",
         f"  AWS endpoint:  {info['aws_endpoint']}  (AWS_ENDPOINT_URL for the aws CLI / boto3)",
         f"  OpenAPI:       {api}/openapi.json",
+        f"  Data region:   {info['parameters'].get('DataRegion', 'cn')}  (its customers only: "
+        "`--data-region eu` runs another region's stack)",
         "",
         "Tokens (12 h; `crm-local token --role ROLE [--customer ID]` makes more):",
     ]
@@ -268,6 +274,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         moto_port=args.moto_port,
         reset=args.reset,
         persist=not args.no_persist,
+        fresh_data=args.fresh_data,
+        parameters={"DataRegion": args.data_region} if args.data_region else None,
         concurrency=args.concurrency,
         verbose=args.verbose,
     ).start()
@@ -380,6 +388,32 @@ def cmd_seed(args: argparse.Namespace) -> int:
     return 0 if done.state == "ready" else 1
 
 
+def cmd_backup(args: argparse.Namespace) -> int:
+    info = _running(args.state_dir)
+    if not info:
+        return _not_running()
+    use_endpoint(info["aws_endpoint"])
+    try:
+        summary = take_snapshot(info, args.folder)
+    except SnapshotError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"backed up {summary.line()}")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    info = _running(args.state_dir)
+    if not info:
+        return _not_running()
+    use_endpoint(info["aws_endpoint"])
+    try:
+        summary = restore_snapshot(info, args.folder)
+    except SnapshotError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"restored {summary.line()}")
+    return 0
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     info = _running(args.state_dir)
     if not info:
@@ -413,6 +447,18 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--reset", action="store_true", help="forget the state of earlier runs")
     up.add_argument("--no-persist", action="store_true", help="keep nothing after stopping")
     up.add_argument(
+        "--data-region",
+        choices=["cn", "eu", "us"],
+        help="the data region this stack keeps (template.yaml's DataRegion; default cn); run "
+        "a second emulator with another region, state dir and port to see residency at work",
+    )
+    up.add_argument(
+        "--fresh-data",
+        action="store_true",
+        help="start with empty tables, queues and lake but the earlier run's keys and secrets "
+        "(the account), to restore a snapshot into (`crm-local restore DIR`)",
+    )
+    up.add_argument(
         "--concurrency",
         type=positive,
         default=DEFAULT_CONCURRENCY,
@@ -439,6 +485,16 @@ def build_parser() -> argparse.ArgumentParser:
     seed = sub.add_parser("seed", help="load demo customers into the running suite")
     seed.add_argument("--customers", type=int, default=2000)
     seed.set_defaults(run=cmd_seed)
+
+    backup = sub.add_parser("backup", help="copy the tables and the lake to a snapshot folder")
+    backup.add_argument("folder", type=Path, help="a new or empty folder")
+    backup.set_defaults(run=cmd_backup)
+
+    restore = sub.add_parser(
+        "restore", help="load a snapshot into a fresh emulator (`up --fresh-data`)"
+    )
+    restore.add_argument("folder", type=Path, help="a folder `crm-local backup` wrote")
+    restore.set_defaults(run=cmd_restore)
 
     status = sub.add_parser("status", help="whether it runs, and where the demo shop stands")
     status.set_defaults(run=cmd_status)

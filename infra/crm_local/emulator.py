@@ -70,6 +70,8 @@ class Emulator:
         moto_port: int = 0,
         reset: bool = False,
         persist: bool = True,
+        fresh_data: bool = False,
+        parameters: dict[str, str] | None = None,
         concurrency: int = DEFAULT_CONCURRENCY,
         verbose: bool = False,
     ) -> None:
@@ -77,6 +79,8 @@ class Emulator:
         self.state_dir = state_dir
         self.port, self.moto_port = port, moto_port
         self.reset, self.persist, self.concurrency = reset, persist, concurrency
+        self.fresh_data = fresh_data
+        self.parameters = parameters or {}
         self.stop_event = threading.Event()
         self.pools: dict[str, FunctionPool] = {}
         self.taps: dict[str, str] = {}
@@ -100,12 +104,16 @@ class Emulator:
         if self.reset:
             for name in (STATE_FILE, "seeded", CLOCK_FILE):
                 (self.state_dir / name).unlink(missing_ok=True)
-        self.moto = MotoProcess(self.moto_port, self.state_dir, self.persist).start()
+        if self.fresh_data:
+            (self.state_dir / "seeded").unlink(missing_ok=True)
+        self.moto = MotoProcess(
+            self.moto_port, self.state_dir, self.persist, self.fresh_data
+        ).start()
         self.restored = self.moto.restored
         self.endpoint = self.moto.endpoint
         use_endpoint(self.endpoint)
 
-        self.stack: Stack = provision(self.template)
+        self.stack: Stack = provision(self.template, parameters=self.parameters)
         env: dict[str, str] = {}
         for spec in self.template.functions():
             function_env = {
@@ -149,6 +157,7 @@ class Emulator:
         return {
             "api": self.gateway.url,
             "aws_endpoint": self.endpoint,
+            "parameters": self.stack.parameters,
             "pid": os.getpid(),
             "taps": self.taps,
             "schedules": {
@@ -158,6 +167,14 @@ class Emulator:
             "queues": {
                 logical: self.stack.refs[logical]
                 for logical in self.template.of_type("AWS::SQS::Queue")
+            },
+            "tables": {
+                logical: self.stack.refs[logical]
+                for logical in self.template.of_type("AWS::DynamoDB::Table")
+            },
+            "buckets": {
+                logical: self.stack.refs[logical]
+                for logical in self.template.of_type("AWS::S3::Bucket")
             },
         }
 

@@ -358,8 +358,9 @@ class MotoProcess:
     """The moto server in a process of its own, so AWS's side and the functions' side of the
     emulator each have a core; it restores the saved state at start and saves it at stop."""
 
-    def __init__(self, port: int, state_dir: Path, persist: bool) -> None:
+    def __init__(self, port: int, state_dir: Path, persist: bool, fresh_data: bool = False) -> None:
         self.port, self.state_dir, self.persist = port, state_dir, persist
+        self.fresh_data = fresh_data
         self.endpoint = ""
         self.restored = False
 
@@ -367,7 +368,9 @@ class MotoProcess:
         context = multiprocessing.get_context("spawn")
         self._conn, child = context.Pipe()
         self._process = context.Process(
-            target=_serve, args=(self.port, self.state_dir, self.persist, child), daemon=True
+            target=_serve,
+            args=(self.port, self.state_dir, self.persist, self.fresh_data, child),
+            daemon=True,
         )
         self._process.start()
         self.endpoint, self.restored = self._conn.recv()
@@ -382,13 +385,14 @@ class MotoProcess:
         self._process.join(timeout=30)
 
 
-def _serve(port: int, state_dir: Path, persist: bool, conn: Connection) -> None:
+def _serve(port: int, state_dir: Path, persist: bool, fresh_data: bool, conn: Connection) -> None:
     # Ctrl-C reaches the whole process group; the parent decides when moto stops and saves.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    from crm_local.state import restore_state, save_state
+    from crm_local.state import ACCOUNT_SERVICES, SERVICES, restore_state, save_state
 
-    restored = persist and restore_state(state_dir)
+    services = ACCOUNT_SERVICES if fresh_data else SERVICES
+    restored = persist and restore_state(state_dir, services)
     profile_dir = os.environ.get(PROFILE_ENV)
     profile = cProfile.Profile() if profile_dir else None
     server = LocalMotoServer(port, profile)

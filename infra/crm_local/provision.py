@@ -132,9 +132,14 @@ class Stack:
 
 
 class Provisioner:
-    def __init__(self, template: Template, stack_name: str = "crm-local") -> None:
+    def __init__(
+        self,
+        template: Template,
+        stack_name: str = "crm-local",
+        parameters: dict[str, str] | None = None,
+    ) -> None:
         self.stack = Stack(template=template, name=stack_name)
-        self.stack.parameters = template.parameter_defaults()
+        self.stack.parameters = {**template.parameter_defaults(), **(parameters or {})}
         session = boto3.session.Session(region_name=REGION)
         self._clients: dict[str, Any] = {}
         self._session = session
@@ -339,5 +344,9 @@ class Provisioner:
         self.stack.attrs[logical_id] = {"Id": arn}
 
 
-def provision(template: Template, stack_name: str = "crm-local") -> Stack:
-    return Provisioner(template, stack_name).provision()
+def provision(
+    template: Template, stack_name: str = "crm-local", parameters: dict[str, str] | None = None
+) -> Stack:
+    """The template's resources on the current endpoint; `parameters` override the template's
+    defaults as `sam deploy --parameter-overrides` would (DataRegion=eu)."""
+    return Provisioner(template, stack_name, parameters).provision()

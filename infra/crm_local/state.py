@@ -54,8 +54,13 @@ def save_state(state_dir: Path) -> Path:
     return write_private(state_dir / STATE_FILE, pickle.dumps(data))
 
 
-def restore_state(state_dir: Path) -> bool:
-    """True when a saved state was loaded into moto's backends."""
+# What an AWS account keeps when its tables are restored from a backup: its keys and secrets.
+ACCOUNT_SERVICES = ("kms", "secretsmanager")
+
+
+def restore_state(state_dir: Path, services: tuple[str, ...] = SERVICES) -> bool:
+    """True when a saved state was loaded into moto's backends (only `services`' backends:
+    a fresh emulator for a restore drill keeps the account's keys and secrets alone)."""
     path = state_dir / STATE_FILE
     if not path.exists():
         return False
@@ -66,6 +71,8 @@ def restore_state(state_dir: Path) -> bool:
         path.replace(path.with_suffix(".unreadable"))
         return False
     for name, accounts in data.items():
+        if name not in services:
+            continue
         backend = get_backend(name)
         backend.clear()
         backend.update(accounts)

@@ -173,6 +173,7 @@ class Crm:
             clock=self.clock,
             ids=self.ids,
             sleep=self.sleep,
+            region=config.data_region,
         )
 
     @cached_property

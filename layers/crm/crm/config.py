@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from enum import StrEnum
 
 
 def env(name: str) -> str:
@@ -15,6 +16,20 @@ def env(name: str) -> str:
     if not value:
         raise RuntimeError(f"environment variable {name} is not set (see template.yaml Globals)")
     return value
+
+
+class DataRegion(StrEnum):
+    """Where a customer's data must be kept. One stack serves one data region
+    (template.yaml's DataRegion); customers of another region belong to that region's stack."""
+
+    CN = "cn"  # mainland China (PIPL): the shop's home market
+    EU = "eu"  # the European Union and EEA (GDPR)
+    US = "us"  # the United States (CCPA) and the rest of the world the shop serves from there
+
+
+def data_region() -> DataRegion:
+    """This stack's data region (DATA_REGION, set from template.yaml's DataRegion)."""
+    return DataRegion(env("DATA_REGION"))
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,14 @@ class Conflict(CrmError):
     code = "conflict"
 
 
+class WrongDataRegion(CrmError):
+    """The customer's data belongs to another data region's stack: the client sends the
+    request there (421 Misdirected Request: this server is not the one to answer it)."""
+
+    status = 421
+    code = "wrong_data_region"
+
+
 class PayloadTooLarge(CrmError):
     status = 413
     code = "payload_too_large"

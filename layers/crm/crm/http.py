@@ -50,6 +50,8 @@ class QueryParam:
     minimum: int | None = None
     maximum: int | None = None
     default: int | None = None
+    required: bool = False  # a required text parameter is never empty either
+    pattern: str | None = None  # campaigns: D -- the text a parameter must match
 
 
 # A response is one model, or one of several chosen by who calls (the OpenAPI document says
@@ -94,6 +96,14 @@ class ApiRequest:
     def who(self) -> Caller:
         assert self.caller is not None, "public routes have no caller"
         return self.caller
+
+    def required_query(self, name: str) -> str:
+        """A text query parameter its route declares required: present and not empty."""
+        assert any(p.name == name and p.required for p in self.declared)
+        value = self.query.get(name)
+        if not value:
+            raise InvalidInput(f"{name} is required", [FieldProblem(name, "required")])
+        return value
 
     def int_query(self, name: str) -> int:
         """A whole-number query parameter within the bounds its route declares."""

@@ -19,6 +19,7 @@ _STATUS_TEXT = {
     404: "Unknown id",
     409: "Conflict with the current state (stale version, taken identity, ...)",
     413: "Payload too large",
+    421: "The customer belongs to another data region: send the request to that region's API",
     503: "A service the request needs is busy: send it again after Retry-After seconds",
 }
 
@@ -52,7 +53,10 @@ def _error_schema() -> dict[str, Any]:
 
 def _query_schema(q: QueryParam) -> dict[str, Any]:
     schema: dict[str, Any] = {"type": q.type}
-    for key, value in (("minimum", q.minimum), ("maximum", q.maximum), ("default", q.default)):
+    if q.required and q.type == "string":
+        schema["minLength"] = 1
+    for key, value in (("minimum", q.minimum), ("maximum", q.maximum), ("default", q.default),
+                       ("pattern", q.pattern)):  # fmt: skip
         if value is not None:
             schema[key] = value
     return schema
@@ -102,7 +106,7 @@ def build_openapi(routes: Sequence[RouteDoc], title: str, version: str) -> dict[
             for name in re.findall(r"{(\w+)}", r.path)
         ]
         params += [
-            {"name": q.name, "in": "query", "required": False, "description": q.description,
+            {"name": q.name, "in": "query", "required": q.required, "description": q.description,
              "schema": _query_schema(q)}
             for q in r.query
         ]  # fmt: skip

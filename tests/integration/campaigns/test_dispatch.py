@@ -314,3 +314,64 @@ def test_a_duplicate_wake_up_sends_nothing_more(shop: Shop) -> None:
     poison = shop.suite.receive("CampaignDispatchQueue")
     shop.suite.deliver("CampaignDispatchFunction", "CampaignDispatchQueue", poison)
     assert [m["Body"] for m in shop.suite.receive("CampaignDispatchQueue")] == ["{}"]
+
+
+def test_a_merged_customer_is_reached_through_the_survivor_under_its_caps(shop: Shop) -> None:
+    survivor = shop.customer("marketing_sms")
+    source = shop.customer()  # no consent of its own
+    merged = shop.suite.call("POST", f"/customers/{survivor}/merge",
+                             {"source_customer_id": source}, role="support_manager")  # fmt: skip
+    assert merged.status == 200, merged.body
+    dispatcher = root().campaign_dispatch
+    # A request made for the merged-away id: the survivor's consent and caps count.
+    out = dispatcher.dispatch(shop.request(source, step="a"))
+    assert out.status == "sent"
+    assert sent_count(shop, survivor) == 1
+    assert shop.caps(source) == {}
+    # Its outbox entry and its touch (for attribution) are the survivor's.
+    assert [e["dispatch_key"] for e in shop.outbox(survivor)] == [out.dispatch_key]
+    assert [t.dispatch_key for t in dispatcher.last_touches(survivor)] == [out.dispatch_key]
+    capped = dispatcher.dispatch(shop.request(survivor, step="b"))
+    assert (capped.status, capped.reason) == ("capped", "daily_cap")
+
+
+def _fire_due(shop: Shop) -> int:
+    """The timer sweep as AWS runs it, then the dispatch consumer on what it queued."""
+    shop.suite.invoke("TimerSweepFunction", _sweep_event())
+    shop.suite.drain("TimerShardFunction", "TimerSweepQueue", rounds=50)
+    return shop.suite.drain("CampaignDispatchFunction", "CampaignDispatchQueue")
+
+
+def test_a_message_still_capped_when_it_wakes_is_deferred_again(shop: Shop) -> None:
+    dispatcher = root().campaign_dispatch
+    cid = shop.customer("marketing_sms")
+    assert dispatcher.dispatch(shop.request(cid, step="a")).status == "sent"
+    first = dispatcher.dispatch(shop.request(cid, step="b", on_capped="defer"))
+    assert (first.status, first.reason) == ("deferred", "daily_cap")
+    assert first.retry_at is not None
+    # Wednesday 09:00 in Shanghai, before b's jittered time: an urgent message takes the day.
+    shop.clock.now = first.retry_at.replace(hour=1, minute=0, second=0, microsecond=0)
+    assert dispatcher.dispatch(shop.request(cid, step="c", priority=80)).status == "sent"
+    shop.clock.now = first.retry_at + timedelta(seconds=1)
+    assert _fire_due(shop) == 1
+    again = dispatcher.dispatch(shop.request(cid, step="b", on_capped="defer"))
+    assert again.status == "deferred"
+    assert again.retry_at is not None
+    assert again.retry_at > first.retry_at
+    assert root().timers.get("dispatch", f"{_digest(shop, cid, 'b')}.2") is not None
+    counts = dispatcher.campaign_counts("camp-1")["-"]
+    assert (counts.sent, counts.deferred) == (2, 1)
+    # When that time comes, a slot is free: sent, and no longer counted as waiting.
+    shop.clock.now = again.retry_at + timedelta(seconds=1)
+    assert _fire_due(shop) == 1
+    done = dispatcher.dispatch(shop.request(cid, step="b", on_capped="defer"))
+    assert done.status == "sent"
+    counts = dispatcher.campaign_counts("camp-1")["-"]
+    assert (counts.sent, counts.deferred) == (3, 0)
+    assert len(shop.outbox(cid)) == 3
+
+
+def _digest(shop: Shop, cid: str, step: str) -> str:
+    from crm.campaigns.records import dispatch_digest
+
+    return dispatch_digest(shop.request(cid, step=step).dispatch_key)

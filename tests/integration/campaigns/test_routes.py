@@ -13,8 +13,8 @@ def test_the_policy_has_defaults_and_only_editors_change_it(shop: Shop) -> None:
     out = shop.suite.call("GET", "/campaigns/policy", role="analyst")
     assert out.status == 200
     policy = out.body["policy"]
-    assert (policy["time_zone"], policy["quiet_start"], policy["quiet_end"]) == (
-        "Asia/Shanghai", "21:00", "09:00")  # fmt: skip
+    assert (policy["time_zone"], policy["quiet_hours"]) == (
+        "Asia/Shanghai", {"start": "21:00", "end": "09:00"})  # fmt: skip
     assert policy["weekly_cap"] == 3
     assert policy["channels"]["sms"]["daily_cap"] == 1
     assert out.body["updated_at"] is None
@@ -22,10 +22,14 @@ def test_the_policy_has_defaults_and_only_editors_change_it(shop: Shop) -> None:
     bad = shop.suite.call("PUT", "/campaigns/policy", {**policy, "time_zone": "Mars/Base"})
     assert bad.status == 400
     assert bad.body["error"]["fields"][0]["field"] == "time_zone"
+    # Only what changes need be sent: the rest keeps its default.
+    partial = shop.suite.call("PUT", "/campaigns/policy", {"weekly_cap": 5}, role="marketer")
+    assert partial.status == 200
+    assert partial.body["policy"]["channels"]["sms"]["daily_cap"] == 1
     too_big = shop.suite.call("PUT", "/campaigns/policy", {**policy, "global_control_pct": 40})
     assert too_big.status == 400
     # No quiet hours, and two SMS a day.
-    changed = {**policy, "quiet_start": None, "quiet_end": None,
+    changed = {**policy, "quiet_hours": None,
                "channels": {**policy["channels"], "sms": {**policy["channels"]["sms"],
                                                          "daily_cap": 2}}}  # fmt: skip
     saved = shop.suite.call("PUT", "/campaigns/policy", changed, role="marketer")

@@ -144,8 +144,17 @@ def test_a_run_reports_status_and_progress_while_the_last_complete_sizes_stay_li
     assert [len(s["trend"]) for s in listing["segments"]] == [2] * len(listing["segments"])
 
 
+def failed_run_metrics(out: str) -> list[float]:
+    """The SegmentRunsFailed values the functions emitted (EMF lines on stdout)."""
+    lines = [json.loads(line) for line in out.splitlines() if '"SegmentRunsFailed"' in line]
+    return [value for line in lines for value in line["SegmentRunsFailed"]]
+
+
 def test_a_shard_that_keeps_failing_fails_the_run_naming_the_shard_not_the_data(
-    suite: Suite, shop: dict[str, str], monkeypatch: pytest.MonkeyPatch
+    suite: Suite,
+    shop: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     original = ProfileStore.scan_scoring
 
@@ -172,10 +181,11 @@ def test_a_shard_that_keeps_failing_fails_the_run_naming_the_shard_not_the_data(
     listing = suite.call("GET", "/segments", role="analyst").body
     assert listing["current_run"]["status"] == "failed"
     assert listing["latest_run"] is None
+    assert failed_run_metrics(capsys.readouterr().out) == [1.0]  # once, for SegmentRunFailedAlarm
 
 
 def test_a_poison_task_fails_its_run_at_once_and_late_shards_of_a_failed_run_do_nothing(
-    suite: Suite, shop: dict[str, str]
+    suite: Suite, shop: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     run_id = plan(suite)["run_id"]
     sqs = boto3.client("sqs")
@@ -196,10 +206,14 @@ def test_a_poison_task_fails_its_run_at_once_and_late_shards_of_a_failed_run_do_
     after = run_status(suite, run_id)
     assert after["progress"]["shards_done"] == 0  # the run was over: nothing was scanned
     assert after["status"] == "failed"
+    assert failed_run_metrics(capsys.readouterr().out) == [1.0]
 
 
 def test_a_planner_that_fails_fails_its_run_and_queues_nothing(
-    suite: Suite, shop: dict[str, str], monkeypatch: pytest.MonkeyPatch
+    suite: Suite,
+    shop: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     def unavailable(self: ModelStore, model: Any) -> str:
         raise ReadTimeoutError(endpoint_url="https://s3.example")
@@ -212,6 +226,7 @@ def test_a_planner_that_fails_fails_its_run_and_queues_nothing(
     assert current["error"] == "planning failed: ReadTimeoutError"
     assert current["progress"]["shards_total"] == 0
     assert suite.receive(SHARDS) == []
+    assert failed_run_metrics(capsys.readouterr().out) == [1.0]
 
 
 def test_a_shard_stops_itself_before_its_timeout_and_its_last_attempt_fails_the_run(

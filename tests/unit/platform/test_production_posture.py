@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import json
 import re
+import tomllib
 from typing import Any
 
 import pytest
 
 from crm.auth import Role
-from crm_local.template import Template, load_template
+from crm_local.template import ROOT, Template, load_template
 
 
 @pytest.fixture(scope="module")
@@ -174,9 +175,67 @@ def test_latency_errors_and_fold_lag_alarm(template: Template) -> None:
     assert ref(lag["Dimensions"][0]["Value"]) == "ProfileEventsQueue"
 
 
+def test_failed_segment_runs_alarm_on_the_metric_their_functions_emit(template: Template) -> None:
+    """Both functions that can end a run as failed count it (tested in test_segment_runs.py)."""
+    failed = props(template, "SegmentRunFailedAlarm")
+    watched = {
+        m["MetricStat"]["Metric"]["Dimensions"][0]["Value"]
+        for m in failed["Metrics"]
+        if "MetricStat" in m and m["MetricStat"]["Metric"]["MetricName"] == "SegmentRunsFailed"
+    }
+    services = {
+        spec.environment.get("POWERTOOLS_SERVICE_NAME")
+        for spec in template.functions()
+        if spec.logical_id in {"SegmentPlannerFunction", "SegmentWorkerFunction"}
+    }
+    assert watched == services == {"crm-segment-planner", "crm-segment-worker"}
+
+
 def test_the_dashboard_shows_every_alarm(template: Template) -> None:
     body = props(template, "OperationsDashboard")["DashboardBody"]["Fn::Sub"]
     named = set(re.findall(r"\$\{(\w+)\.Arn\}", body))
     assert named == set(template.of_type("AWS::CloudWatch::Alarm"))
     widgets = json.loads(re.sub(r"\$\{[^}]+\}", "x", body))["widgets"]
     assert len(widgets) >= 5
+
+
+# ------------------------------------------------------------------ data residency
+def test_one_stack_per_data_region_and_every_function_knows_its_region(template: Template) -> None:
+    region = template.body["Parameters"]["DataRegion"]
+    assert set(region["AllowedValues"]) == {"cn", "eu", "us"}
+    assert template.body["Globals"]["Function"]["Environment"]["Variables"]["DATA_REGION"] == {
+        "Ref": "DataRegion"
+    }
+    for spec in template.functions():
+        assert "DATA_REGION" not in spec.environment or spec.environment["DATA_REGION"] == {
+            "Ref": "DataRegion"
+        }, spec.logical_id  # no function overrides its stack's region
+
+
+def test_the_deploy_config_has_a_production_stack_per_region() -> None:
+    config = tomllib.loads((ROOT / "infra" / "samconfig.toml").read_text())
+    regions = {}
+    for name, env in config.items():
+        if not isinstance(env, dict):
+            continue  # `version`
+        overrides = env.get("deploy", {}).get("parameters", {}).get("parameter_overrides", "")
+        if "Stage=prod" in overrides:
+            found = re.search(r"DataRegion=(\w+)", overrides)
+            assert found, f"{name}: a production stack must name its data region"
+            regions[found.group(1)] = env["global"]["parameters"]["region"]
+    assert set(regions) == {"cn", "eu", "us"}
+    assert regions["cn"].startswith("cn-")  # mainland customers' data stays in China
+    assert not any(r.startswith("cn-") for k, r in regions.items() if k != "cn")
+
+
+def test_buckets_refuse_anything_but_tls(template: Template) -> None:
+    policies = {
+        ref(p["Properties"]["Bucket"]): p["Properties"]["PolicyDocument"]["Statement"]
+        for p in template.of_type("AWS::S3::BucketPolicy").values()
+    }
+    for bucket in template.of_type("AWS::S3::Bucket"):
+        denies = [
+            s for s in policies.get(bucket, [])
+            if s["Effect"] == "Deny" and s["Condition"]["Bool"]["aws:SecureTransport"] == "false"
+        ]  # fmt: skip
+        assert denies, f"{bucket} accepts plain HTTP"

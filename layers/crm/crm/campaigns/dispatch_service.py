@@ -29,6 +29,8 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from aws_lambda_powertools import Logger
+
 from crm.auth import Caller, Permission, Role
 from crm.campaigns.dispatch import CouponIssuer
 from crm.campaigns.dispatch_store import (
@@ -66,10 +68,12 @@ from crm.campaigns.providers import (
 from crm.campaigns.records import dispatch_digest
 from crm.campaigns.templates import Locale, RenderFailed, Templates, render, variables_used
 from crm.clock import Clock, IdFactory
-from crm.errors import NotFound, Unavailable
+from crm.errors import CrmError, NotFound, Unavailable
 from crm.profiles import ProfileRecord, ProfileService
 from crm.segments import SegmentCatalog
 from crm.timers import Timers, WakeUp
+
+logger = Logger(child=True)
 
 TIMER_KIND = "dispatch"
 # How long a claim holds a message for its sender: longer than any provider call and the
@@ -258,6 +262,10 @@ class DispatchService:
             record = self._profiles.load(request.customer_id)
         except NotFound:
             return final("suppressed", "unknown_customer")
+        if record.customer_id != request.customer_id:
+            # Merged into another profile since the request was made: the survivor's caps
+            # count (one more read, for merged customers only).
+            caps = self._store.read(digest, record.customer_id)[1]
         channel = policy.channel(request.channel)
         if not request.transactional:
             if channel.purpose is None:
@@ -291,7 +299,7 @@ class DispatchService:
             lease=self._ids(), lease_until=now + LEASE, cost_micros=channel.cost_micros,
             updated_at=now,
         )  # fmt: skip
-        if not self._store.claim(claimed, prior, new_caps, waiting, extra):
+        if not self._store.claim(claimed, prior, new_caps, waiting, extra, record.customer_id):
             return None
         return self._send(claimed, composed, provider)
 
@@ -315,7 +323,10 @@ class DispatchService:
             "products": [],
         }
         if "products" in used and self._recommender is not None:
-            values["products"] = self._recommender(record.customer_id)
+            try:
+                values["products"] = self._recommender(record.customer_id)
+            except Exception as exc:  # recommendations are a nicety: the message goes without
+                logger.warning("no recommendations", extra={"error": type(exc).__name__})
         if request.coupon_offer_id is not None:
             if self._coupons is None:
                 return "coupons are not available: no coupon issuer is configured"
@@ -323,8 +334,10 @@ class DispatchService:
                 coupon = self._coupons.issue(
                     request.coupon_offer_id, request.customer_id, request.dispatch_key
                 )
+            except CrmError as exc:  # the issuer's own reason (an ended offer, ...)
+                return f"coupon not issued: {exc}"[:300]
             except Exception as exc:  # one customer's coupon never stops the others
-                return f"coupon not issued: {type(exc).__name__}: {exc}"[:300]
+                return f"coupon not issued: {type(exc).__name__}"
             values["coupon"] = coupon.model_dump(mode="json")
         try:
             rendered = render(stored.template, request.channel,
@@ -337,7 +350,7 @@ class DispatchService:
             if address is None:
                 return "no address on the channel"
         return OutgoingMessage(
-            dispatch_key=request.dispatch_key, digest=digest, customer_id=request.customer_id,
+            dispatch_key=request.dispatch_key, digest=digest, customer_id=record.customer_id,
             campaign_id=request.campaign_id, channel=request.channel, address=address,
             shown_address=shown_address(record, request.channel), locale=rendered.locale,
             subject=rendered.subject, body=rendered.body,
@@ -382,7 +395,7 @@ class DispatchService:
             raise Unavailable(f"the {request.channel} provider is busy; try again") from None
         outcome = self._finish(claimed, holding, "sent", None, message_id)
         if outcome is not None and outcome.status == "sent" and not request.transactional:
-            self._store.touch(request.customer_id, Touch(
+            self._store.touch(message.customer_id, Touch(
                 campaign_id=request.campaign_id, variant=request.variant,
                 channel=request.channel, dispatch_key=request.dispatch_key,
                 sent_at=claimed.updated_at,

@@ -206,13 +206,15 @@ class DispatchStore:
         caps: CapState | None,
         stats: Mapping[str, int],
         extra: Sequence[dict[str, Any]] = (),
+        caps_owner: str | None = None,
     ) -> bool:
         """Claim the message for sending and take its slot under the caps in one transaction.
         False: the message was claimed or moved by another worker; CapsMoved: the caps changed
         since they were read (read them again and decide again)."""
         operations = [self._message_put(record, prior)]
         if caps is not None:
-            operations.append(self._caps_put(record.request.customer_id, caps, record.updated_at))
+            owner = caps_owner or record.request.customer_id
+            operations.append(self._caps_put(owner, caps, record.updated_at))
         if stats:
             operations.append(self._stats_update(record, stats))
         reasons = self._transact([*operations, *extra])

@@ -15,7 +15,7 @@ marketing message (transactional ones are exempt from all of it, and recorded al
   least `priority_threshold` (a routine newsletter at priority 0 cannot use up the week before
   a cart-abandonment or a VIP journey wants its message); below that, all slots are equal,
   first come first served;
-- quiet hours (`quiet_start` to `quiet_end` in the zone): a message is deferred to the end of
+- quiet hours (`quiet_hours.start` to `.end` in the zone): a message is deferred to the end of
   the quiet hours plus a jitter of up to `quiet_jitter_s` (deterministic per message), so that
   09:00 is not one spike at the providers.
 
@@ -28,12 +28,12 @@ from __future__ import annotations
 import hashlib
 from datetime import date, datetime, time, timedelta
 from typing import Annotated, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
-from pydantic import Field, StringConstraints, field_validator, model_validator
+from pydantic import Field, StringConstraints
 
 from crm.campaigns.models import MessageChannel
-from crm.models import Integer, Output, Record, StrictInput
+from crm.models import INTEGRAL, Integer, Output, Record, StrictInput
 
 ClockTime = Annotated[str, StringConstraints(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
 Purpose = Literal["marketing_email", "marketing_sms", "marketing_push", "marketing_wechat"]
@@ -44,7 +44,7 @@ class ChannelPolicy(StrictInput):
         description="the consent a marketing message on this channel needs; none: the channel "
         "takes no marketing"
     )
-    daily_cap: Annotated[int, Field(ge=0, le=100)] | None = Field(
+    daily_cap: Annotated[int, Field(ge=0, le=100), INTEGRAL] | None = Field(
         default=1, description="marketing messages per calendar day on this channel; null: none"
     )
     rate_per_s: float = Field(
@@ -58,79 +58,73 @@ class ChannelPolicy(StrictInput):
     )
 
 
-def _default_channels() -> dict[MessageChannel, ChannelPolicy]:
-    # Conservative starting rates per worker, to set to the account's quotas (docs/campaigns.md):
-    # SES's sending rate and SNS's SMS rate are per account and Region and vary by account.
-    # Costs: SES $0.10 per 1,000 emails; SMS to mainland China about $0.02 each (varies by
-    # country); SNS mobile push $0.50 per million; WeChat subscription messages free.
-    return {
-        MessageChannel.EMAIL: ChannelPolicy(
-            purpose="marketing_email", rate_per_s=14, cost_micros=100
-        ),
-        MessageChannel.SMS: ChannelPolicy(
-            purpose="marketing_sms", rate_per_s=20, cost_micros=20_000
-        ),
-        MessageChannel.PUSH: ChannelPolicy(purpose="marketing_push", rate_per_s=100, cost_micros=1),
-        MessageChannel.WECHAT: ChannelPolicy(purpose="marketing_wechat", rate_per_s=50),
-        # The shop's own endpoint (an in-app inbox, ...): app-style notifications.
-        MessageChannel.WEBHOOK: ChannelPolicy(
-            purpose="marketing_push", daily_cap=None, rate_per_s=50
-        ),
-    }
+# The zones a shop may choose (its customers' days, weeks and quiet hours): a list the API
+# document can carry, the same on every machine.
+TimeZone = Literal[
+    "Asia/Shanghai", "Asia/Hong_Kong", "Asia/Taipei", "Asia/Macau", "Asia/Singapore",
+    "Asia/Kuala_Lumpur", "Asia/Tokyo", "Asia/Seoul", "Asia/Bangkok", "Asia/Dubai",
+    "Europe/London", "Europe/Berlin", "Europe/Paris", "America/New_York",
+    "America/Los_Angeles", "Australia/Sydney", "UTC",
+]  # fmt: skip
+
+
+class QuietHours(StrictInput):
+    start: ClockTime = Field(description="from (local time); overnight when after `end`")
+    end: ClockTime = Field(description="until (local time); equal to `start`: no quiet hours")
+
+
+class ChannelPolicies(StrictInput):
+    """Each channel's part of the policy. Conservative starting rates per worker, to set to
+    the account's quotas (docs/campaigns.md): SES's sending rate and SNS's SMS rate are per
+    account and Region and vary by account. Costs: SES $0.10 per 1,000 emails; SMS to mainland
+    China about $0.02 each (varies by country); SNS mobile push $0.50 per million; WeChat
+    subscription messages free."""
+
+    email: ChannelPolicy = ChannelPolicy(purpose="marketing_email", rate_per_s=14,
+                                         cost_micros=100)  # fmt: skip
+    sms: ChannelPolicy = ChannelPolicy(purpose="marketing_sms", rate_per_s=20, cost_micros=20_000)
+    push: ChannelPolicy = ChannelPolicy(purpose="marketing_push", rate_per_s=100, cost_micros=1)
+    wechat: ChannelPolicy = ChannelPolicy(purpose="marketing_wechat", rate_per_s=50)
+    # The shop's own endpoint (an in-app inbox, ...): app-style notifications.
+    webhook: ChannelPolicy = ChannelPolicy(purpose="marketing_push", daily_cap=None, rate_per_s=50)
 
 
 class ContactPolicy(StrictInput):
     """The shop's contact-pressure policy (docs/campaigns.md)."""
 
-    time_zone: str = Field(default="Asia/Shanghai", description="the shop's IANA zone")
-    quiet_start: ClockTime | None = Field(default="21:00", description="null: no quiet hours")
-    quiet_end: ClockTime | None = "09:00"
+    time_zone: TimeZone = Field(default="Asia/Shanghai", description="the shop's zone")
+    quiet_hours: QuietHours | None = Field(
+        default=QuietHours(start="21:00", end="09:00"), description="null: none"
+    )
     quiet_jitter_s: Integer = Field(default=1800, ge=0, le=6 * 3600)
-    weekly_cap: Annotated[int, Field(ge=0, le=100)] | None = Field(
+    weekly_cap: Annotated[int, Field(ge=0, le=100), INTEGRAL] | None = Field(
         default=3, description="marketing messages per calendar week across channels"
     )
-    rolling_cap: Annotated[int, Field(ge=1, le=20)] | None = Field(
+    rolling_cap: Annotated[int, Field(ge=1, le=20), INTEGRAL] | None = Field(
         default=2, description="marketing messages across channels in any rolling window"
     )
     rolling_window_h: Integer = Field(default=48, ge=1, le=24 * 14)
     reserved_slots: Integer = Field(
         default=1, ge=0, le=100, description="weekly slots kept for high-priority messages"
     )
-    priority_threshold: Integer = Field(default=50, description="what counts as high priority")
+    priority_threshold: Integer = Field(
+        default=50, ge=-1000, le=1000, description="what counts as high priority"
+    )
     global_control_pct: float = Field(default=5, ge=1, le=15)
-    control_salt: Annotated[str, StringConstraints(min_length=1, max_length=64)] = "gc-2026"
+    control_salt: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,64}$")] = "gc-2026"
     default_locale: Literal["zh", "en"] = "zh"
-    unsubscribe_url: Annotated[str, StringConstraints(pattern=r"^https://\S{1,500}$")] = (
+    unsubscribe_url: Annotated[str, StringConstraints(pattern=r"^https://[!-~]{1,500}$")] = (
         "https://shop.example/unsubscribe"
     )
-    channels: dict[MessageChannel, ChannelPolicy] = Field(default_factory=_default_channels)
-
-    @field_validator("time_zone")
-    @classmethod
-    def _zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError("not an IANA time zone (Asia/Shanghai, Europe/Berlin, ...)") from None
-        return value
-
-    @model_validator(mode="after")
-    def _whole(self) -> ContactPolicy:
-        if (self.quiet_start is None) != (self.quiet_end is None):
-            raise ValueError("quiet_start and quiet_end are set together, or neither")
-        if self.quiet_start is not None and self.quiet_start == self.quiet_end:
-            raise ValueError("quiet hours end when they start: leave both null for none")
-        missing = set(MessageChannel) - set(self.channels)
-        if missing:
-            raise ValueError(f"channels lacks {', '.join(sorted(missing))}")
-        return self
+    channels: ChannelPolicies = Field(default_factory=ChannelPolicies)
 
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.time_zone)
 
     def channel(self, channel: MessageChannel) -> ChannelPolicy:
-        return self.channels[channel]
+        found: ChannelPolicy = getattr(self.channels, channel.value)
+        return found
 
     def in_global_control(self, customer_id: str) -> bool:
         """Deterministic: the same customer is in (or out of) the control group every time."""
@@ -160,16 +154,17 @@ def _at(day: date, clock: str, zone: ZoneInfo) -> datetime:
 
 def quiet_until(policy: ContactPolicy, now: datetime) -> datetime | None:
     """When the quiet hours that hold `now` end; None when `now` is not in quiet hours."""
-    if policy.quiet_start is None or policy.quiet_end is None:
+    quiet = policy.quiet_hours
+    if quiet is None or quiet.start == quiet.end:
         return None
     zone = policy.zone
     local = now.astimezone(zone)
-    start = _at(local.date(), policy.quiet_start, zone)
-    end = _at(local.date(), policy.quiet_end, zone)
+    start = _at(local.date(), quiet.start, zone)
+    end = _at(local.date(), quiet.end, zone)
     if start < end:  # within one day (13:00-14:00)
         return end if start <= local < end else None
     if local >= start:  # overnight, evening part: until tomorrow's end
-        return _at(local.date() + timedelta(days=1), policy.quiet_end, zone)
+        return _at(local.date() + timedelta(days=1), quiet.end, zone)
     return end if local < end else None
 
 

@@ -3,6 +3,7 @@ recording provider would have sent), each with the permission it needs."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Annotated
 
@@ -15,6 +16,9 @@ from crm.campaigns.templates import MessageTemplate, StoredTemplate, Templates
 from crm.errors import FieldProblem, InvalidInput
 from crm.http import ApiRequest, QueryParam, Routes
 from crm.models import Output
+
+# Customer and campaign ids, as the query may name them.
+ID_PATTERN = r"^[A-Za-z0-9._:#-]{1,128}$"
 
 
 class OutboxEntry(Output):
@@ -93,16 +97,26 @@ def dispatch_routes(
         "(local and development stages; entries expire after 7 days)",
         response=Outbox,
         query=(
-            QueryParam("customer_id", "the customer whose messages to show (required)"),
-            QueryParam("campaign_id", "only this campaign's messages"),
+            QueryParam(
+                "customer_id",
+                "the customer whose messages to show",
+                required=True,
+                pattern=ID_PATTERN,
+            ),
+            QueryParam("campaign_id", "only this campaign's messages", pattern=ID_PATTERN),
         ),
     )
     def get_outbox(req: ApiRequest) -> Outbox:
-        customer_id = req.query.get("customer_id")
-        if not customer_id:
-            raise InvalidInput("customer_id is required",
-                               [FieldProblem("customer_id", "required")])  # fmt: skip
-        entries = dispatch().outbox(req.who, customer_id, req.query.get("campaign_id"))
+        customer_id = req.required_query("customer_id")
+        campaign_id = req.query.get("campaign_id")
+        problems = [
+            FieldProblem(name, "an id: letters, digits and ._:#-, up to 128")
+            for name, value in (("customer_id", customer_id), ("campaign_id", campaign_id))
+            if value is not None and not re.fullmatch(ID_PATTERN, value)
+        ]
+        if problems:
+            raise InvalidInput("not an outbox query", problems)
+        entries = dispatch().outbox(req.who, customer_id, campaign_id)
         return Outbox(entries=[OutboxEntry.model_validate(e) for e in entries[-1000:]])
 
     return routes

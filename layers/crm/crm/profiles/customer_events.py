@@ -16,8 +16,9 @@ from pydantic import (
     model_validator,
 )
 
+from crm.config import DataRegion
 from crm.models import INTEGRAL, NOT_BLANK, Integer, Output, StrictInput, UtcDatetime
-from crm.profiles.models import Channel, Identity, Key
+from crm.profiles.models import RESIDENCY, Channel, Identity, Key
 
 MAX_EVENTS_PER_BATCH = 100
 MAX_BATCH_BYTES = 256 * 1024
@@ -92,6 +93,7 @@ class _Event(StrictInput):
         default=None, description="instead of customer_id: resolves (or creates) the profile"
     )
     channel: Channel | None = Field(default=None, description="channel the event happened on")
+    residency: DataRegion | None = Field(default=None, description=RESIDENCY)
 
     @model_validator(mode="after")
     def _one_customer_reference(self) -> _Event:

@@ -29,6 +29,9 @@ class EventIntake:
                 "event_id must be unique within a batch",
                 [FieldProblem("events", f"event_id {i} appears more than once") for i in repeated],
             )
+        self._profiles.check_residency(
+            (f"events.{n}.residency", e.residency) for n, e in enumerate(batch.events)
+        )
         self._check_contents(batch)
         self._check_customers_exist(batch)
         # One message per event, so that a poison event fails alone; free text and phone or

@@ -65,6 +65,7 @@ class IdentityResolution:
     # ------------------------------------------------------------ upsert
     def upsert_customer(self, caller: Caller, body: UpsertCustomer) -> UpsertResult:
         caller.require(Permission.CREATE_PROFILE)
+        self._profiles.check_residency([("residency", body.residency)])
         codec = self._profiles.codec()
         found = self._resolve(
             body.attributes,
@@ -160,7 +161,10 @@ class IdentityResolution:
         owners = profiles.store.owners([(i.channel, i.key) for i in wanted])
         now = profiles.clock()
         if not owners:
-            record = ProfileRecord(customer_id=profiles.ids(), created_at=now, updated_at=now)
+            record = ProfileRecord(
+                customer_id=profiles.ids(), residency=profiles.region, created_at=now,
+                updated_at=now,
+            )  # fmt: skip
             codec.apply(record, attrs, only_missing=False)
             record.identities = wanted
             record.segments = sorted(profiles.rules.evaluate(record, now))

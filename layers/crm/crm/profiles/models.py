@@ -18,6 +18,7 @@ from pydantic import (
     model_validator,
 )
 
+from crm.config import DataRegion
 from crm.models import NOT_BLANK, Integer, Output, StrictInput, UtcDatetime
 from crm.pii import normalize_phone
 
@@ -155,6 +156,13 @@ class ProfileAttributes(StrictInput):
         return value
 
 
+RESIDENCY = (
+    "where this customer's data must be kept (cn: mainland China, eu, us); a stack serves one "
+    "data region and answers 421 naming the right one for another region's customer; "
+    "default: this stack's region"
+)
+
+
 class UpsertCustomer(StrictInput):
     """Create a profile, or find the one these identities already belong to."""
 
@@ -162,6 +170,7 @@ class UpsertCustomer(StrictInput):
     # request the document allows never overflows a profile.
     identities: list[Identity] = Field(min_length=1, max_length=MAX_IDENTITIES - 2)
     attributes: ProfileAttributes = Field(default_factory=ProfileAttributes)
+    residency: DataRegion | None = Field(default=None, description=RESIDENCY)
 
 
 class EditProfile(StrictInput):
@@ -405,6 +414,7 @@ class Customer360(Output):
     created_at: datetime
     updated_at: datetime
     pii: Literal["full", "masked"]
+    residency: DataRegion = Field(description="the data region that keeps this customer's data")
     attributes: AttributesView
     identities: list[IdentityView]
     consent: dict[ConsentPurpose, ConsentState]

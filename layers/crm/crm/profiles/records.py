@@ -45,6 +45,9 @@ class ProfileRecord(Record):
     customer_id: str
     version: int = 1
     rev: int = 0
+    residency: str | None = Field(
+        default=None, description="its data region; None: created before residency was kept"
+    )
     created_at: datetime
     updated_at: datetime
     attributes: dict[str, Any] = Field(default_factory=dict, description="non-PII attributes")

@@ -50,7 +50,7 @@ def profile_routes(family: Callable[[], Profiles]) -> Routes:
         body=UpsertCustomer,
         response=UpsertResult,
         also_status=(201, 202),
-        errors=(409,),
+        errors=(409, 421),
     )
     def upsert_customer(req: ApiRequest) -> Response:
         result = family().identity.upsert_customer(req.who, req.model(UpsertCustomer))
@@ -216,7 +216,7 @@ def profile_routes(family: Callable[[], Profiles]) -> Routes:
         body=EventBatch,
         response=EventsAccepted,
         status=202,
-        errors=(404, 413),
+        errors=(404, 413, 421),
         max_body_bytes=MAX_BATCH_BYTES,
     )
     def post_events(req: ApiRequest) -> EventsAccepted:

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from crm.clock import Clock, IdFactory
-from crm.errors import Conflict, NotFound
+from crm.config import DataRegion
+from crm.errors import Conflict, FieldProblem, NotFound, WrongDataRegion
 from crm.keys import DataKeys
 from crm.pii import BlindIndex, mask_email, mask_phone
 from crm.profiles.models import PII_CHANNELS, Channel, Identity
@@ -82,7 +83,9 @@ class ProfileService:
         clock: Clock,
         ids: IdFactory,
         sleep: Callable[[float], Any] = time.sleep,
+        region: DataRegion = DataRegion.CN,
     ) -> None:
+        self.region = region
         self.store = store
         self.keys = keys
         self.index = index
@@ -90,6 +93,22 @@ class ProfileService:
         self.clock = clock
         self.ids = ids
         self._sleep = sleep
+
+    def check_residency(self, wanted: Iterable[tuple[str, DataRegion | None]]) -> None:
+        """Refuse (421, naming where each belongs) customers of another data region: their
+        data is kept by that region's stack, never here."""
+        misplaced = [(w, r) for w, r in wanted if r is not None and r != self.region]
+        if misplaced:
+            regions = sorted({str(region) for _, region in misplaced})
+            elsewhere = [
+                FieldProblem(where, f"belongs to the {region} data region, not {self.region}")
+                for where, region in misplaced
+            ]
+            raise WrongDataRegion(
+                f"this stack keeps the {self.region} data region's customers; send these to "
+                f"the {' and '.join(regions)} region's API; nothing was stored",
+                elsewhere,
+            )
 
     # ------------------------------------------------------------ reading
     def load(self, customer_id: str) -> ProfileRecord:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from crm.config import env
+from crm.config import DataRegion, data_region, env
 
 
 @dataclass(frozen=True)
@@ -13,6 +13,7 @@ class ProfilesSettings:
     profile_events_queue_url: str
     pii_key_id: str
     blind_index_secret_arn: str
+    data_region: DataRegion
 
     @classmethod
     def from_env(cls) -> ProfilesSettings:
@@ -21,4 +22,5 @@ class ProfilesSettings:
             profile_events_queue_url=env("PROFILE_EVENTS_QUEUE_URL"),
             pii_key_id=env("PII_KEY_ID"),
             blind_index_secret_arn=env("BLIND_INDEX_SECRET_ARN"),
+            data_region=data_region(),
         )

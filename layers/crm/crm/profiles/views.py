@@ -57,6 +57,7 @@ class CustomerViews:
         return Customer360(
             customer_id=record.customer_id,
             version=record.version,
+            residency=record.residency or self._profiles.region,
             created_at=record.created_at,
             updated_at=record.updated_at,
             pii="full" if full else "masked",

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from aws_lambda_powertools import Logger
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from pydantic import ValidationError
 
 from crm.clock import Clock, IdFactory
@@ -39,6 +40,19 @@ from crm.segments.store import ModelStore, SegmentStore
 from crm.sqs_consumer import PoisonMessage
 
 logger = Logger(child=True)
+
+
+def _fail_run(segments: SegmentStore, run_id: str, error: str, at: datetime) -> None:
+    """End the run as failed and count it (metric SegmentRunsFailed, which SegmentRunFailedAlarm
+    watches) when this call is the one that ended it."""
+    if not segments.fail_run(run_id, error, at):
+        return
+    try:
+        with single_metric(name="SegmentRunsFailed", unit=MetricUnit.Count, value=1):
+            pass
+    except Exception:  # reporting must not hide the failure being reported
+        logger.exception("SegmentRunsFailed could not be emitted")
+
 
 SAMPLE_SEGMENTS = 64  # the sample reads whole scan segments, chosen at random
 # The planner fits on every customer it reads; it reads the whole base up to this many paying
@@ -150,8 +164,8 @@ class SegmentRecompute:
             return self._plan(run_id, now, rng or random.Random())  # noqa: S311
         except Exception as exc:
             try:
-                self._segments.fail_run(run_id, f"planning failed: {failure_name(exc)}",
-                                        self._clock())  # fmt: skip
+                _fail_run(self._segments, run_id, f"planning failed: {failure_name(exc)}",
+                          self._clock())  # fmt: skip
             except Exception:  # the store may be what failed; the watchdog ends the run then
                 logger.exception("could not record the planner's failure")
             raise
@@ -237,11 +251,11 @@ class SegmentRecompute:
         )  # fmt: skip
         try:
             if isinstance(exc, PoisonMessage):  # no attempt can do better
-                self._segments.fail_run(task.run_id, f"{where} cannot be scored: "
-                                        f"{failure_name(exc)}", self._clock())  # fmt: skip
+                _fail_run(self._segments, task.run_id, f"{where} cannot be scored: "
+                          f"{failure_name(exc)}", self._clock())  # fmt: skip
             elif attempt >= SHARD_ATTEMPTS:  # SQS moves it to the dead-letter queue now
-                self._segments.fail_run(task.run_id, f"{where} failed {attempt} times: "
-                                        f"{failure_name(exc)}", self._clock())  # fmt: skip
+                _fail_run(self._segments, task.run_id, f"{where} failed {attempt} times: "
+                          f"{failure_name(exc)}", self._clock())  # fmt: skip
             else:
                 self._segments.note_retry(task.run_id)
         except Exception:  # the store may be what failed: SQS's retry and the watchdog remain
