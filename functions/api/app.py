@@ -15,6 +15,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from chalice.app import Chalice, Request, Response
 
+from crm.campaigns.journey_routes import journey_routes
 from crm.campaigns.routes import dispatch_routes
 from crm.campaigns.send_routes import send_routes
 from crm.composition import root
@@ -37,6 +38,7 @@ FAMILIES = [
     # ---- campaigns: S
     send_routes(lambda: root().send_parts),
     ticket_routes(lambda: root().tickets),
+    journey_routes(lambda: root().journeys),  # campaigns: J
     # campaigns: D
     dispatch_routes(lambda: root().campaign_dispatch, lambda: root().campaign_templates),
     aftersales_routes(lambda: root().aftersales, lambda: root().product_feedback),

@@ -330,3 +330,47 @@ def load_shop(
                 report("folding events", bar.n, len(events))
                 time.sleep(0.25)
     return {"customers": len(customers), "events": len(events)}
+
+
+# ---- campaigns: J (journeys) -- the shipped example journeys, live in the demo
+_HELLO_ZH = "{{ name }}，您好！{% for p in products %}{{ p.product }} {% endfor %}"
+_HELLO_EN = "Hi {{ name }}! {% for p in products %}{{ p.product }} {% endfor %}"
+DEMO_TEMPLATE_BODIES = {
+    "zh": {"subject": "来自小店", "body": _HELLO_ZH + "退订：{{ unsubscribe_url }}"},
+    "en": {"subject": "From the shop", "body": _HELLO_EN + "Unsubscribe: {{ unsubscribe_url }}"},
+}
+
+
+def load_journeys(client: ApiClient) -> int:
+    """Store a template for each template the examples name, then create and activate the
+    example journeys (`GET /campaigns/journeys/examples`); journeys already there by name are
+    left as they are, so seeding twice loads them once. Returns how many were created."""
+    status, examples = client.request("GET", "/campaigns/journeys/examples")
+    if status != 200:
+        raise RuntimeError(f"GET /campaigns/journeys/examples answered {status}: {examples}")
+    channels = ("email", "sms", "push", "wechat", "webhook")
+    template = {"description": "demo", "channels": dict.fromkeys(channels, DEMO_TEMPLATE_BODIES)}
+    wanted = {
+        s["template_id"] for e in examples["examples"] for s in e["steps"] if s["type"] == "send"
+    }
+    for template_id in sorted(wanted):
+        status, reply = client.request("PUT", f"/campaigns/templates/{template_id}", template)
+        if status != 200:
+            raise RuntimeError(f"storing template {template_id} failed: {status} {reply}")
+    status, listing = client.request("GET", "/campaigns/journeys")
+    if status != 200:
+        raise RuntimeError(f"GET /campaigns/journeys answered {status}: {listing}")
+    present = {j["definition"]["name"] for j in listing["journeys"]}
+    created = 0
+    for example in examples["examples"]:
+        if example["name"] in present:
+            continue
+        status, journey = client.request("POST", "/campaigns/journeys", example)
+        if status != 201:
+            raise RuntimeError(f"creating journey {example['name']} failed: {status} {journey}")
+        path = f"/campaigns/journeys/{journey['journey_id']}/activate"
+        status, reply = client.request("POST", path)
+        if status != 200:
+            raise RuntimeError(f"activating journey {example['name']} failed: {status} {reply}")
+        created += 1
+    return created

@@ -31,6 +31,9 @@ if TYPE_CHECKING:
     from crm.campaigns.dispatch import Dispatcher
     from crm.campaigns.dispatch_service import DispatchService
     from crm.campaigns.dispatch_store import DispatchStore
+    from crm.campaigns.journey_engine import DailyTriggers, JourneyEngine, ProfileActions
+    from crm.campaigns.journey_store import JourneyStore
+    from crm.campaigns.journeys import JourneyCatalog
     from crm.campaigns.reports import Reports
     from crm.campaigns.send_routes import SendParts
     from crm.campaigns.send_store import SendStore
@@ -228,7 +231,7 @@ class Crm:
             edits=ProfileEdits(service, views, identity),
             lookup=CustomerLookup(service, views),
             merge_suggestions=MergeSuggestions(service, identity),
-            points=LoyaltyPoints(service),
+            points=LoyaltyPoints(service, self.bus),
             intake=EventIntake(
                 Queue(self.settings.profiles.profile_events_queue_url), service, transit
             ),
@@ -372,6 +375,75 @@ class Crm:
             self.sleep,
         )
 
+    # ---- campaigns: J (journeys)
+    @cached_property
+    def journey_store(self) -> JourneyStore:
+        from crm.campaigns.journey_store import JourneyStore
+
+        return JourneyStore(self.settings.campaigns.campaigns_table)
+
+    @cached_property
+    def journeys(self) -> JourneyCatalog:
+        from crm.auth import Caller
+        from crm.campaigns.journeys import JourneyCatalog
+        from crm.errors import NotFound
+
+        def template_channels(caller: Caller, template_id: str) -> set[str] | None:
+            try:
+                stored = self.campaign_templates.get(caller, template_id)
+            except NotFound:
+                return None
+            return {str(channel) for channel in stored.template.channels}
+
+        return JourneyCatalog(self.journey_store, self.clock, self.ids, template_channels)
+
+    @cached_property
+    def journey_dispatcher(self) -> Dispatcher:
+        # Part D's dispatcher: every journey send goes through the contact-pressure policy.
+        return self.campaign_dispatch
+
+    @cached_property
+    def journey_profile_actions(self) -> ProfileActions:
+        from crm.auth import Caller, Role
+        from crm.profiles.models import PointsChange, TagChange, TagInput
+
+        # The journeys act as a system caller through profiles' own use cases: the same
+        # checks, ledger and events as a marketer's change.
+        system = Caller(subject="journeys", roles=frozenset({Role.ADMIN}))
+        profiles = self.profiles
+
+        class Actions:
+            def add_tag(self, customer_id: str, tag: str) -> None:
+                profiles.edits.change_tags(system, customer_id, TagChange(add=[TagInput(name=tag)]))
+
+            def add_points(self, customer_id: str, points: int, txn_id: str, reason: str) -> None:
+                change = PointsChange(txn_id=txn_id, kind="earn", points=points, reason=reason)
+                profiles.points.change_points(system, customer_id, change)
+
+        return Actions()
+
+    @cached_property
+    def journey_engine(self) -> JourneyEngine:
+        from crm.campaigns.journey_engine import JourneyEngine
+
+        return JourneyEngine(
+            self.journey_store,
+            self.profile_service,
+            self.journey_dispatcher,
+            self.timers,
+            self.journey_profile_actions,
+            self.clock,
+        )
+
+    @cached_property
+    def journey_daily(self) -> DailyTriggers:
+        from crm.campaigns.journey_engine import DailyTriggers
+        from crm.queue import Queue
+
+        queue = Queue(self.settings.campaigns.journey_daily_queue_url)
+        return DailyTriggers(self.journey_engine, self.profile_service, queue, self.clock)
+
+    # ---- end campaigns: J
     # ---- campaigns: D (dispatch, the contact-pressure policy, templates, outbox)
     @cached_property
     def dispatch_store(self) -> DispatchStore:

@@ -54,6 +54,7 @@ class Served:
     customer_token: str = ""
     customers: list[str] = field(default_factory=list)
     segments: list[str] = field(default_factory=list)
+    journeys: list[str] = field(default_factory=list)  # campaigns: J
     # next_token values the API handed out, by (operation path, customer id or segment name)
     page_tokens: dict[tuple[str, str], str] = field(default_factory=dict)
     cases: dict[str, int] = field(default_factory=dict)  # by phase
@@ -87,6 +88,15 @@ def seed(suite: Suite) -> None:
     offer = {"offer_id": SEED_OFFER, "description": "seed", "kind": "amount_off",
              "amount_off": "5.00", "expires_at": "2999-01-01T00:00:00Z", "budget": 10}  # fmt: skip
     assert suite.call("POST", "/campaigns/coupons/offers", offer).status == 201
+
+    # campaigns: J -- a template valid journeys send, and a journey the paths may name
+    assert suite.call("PUT", f"/campaigns/templates/{J_TEMPLATE}", TEMPLATE).status == 200
+    journey = {"name": "seed", "trigger": {"type": "event", "event_type": "cart_added"},
+               "start": "a", "steps": [{"id": "a", "type": "send", "channel": "sms",
+                                        "template_id": J_TEMPLATE}]}  # fmt: skip
+    created = suite.call("POST", "/campaigns/journeys", journey)
+    assert created.status == 201, created.body
+    SERVED.journeys = [created.body["journey_id"]]
     for name in SERVED.segments:
         # the form of token a page that ended on a shard's last member hands out
         token = encode_page_token({"shard": 1, "key": None})
@@ -140,6 +150,12 @@ def config(examples: int, *, coverage: bool) -> schemathesis.Config:
                 # A rule's condition has 19 documented forms: the coverage phase would send
                 # ~2,500 cases (100 s) for this one operation; fuzzing draws from every form,
                 # with more examples than elsewhere. (Every check still runs.)
+                # A journey's steps have as many forms again (and its triggers): the same.
+                {
+                    "include-operation-id": ["create_journey", "replace_journey"],
+                    "phases": {"coverage": {"enabled": False}},
+                    "generation": {"max-examples": 4 * examples},
+                },
                 {
                     "include-operation-id": "define_segment",
                     "phases": {"coverage": {"enabled": False}},
@@ -169,6 +185,8 @@ def one_of_or_generated(
 def flatmap_path_parameters(ctx: Any, path_parameters: dict[str, Any] | None) -> Any:
     """Generated ids are mostly unknown (a documented 404): half the cases name seeded ones.
     (The coverage phase's cases are built at collection, before the seed: they keep theirs.)"""
+    if path_parameters and SERVED.journeys and "journey_id" in path_parameters:  # campaigns: J
+        return one_of_or_generated(path_parameters, "journey_id", SERVED.journeys)
     if path_parameters and SERVED.customers and "customer_id" in path_parameters:
         return one_of_or_generated(path_parameters, "customer_id", SERVED.customers)
     if path_parameters and SERVED.segments and "name" in path_parameters:
@@ -357,6 +375,29 @@ def steer_residency(case: Any) -> None:
             body["residency"] = "cn"
 
 
+# campaigns: J
+J_TEMPLATE = "journey-seed"
+JOURNEY_PATHS = ("/campaigns/journeys", "/campaigns/journeys/{journey_id}")
+
+
+def steer_journeys(case: Any) -> None:
+    """A journey's steps must form a graph from its start, its events be known and its sends
+    name stored templates, which JSON Schema cannot say: a valid case keeps its name,
+    description and trigger (its event the one first-order triggers allow) and gets one send
+    of the seeded template. Each refusal is tested by hand
+    (tests/integration/journeys/test_journeys.py)."""
+    body = case.body if isinstance(case.body, dict) else None
+    if body is None or not is_valid(case) or case.operation.path not in JOURNEY_PATHS:
+        return
+    trigger = body.get("trigger")
+    if isinstance(trigger, dict) and "event_type" in trigger:
+        trigger["event_type"] = "order_paid"
+    body["start"] = "a"
+    body["steps"] = [{"id": "a", "type": "send", "channel": "sms", "template_id": J_TEMPLATE}]
+    body["exit"], body["reentry"] = [], {"mode": "once"}
+    body.pop("goal", None)
+
+
 def call_and_validate(case: Any, token: str) -> None:
     steer_page_token(case)
     steer_feedback_scope(case)
@@ -365,6 +406,7 @@ def call_and_validate(case: Any, token: str) -> None:
     steer_events_and_times(case)
     steer_sends_and_offers(case)
     steer_templates(case)
+    steer_journeys(case)
     phase = case.meta.phase.name.value if case.meta else "explicit"
     mode = case.meta.generation.mode.value if case.meta else "explicit"
     SERVED.cases[f"{phase}/{mode}"] = SERVED.cases.get(f"{phase}/{mode}", 0) + 1
@@ -415,6 +457,7 @@ def test_workflows_keep_the_document(served: Served) -> None:
             steer_events_and_times(case)
             steer_sends_and_offers(case)
             steer_templates(case)
+            steer_journeys(case)
             SERVED.cases["stateful"] = SERVED.cases.get("stateful", 0) + 1
 
         def get_call_kwargs(self, case: Any) -> dict[str, Any]:

@@ -42,6 +42,7 @@ def _path(doc: RouteDoc, customer_id: str) -> str:
               # campaigns: S
               "code": "NOSUCHCODE", "send_id": "no-such-send", "campaign_id": "no-such-campaign",
               }  # fmt: skip
+    values["journey_id"] = "no-such-journey"  # campaigns: J
     values["template_id"] = "no-such-template"  # campaigns: D
     return re.sub(r"{(\w+)}", lambda m: values[m.group(1)], doc.path)
 

@@ -25,6 +25,12 @@ PII_FREE_QUEUES = {
 }
 DLQ_RETENTION_S = 4 * 24 * 3600
 PII_KEY = {"Ref": "PiiKey"}
+# campaigns: J (journeys): their queues carry instance and customer ids, and scan positions.
+JOURNEY_DLQS = {"JourneyStepsDLQ", "JourneyTriggersDLQ", "JourneyDailyDLQ"}
+JOURNEY_FUNCTIONS = {
+    "JourneyStepsFunction", "JourneyTriggersFunction", "JourneyDailyFunction",
+    "JourneyDailyShardFunction", "TimerShardFunction",
+}  # fmt: skip
 
 
 def queues(template: Template) -> dict[str, dict[str, Any]]:
@@ -60,7 +66,10 @@ def test_dead_letters_with_customer_data_are_kept_four_days() -> None:
     carrying = customer_queues(template)
     dlqs = {p["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
             for p in carrying.values() if "RedrivePolicy" in p}  # fmt: skip
-    assert dlqs == {"ProfileEventsDLQ", "SendShardsDLQ", "ConversionsDLQ", "TicketSlaDLQ"}
+    assert (
+        dlqs
+        == {"ProfileEventsDLQ", "SendShardsDLQ", "ConversionsDLQ", "TicketSlaDLQ"} | JOURNEY_DLQS
+    )
     for dlq in dlqs:
         assert carrying[dlq]["MessageRetentionPeriod"] == DLQ_RETENTION_S
 
@@ -108,14 +117,18 @@ def test_every_sender_and_receiver_of_an_encrypted_queue_may_use_the_key() -> No
             # message into the (encrypted) DLQ with the receiver's rights.
             assert {"kms:GenerateDataKey", "kms:Decrypt"} <= _may_use_pii_key(policies), logical_id
             checked.add(logical_id)
-    assert checked == {
-        "ApiFunction",
-        "ProfileEventsFunction",
-        "SendWorkerFunction",
-        "CampaignConversionsFunction",
-        "TicketSlaFunction",
-        "TimerShardFunction",
-    }
+    assert (
+        checked
+        == {
+            "ApiFunction",
+            "ProfileEventsFunction",
+            "SendWorkerFunction",
+            "CampaignConversionsFunction",
+            "TicketSlaFunction",
+            "TimerShardFunction",
+        }
+        | JOURNEY_FUNCTIONS
+    )
 
 
 def test_the_emulator_creates_the_queues_as_the_template_says(suite: Suite) -> None:

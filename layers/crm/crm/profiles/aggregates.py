@@ -106,7 +106,8 @@ def _fold_behaviour(behaviour: BehaviourAggregates, event: CustomerEvent) -> Beh
             "cart_added": "cart_add_count",
         }[event.type]
         update[counter] = getattr(behaviour, counter) + 1
-    elif isinstance(event, AfterSalesEvent):
+    elif isinstance(event, AfterSalesEvent) and event.status == "opened":
+        # A case is counted when it opens; its closing is news (the bus says so), not a case.
         update["after_sales_count"] = behaviour.after_sales_count + 1
         if event.case == "return":
             update["return_count"] = behaviour.return_count + 1

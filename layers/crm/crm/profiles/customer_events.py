@@ -171,6 +171,11 @@ class BrowseEvent(_Event):
 class AfterSalesEvent(_Event):
     type: Literal["after_sales"]
     case: Literal["return", "exchange", "refund_only", "complaint", "repair"]
+    status: Literal["opened", "closed"] = Field(
+        default="opened",
+        description="closed: the case was resolved (counted once, when opened; journeys "
+        "trigger on after_sales_closed)",
+    )
     order_id: Key | None = None
     amount: Money | None = None
     reason_code: Key | None = Field(
@@ -193,6 +198,8 @@ BROWSING_TYPES = frozenset({"product_viewed", "search", "cart_added"})
 ORDER_TYPES = frozenset({"order_placed", "order_paid", "order_refunded"})
 # Every event type a timeline can hold; rule segments name them ("no order_paid in 30 days").
 EVENT_TYPES = BROWSING_TYPES | ORDER_TYPES | {"after_sales"}
+# What the bus says when an after-sales case closes (CustomerProfileUpdated.event_types).
+AFTER_SALES_CLOSED = "after_sales_closed"
 
 
 class EventBatch(StrictInput):

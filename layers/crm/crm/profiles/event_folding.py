@@ -36,7 +36,13 @@ from crm.events import BusEvent, CustomerOrderPaid, CustomerProfileUpdated
 from crm.lake import Lake
 from crm.pii import BlindIndex
 from crm.profiles.aggregates import fold_event
-from crm.profiles.customer_events import AfterSalesEvent, BrowseEvent, CustomerEvent, OrderEvent
+from crm.profiles.customer_events import (
+    AFTER_SALES_CLOSED,
+    AfterSalesEvent,
+    BrowseEvent,
+    CustomerEvent,
+    OrderEvent,
+)
 from crm.profiles.identity import IdentityResolution
 from crm.profiles.pii_codec import NOTE_FIELD, PiiCodec, note_field
 from crm.profiles.records import LedgerEntry, OrderPayment, ProfileRecord, StoredIdentity
@@ -72,6 +78,8 @@ def timeline_body(event: CustomerEvent) -> dict[str, Any]:
     elif isinstance(event, AfterSalesEvent):
         amount = None if event.amount is None else str(event.amount)
         body |= {"order_id": event.order_id, "case": event.case, "amount": amount}
+        if event.status != "opened":
+            body["status"] = event.status
     return body
 
 
@@ -416,6 +424,8 @@ class EventFolding:
             if f.customer_id not in latest or f.rev > (latest[f.customer_id].rev or 0):
                 latest[f.customer_id] = f
             types.setdefault(f.customer_id, set()).add(f.event.type)
+            if isinstance(f.event, AfterSalesEvent) and f.event.status == "closed":
+                types[f.customer_id].add(AFTER_SALES_CLOSED)
         self._profiles.rules.announce([f.shift for f in folded if f.shift is not None])
         now = self._profiles.clock()
         events: list[BusEvent] = [

@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from crm.auth import Caller, Permission
 from crm.errors import Conflict, FieldProblem
+from crm.events import CustomerProfileUpdated
 from crm.profiles.models import PointsChange, PointsEntry, PointsView
 from crm.profiles.records import LedgerEntry, ProfileRecord
 from crm.profiles.service import ProfileService
 from crm.profiles.store import AppendEntry, DuplicateEntry
 
+if TYPE_CHECKING:
+    from crm.bus import Bus
+
+# The event type a points change announces on the bus (journeys trigger on it).
+POINTS_CHANGED = "points_changed"
+
 
 class LoyaltyPoints:
-    def __init__(self, profiles: ProfileService) -> None:
+    def __init__(self, profiles: ProfileService, bus: Bus | None = None) -> None:
         self._profiles = profiles
+        self._bus = bus
 
     def change_points(self, caller: Caller, customer_id: str, body: PointsChange) -> PointsView:
         caller.require(Permission.ADJUST_POINTS, customer_id)
@@ -51,9 +59,25 @@ class LoyaltyPoints:
                 if duplicate.existing.get("customer_id") not in self._ids_of(record):
                     raise Conflict(f"txn_id {body.txn_id} was used for another customer") from None
                 self._check_same_change(body, duplicate.existing.get("body") or {})
+            else:
+                self._announce(record, now)
             return self.points_view(caller, customer_id)
 
         return self._profiles.retry(attempt)
+
+    def _announce(self, record: ProfileRecord, now: Any) -> None:
+        """Say on the bus that the points changed (ids only), once per applied transaction: a
+        retried txn_id applies nothing and announces nothing."""
+        if self._bus is None:
+            return
+        self._bus.publish(
+            [
+                CustomerProfileUpdated(
+                    customer_id=record.customer_id, rev=record.rev, changed=["points"],
+                    event_types=[POINTS_CHANGED], occurred_at=now,
+                )
+            ]
+        )  # fmt: skip
 
     @staticmethod
     def _check_same_change(body: PointsChange, first: dict[str, Any]) -> None:

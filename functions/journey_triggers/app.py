@@ -1,0 +1,42 @@
+"""Enters customers into journeys and resumes waits for events (SQS: the bus's
+CustomerProfileUpdated and CustomerSegmentChanged events, through an EventBridge rule)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from crm.composition import root
+from crm.sqs_consumer import PoisonMessage, QueueMessage, consume
+
+logger = Logger()
+metrics = Metrics()
+
+
+def _event(body: str) -> tuple[str, dict[str, Any]]:
+    try:
+        envelope = json.loads(body)
+    except ValueError:
+        raise PoisonMessage("not an EventBridge event: body") from None
+    if not isinstance(envelope, dict) or not isinstance(envelope.get("detail"), dict):
+        raise PoisonMessage("not an EventBridge event: detail")
+    return str(envelope.get("detail-type", "")), envelope["detail"]
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    engine = root().journey_engine
+
+    def trigger(message: QueueMessage) -> None:
+        detail_type, detail = _event(message.body)
+        entered = engine.on_bus_event(detail_type, detail)
+        count = sum(1 for e in entered if e.instance is not None)
+        metrics.add_metric("JourneyEntries", MetricUnit.Count, count)
+
+    with engine.journeys_read_once():
+        return consume(event, context, trigger, metrics=metrics)
