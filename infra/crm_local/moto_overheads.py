@@ -24,7 +24,7 @@ Profiled while the demo's first segment run scanned a sparse index of profiles (
   once for each attribute projected, to pick that attribute out of it (Item.project): a
   projection of a few attributes of a profile cost a dozen conversions of the whole profile.
   Projections of top-level attributes (an index's keys and included attributes, the usual
-  ProjectionExpression) convert each projected attribute alone, through the same conversions
+  ProjectionExpression) convert each projected attribute once, through the same conversions
   (moto's deserializer and serializer), and make the same item; nested paths and list
   elements go moto's way;
 - a scan of an index lists the table's items that have the index's keys, comparing sets of
@@ -147,12 +147,10 @@ _LIST_ELEMENT = re.compile(r"(.+)\[(\d+)\]$")  # what find_nested_key reads as a
 def _project(self: dynamo_type.Item, projection_expressions: list[list[str]]) -> dynamo_type.Item:
     """moto's Item.project, converting only the projected attributes (see the module's doc)."""
     names = [path[0] for path in projection_expressions if len(path) == 1]
-    if (
-        len(names) != len(projection_expressions)
-        or len(set(names)) != len(names)
-        or any(_LIST_ELEMENT.match(name) for name in names)
-    ):
+    if len(names) != len(projection_expressions) or any(_LIST_ELEMENT.match(n) for n in names):
         return MOTOS_PROJECT(self, projection_expressions)
+    # A name twice (an index's keys and the table's share SK) merges a value into its equal.
+    names = list(dict.fromkeys(names))
     result = {
         name: dynamo_type.deserializer.deserialize(self.attrs[name].to_regular_json())
         for name in names
@@ -171,14 +169,11 @@ MOTOS_PROJECT = dynamo_type.Item.project
 def _has_idx_items(self: table_module.Table, index_name: str) -> list[dynamo_type.Item]:
     """moto's Table.has_idx_items: the items holding every key attribute of the index."""
     index = self.get_index(index_name)
-    columns = tuple({key["AttributeName"] for key in index.schema})
+    columns = {key["AttributeName"] for key in index.schema}
     items: list[dynamo_type.Item] = []
     for hash_set in self.items.values():
         candidates: Any = hash_set.values() if self.range_key_attr else (hash_set,)
-        for item in candidates:
-            attrs = item.attrs
-            if all(column in attrs for column in columns):
-                items.append(item)
+        items.extend(item for item in candidates if columns <= item.attrs.keys())
     return items
 
 

@@ -51,11 +51,11 @@ def _item() -> Any:
         [["missing"], ["n"]],
         [["yes"], ["PK"]],  # the projection's order, not the item's
         [],
-        # moto's own way: a path, a list element, a name twice
+        # moto's own way: a path, a list element
         [["m", "nested"]],
         [["m"], ["m", "nested"]],
         [["l[0]"]],
-        [["s"], ["s"]],
+        [["s"], ["m"], ["s"], ["m"]],  # an index's keys and the table's share a name
     ],
 )
 def test_a_projection_is_motos(patched: None, paths: list[list[str]]) -> None:
