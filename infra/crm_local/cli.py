@@ -107,6 +107,37 @@ class _Backlog:
             return self.count
 
 
+class EventsDeadLettered(Exception):
+    """Demo events that never folded: the demo would be missing them."""
+
+
+class _DeadLetters:
+    """The events queue's dead letters, counted before the demo loads and after its events
+    folded: the demo is not ready with events missing (a fold that fails reaches the DLQ after
+    its receives, and the queue looks empty)."""
+
+    def __init__(self, queue_url: str) -> None:
+        self.sqs = boto3.client("sqs")
+        self.queue = queue_url.rsplit("/", 1)[-1]
+        self.url = dead_letter_url(self.sqs, queue_url)
+        self.before = self.count()
+
+    def count(self) -> int:
+        attrs = self.sqs.get_queue_attributes(
+            QueueUrl=self.url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return sum(int(v) for v in attrs.values())
+
+    def check(self) -> None:
+        lost = self.count() - self.before
+        if lost > 0:
+            raise EventsDeadLettered(
+                f"{lost} demo event(s) were dead-lettered in {self.url.rsplit('/', 1)[-1]} "
+                f"(see the log above; `crm-local redrive {self.queue}` retries them)"
+            )
+
+
 def _seed(
     api: str,
     secret: str,
@@ -121,17 +152,26 @@ def _seed(
     client = ApiClient(api, issue_token(secret, "admin", subject="demo-loader"))
     steps = _StatusWriter(state_dir, started)
     try:
+        dead_letters = _DeadLetters(queue_url)
         shop = Shop(seed=7).customers(customers)
         totals = load_shop(client, shop, backlog=_Backlog(queue_url), report=steps.report)
+        dead_letters.check()
         (state_dir / "seeded").write_text(json.dumps(totals))
         steps.report("computing segments", 0, 0)
         run = _first_segment_run(client)
         # campaigns: J -- after the shop's history, so only new activity enters them
         steps.report("loading the example journeys", 0, 0)
         load_journeys(client)
-    except Exception:
+    except EventsDeadLettered as exc:
+        log.error("%s", exc)
+        return steps.finish(
+            DemoStatus("failed", steps.step, error=str(exc), seconds=steps.elapsed())
+        )
+    except Exception as exc:
         log.exception("loading the demo shop failed")
-        return steps.finish(DemoStatus("failed", steps.step, seconds=steps.elapsed()))
+        return steps.finish(
+            DemoStatus("failed", steps.step, error=str(exc)[:300], seconds=steps.elapsed())
+        )
     sample = shop[0].customer_id
     print(f"one of the demo customers: {sample}", flush=True)
     return steps.finish(
@@ -417,7 +457,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"running: API {info['api']}, AWS endpoint {info['aws_endpoint']}")
     demo = read_status(args.state_dir)
     print(demo.line() if demo else "no demo shop loading (`crm-local up --seed N` loads one)")
-    return 0
+    return 1 if demo and demo.state == "failed" else 0
 
 
 def positive(text: str) -> int:

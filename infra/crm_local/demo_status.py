@@ -29,6 +29,7 @@ class DemoStatus:
     events: int = 0
     segment_run: str | None = None
     seconds: float = 0.0  # since the emulator started
+    error: str = ""  # why it failed
 
     def line(self) -> str:
         if self.state == "ready":
@@ -38,7 +39,8 @@ class DemoStatus:
                 "after start: GET /segments"
             )
         if self.state == "failed":
-            return f"demo loading failed while {self.step}; the API still answers"
+            why = f": {self.error}" if self.error else ""
+            return f"demo loading FAILED while {self.step}{why}; the API still answers"
         progress = f" ({self.done}/{self.total})" if self.total else ""
         return f"demo loading: {self.step}{progress}; the API answers meanwhile"
 

@@ -15,12 +15,28 @@ Profiled while the demo shop loaded (moto's process, 9,600 requests, 315 profile
 - DynamoDB checked an item's 400 KB limit after each attribute it stored by summing the sizes
   of all the attributes stored before it (quadratic in the item's attributes: 37 s for
   profiles). A new item is checked here with a running sum: the same limit, at the same
-  attribute, with the same error.
+  attribute, with the same error. Each attribute's size (DynamoType.size) re-wrapped every
+  value of a map in a new DynamoType, at every level, to ask its size: computed here from the
+  values as they are, by the same rules (moto's number_size and bytesize).
+
+Profiled while the demo's first segment run scanned a sparse index of profiles (its pages):
+- an index's projection (and a ProjectionExpression) turned the whole item into plain values,
+  once for each attribute projected, to pick that attribute out of it (Item.project): a
+  projection of a few attributes of a profile cost a dozen conversions of the whole profile.
+  Projections of top-level attributes (an index's keys and included attributes, the usual
+  ProjectionExpression) convert each projected attribute once, through the same conversions
+  (moto's deserializer and serializer), and make the same item; nested paths and list
+  elements go moto's way;
+- a scan of an index lists the table's items that have the index's keys, comparing sets of
+  attribute names, then sorts them by DynamoType keys, on every page: here the same test and
+  the same order (DynamoType compares those very values) without the sets and the wrapper
+  objects.
 """
 
 from __future__ import annotations
 
 import functools
+import re
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -30,7 +46,8 @@ from moto.core import responses as moto_responses
 from moto.core.utils import camelcase_to_underscores
 from moto.dynamodb.exceptions import ItemSizeTooLarge
 from moto.dynamodb.models import dynamo_type
-from moto.dynamodb.models.utilities import bytesize
+from moto.dynamodb.models import table as table_module
+from moto.dynamodb.models.utilities import bytesize, number_size
 from moto.sqs import models as sqs_models
 from moto.sqs.exceptions import InvalidAttributeName
 
@@ -54,6 +71,10 @@ def install(originals: dict[str, Any]) -> None:
     _replace(originals, sqs_models.SQSBackend, "get_queue_attributes", _get_queue_attributes,
              "SQSBackend")  # fmt: skip
     _replace(originals, dynamo_type.Item, "__init__", _item_init, "Item")
+    _replace(originals, dynamo_type.Item, "project", _project, "Item")
+    _replace(originals, dynamo_type.DynamoType, "size", _size, "DynamoType")
+    _replace(originals, table_module.Table, "has_idx_items", _has_idx_items, "Table")
+    _replace(originals, table_module.Table, "sorted_items", _sorted_items, "Table")
 
 
 def _replace(originals: dict[str, Any], owner: Any, name: str, new: Any, label: str) -> None:
@@ -118,3 +139,94 @@ def _item_init(
             raise ItemSizeTooLarge
         dict.__setitem__(self.attrs, key, typed)
         stored += size
+
+
+_LIST_ELEMENT = re.compile(r"(.+)\[(\d+)\]$")  # what find_nested_key reads as a list element
+
+
+def _project(self: dynamo_type.Item, projection_expressions: list[list[str]]) -> dynamo_type.Item:
+    """moto's Item.project, converting only the projected attributes (see the module's doc)."""
+    names = [path[0] for path in projection_expressions if len(path) == 1]
+    if len(names) != len(projection_expressions) or any(_LIST_ELEMENT.match(n) for n in names):
+        return MOTOS_PROJECT(self, projection_expressions)
+    # A name twice (an index's keys and the table's share SK) merges a value into its equal.
+    names = list(dict.fromkeys(names))
+    result = {
+        name: dynamo_type.deserializer.deserialize(self.attrs[name].to_regular_json())
+        for name in names
+        if name in self.attrs
+    }
+    return dynamo_type.Item(
+        hash_key=self.hash_key,
+        range_key=self.range_key,
+        attrs=dict(dynamo_type.serializer.serialize(result)["M"]),
+    )
+
+
+MOTOS_PROJECT = dynamo_type.Item.project
+
+
+def _has_idx_items(self: table_module.Table, index_name: str) -> list[dynamo_type.Item]:
+    """moto's Table.has_idx_items: the items holding every key attribute of the index."""
+    index = self.get_index(index_name)
+    columns = {key["AttributeName"] for key in index.schema}
+    items: list[dynamo_type.Item] = []
+    for hash_set in self.items.values():
+        candidates: Any = hash_set.values() if self.range_key_attr else (hash_set,)
+        items.extend(item for item in candidates if columns <= item.attrs.keys())
+    return items
+
+
+def _sorted_items(
+    self: table_module.Table,
+    hash_key_attrs: list[str],
+    range_key_attrs: list[str | None],
+    items: list[dynamo_type.Item],
+) -> list[dynamo_type.Item]:
+    """moto's Table.sorted_items, comparing the values DynamoType compares (in place, stable)."""
+    attrs_to_sort_by = self._generate_attr_to_sort_by(hash_key_attrs, range_key_attrs)
+    types: set[tuple[str, ...]] = set()
+    keys: dict[int, tuple[Any, ...]] = {}
+    for item in items:
+        values = [item.attrs[name] for name in attrs_to_sort_by]
+        types.add(tuple(value.type for value in values))
+        keys[id(item)] = tuple(_compared_value(value) for value in values)
+    if len(types) > 1:  # a key of two types: DynamoType's own comparisons decide
+        return MOTOS_SORTED_ITEMS(self, hash_key_attrs, range_key_attrs, items)
+    items.sort(key=lambda item: keys[id(item)])
+    return items
+
+
+MOTOS_SORTED_ITEMS = table_module.Table.sorted_items
+
+
+def _compared_value(value: dynamo_type.DynamoType) -> Any:
+    """What DynamoType's comparisons compare: its value for strings and binaries, else the
+    value cast (a number as a number)."""
+    return value.value if value.type in ("S", "B") else value.cast_value
+
+
+def _size(self: dynamo_type.DynamoType) -> int:
+    """moto's DynamoType.size, without wrapping each value of a map again."""
+    return _value_size(self.type, self.value)
+
+
+def _value_size(kind: str, value: Any) -> int:
+    if kind == "N":
+        return number_size(str(value))
+    if kind in ("SS", "NS", "BS"):
+        return sum(_value_size(kind[0], one) for one in value)
+    if kind == "L":
+        return sum(one.size() for one in value)
+    if kind == "M":
+        return sum(bytesize(key) + _size_of(one) for key, one in value.items())
+    if isinstance(value, bool):
+        return 1
+    return bytesize(value)
+
+
+def _size_of(value: Any) -> int:
+    """DynamoType(value).size(), for a DynamoType or the dict of one."""
+    if type(value) is dynamo_type.DynamoType:
+        return _value_size(value.type, value.value)
+    return dynamo_type.DynamoType(value).size()

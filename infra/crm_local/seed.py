@@ -73,8 +73,10 @@ HISTORY_DAYS = 730
 # Events queued but not folded yet beyond which the loader waits (moto's receive looks at every
 # message of the queue).
 MAX_BACKLOG = 600
-CLIENTS = 6  # requests the loader has in flight at once
+CLIENTS = 8  # requests the loader has in flight at once
 EVENTS_PER_REQUEST = 100
+# Customers a loader thread creates before it sends their events (~6 events each: a request).
+CUSTOMERS_PER_GROUP = 16
 
 
 @dataclass
@@ -248,16 +250,39 @@ class ApiClient:
         raise RuntimeError("unreachable")
 
 
-def _batches(items: list[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
 Progress = Callable[[str, int, int], None]  # (step, done, total)
 
 
 def _no_progress(step: str, done: int, total: int) -> None:
     return None
+
+
+def customer_batches(
+    customers: list[DemoCustomer], size: int = EVENTS_PER_REQUEST
+) -> Iterator[list[dict[str, Any]]]:
+    """The customers' events in requests of at most `size`, each customer's events together and
+    in the order they happened (split only when one customer has more than a request holds).
+
+    The API queues a request's events in its order, and the fold reads the queue ten messages
+    at a time and writes each customer's events of a batch in one transaction: a customer's
+    events side by side fold in one or two transactions instead of one each."""
+    batch: list[dict[str, Any]] = []
+    for customer in customers:
+        events = sorted(
+            ({**e, "customer_id": customer.customer_id} for e in customer.events),
+            key=lambda e: str(e["occurred_at"]),
+        )
+        if batch and len(batch) + len(events) > size:
+            yield batch
+            batch = []
+        for start in range(0, len(events), size):
+            part = events[start : start + size]
+            if len(part) == size:
+                yield part
+            else:
+                batch.extend(part)
+    if batch:
+        yield batch
 
 
 def load_shop(
@@ -267,11 +292,16 @@ def load_shop(
     progress: bool = True,
     report: Progress = _no_progress,
 ) -> dict[str, int]:
-    """Create the customers, send their events, and wait until the queue has folded them.
+    """Create the customers and send their events, a group of customers at a time, then wait
+    until the queue has folded them.
 
     Requests go in parallel, as a shop's many clients would send them: the gateway hands each
     to a container of its own (up to the emulator's concurrency), so the functions' work
-    overlaps moto's, which serves one request at a time."""
+    overlaps moto's, which serves one request at a time. A group's events are sent as soon as
+    its customers exist, so the fold works while later customers are still being created."""
+    total_events = sum(len(c.events) for c in customers)
+    lock = threading.Lock()
+    created = sent = 0
 
     def create(customer: DemoCustomer) -> None:
         body = {"identities": customer.identities, "attributes": customer.attributes}
@@ -280,25 +310,7 @@ def load_shop(
             raise RuntimeError(f"creating {customer.key} failed: {status} {reply}")
         customer.customer_id = reply["customer_id"]
 
-    step = "creating customers"
-    with (
-        ThreadPoolExecutor(max_workers=CLIENTS) as pool,
-        tqdm(total=len(customers), desc="customers", unit="", disable=not progress) as bar,
-    ):
-        for n, _ in enumerate(pool.map(create, customers), start=1):
-            bar.update()
-            report(step, n, len(customers))
-
-    ids = {c.key: c.customer_id for c in customers}
-    events = sorted(
-        ({**e, "customer_id": ids[e["customer_id"]]} for c in customers for e in c.events),
-        key=lambda e: str(e["occurred_at"]),
-    )
-    sent = 0
-    lock = threading.Lock()
-
     def send(batch: list[dict[str, Any]]) -> None:
-        nonlocal sent
         # Back-pressure: moto's SQS slows down with the length of a queue, so send as fast
         # as the functions fold, as a well-behaved upstream would.
         while backlog is not None and backlog() > MAX_BACKLOG:
@@ -306,30 +318,43 @@ def load_shop(
         status, reply = client.request("POST", "/events", {"events": batch})
         if status != 202:
             raise RuntimeError(f"sending events failed: {status} {reply}")
-        with lock:
-            sent += len(batch)
-            bar.update(len(batch))
-            report("sending and folding events", sent, len(events))
 
+    def load(group: list[DemoCustomer]) -> None:
+        nonlocal created, sent
+        for customer in group:
+            create(customer)
+        with lock:
+            created += len(group)
+            made.update(len(group))
+            report("creating customers and sending their events", created, len(customers))
+        for batch in customer_batches(group):
+            send(batch)
+            with lock:
+                sent += len(batch)
+                posted.update(len(batch))
+
+    groups = [customers[n : n + CUSTOMERS_PER_GROUP]
+              for n in range(0, len(customers), CUSTOMERS_PER_GROUP)]  # fmt: skip
     with (
         ThreadPoolExecutor(max_workers=CLIENTS) as pool,
-        tqdm(total=len(events), desc="events sent", unit="", disable=not progress) as bar,
+        tqdm(total=len(customers), desc="customers", unit="", disable=not progress) as made,
+        tqdm(total=total_events, desc="events sent", unit="", disable=not progress) as posted,
     ):
-        list(pool.map(send, _batches(events, EVENTS_PER_REQUEST)))
+        list(pool.map(load, groups))
 
     if backlog is not None:
-        with tqdm(total=len(events), desc="events folded", unit="", disable=not progress) as bar:
+        with tqdm(total=total_events, desc="events folded", unit="", disable=not progress) as bar:
             # Queue counts are approximate and lag (in AWS too): empty means empty three
             # times in a row.
             empty_checks = 0
             while empty_checks < 3:
                 left = backlog()
                 empty_checks = empty_checks + 1 if left == 0 else 0
-                bar.n = max(0, len(events) - left)
+                bar.n = max(0, total_events - left)
                 bar.refresh()
-                report("folding events", bar.n, len(events))
+                report("folding events", bar.n, total_events)
                 time.sleep(0.25)
-    return {"customers": len(customers), "events": len(events)}
+    return {"customers": len(customers), "events": total_events}
 
 
 # ---- campaigns: J (journeys) -- the shipped example journeys, live in the demo

@@ -1,0 +1,89 @@
+"""`python -m bench.local_demo`: how long `make run` takes to a fully seeded demo.
+
+Starts `crm-local up --reset --seed N` on a state folder and ports of its own, as a fresh clone
+would, and times it from the start to `demo ready` (customers created, every event folded,
+none dead-lettered, a first segment run complete), as `.crm-local/demo.json` says. `--tree`
+runs another checkout's emulator (its `infra/` first on the path) with this one's
+environment, so that a before and an after can be interleaved round by round on a shared
+machine; the 1-minute load average is printed with each round, since other work on the
+machine moves these figures more than anything measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from crm_local.demo_status import read_status
+from crm_local.template import ROOT
+
+TIMEOUT_S = 1800
+
+
+def measure(
+    tree: Path, customers: int, port: int, profile: Path | None = None
+) -> dict[str, object]:
+    env = dict(os.environ, PYTHONPATH=str(tree / "infra"))
+    if profile is not None:
+        env["CRM_LOCAL_PROFILE"] = str(profile)
+    with tempfile.TemporaryDirectory(prefix="crm-demo-bench-") as folder:
+        state = Path(folder)
+        load = os.getloadavg()[0]
+        started = time.monotonic()
+        command = [sys.executable, "-m", "crm_local.cli", "--state-dir", str(state), "up",
+                   "--reset", "--no-persist", "--seed", str(customers), "--port", str(port),
+                   "--moto-port", str(port + 1)]  # fmt: skip
+        with (state / "console.log").open("w") as console:
+            process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=console, stderr=console)
+        try:
+            while time.monotonic() - started < TIMEOUT_S:
+                time.sleep(1)
+                status = read_status(state)
+                if status and status.state in ("ready", "failed"):
+                    break
+                if process.poll() is not None:
+                    break
+            seconds = time.monotonic() - started
+        finally:
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout=60)
+        status = read_status(state)
+        return {
+            "state": status.state if status else "died",
+            "seconds": round(seconds, 1),
+            "since_start": round(status.seconds, 1) if status else None,
+            "events": status.events if status else 0,
+            "load_before": round(load, 1),
+            "load_after": round(os.getloadavg()[0], 1),
+            "error": status.error if status else "",
+        }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--customers", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--port", type=int, default=18800)
+    parser.add_argument(
+        "--tree",
+        type=Path,
+        action="append",
+        help="a checkout to measure (repeat to interleave; default this one)",
+    )
+    parser.add_argument("--profile", type=Path, help="write moto's profile (moto.prof) here")
+    args = parser.parse_args()
+    trees = args.tree or [ROOT]
+    for round_ in range(1, args.rounds + 1):
+        for tree in trees:
+            result = measure(tree, args.customers, args.port, args.profile)
+            print(f"round {round_} {tree}: {result}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
