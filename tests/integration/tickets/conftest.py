@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -14,21 +14,10 @@ import pytest
 from crm.composition import Crm, Settings, reset
 from crm_local.harness import Reply, Suite
 from crm_local.template import ROOT
+from tests.fakes import TestClock
 
 # A Monday, 10:00 in Shanghai (02:00 UTC): inside business hours.
 START = datetime(2026, 11, 23, 2, 0, 0, tzinfo=UTC)
-
-
-@dataclass
-class TestClock:
-    now: datetime = START
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> datetime:
-        self.now += timedelta(**delta)
-        return self.now
 
 
 @dataclass
@@ -88,7 +77,7 @@ class Desk:
 def desk(suite: Suite) -> Iterator[Desk]:
     tap = suite.tap_bus("tickets-tap", {"source": ["crm"], "detail-type": [
         "TicketEscalated", "TicketSlaWarning", "TicketSlaBreached"]})  # fmt: skip
-    clock = TestClock()
+    clock = TestClock(START)
     reset(Crm(Settings.from_env(), clock=clock))
     yield Desk(suite, clock, tap)
     reset()

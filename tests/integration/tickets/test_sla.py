@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import boto3
+import pytest
 
 from crm.composition import root
 from crm.timers import WakeUp
@@ -90,7 +91,9 @@ def test_resolution_pauses_while_waiting_and_two_waits_in_a_row_count_once(desk:
     ]  # fmt: skip
 
 
-def test_a_warning_at_75_percent_then_a_breach_that_escalates(desk: Desk) -> None:
+def test_a_warning_at_75_percent_then_a_breach_that_escalates(
+    desk: Desk, capsys: pytest.CaptureFixture[str]
+) -> None:
     cid = desk.customer()
     ticket_id = desk.open(cid, "where is my parcel").body["ticket_id"]
     assert desk.travel(minutes=20) == 0
@@ -106,6 +109,12 @@ def test_a_warning_at_75_percent_then_a_breach_that_escalates(desk: Desk) -> Non
     desk.travel(minutes=8)
     kinds = [(e["detail-type"], e["detail"].get("metric")) for e in desk.events()]
     assert kinds == [("TicketSlaBreached", "first_response"), ("TicketEscalated", None)]
+    emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines()
+               if line.startswith("{") and '"_aws"' in line]  # fmt: skip
+    # What TicketSlaBreachAlarm watches: one warning, then one breach, by the SLA function.
+    assert [m["TicketSlaWarned"] for m in emitted if "TicketSlaWarned" in m] == [[1.0]]
+    assert [(m["service"], m["TicketSlaBreached"]) for m in emitted
+            if "TicketSlaBreached" in m] == [("crm-ticket-sla", [1.0])]  # fmt: skip
     ticket = desk.ticket(ticket_id)
     assert next(d for d in ticket["deadlines"] if d["metric"] == "first_response")["state"] == (
         "breached"

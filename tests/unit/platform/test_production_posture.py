@@ -175,6 +175,15 @@ def test_latency_errors_and_fold_lag_alarm(template: Template) -> None:
     assert ref(lag["Dimensions"][0]["Value"]) == "ProfileEventsQueue"
 
 
+def test_ticket_sla_breaches_alarm_on_the_metric_the_sla_function_emits(template: Template) -> None:
+    """TicketSlaFunction counts each breach it records (tested in tests/integration/tickets)."""
+    breach = props(template, "TicketSlaBreachAlarm")
+    assert breach["MetricName"] == "TicketSlaBreached"
+    service = breach["Dimensions"][0]["Value"]
+    sla = next(s for s in template.functions() if s.logical_id == "TicketSlaFunction")
+    assert service == sla.environment["POWERTOOLS_SERVICE_NAME"] == "crm-ticket-sla"
+
+
 def test_failed_segment_runs_alarm_on_the_metric_their_functions_emit(template: Template) -> None:
     """Both functions that can end a run as failed count it (tested in test_segment_runs.py)."""
     failed = props(template, "SegmentRunFailedAlarm")
