@@ -63,7 +63,8 @@ def requested_run_id(event: Mapping[str, Any]) -> str | None:
 
 def run_id_for(now: datetime, ids: IdFactory) -> str:
     """Sorts by start time (runs are listed newest first by key)."""
-    return now.strftime("%Y%m%dT%H%M%SZ") + "-" + ids()[:6]
+    # To the microsecond: two runs started in one second still list in the order they began.
+    return now.strftime("%Y%m%dT%H%M%S%fZ") + "-" + ids()[:6]
 
 
 def deadline_for(shards: int, queued_at: datetime) -> datetime:
