@@ -26,7 +26,7 @@ from crm.config import PlatformSettings
 if TYPE_CHECKING:
     from crm.bus import Bus
     from crm.campaigns import CampaignsSettings
-    from crm.campaigns.conversions import Conversions, DispatchRecords
+    from crm.campaigns.conversions import Conversions
     from crm.campaigns.coupons import Coupons
     from crm.campaigns.dispatch import Dispatcher
     from crm.campaigns.dispatch_service import DispatchService
@@ -293,10 +293,9 @@ class Crm:
 
         return Coupons(self.send_store, self.clock)
 
-    def _send_dispatcher(self) -> Dispatcher:
-        return self.campaign_dispatch
-
-    def _dispatch_records(self) -> DispatchRecords:
+    def _dispatch(self) -> DispatchService:
+        """The dispatcher, built when first called: the API, which lists and previews sends
+        and reads reports, never builds it unless it dispatches."""
         return self.campaign_dispatch
 
     @cached_property
@@ -308,7 +307,7 @@ class Crm:
         return PolicyScreen(
             self.profile_service.load,
             lambda: self.campaign_dispatch.policy(),
-            lambda customer_id: self.dispatch_store.read("", customer_id)[1],
+            self.dispatch_store.caps,
         )
 
     @cached_property
@@ -321,7 +320,7 @@ class Crm:
             self.send_store,
             self.segments,
             self.coupons,
-            dispatcher=self._send_dispatcher,  # built on first use: the API never dispatches
+            dispatcher=self._dispatch,
             screen=lambda: self.audience_screen,
             timers=lambda: self.timers,
             queue=lambda: Queue(env("SEND_SHARDS_QUEUE_URL")),
@@ -336,13 +335,13 @@ class Crm:
     def conversions(self) -> Conversions:
         from crm.campaigns.conversions import Conversions
 
-        return Conversions(self.send_store, self.coupons, self._dispatch_records)
+        return Conversions(self.send_store, self.coupons, self._dispatch)
 
     @cached_property
     def campaign_reports(self) -> Reports:
         from crm.campaigns.reports import Reports
 
-        return Reports(self.send_store, self._dispatch_records)
+        return Reports(self.send_store, self._dispatch)
 
     @cached_property
     def send_parts(self) -> SendParts:

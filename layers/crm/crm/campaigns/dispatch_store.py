@@ -120,6 +120,12 @@ class DispatchStore:
     def message(self, digest: str) -> MessageRecord | None:
         return self.read(digest, None)[0]
 
+    def caps(self, customer_id: str) -> CapState:
+        """A customer's cap counters alone (a send's preview), in one strongly consistent read."""
+        got = aws.dynamodb().get_item(TableName=self._table, Key=to_item(cap_key(customer_id)),
+                                      ConsistentRead=True).get("Item")  # fmt: skip
+        return CapState() if got is None else CapState.model_validate_json(from_item(got)["body"])
+
     # ------------------------------------------------------------------ writing
     def _message_put(self, record: MessageRecord, prior: Prior | None) -> dict[str, Any]:
         condition, values = _condition(prior)

@@ -29,8 +29,8 @@ class TicketCategory(StrEnum):
 
 class Classifier(Protocol):
     """What ticket creation asks for a category: the category's name (one of TicketCategory)
-    and a confidence in [0, 1]. The composition root hands one in (a keyword default here;
-    the trained zh+en classifier when it is wired)."""
+    and a confidence in [0, 1]. The composition root hands in the trained zh+en classifier
+    (`crm.tickets.classifier`); tests may hand in their own."""
 
     def classify(self, text: str) -> tuple[str, float]: ...
 
