@@ -296,6 +296,11 @@ def _banner(info: dict[str, Any], secret: str, demo: int = 0) -> str:
 def cmd_up(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(message)s")  # fmt: skip
+    if not args.verbose:
+        # Every container of the emulator shares one process and so the functions' AWS clients
+        # (in Lambda a container serves one request at a time): past ten at once, urllib3 says
+        # it drops a connection for each request, which is no fault and floods the console.
+        logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
     if _running(args.state_dir):
         print(f"an emulator already runs on {args.state_dir}/ ; stop it first", file=sys.stderr)
         return 1

@@ -20,6 +20,9 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
+from aws_lambda_powertools.metrics import Metrics
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
+
 from crm_local.provision import ACCOUNT, REGION
 from crm_local.template import FunctionSpec
 
@@ -78,7 +81,19 @@ class Container:
     def invoke(self, event: dict[str, Any]) -> Any:
         with self.lock:
             context = LambdaContext(self.spec.logical_id, timeout_s=self.spec.timeout)
-            return self.handler(event, context)
+            try:
+                return self.handler(event, context)
+            finally:
+                _drop_disabled_metrics()
+
+
+def _drop_disabled_metrics() -> None:
+    """With POWERTOOLS_METRICS_DISABLED (the emulator's quiet mode) Powertools neither prints
+    nor clears a function's metrics at the end of an invocation, and its metric set is one for
+    the whole process: every container's values pile up until 100 of one metric make it print
+    them all. Lambda flushes (and so clears) after each invocation; the emulator clears."""
+    if is_metrics_disabled():
+        Metrics().clear_metrics()
 
 
 class FunctionPool:
