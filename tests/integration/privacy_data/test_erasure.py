@@ -48,6 +48,12 @@ def everything(suite: Suite) -> dict[str, Any]:
     return found
 
 
+def timers_of(suite: Suite, ticket_id: str) -> list[dict[str, Any]]:
+    table = suite.stack.refs["TimersTable"]
+    pages = boto3.client("dynamodb").get_paginator("scan").paginate(TableName=table)
+    return [i for page in pages for i in page["Items"] if ticket_id in str(i)]
+
+
 @contextmanager
 def batch_sizes() -> Iterator[list[int]]:
     """The number of requests of each BatchWriteItem sent through crm.aws's clients."""
@@ -111,6 +117,17 @@ def test_erasure_leaves_nothing_linkable_proves_it_and_spares_the_neighbour(
     neighbour_before = sorted(search_everywhere(suite, neighbour))
     assert any(p.startswith("TimersTable/") for p in neighbour_before)
 
+    # Verification finds what is there before erasure: each store names where, never values.
+    unerased = {p.store: p for p in (store.verify(subject) for store in stores)}
+    holding = ("profiles", "segments", "campaigns", "tickets", "timers", "lake")
+    assert all(not unerased[name].clean for name in holding), unerased
+    assert alice.phone not in str(unerased)
+    assert {r.identifier_kind for r in unerased["profiles"].remnants} >= {
+        "customer_id", "blind_index", "external_id"}  # fmt: skip
+    assert timers_of(suite, alice.ticket_id)  # her ticket's SLA clocks are set
+    bob_timers = timers_of(suite, bob.ticket_id)
+    assert bob_timers
+
     with count_requests() as counts, batch_sizes() as sizes:
         erased = [store.erase(subject) for store in stores]
     assert sizes
@@ -140,7 +157,10 @@ def test_erasure_leaves_nothing_linkable_proves_it_and_spares_the_neighbour(
     assert root().profile_service.opening_cipher(alice.customer_id) is None
     assert MESSAGE not in str(everything(suite))
 
-    # The neighbour keeps everything, down to her pending journey wait.
+    # Her ticket's SLA timers are gone (they name the ticket, not her).
+    assert timers_of(suite, alice.ticket_id) == []
+    # The neighbour keeps everything, down to her pending journey wait and SLA timers.
+    assert timers_of(suite, bob.ticket_id) == bob_timers
     assert sorted(search_everywhere(suite, neighbour)) == neighbour_before
     assert suite.call("GET", f"/tickets/{bob.ticket_id}", role="support_agent").status == 200
 

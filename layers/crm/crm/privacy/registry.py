@@ -13,13 +13,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from crm.campaigns.personal_data import CampaignsPersonalData
+from crm.campaigns import CampaignsPersonalData
 from crm.lake_personal_data import JsonLines, LakePersonalData, ObjectFormat
 from crm.personal_data import DataSubject, PersonalDataStore
-from crm.profiles.personal_data import ProfilesPersonalData
-from crm.segments.personal_data import SegmentsPersonalData
-from crm.tickets.personal_data import TicketsPersonalData
-from crm.timers.personal_data import TimersPersonalData
+from crm.profiles import ProfilesPersonalData
+from crm.segments import SegmentsPersonalData
+from crm.tickets import TicketsPersonalData
+from crm.timers import TimersPersonalData
 
 try:  # the requests workflow's own stores (PrivacyTable, ExportsBucket, audit archive)
     from crm.privacy.own_data import own_stores  # type: ignore[import-not-found,unused-ignore]

@@ -211,7 +211,8 @@ class ProfilesPersonalData:
         others = [item for item in ledger if not _is_order(item)]
         anonymous_id = f"anon-{uuid.uuid4().hex}"
         batch_write(
-            self._table, [{"PutRequest": {"Item": _anonymised(o, anonymous_id)}} for o in orders]
+            self._table,
+            [{"PutRequest": {"Item": anonymised_order(o, anonymous_id)}} for o in orders],
         )
         delete_items(self._table, [key_of(i) for i in (*identities, *others, *suggestions)])
         # The profile (with its wrapped data key) goes last: until then a retried erasure
@@ -258,7 +259,7 @@ def _identity_kind(item: dict[str, Any], subject: DataSubject) -> str:
     return found or "customer_id"
 
 
-def _anonymised(item: dict[str, Any], anonymous_id: str) -> dict[str, Any]:
+def anonymised_order(item: dict[str, Any], anonymous_id: str) -> dict[str, Any]:
     """An order's ledger entry without the customer: same key (the order's idempotency key,
     so a redelivered order event still changes nothing), out of the `timeline` index."""
     body = {k: v for k, v in item["body"]["M"].items() if k in KEPT_ORDER_FIELDS}

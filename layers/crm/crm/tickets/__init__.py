@@ -12,6 +12,7 @@ from crm.tickets.classifier import CATEGORIES, TextClassifier, classify
 from crm.tickets.corrections import Corrections
 from crm.tickets.feedback import ProductFeedbackBook
 from crm.tickets.models import Classifier, TicketCategory
+from crm.tickets.personal_data import TicketsPersonalData
 from crm.tickets.settings import TicketsSettings
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "ProductFeedbackBook",
     "TextClassifier",
     "TicketCategory",
+    "TicketsPersonalData",
     "TicketsSettings",
     "aftersales_routes",
     "classify",
