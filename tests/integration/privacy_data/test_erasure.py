@@ -216,3 +216,31 @@ def test_the_export_holds_her_data_in_words_and_figures(world: World) -> None:
     everything_exported = str([e.model_dump() for e in exports.values()])
     assert bob.customer_id not in everything_exported
     assert bob.phone not in everything_exported
+
+
+def test_a_merged_profile_is_erased_with_its_survivor_down_to_its_own_pseudonym(
+    world: World,
+) -> None:
+    suite = world.suite
+    survivor, absorbed = world.customer("keep"), world.customer("gone")
+    merged = suite.call("POST", f"/customers/{survivor.customer_id}/merge",
+                        {"source_customer_id": absorbed.customer_id})  # fmt: skip
+    assert merged.status == 200, merged.body
+    subject = world.subject(survivor.customer_id)
+    assert subject.merged_ids == (absorbed.customer_id,)
+    assert len(subject.external_ids) == 4  # both profiles' app ids and openids
+    # Asked by the absorbed id, the subject is the survivor's.
+    assert world.subject(absorbed.customer_id) == subject
+    absorbed_pseudonym = root().blind_index().pseudonym(absorbed.customer_id)
+    absorbed_alone = subject.model_copy(
+        update={"customer_id": absorbed.customer_id, "pseudonym": absorbed_pseudonym,
+                "merged_ids": ()})  # fmt: skip
+    assert any(p.startswith("LakeBucket/") for p in search_everywhere(suite, absorbed_alone))
+
+    stores = personal_data_stores(root())
+    for store in stores:
+        store.erase(subject)
+    assert all(store.verify(subject).clean for store in stores)
+    assert search_everywhere(suite, subject) == []
+    assert search_everywhere(suite, absorbed_alone) == []
+    assert timers_of(suite, absorbed.ticket_id) == []

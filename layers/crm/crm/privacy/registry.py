@@ -47,6 +47,10 @@ def personal_data_stores(root: Any) -> tuple[PersonalDataStore, ...]:
         found: Mapping[str, Any] = record.scores.model_dump(mode="json")
         return found
 
+    def segments(customer_id: str) -> list[str]:
+        record = service.store.get(customer_id)
+        return [] if record is None else list(record.segments)
+
     tickets = TicketsPersonalData(settings.tickets.tickets_table, service.opening_cipher)
     campaigns = CampaignsPersonalData(settings.campaigns.campaigns_table)
 
@@ -61,7 +65,7 @@ def personal_data_stores(root: Any) -> tuple[PersonalDataStore, ...]:
         TimersPersonalData(settings.timers.timers_table, related),
         campaigns,
         tickets,
-        SegmentsPersonalData(settings.segments.segments_table, scores),
+        SegmentsPersonalData(settings.segments.segments_table, scores, segments),
         LakePersonalData(
             settings.platform.lake_bucket,
             LAKE_FORMATS,

@@ -32,6 +32,7 @@ from crm.personal_data import (
 from crm.profiles.customer_events import ORDER_TYPES
 from crm.profiles.models import Channel
 from crm.profiles.pii_codec import PiiCodec
+from crm.profiles.records import suggestion_id_for
 from crm.profiles.store import PENDING_MERGES, ProfileStore
 
 RETAINED_ORDERS = (
@@ -101,17 +102,35 @@ class ProfilesPersonalData:
         return items
 
     def _suggestion_items(self, subject: DataSubject) -> list[dict[str, Any]]:
-        """Pending merge suggestions naming the customer (resolved ones keep ids only in the
-        suggestion item, which the `timeline` index no longer lists: they are found by the
-        cross-store verification and deleted when erasure scans, see docs/privacy.md)."""
+        """Merge suggestions naming the customer: the pending ones (the `timeline` index lists
+        them) and the approved ones that merged her profiles (a suggestion's id is a hash of
+        the ids it names). A dismissed suggestion naming her and a profile never merged into
+        hers is found by neither: its id names a partner this store cannot know (a gap the
+        cross-store verification shows; see docs/personal-data.md)."""
         ids = set(self._ids(subject))
-        pending = query_partition(self._table, PENDING_MERGES, index="timeline", hash_key="TPK")
-        found = []
-        for item in pending:
-            named = {v.get("S") for v in item.get("customer_ids", {}).get("L", [])}
-            if named & ids:
-                found.append(item)
-        return found
+        found = {
+            location(self._table, item): item
+            for item in query_partition(
+                self._table, PENDING_MERGES, index="timeline", hash_key="TPK"
+            )
+            if {v.get("S") for v in item.get("customer_ids", {}).get("L", [])} & ids
+        }
+        candidates = {suggestion_id_for([subject.customer_id, m]) for m in subject.merged_ids}
+        if subject.merged_ids:
+            candidates.add(suggestion_id_for(sorted(ids)))
+        keys = [{"PK": {"S": f"MERGE#{c}"}, "SK": {"S": "MERGE"}} for c in sorted(candidates)]
+        for item in batch_get(self._table, keys):
+            found[location(self._table, item)] = item
+        return list(found.values())
+
+    def _still_there(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Of items read from an index (eventually consistent), those the table still holds
+        as they were indexed: a verification right after erasure must not report what the
+        index has not caught up with."""
+        if not items:
+            return []
+        current = batch_get(self._table, [key_of(item) for item in items])
+        return [item for item in current if "TPK" in item or item["PK"]["S"].startswith("MERGE#")]
 
     # --------------------------------------------------------------------- contract
     def inventory(self, subject: DataSubject) -> StoreInventory:
@@ -234,8 +253,8 @@ class ProfilesPersonalData:
     def verify(self, subject: DataSubject) -> StoreVerification:
         profiles = self._profile_items(subject)
         identities = self._identity_items(subject, [])
-        ledger = self._ledger_items(subject)
-        suggestions = self._suggestion_items(subject)
+        ledger = self._still_there(self._ledger_items(subject))
+        suggestions = self._still_there(self._suggestion_items(subject))
         found = [
             *((i, "profile", "customer_id") for i in profiles),
             *((i, "identity", _identity_kind(i, subject)) for i in identities),

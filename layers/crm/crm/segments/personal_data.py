@@ -10,7 +10,7 @@ Recommendations are computed when asked for and never stored.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from crm import aws
@@ -32,6 +32,11 @@ from crm.segments.store import member_shard
 # none of the last 30 runs produced have had their members removed by those runs.
 RECENT_RUNS = 30
 ScoresSource = Callable[[str], Mapping[str, Any] | None]
+SegmentsSource = Callable[[str], Iterable[str]]
+
+
+def _none(_: str) -> Iterable[str]:
+    return ()
 
 
 def explain(scores: Mapping[str, Any]) -> dict[str, str]:
@@ -73,12 +78,19 @@ class SegmentsPersonalData:
     name = "segments"
     claims = ("SegmentsTable",)
 
-    def __init__(self, table: str, scores: ScoresSource) -> None:
+    def __init__(
+        self, table: str, scores: ScoresSource, segments_of: SegmentsSource = _none
+    ) -> None:
         self._table = table
         self._scores = scores
+        # The segments her profile lists: a run under way may have put her in a segment no
+        # complete run has produced yet (the registry erases segments before profiles).
+        self._segments_of = segments_of
 
-    def _segment_names(self) -> set[str]:
+    def _segment_names(self, subject: DataSubject) -> set[str]:
         names: set[str] = set()
+        for customer_id in (subject.customer_id, *subject.merged_ids):
+            names |= set(self._segments_of(customer_id))
         out = aws.dynamodb().query(
             TableName=self._table,
             KeyConditionExpression="PK = :pk",
@@ -103,7 +115,7 @@ class SegmentsPersonalData:
         ids = (subject.customer_id, *subject.merged_ids)
         keys = [
             {"PK": {"S": f"SEG#{name}#{member_shard(cid):02d}"}, "SK": {"S": cid}}
-            for name in sorted(self._segment_names())
+            for name in sorted(self._segment_names(subject))
             for cid in ids
         ]
         return batch_get(self._table, keys)
@@ -137,7 +149,7 @@ class SegmentsPersonalData:
         found = self._memberships(subject)
         return StoreVerification(
             store=self.name,
-            checked=len(self._segment_names()),
+            checked=len(self._segment_names(subject)),
             remnants=tuple(
                 Remnant(
                     kind="membership",
