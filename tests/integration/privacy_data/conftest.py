@@ -26,6 +26,7 @@ from tests.integration.journeys.conftest import RealShop, TestClock, store_templ
 PLANNER = json.loads((ROOT / "events" / "schedule_segments_nightly.json").read_text())
 NOTE = "尺码偏小，想换大一号"
 MESSAGE = "我的订单还没有发货"
+COMPLAINT = "快递员态度很差"
 
 
 def sms(example: dict[str, Any]) -> dict[str, Any]:
@@ -83,6 +84,7 @@ class World:
         assert self.suite.call("POST", f"/customers/{cid}/points", points).status == 200
         self.shop.event(cid, "order_placed")
         self.shop.event(cid, "order_paid")  # the 7-day journey starts waiting
+        self.shop.event(cid, "after_sales", case="complaint", note=COMPLAINT)
         # Later than the payment, which would otherwise count as the cart journey's goal.
         self.shop.clock.now += timedelta(minutes=5)
         self.shop.event(cid, "cart_added")  # the cart journey waits 2 hours

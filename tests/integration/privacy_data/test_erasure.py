@@ -18,7 +18,9 @@ from crm.personal_data import ErasureMethod, PersonalDataStore
 from crm.privacy.registry import personal_data_stores
 from crm_local.harness import Suite, count_requests
 from tests.integration.privacy_data.conftest import (
+    COMPLAINT,
     MESSAGE,
+    NOTE,
     PLANNER,
     World,
     resources,
@@ -156,6 +158,7 @@ def test_erasure_leaves_nothing_linkable_proves_it_and_spares_the_neighbour(
     # The data key is gone: nothing sealed under it opens anywhere, backups included.
     assert root().profile_service.opening_cipher(alice.customer_id) is None
     assert MESSAGE not in str(everything(suite))
+    assert COMPLAINT not in str(everything(suite))
 
     # Her ticket's SLA timers are gone (they name the ticket, not her).
     assert timers_of(suite, alice.ticket_id) == []
@@ -201,10 +204,13 @@ def test_the_export_holds_her_data_in_words_and_figures(world: World) -> None:
     assert {r["type"] for r in exports["profiles"].sections["event"]} >= {
         "order_placed", "order_paid", "cart_added"}  # fmt: skip
     assert exports["profiles"].sections["points"][0]["points"] == 50
+    assert [e["note"] for e in exports["profiles"].sections["event"] if "note" in e] == [COMPLAINT]
     assert exports["profiles"].sections["consent"]
     texts = [m["text"] for m in exports["tickets"].sections["ticket_messages"]]
     assert MESSAGE in texts
-    assert exports["tickets"].sections["aftersales_cases"][0]["case_id"] == alice.case_id
+    [case] = exports["tickets"].sections["aftersales_cases"]
+    assert case["case_id"] == alice.case_id
+    assert case["note"] == NOTE
     assert exports["campaigns"].sections["campaign_messages"]
     segments = exports["segments"]
     assert segments.sections["segment_memberships"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any
 
 from crm.dynamo import batch_get, batch_write, from_item
@@ -31,7 +32,7 @@ from crm.personal_data import (
 )
 from crm.profiles.customer_events import ORDER_TYPES
 from crm.profiles.models import Channel
-from crm.profiles.pii_codec import PiiCodec
+from crm.profiles.pii_codec import NOTE_FIELD, PiiCodec
 from crm.profiles.records import suggestion_id_for
 from crm.profiles.store import PENDING_MERGES, ProfileStore
 
@@ -177,10 +178,12 @@ class ProfilesPersonalData:
         codec = PiiCodec(self._keys)
         profiles: list[dict[str, Any]] = []
         identities: list[dict[str, Any]] = []
+        records = {}
         for customer_id in self._ids(subject):
             record = store.get(customer_id)
             if record is None:
                 continue
+            records[customer_id] = record
             pii = codec.open_all(record) if record.wrapped_key and record.sealed else {}
             profiles.append(
                 {
@@ -205,7 +208,14 @@ class ProfilesPersonalData:
         sections: dict[str, list[dict[str, Any]]] = {"profile": profiles, "identities": identities}
         for item in self._ledger_items(subject):
             values = from_item(item)
-            body = {k: v for k, v in values["body"].items() if k != "note"}
+            body = {k: _cell(v) for k, v in values["body"].items() if k != NOTE_FIELD}
+            owner = records.get(values["customer_id"])
+            if NOTE_FIELD in values["body"] and owner is not None and owner.wrapped_key:
+                # Her own words (an after-sales note), sealed under the profile it was
+                # recorded for: each profile's key opens its own notes.
+                body["note"] = codec.open_note(
+                    owner, {**values["body"], "customer_id": owner.customer_id}, full=True
+                )
             section = _LEDGER_NAMES[values["kind"]]
             sections.setdefault(section, []).append(
                 {"customer_id": values["customer_id"], "at": values["at"], **body}
@@ -271,6 +281,18 @@ class ProfilesPersonalData:
                 for item, kind, ident in found
             ),
         )
+
+
+def _cell(value: Any) -> Any:
+    """A JSON- and CSV-able value: DynamoDB's numbers as int or exact text, nested values as
+    JSON-able structures."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else str(value)
+    if isinstance(value, dict):
+        return {k: _cell(v) for k, v in value.items()}
+    if isinstance(value, list | set | tuple):
+        return [_cell(v) for v in value]
+    return value
 
 
 def _identity_kind(item: dict[str, Any], subject: DataSubject) -> str:

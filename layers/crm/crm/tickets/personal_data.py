@@ -26,6 +26,7 @@ from crm.personal_data import (
     StoreVerification,
 )
 from crm.pii import FieldCipher
+from crm.tickets.aftersales import _note_field as note_field
 from crm.tickets.records import customer_pk, text_field
 from crm.tickets.store import CUSTOMER_INDEX
 
@@ -136,14 +137,22 @@ class TicketsPersonalData:
                     }
                 )
             elif kind == "aftersales_case":
+                case_id = values["PK"].removeprefix("CASE#")
+                owner = str(values.get("customer_id", subject.customer_id))
+                if owner not in ciphers:
+                    ciphers[owner] = self._ciphers(owner)
+                cipher = ciphers[owner]
+                note = values.get("note")
                 sections["aftersales_cases"].append(
                     {
-                        "case_id": values["PK"].removeprefix("CASE#"),
+                        "case_id": case_id,
                         **{
                             k: None if values.get(k) is None else str(values[k])
                             for k in ("kind", "order_id", "reason", "amount", "stage")
                         },
                         "created_at": values.get("created_at"),
+                        # Her own words, sealed under her key.
+                        "note": cipher.open(note_field(case_id), note) if note and cipher else None,
                     }
                 )
         return StoreExport(store=self.name, sections=sections)
