@@ -21,12 +21,19 @@ from crm.segments import SegmentsPersonalData
 from crm.tickets import TicketsPersonalData
 from crm.timers import TimersPersonalData
 
-try:  # the requests workflow's own stores (PrivacyTable, ExportsBucket, audit archive)
-    from crm.privacy.own_data import own_stores  # type: ignore[import-not-found,unused-ignore]
-except ImportError:  # pragma: no cover - the integrator removes this guard when both land
 
-    def own_stores(root: Any) -> tuple[PersonalDataStore, ...]:
+def own_stores(root: Any) -> tuple[PersonalDataStore, ...]:
+    """The requests workflow's own stores (PrivacyTable, ExportsBucket, audit archive), built
+    on the root's privacy store and files. Guarded so that the registry works before the
+    workflow's branch lands: the integrator replaces the guard with a plain import."""
+    try:
+        from crm.privacy.own_data import (  # type: ignore[import-not-found,unused-ignore]
+            PrivacyOwnData,
+        )
+    except ImportError:  # pragma: no cover - removed at merge
         return ()
+    own: PersonalDataStore = PrivacyOwnData(root.privacy_store, root.privacy_files)
+    return (own,)
 
 
 PII_CHANNELS = frozenset({"phone", "email"})
