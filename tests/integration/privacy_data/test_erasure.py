@@ -147,7 +147,7 @@ def test_erasure_leaves_nothing_linkable_proves_it_and_spares_the_neighbour(
 
     proofs = [store.verify(subject) for store in stores]
     assert all(p.clean for p in proofs), [p.remnants for p in proofs if not p.clean]
-    assert all(p.checked > 0 for p in proofs), proofs
+    assert all(p.checked > 0 for p in proofs if p.store in holding), proofs
     assert search_everywhere(suite, subject) == []
     # Her orders stay, unlinked: amounts and dates, a random id, the law they are kept for.
     kept = [item for key, item in everything(suite).items()
