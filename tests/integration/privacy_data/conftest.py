@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import boto3
 import pytest
 
+from crm import aws
 from crm.campaigns.policy import ContactPolicy
 from crm.composition import Crm, Settings, reset, root
 from crm.erasure import Identifiers, mentioning
@@ -137,6 +139,25 @@ def search_everywhere(suite: Suite, subject: DataSubject) -> list[str]:
                 if identifiers.find(body.decode(errors="replace")):
                     found.append(f"{logical_id}/{entry['Key']}")
     return found
+
+
+@contextmanager
+def batch_sizes() -> Iterator[list[int]]:
+    """The number of requests of each BatchWriteItem sent through crm.aws's clients."""
+    sizes: list[int] = []
+
+    def on_params(params: dict[str, Any], **_: Any) -> None:
+        sizes.append(sum(len(v) for v in params["RequestItems"].values()))
+
+    clients = [aws.client_for("dynamodb"), aws.client_for("dynamodb", bulk=True)]
+    event = "provide-client-params.dynamodb.BatchWriteItem"
+    for client in clients:
+        client.meta.events.register(event, on_params, unique_id="batch-sizes")
+    try:
+        yield sizes
+    finally:
+        for client in clients:
+            client.meta.events.unregister(event, unique_id="batch-sizes")
 
 
 @pytest.fixture

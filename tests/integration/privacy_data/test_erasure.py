@@ -6,13 +6,10 @@ and a store left out of the registry is caught by the cross-store search."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import boto3
 
-from crm import aws
 from crm.composition import root
 from crm.personal_data import ErasureMethod, PersonalDataStore
 from crm.privacy.registry import personal_data_stores
@@ -23,6 +20,7 @@ from tests.integration.privacy_data.conftest import (
     NOTE,
     PLANNER,
     World,
+    batch_sizes,
     resources,
     search_everywhere,
 )
@@ -54,25 +52,6 @@ def timers_of(suite: Suite, ticket_id: str) -> list[dict[str, Any]]:
     table = suite.stack.refs["TimersTable"]
     pages = boto3.client("dynamodb").get_paginator("scan").paginate(TableName=table)
     return [i for page in pages for i in page["Items"] if ticket_id in str(i)]
-
-
-@contextmanager
-def batch_sizes() -> Iterator[list[int]]:
-    """The number of requests of each BatchWriteItem sent through crm.aws's clients."""
-    sizes: list[int] = []
-
-    def on_params(params: dict[str, Any], **_: Any) -> None:
-        sizes.append(sum(len(v) for v in params["RequestItems"].values()))
-
-    clients = [aws.client_for("dynamodb"), aws.client_for("dynamodb", bulk=True)]
-    event = "provide-client-params.dynamodb.BatchWriteItem"
-    for client in clients:
-        client.meta.events.register(event, on_params, unique_id="batch-sizes")
-    try:
-        yield sizes
-    finally:
-        for client in clients:
-            client.meta.events.unregister(event, unique_id="batch-sizes")
 
 
 def seeded_pair(world: World) -> tuple[Any, Any]:

@@ -171,8 +171,9 @@ class CampaignsPersonalData:
                     TableName=self._table,
                     Key=key_of(item),
                     UpdateExpression="SET members = :new",
-                    # The page's cursor moves meanwhile, never its members: a page listed
-                    # again by a concurrent writer is left for the next erasure pass.
+                    # The page's cursor moves meanwhile, never its members; should they have
+                    # changed, the condition fails and so does this erasure step, which the
+                    # requests workflow runs again on fresh reads.
                     ConditionExpression="members = :old",
                     ExpressionAttributeValues={
                         ":new": {"L": [{"S": ERASED_MEMBER if m in ids else m} for m in members]},
