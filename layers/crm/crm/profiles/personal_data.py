@@ -7,7 +7,9 @@ deletes all of them except order ledger entries, which the law keeps (China's E-
 transaction records 3 years; tax law: accounting records): those are rewritten without the
 customer id, under a random anonymous id, and leave the `timeline` index. Deleting the profile
 destroys the wrapped data key, so every copy sealed under it (PII fields, after-sales notes,
-ticket messages, backups of any of them) becomes unreadable: crypto-shredding.
+ticket messages, backups of any of them) becomes unreadable: crypto-shredding, complete once
+the tables' point-in-time recovery window (35 days) no longer holds the wrapped key either
+(docs/personal-data.md).
 """
 
 from __future__ import annotations
