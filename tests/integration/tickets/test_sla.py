@@ -129,9 +129,24 @@ def test_a_warning_at_75_percent_then_a_breach_that_escalates(
     # Sweeping again later publishes nothing more: each stage is recorded once.
     desk.travel(minutes=30)
     assert desk.events() == []
+    # A late reply meets first response too late to count as met (its breach is counted),
+    # and logistics feedback (2 h) in time: the breach rate's denominator counts that one.
+    capsys.readouterr()
+    late = {"channel": "app", "text": "已为您催促"}
+    reply = desk.suite.call("POST", f"/tickets/{ticket_id}/messages", late, role="support_agent")
+    assert reply.status == 201
+    assert met_counts(capsys.readouterr().out) == [("crm-tickets", [1.0])]
 
 
-def test_a_clock_met_in_time_neither_warns_nor_breaches(desk: Desk) -> None:
+def met_counts(out: str) -> list[tuple[str, list[float]]]:
+    """The TicketSlaMet values emitted (EMF lines): what TicketSlaBreachAlarm divides by."""
+    lines = [json.loads(line) for line in out.splitlines() if '"TicketSlaMet"' in line]
+    return [(m["service"], m["TicketSlaMet"]) for m in lines]
+
+
+def test_a_clock_met_in_time_neither_warns_nor_breaches(
+    desk: Desk, capsys: pytest.CaptureFixture[str]
+) -> None:
     cid = desk.customer()
     ticket_id = desk.open(cid, "where is my parcel").body["ticket_id"]
     desk.clock.advance(minutes=10)
@@ -144,6 +159,8 @@ def test_a_clock_met_in_time_neither_warns_nor_breaches(desk: Desk) -> None:
     assert reply.status == 201
     first = desk.deadline(ticket_id, "first_response")
     assert (first["state"], first["elapsed_seconds"]) == ("met", 600)
+    # One reply met first response and logistics feedback, both in time.
+    assert met_counts(capsys.readouterr().out) == [("crm-tickets", [2.0])]
     assert desk.ticket(ticket_id)["status"] == "open"
     desk.travel(minutes=40)
     assert [e for e in desk.events() if e["detail"].get("metric") == "first_response"] == []
