@@ -372,6 +372,7 @@ class Crm:
             self.clock,
             self.ids,
             self.sleep,
+            self.classification_corrections,
         )
 
     # ---- campaigns: J (journeys)

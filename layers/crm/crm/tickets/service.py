@@ -30,6 +30,7 @@ from crm.profiles import Loaded, ProfileService
 from crm.sqs_consumer import PoisonMessage
 from crm.tickets import escalation, sla
 from crm.tickets.calendars import CALENDARS
+from crm.tickets.corrections import Corrections
 from crm.tickets.models import (
     AddMessage,
     AssignTicket,
@@ -37,6 +38,7 @@ from crm.tickets.models import (
     ChangeStatus,
     Classifier,
     ConversationPage,
+    CorrectCategory,
     EscalationReasonView,
     EscalationRules,
     EscalationRulesView,
@@ -112,6 +114,7 @@ class TicketService:
         clock: Clock,
         ids: IdFactory,
         sleep: Callable[[float], Any] = time.sleep,
+        corrections: Corrections | None = None,
     ) -> None:
         self.store = store
         self.profiles = profiles
@@ -121,6 +124,7 @@ class TicketService:
         self.clock = clock
         self.ids = ids
         self._sleep = sleep
+        self.corrections = corrections
 
     # ------------------------------------------------------------ reading
     def load(self, ticket_id: str) -> tuple[TicketRecord, list[ClockEntry]]:
@@ -160,6 +164,7 @@ class TicketService:
             order_id=ticket.order_id,
             category=ticket.category,
             category_confidence=ticket.category_confidence,
+            classified_as=ticket.classified_as,
             priority=ticket.priority,
             status=ticket.status,
             assignee=ticket.assignee,
@@ -244,6 +249,7 @@ class TicketService:
         author = caller.subject
         kind = MessageKind.CUSTOMER
         message = self._seal(ticket, cipher, body.channel, kind, author, now, body.message)
+        ticket.opening_message_id = message.message_id
         entries = sla.opening_entries(ticket)
         self.store.commit(TicketChange(ticket, None, entries, [message]))
         logger.info("ticket opened", extra={"ticket_id": ticket_id, "category": category.value,
@@ -391,6 +397,33 @@ class TicketService:
             return sla.moves(ticket, entries, now, status=body.status)
 
         return self._change(ticket_id, change)
+
+    def correct_category(self, caller: Caller, ticket_id: str, body: CorrectCategory) -> TicketView:
+        """Set the category an agent reads in the customer's words. The classifier's answer is
+        kept on the ticket (`classified_as`) and the correction recorded for retraining, once
+        per change; the SLA targets stay pinned as they were when the ticket opened."""
+        caller.require(Permission.WORK_TICKETS)
+        corrected: list[tuple[str, str]] = []
+
+        def change(
+            ticket: TicketRecord, entries: list[ClockEntry], now: datetime
+        ) -> list[ClockEntry]:
+            corrected.clear()  # a retried attempt decides again on fresh data
+            if body.category is ticket.category:
+                return []
+            ticket.classified_as = ticket.classified_as or ticket.category
+            # Retraining pairs the words with the right label against what the model said.
+            corrected.append((ticket.classified_as.value, body.category.value))
+            ticket.category = body.category
+            return []
+
+        view = self._change(ticket_id, change)
+        if corrected and self.corrections is not None:
+            ticket, _ = self.load(ticket_id)
+            predicted, label = corrected[0]
+            ref = f"ticket:{ticket_id}/message:{ticket.opening_message_id or 'unknown'}"
+            self.corrections.record_correction(caller, ref, predicted, label)
+        return view
 
     def _change(
         self,
