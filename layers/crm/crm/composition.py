@@ -499,6 +499,7 @@ class Crm:
             self.clock,
             self.ids,
             instant_refund_limit=instant_refund_limit(),
+            timers=self.timers,
         )
 
     @cached_property

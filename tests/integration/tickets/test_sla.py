@@ -268,3 +268,40 @@ def test_the_sample_wake_up_of_a_ticket_that_does_not_exist_is_claimed_and_dropp
     sample = json.loads((ROOT / "events" / "sqs_ticket_sla.json").read_text())
     assert desk.suite.invoke("TicketSlaFunction", sample) == {"batchItemFailures": []}
     assert desk.events() == []
+
+
+def test_an_after_sales_stage_past_its_target_is_followed_up_once(desk: Desk) -> None:
+    """A return request reviewed within 4 h, pickup arranged within 24 h of approval: a case
+    still in its stage when the target passes publishes AfterSalesStageOverdue (through the
+    timer sweep and the SLA function), once; a case that moved on in time publishes nothing."""
+    tap = desk.suite.tap_bus("overdue-tap", {"detail-type": ["AfterSalesStageOverdue"]})
+    cid = desk.customer()
+    body = {"kind": "return", "order_id": "o-late", "customer_id": cid,
+            "reason": "size_too_small", "amount": "399.00", "sku": "SKU-1"}  # fmt: skip
+    opened = desk.suite.call("POST", "/aftersales", body, role="customer", customer_id=cid)
+    assert opened.status == 201, opened.body
+    case_id = opened.body["case_id"]
+    desk.travel(hours=3, minutes=50)
+    assert desk.suite.take_all(tap) == []
+    desk.travel(minutes=15)  # 4 h 05 in review
+    overdue = [e["detail"] for e in desk.suite.take_all(tap)]
+    assert [(e["case_id"], e["stage"], e["customer_id"]) for e in overdue] == [
+        (case_id, "submitted", cid)
+    ]
+    assert set(overdue[0]) == {"case_id", "customer_id", "order_id", "kind", "stage",
+                               "due_at", "occurred_at"}  # fmt: skip
+    desk.travel(hours=2)
+    assert desk.suite.take_all(tap) == []  # once
+    # Approved now, pickup arranged 23 h later: the approval's 24 h timer is cancelled.
+    stages = f"/aftersales/{case_id}/stages"
+    approve = {"event_id": "wms-1", "stage": "approved"}
+    moved = desk.suite.call("POST", stages, approve, role="support_agent")
+    assert moved.status == 200, moved.body
+    desk.travel(hours=23)
+    pickup = {"event_id": "wms-2", "stage": "pickup_scheduled"}
+    moved = desk.suite.call("POST", stages, pickup, role="support_agent")
+    assert moved.status == 200, moved.body
+    desk.travel(hours=2)
+    assert desk.suite.take_all(tap) == []
+    case = desk.suite.call("GET", f"/aftersales/{case_id}", role="customer", customer_id=cid)
+    assert [t["overdue"] for t in case.body["timeline"]] == [True, False, False]
