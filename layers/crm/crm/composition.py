@@ -500,6 +500,7 @@ class Crm:
             self.ids,
             instant_refund_limit=instant_refund_limit(),
             timers=self.timers,
+            orders=self.profile_service,
         )
 
     @cached_property

@@ -20,6 +20,7 @@ Rules kept here:
 from __future__ import annotations
 
 import os
+from collections.abc import Collection
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Protocol
@@ -30,6 +31,7 @@ from crm.clock import Clock, IdFactory
 from crm.errors import Conflict, FieldProblem, InvalidInput, NotFound
 from crm.events import AfterSalesStageChanged, AfterSalesStageOverdue
 from crm.pii import FieldCipher
+from crm.profiles import Loaded
 from crm.sqs_consumer import PoisonMessage
 from crm.tickets.aftersales_models import (
     CLOSED,
@@ -79,6 +81,14 @@ def instant_refund_limit() -> Decimal:
     return limit
 
 
+class CustomerOrders(Protocol):
+    """The profiles family's read of customers with the folded payments of some orders."""
+
+    def load_many(
+        self, customer_ids: Collection[str], order_ids: Collection[str] = ()
+    ) -> Loaded: ...
+
+
 class TextCiphers(Protocol):
     """The customer's own data key's cipher (profiles' `sealing_cipher`), for text about them."""
 
@@ -107,8 +117,10 @@ class AfterSales:
         ids: IdFactory,
         instant_refund_limit: Decimal = DEFAULT_INSTANT_REFUND_LIMIT,
         timers: Timers | None = None,
+        orders: CustomerOrders | None = None,
     ) -> None:
         self.timers = timers
+        self.orders = orders
         self.store = store
         self.ciphers = ciphers
         self.bus = bus
@@ -123,6 +135,7 @@ class AfterSales:
         case_id = self.ids()
         # Raises NotFound for an unknown customer before anything is written.
         cipher = self.ciphers(request.customer_id)
+        self._check_order(request.customer_id, request.order_id)
         case = CaseRecord(
             case_id=case_id,
             kind=request.kind.value,
@@ -235,6 +248,26 @@ class AfterSales:
         cipher = self.ciphers(customer_id)
         now = self.clock()
         return CaseList(cases=[self._view(c, cipher, now) for c in cases])
+
+    def _check_order(self, customer_id: str, order_id: str) -> None:
+        """An order the CRM has folded must be the customer's (merges followed): a case on
+        another customer's order is refused, with the same 404 as an order that is not theirs,
+        so order ids cannot be probed. An order not folded yet (the events lag, or the shop's
+        order system is the only record) is taken as given."""
+        if self.orders is None:
+            return
+        loaded = self.orders.load_many([customer_id], [order_id])
+        payment = loaded.payments.get(order_id)
+        live = loaded.live.get(customer_id)
+        if payment is None or live is None or payment.customer_id == live.customer_id:
+            return
+        # Folded before a merge, the payment names the absorbed profile: follow it.
+        owner = self.orders.load_many([payment.customer_id]).live.get(payment.customer_id)
+        if owner is None or owner.customer_id != live.customer_id:
+            raise NotFound(
+                f"no order {order_id} among customer {customer_id}'s orders",
+                [FieldProblem("order_id", "not one of the customer's orders")],
+            )
 
     # ------------------------------------------------------------ overdue stages
     def _time_stage(self, case: CaseRecord, left: int | None) -> None:
