@@ -372,6 +372,7 @@ class Crm:
             self.clock,
             self.ids,
             self.sleep,
+            self.classification_corrections,
         )
 
     # ---- campaigns: J (journeys)
@@ -498,6 +499,8 @@ class Crm:
             self.clock,
             self.ids,
             instant_refund_limit=instant_refund_limit(),
+            timers=self.timers,
+            orders=self.profile_service,
         )
 
     @cached_property

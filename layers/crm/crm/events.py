@@ -120,3 +120,19 @@ class AfterSalesStageChanged(BusEvent):
     previous_stage: str | None = None
     closed: bool
     occurred_at: datetime
+
+
+class AfterSalesStageOverdue(BusEvent):
+    """An after-sales case stayed in a stage past its target (return reviewed within 4 h,
+    pickup arranged within 24 h of approval, ...): the desk follows it up, the customer's
+    progress page shows it overdue. Ids and codes only."""
+
+    detail_type: ClassVar[str] = "AfterSalesStageOverdue"
+
+    case_id: str
+    customer_id: str
+    order_id: str
+    kind: str
+    stage: str
+    due_at: datetime
+    occurred_at: datetime
