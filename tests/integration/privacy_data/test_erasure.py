@@ -108,6 +108,9 @@ def test_erasure_leaves_nothing_linkable_proves_it_and_spares_the_neighbour(
     assert timers_of(suite, alice.ticket_id)  # her ticket's SLA clocks are set
     bob_timers = timers_of(suite, bob.ticket_id)
     assert bob_timers
+    assert timers_of(suite, alice.case_id)  # her after-sales case's stage target is set
+    bob_case_timers = timers_of(suite, bob.case_id)
+    assert bob_case_timers
 
     with count_requests() as counts, batch_sizes() as sizes:
         erased = [store.erase(subject) for store in stores]
@@ -141,8 +144,10 @@ def test_erasure_leaves_nothing_linkable_proves_it_and_spares_the_neighbour(
 
     # Her ticket's SLA timers are gone (they name the ticket, not her).
     assert timers_of(suite, alice.ticket_id) == []
+    assert timers_of(suite, alice.case_id) == []
     # The neighbour keeps everything, down to her pending journey wait and SLA timers.
     assert timers_of(suite, bob.ticket_id) == bob_timers
+    assert timers_of(suite, bob.case_id) == bob_case_timers
     assert sorted(search_everywhere(suite, neighbour)) == neighbour_before
     assert suite.call("GET", f"/tickets/{bob.ticket_id}", role="support_agent").status == 200
 
