@@ -16,13 +16,14 @@ family's Parquet) also lowers the object count. Rewriting an object races a writ
 one writes the same key, which never happens (each batch writes its own object names).
 
 Formats: `JsonLines` here; the analytics family adds Parquet by passing its own format in the
-list (the registry wires it).
+list (`crm.privacy.registry.LAKE_FORMATS`): `handles` = `.parquet` keys, `rows` = the table as
+dicts, `without` = the table filtered by a mask of the positions (its schema kept).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence, Set
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -45,9 +46,14 @@ class ObjectFormat(Protocol):
 
     def handles(self, key: str) -> bool: ...
 
-    def rows(self, body: bytes) -> list[dict[str, Any]]: ...
+    def rows(self, body: bytes) -> list[dict[str, Any]]:
+        """The object's rows, in order (read to find and export a customer's)."""
+        ...
 
-    def encode(self, rows: Sequence[dict[str, Any]]) -> bytes: ...
+    def without(self, body: bytes, drop: Set[int]) -> bytes:
+        """The object rewritten without the rows at these positions, in its own format and
+        schema (a Parquet format filters its table instead of rebuilding it from dicts)."""
+        ...
 
     @property
     def content_type(self) -> str: ...
@@ -62,14 +68,16 @@ class JsonLines:
     def rows(self, body: bytes) -> list[dict[str, Any]]:
         return [json.loads(line) for line in body.decode().splitlines() if line.strip()]
 
-    def encode(self, rows: Sequence[dict[str, Any]]) -> bytes:
-        return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode()
+    def without(self, body: bytes, drop: Set[int]) -> bytes:
+        kept = [row for n, row in enumerate(self.rows(body)) if n not in drop]
+        return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept).encode()
 
 
 @dataclass(frozen=True)
 class _Object:
     key: str
     format: ObjectFormat
+    body: bytes
     rows: list[dict[str, Any]]
     matching: list[int]  # indexes of the rows that carry the pseudonym
 
@@ -114,7 +122,7 @@ class LakePersonalData:
             body = aws.s3().get_object(Bucket=self._bucket, Key=key)["Body"].read()
             rows = fmt.rows(body)
             matching = [n for n, row in enumerate(rows) if pseudonym.find(row)]
-            yield _Object(key, fmt, rows, matching)
+            yield _Object(key, fmt, body, rows, matching)
 
     def inventory(self, subject: DataSubject) -> StoreInventory:
         count = sum(len(o.matching) for o in self._objects(subject))
@@ -141,12 +149,11 @@ class LakePersonalData:
         for o in self._objects(subject):
             if not o.matching:
                 continue
-            kept = [row for n, row in enumerate(o.rows) if n not in set(o.matching)]
-            if kept:
+            if len(o.matching) < len(o.rows):
                 aws.s3().put_object(
                     Bucket=self._bucket,
                     Key=o.key,
-                    Body=o.format.encode(kept),
+                    Body=o.format.without(o.body, set(o.matching)),
                     ContentType=o.format.content_type,
                 )
             else:

@@ -68,9 +68,10 @@ def test_json_lines_read_and_rewrite() -> None:
     fmt = JsonLines()
     assert fmt.handles("events/type=order_paid/dt=2026-11-23/part-1.jsonl")
     assert not fmt.handles("models/segments/run-1.json")
-    rows = fmt.rows(b'{"a": 1}\n\n{"b": "\xe5\xbc\xa0"}\n')
-    assert rows == [{"a": 1}, {"b": "张"}]
-    assert fmt.rows(fmt.encode(rows)) == rows
+    body = b'{"a": 1}\n\n{"b": "\xe5\xbc\xa0"}\n{"c": 3}\n'
+    assert fmt.rows(body) == [{"a": 1}, {"b": "张"}, {"c": 3}]
+    assert fmt.rows(fmt.without(body, {0, 2})) == [{"b": "张"}]
+    assert fmt.without(body, {0, 1, 2}) == b""
 
 
 def test_each_automated_decision_is_explained_with_its_figures() -> None:
