@@ -41,6 +41,10 @@ if TYPE_CHECKING:
     from crm.campaigns.templates import Templates
     from crm.keys import BlindIndexKey
     from crm.lake import Lake
+    from crm.personal_data import DataSubject, PersonalDataStore
+    from crm.privacy import AuditLog, PrivacyExecutor, PrivacyRequests, PrivacySettings
+    from crm.privacy.routes import PrivacyParts
+    from crm.privacy.store import PrivacyFiles, PrivacyStore
     from crm.profiles.family import Profiles
     from crm.profiles.service import ProfileService
     from crm.profiles.settings import ProfilesSettings
@@ -103,6 +107,12 @@ class Settings:
         from crm.tickets import TicketsSettings
 
         return TicketsSettings.from_env()
+
+    @cached_property
+    def privacy(self) -> PrivacySettings:
+        from crm.privacy import PrivacySettings
+
+        return PrivacySettings.from_env()
 
 
 class Crm:
@@ -512,6 +522,87 @@ class Crm:
 
         return Corrections(self.aftersales_store, self.clock, self.ids)
 
+    # ---- privacy
+    @cached_property
+    def privacy_store(self) -> PrivacyStore:
+        from crm.privacy.store import PrivacyStore
+
+        return PrivacyStore(self.settings.privacy.privacy_table)
+
+    @cached_property
+    def privacy_files(self) -> PrivacyFiles:
+        from crm.privacy.store import PrivacyFiles
+
+        config = self.settings.privacy
+        return PrivacyFiles(config.exports_bucket, config.audit_archive_bucket)
+
+    @cached_property
+    def privacy_audit(self) -> AuditLog:
+        from crm.privacy import AuditLog
+
+        return AuditLog(self.privacy_store, self.privacy_files, self.clock)
+
+    @cached_property
+    def personal_data_stores(self) -> tuple[PersonalDataStore, ...]:
+        from crm.privacy.registry import personal_data_stores
+
+        return personal_data_stores(self)
+
+    def collect_subject(self, customer_id: str) -> DataSubject:
+        from crm.privacy.registry import collect_subject
+
+        return collect_subject(self, customer_id)
+
+    @cached_property
+    def privacy_requests(self) -> PrivacyRequests:
+        from crm.config import data_region
+        from crm.privacy import PrivacyRequests
+        from crm.privacy.profile_actions import ProfilesActions
+        from crm.queue import Queue
+
+        config = self.settings.privacy
+        return PrivacyRequests(
+            self.privacy_store,
+            self.privacy_audit,
+            lambda: self.personal_data_stores,
+            self.collect_subject,
+            ProfilesActions(self.profiles),
+            Queue(config.privacy_queue_url),
+            self.timers,
+            self.bus,
+            config.policy,
+            data_region,
+            self.clock,
+            self.ids,
+        )
+
+    @cached_property
+    def privacy_executor(self) -> PrivacyExecutor:
+        from crm.privacy import PrivacyExecutor
+        from crm.privacy.profile_actions import ProfilesActions
+        from crm.queue import Queue
+
+        config = self.settings.privacy
+        return PrivacyExecutor(
+            self.privacy_store,
+            self.privacy_files,
+            self.privacy_audit,
+            lambda: self.personal_data_stores,
+            ProfilesActions(self.profiles),
+            Queue(config.privacy_queue_url),
+            self.timers,
+            self.bus,
+            config.policy,
+            self.clock,
+        )
+
+    @cached_property
+    def privacy_parts(self) -> PrivacyParts:
+        from crm.privacy.routes import PrivacyParts
+
+        return PrivacyParts(self.privacy_requests, self.privacy_executor, self.privacy_audit)
+
+    # ---- end privacy
     def prime(self, *services: str) -> Crm:
         """Build what a first request would (families, clients) without calling AWS, for a
         SnapStart snapshot (crm.snapstart)."""
