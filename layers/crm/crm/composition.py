@@ -11,8 +11,9 @@ and scipy only when the planner fits).
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,7 @@ from crm.config import PlatformSettings
 # for the families it uses, not for every family the suite has (the timer sweep loads no
 # profile model, the API no campaign dispatch). The names below are for type checking only.
 if TYPE_CHECKING:
+    from crm.audit import PiiReads
     from crm.bus import Bus
     from crm.campaigns import CampaignsSettings
     from crm.campaigns.conversions import Conversions
@@ -231,7 +233,7 @@ class Crm:
         from crm.queue import Queue
 
         service = self.profile_service
-        views = CustomerViews(service)
+        views = CustomerViews(service, self.pii_reads)
         identity = IdentityResolution(service, views)
         transit = self.event_transit
         return Profiles(
@@ -601,6 +603,20 @@ class Crm:
         from crm.privacy.routes import PrivacyParts
 
         return PrivacyParts(self.privacy_requests, self.privacy_executor, self.privacy_audit)
+
+    @cached_property
+    def pii_reads(self) -> PiiReads:
+        """Staff's unmasked reads of PII, recorded in the privacy audit trail."""
+        # A root built for one family's tests (no privacy resources in its environment)
+        # records nothing; every stack of template.yaml has them.
+        audit = self.privacy_audit if "PRIVACY_TABLE" in os.environ else None
+
+        class Recorder:
+            def unmasked_read(self, actor: str, customer_id: str, fields: Sequence[str]) -> None:
+                if audit is not None:
+                    audit.append(actor, "pii_read", customer_id=customer_id, fields=fields)
+
+        return Recorder()
 
     # ---- end privacy
     def prime(self, *services: str) -> Crm:
