@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import Field, StringConstraints
+from pydantic import ConfigDict, Field, StringConstraints
 
 from crm.models import Output, StrictInput
 from crm.personal_data import Holding, Remnant
@@ -54,6 +54,38 @@ class StepState(StrEnum):
 
 
 class FileRequest(StrictInput):
+    # What fits each kind, in the document as the service checks it: changes only (and
+    # always) for a rectification, purposes only for a consent withdrawal.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {
+                    "required": ["kind", "changes"],
+                    "properties": {
+                        "kind": {"const": "rectification"},
+                        "changes": {"type": "object", "minProperties": 1},
+                        "purposes": {"maxItems": 0},
+                    },
+                },
+                {
+                    "required": ["kind"],
+                    "properties": {
+                        "kind": {"const": "consent_withdrawal"},
+                        "changes": {"type": "null"},
+                    },
+                },
+                {
+                    "required": ["kind"],
+                    "properties": {
+                        "kind": {"enum": ["access", "erasure", "restriction"]},
+                        "changes": {"type": "null"},
+                        "purposes": {"maxItems": 0},
+                    },
+                },
+            ]
+        }
+    )
+
     customer_id: Key
     kind: RequestKind
     regulation: Regulation | None = Field(
