@@ -8,9 +8,12 @@ import zipfile
 from typing import Any
 
 import boto3
+import pytest
 
+from crm.composition import root
 from crm.privacy.records import request_key
 from crm.privacy.service import work_body
+from crm.sqs_consumer import PoisonMessage
 from tests.integration.privacy.conftest import Office
 
 
@@ -251,3 +254,29 @@ def test_an_access_request_bundles_every_store_and_hands_out_an_expiring_link(
         rows = bundle.read("orders/rows.csv").decode().splitlines()
         assert rows == ["order_id,amount,items", 'o-1,12.50,"[""sku-1""]"']
         assert "gold: 3 orders" in bundle.read("orders/explanations.txt").decode()
+
+
+def test_poison_messages_fail_alone_and_name_no_values(office: Office) -> None:
+    cid = office.customer()
+    office.stores[1].failures = 0
+    rid = office.file(cid, "access").body["request_id"]
+    # A step of a store the running request does not have can never be carried out.
+    with pytest.raises(PoisonMessage) as poisoned:
+        root().privacy_executor.handle(work_body(rid, "no_such_store"))
+    assert rid not in str(poisoned.value)
+
+    sqs = boto3.client("sqs")
+    url = office.suite.queue_url("PrivacyQueue")
+    for body in ("not json", '{"request_id": "13800138000 x"}'):
+        sqs.send_message(QueueUrl=url, MessageBody=body)
+    messages: list[dict[str, Any]] = []
+    for _ in range(5):
+        messages += office.suite.receive("PrivacyQueue")
+    response = office.suite.deliver("PrivacyWorkerFunction", "PrivacyQueue", messages)
+    failed = {f["itemIdentifier"] for f in response["batchItemFailures"]}
+    poison = {m["MessageId"] for m in messages if "request_id" not in m["Body"]
+              or "13800138000" in m["Body"]}  # fmt: skip
+    assert len(poison) == 2
+    assert failed == poison
+    office.work()
+    assert office.get(rid)["status"] == "completed"  # the good messages went on
