@@ -9,10 +9,13 @@ audit entries under Object Lock: nothing can delete them before their retention 
 
 from __future__ import annotations
 
+from typing import Any
+
 from crm.personal_data import (
     DataSubject,
     ErasureMethod,
     Holding,
+    PersonalDataStore,
     Remnant,
     StoreErasure,
     StoreExport,
@@ -97,3 +100,9 @@ class PrivacyOwnData:
             for key in keys
         )
         return StoreVerification(store=self.name, checked=len(keys), remnants=remnants)
+
+
+def own_stores(root: Any) -> tuple[PersonalDataStore, ...]:
+    """The privacy family's stores for the registry (`crm.privacy.registry`), built from the
+    composition root (typed loosely: privacy sits below the root and may not import it)."""
+    return (PrivacyOwnData(root.privacy_store, root.privacy_files),)

@@ -7,16 +7,13 @@ from __future__ import annotations
 from typing import Any
 
 from crm.personal_data import DataSubject, PersonalDataStore
+from crm.privacy.own_data import own_stores
 
 # The composition root (crm.composition.Crm), typed loosely: the privacy family sits below the
 # root in the layers contract and may not import it, even for type checking.
 Crm = Any
 
-
-def own_stores(root: Crm) -> tuple[PersonalDataStore, ...]:
-    from crm.privacy.own_data import PrivacyOwnData
-
-    return (PrivacyOwnData(root.privacy_store, root.privacy_files),)
+__all__ = ["collect_subject", "own_stores", "personal_data_stores"]
 
 
 def personal_data_stores(root: Crm) -> tuple[PersonalDataStore, ...]:
