@@ -550,6 +550,15 @@ def build_parser() -> argparse.ArgumentParser:
     forward = moves.add_parser("advance", help="move the clock forward: 30d, 12h, 90m, 45s")
     forward.add_argument("duration", help="how far: 30d, 12h, 90m, 45s, or 1d12h")
 
+    # privacy
+    audit = sub.add_parser("audit", help="the privacy audit trail")
+    audit_commands = audit.add_subparsers(dest="audit_command", required=True)
+    verify = audit_commands.add_parser(
+        "verify", help="verify the hash chain (and each entry's locked archive copy)"
+    )
+    verify.add_argument("--no-archive", action="store_true", help="check the table's chain only")
+    verify.set_defaults(run=cmd_audit_verify)
+
     # campaigns: D
     outbox = sub.add_parser("outbox", help="what campaigns would have sent (recording provider)")
     outbox.add_argument("--customer", help="only this customer's messages")
@@ -607,6 +616,38 @@ def cmd_redrive(args: argparse.Namespace) -> int:
     plural = "" if moved.count == 1 else "s"
     print(f"moved {moved.count} message{plural} from {dlq} back to {queue}")
     return 0
+
+
+# ---- privacy
+def audit_verification(check_archive: bool = True) -> Any:
+    """The privacy audit chain of the suite on the current AWS endpoint, verified."""
+    from crm.clock import utc_now
+    from crm.privacy.audit import AuditLog
+    from crm.privacy.store import PrivacyFiles, PrivacyStore
+
+    ddb, s3 = boto3.client("dynamodb"), boto3.client("s3")
+    tables = [t for t in ddb.list_tables()["TableNames"] if t.endswith("-PrivacyTable")]
+    buckets = [b["Name"] for b in s3.list_buckets()["Buckets"] if "auditarchivebucket" in b["Name"]]
+    if not tables or not buckets:
+        raise UsageError(
+            "no PrivacyTable or AuditArchiveBucket: is this the emulator of this template?"
+        )
+    log = AuditLog(PrivacyStore(tables[0]), PrivacyFiles("", buckets[0]), utc_now)
+    return log.verify(check_archive=check_archive)
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    info = _running(args.state_dir)
+    if not info:
+        return _not_running()
+    use_endpoint(info["aws_endpoint"])
+    result = audit_verification(check_archive=not args.no_archive)
+    if result.intact:
+        print(f"the audit chain is intact: {result.entries} entries, head {result.head_hash}")
+        return 0
+    print(f"the audit chain is broken at entry {result.first_broken}: {result.problem} "
+          f"({result.entries} entries before it verified)")  # fmt: skip
+    return 1
 
 
 # ---- campaigns: D

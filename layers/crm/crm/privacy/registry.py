@@ -16,25 +16,11 @@ from typing import Any
 from crm.campaigns import CampaignsPersonalData
 from crm.lake_personal_data import JsonLines, LakePersonalData, ObjectFormat
 from crm.personal_data import DataSubject, PersonalDataStore
+from crm.privacy.own_data import own_stores
 from crm.profiles import ProfilesPersonalData
 from crm.segments import SegmentsPersonalData
 from crm.tickets import TicketsPersonalData
 from crm.timers import TimersPersonalData
-
-
-def own_stores(root: Any) -> tuple[PersonalDataStore, ...]:
-    """The requests workflow's own stores (PrivacyTable, ExportsBucket, audit archive), built
-    on the root's privacy store and files. Guarded so that the registry works before the
-    workflow's branch lands: the integrator replaces the guard with a plain import."""
-    try:
-        from crm.privacy.own_data import (  # type: ignore[import-not-found,unused-ignore]
-            PrivacyOwnData,
-        )
-    except ImportError:  # pragma: no cover - removed at merge
-        return ()
-    own: PersonalDataStore = PrivacyOwnData(root.privacy_store, root.privacy_files)
-    return (own,)
-
 
 PII_CHANNELS = frozenset({"phone", "email"})
 # Formats of the lake's objects; the analytics family appends its Parquet format here.

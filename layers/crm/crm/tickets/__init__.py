@@ -8,6 +8,7 @@ here and nowhere else in the package (an import contract checks it).
 
 from crm.tickets.aftersales import AfterSales, instant_refund_limit
 from crm.tickets.aftersales_routes import aftersales_routes
+from crm.tickets.calendars import SHOP_ZONE, china_workday
 from crm.tickets.classifier import CATEGORIES, TextClassifier, classify
 from crm.tickets.corrections import Corrections
 from crm.tickets.feedback import ProductFeedbackBook
@@ -17,6 +18,7 @@ from crm.tickets.settings import TicketsSettings
 
 __all__ = [
     "CATEGORIES",
+    "SHOP_ZONE",
     "AfterSales",
     "Classifier",
     "Corrections",
@@ -26,6 +28,7 @@ __all__ = [
     "TicketsPersonalData",
     "TicketsSettings",
     "aftersales_routes",
+    "china_workday",
     "classify",
     "instant_refund_limit",
 ]
