@@ -1,0 +1,426 @@
+"""The dashboard page in Debian's headless Chromium (apt's chromium and chromium-driver, never a
+browser Selenium downloads), served by the emulator's static host.
+
+The analytics routes are played by the local API gateway (the template's authorizer and CORS)
+in front of a stand-in function answering the fixture JSON in the agreed shape
+(docs/dashboard.md, tests/e2e/fixtures/analytics.json): it refuses what the real routes refuse
+(a role without READ_ANALYTICS, an unknown metric, a filter the metric does not take), so the
+page is held to the contract, not to the fixture."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.options import Options
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+from crm_local.api_settings import read_api_settings
+from crm_local.apigw import ApiRoute
+from crm_local.dashboard import DashboardServer
+from crm_local.gateway import Gateway
+from crm_local.provision import Stack
+from crm_local.template import load_template
+from crm_local.tokens import issue_token
+from tests.e2e.conftest import Running
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+FIXTURE = json.loads((Path(__file__).parent / "fixtures" / "analytics.json").read_text())
+SECRET = "a-development-secret-of-32-bytes!"
+READERS = {"analyst", "marketer", "admin"}  # READ_ANALYTICS
+WAIT_S = 30
+
+
+def proxy(status: int, body: Any) -> dict[str, Any]:
+    # The functions' answers carry the CORS header themselves (CORS_ALLOW_ORIGIN).
+    headers = {"Content-Type": "application/json", "Access-Control-Allow-Origin": "*"}
+    return {"statusCode": status, "headers": headers, "body": json.dumps(body)}
+
+
+def error(status: int, code: str) -> dict[str, Any]:
+    return proxy(status, {"error": {"code": code, "message": code}})
+
+
+class FixtureAnalytics:
+    """The analytics function as the contract describes it, answering from the fixture."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.declared = {m["name"]: set(m["filters"]) for m in FIXTURE["metrics"]}
+
+    def __call__(self, function: str, event: dict[str, Any]) -> dict[str, Any]:
+        self.events.append(event)
+        groups = event["requestContext"]["authorizer"]["claims"]["cognito:groups"]
+        if not READERS & set(groups.split(",")):
+            return error(403, "forbidden")
+        name = (event["pathParameters"] or {}).get("name")
+        if name is None:
+            return proxy(200, {"metrics": FIXTURE["metrics"]})
+        if name not in self.declared:
+            return error(404, "not_found")
+        query = event["queryStringParameters"] or {}
+        if set(query) - {"from", "to", "grain"} - self.declared[name]:
+            return error(400, "bad_filter")
+        period = {"from": query["from"], "to": query["to"], "grain": query.get("grain", "day")}
+        return proxy(200, {**FIXTURE["results"][name], "period": period})
+
+    def metric_queries(self) -> dict[str, dict[str, str]]:
+        """The last query string each metric was asked with."""
+        return {
+            e["pathParameters"]["name"]: e["queryStringParameters"] or {}
+            for e in self.events
+            if e["pathParameters"]
+        }
+
+
+@contextmanager
+def fixture_api() -> Iterator[tuple[FixtureAnalytics, Gateway]]:
+    """The local API gateway with the analytics routes, answered from the fixture."""
+    template = load_template()
+    stack = Stack(template, parameters=template.parameter_defaults())
+    routes = [
+        ApiRoute("AnalyticsFunction", "/analytics/metrics", "GET", authorized=True),
+        ApiRoute("AnalyticsFunction", "/analytics/metrics/{name}", "GET", authorized=True),
+    ]
+    function = FixtureAnalytics()
+    gateway = Gateway(routes, function, SECRET, 0, read_api_settings(template, stack.resolve))
+    gateway.start()
+    try:
+        yield function, gateway
+    finally:
+        gateway.stop()
+
+
+@contextmanager
+def chromium(width: int = 1400, height: int = 1000) -> Iterator[WebDriver]:
+    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
+    if missing:
+        # A failure, not a skip: `make test` installs both (apt-get install chromium
+        # chromium-driver), so a missing one is a broken setup.
+        pytest.fail(f"{', '.join(missing)} missing: run `make install` (apt-get install -y "
+                    "chromium chromium-driver)", pytrace=False)  # fmt: skip
+    options = Options()
+    options.binary_location = str(CHROMIUM)
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 f"--window-size={width},{height}", "--lang=en-US"):  # fmt: skip
+        options.add_argument(flag)
+    # An explicit driver path: Selenium Manager never looks for (or downloads) another.
+    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.fixture(scope="module")
+def analytics() -> Iterator[tuple[FixtureAnalytics, Gateway]]:
+    with fixture_api() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def page_url(analytics: tuple[FixtureAnalytics, Gateway]) -> Iterator[str]:
+    server = DashboardServer(analytics[1].url).start()
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[WebDriver]:
+    with chromium() as driver:
+        yield driver
+
+
+def token(role: str) -> str:
+    return issue_token(SECRET, role)
+
+
+def fresh(driver: WebDriver, url: str) -> None:
+    """The page as a first visit sees it: no session token, English."""
+    driver.get(url)
+    driver.execute_script("sessionStorage.clear(); localStorage.clear();")
+    driver.get(url)
+
+
+def wait_state(driver: WebDriver, *states: str) -> str:
+    def reached(d: WebDriver) -> str:
+        state = d.find_element(By.TAG_NAME, "body").get_attribute("data-state") or ""
+        return state if state in states else ""
+
+    result: str = WebDriverWait(driver, WAIT_S).until(
+        reached, f"the page never reached {' or '.join(states)}"
+    )
+    return result
+
+
+def sign_in(driver: WebDriver, url: str, role: str = "analyst") -> None:
+    fresh(driver, url)
+    wait_state(driver, "signed-out")
+    driver.find_element(By.ID, "token").send_keys(token(role))
+    driver.find_element(By.CSS_SELECTOR, "#dev-sign-in button[type=submit]").click()
+
+
+def cards(driver: WebDriver) -> dict[str, dict[str, Any]]:
+    """Each metric card: its state, title, and what echarts drew (series names, points)."""
+    found: list[dict[str, Any]] = driver.execute_script(
+        """
+        const out = [];
+        for (const card of document.querySelectorAll('.metric')) {
+          const chart = echarts.getInstanceByDom(card.querySelector('.chart'));
+          const option = chart ? chart.getOption() : null;
+          const canvas = card.querySelector('.chart canvas');
+          out.push({
+            name: card.dataset.metric,
+            state: card.dataset.state,
+            title: card.querySelector('h2').textContent,
+            points: option ? option.series.map(s => s.data.filter(d => d !== null).length) : null,
+            legend: option && option.legend && option.legend.length ? option.legend[0].data : null,
+            canvas: canvas ? [canvas.width, canvas.height] : null,
+            rows: Array.from(card.querySelectorAll('tbody tr'),
+                             tr => Array.from(tr.children, c => c.textContent)),
+          });
+        }
+        return out;
+        """
+    )
+    # A list, not an object: the page's order is the API's, which a JSON object would lose.
+    return {card.pop("name"): card for card in found}
+
+
+def expected_points(name: str) -> list[int]:
+    result = FIXTURE["results"][name]
+    if result["chart"] == "heatmap":  # one heatmap series of every row's cells
+        return [sum(len(s["points"]) for s in result["series"])]
+    if result["chart"] == "funnel":
+        return [len(result["series"][0]["points"])]
+    return [len(s["points"]) for s in result["series"]]
+
+
+def test_the_page_asks_for_a_token_before_calling_the_api(
+    browser: WebDriver, page_url: str, analytics: tuple[FixtureAnalytics, Gateway]
+) -> None:
+    function = analytics[0]
+    before = len(function.events)
+    fresh(browser, page_url)
+    wait_state(browser, "signed-out")
+    assert browser.find_element(By.ID, "dev-sign-in").is_displayed()
+    assert not browser.find_element(By.ID, "board").is_displayed()
+    browser.find_element(By.ID, "token").send_keys("not a token")
+    browser.find_element(By.CSS_SELECTOR, "#dev-sign-in button[type=submit]").click()
+    assert "not a token" in browser.find_element(By.ID, "message").text
+    assert len(function.events) == before
+
+
+def test_a_dev_token_signs_in_and_every_metric_is_drawn(
+    browser: WebDriver, page_url: str, analytics: tuple[FixtureAnalytics, Gateway]
+) -> None:
+    function = analytics[0]
+    function.events.clear()
+    sign_in(browser, page_url)
+    assert wait_state(browser, "ready", "error", "forbidden", "signed-out") == "ready"
+
+    drawn = cards(browser)
+    assert list(drawn) == [m["name"] for m in FIXTURE["metrics"]]  # the API's order
+    for name, card in drawn.items():
+        result = FIXTURE["results"][name]
+        assert card["state"] == "ready", (name, card)
+        assert card["title"] == result["title"]["en"]
+        if result["chart"] == "table":
+            assert len(card["rows"]) == len(result["series"][0]["points"])
+        else:
+            assert card["points"] == expected_points(name), name
+            assert card["canvas"], name
+            assert min(card["canvas"]) > 0, name
+    # A table mixes units: each series is formatted in its own (currency, ratio, count).
+    first = drawn["campaign_roi"]["rows"][0]
+    assert first == ["双十一预热/A", "5,000", "410", "CN¥88,210.00", "3.1%", "320%"]
+    # Every call carried the token; the default period is the last 30 days, by day.
+    today = date.today()
+    assert all(e["headers"].get("Authorization", "").startswith("Bearer ") for e in function.events)
+    queries = function.metric_queries()
+    assert len(queries) == len(FIXTURE["metrics"])
+    assert queries["funnel"] == {
+        "from": (today - timedelta(days=29)).isoformat(),
+        "to": today.isoformat(),
+        "grain": "day",
+    }
+
+
+def test_chinese_labels_without_asking_the_api_again(
+    browser: WebDriver, page_url: str, analytics: tuple[FixtureAnalytics, Gateway]
+) -> None:
+    function = analytics[0]
+    sign_in(browser, page_url)
+    wait_state(browser, "ready")
+    asked = len(function.events)
+    browser.find_element(By.CSS_SELECTOR, "[data-lang=zh]").click()
+    assert browser.find_element(By.TAG_NAME, "h1").text == "运营作战指挥舱"
+    assert browser.find_element(By.CSS_SELECTOR, "#filters button").text == "应用"
+    drawn = cards(browser)
+    assert drawn["funnel"]["title"] == "转化漏斗"
+    assert drawn["new_vs_returning"]["legend"] == ["新客", "老客"]
+    assert len(function.events) == asked
+    # The choice is remembered: a reload stays in Chinese.
+    browser.refresh()
+    wait_state(browser, "ready")
+    assert browser.find_element(By.TAG_NAME, "h1").text == "运营作战指挥舱"
+    browser.find_element(By.CSS_SELECTOR, "[data-lang=en]").click()
+    assert browser.find_element(By.TAG_NAME, "h1").text == "Operations dashboard"
+
+
+def test_filters_reach_only_the_metrics_that_take_them(
+    browser: WebDriver, page_url: str, analytics: tuple[FixtureAnalytics, Gateway]
+) -> None:
+    function = analytics[0]
+    sign_in(browser, page_url)
+    wait_state(browser, "ready")
+    function.events.clear()
+    form = browser.find_element(By.ID, "filters")
+    Select(form.find_element(By.NAME, "channel")).select_by_value("douyin")
+    Select(form.find_element(By.NAME, "grain")).select_by_value("week")
+    form.find_element(By.NAME, "category").send_keys("母婴")
+    set_dates(browser, "2026-10-01", "2026-10-31")
+    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    wait_for_requests(function, len(FIXTURE["metrics"]))
+    assert wait_state(browser, "ready") == "ready"
+
+    queries = function.metric_queries()
+    period = {"from": "2026-10-01", "to": "2026-10-31", "grain": "week"}
+    assert queries["funnel"] == {**period, "channel": "douyin", "category": "母婴"}
+    assert queries["channel_conversion"] == {**period, "category": "母婴"}  # not by channel
+    assert queries["tier_shares"] == period  # takes no filter
+    # The real routes refuse an undeclared filter (400): no card failed.
+    assert {card["state"] for card in cards(browser).values()} == {"ready"}
+    note = browser.find_element(By.CSS_SELECTOR, '.metric[data-metric="funnel"] .note').text
+    assert note.startswith("2026-10-01 – 2026-10-31")
+
+
+def test_a_period_ending_before_it_starts_is_not_asked_for(
+    browser: WebDriver, page_url: str, analytics: tuple[FixtureAnalytics, Gateway]
+) -> None:
+    function = analytics[0]
+    sign_in(browser, page_url)
+    wait_state(browser, "ready")
+    asked = len(function.events)
+    set_dates(browser, "2026-11-30", "2026-11-01")
+    browser.find_element(By.CSS_SELECTOR, "#filters button[type=submit]").click()
+    assert "after its end" in browser.find_element(By.ID, "message").text
+    assert len(function.events) == asked
+
+
+def test_the_banner_link_signs_in_and_leaves_no_token_in_the_address(
+    browser: WebDriver, page_url: str
+) -> None:
+    fresh(browser, page_url)
+    browser.get(f"{page_url}#token={token('marketer')}")
+    assert wait_state(browser, "ready") == "ready"
+    assert "token" not in browser.current_url
+    assert browser.find_element(By.ID, "who").text == "marketer"
+    browser.find_element(By.ID, "sign-out").click()
+    wait_state(browser, "signed-out")
+    assert browser.execute_script("return sessionStorage.length") == 0
+
+
+def test_a_role_without_analytics_is_told_so(browser: WebDriver, page_url: str) -> None:
+    sign_in(browser, page_url, role="support_agent")
+    assert wait_state(browser, "forbidden", "ready") == "forbidden"
+    assert "cannot read analytics" in browser.find_element(By.ID, "message").text
+
+
+def test_a_token_the_api_refuses_signs_out(browser: WebDriver, page_url: str) -> None:
+    fresh(browser, page_url)
+    # Well formed and unexpired, but signed with another secret: the gateway answers 401.
+    forged = issue_token("another-secret-of-at-least-32-bytes", "analyst")
+    browser.get(f"{page_url}#token={forged}")
+    assert wait_state(browser, "signed-out", "ready") == "signed-out"
+    assert "expired" in browser.find_element(By.ID, "message").text
+
+
+def test_the_emulator_serves_the_page_beside_its_api(browser: WebDriver, emulator: Running) -> None:
+    info = json.loads((emulator.state_dir / "emulator.json").read_text())
+    page = info["dashboard"]
+    assert urlsplit(page).port != urlsplit(emulator.api).port  # its own origin, as in AWS
+    with urllib.request.urlopen(page + "config.json", timeout=10) as response:  # noqa: S310
+        assert json.load(response) == {
+            "api": emulator.api,
+            "auth": {"mode": "dev"},
+            "currency": "CNY",
+        }
+    fresh(browser, page)
+    assert wait_state(browser, "signed-out") == "signed-out"
+    assert browser.execute_script("return typeof echarts.init") == "function"
+    # The page reaches the emulator's API across origins (the template's CORS, a preflight
+    # for the Authorization header) with a token `crm-local token` made.
+    status = browser.execute_async_script(
+        """
+        const done = arguments[arguments.length - 1];
+        const headers = {Authorization: 'Bearer ' + arguments[1]};
+        fetch(arguments[0] + '/customers/nobody', {headers})
+          .then(r => done(r.status), e => done(String(e)));
+        """,
+        emulator.api,
+        emulator.token("analyst"),
+    )
+    assert status in (403, 404)  # an answer the page can read, not a CORS failure
+
+
+def set_dates(driver: WebDriver, start: str, end: str) -> None:
+    # Date inputs take keyboard input in the locale's order; setting the value is exact.
+    driver.execute_script(
+        "const f = document.getElementById('filters');"
+        "f.elements.from.value = arguments[0]; f.elements.to.value = arguments[1];",
+        start,
+        end,
+    )
+
+
+def wait_for_requests(function: FixtureAnalytics, count: int) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while len(function.metric_queries()) < count:
+        assert time.monotonic() < deadline, f"{len(function.metric_queries())} of {count} asked"
+        time.sleep(0.1)
+
+
+def screenshot(path: Path) -> None:
+    """docs/dashboard.png: the page over the fixture, in Chinese, the whole board."""
+    with fixture_api() as (_, gateway), chromium(1440, 1000) as driver:
+        server = DashboardServer(gateway.url).start()
+        try:
+            fresh(driver, server.url)
+            driver.execute_script("localStorage.setItem('crm.dashboard.lang', 'zh')")
+            driver.get(f"{server.url}#token={token('analyst')}")
+            driver.refresh()  # a fragment alone does not reload: the language is read again
+            wait_state(driver, "ready")
+            set_dates(driver, "2026-11-01", "2026-11-30")
+            driver.find_element(By.CSS_SELECTOR, "#filters button[type=submit]").click()
+            wait_state(driver, "ready")
+            # The whole board, beyond the window's height.
+            shot = driver.execute_cdp_cmd(
+                "Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True}
+            )
+            path.write_bytes(base64.b64decode(shot["data"]))
+        finally:
+            server.stop()
+
+
+if __name__ == "__main__":
+    # python -m tests.e2e.test_dashboard docs/dashboard.png
+    import sys
+
+    screenshot(Path(sys.argv[1] if len(sys.argv) > 1 else "docs/dashboard.png"))
