@@ -22,7 +22,7 @@ CHROMEDRIVER := /usr/bin/chromedriver
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 CUSTOMERS ?= 2000
 
-.PHONY: help install browser run test lint typecheck template-check unit integration e2e bench openapi clean
+.PHONY: help install browser dashboard-dist run test lint typecheck template-check unit integration e2e bench openapi clean
 
 help:
 	@echo "make run    start the whole suite locally (moto on 127.0.0.1) with demo data"
@@ -62,6 +62,14 @@ browser:
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver; \
 	fi
+
+# The page as static files for a host (S3 behind CloudFront, ...): dashboard/dist/ with the
+# config.json of a deployed stack (docs/dashboard.md). Needs the aws CLI and its credentials.
+dashboard-dist: $(DASHBOARD_STAMP) $(LOCAL_STAMP)
+	@test -n "$(STACK)" || (echo "usage: make dashboard-dist STACK=<stack name> [CURRENCY=EUR]" && exit 1)
+	cd dashboard && $(NPM) run build
+	aws cloudformation describe-stacks --stack-name $(STACK) --query 'Stacks[0].Outputs' --output json \
+	  | $(BIN)/python -m crm_local.dashboard --currency $(or $(CURRENCY),CNY) > dashboard/dist/config.json
 
 install: $(DEV_STAMP) $(CHECKOV_STAMP) $(DASHBOARD_STAMP) browser
 

@@ -131,25 +131,82 @@ function expired(claims) {
   return typeof claims.exp === "number" && claims.exp * 1000 <= Date.now();
 }
 
-// A token arrives in the address's fragment: Cognito's hosted UI answers #id_token=...&state=...
-// and `make run`'s banner links #token=... . The fragment never reaches a server; it is
-// removed from the address at once so that it is neither bookmarked nor shared.
+// `make run`'s banner links #token=... : the fragment never reaches a server, and it is removed
+// from the address at once so that it is neither bookmarked nor shared.
 function takeTokenFromFragment() {
   const fragment = new URLSearchParams(location.hash.slice(1));
-  const token = fragment.get("id_token") || fragment.get("token");
+  const token = fragment.get("token");
   if (!token) return null;
   history.replaceState(null, "", location.pathname + location.search);
-  if (fragment.has("id_token")) {
-    const expected = sessionStorage.getItem(STATE_KEY);
-    sessionStorage.removeItem(STATE_KEY);
-    if (!expected || fragment.get("state") !== expected) {
-      showMessage(t("signInState"), "error");
-      return null;
-    }
-  }
   return token;
 }
 
+// ------------------------------------------------------------------ Cognito (AWS)
+// The staff pool's hosted UI with the authorization code flow and PKCE: a static page keeps no
+// client secret, and the code is worthless without the verifier kept in this tab.
+const base64url = (bytes) =>
+  btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+
+function randomText(bytes) {
+  return base64url(crypto.getRandomValues(new Uint8Array(bytes)));
+}
+
+function redirectUri() {
+  return state.config.auth.redirect_uri || location.origin + location.pathname;
+}
+
+async function cognitoSignIn() {
+  const auth = state.config.auth;
+  const verifier = randomText(48);
+  const oauthState = randomText(16);
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(verifier));
+  sessionStorage.setItem(STATE_KEY, JSON.stringify({ state: oauthState, verifier }));
+  const query = new URLSearchParams({
+    response_type: "code",
+    client_id: auth.client_id,
+    redirect_uri: redirectUri(),
+    scope: "openid email profile",
+    state: oauthState,
+    code_challenge: base64url(new Uint8Array(digest)),
+    code_challenge_method: "S256",
+  });
+  location.assign(`${auth.domain.replace(/\/$/, "")}/oauth2/authorize?${query}`);
+}
+
+// Back from the hosted UI with ?code=...&state=...: the code and the verifier buy the tokens.
+async function takeTokenFromCode() {
+  const params = new URLSearchParams(location.search);
+  const code = params.get("code");
+  if (!code || !state.config.auth || state.config.auth.mode !== "cognito") return null;
+  history.replaceState(null, "", location.pathname);
+  const pending = JSON.parse(sessionStorage.getItem(STATE_KEY) || "null");
+  sessionStorage.removeItem(STATE_KEY);
+  if (!pending || params.get("state") !== pending.state) {
+    showMessage(t("signInState"), "error");
+    return null;
+  }
+  const auth = state.config.auth;
+  const response = await fetch(`${auth.domain.replace(/\/$/, "")}/oauth2/token`, {
+    method: "POST",
+    headers: { "Content-Type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams({
+      grant_type: "authorization_code",
+      client_id: auth.client_id,
+      code,
+      redirect_uri: redirectUri(),
+      code_verifier: pending.verifier,
+    }),
+  }).catch(() => null);
+  const tokens = response && response.ok ? await response.json() : null;
+  if (!tokens || !tokens.id_token) {
+    showMessage(t("signInState"), "error");
+    return null;
+  }
+  // The API's authorizer takes the ID token (its cognito:groups are the roles).
+  return tokens.id_token;
+}
+
+// ------------------------------------------------------------------ signing in and out
 function signIn(token) {
   const claims = claimsOf(token);
   if (!claims) {
@@ -180,6 +237,13 @@ function signOut(reasonKey) {
   $("#board").hidden = true;
   $("#who").hidden = true;
   $("#sign-out").hidden = true;
+  const auth = state.config.auth || {};
+  if (!reasonKey && auth.mode === "cognito") {
+    // Sign out of the hosted UI too, or its session would sign the next click straight in.
+    const query = new URLSearchParams({ client_id: auth.client_id, logout_uri: redirectUri() });
+    location.assign(`${auth.domain.replace(/\/$/, "")}/logout?${query}`);
+    return;
+  }
   showSignIn();
   if (reasonKey) showMessage(t(reasonKey), "error");
   else hideMessage();
@@ -191,21 +255,6 @@ function showSignIn() {
   $("#dev-sign-in").hidden = auth.mode !== "dev";
   $("#cognito-sign-in").hidden = auth.mode !== "cognito";
   document.body.dataset.state = "signed-out";
-}
-
-function cognitoSignIn() {
-  const auth = state.config.auth;
-  const nonce = crypto.getRandomValues(new Uint8Array(16));
-  const oauthState = Array.from(nonce, (b) => b.toString(16).padStart(2, "0")).join("");
-  sessionStorage.setItem(STATE_KEY, oauthState);
-  const query = new URLSearchParams({
-    response_type: "token",
-    client_id: auth.client_id,
-    redirect_uri: auth.redirect_uri || location.origin + location.pathname,
-    scope: "openid",
-    state: oauthState,
-  });
-  location.assign(`${auth.domain.replace(/\/$/, "")}/oauth2/authorize?${query}`);
 }
 
 // ------------------------------------------------------------------ the API
@@ -571,7 +620,8 @@ async function start() {
     const fresh = takeTokenFromFragment();
     if (fresh && signIn(fresh)) loadBoard();
   });
-  const token = takeTokenFromFragment() || sessionStorage.getItem(TOKEN_KEY);
+  const token =
+    takeTokenFromFragment() || (await takeTokenFromCode()) || sessionStorage.getItem(TOKEN_KEY);
   if (token && signIn(token)) loadBoard();
   else showSignIn();
 }

@@ -5,8 +5,10 @@ a deploy writes: where the API is and how to sign in (dev tokens here, Cognito i
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
+import sys
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -33,15 +35,36 @@ FILES: dict[str, tuple[Path, str]] = {
 MISSING_LIBRARY = "echarts is not installed: run `make install` (npm ci in dashboard/)"
 
 
-def page_config(api: str, currency: str = "CNY") -> dict[str, Any]:
-    """The config.json of a local run: the dev tokens `crm-local token` prints sign in."""
-    return {"api": api, "auth": {"mode": "dev"}, "currency": currency}
+def page_config(
+    api: str, currency: str = "CNY", auth: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """The page's config.json: a local run's takes the dev tokens `crm-local token` prints."""
+    return {"api": api, "auth": auth or {"mode": "dev"}, "currency": currency}
 
 
-def security_headers(api: str) -> dict[str, str]:
-    # The page talks to its own origin and the API only; echarts sets inline styles.
+def deployed_config(outputs: list[dict[str, str]], currency: str = "CNY") -> dict[str, Any]:
+    """The config.json of a deployed stack, from its outputs (`aws cloudformation
+    describe-stacks --query 'Stacks[0].Outputs'`): the API and the staff pool's hosted sign-in,
+    returning to the page's own address."""
+    values = {o["OutputKey"]: o["OutputValue"] for o in outputs}
+    missing = {"ApiUrl", "StaffSignInDomain", "StaffUserPoolClientId", "DashboardUrl"} - set(values)
+    if missing:
+        raise ValueError(f"the stack has no output {', '.join(sorted(missing))}: deploy it first")
+    auth = {
+        "mode": "cognito",
+        "domain": values["StaffSignInDomain"],
+        "client_id": values["StaffUserPoolClientId"],
+        "redirect_uri": values["DashboardUrl"],
+    }
+    return page_config(values["ApiUrl"], currency, auth)
+
+
+def security_headers(config: dict[str, Any]) -> dict[str, str]:
+    # The page talks to its own origin, the API and the sign-in's token endpoint only; echarts
+    # sets inline styles. A host in AWS sends the same policy (docs/dashboard.md).
+    sources = " ".join(filter(None, [config["api"], config["auth"].get("domain")]))
     policy = (
-        f"default-src 'self'; connect-src 'self' {api}; img-src 'self' data:; "
+        f"default-src 'self'; connect-src 'self' {sources}; img-src 'self' data:; "
         "style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'"
     )
     return {
@@ -61,7 +84,7 @@ class Reply:
 
 def answer(method: str, target: str, config: dict[str, Any], folder: Path) -> Reply:
     """What the static host answers to one request (a pure function, for the tests)."""
-    headers = security_headers(str(config["api"]))
+    headers = security_headers(config)
     if method not in ("GET", "HEAD"):
         return Reply(405, {**headers, "Allow": "GET, HEAD"}, b"")
     path = urlsplit(target).path
@@ -87,9 +110,14 @@ class _Server(ThreadingHTTPServer):
 
 class DashboardServer:
     def __init__(
-        self, api: str, port: int = 0, folder: Path = DASHBOARD_DIR, currency: str = "CNY"
+        self,
+        api: str,
+        port: int = 0,
+        folder: Path = DASHBOARD_DIR,
+        currency: str = "CNY",
+        auth: dict[str, str] | None = None,
     ) -> None:
-        self.config = page_config(api, currency)
+        self.config = page_config(api, currency, auth)
         self.folder = folder
         self.server = _Server(("127.0.0.1", port), self._handler_class())
         self._thread: threading.Thread | None = None
@@ -136,3 +164,24 @@ class DashboardServer:
             do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _serve
 
         return Handler
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`aws cloudformation describe-stacks ... | python -m crm_local.dashboard > config.json`"""
+    parser = argparse.ArgumentParser(
+        prog="python -m crm_local.dashboard",
+        description="the dashboard's config.json from a deployed stack's outputs (JSON on stdin)",
+    )
+    parser.add_argument("--currency", default="CNY", help="ISO 4217 code (default CNY)")
+    args = parser.parse_args(argv)
+    try:
+        config = deployed_config(json.load(sys.stdin), args.currency)
+    except (ValueError, KeyError, TypeError) as exc:
+        print(f"{parser.prog}: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(config, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -10,15 +10,18 @@ page is held to the contract, not to the fixture."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
 from selenium import webdriver
@@ -378,6 +381,112 @@ def test_the_emulator_serves_the_page_beside_its_api(browser: WebDriver, emulato
         emulator.token("analyst"),
     )
     assert status in (403, 404)  # an answer the page can read, not a CORS failure
+
+
+class HostedUi:
+    """Cognito's hosted UI and token endpoint as far as the page sees them: /oauth2/authorize
+    answers a code for the PKCE challenge, /oauth2/token gives an ID token only for the verifier
+    that hashes to it, /logout returns to the page."""
+
+    def __init__(self) -> None:
+        self.codes: dict[str, dict[str, str]] = {}
+        self.exchanges: list[dict[str, str]] = []
+        self.logouts = 0
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        ui = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def _reply(self, status: int, body: bytes = b"", **headers: str) -> None:
+                self.send_response(status)
+                for key, value in headers.items():
+                    self.send_header(key.replace("_", "-"), value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self) -> None:
+                url = urlsplit(self.path)
+                query = dict(parse_qsl(url.query))
+                if url.path == "/oauth2/authorize":
+                    code = f"code-{len(ui.codes)}"
+                    ui.codes[code] = query
+                    back = urlencode({"code": code, "state": query["state"]})
+                    self._reply(302, Location=f"{query['redirect_uri']}?{back}")
+                elif url.path == "/logout":
+                    ui.logouts += 1
+                    self._reply(302, Location=query["logout_uri"])
+                else:
+                    self._reply(404)
+
+            def do_POST(self) -> None:
+                form = dict(
+                    parse_qsl(self.rfile.read(int(self.headers["Content-Length"])).decode())
+                )
+                ui.exchanges.append(form)
+                asked = ui.codes.pop(form.get("code", ""), None)
+                digest = hashlib.sha256(form.get("code_verifier", "").encode()).digest()
+                challenge = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+                good = (
+                    asked is not None
+                    and asked["code_challenge_method"] == "S256"
+                    and asked["code_challenge"] == challenge
+                    and asked["redirect_uri"] == form.get("redirect_uri")
+                    and form.get("grant_type") == "authorization_code"
+                )
+                body = {"id_token": token("analyst"), "token_type": "Bearer", "expires_in": 3600}
+                self._reply(
+                    200 if good else 400,
+                    json.dumps(body if good else {"error": "invalid_grant"}).encode(),
+                    Content_Type="application/json",
+                    Access_Control_Allow_Origin="*",
+                )
+
+        return Handler
+
+
+def test_staff_sign_in_on_cognito_s_hosted_ui_with_pkce(
+    browser: WebDriver, analytics: tuple[FixtureAnalytics, Gateway]
+) -> None:
+    ui = HostedUi()
+    auth = {"mode": "cognito", "domain": ui.url, "client_id": "dashboard-client"}
+    server = DashboardServer(analytics[1].url, auth=auth).start()
+    try:
+        fresh(browser, server.url)
+        wait_state(browser, "signed-out")
+        assert not browser.find_element(By.ID, "dev-sign-in").is_displayed()
+        browser.find_element(By.ID, "cognito-sign-in").click()
+        assert wait_state(browser, "ready", "signed-out") == "ready"
+        [exchange] = ui.exchanges
+        assert (exchange["client_id"], exchange["redirect_uri"]) == ("dashboard-client", server.url)
+        assert "code" not in browser.current_url  # the code is spent and gone from the address
+        assert browser.find_element(By.ID, "who").text == "analyst"
+
+        browser.find_element(By.ID, "sign-out").click()  # out of the hosted UI too
+        wait_state(browser, "signed-out")
+        assert ui.logouts == 1
+
+        # A callback this tab did not ask for (a forged link) is never exchanged.
+        browser.get(f"{server.url}?code=stolen&state=forged")
+        wait_state(browser, "signed-out")
+        assert "did not match" in browser.find_element(By.ID, "message").text
+        assert len(ui.exchanges) == 1
+    finally:
+        server.stop()
+        ui.stop()
 
 
 def set_dates(driver: WebDriver, start: str, end: str) -> None:

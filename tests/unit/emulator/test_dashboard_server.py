@@ -3,6 +3,7 @@ deploy would write, nothing else of the checkout."""
 
 from __future__ import annotations
 
+import io
 import json
 import urllib.error
 import urllib.request
@@ -19,6 +20,8 @@ from crm_local.dashboard import (
     answer,
     page_config,
 )
+from crm_local.dashboard import main as dashboard_main
+from crm_local.template import load_template
 
 API = "http://127.0.0.1:8000"
 CONFIG = page_config(API)
@@ -92,3 +95,48 @@ def test_the_server_answers_over_http_on_a_free_port() -> None:
 )
 def test_the_page_sits_next_to_the_api(api_port: int, chosen: int | None, expected: int) -> None:
     assert dashboard_port(api_port, chosen) == expected
+
+
+OUTPUTS = [
+    {"OutputKey": "ApiUrl", "OutputValue": "https://abc.execute-api.eu-west-1.amazonaws.com/v1"},
+    {"OutputKey": "StaffSignInDomain",
+     "OutputValue": "https://crm-staff-prod-1.auth.eu-west-1.amazoncognito.com"},
+    {"OutputKey": "StaffUserPoolClientId", "OutputValue": "client123"},
+    {"OutputKey": "DashboardUrl", "OutputValue": "https://dash.example.com/"},
+    {"OutputKey": "UserPoolId", "OutputValue": "eu-west-1_x"},
+]  # fmt: skip
+
+
+def test_a_deployed_stack_s_config_signs_in_on_the_staff_pool(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO(json.dumps(OUTPUTS)))
+    assert dashboard_main(["--currency", "EUR"]) == 0
+    assert json.loads(capsys.readouterr().out) == {
+        "api": "https://abc.execute-api.eu-west-1.amazonaws.com/v1",
+        "auth": {
+            "mode": "cognito",
+            "domain": "https://crm-staff-prod-1.auth.eu-west-1.amazoncognito.com",
+            "client_id": "client123",
+            "redirect_uri": "https://dash.example.com/",
+        },
+        "currency": "EUR",
+    }
+
+
+def test_a_stack_without_the_outputs_is_refused(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO(json.dumps(OUTPUTS[:1])))
+    assert dashboard_main([]) == 2
+    assert "no output DashboardUrl, StaffSignInDomain" in capsys.readouterr().err
+
+
+def test_the_template_declares_what_the_config_reads() -> None:
+    template = load_template()
+    outputs = template.body["Outputs"]
+    assert {"ApiUrl", "StaffSignInDomain", "StaffUserPoolClientId", "DashboardUrl"} <= set(outputs)
+    client = template.body["Resources"]["StaffUserPoolClient"]["Properties"]
+    # A static page keeps no secret: the code flow (with PKCE), back to the page only.
+    assert (client["GenerateSecret"], client["AllowedOAuthFlows"]) == (False, ["code"])
+    assert client["CallbackURLs"] == [{"Ref": "DashboardUrl"}]
