@@ -26,6 +26,7 @@ const TEXT = {
     apply: "Apply",
     loading: "Loading…",
     noData: "No data for this period.",
+    noMetrics: "The API offers no metrics.",
     cached: "cached", computed: "computed",
     badToken: "That is not a token: paste the whole token (three parts separated by dots).",
     expired: "Your sign-in has expired: sign in again.",
@@ -50,6 +51,7 @@ const TEXT = {
     apply: "应用",
     loading: "加载中…",
     noData: "该时段没有数据。",
+    noMetrics: "API 未提供任何指标。",
     cached: "缓存", computed: "计算于",
     badToken: "这不是令牌：请粘贴完整令牌（以点分隔的三段）。",
     expired: "登录已过期，请重新登录。",
@@ -334,6 +336,7 @@ async function loadBoard() {
   }
   state.metrics = listing.metrics || [];
   $("#board").hidden = false;
+  if (!state.metrics.length) showMessage(t("noMetrics"));
   const container = $("#metrics");
   container.replaceChildren();
   for (const metric of state.metrics) {
@@ -418,6 +421,12 @@ function duration(seconds) {
   return rest ? `${h} h ${rest} min` : `${h} h`;
 }
 
+function niceSeconds(series) {
+  const max = Math.max(0, ...series.flatMap((s) => (s.points || []).map((p) => num(p.y) || 0)));
+  const steps = [60, 300, 600, 1800, 3600, 7200, 14400, 21600, 43200, 86400];
+  return steps.find((step) => max / step <= 6) || Math.ceil(max / 6 / 86400) * 86400;
+}
+
 // Numbers may come as strings (money is a decimal string in the API).
 const num = (y) => (y === null || y === undefined || y === "" ? null : Number(y));
 
@@ -460,6 +469,9 @@ function drawMetric(name, result) {
       state.charts.set(name, chart);
     }
     chart.setOption(chartOption(result), { notMerge: true });
+    // A canvas says nothing to a screen reader: the card's title does.
+    chartEl.setAttribute("role", "img");
+    chartEl.setAttribute("aria-label", label(result.title) || name);
   }
   setCard(name, "ready", meta.join(" · "));
 }
@@ -554,7 +566,12 @@ function chartOption(result) {
       type: "category", data: xs.map(xLabel),
       axisLabel: xs.length <= 12 ? { interval: 0, hideOverlap: false } : {},
     },
-    yAxis: { type: "value", axisLabel: { formatter: (v) => fmt(v) } },
+    yAxis: {
+      type: "value",
+      axisLabel: { formatter: (v) => fmt(v) },
+      // Durations tick on whole minutes (or hours), not on 8 h 20 min.
+      ...(result.unit === "seconds" ? { minInterval: 60, interval: niceSeconds(series) } : {}),
+    },
     series: series.map((s, i) => {
       const byX = new Map((s.points || []).map((p) => [String(p.x), num(p.y)]));
       return {
