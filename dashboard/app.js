@@ -31,7 +31,7 @@ const TEXT = {
     badToken: "That is not a token: paste the whole token (three parts separated by dots).",
     expired: "Your sign-in has expired: sign in again.",
     forbidden: "Your role cannot read analytics (analysts, marketers and admins can).",
-    unreachable: "The API does not answer",
+    unreachable: "The API could not be reached (down, or refusing this page's origin)",
     badPeriod: "The period's start is after its end.",
     failed: "Could not load",
     signInState: "The sign-in answer did not match the request: sign in again.",
@@ -56,7 +56,7 @@ const TEXT = {
     badToken: "这不是令牌：请粘贴完整令牌（以点分隔的三段）。",
     expired: "登录已过期，请重新登录。",
     forbidden: "您的角色无权查看分析数据（分析师、营销人员和管理员可以）。",
-    unreachable: "API 无响应",
+    unreachable: "无法连接 API（服务未运行，或不接受本页面的来源）",
     badPeriod: "开始日期晚于结束日期。",
     failed: "加载失败",
     signInState: "登录返回与请求不符，请重新登录。",
@@ -292,14 +292,16 @@ function authFailure(err) {
 }
 
 // ------------------------------------------------------------------ filters
+// The user's own calendar day: at 07:00 in Shanghai, UTC's date is still yesterday.
 function isoDate(date) {
-  return date.toISOString().slice(0, 10);
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}`;
 }
 
 function defaultPeriod() {
   // The API's default too: the last 30 days, today included.
   const to = new Date();
-  const from = new Date(to.getTime() - 29 * 86400000);
+  const from = new Date(to.getFullYear(), to.getMonth(), to.getDate() - 29);
   return { from: isoDate(from), to: isoDate(to) };
 }
 

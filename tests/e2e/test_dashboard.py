@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import socket
 import threading
 import time
 import urllib.request
@@ -353,6 +354,23 @@ def test_a_token_the_api_refuses_signs_out(browser: WebDriver, page_url: str) ->
     browser.get(f"{page_url}#token={forged}")
     assert wait_state(browser, "signed-out", "ready") == "signed-out"
     assert "expired" in browser.find_element(By.ID, "message").text
+
+
+def test_an_api_out_of_reach_is_named(browser: WebDriver) -> None:
+    # A port nothing listens on: what a browser also sees when CORS refuses the page.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        api = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    server = DashboardServer(api).start()
+    try:
+        fresh(browser, server.url)
+        browser.get(f"{server.url}#token={token('analyst')}")
+        assert wait_state(browser, "error", "ready") == "error"
+        message = browser.find_element(By.ID, "message").text
+        assert "could not be reached" in message
+        assert api in message
+    finally:
+        server.stop()
 
 
 def test_the_emulator_serves_the_page_beside_its_api(browser: WebDriver, emulator: Running) -> None:
