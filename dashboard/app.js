@@ -432,10 +432,25 @@ function niceSeconds(series) {
 // Numbers may come as strings (money is a decimal string in the API).
 const num = (y) => (y === null || y === undefined || y === "" ? null : Number(y));
 
+// The x values of all series together. Series may each lack some (a day without new buyers, an
+// hour without orders in one category), so their union in order of appearance can be out of
+// order: dates and numbers (hours) are sorted; anything else (funnel steps, buckets such as
+// "0-7", "8-14", channels) keeps the API's order.
 function categories(series) {
   const seen = [];
-  for (const s of series) for (const p of s.points || []) if (!seen.includes(p.x)) seen.push(p.x);
-  return seen.map(String);
+  for (const s of series) {
+    for (const p of s.points || []) if (!seen.includes(String(p.x))) seen.push(String(p.x));
+  }
+  if (seen.every((x) => /^\d+$/.test(x))) return seen.sort((a, b) => Number(a) - Number(b));
+  if (seen.every((x) => /^\d{4}-\d{2}(-\d{2})?/.test(x))) return seen.sort();
+  return seen;
+}
+
+// A heatmap by hour shows the whole day, hours without a value included.
+function hourColumns(xs) {
+  if (!xs.length || !xs.every((x) => /^\d{1,2}$/.test(x) && Number(x) < 24)) return xs;
+  const width = xs[0].length;
+  return Array.from({ length: 24 }, (_, h) => String(h).padStart(width, "0"));
 }
 
 function drawMetric(name, result) {
@@ -533,8 +548,8 @@ function chartOption(result) {
       }],
     };
   }
-  const xs = categories(series);
   if (result.chart === "heatmap") {
+    const xs = hourColumns(categories(series));
     // Rows are the series (a weekday, a category), columns the points' x (an hour).
     const data = [];
     let max = 0;
@@ -559,6 +574,7 @@ function chartOption(result) {
       series: [{ type: "heatmap", data, name: label(result.title) }],
     };
   }
+  const xs = categories(series);
   const kind = result.chart === "line" ? "line" : "bar";
   return {
     ...base,

@@ -195,6 +195,7 @@ def cards(driver: WebDriver) -> dict[str, dict[str, Any]]:
             title: card.querySelector('h2').textContent,
             points: option ? option.series.map(s => s.data.filter(d => d !== null).length) : null,
             legend: option && option.legend && option.legend.length ? option.legend[0].data : null,
+            xs: option && option.xAxis && option.xAxis.length ? option.xAxis[0].data : null,
             canvas: canvas ? [canvas.width, canvas.height] : null,
             rows: Array.from(card.querySelectorAll('tbody tr'),
                              tr => Array.from(tr.children, c => c.textContent)),
@@ -251,6 +252,11 @@ def test_a_dev_token_signs_in_and_every_metric_is_drawn(
             assert card["points"] == expected_points(name), name
             assert card["canvas"], name
             assert min(card["canvas"]) > 0, name
+    # Series lacking some x (a day without new buyers, an hour without orders) are drawn on one
+    # axis in order; a heatmap by hour shows the whole day.
+    days = {p["x"] for s in FIXTURE["results"]["new_vs_returning"]["series"] for p in s["points"]}
+    assert drawn["new_vs_returning"]["xs"] == sorted(days)
+    assert drawn["purchase_hour"]["xs"] == [f"{h:02d}" for h in range(24)]
     # A table mixes units: each series is formatted in its own (currency, ratio, count).
     first = drawn["campaign_roi"]["rows"][0]
     assert first == ["双十一预热/A", "5,000", "410", "CN¥88,210.00", "3.1%", "320%"]
