@@ -17,7 +17,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import date, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -37,8 +37,9 @@ from crm_local.apigw import ApiRoute
 from crm_local.dashboard import DashboardServer
 from crm_local.gateway import Gateway
 from crm_local.provision import Stack
+from crm_local.state import read_info
 from crm_local.template import load_template
-from crm_local.tokens import issue_token
+from crm_local.tokens import dev_secret, issue_token
 from tests.e2e.conftest import Running
 
 pytestmark = pytest.mark.e2e
@@ -530,30 +531,45 @@ def wait_for_requests(function: FixtureAnalytics, count: int) -> None:
         time.sleep(0.1)
 
 
-def screenshot(path: Path) -> None:
-    """docs/dashboard.png: the page over the fixture, in Chinese, the whole board."""
-    with fixture_api() as (_, gateway), chromium(1440, 1000) as driver:
-        server = DashboardServer(gateway.url).start()
-        try:
-            fresh(driver, server.url)
-            driver.execute_script("localStorage.setItem('crm.dashboard.lang', 'zh')")
-            driver.get(f"{server.url}#token={token('analyst')}")
-            driver.refresh()  # a fragment alone does not reload: the language is read again
-            wait_state(driver, "ready")
-            set_dates(driver, "2026-11-01", "2026-11-30")
+def screenshot(path: Path, state_dir: Path | None = None) -> None:
+    """docs/dashboard.png, in Chinese, the whole board: over the fixture (November 2026), or
+    over a running `make run` (its state folder; the last 30 days of its demo shop)."""
+    with ExitStack() as stack:
+        if state_dir is None:
+            _, gateway = stack.enter_context(fixture_api())
+            server = DashboardServer(gateway.url).start()
+            stack.callback(server.stop)
+            page, signed, period = server.url, token("analyst"), ("2026-11-01", "2026-11-30")
+        else:
+            info = read_info(state_dir)
+            if info is None:
+                raise SystemExit(f"no emulator runs on {state_dir}: start it with `make run`")
+            page, period = info["dashboard"], None
+            signed = issue_token(dev_secret(state_dir), "analyst")
+        driver = stack.enter_context(chromium(1440, 1000))
+        fresh(driver, page)
+        driver.execute_script("localStorage.setItem('crm.dashboard.lang', 'zh')")
+        driver.get(f"{page}#token={signed}")
+        driver.refresh()  # a fragment alone does not reload: the language is read again
+        wait_state(driver, "ready")
+        if period:
+            set_dates(driver, *period)
             driver.find_element(By.CSS_SELECTOR, "#filters button[type=submit]").click()
             wait_state(driver, "ready")
-            # The whole board, beyond the window's height.
-            shot = driver.execute_cdp_cmd(
-                "Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True}
-            )
-            path.write_bytes(base64.b64decode(shot["data"]))
-        finally:
-            server.stop()
+        # The whole board, beyond the window's height.
+        shot = driver.execute_cdp_cmd(
+            "Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True}
+        )
+        path.write_bytes(base64.b64decode(shot["data"]))
 
 
 if __name__ == "__main__":
-    # python -m tests.e2e.test_dashboard docs/dashboard.png
-    import sys
+    # python -m tests.e2e.test_dashboard [docs/dashboard.png] [--emulator .crm-local]
+    import argparse
 
-    screenshot(Path(sys.argv[1] if len(sys.argv) > 1 else "docs/dashboard.png"))
+    parser = argparse.ArgumentParser(prog="python -m tests.e2e.test_dashboard")
+    parser.add_argument("path", nargs="?", type=Path, default=Path("docs/dashboard.png"))
+    parser.add_argument("--emulator", type=Path, metavar="STATE_DIR",
+                        help="a running emulator's state folder (.crm-local)")  # fmt: skip
+    args = parser.parse_args()
+    screenshot(args.path, args.emulator)
