@@ -50,6 +50,7 @@ FIXTURE = json.loads((Path(__file__).parent / "fixtures" / "analytics.json").rea
 SECRET = "a-development-secret-of-32-bytes!"
 READERS = {"analyst", "marketer", "admin"}  # READ_ANALYTICS
 WAIT_S = 30
+SLOW_S = 600
 
 
 def proxy(status: int, body: Any) -> dict[str, Any]:
@@ -163,12 +164,12 @@ def fresh(driver: WebDriver, url: str) -> None:
     driver.get(url)
 
 
-def wait_state(driver: WebDriver, *states: str) -> str:
+def wait_state(driver: WebDriver, *states: str, timeout: float = WAIT_S) -> str:
     def reached(d: WebDriver) -> str:
         state = d.find_element(By.TAG_NAME, "body").get_attribute("data-state") or ""
         return state if state in states else ""
 
-    result: str = WebDriverWait(driver, WAIT_S).until(
+    result: str = WebDriverWait(driver, timeout).until(
         reached, f"the page never reached {' or '.join(states)}"
     )
     return result
@@ -551,7 +552,8 @@ def screenshot(path: Path, state_dir: Path | None = None) -> None:
         driver.execute_script("localStorage.setItem('crm.dashboard.lang', 'zh')")
         driver.get(f"{page}#token={signed}")
         driver.refresh()  # a fragment alone does not reload: the language is read again
-        wait_state(driver, "ready")
+        # A first view of a big demo computes every metric (the cache is cold): minutes here.
+        wait_state(driver, "ready", timeout=SLOW_S)
         if period:
             set_dates(driver, *period)
             driver.find_element(By.CSS_SELECTOR, "#filters button[type=submit]").click()
