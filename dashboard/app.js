@@ -63,15 +63,36 @@ const TEXT = {
   },
 };
 
-// The codes the metrics put on an x axis (channels, funnel steps), in words.
+// The codes the metrics put on an axis or name a series by (channels, funnel steps, tiers,
+// after-sales reasons, ticket categories), in words. The API's own labels win where it gives
+// them; a code not here is shown as it is.
 const X_LABELS = {
   en: {
     app: "App", mini_program: "Mini program", wechat: "WeChat", douyin: "Douyin",
-    offline_store: "Stores", view: "Viewed", cart: "Added to cart", order: "Ordered", paid: "Paid",
+    offline_store: "Stores", store: "Stores", unknown: "Unknown", other: "Other",
+    view: "Viewed", cart: "Added to cart", order: "Ordered", paid: "Paid",
+    high_value: "High value", potential: "Potential", new: "New", dormant: "Dormant",
+    churn_risk: "Churn risk", regular: "Regular",
+    size_too_small: "Too small", size_too_large: "Too large", defective: "Defective",
+    not_as_described: "Not as described", damaged_in_transit: "Damaged in transit",
+    wrong_item: "Wrong item", missing_parts: "Missing parts", late_delivery: "Late delivery",
+    changed_mind: "Changed mind",
+    logistics: "Logistics", quality: "Quality", size_fit: "Size and fit",
+    return_refund: "Returns and refunds", payment_invoice: "Payment and invoices",
+    account_points: "Account and points", presale: "Pre-sale", service_complaint: "Service",
   },
   zh: {
     app: "App", mini_program: "小程序", wechat: "微信", douyin: "抖音", offline_store: "门店",
+    store: "门店", unknown: "未知", other: "其他",
     view: "浏览", cart: "加购", order: "下单", paid: "支付",
+    high_value: "高价值", potential: "潜力", new: "新客", dormant: "沉睡", churn_risk: "流失预警",
+    regular: "普通",
+    size_too_small: "尺码偏小", size_too_large: "尺码偏大", defective: "质量缺陷",
+    not_as_described: "与描述不符", damaged_in_transit: "运输损坏", wrong_item: "发错货",
+    missing_parts: "缺件", late_delivery: "配送延迟", changed_mind: "不想要了",
+    logistics: "物流", quality: "质量", size_fit: "尺码", return_refund: "退换退款",
+    payment_invoice: "支付发票", account_points: "账户积分", presale: "售前",
+    service_complaint: "服务投诉",
   },
 };
 const xLabel = (x) => X_LABELS[state.lang][x] ?? String(x);
@@ -429,6 +450,12 @@ function niceSeconds(series) {
   return steps.find((step) => max / step <= 6) || Math.ceil(max / 6 / 86400) * 86400;
 }
 
+// A series' label, or its code in words when the API's label is only the code (tiers).
+function seriesName(s) {
+  const text = label(s.label);
+  return text && text !== s.name ? text : xLabel(s.name);
+}
+
 // Numbers may come as strings (money is a decimal string in the API).
 const num = (y) => (y === null || y === undefined || y === "" ? null : Number(y));
 
@@ -504,7 +531,7 @@ function drawTable(table, result) {
   const formats = result.series.map((s) => formatter(s.unit || result.unit));
   const xs = categories(result.series);
   const head = document.createElement("tr");
-  for (const text of ["", ...result.series.map((s) => label(s.label) || s.name)]) {
+  for (const text of ["", ...result.series.map(seriesName)]) {
     const th = document.createElement("th");
     th.textContent = text;
     head.append(th);
@@ -530,7 +557,7 @@ function drawTable(table, result) {
 function chartOption(result) {
   const fmt = formatter(result.unit);
   const series = result.series || [];
-  const names = series.map((s) => label(s.label) || s.name);
+  const names = series.map(seriesName);
   const base = {
     animation: false, // the browser test and screenshots see the final picture at once
     tooltip: { trigger: "item", valueFormatter: (v) => (v === null ? "–" : fmt(v)) },

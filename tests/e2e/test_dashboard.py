@@ -287,6 +287,9 @@ def test_chinese_labels_without_asking_the_api_again(
     drawn = cards(browser)
     assert drawn["funnel"]["title"] == "转化漏斗"
     assert drawn["new_vs_returning"]["legend"] == ["新客", "老客"]
+    # Codes the API labels only by themselves (tiers, after-sales reasons) are put in words.
+    assert drawn["tier_shares"]["legend"] == ["高价值", "沉睡", "流失预警"]
+    assert drawn["complaint_categories"]["xs"] == ["配送延迟", "质量缺陷", "不想要了", "发错货"]
     assert len(function.events) == asked
     # The choice is remembered: a reload stays in Chinese.
     browser.refresh()
