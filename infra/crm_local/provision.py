@@ -48,6 +48,7 @@ IGNORED_TYPES = {
     "AWS::Cognito::UserPool",
     "AWS::Cognito::UserPoolClient",
     "AWS::Cognito::UserPoolGroup",
+    "AWS::Cognito::UserPoolDomain",
     "AWS::S3::BucketPolicy",
     "AWS::SQS::QueuePolicy",
     "AWS::Events::EventBusPolicy",
