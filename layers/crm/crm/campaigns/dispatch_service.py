@@ -284,18 +284,20 @@ class DispatchService:
         if shown_address(record, request.channel) is None:
             return final("suppressed", "no_address")
         new_caps = None
+        # Days, weeks and quiet hours are the customer's own (the profile's zone, else the shop's).
+        zone = policy.zone_for(record.attributes.get("time_zone"))
         if not request.transactional:
-            quiet = quiet_until(policy, now)
+            quiet = quiet_until(policy, now, zone)
             if quiet is not None:
                 return self._defer(request, digest, message, quiet, "quiet_hours", prior, extra)
-            check = check_caps(policy, caps, request.channel, request.priority, now)
+            check = check_caps(policy, caps, request.channel, request.priority, now, zone)
             if not check.allowed:
                 if request.on_capped != "defer" or check.free_at is None:
                     return final("capped", check.reason)
-                free_at = quiet_until(policy, check.free_at) or check.free_at
+                free_at = quiet_until(policy, check.free_at, zone) or check.free_at
                 return self._defer(request, digest, message, free_at, check.reason or "capped",
                                    prior, extra)  # fmt: skip
-            new_caps = reserve(policy, caps, request.channel, now)
+            new_caps = reserve(policy, caps, request.channel, now, zone)
         provider = self._providers.for_channel(request.channel)
         composed = self._compose(request, digest, record, policy, provider)
         if isinstance(composed, str):
@@ -303,7 +305,7 @@ class DispatchService:
         claimed = MessageRecord(
             digest=digest, state="sending", request=request, attempt=attempt,
             lease=self._ids(), lease_until=now + LEASE, cost_micros=channel.cost_micros,
-            slot_at=now if new_caps is not None else None, updated_at=now,
+            slot_at=now if new_caps is not None else None, slot_zone=zone.key, updated_at=now,
         )  # fmt: skip
         if not self._store.claim(claimed, prior, new_caps, waiting, extra, record.customer_id):
             return None
@@ -445,7 +447,7 @@ class DispatchService:
         policy = self.policy()
         for _ in range(CAP_ATTEMPTS):
             freed = release(policy, self._store.caps(owner), claimed.request.channel,
-                            claimed.slot_at)  # fmt: skip
+                            claimed.slot_at, policy.zone_for(claimed.slot_zone))  # fmt: skip
             if freed is None or self._store.put_caps(owner, freed, self._clock()):
                 return
         logger.warning("cap slot not released: the caps kept moving")

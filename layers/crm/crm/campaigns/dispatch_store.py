@@ -66,6 +66,7 @@ class MessageRecord(Record):
     slot_at: datetime | None = Field(
         default=None, description="when it took its slot under the caps (marketing); None: none"
     )
+    slot_zone: str | None = Field(default=None, description="the zone its day and week were in")
     updated_at: datetime
 
 

@@ -90,12 +90,13 @@ def variant_of(journey_id: str, customer_id: str, step: SplitStep) -> int:
     return len(step.branches) - 1  # pragma: no cover - the weights cover every point
 
 
-def zone_of(record: ProfileRecord) -> ZoneInfo:
+def zone_of(record: ProfileRecord, shop_zone: str = DEFAULT_ZONE) -> ZoneInfo:
+    """The customer's zone (the profile's `time_zone`, an IANA name), else the shop's."""
     name = record.attributes.get("time_zone")
     try:
-        return ZoneInfo(name) if isinstance(name, str) and name else ZoneInfo(DEFAULT_ZONE)
+        return ZoneInfo(name) if isinstance(name, str) and name else ZoneInfo(shop_zone)
     except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo(DEFAULT_ZONE)
+        return ZoneInfo(shop_zone)
 
 
 def next_time_of_day(now: datetime, at: str, zone: ZoneInfo) -> datetime:
@@ -116,9 +117,12 @@ class JourneyEngine:
         timers: Timers,
         actions: ProfileActions,
         clock: Clock,
+        shop_zone: Callable[[], str] = lambda: DEFAULT_ZONE,
     ) -> None:
         self._store, self._profiles, self._dispatcher = store, profiles, dispatcher
         self._timers, self._actions, self._clock = timers, actions, clock
+        # The contact policy's zone: the customers' without a zone of their own.
+        self._shop_zone = shop_zone
         self._definitions: dict[tuple[str, int], JourneyDefinition] = {}
         self._batch_journeys: list[StoredJourney] | None = None
 
@@ -223,10 +227,11 @@ class JourneyEngine:
                     logger.exception("daily entry failed", extra={"journey_id": journey.journey_id})
         return count
 
-    @staticmethod
-    def _daily_key(journey: StoredJourney, record: ProfileRecord, now: datetime) -> str | None:
+    def _daily_key(
+        self, journey: StoredJourney, record: ProfileRecord, now: datetime
+    ) -> str | None:
         trigger = journey.definition.trigger
-        local = now.astimezone(zone_of(record))
+        local = now.astimezone(zone_of(record, self._shop_zone()))
         if isinstance(trigger, DateTrigger):
             birthday = record.attributes.get("birthday")
             if not isinstance(birthday, str) or len(birthday) < 7:
@@ -394,7 +399,7 @@ class JourneyEngine:
     ) -> JourneyInstance | None:
         now = self._clock()
         if step.until_time is not None:
-            due = next_time_of_day(now, step.until_time, zone_of(record))
+            due = next_time_of_day(now, step.until_time, zone_of(record, self._shop_zone()))
         else:
             due = now + timedelta(seconds=step.seconds or 0)
         timer_id = f"{instance.instance_id}#{step.id}#{instance.pos}"
