@@ -1,5 +1,6 @@
 """Enters customers into journeys and resumes waits for events (SQS: the bus's
-CustomerProfileUpdated and CustomerSegmentChanged events, through an EventBridge rule)."""
+CustomerProfileUpdated, CustomerSegmentChanged and AfterSalesStageChanged events, through an
+EventBridge rule); TicketEscalated takes customers out of the journeys that exit on it."""
 
 from __future__ import annotations
 

@@ -445,6 +445,8 @@ class Crm:
             self.timers,
             self.journey_profile_actions,
             self.clock,
+            # The shop's zone (contact policy) for customers without one of their own.
+            shop_zone=lambda: self.campaign_dispatch.policy().time_zone,
         )
 
     @cached_property

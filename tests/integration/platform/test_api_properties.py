@@ -360,6 +360,17 @@ def steer_feedback_scope(case: Any) -> None:
     case.query = query
 
 
+def steer_time_zone(case: Any) -> None:
+    """A profile's time_zone must name a zone of the IANA database, a list the document leaves
+    out (it changes with every tzdata release): a valid case names a real one (unknown zones
+    are refused with 400: tests/integration/campaigns/test_customer_zones.py)."""
+    if not is_valid(case) or not isinstance(case.body, dict):
+        return
+    attributes = case.body.get("attributes")
+    if isinstance(attributes, dict) and isinstance(attributes.get("time_zone"), str):
+        attributes["time_zone"] = "Europe/Berlin"
+
+
 def steer_residency(case: Any) -> None:
     """A stack keeps one data region's customers (DATA_REGION, cn here): a customer or event
     of another region is refused with 421 (tests/integration/profiles/test_data_residency.py),
@@ -402,6 +413,7 @@ def call_and_validate(case: Any, token: str) -> None:
     steer_page_token(case)
     steer_feedback_scope(case)
     steer_residency(case)
+    steer_time_zone(case)
     steer_birthday(case)
     steer_events_and_times(case)
     steer_sends_and_offers(case)

@@ -210,6 +210,31 @@ def test_failed_segment_runs_alarm_on_the_metric_their_functions_emit(template: 
     assert watched == services == {"crm-segment-planner", "crm-segment-worker"}
 
 
+def test_campaign_reach_rate_alarms_on_the_metrics_dispatch_emits(template: Template) -> None:
+    """sent / attempted over an hour, only once enough messages were attempted; the metrics
+    and their fixed dimension are dispatch's (emitted and tested in test_reach_metrics.py)."""
+    from crm.campaigns import reach
+
+    alarm = props(template, "CampaignReachRateAlarm")
+    stats = {m["Id"]: m["MetricStat"] for m in alarm["Metrics"] if "MetricStat" in m}
+    assert {k: (s["Metric"]["MetricName"], s["Period"], s["Stat"]) for k, s in stats.items()} == {
+        "attempted": (reach.ATTEMPTED, 3600, "Sum"),
+        "sent": (reach.SENT, 3600, "Sum"),
+    }
+    for stat in stats.values():
+        assert stat["Metric"]["Namespace"] == "Crm"
+        assert stat["Metric"]["Dimensions"] == [{"Name": "service", "Value": reach.SERVICE}]
+    (shown,) = [m for m in alarm["Metrics"] if m.get("ReturnData")]
+    expression = shown["Expression"]["Fn::Sub"]
+    assert "${CampaignReachMinAttempts}" in expression
+    assert "100 * FILL(sent, 0) / attempted" in expression
+    assert alarm["Threshold"] == {"Ref": "CampaignReachRateThreshold"}
+    assert alarm["ComparisonOperator"] == "LessThanThreshold"
+    parameters = template.body["Parameters"]
+    assert 0 < parameters["CampaignReachRateThreshold"]["Default"] <= 100
+    assert parameters["CampaignReachMinAttempts"]["Default"] >= 100
+
+
 def test_the_dashboard_shows_every_alarm(template: Template) -> None:
     body = props(template, "OperationsDashboard")["DashboardBody"]["Fn::Sub"]
     named = set(re.findall(r"\$\{(\w+)\.Arn\}", body))

@@ -55,6 +55,7 @@ from crm.campaigns.policy import (
     check_caps,
     jitter,
     quiet_until,
+    release,
     reserve,
 )
 from crm.campaigns.providers import (
@@ -65,6 +66,7 @@ from crm.campaigns.providers import (
     Providers,
     TokenBucket,
 )
+from crm.campaigns.reach import emit_reach
 from crm.campaigns.records import dispatch_digest
 from crm.campaigns.templates import Locale, RenderFailed, Templates, render, variables_used
 from crm.clock import Clock, IdFactory
@@ -87,6 +89,8 @@ CAP_ATTEMPTS = 5
 POLICY_CACHE_S = 60.0
 
 Recommender = Callable[[str], list[dict[str, Any]]]
+# Counts one recorded outcome (status, reason, whether the provider failed it): reach.py.
+ReachCounter = Callable[[str, str | None, bool], None]
 
 # Who dispatch is when it asks segments for a customer's recommendations.
 _DISPATCH_CALLER = Caller(subject="campaign-dispatch", roles=frozenset({Role.ANALYST}))
@@ -130,11 +134,13 @@ class DispatchService:
         recommender: Recommender | None = None,
         unsubscribe_token: Callable[[str, str], str] | None = None,
         sleep: Callable[[float], Any] = time.sleep,
+        reach: ReachCounter = emit_reach,
     ) -> None:
         self._store, self._profiles, self._templates = store, profiles, templates
         self._providers, self._timers, self._clock, self._ids = providers, timers, clock, ids
         self._coupons, self._recommender, self._sleep = coupons, recommender, sleep
         self._unsubscribe_token = unsubscribe_token
+        self._reach = reach
         self._policy: tuple[float, ContactPolicy] | None = None
         # Each channel's rate (policy) per worker: this process's share of the provider's limit.
         self._buckets = TokenBucket(sleep=sleep)
@@ -280,18 +286,20 @@ class DispatchService:
         if shown_address(record, request.channel) is None:
             return final("suppressed", "no_address")
         new_caps = None
+        # Days, weeks and quiet hours are the customer's own (the profile's zone, else the shop's).
+        zone = policy.zone_for(record.attributes.get("time_zone"))
         if not request.transactional:
-            quiet = quiet_until(policy, now)
+            quiet = quiet_until(policy, now, zone)
             if quiet is not None:
                 return self._defer(request, digest, message, quiet, "quiet_hours", prior, extra)
-            check = check_caps(policy, caps, request.channel, request.priority, now)
+            check = check_caps(policy, caps, request.channel, request.priority, now, zone)
             if not check.allowed:
                 if request.on_capped != "defer" or check.free_at is None:
                     return final("capped", check.reason)
-                free_at = quiet_until(policy, check.free_at) or check.free_at
+                free_at = quiet_until(policy, check.free_at, zone) or check.free_at
                 return self._defer(request, digest, message, free_at, check.reason or "capped",
                                    prior, extra)  # fmt: skip
-            new_caps = reserve(policy, caps, request.channel, now)
+            new_caps = reserve(policy, caps, request.channel, now, zone)
         provider = self._providers.for_channel(request.channel)
         composed = self._compose(request, digest, record, policy, provider)
         if isinstance(composed, str):
@@ -299,7 +307,7 @@ class DispatchService:
         claimed = MessageRecord(
             digest=digest, state="sending", request=request, attempt=attempt,
             lease=self._ids(), lease_until=now + LEASE, cost_micros=channel.cost_micros,
-            updated_at=now,
+            slot_at=now if new_caps is not None else None, slot_zone=zone.key, updated_at=now,
         )  # fmt: skip
         if not self._store.claim(claimed, prior, new_caps, waiting, extra, record.customer_id):
             return None
@@ -389,7 +397,11 @@ class DispatchService:
         try:
             message_id = provider.send(message)
         except ProviderRefused as exc:
-            return self._finish(claimed, holding, "failed", str(exc)[:300], None)
+            refused = self._finish(claimed, holding, "failed", str(exc)[:300], None,
+                                   provider_failure=True)  # fmt: skip
+            if refused is not None:  # recorded by us (the lease holder): give the slot back once
+                self._release_slot(claimed, message.customer_id)
+            return refused
         except ProviderBusy:
             # Provably not sent: the next run (the caller's retry) may send it.
             unsent = claimed.model_copy(update={"state": "unsent", "updated_at": self._clock()})
@@ -411,6 +423,7 @@ class DispatchService:
         status: DispatchStatus,
         reason: str | None,
         message_id: str | None,
+        provider_failure: bool = False,
     ) -> DispatchOutcome | None:
         outcome = DispatchOutcome(dispatch_key=claimed.request.dispatch_key, status=status,
                                   reason=reason, message_id=message_id)  # fmt: skip
@@ -423,7 +436,23 @@ class DispatchService:
             stats["cost_micros"] = claimed.cost_micros
         if not self._store.record(done, holding, stats):
             return None  # taken over after our lease ran out: its outcome stands
+        self._reach(status, reason, provider_failure)
         return outcome
+
+    def _release_slot(self, claimed: MessageRecord, owner: str) -> None:
+        """Give back the slot a message took under the caps when the provider refused it for
+        good: it never reached the customer, so the retry or another message may. A versioned
+        update of `CAP#`, read again when another message moved it meanwhile. A crash before it
+        leaves the slot taken (conservative: never more messages than the caps allow)."""
+        if claimed.slot_at is None:
+            return  # transactional: it took no slot
+        policy = self.policy()
+        for _ in range(CAP_ATTEMPTS):
+            freed = release(policy, self._store.caps(owner), claimed.request.channel,
+                            claimed.slot_at, policy.zone_for(claimed.slot_zone))  # fmt: skip
+            if freed is None or self._store.put_caps(owner, freed, self._clock()):
+                return
+        logger.warning("cap slot not released: the caps kept moving")
 
     def _resume(self, message: MessageRecord) -> DispatchOutcome | None:
         """Take over a message whose sender died (lease over) or that provably was not sent."""
@@ -474,6 +503,8 @@ class DispatchService:
         stats = {} if prior is not None else {"deferred": 1}  # still one waiting message
         if not self._store.record(deferred, prior, stats, extra):
             return None
+        if prior is None:  # a message deferred again is still the one deferral
+            self._reach("deferred", reason, False)
         self._set_timer(deferred)
         return outcome
 
@@ -503,6 +534,7 @@ class DispatchService:
         stats[status] = stats.get(status, 0) + 1
         if not self._store.record(record, prior, stats, extra):
             return None
+        self._reach(status, reason, False)
         return outcome
 
 

@@ -63,6 +63,10 @@ class MessageRecord(Record):
     lease: str | None = None
     lease_until: datetime | None = None
     cost_micros: int = 0
+    slot_at: datetime | None = Field(
+        default=None, description="when it took its slot under the caps (marketing); None: none"
+    )
+    slot_zone: str | None = Field(default=None, description="the zone its day and week were in")
     updated_at: datetime
 
 
@@ -231,6 +235,17 @@ class DispatchStore:
         if caps is not None and reasons[1] == "ConditionalCheckFailed":
             raise CapsMoved(record.request.customer_id)
         return False  # the timer's claim (extra) failed: a duplicate wake-up
+
+    def put_caps(self, customer_id: str, caps: CapState, now: datetime) -> bool:
+        """Write the caps if they are still at the version before `caps` (False: they moved)."""
+        put = self._caps_put(customer_id, caps, now)["Put"]
+        try:
+            aws.dynamodb().put_item(**put)
+        except Exception as exc:
+            if aws.failed_call_code(exc) != "ConditionalCheckFailedException":
+                raise
+            return False
+        return True
 
     def touch(self, customer_id: str, touch: Touch) -> None:
         """The customer's last marketing message on the channel, unless a newer one is there

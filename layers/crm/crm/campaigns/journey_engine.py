@@ -24,6 +24,8 @@ from pydantic import ConfigDict, Field, ValidationError
 
 from crm.campaigns.dispatch import Dispatcher
 from crm.campaigns.journey_models import (
+    EXIT_EVENT_TYPES,
+    AfterSalesTrigger,
     ConditionStep,
     DateTrigger,
     EventTrigger,
@@ -39,11 +41,21 @@ from crm.campaigns.journey_models import (
     UpdateProfileStep,
     WaitStep,
 )
-from crm.campaigns.journey_store import JourneyStore, Latest, parse_instance_id
+from crm.campaigns.journey_store import (
+    JourneyStore,
+    Latest,
+    instance_id_of,
+    parse_instance_id,
+)
 from crm.campaigns.models import DispatchRequest
 from crm.clock import Clock
 from crm.errors import NotFound
-from crm.events import CustomerProfileUpdated, CustomerSegmentChanged
+from crm.events import (
+    AfterSalesStageChanged,
+    CustomerProfileUpdated,
+    CustomerSegmentChanged,
+    TicketEscalated,
+)
 from crm.models import Record
 from crm.profiles import ProfileRecord, ProfileService
 from crm.queue import Queue
@@ -60,6 +72,9 @@ MAX_STEPS_PER_RUN = 60
 HISTORY_KEPT = 100
 DEFAULT_ZONE = "Asia/Shanghai"  # the shop's zone when the profile names none
 ENDED = ("completed", "goal", "exited")
+# An exit on `ticket_escalated` also counts an escalation this long before the entry: a
+# customer who complained loudly last week is no one to send a win-back coupon today.
+ESCALATION_LOOKBACK = timedelta(days=7)
 
 
 class ProfileActions(Protocol):
@@ -90,12 +105,13 @@ def variant_of(journey_id: str, customer_id: str, step: SplitStep) -> int:
     return len(step.branches) - 1  # pragma: no cover - the weights cover every point
 
 
-def zone_of(record: ProfileRecord) -> ZoneInfo:
+def zone_of(record: ProfileRecord, shop_zone: str = DEFAULT_ZONE) -> ZoneInfo:
+    """The customer's zone (the profile's `time_zone`, an IANA name), else the shop's."""
     name = record.attributes.get("time_zone")
     try:
-        return ZoneInfo(name) if isinstance(name, str) and name else ZoneInfo(DEFAULT_ZONE)
+        return ZoneInfo(name) if isinstance(name, str) and name else ZoneInfo(shop_zone)
     except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo(DEFAULT_ZONE)
+        return ZoneInfo(shop_zone)
 
 
 def next_time_of_day(now: datetime, at: str, zone: ZoneInfo) -> datetime:
@@ -116,9 +132,12 @@ class JourneyEngine:
         timers: Timers,
         actions: ProfileActions,
         clock: Clock,
+        shop_zone: Callable[[], str] = lambda: DEFAULT_ZONE,
     ) -> None:
         self._store, self._profiles, self._dispatcher = store, profiles, dispatcher
         self._timers, self._actions, self._clock = timers, actions, clock
+        # The contact policy's zone: the customers' without a zone of their own.
+        self._shop_zone = shop_zone
         self._definitions: dict[tuple[str, int], JourneyDefinition] = {}
         self._batch_journeys: list[StoredJourney] | None = None
 
@@ -164,6 +183,10 @@ class JourneyEngine:
                 return self.on_profile_updated(CustomerProfileUpdated.model_validate(detail))
             if detail_type == CustomerSegmentChanged.detail_type:
                 return self.on_segment_changed(CustomerSegmentChanged.model_validate(detail))
+            if detail_type == TicketEscalated.detail_type:
+                return self.on_ticket_escalated(TicketEscalated.model_validate(detail))
+            if detail_type == AfterSalesStageChanged.detail_type:
+                return self.on_after_sales(AfterSalesStageChanged.model_validate(detail))
         except ValueError:
             raise PoisonMessage(f"not a {detail_type} event") from None
         raise PoisonMessage("not an event journeys trigger on: detail-type")
@@ -207,6 +230,43 @@ class JourneyEngine:
             entered.append(self.enter(journey, record, key))
         return entered
 
+    def on_ticket_escalated(self, event: TicketEscalated) -> list[Entered]:
+        """Remember the escalation (exit conditions on `ticket_escalated` read it before every
+        step), and end the customer's live instances of the journeys that exit on it now, so a
+        waiting instance sends nothing more. Enters nobody."""
+        customer_id = event.customer_id
+        self._store.mark_escalated(customer_id, event.occurred_at)
+        for journey in self.active_journeys():
+            if not any(o.event in EXIT_EVENT_TYPES for o in journey.definition.exit):
+                continue
+            latest = self._store.latest(journey.journey_id, customer_id)
+            if latest is None or not latest.inside:
+                continue
+            instance_id = instance_id_of(journey.journey_id, customer_id, latest.seq)
+            instance = self._store.instance(instance_id)
+            if instance is not None and instance.state in ("active", "waiting"):
+                self._end(instance, "exited")  # None: another delivery moved it first
+        return []
+
+    def on_after_sales(self, event: AfterSalesStageChanged) -> list[Entered]:
+        """Enter the customer into the journeys triggered by this case's stage (and kind),
+        once per case and stage."""
+        entered: list[Entered] = []
+        record: ProfileRecord | None = None
+        for journey in self.active_journeys():
+            trigger = journey.definition.trigger
+            if not (
+                isinstance(trigger, AfterSalesTrigger)
+                and (not trigger.stages or event.stage in trigger.stages)
+                and (not trigger.kinds or event.kind in trigger.kinds)
+            ):
+                continue
+            record = record or self._load(event.customer_id)
+            if record is None:
+                return entered
+            entered.append(self.enter(journey, record, f"case:{event.case_id}:{event.stage}"))
+        return entered
+
     def daily(self, records: Sequence[ProfileRecord], journeys: Sequence[StoredJourney]) -> int:
         """Date and inactivity triggers for a page of profiles (the daily scan's shard)."""
         now = self._clock()
@@ -223,10 +283,11 @@ class JourneyEngine:
                     logger.exception("daily entry failed", extra={"journey_id": journey.journey_id})
         return count
 
-    @staticmethod
-    def _daily_key(journey: StoredJourney, record: ProfileRecord, now: datetime) -> str | None:
+    def _daily_key(
+        self, journey: StoredJourney, record: ProfileRecord, now: datetime
+    ) -> str | None:
         trigger = journey.definition.trigger
-        local = now.astimezone(zone_of(record))
+        local = now.astimezone(zone_of(record, self._shop_zone()))
         if isinstance(trigger, DateTrigger):
             birthday = record.attributes.get("birthday")
             if not isinstance(birthday, str) or len(birthday) < 7:
@@ -278,6 +339,9 @@ class JourneyEngine:
     def _met(self, outcome: Outcome, instance: JourneyInstance, record: ProfileRecord) -> bool:
         if outcome.rule is not None:
             return matches(record, outcome.rule, self._clock())
+        if outcome.event in EXIT_EVENT_TYPES:  # ticket_escalated: kept by journeys themselves
+            escalated = self._store.escalated_at(instance.customer_id)
+            return escalated is not None and escalated >= instance.entered_at - ESCALATION_LOOKBACK
         last = record.aggregates.behaviour.last_event_at.get(outcome.event or "")
         return last is not None and last >= instance.entered_at
 
@@ -394,7 +458,7 @@ class JourneyEngine:
     ) -> JourneyInstance | None:
         now = self._clock()
         if step.until_time is not None:
-            due = next_time_of_day(now, step.until_time, zone_of(record))
+            due = next_time_of_day(now, step.until_time, zone_of(record, self._shop_zone()))
         else:
             due = now + timedelta(seconds=step.seconds or 0)
         timer_id = f"{instance.instance_id}#{step.id}#{instance.pos}"

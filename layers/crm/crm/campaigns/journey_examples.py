@@ -90,7 +90,8 @@ _RAW: list[dict[str, Any]] = [
              "coupon_offer_id": "winback_10", "priority": 10},
         ],
         "goal": {"event": "order_paid"},
-        "exit": [{"rule": {"all": [{"has_tag": "do_not_winback"}]}}],
+        # A customer whose complaint was escalated gets no win-back coupon meanwhile.
+        "exit": [{"rule": {"all": [{"has_tag": "do_not_winback"}]}}, {"event": "ticket_escalated"}],
         "reentry": {"mode": "after", "after_seconds": 60 * DAY},
     },
 ]  # fmt: skip

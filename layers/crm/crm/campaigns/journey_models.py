@@ -24,6 +24,20 @@ MAX_STEPS = 50
 MAX_WAIT_S = 365 * 86400
 # Events a journey may wait for or trigger on besides the timeline's (profiles publishes them).
 EXTRA_EVENT_TYPES = frozenset({"points_changed", "after_sales_closed"})
+# Events an exit condition may name besides those: a ticket of the customer was escalated
+# (tickets publish TicketEscalated; journeys keep when, per customer).
+EXIT_EVENT_TYPES = frozenset({"ticket_escalated"})
+# The stages and kinds of after-sales cases (the tickets family's; a test keeps them equal).
+AFTER_SALES_STAGES = (
+    "submitted", "approved", "pickup_scheduled", "picked_up", "inspecting", "refunded",
+    "replacement_shipped", "delivered", "repairing", "returned_to_customer", "rejected",
+    "cancelled",
+)  # fmt: skip
+AfterSalesStage = Literal[
+    "submitted", "approved", "pickup_scheduled", "picked_up", "inspecting", "refunded",
+    "replacement_shipped", "delivered", "repairing", "returned_to_customer", "rejected",
+    "cancelled",
+]  # fmt: skip
 
 
 # ---------------------------------------------------------------------- triggers
@@ -63,8 +77,21 @@ class InactivityTrigger(StrictInput):
     days: Annotated[int, Field(ge=1, le=3650), INTEGRAL]
 
 
+class AfterSalesTrigger(StrictInput):
+    """An after-sales case of the customer moved to a stage (the tickets family's
+    AfterSalesStageChanged): one of `stages` (any stage when empty), of one of `kinds` (any
+    kind when empty). Each case enters once per stage."""
+
+    type: Literal["after_sales"]
+    stages: list[AfterSalesStage] = Field(default_factory=list, max_length=12)
+    kinds: list[Literal["return", "exchange", "refund", "repair"]] = Field(
+        default_factory=list, max_length=4
+    )
+
+
 Trigger = Annotated[
-    EventTrigger | SegmentTrigger | DateTrigger | InactivityTrigger, Field(discriminator="type")
+    EventTrigger | SegmentTrigger | DateTrigger | InactivityTrigger | AfterSalesTrigger,
+    Field(discriminator="type"),
 ]
 
 
@@ -155,7 +182,9 @@ Step = Annotated[
 
 # ---------------------------------------------------------------------- exit, goal, re-entry
 class Outcome(StrictInput):
-    """Met when the customer did `event` since entering, or the profile matches `rule`."""
+    """Met when the customer did `event` since entering, or the profile matches `rule`.
+    Exit conditions may also name `ticket_escalated`: a ticket of the customer was escalated
+    since entering or in the 7 days before (no marketing to a customer with a live complaint)."""
 
     event: EventType | None = None
     rule: Rule | None = None

@@ -6,6 +6,7 @@ JINST#<jid>#<cid>   LATEST              the customer's latest entry: seq, in/don
 JINST#<jid>#<cid>   E#<seq>             one instance (one customer's entry into the journey)
 JWAIT#<cid>         <instance_id>       an instance waiting for an event of this customer
 JSTATS#<jid>#<nn>   STATS               counters for the report, write-sharded
+JESC#<cid>          ESCALATED           when a ticket of the customer was last escalated
 
 Every step of an instance is one TransactWriteItems conditioned on the instance's `pos` (the
 steps taken), with the report's counters (and a timer claim or a wait item) in the same
@@ -32,6 +33,8 @@ STATS_SHARDS = 16
 LIST_PARTITION = "JOURNEYS"
 # An instance that has ended stays readable for the report's drill-down, then expires.
 ENDED_RETENTION_S = 180 * 86400
+# A customer's last escalation is looked at by instances entered since (journeys last months).
+ESCALATION_RETENTION_S = 365 * 86400
 _CONDITION_FAILED = ("TransactionCanceledException", "ConditionalCheckFailedException")
 
 
@@ -61,6 +64,10 @@ def parse_instance_id(instance_id: str) -> tuple[str, str, int]:
     if not journey_id or not customer_id or not seq.isdigit():
         raise ValueError("not an instance id")
     return journey_id, customer_id, int(seq)
+
+
+def escalation_key(customer_id: str) -> dict[str, Any]:
+    return _key(f"JESC#{customer_id}", "ESCALATED")
 
 
 def instance_key(instance_id: str) -> dict[str, Any]:
@@ -323,6 +330,31 @@ class JourneyStore:
                 }
             )
         return self._transact([*ops, *extra])
+
+    # ------------------------------------------------------------------ escalations
+    def mark_escalated(self, customer_id: str, at: datetime) -> None:
+        """Keep the latest time a ticket of the customer was escalated (an older or repeated
+        event changes nothing); expires when no exit condition can look back that far."""
+        try:
+            aws.dynamodb().put_item(
+                TableName=self._table,
+                Item=to_item({**from_item(escalation_key(customer_id)), "at": iso(at),
+                              "expires_at": int(at.timestamp()) + ESCALATION_RETENTION_S}),
+                ConditionExpression="attribute_not_exists(PK) OR #at < :at",
+                ExpressionAttributeNames={"#at": "at"},
+                ExpressionAttributeValues=to_item({":at": iso(at)}),
+            )  # fmt: skip
+        except ClientError as exc:
+            if aws.error_code(exc) not in _CONDITION_FAILED:
+                raise
+
+    def escalated_at(self, customer_id: str) -> datetime | None:
+        item = (
+            aws.dynamodb()
+            .get_item(TableName=self._table, Key=escalation_key(customer_id), ConsistentRead=True)
+            .get("Item")
+        )
+        return datetime.fromisoformat(from_item(item)["at"]) if item else None
 
     def waiting(self, customer_id: str) -> list[Waiting]:
         out = aws.dynamodb().query(

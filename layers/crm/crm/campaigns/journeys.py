@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable
 from crm.auth import Caller, Permission
 from crm.campaigns.journey_examples import examples
 from crm.campaigns.journey_models import (
+    EXIT_EVENT_TYPES,
     EXTRA_EVENT_TYPES,
     ConditionStep,
     EventTrigger,
@@ -95,6 +96,8 @@ def problems_of(definition: JourneyDefinition) -> list[FieldProblem]:
         problems.append(FieldProblem("trigger.first_order_only", "only for order_paid"))
     for n, outcome in enumerate([*definition.exit, definition.goal]):
         where = "goal" if n == len(definition.exit) else f"exit.{n}"
+        if where != "goal" and outcome is not None and outcome.event in EXIT_EVENT_TYPES:
+            continue
         if outcome is not None and outcome.event is not None:
             problem = _event_problem(f"{where}.event", outcome.event)
             if problem:

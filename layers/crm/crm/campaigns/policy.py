@@ -9,15 +9,15 @@ marketing message (transactional ones are exempt from all of it, and recorded al
   campaigns together can be measured;
 - caps: at most `daily_cap` messages per channel per calendar day, `weekly_cap` across channels
   per calendar week (Monday to Sunday), and `rolling_cap` across channels in any
-  `rolling_window_h` hours; days and weeks are the customer's (the shop's zone, `time_zone`:
-  profiles hold no zone of their own yet);
+  `rolling_window_h` hours; days and weeks are the customer's: the profile's `time_zone`
+  attribute (an IANA name), else the shop's (`time_zone`);
 - priorities: the last `reserved_slots` of the weekly cap are kept for messages of priority at
   least `priority_threshold` (a routine newsletter at priority 0 cannot use up the week before
   a cart-abandonment or a VIP journey wants its message); below that, all slots are equal,
   first come first served;
-- quiet hours (`quiet_hours.start` to `.end` in the zone): a message is deferred to the end of
-  the quiet hours plus a jitter of up to `quiet_jitter_s` (deterministic per message), so that
-  09:00 is not one spike at the providers.
+- quiet hours (`quiet_hours.start` to `.end` in the customer's zone): a message is deferred to
+  the end of the quiet hours plus a jitter of up to `quiet_jitter_s` (deterministic per
+  message), so that 09:00 is not one spike at the providers.
 
 The functions here are pure: the dispatch service reads the state, these decide, the store
 writes the state back under a condition.
@@ -28,7 +28,7 @@ from __future__ import annotations
 import hashlib
 from datetime import date, datetime, time, timedelta
 from typing import Annotated, Literal
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, StringConstraints
 
@@ -122,6 +122,16 @@ class ContactPolicy(StrictInput):
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.time_zone)
 
+    def zone_for(self, customer_zone: object) -> ZoneInfo:
+        """The customer's zone (the profile's `time_zone` attribute) when it names one the
+        zone database knows, else the shop's."""
+        if isinstance(customer_zone, str) and customer_zone:
+            try:
+                return ZoneInfo(customer_zone)
+            except (ZoneInfoNotFoundError, ValueError):
+                pass  # stored before it was validated: the shop's zone is the safe fallback
+        return self.zone
+
     def channel(self, channel: MessageChannel) -> ChannelPolicy:
         found: ChannelPolicy = getattr(self.channels, channel.value)
         return found
@@ -152,12 +162,15 @@ def _at(day: date, clock: str, zone: ZoneInfo) -> datetime:
     return datetime.combine(day, time(hours, minutes), tzinfo=zone)
 
 
-def quiet_until(policy: ContactPolicy, now: datetime) -> datetime | None:
-    """When the quiet hours that hold `now` end; None when `now` is not in quiet hours."""
+def quiet_until(
+    policy: ContactPolicy, now: datetime, zone: ZoneInfo | None = None
+) -> datetime | None:
+    """When the quiet hours that hold `now` (in `zone`, the customer's; default the shop's)
+    end; None when `now` is not in quiet hours."""
     quiet = policy.quiet_hours
     if quiet is None or quiet.start == quiet.end:
         return None
-    zone = policy.zone
+    zone = zone or policy.zone
     local = now.astimezone(zone)
     start = _at(local.date(), quiet.start, zone)
     end = _at(local.date(), quiet.end, zone)
@@ -181,12 +194,12 @@ class CapState(Record):
     recent: list[datetime] = Field(default_factory=list, description="sends in the window")
 
 
-def day_of(policy: ContactPolicy, now: datetime) -> str:
-    return now.astimezone(policy.zone).date().isoformat()
+def day_of(policy: ContactPolicy, now: datetime, zone: ZoneInfo | None = None) -> str:
+    return now.astimezone(zone or policy.zone).date().isoformat()
 
 
-def week_of(policy: ContactPolicy, now: datetime) -> str:
-    year, week, _ = now.astimezone(policy.zone).isocalendar()
+def week_of(policy: ContactPolicy, now: datetime, zone: ZoneInfo | None = None) -> str:
+    year, week, _ = now.astimezone(zone or policy.zone).isocalendar()
     return f"{year}-W{week:02d}"
 
 
@@ -197,19 +210,26 @@ class CapCheck(Output):
 
 
 def check_caps(
-    policy: ContactPolicy, state: CapState, channel: MessageChannel, priority: int, now: datetime
+    policy: ContactPolicy,
+    state: CapState,
+    channel: MessageChannel,
+    priority: int,
+    now: datetime,
+    zone: ZoneInfo | None = None,
 ) -> CapCheck:
-    zone = policy.zone
+    """Whether one more marketing message may go now; days and weeks are `zone`'s (the
+    customer's; default the shop's)."""
+    zone = zone or policy.zone
     local = now.astimezone(zone)
     refusals: list[tuple[str, datetime]] = []
     daily = policy.channel(channel).daily_cap
-    if daily is not None and state.days.get(day_of(policy, now), {}).get(channel, 0) >= daily:
+    if daily is not None and state.days.get(day_of(policy, now, zone), {}).get(channel, 0) >= daily:
         refusals.append(("daily_cap", _at(local.date() + timedelta(days=1), "00:00", zone)))
     if policy.weekly_cap is not None:
         cap = policy.weekly_cap
         if priority < policy.priority_threshold:
             cap = max(0, cap - policy.reserved_slots)
-        if state.weeks.get(week_of(policy, now), 0) >= cap:
+        if state.weeks.get(week_of(policy, now, zone), 0) >= cap:
             monday = local.date() + timedelta(days=7 - local.weekday())
             refusals.append(("weekly_cap", _at(monday, "00:00", zone)))
     if policy.rolling_cap is not None:
@@ -228,14 +248,47 @@ def check_caps(
 
 
 def reserve(
-    policy: ContactPolicy, state: CapState, channel: MessageChannel, now: datetime
+    policy: ContactPolicy,
+    state: CapState,
+    channel: MessageChannel,
+    now: datetime,
+    zone: ZoneInfo | None = None,
 ) -> CapState:
     """The state with one more send on `channel` at `now`, the periods that can no longer
     count pruned (the item stays small)."""
-    today, this_week = day_of(policy, now), week_of(policy, now)
+    today, this_week = day_of(policy, now, zone), week_of(policy, now, zone)
     days = {today: dict(state.days.get(today, {}))}
     days[today][channel] = days[today].get(channel, 0) + 1
     weeks = {this_week: state.weeks.get(this_week, 0) + 1}
     window = timedelta(hours=policy.rolling_window_h)
     recent = sorted([t for t in state.recent if t > now - window] + [now])
+    return CapState(version=state.version + 1, days=days, weeks=weeks, recent=recent)
+
+
+def release(
+    policy: ContactPolicy,
+    state: CapState,
+    channel: MessageChannel,
+    taken_at: datetime,
+    zone: ZoneInfo | None = None,
+) -> CapState | None:
+    """The state with the slot taken at `taken_at` on `channel` given back (a message the
+    provider refused for good never went out); None: nothing left to give back (its day, week
+    and window were pruned or already released)."""
+    today, this_week = day_of(policy, taken_at, zone), week_of(policy, taken_at, zone)
+    days = {day: dict(counts) for day, counts in state.days.items()}
+    weeks = dict(state.weeks)
+    recent = list(state.recent)
+    changed = False
+    if days.get(today, {}).get(channel, 0) > 0:
+        days[today][channel] -= 1
+        changed = True
+    if weeks.get(this_week, 0) > 0:
+        weeks[this_week] -= 1
+        changed = True
+    if taken_at in recent:
+        recent.remove(taken_at)
+        changed = True
+    if not changed:
+        return None
     return CapState(version=state.version + 1, days=days, weeks=weeks, recent=recent)

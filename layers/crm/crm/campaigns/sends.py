@@ -539,6 +539,7 @@ class PolicyScreen:
         state = record.consent.get(purpose) if purpose is not None else None
         if state is None or not state.granted:
             return "no_consent"
-        if not check_caps(policy, self._caps(customer_id), channel, 0, at).allowed:
+        zone = policy.zone_for(record.attributes.get("time_zone"))  # the customer's days
+        if not check_caps(policy, self._caps(customer_id), channel, 0, at, zone).allowed:
             return "capped"
         return None

@@ -6,6 +6,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AfterValidator,
@@ -100,6 +101,23 @@ PhoneInput = Annotated[Phone, AfterValidator(normalize_phone)]
 EmailInput = Annotated[Email, AfterValidator(normalize_email)]
 
 
+def _known_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"not a time zone of the IANA database: {value}") from None
+    return value
+
+
+# An IANA zone name (Europe/Berlin), checked against the zone database: the customer's days,
+# weeks and quiet hours for the contact-pressure policy, and journeys' times of day.
+TimeZoneName = Annotated[
+    str,
+    StringConstraints(pattern=r"^(UTC|[A-Z][A-Za-z_]+(/[A-Za-z0-9_+-]+){1,2})$", max_length=40),
+    AfterValidator(_known_zone),
+]
+
+
 def _external_id_by_channel(schema: dict[str, Any]) -> None:
     schema["anyOf"] = [
         {"properties": {"channel": {"enum": [c.value for c in Channel if c not in PII_CHANNELS]}}},
@@ -147,6 +165,9 @@ class ProfileAttributes(StrictInput):
     locale: Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-[A-Z]{2})?$")] | None = None
     address: Address | None = None
     preferred_store_id: Key | None = None
+    time_zone: TimeZoneName | None = Field(
+        default=None, description="IANA zone, e.g. Europe/Berlin; none: the shop's zone"
+    )
 
     @field_validator("birthday")
     @classmethod
@@ -366,6 +387,7 @@ class AttributesView(Output):
     locale: str | None = None
     address: AddressView | None = None
     preferred_store_id: str | None = None
+    time_zone: str | None = None
 
 
 class TimelineEntry(Output):

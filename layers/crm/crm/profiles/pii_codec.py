@@ -17,7 +17,7 @@ PII_FIELDS = {
     "email": mask_email,
     "address_line": mask_text,
 }
-_PLAIN_FIELDS = ("gender", "birthday", "city", "locale", "preferred_store_id")
+_PLAIN_FIELDS = ("gender", "birthday", "city", "locale", "preferred_store_id", "time_zone")
 NOTE_FIELD = "note_sealed"  # in a timeline entry's body
 
 

@@ -1,8 +1,10 @@
 """Feedback to product and supply chain: complaint categories, return reasons and risk
 keywords counted by SKU and by product category, month by month, for analysts to chart.
 
-Fed now by after-sales cases (their reason code, and the risk keywords of the customer's
-note) and, once tickets land, by each classified ticket (`record_feedback` with its category).
+Fed by after-sales cases (their reason code, and the risk keywords of the customer's note)
+and by complaint and after-sales tickets that name a SKU or a product category (their
+classified category and the risk keywords of the customer's first message, counted in the
+ticket's own opening transaction: `ticket_feedback`).
 Counters are write-sharded (crm.tickets.aftersales_store.FEEDBACK_SHARDS) and each source is
 counted once, whatever retries deliver it again.
 """
@@ -21,6 +23,8 @@ from crm.clock import Clock
 from crm.errors import FieldProblem, InvalidInput
 from crm.models import Output
 from crm.tickets.aftersales_store import AfterSalesStore, FeedbackCount
+from crm.tickets.models import TicketCategory
+from crm.tickets.records import TicketRecord
 
 # Signals that a complaint may go public or legal (the escalation rules use the same kind of
 # list): counted per SKU so that product sees which goods draw them. Matched case-insensitively.
@@ -76,6 +80,27 @@ def feedback_counts(
         for dimension, name in dimensions
         if name
     ]
+
+
+# The ticket categories that say something about the goods or their delivery: complaints
+# (quality, fit, delivery, the service around them) and after-sales (returns and refunds).
+# Questions (presale, account, payment) are no product feedback.
+FEEDBACK_CATEGORIES = frozenset({
+    TicketCategory.QUALITY, TicketCategory.SIZE_FIT, TicketCategory.LOGISTICS,
+    TicketCategory.RETURN_REFUND, TicketCategory.SERVICE_COMPLAINT,
+})  # fmt: skip
+
+
+def ticket_feedback(ticket: TicketRecord, text: str) -> tuple[str, list[FeedbackCount]] | None:
+    """What a newly opened ticket counts for its product (source `ticket:<id>`, counted once):
+    its category and the risk keywords of the customer's words, under its SKU and product
+    category; None when it is no product feedback or names no product."""
+    if ticket.category not in FEEDBACK_CATEGORIES:
+        return None
+    counts = feedback_counts(sku=ticket.sku, product_category=ticket.product_category,
+                             at=ticket.opened_at, category=ticket.category.value,
+                             risk=risk_keywords(text))  # fmt: skip
+    return (f"ticket:{ticket.ticket_id}", counts) if counts else None
 
 
 class Tally(Output):

@@ -116,6 +116,10 @@ class OpenTicket(StrictInput):
     channel: TicketChannel
     message: Text = Field(description="the customer's words (personal data: sealed at rest)")
     order_id: Id | None = None
+    sku: Id | None = Field(default=None, description="the product the ticket is about")
+    product_category: Id | None = Field(
+        default=None, description="the product's category; with sku, product feedback counts it"
+    )
     order_amount: Money | None = Field(
         default=None,
         description="the order's amount as the customer or agent states it; the order's "
@@ -251,6 +255,8 @@ class TicketView(Output):
     calendar: str
     deadlines: list[Deadline]
     escalation: EscalationView
+    sku: str | None = None
+    product_category: str | None = None
 
 
 class MessageView(Output):

@@ -75,6 +75,8 @@ class TicketRecord(Record):
     customer_id: str = Field(description="the live customer; the messages' key is theirs")
     channel: TicketChannel
     order_id: str | None = None
+    sku: str | None = None
+    product_category: str | None = None
     category: TicketCategory
     category_confidence: float
     priority: Priority

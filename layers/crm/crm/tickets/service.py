@@ -31,6 +31,7 @@ from crm.sqs_consumer import PoisonMessage
 from crm.tickets import escalation, sla
 from crm.tickets.calendars import CALENDARS
 from crm.tickets.corrections import Corrections
+from crm.tickets.feedback import ticket_feedback
 from crm.tickets.models import (
     AddMessage,
     AssignTicket,
@@ -175,6 +176,8 @@ class TicketService:
             policy=ticket.policy,
             calendar=ticket.calendar,
             deadlines=sla.deadlines(ticket, entries, self.clock()),
+            sku=ticket.sku,
+            product_category=ticket.product_category,
             escalation=EscalationView(
                 escalated=ticket.escalated_at is not None,
                 reasons=[
@@ -232,7 +235,8 @@ class TicketService:
         ticket_id = "t-" + self.ids()
         ticket = TicketRecord(
             ticket_id=ticket_id, customer_id=customer_id, channel=body.channel,
-            order_id=body.order_id, category=category, category_confidence=confidence,
+            order_id=body.order_id, sku=body.sku, product_category=body.product_category,
+            category=category, category_confidence=confidence,
             priority=sla.default_priority(category), status=S.NEW, opened_at=now, updated_at=now,
             policy="", calendar="", targets=[],
         )  # fmt: skip
@@ -251,7 +255,9 @@ class TicketService:
         message = self._seal(ticket, cipher, body.channel, kind, author, now, body.message)
         ticket.opening_message_id = message.message_id
         entries = sla.opening_entries(ticket)
-        self.store.commit(TicketChange(ticket, None, entries, [message]))
+        # A complaint or after-sales ticket about a product counts for it, once, with the ticket.
+        counted = ticket_feedback(ticket, body.message)
+        self.store.commit(TicketChange(ticket, None, entries, [message], feedback=counted))
         logger.info("ticket opened", extra={"ticket_id": ticket_id, "category": category.value,
                                             "escalated": bool(reasons)})  # fmt: skip
         self._after(ticket, [], entries, reasons)

@@ -24,6 +24,7 @@ from crm.dynamo import (
     from_item,
     to_item,
 )
+from crm.tickets.aftersales_store import FeedbackCount, feedback_writes
 from crm.tickets.models import EscalationRules, SlaPolicies
 from crm.tickets.records import (
     POLICIES_SK,
@@ -59,6 +60,8 @@ class TicketChange:
     entries: list[ClockEntry] = field(default_factory=list)
     messages: list[MessageRecord] = field(default_factory=list)
     claim: dict[str, Any] | None = None  # a timer's claim (crm.timers.claim_operation)
+    # Product feedback the change counts once, with it: (source id, counters).
+    feedback: tuple[str, list[FeedbackCount]] | None = None
 
 
 @dataclass(frozen=True)
@@ -134,6 +137,8 @@ class TicketStore:
                 "Put": {"TableName": self._table, "Item": item,
                         "ConditionExpression": "attribute_not_exists(PK)"}
             })  # fmt: skip
+        if change.feedback is not None:
+            items += feedback_writes(self._table, *change.feedback)
         if len(items) > MAX_TRANSACT_ITEMS:
             raise ValueError(f"a ticket change holds at most {MAX_TRANSACT_ITEMS} items")
         try:
