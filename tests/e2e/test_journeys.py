@@ -95,12 +95,12 @@ def report(emulator: Running, admin: str, journey_id: str) -> Any:
     return emulator.http("GET", f"/campaigns/journeys/{journey_id}/report", token=admin)[1]
 
 
-def test_the_demo_loader_activates_the_five_examples_once(emulator: Running) -> None:
+def test_the_demo_loader_activates_the_seven_examples_once(emulator: Running) -> None:
     admin = emulator.token("admin")
     client = ApiClient(emulator.api, admin)
-    assert load_journeys(client) == 5
+    assert load_journeys(client) == 7
     assert load_journeys(client) == 0  # seeding again loads nothing twice
-    assert len(journeys_by_name(emulator, admin)) == 5
+    assert len(journeys_by_name(emulator, admin)) == 7
 
 
 def test_abandoned_cart_two_hours_then_a_reminder(emulator: Running) -> None:

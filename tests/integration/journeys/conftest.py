@@ -121,7 +121,7 @@ class Shop:
 TEMPLATE_IDS = (
     "cart_reminder", "cross_sell_copurchase", "dormant_coupon", "dormant_coupon_reminder",
     "birthday_double_points", "winback_miss_you", "t", "variant_a", "t_buyer", "t_browser",
-    "points_thanks", "vip_welcome",
+    "points_thanks", "vip_welcome", "aftersales_refunded", "apology_coupon",
 )  # fmt: skip
 
 

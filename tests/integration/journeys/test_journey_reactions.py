@@ -143,3 +143,52 @@ def test_an_unknown_stage_or_kind_is_a_400(shop: Shop, trigger: dict[str, Any]) 
 def test_journeys_know_the_stages_tickets_have() -> None:
     assert set(AFTER_SALES_STAGES) == {s.value for s in Stage}
     assert set(AFTER_SALES_STAGES) == set(get_args(AfterSalesStage))
+
+
+def test_an_escalated_ticket_gets_one_service_apology_and_marketing_cannot_pose_as_service(
+    shop: Shop,
+) -> None:
+    apology = shop.journey({
+        "name": "apology",
+        "trigger": {"type": "ticket_escalated"},
+        "start": "sorry",
+        "steps": [{"id": "sorry", "type": "send", "channel": "sms", "template_id": "t",
+                   "purpose": "service"}],
+        "reentry": {"mode": "after", "after_seconds": 30 * DAY},
+    })  # fmt: skip
+    cid = shop.customer("esc-apology")
+    escalate(shop, cid)
+    [instance] = shop.instances(apology, cid)
+    assert (instance["state"], instance["history"]) == ("completed", ["sorry"])
+    [sent] = [r for r in shop.dispatcher.sent.values() if r.campaign_id == apology]
+    assert (sent.customer_id, sent.transactional) == (cid, True)
+    # A redelivered TicketEscalated enters nobody again.
+    assert shop.triggers() == 0
+    assert len(shop.instances(apology, cid)) == 1
+    # A marketing journey's sends stay marketing; a service send needs a service trigger.
+    marketing = shop.journey(winback(name="plain"))
+    shop.event(shop.customer("esc-plain"), "cart_added")
+    shop.advance(seconds=DAY + 60)
+    assert all(not r.transactional for r in shop.dispatcher.sent.values()
+               if r.campaign_id == marketing)  # fmt: skip
+    posing = winback(name="posing")
+    posing["steps"][1]["purpose"] = "service"
+    out = shop.suite.call("POST", "/campaigns/journeys", posing, role="marketer")
+    assert out.status == 400
+    assert out.body["error"]["fields"][0]["field"] == "steps.1.purpose"
+
+
+def test_the_refund_notification_example_is_a_service_message(shop: Shop) -> None:
+    from crm.campaigns.journey_examples import examples
+
+    [example] = [e for e in examples() if e.trigger.type == "after_sales"]
+    journey_id = shop.journey(example.model_dump(mode="json", exclude_defaults=False))
+    cid = shop.customer("as-notify")
+    refund = case(shop, cid, kind="refund")
+    advance(shop, refund, "pay-9", "approved")
+    advance(shop, refund, "pay-10", "refunded")
+    shop.triggers()
+    [sent] = [r for r in shop.dispatcher.sent.values() if r.campaign_id == journey_id]
+    assert (sent.customer_id, sent.template_id, sent.transactional) == (
+        cid, "aftersales_refunded", True,
+    )  # fmt: skip

@@ -117,7 +117,7 @@ def test_create_read_edit_version_pause_delete(shop: Shop) -> None:
 
 def test_the_five_examples_are_valid_journeys(shop: Shop) -> None:
     examples = shop.suite.call("GET", "/campaigns/journeys/examples", role="marketer").body
-    assert len(examples["examples"]) == 5
+    assert len(examples["examples"]) == 7
     for example in examples["examples"]:
         assert shop.suite.call("POST", "/campaigns/journeys", example,
                                role="marketer").status == 201  # fmt: skip

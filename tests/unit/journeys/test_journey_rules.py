@@ -29,7 +29,7 @@ def send(step_id: str, next_step: str | None = None) -> dict[str, Any]:
 
 
 def test_the_shipped_examples_make_sense() -> None:
-    assert len(examples()) == 5
+    assert len(examples()) == 7
     for example in examples():
         assert problems_of(example) == [], example.name
 

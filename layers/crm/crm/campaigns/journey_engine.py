@@ -38,6 +38,7 @@ from crm.campaigns.journey_models import (
     SplitStep,
     Step,
     StoredJourney,
+    TicketEscalatedTrigger,
     UpdateProfileStep,
     WaitStep,
 )
@@ -232,8 +233,9 @@ class JourneyEngine:
 
     def on_ticket_escalated(self, event: TicketEscalated) -> list[Entered]:
         """Remember the escalation (exit conditions on `ticket_escalated` read it before every
-        step), and end the customer's live instances of the journeys that exit on it now, so a
-        waiting instance sends nothing more. Enters nobody."""
+        step), end the customer's live instances of the journeys that exit on it now, so a
+        waiting instance sends nothing more, and enter the journeys triggered by it (service
+        recovery: an apology), once per ticket."""
         customer_id = event.customer_id
         self._store.mark_escalated(customer_id, event.occurred_at)
         for journey in self.active_journeys():
@@ -246,7 +248,16 @@ class JourneyEngine:
             instance = self._store.instance(instance_id)
             if instance is not None and instance.state in ("active", "waiting"):
                 self._end(instance, "exited")  # None: another delivery moved it first
-        return []
+        entered: list[Entered] = []
+        record: ProfileRecord | None = None
+        for journey in self.active_journeys():
+            if not isinstance(journey.definition.trigger, TicketEscalatedTrigger):
+                continue
+            record = record or self._load(customer_id)
+            if record is None:
+                break
+            entered.append(self.enter(journey, record, f"ticket:{event.ticket_id}:escalated"))
+        return entered
 
     def on_after_sales(self, event: AfterSalesStageChanged) -> list[Entered]:
         """Enter the customer into the journeys triggered by this case's stage (and kind),
@@ -433,6 +444,7 @@ class JourneyEngine:
                 customer_id=instance.customer_id, channel=step.channel,
                 template_id=step.template_id, coupon_offer_id=step.coupon_offer_id,
                 priority=step.priority, on_capped=step.on_capped, requested_at=self._clock(),
+                transactional=step.purpose == "service",
             )
         )  # fmt: skip
         # Deferred: dispatch holds the message and sends it itself later; the journey goes on.

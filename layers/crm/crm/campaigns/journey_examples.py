@@ -1,4 +1,5 @@
-"""The five journeys the seed documents describe, shipped as data: a shop copies one
+"""The five journeys the seed documents describe, and two service journeys (an after-sales
+notification, an apology for an escalated ticket), shipped as data: a shop copies one
 (`GET /campaigns/journeys/examples`), edits its templates and offers, and activates it. The
 demo loads them (infra/crm_local), and the e2e tests run two with time travel."""
 
@@ -93,6 +94,31 @@ _RAW: list[dict[str, Any]] = [
         # A customer whose complaint was escalated gets no win-back coupon meanwhile.
         "exit": [{"rule": {"all": [{"has_tag": "do_not_winback"}]}}, {"event": "ticket_escalated"}],
         "reentry": {"mode": "after", "after_seconds": 60 * DAY},
+    },
+    # Service messages (issue 10): about the customer's own case, so exempt from marketing
+    # consent, caps and quiet hours; only journeys with these triggers may send them.
+    {
+        "name": "after-sales refund arrived -> notify",
+        "description": "When a return or refund reaches 退款到账 the customer is told at once.",
+        "trigger": {"type": "after_sales", "stages": ["refunded"]},
+        "start": "notify",
+        "steps": [
+            {"id": "notify", "type": "send", "channel": "push",
+             "template_id": "aftersales_refunded", "purpose": "service"},
+        ],
+        "reentry": {"mode": "after", "after_seconds": 60},  # every case of theirs
+    },
+    {
+        "name": "escalated complaint -> apology coupon",
+        "description": "A customer whose ticket was escalated gets an apology with a coupon "
+        "(资深客服+经理 follow up the ticket itself).",
+        "trigger": {"type": "ticket_escalated"},
+        "start": "apology",
+        "steps": [
+            {"id": "apology", "type": "send", "channel": "sms", "template_id": "apology_coupon",
+             "coupon_offer_id": "apology_20", "purpose": "service"},
+        ],
+        "reentry": {"mode": "after", "after_seconds": 30 * DAY},  # one apology a month
     },
 ]  # fmt: skip
 

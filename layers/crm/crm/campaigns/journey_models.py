@@ -89,10 +89,26 @@ class AfterSalesTrigger(StrictInput):
     )
 
 
+class TicketEscalatedTrigger(StrictInput):
+    """A ticket of the customer was escalated (the tickets family's TicketEscalated): for
+    service recovery, such as an apology with a coupon. Each ticket enters once."""
+
+    type: Literal["ticket_escalated"]
+
+
 Trigger = Annotated[
-    EventTrigger | SegmentTrigger | DateTrigger | InactivityTrigger | AfterSalesTrigger,
+    EventTrigger
+    | SegmentTrigger
+    | DateTrigger
+    | InactivityTrigger
+    | AfterSalesTrigger
+    | TicketEscalatedTrigger,
     Field(discriminator="type"),
 ]
+# Triggers that answer the customer's own service case: only their journeys may send service
+# messages (exempt from marketing consent, caps and quiet hours), so a marketing journey can
+# never pass for one.
+SERVICE_TRIGGERS = frozenset({"after_sales", "ticket_escalated"})
 
 
 # ---------------------------------------------------------------------- steps
@@ -158,6 +174,14 @@ class SendStep(_Step):
     channel: MessageChannel
     template_id: TemplateId
     coupon_offer_id: OfferId | None = None
+    purpose: Literal["marketing", "service"] = Field(
+        default="marketing",
+        description=(
+            "service: a transactional message about the customer's own case (an after-sales "
+            "stage, an apology for an escalated ticket), exempt from marketing consent, caps "
+            "and quiet hours; only in journeys triggered by after_sales or ticket_escalated"
+        ),
+    )
     on_capped: Literal["drop", "defer", "skip"] = "skip"
     priority: Annotated[int, Field(ge=0, le=100), INTEGRAL] = 0
 

@@ -11,6 +11,7 @@ from crm.campaigns.journey_examples import examples
 from crm.campaigns.journey_models import (
     EXIT_EVENT_TYPES,
     EXTRA_EVENT_TYPES,
+    SERVICE_TRIGGERS,
     ConditionStep,
     EventTrigger,
     InactivityTrigger,
@@ -84,6 +85,16 @@ def problems_of(definition: JourneyDefinition) -> list[FieldProblem]:
             if len(set(names)) != len(names):
                 problems.append(FieldProblem(f"steps.{n}.branches", "branch names must differ"))
     trigger = definition.trigger
+    for n, step in enumerate(definition.steps):
+        if (
+            isinstance(step, SendStep)
+            and step.purpose == "service"
+            and trigger.type not in SERVICE_TRIGGERS
+        ):
+            problems.append(FieldProblem(
+                f"steps.{n}.purpose",
+                "service messages only in journeys triggered by after_sales or ticket_escalated",
+            ))  # fmt: skip
     if isinstance(trigger, EventTrigger | InactivityTrigger):
         problem = _event_problem("trigger.event_type", trigger.event_type)
         if problem:
