@@ -12,9 +12,17 @@ CHECKOV_VERSION := 3.3.30
 CHECKOV_VENV ?= .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 PORT ?= 8000
+# The dashboard page's chart library (dashboard/package.json) comes from npm; npm ci stamps
+# node_modules/.package-lock.json, so a changed lock installs again and an unchanged one never.
+NPM ?= npm
+DASHBOARD_STAMP := dashboard/node_modules/.package-lock.json
+# The browser test drives Debian's Chromium through its own chromedriver (tests/e2e/test_dashboard.py).
+CHROMIUM := /usr/bin/chromium
+CHROMEDRIVER := /usr/bin/chromedriver
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 CUSTOMERS ?= 2000
 
-.PHONY: help install run test lint typecheck template-check unit integration e2e bench openapi clean
+.PHONY: help install browser dashboard-dist run test lint typecheck template-check unit integration e2e bench openapi clean
 
 help:
 	@echo "make run    start the whole suite locally (moto on 127.0.0.1) with demo data"
@@ -42,7 +50,28 @@ $(CHECKOV_STAMP):
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet 'checkov==$(CHECKOV_VERSION)'
 	rm -f $(CHECKOV_VENV)/.installed-* && touch $@
 
-install: $(DEV_STAMP) $(CHECKOV_STAMP)
+$(DASHBOARD_STAMP): dashboard/package.json dashboard/package-lock.json
+	@command -v $(NPM) >/dev/null || (echo "npm is needed for the dashboard's chart library (apt-get install npm)" && exit 1)
+	cd dashboard && $(NPM) ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# Installed only when missing (apt-get needs root: sudo is used when not root).
+browser:
+	@if [ ! -x $(CHROMIUM) ] || [ ! -x $(CHROMEDRIVER) ]; then \
+	  echo "installing Debian's chromium and chromium-driver for the dashboard's browser test"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver; \
+	fi
+
+# The page as static files for a host (S3 behind CloudFront, ...): dashboard/dist/ with the
+# config.json of a deployed stack (docs/dashboard.md). Needs the aws CLI and its credentials.
+dashboard-dist: $(DASHBOARD_STAMP) $(LOCAL_STAMP)
+	@test -n "$(STACK)" || (echo "usage: make dashboard-dist STACK=<stack name> [CURRENCY=EUR]" && exit 1)
+	cd dashboard && $(NPM) run build
+	aws cloudformation describe-stacks --stack-name $(STACK) --query 'Stacks[0].Outputs' --output json \
+	  | $(BIN)/python -m crm_local.dashboard --currency $(or $(CURRENCY),CNY) > dashboard/dist/config.json
+
+install: $(DEV_STAMP) $(CHECKOV_STAMP) $(DASHBOARD_STAMP) browser
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
@@ -57,10 +86,10 @@ template-check: $(DEV_STAMP) $(CHECKOV_STAMP)
 	$(BIN)/cfn-lint template.yaml
 	$(CHECKOV_VENV)/bin/checkov --file template.yaml --framework cloudformation --quiet --compact --skip-download
 
-test: lint typecheck template-check
+test: lint typecheck template-check $(DASHBOARD_STAMP) browser
 	$(BIN)/pytest
 
-run: $(LOCAL_STAMP)
+run: $(LOCAL_STAMP) $(DASHBOARD_STAMP)
 	$(BIN)/crm-local up --port $(PORT) --seed $(CUSTOMERS) $(ARGS)
 
 bench: $(DEV_STAMP)
@@ -70,4 +99,4 @@ openapi: $(DEV_STAMP)
 	$(BIN)/python -m crm_local.openapi_doc --write docs/openapi.json
 
 clean:
-	rm -rf $(VENV) $(CHECKOV_VENV) .pytest_cache .mypy_cache .ruff_cache .crm-local
+	rm -rf $(VENV) $(CHECKOV_VENV) dashboard/node_modules dashboard/dist .pytest_cache .mypy_cache .ruff_cache .crm-local

@@ -21,6 +21,7 @@ from crm.campaigns.send_routes import send_routes
 from crm.composition import root
 from crm.http import ApiRequest, Routes, json_response
 from crm.openapi import build_openapi
+from crm.privacy import privacy_routes
 from crm.profiles.routes import profile_routes
 from crm.segments.routes import segment_routes
 from crm.snapstart import before_snapshot
@@ -42,6 +43,7 @@ FAMILIES = [
     # campaigns: D
     dispatch_routes(lambda: root().campaign_dispatch, lambda: root().campaign_templates),
     aftersales_routes(lambda: root().aftersales, lambda: root().product_feedback),
+    privacy_routes(lambda: root().privacy_parts),
 ]
 CORRELATION_HEADER = "X-Correlation-Id"
 

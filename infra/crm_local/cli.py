@@ -36,6 +36,7 @@ import boto3
 from botocore.exceptions import ClientError
 
 from crm_local.clock import scheduled_event
+from crm_local.dashboard import MISSING_LIBRARY
 from crm_local.demo_status import STATUS_FILE, DemoStatus, read_status, write_status
 from crm_local.emulator import DEFAULT_CONCURRENCY, Emulator, use_endpoint
 from crm_local.moto_server import LocalMotoServer
@@ -246,6 +247,8 @@ def _banner(info: dict[str, Any], secret: str, demo: int = 0) -> str:
         f"  API:           {api}",
         f"  AWS endpoint:  {info['aws_endpoint']}  (AWS_ENDPOINT_URL for the aws CLI / boto3)",
         f"  OpenAPI:       {api}/openapi.json",
+        # The fragment signs the page in as an analyst; it never reaches a server.
+        f"  Dashboard:     {info['dashboard']}#token={tokens['analyst']}",
         f"  Data region:   {info['parameters'].get('DataRegion', 'cn')}  (its customers only: "
         "`--data-region eu` runs another region's stack)",
         "",
@@ -293,6 +296,13 @@ def _banner(info: dict[str, Any], secret: str, demo: int = 0) -> str:
     return "\n".join(lines)
 
 
+def dashboard_port(api_port: int, chosen: int | None) -> int:
+    """The page next to the API (8000 -> 8001); any free port when the API takes any."""
+    if chosen is not None:
+        return chosen
+    return api_port + 1 if api_port else 0
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(message)s")  # fmt: skip
@@ -317,6 +327,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         state_dir=args.state_dir,
         port=args.port,
         moto_port=args.moto_port,
+        dashboard_port=dashboard_port(args.port, args.dashboard_port),
         reset=args.reset,
         persist=not args.no_persist,
         fresh_data=args.fresh_data,
@@ -326,6 +337,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     ).start()
     info = emulator.info()
     print(_banner(info, emulator.secret, args.seed if seeding else 0), flush=True)
+    if not emulator.dashboard.library_installed:
+        print(f"(the dashboard cannot draw charts: {MISSING_LIBRARY})", flush=True)
     if emulator.restored:
         print("(state restored from the previous run; `make run ARGS=--reset` starts afresh)")
 
@@ -460,6 +473,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     if not info:
         return _not_running()
     print(f"running: API {info['api']}, AWS endpoint {info['aws_endpoint']}")
+    if "dashboard" in info:
+        print(f"dashboard: {info['dashboard']} (sign in with `crm-local token --role analyst`)")
     demo = read_status(args.state_dir)
     print(demo.line() if demo else "no demo shop loading (`crm-local up --seed N` loads one)")
     return 1 if demo and demo.state == "failed" else 0
@@ -483,6 +498,8 @@ def build_parser() -> argparse.ArgumentParser:
     up = sub.add_parser("up", help="start the whole suite on 127.0.0.1")
     up.add_argument("--port", type=int, default=8000, help="API gateway port (0: any free)")
     up.add_argument("--moto-port", type=int, default=0, help="AWS endpoint port (0: any free)")
+    up.add_argument("--dashboard-port", type=int, default=None, metavar="PORT",
+                    help="the dashboard's port (default: the API's + 1; 0: any free)")  # fmt: skip
     up.add_argument("--seed", type=int, default=0, metavar="N",
                     help="load N demo customers on first start")  # fmt: skip
     up.add_argument("--reset", action="store_true", help="forget the state of earlier runs")
@@ -550,6 +567,15 @@ def build_parser() -> argparse.ArgumentParser:
     forward = moves.add_parser("advance", help="move the clock forward: 30d, 12h, 90m, 45s")
     forward.add_argument("duration", help="how far: 30d, 12h, 90m, 45s, or 1d12h")
 
+    # privacy
+    audit = sub.add_parser("audit", help="the privacy audit trail")
+    audit_commands = audit.add_subparsers(dest="audit_command", required=True)
+    verify = audit_commands.add_parser(
+        "verify", help="verify the hash chain (and each entry's locked archive copy)"
+    )
+    verify.add_argument("--no-archive", action="store_true", help="check the table's chain only")
+    verify.set_defaults(run=cmd_audit_verify)
+
     # campaigns: D
     outbox = sub.add_parser("outbox", help="what campaigns would have sent (recording provider)")
     outbox.add_argument("--customer", help="only this customer's messages")
@@ -607,6 +633,38 @@ def cmd_redrive(args: argparse.Namespace) -> int:
     plural = "" if moved.count == 1 else "s"
     print(f"moved {moved.count} message{plural} from {dlq} back to {queue}")
     return 0
+
+
+# ---- privacy
+def audit_verification(check_archive: bool = True) -> Any:
+    """The privacy audit chain of the suite on the current AWS endpoint, verified."""
+    from crm.clock import utc_now
+    from crm.privacy.audit import AuditLog
+    from crm.privacy.store import PrivacyFiles, PrivacyStore
+
+    ddb, s3 = boto3.client("dynamodb"), boto3.client("s3")
+    tables = [t for t in ddb.list_tables()["TableNames"] if t.endswith("-PrivacyTable")]
+    buckets = [b["Name"] for b in s3.list_buckets()["Buckets"] if "auditarchivebucket" in b["Name"]]
+    if not tables or not buckets:
+        raise UsageError(
+            "no PrivacyTable or AuditArchiveBucket: is this the emulator of this template?"
+        )
+    log = AuditLog(PrivacyStore(tables[0]), PrivacyFiles("", buckets[0]), utc_now)
+    return log.verify(check_archive=check_archive)
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    info = _running(args.state_dir)
+    if not info:
+        return _not_running()
+    use_endpoint(info["aws_endpoint"])
+    result = audit_verification(check_archive=not args.no_archive)
+    if result.intact:
+        print(f"the audit chain is intact: {result.entries} entries, head {result.head_hash}")
+        return 0
+    print(f"the audit chain is broken at entry {result.first_broken}: {result.problem} "
+          f"({result.entries} entries before it verified)")  # fmt: skip
+    return 1
 
 
 # ---- campaigns: D

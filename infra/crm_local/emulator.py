@@ -15,6 +15,7 @@ import boto3
 from crm_local.api_settings import read_api_settings
 from crm_local.apigw import api_routes
 from crm_local.clock import Clock
+from crm_local.dashboard import DashboardServer
 from crm_local.gateway import Gateway
 from crm_local.moto_server import MotoProcess
 from crm_local.provision import REGION, Stack, provision
@@ -45,6 +46,9 @@ def pollers_per_queue(concurrency: int) -> int:
     return min(QUEUE_POLLERS, concurrency)
 
 
+# The dashboard shows money in the data region's currency (template.yaml's DataRegion).
+CURRENCIES = {"cn": "CNY", "eu": "EUR", "us": "USD"}
+
 FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "local",
     "AWS_SECRET_ACCESS_KEY": "local",
@@ -68,6 +72,7 @@ class Emulator:
         state_dir: Path = Path(".crm-local"),
         port: int = 8000,
         moto_port: int = 0,
+        dashboard_port: int = 0,
         reset: bool = False,
         persist: bool = True,
         fresh_data: bool = False,
@@ -77,7 +82,7 @@ class Emulator:
     ) -> None:
         self.template = load_template(template_path)
         self.state_dir = state_dir
-        self.port, self.moto_port = port, moto_port
+        self.port, self.moto_port, self.dashboard_port = port, moto_port, dashboard_port
         self.reset, self.persist, self.concurrency = reset, persist, concurrency
         self.fresh_data = fresh_data
         self.parameters = parameters or {}
@@ -140,6 +145,10 @@ class Emulator:
             read_api_settings(self.template, self.stack.resolve),
         )
         self.gateway.start()
+        region = str(self.stack.parameters.get("DataRegion", "cn"))
+        self.dashboard = DashboardServer(
+            self.gateway.url, self.dashboard_port, currency=CURRENCIES.get(region, "CNY")
+        ).start()
         for thread in self.threads:
             thread.start()
         write_info(self.state_dir, self.info())
@@ -148,6 +157,7 @@ class Emulator:
     def stop(self) -> None:
         self.stop_event.set()
         self.gateway.stop()
+        self.dashboard.stop()
         for thread in self.threads:
             thread.join(timeout=5)
         self.moto.stop()
@@ -156,6 +166,7 @@ class Emulator:
     def info(self) -> dict[str, Any]:
         return {
             "api": self.gateway.url,
+            "dashboard": self.dashboard.url,
             "aws_endpoint": self.endpoint,
             "parameters": self.stack.parameters,
             "pid": os.getpid(),

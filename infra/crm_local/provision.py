@@ -48,6 +48,7 @@ IGNORED_TYPES = {
     "AWS::Cognito::UserPool",
     "AWS::Cognito::UserPoolClient",
     "AWS::Cognito::UserPoolGroup",
+    "AWS::Cognito::UserPoolDomain",
     "AWS::S3::BucketPolicy",
     "AWS::SQS::QueuePolicy",
     "AWS::Events::EventBusPolicy",
@@ -262,12 +263,17 @@ class Provisioner:
     def _bucket(self, logical_id: str, props: dict[str, Any]) -> None:
         name = props.get("BucketName") or self._physical(logical_id).lower()
         s3 = self._client("s3")
+        # Object Lock is set when a bucket is created, never later (the audit archive's).
+        locked = bool(props.get("ObjectLockEnabled"))
         try:
-            s3.create_bucket(Bucket=name)
+            s3.create_bucket(Bucket=name, ObjectLockEnabledForBucket=locked)
         except ClientError as exc:
             if exc.response["Error"]["Code"] not in ("BucketAlreadyOwnedByYou",
                                                      "BucketAlreadyExists"):  # fmt: skip
                 raise
+        lock = props.get("ObjectLockConfiguration")
+        if locked and lock:
+            s3.put_object_lock_configuration(Bucket=name, ObjectLockConfiguration=lock)
         self.stack.refs[logical_id] = name
         self.stack.attrs[logical_id] = {"Arn": f"arn:aws:s3:::{name}", "DomainName": name}
 

@@ -46,6 +46,12 @@ class Permission(StrEnum):
     ADVANCE_AFTERSALES = "advance_aftersales"  # upstream systems and agents move after-sales cases
     # Product feedback aggregates (no text, no customer ids): analysts chart them.
     READ_FEEDBACK = "read_feedback"
+    # Privacy requests: a customer files and reads their own, an agent files on their behalf
+    # (the customer confirms), a privacy officer approves, extends and audits.
+    FILE_PRIVACY_REQUESTS = "file_privacy_requests"
+    READ_PRIVACY_REQUESTS = "read_privacy_requests"
+    APPROVE_PRIVACY_REQUESTS = "approve_privacy_requests"
+    READ_PRIVACY_AUDIT = "read_privacy_audit"
 
 
 _P = Permission
@@ -53,6 +59,7 @@ _SUPPORT = {
     _P.READ_PROFILE, _P.READ_PII, _P.CREATE_PROFILE, _P.EDIT_PROFILE,
     _P.EDIT_CONSENT, _P.EDIT_TAGS, _P.ADJUST_POINTS, _P.FIND_CUSTOMERS,
     _P.READ_TICKETS, _P.OPEN_TICKET, _P.WORK_TICKETS, _P.ADVANCE_AFTERSALES,
+    _P.FILE_PRIVACY_REQUESTS, _P.READ_PRIVACY_REQUESTS,
 }  # fmt: skip
 
 GRANTS: dict[Role, frozenset[Permission]] = {
@@ -60,6 +67,7 @@ GRANTS: dict[Role, frozenset[Permission]] = {
     Role.CUSTOMER: frozenset(
         {_P.READ_PROFILE, _P.READ_PII, _P.EDIT_PROFILE, _P.EDIT_CONSENT, _P.SEND_EVENTS}
         | {_P.READ_TICKETS, _P.OPEN_TICKET}
+        | {_P.FILE_PRIVACY_REQUESTS, _P.READ_PRIVACY_REQUESTS}
     ),
     Role.SUPPORT_AGENT: frozenset(_SUPPORT | {_P.REDEEM_COUPONS, _P.READ_FEEDBACK}),
     Role.SUPPORT_MANAGER: frozenset(
@@ -74,6 +82,8 @@ GRANTS: dict[Role, frozenset[Permission]] = {
     ),
     Role.PRIVACY_OFFICER: frozenset(
         {_P.READ_PROFILE, _P.READ_PII, _P.EDIT_CONSENT, _P.FIND_CUSTOMERS}
+        | {_P.FILE_PRIVACY_REQUESTS, _P.READ_PRIVACY_REQUESTS, _P.APPROVE_PRIVACY_REQUESTS}
+        | {_P.READ_PRIVACY_AUDIT}
     ),
     Role.ADMIN: frozenset(Permission),
 }

@@ -120,6 +120,15 @@ def s3() -> S3Client:
     return _client("s3", False)  # type: ignore[no-any-return]
 
 
+@cache
+def s3_signer() -> S3Client:
+    """For presigned URLs: Signature Version 4, which S3 requires for objects encrypted with
+    KMS (the exports bucket's), whatever signature the SDK would choose by default."""
+    config = _CONFIG.merge(Config(signature_version="s3v4"))
+    with _creating:
+        return _session().client("s3", config=config)
+
+
 def events() -> EventBridgeClient:
     return _client("events", False)  # type: ignore[no-any-return]
 
@@ -150,6 +159,7 @@ def reset_clients() -> None:
     """Forget every client and the session, so the next ones see a changed environment (tests,
     emulator)."""
     _client.cache_clear()
+    s3_signer.cache_clear()
     _session.cache_clear()
 
 

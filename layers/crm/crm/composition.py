@@ -11,8 +11,9 @@ and scipy only when the planner fits).
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,7 @@ from crm.config import PlatformSettings
 # for the families it uses, not for every family the suite has (the timer sweep loads no
 # profile model, the API no campaign dispatch). The names below are for type checking only.
 if TYPE_CHECKING:
+    from crm.audit import PiiReads
     from crm.bus import Bus
     from crm.campaigns import CampaignsSettings
     from crm.campaigns.conversions import Conversions
@@ -41,6 +43,10 @@ if TYPE_CHECKING:
     from crm.campaigns.templates import Templates
     from crm.keys import BlindIndexKey
     from crm.lake import Lake
+    from crm.personal_data import DataSubject, PersonalDataStore
+    from crm.privacy import AuditLog, PrivacyExecutor, PrivacyRequests, PrivacySettings
+    from crm.privacy.routes import PrivacyParts
+    from crm.privacy.store import PrivacyFiles, PrivacyStore
     from crm.profiles.family import Profiles
     from crm.profiles.service import ProfileService
     from crm.profiles.settings import ProfilesSettings
@@ -103,6 +109,12 @@ class Settings:
         from crm.tickets import TicketsSettings
 
         return TicketsSettings.from_env()
+
+    @cached_property
+    def privacy(self) -> PrivacySettings:
+        from crm.privacy import PrivacySettings
+
+        return PrivacySettings.from_env()
 
 
 class Crm:
@@ -221,7 +233,7 @@ class Crm:
         from crm.queue import Queue
 
         service = self.profile_service
-        views = CustomerViews(service)
+        views = CustomerViews(service, self.pii_reads)
         identity = IdentityResolution(service, views)
         transit = self.event_transit
         return Profiles(
@@ -372,6 +384,7 @@ class Crm:
             self.clock,
             self.ids,
             self.sleep,
+            self.classification_corrections,
         )
 
     # ---- campaigns: J (journeys)
@@ -500,6 +513,8 @@ class Crm:
             self.clock,
             self.ids,
             instant_refund_limit=instant_refund_limit(),
+            timers=self.timers,
+            orders=self.profile_service,
         )
 
     @cached_property
@@ -514,6 +529,101 @@ class Crm:
 
         return Corrections(self.aftersales_store, self.clock, self.ids)
 
+    # ---- privacy
+    @cached_property
+    def privacy_store(self) -> PrivacyStore:
+        from crm.privacy.store import PrivacyStore
+
+        return PrivacyStore(self.settings.privacy.privacy_table)
+
+    @cached_property
+    def privacy_files(self) -> PrivacyFiles:
+        from crm.privacy.store import PrivacyFiles
+
+        config = self.settings.privacy
+        return PrivacyFiles(config.exports_bucket, config.audit_archive_bucket)
+
+    @cached_property
+    def privacy_audit(self) -> AuditLog:
+        from crm.privacy import AuditLog
+
+        return AuditLog(self.privacy_store, self.privacy_files, self.clock)
+
+    @cached_property
+    def personal_data_stores(self) -> tuple[PersonalDataStore, ...]:
+        from crm.privacy.registry import personal_data_stores
+
+        return personal_data_stores(self)
+
+    def collect_subject(self, customer_id: str) -> DataSubject:
+        from crm.privacy.registry import collect_subject
+
+        return collect_subject(self, customer_id)
+
+    @cached_property
+    def privacy_requests(self) -> PrivacyRequests:
+        from crm.config import data_region
+        from crm.privacy import PrivacyRequests
+        from crm.privacy.profile_actions import ProfilesActions
+        from crm.queue import Queue
+
+        config = self.settings.privacy
+        return PrivacyRequests(
+            self.privacy_store,
+            self.privacy_audit,
+            lambda: self.personal_data_stores,
+            self.collect_subject,
+            ProfilesActions(self.profiles),
+            Queue(config.privacy_queue_url),
+            self.timers,
+            self.bus,
+            config.policy,
+            data_region,
+            self.clock,
+            self.ids,
+        )
+
+    @cached_property
+    def privacy_executor(self) -> PrivacyExecutor:
+        from crm.privacy import PrivacyExecutor
+        from crm.privacy.profile_actions import ProfilesActions
+        from crm.queue import Queue
+
+        config = self.settings.privacy
+        return PrivacyExecutor(
+            self.privacy_store,
+            self.privacy_files,
+            self.privacy_audit,
+            lambda: self.personal_data_stores,
+            ProfilesActions(self.profiles),
+            Queue(config.privacy_queue_url),
+            self.timers,
+            self.bus,
+            config.policy,
+            self.clock,
+        )
+
+    @cached_property
+    def privacy_parts(self) -> PrivacyParts:
+        from crm.privacy.routes import PrivacyParts
+
+        return PrivacyParts(self.privacy_requests, self.privacy_executor, self.privacy_audit)
+
+    @cached_property
+    def pii_reads(self) -> PiiReads:
+        """Staff's unmasked reads of PII, recorded in the privacy audit trail."""
+        # A root built for one family's tests (no privacy resources in its environment)
+        # records nothing; every stack of template.yaml has them.
+        audit = self.privacy_audit if "PRIVACY_TABLE" in os.environ else None
+
+        class Recorder:
+            def unmasked_read(self, actor: str, customer_id: str, fields: Sequence[str]) -> None:
+                if audit is not None:
+                    audit.append(actor, "pii_read", customer_id=customer_id, fields=fields)
+
+        return Recorder()
+
+    # ---- end privacy
     def prime(self, *services: str) -> Crm:
         """Build what a first request would (families, clients) without calling AWS, for a
         SnapStart snapshot (crm.snapstart)."""

@@ -44,6 +44,7 @@ def _path(doc: RouteDoc, customer_id: str) -> str:
               }  # fmt: skip
     values["journey_id"] = "no-such-journey"  # campaigns: J
     values["template_id"] = "no-such-template"  # campaigns: D
+    values["request_id"] = "no-such-request"  # privacy
     return re.sub(r"{(\w+)}", lambda m: values[m.group(1)], doc.path)
 
 

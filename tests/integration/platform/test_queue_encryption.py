@@ -68,7 +68,8 @@ def test_dead_letters_with_customer_data_are_kept_four_days() -> None:
             for p in carrying.values() if "RedrivePolicy" in p}  # fmt: skip
     assert (
         dlqs
-        == {"ProfileEventsDLQ", "SendShardsDLQ", "ConversionsDLQ", "TicketSlaDLQ"} | JOURNEY_DLQS
+        == {"ProfileEventsDLQ", "SendShardsDLQ", "ConversionsDLQ", "TicketSlaDLQ", "PrivacyDLQ"}
+        | JOURNEY_DLQS
     )
     for dlq in dlqs:
         assert carrying[dlq]["MessageRetentionPeriod"] == DLQ_RETENTION_S
@@ -126,6 +127,7 @@ def test_every_sender_and_receiver_of_an_encrypted_queue_may_use_the_key() -> No
             "CampaignConversionsFunction",
             "TicketSlaFunction",
             "TimerShardFunction",
+            "PrivacyWorkerFunction",
         }
         | JOURNEY_FUNCTIONS
     )

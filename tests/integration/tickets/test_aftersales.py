@@ -277,3 +277,22 @@ def test_concurrent_deliveries_move_a_case_once(suite: Suite, customer: str) -> 
     assert len(stages) == 2
     case = suite.call("GET", f"/aftersales/{case_id}").body
     assert [t["stage"] for t in case["timeline"]] == ["submitted", "approved"]
+
+
+def test_a_case_on_another_customers_order_is_refused_and_writes_nothing(
+    suite: Suite, customer: str
+) -> None:
+    other = new_customer(suite, "as-other")
+    paid = {"event_id": "o-theirs-paid", "type": "order_paid", "customer_id": other,
+            "order_id": "o-theirs", "amount": "399.00",
+            "occurred_at": "2026-11-20T10:00:00+08:00"}  # fmt: skip
+    assert suite.call("POST", "/events", {"events": [paid]}).status == 202
+    suite.drain("ProfileEventsFunction", "ProfileEventsQueue")
+    before = len(table_items(suite))
+    refused = open_case(suite, customer, order_id="o-theirs")
+    assert refused.status == 404, refused.body
+    assert refused.body["error"]["fields"][0]["field"] == "order_id"
+    assert len(table_items(suite)) == before
+    # Their own order, and an order not folded yet, open as before.
+    assert open_case(suite, other, order_id="o-theirs").status == 201
+    assert open_case(suite, customer, order_id="o-not-folded-yet").status == 201

@@ -129,9 +129,24 @@ def test_a_warning_at_75_percent_then_a_breach_that_escalates(
     # Sweeping again later publishes nothing more: each stage is recorded once.
     desk.travel(minutes=30)
     assert desk.events() == []
+    # A late reply meets first response too late to count as met (its breach is counted),
+    # and logistics feedback (2 h) in time: the breach rate's denominator counts that one.
+    capsys.readouterr()
+    late = {"channel": "app", "text": "已为您催促"}
+    reply = desk.suite.call("POST", f"/tickets/{ticket_id}/messages", late, role="support_agent")
+    assert reply.status == 201
+    assert met_counts(capsys.readouterr().out) == [("crm-tickets", [1.0])]
 
 
-def test_a_clock_met_in_time_neither_warns_nor_breaches(desk: Desk) -> None:
+def met_counts(out: str) -> list[tuple[str, list[float]]]:
+    """The TicketSlaMet values emitted (EMF lines): what TicketSlaBreachAlarm divides by."""
+    lines = [json.loads(line) for line in out.splitlines() if '"TicketSlaMet"' in line]
+    return [(m["service"], m["TicketSlaMet"]) for m in lines]
+
+
+def test_a_clock_met_in_time_neither_warns_nor_breaches(
+    desk: Desk, capsys: pytest.CaptureFixture[str]
+) -> None:
     cid = desk.customer()
     ticket_id = desk.open(cid, "where is my parcel").body["ticket_id"]
     desk.clock.advance(minutes=10)
@@ -144,6 +159,8 @@ def test_a_clock_met_in_time_neither_warns_nor_breaches(desk: Desk) -> None:
     assert reply.status == 201
     first = desk.deadline(ticket_id, "first_response")
     assert (first["state"], first["elapsed_seconds"]) == ("met", 600)
+    # One reply met first response and logistics feedback, both in time.
+    assert met_counts(capsys.readouterr().out) == [("crm-tickets", [2.0])]
     assert desk.ticket(ticket_id)["status"] == "open"
     desk.travel(minutes=40)
     assert [e for e in desk.events() if e["detail"].get("metric") == "first_response"] == []
@@ -251,3 +268,40 @@ def test_the_sample_wake_up_of_a_ticket_that_does_not_exist_is_claimed_and_dropp
     sample = json.loads((ROOT / "events" / "sqs_ticket_sla.json").read_text())
     assert desk.suite.invoke("TicketSlaFunction", sample) == {"batchItemFailures": []}
     assert desk.events() == []
+
+
+def test_an_after_sales_stage_past_its_target_is_followed_up_once(desk: Desk) -> None:
+    """A return request reviewed within 4 h, pickup arranged within 24 h of approval: a case
+    still in its stage when the target passes publishes AfterSalesStageOverdue (through the
+    timer sweep and the SLA function), once; a case that moved on in time publishes nothing."""
+    tap = desk.suite.tap_bus("overdue-tap", {"detail-type": ["AfterSalesStageOverdue"]})
+    cid = desk.customer()
+    body = {"kind": "return", "order_id": "o-late", "customer_id": cid,
+            "reason": "size_too_small", "amount": "399.00", "sku": "SKU-1"}  # fmt: skip
+    opened = desk.suite.call("POST", "/aftersales", body, role="customer", customer_id=cid)
+    assert opened.status == 201, opened.body
+    case_id = opened.body["case_id"]
+    desk.travel(hours=3, minutes=50)
+    assert desk.suite.take_all(tap) == []
+    desk.travel(minutes=15)  # 4 h 05 in review
+    overdue = [e["detail"] for e in desk.suite.take_all(tap)]
+    assert [(e["case_id"], e["stage"], e["customer_id"]) for e in overdue] == [
+        (case_id, "submitted", cid)
+    ]
+    assert set(overdue[0]) == {"case_id", "customer_id", "order_id", "kind", "stage",
+                               "due_at", "occurred_at"}  # fmt: skip
+    desk.travel(hours=2)
+    assert desk.suite.take_all(tap) == []  # once
+    # Approved now, pickup arranged 23 h later: the approval's 24 h timer is cancelled.
+    stages = f"/aftersales/{case_id}/stages"
+    approve = {"event_id": "wms-1", "stage": "approved"}
+    moved = desk.suite.call("POST", stages, approve, role="support_agent")
+    assert moved.status == 200, moved.body
+    desk.travel(hours=23)
+    pickup = {"event_id": "wms-2", "stage": "pickup_scheduled"}
+    moved = desk.suite.call("POST", stages, pickup, role="support_agent")
+    assert moved.status == 200, moved.body
+    desk.travel(hours=2)
+    assert desk.suite.take_all(tap) == []
+    case = desk.suite.call("GET", f"/aftersales/{case_id}", role="customer", customer_id=cid)
+    assert [t["overdue"] for t in case.body["timeline"]] == [True, False, False]

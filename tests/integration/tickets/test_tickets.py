@@ -4,6 +4,7 @@ statuses, internal notes, merges, and message text sealed at rest."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import boto3
@@ -273,3 +274,52 @@ def test_the_conversation_follows_profile_merges_and_forged_tokens_are_refused(
     read = desk.suite.call("GET", f"/tickets/{opened['ticket_id']}", role="customer",
                            customer_id=wechat)  # fmt: skip
     assert read.status == 200
+
+
+def test_an_agent_corrects_the_category_and_the_correction_is_kept_for_retraining(
+    desk: Desk,
+) -> None:
+    from crm.composition import root
+
+    cid = desk.customer()
+    opened = desk.open(cid, "where is my parcel").body
+    assert opened["category"] == "logistics"
+    assert opened["classified_as"] is None
+    ticket_id = opened["ticket_id"]
+    path = f"/tickets/{ticket_id}/category"
+    fixed = desk.suite.call("POST", path, {"category": "quality"}, role="support_agent")
+    assert fixed.status == 200, fixed.body
+    assert (fixed.body["category"], fixed.body["classified_as"]) == ("quality", "logistics")
+    # Targets stay pinned: logistics feedback keeps its clock.
+    assert "feedback" in {d["metric"] for d in fixed.body["deadlines"]}
+    # Setting the same category again records nothing more; a second correction keeps the
+    # classifier's first answer.
+    again = desk.suite.call("POST", path, {"category": "quality"}, role="support_agent")
+    assert again.status == 200
+    third = desk.suite.call("POST", path, {"category": "size_fit"}, role="support_agent")
+    assert (third.body["category"], third.body["classified_as"]) == ("size_fit", "logistics")
+    rows = root().classification_corrections.export(root().clock().strftime("%Y-%m"))
+    refs = [json.loads(line) for line in rows.splitlines() if ticket_id in line]
+    assert sorted((r["predicted"], r["label"]) for r in refs) == [
+        ("logistics", "quality"), ("logistics", "size_fit"),
+    ]  # fmt: skip
+    assert {r["text_ref"] for r in refs} == {
+        f"ticket:{ticket_id}/message:{opening_message(desk, ticket_id)}"
+    }
+    assert "parcel" not in rows  # a reference, never the customer's words
+    # Customers cannot, unknown tickets are 404, unknown categories 400.
+    assert desk.suite.call("POST", path, {"category": "other"}, role="customer",
+                           customer_id=cid).status == 403  # fmt: skip
+    assert desk.suite.call("POST", "/tickets/t-nope/category", {"category": "other"},
+                           role="support_agent").status == 404  # fmt: skip
+    bad = desk.suite.call("POST", path, {"category": "teleport"}, role="support_agent")
+    assert bad.status == 400
+
+
+def opening_message(desk: Desk, ticket_id: str) -> str:
+    """The id of the ticket's first message, as stored."""
+    table = desk.suite.stack.refs["TicketsTable"]
+    item = boto3.client("dynamodb").get_item(
+        TableName=str(table), Key={"PK": {"S": f"TICKET#{ticket_id}"}, "SK": {"S": "#TICKET"}}
+    )["Item"]
+    return str(item["opening_message_id"]["S"])

@@ -175,13 +175,23 @@ def test_latency_errors_and_fold_lag_alarm(template: Template) -> None:
     assert ref(lag["Dimensions"][0]["Value"]) == "ProfileEventsQueue"
 
 
-def test_ticket_sla_breaches_alarm_on_the_metric_the_sla_function_emits(template: Template) -> None:
-    """TicketSlaFunction counts each breach it records (tested in tests/integration/tickets)."""
-    breach = props(template, "TicketSlaBreachAlarm")
-    assert breach["MetricName"] == "TicketSlaBreached"
-    service = breach["Dimensions"][0]["Value"]
+def test_ticket_sla_breach_rate_alarms_on_the_metrics_the_family_emits(template: Template) -> None:
+    """A rate: TicketSlaBreached (counted by TicketSlaFunction once per clock) over it plus
+    TicketSlaMet (counted by the tickets family when a clock is met in time); both tested in
+    tests/integration/tickets/test_sla.py."""
+    from crm.tickets.service import SLA_MET_SERVICE
+
+    alarm = props(template, "TicketSlaBreachAlarm")
+    stats = {m["Id"]: m["MetricStat"]["Metric"] for m in alarm["Metrics"] if "MetricStat" in m}
+    assert stats["breached"]["MetricName"] == "TicketSlaBreached"
     sla = next(s for s in template.functions() if s.logical_id == "TicketSlaFunction")
-    assert service == sla.environment["POWERTOOLS_SERVICE_NAME"] == "crm-ticket-sla"
+    assert stats["breached"]["Dimensions"][0]["Value"] == sla.environment["POWERTOOLS_SERVICE_NAME"]
+    assert stats["met"]["MetricName"] == "TicketSlaMet"
+    assert stats["met"]["Dimensions"][0]["Value"] == SLA_MET_SERVICE
+    (rate,) = [m for m in alarm["Metrics"] if m.get("ReturnData")]
+    assert "breached" in rate["Expression"]
+    assert "met" in rate["Expression"]
+    assert alarm["Threshold"] == {"Ref": "SlaBreachRateThreshold"}
 
 
 def test_failed_segment_runs_alarm_on_the_metric_their_functions_emit(template: Template) -> None:

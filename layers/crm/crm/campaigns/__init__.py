@@ -8,9 +8,11 @@ profiles and segments through their public interfaces; neither of them knows cam
 
 from crm.campaigns.dispatch import Dispatcher
 from crm.campaigns.models import DispatchOutcome, DispatchRequest, MessageChannel
+from crm.campaigns.personal_data import CampaignsPersonalData
 from crm.campaigns.settings import CampaignsSettings
 
 __all__ = [
+    "CampaignsPersonalData",
     "CampaignsSettings",
     "DispatchOutcome",
     "DispatchRequest",

@@ -276,6 +276,8 @@ class DispatchService:
         if not request.transactional:
             if channel.purpose is None:
                 return final("suppressed", "channel_takes_no_marketing")
+            if record.restricted:  # a privacy request restricted processing
+                return final("suppressed", "processing_restricted")
             consent = record.consent.get(channel.purpose)
             if consent is None or not consent.granted:
                 return final("suppressed", "no_consent")

@@ -7,6 +7,7 @@ else in the package (an import contract checks it).
 
 from crm.profiles.customer_events import EVENT_TYPES, Money
 from crm.profiles.models import Aggregates, CustomerScores
+from crm.profiles.personal_data import ProfilesPersonalData
 from crm.profiles.records import ProfileRecord, ScoresWrite, ScoringProfile
 from crm.profiles.service import (
     Loaded,
@@ -26,6 +27,7 @@ __all__ = [
     "NoRuleSegments",
     "ProfileRecord",
     "ProfileService",
+    "ProfilesPersonalData",
     "RuleSegments",
     "ScoresWrite",
     "ScoringProfile",

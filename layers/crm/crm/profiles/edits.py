@@ -247,6 +247,20 @@ class ProfileEdits:
 
         return self._profiles.retry(attempt)
 
+    def restrict_processing(self, caller: Caller, customer_id: str) -> None:
+        """Restrict processing (a privacy request): campaigns send the customer no marketing
+        from now on; the profile is kept as it is. Idempotent."""
+        caller.require(Permission.EDIT_CONSENT, customer_id)
+
+        def attempt() -> None:
+            record = self._profiles.load(customer_id)
+            if record.restricted:
+                return
+            record.restricted = True
+            self._profiles.save(record)
+
+        self._profiles.retry(attempt)
+
     def change_tags(self, caller: Caller, customer_id: str, body: TagChange) -> TagsView:
         caller.require(Permission.EDIT_TAGS, customer_id)
 

@@ -66,6 +66,10 @@ class ProfileRecord(Record):
     pending: dict[ContactField, PendingContact] = Field(
         default_factory=dict, description="unverified phone/email changes, by field"
     )
+    restricted: bool = Field(
+        default=False,
+        description="processing restricted by a privacy request: no marketing reaches them",
+    )
 
 
 LedgerKind = Literal["EVT", "PTS", "CNS"]

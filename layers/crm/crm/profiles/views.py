@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from crm.audit import NoPiiReads, PiiReads
 from crm.auth import Caller, Permission
 from crm.profiles.models import (
     ConsentPurpose,
@@ -22,12 +23,17 @@ TIMELINE_LENGTH = 20
 
 
 class CustomerViews:
-    def __init__(self, profiles: ProfileService) -> None:
+    def __init__(self, profiles: ProfileService, pii_reads: PiiReads | None = None) -> None:
         self._profiles = profiles
+        # Staff reads of unmasked PII go to the privacy audit trail (crm.audit).
+        self._pii_reads = pii_reads or NoPiiReads()
 
     def read_customer_360(self, caller: Caller, customer_id: str) -> Customer360 | CustomerSelfView:
         caller.require(Permission.READ_PROFILE, customer_id)
         record = self._profiles.load(customer_id)
+        if caller.is_staff and record.sealed and caller.can(Permission.READ_PII, customer_id):
+            # One customer's profile opened unmasked by staff: recorded (ids, field names).
+            self._pii_reads.unmasked_read(caller.subject, record.customer_id, sorted(record.sealed))
         return self.for_caller(caller, record, self._profiles.codec(), customer_id)
 
     def for_caller(

@@ -8,7 +8,15 @@ carry the analytics layer.
 
 from crm.segments.membership import RuleMembership
 from crm.segments.models import Condition, Rule
+from crm.segments.personal_data import SegmentsPersonalData
 from crm.segments.rules import matches
 from crm.segments.service import SegmentCatalog
 
-__all__ = ["Condition", "Rule", "RuleMembership", "SegmentCatalog", "matches"]
+__all__ = [
+    "Condition",
+    "Rule",
+    "RuleMembership",
+    "SegmentCatalog",
+    "SegmentsPersonalData",
+    "matches",
+]

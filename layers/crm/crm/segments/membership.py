@@ -9,8 +9,8 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
+from crm import metrics
 from crm.bus import Bus
 from crm.clock import Clock
 from crm.events import CustomerSegmentChanged
@@ -76,16 +76,7 @@ class RuleFailures:
     def _flush(self, segment: str, now: float) -> None:
         count = self._pending.pop(segment, 0)
         self._flushed_at[segment] = now
-        try:
-            with single_metric(
-                name="RuleSegmentFailed",
-                unit=MetricUnit.Count,
-                value=count,
-                namespace=self._namespace,
-            ) as metric:
-                metric.add_dimension(name="Segment", value=segment)
-        except Exception:  # reporting must not fail the customer's change either (no namespace)
-            logger.exception("RuleSegmentFailed could not be emitted")
+        metrics.count("RuleSegmentFailed", count, {"Segment": segment}, self._namespace)
 
 
 class RuleMembership:

@@ -11,9 +11,9 @@ from datetime import datetime
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from pydantic import ValidationError
 
+from crm import metrics
 from crm.clock import Clock, IdFactory
 from crm.errors import InvalidInput, validation_problems
 from crm.lake import Lake, partition_key
@@ -47,11 +47,7 @@ def _fail_run(segments: SegmentStore, run_id: str, error: str, at: datetime) -> 
     watches) when this call is the one that ended it."""
     if not segments.fail_run(run_id, error, at):
         return
-    try:
-        with single_metric(name="SegmentRunsFailed", unit=MetricUnit.Count, value=1):
-            pass
-    except Exception:  # reporting must not hide the failure being reported
-        logger.exception("SegmentRunsFailed could not be emitted")
+    metrics.count("SegmentRunsFailed")
 
 
 SAMPLE_SEGMENTS = 64  # the sample reads whole scan segments, chosen at random

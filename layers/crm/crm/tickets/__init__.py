@@ -8,22 +8,27 @@ here and nowhere else in the package (an import contract checks it).
 
 from crm.tickets.aftersales import AfterSales, instant_refund_limit
 from crm.tickets.aftersales_routes import aftersales_routes
+from crm.tickets.calendars import SHOP_ZONE, china_workday
 from crm.tickets.classifier import CATEGORIES, TextClassifier, classify
 from crm.tickets.corrections import Corrections
 from crm.tickets.feedback import ProductFeedbackBook
 from crm.tickets.models import Classifier, TicketCategory
+from crm.tickets.personal_data import TicketsPersonalData
 from crm.tickets.settings import TicketsSettings
 
 __all__ = [
     "CATEGORIES",
+    "SHOP_ZONE",
     "AfterSales",
     "Classifier",
     "Corrections",
     "ProductFeedbackBook",
     "TextClassifier",
     "TicketCategory",
+    "TicketsPersonalData",
     "TicketsSettings",
     "aftersales_routes",
+    "china_workday",
     "classify",
     "instant_refund_limit",
 ]

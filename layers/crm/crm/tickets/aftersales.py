@@ -11,12 +11,16 @@ Rules kept here:
   (先行赔付), recorded with who and why, instead of waiting for goods worth less than the
   handling;
 - the customer's note and any rejection or cancellation reason are sealed under the
-  customer's data key; the bus carries ids and codes only (AfterSalesStageChanged).
+  customer's data key; the bus carries ids and codes only (AfterSalesStageChanged);
+- a stage with a target (aftersales_models.TARGETS) sets a timer of kind `aftersales` when the
+  case enters it; if the case is still there when it fires, AfterSalesStageOverdue is
+  published once (the timer's claim), and leaving the stage cancels it.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Collection
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Protocol
@@ -25,8 +29,10 @@ from crm.auth import Caller, Permission
 from crm.bus import Bus
 from crm.clock import Clock, IdFactory
 from crm.errors import Conflict, FieldProblem, InvalidInput, NotFound
-from crm.events import AfterSalesStageChanged
+from crm.events import AfterSalesStageChanged, AfterSalesStageOverdue
 from crm.pii import FieldCipher
+from crm.profiles import Loaded
+from crm.sqs_consumer import PoisonMessage
 from crm.tickets.aftersales_models import (
     CLOSED,
     NEEDS_REASON,
@@ -51,11 +57,13 @@ from crm.tickets.aftersales_store import (
     StaleCase,
 )
 from crm.tickets.feedback import feedback_counts, risk_keywords
+from crm.timers import Timers, WakeUp
 
 DEFAULT_INSTANT_REFUND_LIMIT = Decimal("50.00")
 INSTANT_REFUND_KINDS = {CaseKind.REFUND, CaseKind.RETURN}
 INSTANT_REFUND_BY = "policy:instant-refund"
 MAX_ATTEMPTS = 5
+OVERDUE_KIND = "aftersales"  # the timers' kind (TIMER_QUEUE_AFTERSALES in template.yaml)
 
 
 def instant_refund_limit() -> Decimal:
@@ -73,10 +81,22 @@ def instant_refund_limit() -> Decimal:
     return limit
 
 
+class CustomerOrders(Protocol):
+    """The profiles family's read of customers with the folded payments of some orders."""
+
+    def load_many(
+        self, customer_ids: Collection[str], order_ids: Collection[str] = ()
+    ) -> Loaded: ...
+
+
 class TextCiphers(Protocol):
     """The customer's own data key's cipher (profiles' `sealing_cipher`), for text about them."""
 
     def __call__(self, customer_id: str) -> FieldCipher: ...
+
+
+def _overdue_timer(case_id: str, seq: int) -> str:
+    return f"{case_id}#{seq}"
 
 
 def _note_field(case_id: str) -> str:
@@ -96,7 +116,11 @@ class AfterSales:
         clock: Clock,
         ids: IdFactory,
         instant_refund_limit: Decimal = DEFAULT_INSTANT_REFUND_LIMIT,
+        timers: Timers | None = None,
+        orders: CustomerOrders | None = None,
     ) -> None:
+        self.timers = timers
+        self.orders = orders
         self.store = store
         self.ciphers = ciphers
         self.bus = bus
@@ -111,6 +135,7 @@ class AfterSales:
         case_id = self.ids()
         # Raises NotFound for an unknown customer before anything is written.
         cipher = self.ciphers(request.customer_id)
+        self._check_order(request.customer_id, request.order_id)
         case = CaseRecord(
             case_id=case_id,
             kind=request.kind.value,
@@ -155,6 +180,7 @@ class AfterSales:
             events.append(self._event(case, stage.stage, previous, now))
             previous = stage.stage
         self.bus.publish(events)
+        self._time_stage(case, None)
         return self._view(case, cipher, now)
 
     # ------------------------------------------------------------ advancing
@@ -202,6 +228,7 @@ class AfterSales:
             case.version += 1
             case.stages.append(stage)
             self.bus.publish([self._event(case, stage.stage, previous, now)])
+            self._time_stage(case, seq - 1)
             return self._view(case, cipher, now)
         raise Conflict("the case was changed by other requests at the same moment; try again")
 
@@ -221,6 +248,71 @@ class AfterSales:
         cipher = self.ciphers(customer_id)
         now = self.clock()
         return CaseList(cases=[self._view(c, cipher, now) for c in cases])
+
+    def _check_order(self, customer_id: str, order_id: str) -> None:
+        """An order the CRM has folded must be the customer's (merges followed): a case on
+        another customer's order is refused, with the same 404 as an order that is not theirs,
+        so order ids cannot be probed. An order not folded yet (the events lag, or the shop's
+        order system is the only record) is taken as given."""
+        if self.orders is None:
+            return
+        loaded = self.orders.load_many([customer_id], [order_id])
+        payment = loaded.payments.get(order_id)
+        live = loaded.live.get(customer_id)
+        if payment is None or live is None or payment.customer_id == live.customer_id:
+            return
+        # Folded before a merge, the payment names the absorbed profile: follow it.
+        owner = self.orders.load_many([payment.customer_id]).live.get(payment.customer_id)
+        if owner is None or owner.customer_id != live.customer_id:
+            raise NotFound(
+                f"no order {order_id} among customer {customer_id}'s orders",
+                [FieldProblem("order_id", "not one of the customer's orders")],
+            )
+
+    # ------------------------------------------------------------ overdue stages
+    def _time_stage(self, case: CaseRecord, left: int | None) -> None:
+        """After a commit: cancel the timer of the stage the case left, set one for the stage
+        it entered when that stage has a target. A failure here leaves the case right (its
+        timeline shows overdue stages as it is read) and only the follow-up event missing."""
+        if self.timers is None:
+            return
+        if left is not None:
+            self.timers.cancel(OVERDUE_KIND, _overdue_timer(case.case_id, left))
+        current = case.stages[-1]
+        target = TARGETS.get(Stage(current.stage))
+        if target is None or Stage(current.stage) in CLOSED:
+            return
+        self.timers.set(
+            OVERDUE_KIND,
+            _overdue_timer(case.case_id, current.seq),
+            current.at + target,
+            {"case_id": case.case_id, "seq": str(current.seq)},
+        )
+
+    def stage_due(self, wake: WakeUp) -> str:
+        """A stage's target passed: if the case is still in that stage, publish
+        AfterSalesStageOverdue, once. What it did, for the log: overdue, moved, gone."""
+        if self.timers is None:
+            raise RuntimeError("after-sales stage timers need the timers")
+        try:
+            case_id, seq = wake.payload["case_id"], int(wake.payload["seq"])
+        except (KeyError, ValueError):
+            raise PoisonMessage("payload") from None
+        case = self.store.get(case_id)
+        if case is None or case.stages[-1].seq != seq:
+            self.timers.claim(wake)
+            return "gone" if case is None else "moved"
+        stage = case.stages[-1]
+        target = TARGETS.get(Stage(stage.stage))
+        event = AfterSalesStageOverdue(
+            case_id=case.case_id, customer_id=case.customer_id, order_id=case.order_id,
+            kind=case.kind, stage=stage.stage,
+            due_at=stage.at + target if target else wake.due_at, occurred_at=self.clock(),
+        )  # fmt: skip
+        # Published before the claim: a failure between the two repeats the event (consumers
+        # see it at least once), never loses it; a claimed timer publishes nothing more.
+        self.bus.publish([event])
+        return "overdue" if self.timers.claim(wake) else "duplicate"
 
     # ------------------------------------------------------------ helpers
     def _load(self, case_id: str) -> CaseRecord:

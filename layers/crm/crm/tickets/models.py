@@ -148,6 +148,13 @@ class ChangeStatus(StrictInput):
     status: TicketStatus
 
 
+class CorrectCategory(StrictInput):
+    """An agent's correction of the classifier: the ticket's category changes (its SLA targets
+    stay those pinned when it opened) and the correction is kept for retraining."""
+
+    category: TicketCategory
+
+
 class MergeTicket(StrictInput):
     into: Id = Field(description="the surviving ticket")
 
@@ -234,6 +241,9 @@ class TicketView(Output):
     order_id: str | None
     category: TicketCategory
     category_confidence: float
+    classified_as: TicketCategory | None = Field(
+        default=None, description="the classifier's category, when an agent corrected it"
+    )
     priority: Priority
     status: TicketStatus
     assignee: str | None

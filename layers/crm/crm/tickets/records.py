@@ -99,6 +99,11 @@ class TicketRecord(Record):
     senior_agent: str | None = None
     manager: str | None = None
     first_replied_at: datetime | None = None
+    # The customer's opening words (a message id, never the text): what a category correction
+    # points a reviewer to (crm.tickets.corrections). None on tickets opened before it was kept.
+    opening_message_id: str | None = None
+    # What the classifier said, kept when an agent corrects `category`.
+    classified_as: TicketCategory | None = None
 
 
 ClockMove = Literal["start", "pause", "resume", "met"]

@@ -11,6 +11,7 @@ from crm.tickets.models import (
     AssignTicket,
     ChangeStatus,
     ConversationPage,
+    CorrectCategory,
     EscalationRules,
     EscalationRulesView,
     MergeTicket,
@@ -138,6 +139,22 @@ def ticket_routes(family: Callable[[], TicketService]) -> Routes:
     )
     def assign_ticket(req: ApiRequest) -> TicketView:
         return family().assign(req.who, req.path["ticket_id"], req.model(AssignTicket))
+
+    @routes.route(
+        "/tickets/{ticket_id}/category",
+        "POST",
+        permission=P.WORK_TICKETS,
+        summary=(
+            "Correct the category the classifier chose: the ticket keeps the classifier's "
+            "answer beside it and the correction is kept for retraining (SLA targets stay "
+            "pinned)"
+        ),
+        body=CorrectCategory,
+        response=TicketView,
+        errors=(404, 409),
+    )
+    def correct_category(req: ApiRequest) -> TicketView:
+        return family().correct_category(req.who, req.path["ticket_id"], req.model(CorrectCategory))
 
     @routes.route(
         "/tickets/{ticket_id}/status",

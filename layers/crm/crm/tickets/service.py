@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from aws_lambda_powertools import Logger
 
+from crm import metrics
 from crm.auth import Caller, Permission
 from crm.bus import Bus
 from crm.clock import Clock, IdFactory
@@ -29,6 +30,7 @@ from crm.profiles import Loaded, ProfileService
 from crm.sqs_consumer import PoisonMessage
 from crm.tickets import escalation, sla
 from crm.tickets.calendars import CALENDARS
+from crm.tickets.corrections import Corrections
 from crm.tickets.feedback import ticket_feedback
 from crm.tickets.models import (
     AddMessage,
@@ -37,6 +39,7 @@ from crm.tickets.models import (
     ChangeStatus,
     Classifier,
     ConversationPage,
+    CorrectCategory,
     EscalationReasonView,
     EscalationRules,
     EscalationRulesView,
@@ -72,6 +75,7 @@ from crm.timers import Timers, WakeUp
 logger = Logger(child=True)
 T = TypeVar("T")
 
+SLA_MET_SERVICE = "crm-tickets"  # TicketSlaMet's dimension; TicketSlaBreachAlarm reads it
 MAX_ATTEMPTS = 6
 BACKOFF_S = 0.02
 MAX_MERGE_HOPS = 5
@@ -111,6 +115,7 @@ class TicketService:
         clock: Clock,
         ids: IdFactory,
         sleep: Callable[[float], Any] = time.sleep,
+        corrections: Corrections | None = None,
     ) -> None:
         self.store = store
         self.profiles = profiles
@@ -120,6 +125,7 @@ class TicketService:
         self.clock = clock
         self.ids = ids
         self._sleep = sleep
+        self.corrections = corrections
 
     # ------------------------------------------------------------ reading
     def load(self, ticket_id: str) -> tuple[TicketRecord, list[ClockEntry]]:
@@ -159,6 +165,7 @@ class TicketService:
             order_id=ticket.order_id,
             category=ticket.category,
             category_confidence=ticket.category_confidence,
+            classified_as=ticket.classified_as,
             priority=ticket.priority,
             status=ticket.status,
             assignee=ticket.assignee,
@@ -246,6 +253,7 @@ class TicketService:
         author = caller.subject
         kind = MessageKind.CUSTOMER
         message = self._seal(ticket, cipher, body.channel, kind, author, now, body.message)
+        ticket.opening_message_id = message.message_id
         entries = sla.opening_entries(ticket)
         # A complaint or after-sales ticket about a product counts for it, once, with the ticket.
         counted = ticket_feedback(ticket, body.message)
@@ -395,6 +403,33 @@ class TicketService:
             return sla.moves(ticket, entries, now, status=body.status)
 
         return self._change(ticket_id, change)
+
+    def correct_category(self, caller: Caller, ticket_id: str, body: CorrectCategory) -> TicketView:
+        """Set the category an agent reads in the customer's words. The classifier's answer is
+        kept on the ticket (`classified_as`) and the correction recorded for retraining, once
+        per change; the SLA targets stay pinned as they were when the ticket opened."""
+        caller.require(Permission.WORK_TICKETS)
+        corrected: list[tuple[str, str]] = []
+
+        def change(
+            ticket: TicketRecord, entries: list[ClockEntry], now: datetime
+        ) -> list[ClockEntry]:
+            corrected.clear()  # a retried attempt decides again on fresh data
+            if body.category is ticket.category:
+                return []
+            ticket.classified_as = ticket.classified_as or ticket.category
+            # Retraining pairs the words with the right label against what the model said.
+            corrected.append((ticket.classified_as.value, body.category.value))
+            ticket.category = body.category
+            return []
+
+        view = self._change(ticket_id, change)
+        if corrected and self.corrections is not None:
+            ticket, _ = self.load(ticket_id)
+            predicted, label = corrected[0]
+            ref = f"ticket:{ticket_id}/message:{ticket.opening_message_id or 'unknown'}"
+            self.corrections.record_correction(caller, ref, predicted, label)
+        return view
 
     def _change(
         self,
@@ -617,6 +652,12 @@ class TicketService:
         commit: a failure here leaves a ticket whose state is right (the wake-up re-reads it),
         and the timers a later change or a retry sets again (setting is idempotent)."""
         if added:
+            met = sla.met_in_time(ticket, before, added, self.clock())
+            if met:
+                # Beside the SLA function's TicketSlaBreached: the breach-rate alarm divides
+                # one by their sum. Named for the family, not the function: clocks are met by
+                # whichever function changes the ticket.
+                metrics.count("TicketSlaMet", len(met), {"service": SLA_MET_SERVICE})
             plan = sla.plan_timers(ticket, before, added, self.clock())
             for timer_id in plan.cancel:
                 self.timers.cancel(sla.SLA_KIND, timer_id)

@@ -286,6 +286,21 @@ def _why(status: TicketStatus | None, replied: bool, assigned: bool) -> str:
     return "replied" if replied else "assigned" if assigned else "moved"
 
 
+def met_in_time(
+    ticket: TicketRecord, before: Sequence[ClockEntry], added: Sequence[ClockEntry], now: datetime
+) -> list[SlaMetric]:
+    """The metrics an action met before their deadline: the denominator of the breach rate
+    (a clock met late was counted when its breach wake-up fired, and only then)."""
+    met = {e.metric for e in added if e.move == "met"}
+    if not met:
+        return []
+    return [
+        c.metric
+        for c in clocks(ticket, [*before, *added], now)
+        if c.metric in met and not c.breached
+    ]
+
+
 # ------------------------------------------------------------------ timers
 SLA_KIND = "sla"
 

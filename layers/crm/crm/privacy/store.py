@@ -1,0 +1,301 @@
+"""The privacy family's only boto3 code: requests and the audit chain in PrivacyTable, export
+parts and bundles in ExportsBucket, the audit archive in AuditArchiveBucket (Object Lock)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from crm import aws
+from crm.dynamo import decode_page_token, encode_page_token, from_item, start_key, to_item
+from crm.privacy.models import OPEN_STATUSES, RequestKind, RequestStatus
+from crm.privacy.records import (
+    AUDIT_PARTITION,
+    AuditEntry,
+    PrivacyRequestRecord,
+    StepRecord,
+    audit_sort,
+    customer_partition,
+    customer_sort,
+    request_key,
+    status_partition,
+    status_sort,
+)
+
+STATUS_INDEX = "status"
+CUSTOMER_INDEX = "customer"
+STATUS_PAGE_KEYS = {"PK", "SK", "SPK", "SSK"}
+
+
+def _numbers(value: Any) -> Any:
+    """DynamoDB hands numbers back as Decimal: as the ints (or floats) they were written as,
+    so an audit entry read back hashes to what it hashed to when written."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_numbers(v) for v in value]
+    return value
+
+
+def _conditional_failed(exc: ClientError) -> bool:
+    return aws.error_code(exc) == "ConditionalCheckFailedException"
+
+
+class PrivacyStore:
+    def __init__(self, table: str) -> None:
+        self._table = table
+
+    # ------------------------------------------------------------ requests
+    def _item(self, record: PrivacyRequestRecord) -> dict[str, Any]:
+        return to_item(
+            {
+                **record.model_dump(mode="json"),
+                **request_key(record.request_id),
+                "SPK": status_partition(record.status),
+                "SSK": status_sort(record),
+                "CPK": customer_partition(record.customer_id),
+                "CSK": customer_sort(record.kind, record.filed_at),
+            }
+        )
+
+    @staticmethod
+    def _record(item: dict[str, Any]) -> PrivacyRequestRecord:
+        values = _numbers(from_item(item))
+        for key in ("PK", "SK", "SPK", "SSK", "CPK", "CSK"):
+            values.pop(key, None)
+        return PrivacyRequestRecord.model_validate(values)
+
+    def create(self, record: PrivacyRequestRecord) -> bool:
+        try:
+            aws.dynamodb().put_item(
+                TableName=self._table,
+                Item=self._item(record),
+                ConditionExpression="attribute_not_exists(PK)",
+            )
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                return False
+            raise
+        return True
+
+    def get(self, request_id: str) -> PrivacyRequestRecord | None:
+        out = aws.dynamodb().get_item(
+            TableName=self._table, Key=to_item(request_key(request_id)), ConsistentRead=True
+        )
+        item = out.get("Item")
+        return self._record(item) if item else None
+
+    def update(
+        self,
+        request_id: str,
+        changes: dict[str, Any],
+        *,
+        when: frozenset[RequestStatus] | None = None,
+    ) -> bool:
+        """Set fields of a request (and its status index when the status changes), only while
+        its status is one of `when`. False when it is not (or there is no such request)."""
+        values = dict(changes)
+        if "status" in values:
+            values["SPK"] = status_partition(RequestStatus(values["status"]))
+        names = {f"#f{n}": name for n, name in enumerate(values)}
+        attrs = {f":v{n}": value for n, value in enumerate(values.values())}
+        sets = ", ".join(f"#f{n} = :v{n}" for n in range(len(values)))
+        condition = "attribute_exists(PK)"
+        if when:
+            names["#status"] = "status"
+            allowed = []
+            for n, status in enumerate(sorted(when)):
+                attrs[f":s{n}"] = status.value
+                allowed.append(f":s{n}")
+            condition += f" AND #status IN ({', '.join(allowed)})"
+        try:
+            aws.dynamodb().update_item(
+                TableName=self._table,
+                Key=to_item(request_key(request_id)),
+                UpdateExpression=f"SET {sets}",
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=to_item(attrs),
+            )
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                return False
+            raise
+        return True
+
+    def set_step(self, request_id: str, store: str, step: StepRecord) -> None:
+        """One store's step, written alone: workers of other stores' steps of the same
+        request write theirs at the same moment without overwriting each other."""
+        aws.dynamodb().update_item(
+            TableName=self._table,
+            Key=to_item(request_key(request_id)),
+            UpdateExpression="SET steps.#store = :step",
+            ConditionExpression="attribute_exists(PK)",
+            ExpressionAttributeNames={"#store": store},
+            ExpressionAttributeValues=to_item({":step": step.model_dump(mode="json")}),
+        )
+
+    def by_status(
+        self, status: RequestStatus, limit: int, token: str | None
+    ) -> tuple[list[PrivacyRequestRecord], str | None]:
+        partition = status_partition(status)
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": STATUS_INDEX,
+            "KeyConditionExpression": "SPK = :p",
+            "ExpressionAttributeValues": {":p": {"S": partition}},
+            "Limit": limit,
+            "ScanIndexForward": False,
+        }
+        raw = decode_page_token(token, STATUS_PAGE_KEYS)
+        if raw is not None:
+            checked = start_key(raw, STATUS_PAGE_KEYS, {"SPK": partition})
+            request["ExclusiveStartKey"] = {k: {"S": v} for k, v in checked.items()}
+        out = aws.dynamodb().query(**request)
+        last = out.get("LastEvaluatedKey")
+        plain_last = {k: v["S"] for k, v in last.items()} if last else None
+        return [self._record(i) for i in out.get("Items", [])], encode_page_token(plain_last)
+
+    def open_for(
+        self, customer_id: str, kind: RequestKind, since: datetime
+    ) -> list[PrivacyRequestRecord]:
+        """The customer's requests of this kind filed since `since` that are still open."""
+        out = aws.dynamodb().query(
+            TableName=self._table,
+            IndexName=CUSTOMER_INDEX,
+            KeyConditionExpression="CPK = :p AND CSK BETWEEN :a AND :b",
+            ExpressionAttributeValues=to_item(
+                {
+                    ":p": customer_partition(customer_id),
+                    ":a": customer_sort(kind, since),
+                    ":b": f"{kind.value}#~",
+                }
+            ),
+        )
+        records = [self._record(i) for i in out.get("Items", [])]
+        return [r for r in records if r.status in OPEN_STATUSES]
+
+    def for_customer(self, customer_id: str) -> list[PrivacyRequestRecord]:
+        records: list[PrivacyRequestRecord] = []
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": CUSTOMER_INDEX,
+            "KeyConditionExpression": "CPK = :p",
+            "ExpressionAttributeValues": {":p": {"S": customer_partition(customer_id)}},
+        }
+        while True:
+            out = aws.dynamodb().query(**request)
+            records.extend(self._record(i) for i in out.get("Items", []))
+            if not out.get("LastEvaluatedKey"):
+                return records
+            request["ExclusiveStartKey"] = out["LastEvaluatedKey"]
+
+    # ------------------------------------------------------------ the audit chain
+    def last_audit(self) -> AuditEntry | None:
+        out = aws.dynamodb().query(
+            TableName=self._table,
+            KeyConditionExpression="PK = :p AND begins_with(SK, :s)",
+            ExpressionAttributeValues=to_item({":p": AUDIT_PARTITION, ":s": "SEQ#"}),
+            ScanIndexForward=False,
+            Limit=1,
+            ConsistentRead=True,
+        )
+        items = out.get("Items", [])
+        return self._entry(items[0]) if items else None
+
+    @staticmethod
+    def _entry(item: dict[str, Any]) -> AuditEntry:
+        values = _numbers(from_item(item))
+        values.pop("PK", None)
+        values.pop("SK", None)
+        return AuditEntry.model_validate(values)
+
+    def put_audit(self, entry: AuditEntry) -> bool:
+        """False when another writer took this sequence number first (the chain's head
+        moved): the caller links to the new head and tries again."""
+        item = {**entry.model_dump(mode="json"), "PK": AUDIT_PARTITION, "SK": audit_sort(entry.seq)}
+        try:
+            aws.dynamodb().put_item(
+                TableName=self._table,
+                Item=to_item(item),
+                ConditionExpression="attribute_not_exists(PK)",
+            )
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                return False
+            raise
+        return True
+
+    def audit_page(self, after_seq: int, limit: int) -> list[AuditEntry]:
+        out = aws.dynamodb().query(
+            TableName=self._table,
+            KeyConditionExpression="PK = :p AND SK > :s",
+            ExpressionAttributeValues=to_item({":p": AUDIT_PARTITION, ":s": audit_sort(after_seq)}),
+            Limit=limit,
+            ConsistentRead=True,
+        )
+        return [self._entry(i) for i in out.get("Items", [])]
+
+
+class PrivacyFiles:
+    """Export parts and bundles (ExportsBucket: SSE-KMS, expiring in days) and the audit
+    archive (AuditArchiveBucket: Object Lock, objects cannot be changed or deleted)."""
+
+    def __init__(self, exports_bucket: str, archive_bucket: str) -> None:
+        self._exports = exports_bucket
+        self._archive = archive_bucket
+
+    def put_export(self, key: str, body: bytes, content_type: str) -> None:
+        # Encrypted by the bucket's default (SSE-KMS under the stack's key).
+        aws.s3().put_object(Bucket=self._exports, Key=key, Body=body, ContentType=content_type)
+
+    def get_export(self, key: str) -> bytes | None:
+        try:
+            out = aws.s3().get_object(Bucket=self._exports, Key=key)
+        except ClientError as exc:
+            if aws.error_code(exc) in ("NoSuchKey", "404"):
+                return None
+            raise
+        return out["Body"].read()
+
+    def export_keys(self, prefix: str) -> list[str]:
+        keys: list[str] = []
+        for page in (
+            aws.s3().get_paginator("list_objects_v2").paginate(Bucket=self._exports, Prefix=prefix)
+        ):
+            keys.extend(obj["Key"] for obj in page.get("Contents", []))
+        return keys
+
+    def delete_exports(self, keys: list[str]) -> None:
+        for start in range(0, len(keys), 1000):  # DeleteObjects takes at most 1,000 keys
+            chunk = [{"Key": key} for key in keys[start : start + 1000]]
+            aws.s3().delete_objects(Bucket=self._exports, Delete={"Objects": chunk})  # type: ignore[typeddict-item]
+
+    def presign(self, key: str, expires_s: int) -> str:
+        return aws.s3_signer().generate_presigned_url(
+            "get_object", Params={"Bucket": self._exports, "Key": key}, ExpiresIn=expires_s
+        )
+
+    def archive(self, entry: AuditEntry) -> None:
+        """The entry as an object the bucket's Object Lock keeps unchanged for its retention."""
+        aws.s3().put_object(
+            Bucket=self._archive,
+            Key=f"audit/{entry.seq:012d}.json",
+            Body=entry.model_dump_json().encode(),
+            ContentType="application/json",
+            ChecksumAlgorithm="SHA256",  # Object Lock buckets refuse puts without a checksum
+        )
+
+    def archived(self, seq: int) -> bytes | None:
+        try:
+            out = aws.s3().get_object(Bucket=self._archive, Key=f"audit/{seq:012d}.json")
+        except ClientError as exc:
+            if aws.error_code(exc) in ("NoSuchKey", "404"):
+                return None
+            raise
+        return out["Body"].read()
