@@ -143,3 +143,17 @@ def test_an_unknown_stage_or_kind_is_a_400(shop: Shop, trigger: dict[str, Any]) 
 def test_journeys_know_the_stages_tickets_have() -> None:
     assert set(AFTER_SALES_STAGES) == {s.value for s in Stage}
     assert set(AFTER_SALES_STAGES) == set(get_args(AfterSalesStage))
+
+
+def test_the_escalation_journeys_keep_is_erased_with_the_customer(shop: Shop) -> None:
+    from crm.campaigns import CampaignsPersonalData
+    from crm.personal_data import DataSubject
+
+    cid = shop.customer("esc-erase")
+    escalate(shop, cid)
+    store = CampaignsPersonalData(shop.suite.stack.refs["CampaignsTable"])
+    subject = DataSubject(customer_id=cid, pseudonym="p" * 32, external_ids=("esc-erase",))
+    held = {h.kind: h.count for h in store.inventory(subject).holdings}
+    assert held.get("journey_escalation") == 1, held
+    assert store.erase(subject).erased.get("journey_escalation") == 1
+    assert store.verify(subject).clean
