@@ -37,6 +37,8 @@ def customer(emulator: Running, admin: str, key: str) -> str:
     policy = ContactPolicy()
     for n in range(50):  # outside the global control group, which dispatch never sends to
         body["identities"][0]["external_id"] = f"{key}-{n}"
+        # The email is an identity too: the same one would find the customer just made.
+        body["attributes"]["email"] = f"{key}-{n}@shop.example.com"
         status, reply = emulator.http("POST", "/customers", body, token=admin)
         assert status == 201, reply
         cid = str(reply["customer_id"])

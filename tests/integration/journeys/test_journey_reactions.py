@@ -192,3 +192,17 @@ def test_the_refund_notification_example_is_a_service_message(shop: Shop) -> Non
     assert (sent.customer_id, sent.template_id, sent.transactional) == (
         cid, "aftersales_refunded", True,
     )  # fmt: skip
+
+
+def test_the_escalation_journeys_keep_is_erased_with_the_customer(shop: Shop) -> None:
+    from crm.campaigns import CampaignsPersonalData
+    from crm.personal_data import DataSubject
+
+    cid = shop.customer("esc-erase")
+    escalate(shop, cid)
+    store = CampaignsPersonalData(shop.suite.stack.refs["CampaignsTable"])
+    subject = DataSubject(customer_id=cid, pseudonym="p" * 32, external_ids=("esc-erase",))
+    held = {h.kind: h.count for h in store.inventory(subject).holdings}
+    assert held.get("journey_escalation") == 1, held
+    assert store.erase(subject).erased.get("journey_escalation") == 1
+    assert store.verify(subject).clean

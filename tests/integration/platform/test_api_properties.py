@@ -124,6 +124,8 @@ def served() -> Iterator[Served]:
 
 
 ACCEPTED_VALID = ["2xx", "3xx", "401", "403", "404", "409", "421", "429", "5xx"]
+REFUSED_INVALID = ["400", "401", "403", "404", "405", "406", "409", "413", "415", "422", "428",
+                   "429", "5xx"]  # fmt: skip
 
 
 def config(examples: int, *, coverage: bool) -> schemathesis.Config:
@@ -137,7 +139,12 @@ def config(examples: int, *, coverage: bool) -> schemathesis.Config:
             # A valid request may name a customer of another data region: the stack answers
             # 421 (Misdirected Request: that region's API keeps them), as it answers 404 for an
             # id it does not know. Schemathesis' own list, plus 421.
-            "checks": {"positive_data_acceptance": {"expected-statuses": ACCEPTED_VALID}},
+            # An invalid request may also be too large: the API refuses a body over 64 KiB with
+            # 413 before reading it (a long list in a journey's rules). Schemathesis' list + 413.
+            "checks": {
+                "positive_data_acceptance": {"expected-statuses": ACCEPTED_VALID},
+                "negative_data_rejection": {"expected-statuses": REFUSED_INVALID},
+            },
             # Every check runs on every operation but this one. API Gateway (REST) answers a
             # method a resource does not declare with its MISSING_AUTHENTICATION_TOKEN response
             # (a 403), never the 405 the check wants: the check takes a 401/403 from an
@@ -225,19 +232,27 @@ def steer_birthday(case: Any) -> None:
     """A birthday lies between 1900-01-01 and today, which JSON Schema cannot say (its format
     is any date): a valid case gets its generated date moved into that range, year by year.
     Birthdays out of it are refused with 400 (tests/unit/profiles/test_documented_inputs.py)."""
+    if not is_valid(case):
+        return
+    for attributes in profile_attributes(case):
+        raw = attributes.get("birthday")
+        if not isinstance(raw, str):
+            continue
+        try:
+            born = date.fromisoformat(raw)
+        except ValueError:
+            continue
+        today = date.today()
+        if not date(1900, 1, 1) <= born <= today:
+            year = 1900 + born.year % (today.year - 1900)
+            attributes["birthday"] = born.replace(year=year, day=min(born.day, 28)).isoformat()
+
+
+def profile_attributes(case: Any) -> list[dict[str, Any]]:
+    """A request's profile attributes: a profile's (`attributes`) or a rectification's
+    (`changes`, POST /privacy/requests)."""
     body = case.body if isinstance(case.body, dict) else {}
-    attributes: Any = body.get("attributes")
-    raw = attributes.get("birthday") if isinstance(attributes, dict) else None
-    if not isinstance(raw, str) or not is_valid(case):
-        return
-    try:
-        born = date.fromisoformat(raw)
-    except ValueError:
-        return
-    today = date.today()
-    if not date(1900, 1, 1) <= born <= today:
-        year = 1900 + born.year % (today.year - 1900)
-        attributes["birthday"] = born.replace(year=year, day=min(born.day, 28)).isoformat()
+    return [body[k] for k in ("attributes", "changes") if isinstance(body.get(k), dict)]
 
 
 def _into_the_past(raw: str, now: datetime) -> str:
@@ -364,11 +379,11 @@ def steer_time_zone(case: Any) -> None:
     """A profile's time_zone must name a zone of the IANA database, a list the document leaves
     out (it changes with every tzdata release): a valid case names a real one (unknown zones
     are refused with 400: tests/integration/campaigns/test_customer_zones.py)."""
-    if not is_valid(case) or not isinstance(case.body, dict):
+    if not is_valid(case):
         return
-    attributes = case.body.get("attributes")
-    if isinstance(attributes, dict) and isinstance(attributes.get("time_zone"), str):
-        attributes["time_zone"] = "Europe/Berlin"
+    for attributes in profile_attributes(case):
+        if isinstance(attributes.get("time_zone"), str):
+            attributes["time_zone"] = "Europe/Berlin"
 
 
 def steer_residency(case: Any) -> None:

@@ -29,6 +29,8 @@ def journey_routes(catalog: Callable[[], JourneyCatalog]) -> Routes:
         body=JourneyDefinition,
         response=StoredJourney,
         status=201,
+        # A definition's rules may hold long lists: past 64 KiB the body is refused unread.
+        errors=(413,),
     )
     def create_journey(req: ApiRequest) -> StoredJourney:
         return catalog().create(req.who, req.model(JourneyDefinition))
@@ -72,7 +74,7 @@ def journey_routes(catalog: Callable[[], JourneyCatalog]) -> Routes:
         "new version, and running instances keep theirs",
         body=JourneyDefinition,
         response=StoredJourney,
-        errors=(404, 409),
+        errors=(404, 409, 413),
     )
     def replace_journey(req: ApiRequest) -> StoredJourney:
         return catalog().replace(req.who, req.path["journey_id"], req.model(JourneyDefinition))

@@ -1,12 +1,14 @@
 """The campaigns family's personal data (`CampaignsTable`) as the privacy registry sees it.
 
 A customer's id sits in keys (`CAP#`, `TOUCH#`, `OUTBOX#`, `EXPO#`, `JWAIT#`, `JINST#<journey>#`,
+`JESC#` (when a ticket of theirs was last escalated, for journeys' exits),
 `CONV#<campaign>` / `<arm>#<variant>#<id>`) and in values that no key reaches: the dispatch
 ledger (`MSG#<hash of the dispatch key>`, its request names the customer), coupon codes and
 their issue claims, order claims and send pages (500 member ids each). So erasure reads the
 table once, whole, and acts on every item that holds one of the customer's ids:
 - deleted: messages, caps, last touches, outbox entries, exposures, journey instances and
-  waits, coupon codes and issue claims, push endpoints (keyed by the app user id);
+  waits, the last escalation journeys keep, coupon codes and issue claims, push endpoints
+  (keyed by the app user id);
 - kept without the id: conversions (moved under a random anonymous id, so campaign reports
   keep their totals), order claims (the customer id removed: the order still counts once),
   send pages (the id replaced by `ERASED` in place, so a page's cursor keeps its meaning);
@@ -54,6 +56,7 @@ _KINDS = (
     ("EXPO#", "exposure"),
     ("JINST#", "journey_instance"),
     ("JWAIT#", "journey_wait"),
+    ("JESC#", "journey_escalation"),
     ("COUPON#CODE#", "coupon"),
     ("COUPON#ISSUED#", "coupon_claim"),
     ("CONVORDER#", "order_claim"),
