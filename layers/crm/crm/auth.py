@@ -46,6 +46,8 @@ class Permission(StrEnum):
     ADVANCE_AFTERSALES = "advance_aftersales"  # upstream systems and agents move after-sales cases
     # Product feedback aggregates (no text, no customer ids): analysts chart them.
     READ_FEEDBACK = "read_feedback"
+    # The analytics dashboard's metrics (aggregates over the pseudonymous lake, no customer ids).
+    READ_ANALYTICS = "read_analytics"
 
 
 _P = Permission
@@ -67,10 +69,11 @@ GRANTS: dict[Role, frozenset[Permission]] = {
     ),
     Role.MARKETER: frozenset(
         {_P.READ_PROFILE, _P.EDIT_TAGS, _P.READ_SEGMENTS, _P.EDIT_SEGMENTS}
-        | {_P.READ_CAMPAIGNS, _P.EDIT_CAMPAIGNS, _P.REDEEM_COUPONS}
+        | {_P.READ_CAMPAIGNS, _P.EDIT_CAMPAIGNS, _P.REDEEM_COUPONS, _P.READ_ANALYTICS}
     ),
     Role.ANALYST: frozenset(
         {_P.READ_PROFILE, _P.READ_SEGMENTS, _P.READ_CAMPAIGNS, _P.READ_FEEDBACK}
+        | {_P.READ_ANALYTICS}
     ),
     Role.PRIVACY_OFFICER: frozenset(
         {_P.READ_PROFILE, _P.READ_PII, _P.EDIT_CONSENT, _P.FIND_CUSTOMERS}
