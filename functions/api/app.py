@@ -15,6 +15,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from chalice.app import Chalice, Request, Response
 
+from crm.analytics import analytics_routes
 from crm.campaigns.journey_routes import journey_routes
 from crm.campaigns.routes import dispatch_routes
 from crm.campaigns.send_routes import send_routes
@@ -42,6 +43,7 @@ FAMILIES = [
     # campaigns: D
     dispatch_routes(lambda: root().campaign_dispatch, lambda: root().campaign_templates),
     aftersales_routes(lambda: root().aftersales, lambda: root().product_feedback),
+    analytics_routes(lambda: root().analytics),
 ]
 CORRELATION_HEADER = "X-Correlation-Id"
 

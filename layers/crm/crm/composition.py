@@ -24,6 +24,8 @@ from crm.config import PlatformSettings
 # for the families it uses, not for every family the suite has (the timer sweep loads no
 # profile model, the API no campaign dispatch). The names below are for type checking only.
 if TYPE_CHECKING:
+    from crm.analytics import Analytics, AnalyticsSettings
+    from crm.analytics.service import Engine
     from crm.bus import Bus
     from crm.campaigns import CampaignsSettings
     from crm.campaigns.conversions import Conversions
@@ -103,6 +105,12 @@ class Settings:
         from crm.tickets import TicketsSettings
 
         return TicketsSettings.from_env()
+
+    @cached_property
+    def analytics(self) -> AnalyticsSettings:
+        from crm.analytics import AnalyticsSettings
+
+        return AnalyticsSettings.from_env()
 
 
 class Crm:
@@ -512,6 +520,34 @@ class Crm:
 
         return Corrections(self.aftersales_store, self.clock, self.ids)
 
+    # ---- analytics
+    @cached_property
+    def analytics(self) -> Analytics:
+        from crm.analytics import Analytics, LakeFiles, ResultCache
+
+        config = self.settings.analytics
+        files = LakeFiles(config.lake_bucket)
+
+        def engine() -> Engine:
+            # Built on the first metric computed (not served from the cache): the embedded
+            # engine loads DuckDB and pyarrow, which the API in AWS does not carry.
+            return self.analytics_engine
+
+        return Analytics(engine, ResultCache(files), self.clock, config.fresh_minutes)
+
+    @cached_property
+    def analytics_engine(self) -> Engine:
+        config = self.settings.analytics
+        if config.engine == "athena":
+            from crm.analytics import AthenaQueries
+
+            return AthenaQueries(config.workgroup, config.database)
+        from crm.analytics.engine import EmbeddedEngine, LakeTables
+        from crm.analytics.store import LakeFiles
+
+        return EmbeddedEngine(LakeTables(LakeFiles(config.lake_bucket)))
+
+    # ---- end analytics
     def prime(self, *services: str) -> Crm:
         """Build what a first request would (families, clients) without calling AWS, for a
         SnapStart snapshot (crm.snapstart)."""

@@ -1,5 +1,7 @@
-"""The engines that run a metric's SQL: DuckDB embedded (locally, small shops, benchmarks) and
-Athena in AWS. Both answer rows of (series, x, y).
+"""The embedded engine that runs a metric's SQL: DuckDB (locally, small shops, benchmarks).
+Like Athena's, it answers rows of (series, x, y).
+
+Athena's engine is `crm.analytics.store.AthenaQueries` (no DuckDB or pyarrow in that function).
 
 Locally the lake is the emulator's S3 bucket: `LakeTables` reads the partitions a period needs
 into Arrow tables (a compacted day from its Parquet, a day not compacted yet from its JSON Lines,
@@ -13,25 +15,19 @@ import json
 import re
 import threading
 from collections.abc import Iterable, Mapping
-from typing import Any, Protocol
+from typing import Any
 
 import duckdb
 import pyarrow as pa
 
 from crm.analytics import parquet
-from crm.analytics.store import AthenaQueries, LakeFiles
+from crm.analytics.service import Row
+from crm.analytics.store import LakeFiles
 from crm.analytics.tables import BY_NAME, SCORES_TYPE, TABLES, normalize, run_day
 
-Row = tuple[Any, ...]
 _PART = re.compile(r"^(?P<source>[a-z_]+)/type=(?P<type>[^/]+)/dt=(?P<dt>\d{4}-\d{2}-\d{2})/")
 _RUN = re.compile(r"^segment_scores/run=(?P<run>[^/]+)/")
 _PARQUET = re.compile(r"^parquet/(?P<table>[a-z_]+)/type=(?P<type>[^/]+)/dt=(?P<dt>[0-9-]+)/")
-
-
-class Engine(Protocol):
-    def rows(self, sql: str, since: str) -> list[Row]:
-        """The query's rows; `since` (a day) is the oldest partition it may need."""
-        ...
 
 
 def duckdb_rows(tables: Mapping[str, pa.Table], sql: str) -> list[Row]:
@@ -140,12 +136,3 @@ class EmbeddedEngine:
 
     def rows(self, sql: str, since: str) -> list[Row]:
         return duckdb_rows(self._tables.load(since), sql)
-
-
-class AthenaEngine:
-    def __init__(self, queries: AthenaQueries) -> None:
-        self._queries = queries
-
-    def rows(self, sql: str, since: str) -> list[Row]:
-        # Athena prunes partitions from the SQL's own dt conditions (partition projection).
-        return self._queries.rows(sql)

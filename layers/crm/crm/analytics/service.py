@@ -9,7 +9,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
@@ -30,10 +30,17 @@ from crm.auth import Permission as P
 from crm.clock import Clock
 from crm.errors import FieldProblem, InvalidInput, NotFound
 
-if TYPE_CHECKING:
-    # The engines load DuckDB or Athena's client: imported by the root only when a metric is
-    # computed, never by the API's cold start.
-    from crm.analytics.engine import Engine, Row
+Row = tuple[Any, ...]
+
+
+class Engine(Protocol):
+    """Runs a metric's SQL: DuckDB embedded (crm.analytics.engine) or Athena
+    (crm.analytics.store.AthenaQueries); the root builds one when a metric is first computed."""
+
+    def rows(self, sql: str, since: str) -> list[Row]:
+        """The query's (series, x, y) rows; `since` (a day) is the oldest partition it needs."""
+        ...
+
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 731  # two years of days in one query

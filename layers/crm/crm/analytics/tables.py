@@ -25,6 +25,7 @@ class Table:
     source: str  # the lake prefix its JSON Lines are under
     columns: Columns
     key: str  # the column a redelivered duplicate repeats: one row per value is kept
+    types: tuple[str, ...]  # the `type` partition's values (Athena's partition projection)
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -42,6 +43,8 @@ EVENTS = Table(
         ("reason_code", "string"), ("store_id", "string"),
     ),
     "event_id",
+    ("product_viewed", "search", "cart_added", "order_placed", "order_paid", "order_refunded",
+     "after_sales"),
 )  # fmt: skip
 ORDER_ITEMS = Table(
     "order_items",
@@ -53,6 +56,7 @@ ORDER_ITEMS = Table(
         ("unit_price", "double"),
     ),
     "item_id",
+    ("order_placed", "order_paid", "order_refunded"),
 )  # fmt: skip
 CAMPAIGN_FACTS = Table(
     "campaign_facts",
@@ -64,6 +68,7 @@ CAMPAIGN_FACTS = Table(
         ("cost", "double"),
     ),
     "fact_id",
+    ("sent", "suppressed", "exposure", "conversion"),
 )  # fmt: skip
 TICKET_FACTS = Table(
     "ticket_facts",
@@ -74,6 +79,7 @@ TICKET_FACTS = Table(
         ("channel", "string"), ("metric", "string"), ("seconds", "double"),
     ),
     "fact_id",
+    ("opened", "first_response", "resolved", "breached", "escalated"),
 )  # fmt: skip
 SEGMENT_SCORES = Table(
     "segment_scores",
@@ -84,6 +90,7 @@ SEGMENT_SCORES = Table(
         ("clv_12m", "double"), ("churn_warning", "boolean"),
     ),
     "score_id",
+    ("scores",),
 )  # fmt: skip
 
 TABLES = (EVENTS, ORDER_ITEMS, CAMPAIGN_FACTS, TICKET_FACTS, SEGMENT_SCORES)
