@@ -104,6 +104,7 @@ def access_log(request: Request, get_response: Any) -> Response:
         )
     finally:
         logger.remove_keys(["function_request_id", "correlation_id"])
+        root().flush_facts()  # analytics: the request's ticket and campaign facts to the lake
     if correlation_id:
         response.headers[CORRELATION_HEADER] = str(correlation_id)
     response.headers.update(_cors_headers(request))

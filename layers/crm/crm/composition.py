@@ -25,6 +25,7 @@ from crm.config import PlatformSettings
 # profile model, the API no campaign dispatch). The names below are for type checking only.
 if TYPE_CHECKING:
     from crm.analytics import Analytics, AnalyticsSettings
+    from crm.analytics.compaction import Compaction
     from crm.analytics.service import Engine
     from crm.bus import Bus
     from crm.campaigns import CampaignsSettings
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
     from crm.campaigns.sends import AudienceScreen, Sends
     from crm.campaigns.templates import Templates
     from crm.keys import BlindIndexKey
-    from crm.lake import Lake
+    from crm.lake import FactLog, Lake
     from crm.profiles.family import Profiles
     from crm.profiles.service import ProfileService
     from crm.profiles.settings import ProfilesSettings
@@ -132,6 +133,18 @@ class Crm:
         from crm.lake import Lake
 
         return Lake(self.settings.platform.lake_bucket)
+
+    @cached_property
+    def facts(self) -> FactLog:
+        """Campaign and ticket outcomes to the lake, named by pseudonym (crm.lake.FactLog)."""
+        from crm.lake import FactLog
+
+        return FactLog(self.lake, lambda cid: self.blind_index().pseudonym(cid), self.ids)
+
+    def flush_facts(self) -> None:
+        """Write the facts this batch or request recorded (if any family recorded one)."""
+        if "facts" in self.__dict__:
+            self.facts.flush()
 
     @cached_property
     def bus(self) -> Bus:
@@ -337,13 +350,14 @@ class Crm:
             template_exists=lambda template_id: (
                 self.dispatch_store.template(template_id) is not None
             ),
+            facts=self.facts,  # analytics
         )
 
     @cached_property
     def conversions(self) -> Conversions:
         from crm.campaigns.conversions import Conversions
 
-        return Conversions(self.send_store, self.coupons, self._dispatch)
+        return Conversions(self.send_store, self.coupons, self._dispatch, facts=self.facts)
 
     @cached_property
     def campaign_reports(self) -> Reports:
@@ -380,6 +394,7 @@ class Crm:
             self.clock,
             self.ids,
             self.sleep,
+            facts=self.facts,  # analytics
         )
 
     # ---- campaigns: J (journeys)
@@ -484,6 +499,7 @@ class Crm:
                 "unsubscribe", f"{customer_id}:{purpose}"
             )[:32],
             sleep=self.sleep,
+            facts=self.facts,  # analytics
         )
 
     # ---- end campaigns: D
@@ -546,6 +562,13 @@ class Crm:
         from crm.analytics.store import LakeFiles
 
         return EmbeddedEngine(LakeTables(LakeFiles(config.lake_bucket)))
+
+    @cached_property
+    def lake_compaction(self) -> Compaction:
+        from crm.analytics.compaction import Compaction
+        from crm.analytics.store import LakeFiles
+
+        return Compaction(LakeFiles(self.settings.platform.lake_bucket))
 
     # ---- end analytics
     def prime(self, *services: str) -> Crm:

@@ -68,6 +68,10 @@ class LakeTables:
         self._files = files
         self._json: dict[str, list[dict[str, Any]]] = {}
         self._lock = threading.Lock()
+        # One load at a time (a dashboard asks for every metric at once), and the tables of the
+        # last load kept while the lake's keys are the same.
+        self._loading = threading.Lock()
+        self._last: tuple[frozenset[str], dict[str, pa.Table]] | None = None
 
     def _json_rows(self, key: str) -> list[dict[str, Any]]:
         with self._lock:
@@ -81,8 +85,29 @@ class LakeTables:
         return rows
 
     def load(self, since: str) -> dict[str, pa.Table]:
+        with self._loading:
+            return self._load(since)
+
+    def _load(self, since: str) -> dict[str, pa.Table]:
+        parquet_keys = list(self._files.keys("parquet/"))
+        json_keys = [
+            key
+            for source in ("events", "campaign_facts", "ticket_facts", "segment_scores")
+            for key in self._files.keys(f"{source}/")
+            if key.endswith(".jsonl")
+        ]
+        signature = frozenset([since, *parquet_keys, *json_keys])
+        if self._last is not None and self._last[0] == signature:
+            return self._last[1]
+        tables = self._read(since, parquet_keys, json_keys)
+        self._last = (signature, tables)
+        return tables
+
+    def _read(
+        self, since: str, parquet_keys: list[str], json_keys: list[str]
+    ) -> dict[str, pa.Table]:
         compacted: dict[tuple[str, str, str], list[str]] = {}
-        for key in self._files.keys("parquet/"):
+        for key in parquet_keys:
             match = _PARQUET.match(key)
             if match and match["dt"] >= since:
                 compacted.setdefault((match["table"], match["type"], match["dt"]), []).append(key)
@@ -95,16 +120,12 @@ class LakeTables:
                         parquet.with_partitions(parquet.from_parquet(body), kind, day)
                     )
         pending: dict[tuple[str, str, str], list[str]] = {}
-        for source in ("events", "campaign_facts", "ticket_facts", "segment_scores"):
-            for key in self._files.keys(f"{source}/"):
-                if not key.endswith(".jsonl"):
-                    continue
-                part = _partition_of(key)
-                if part is None or part[2] < since:
-                    continue
-                table = "segment_scores" if source == "segment_scores" else source
-                if (table, part[1], part[2]) not in compacted:
-                    pending.setdefault(part, []).append(key)
+        for key in json_keys:
+            part = _partition_of(key)
+            if part is None or part[2] < since:
+                continue
+            if (part[0], part[1], part[2]) not in compacted:
+                pending.setdefault(part, []).append(key)
         for (source, kind, day), keys in sorted(pending.items()):
             rows = [row for key in keys for row in self._json_rows(key)]
             for name, table_rows in normalize(source, rows).items():

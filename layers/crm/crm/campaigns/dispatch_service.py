@@ -40,6 +40,7 @@ from crm.campaigns.dispatch_store import (
     MessageRecord,
     Prior,
 )
+from crm.campaigns.facts import message_fact
 from crm.campaigns.models import (
     DispatchCounts,
     DispatchOutcome,
@@ -69,6 +70,7 @@ from crm.campaigns.records import dispatch_digest
 from crm.campaigns.templates import Locale, RenderFailed, Templates, render, variables_used
 from crm.clock import Clock, IdFactory
 from crm.errors import CrmError, NotFound, Unavailable
+from crm.lake import FactLog
 from crm.profiles import ProfileRecord, ProfileService
 from crm.segments import SegmentCatalog
 from crm.timers import Timers, WakeUp
@@ -130,7 +132,9 @@ class DispatchService:
         recommender: Recommender | None = None,
         unsubscribe_token: Callable[[str, str], str] | None = None,
         sleep: Callable[[float], Any] = time.sleep,
+        facts: FactLog | None = None,  # analytics: message outcomes to the lake
     ) -> None:
+        self._facts = facts
         self._store, self._profiles, self._templates = store, profiles, templates
         self._providers, self._timers, self._clock, self._ids = providers, timers, clock, ids
         self._coupons, self._recommender, self._sleep = coupons, recommender, sleep
@@ -421,6 +425,8 @@ class DispatchService:
             stats["cost_micros"] = claimed.cost_micros
         if not self._store.record(done, holding, stats):
             return None  # taken over after our lease ran out: its outcome stands
+        if self._facts is not None:  # analytics: best effort, never fails the message
+            self._facts.write("campaign_facts", message_fact(done))
         return outcome
 
     def _resume(self, message: MessageRecord) -> DispatchOutcome | None:
@@ -501,6 +507,8 @@ class DispatchService:
         stats[status] = stats.get(status, 0) + 1
         if not self._store.record(record, prior, stats, extra):
             return None
+        if self._facts is not None:  # analytics: best effort, never fails the message
+            self._facts.write("campaign_facts", message_fact(record))
         return outcome
 
 
