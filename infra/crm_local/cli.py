@@ -42,7 +42,7 @@ from crm_local.moto_server import LocalMotoServer
 from crm_local.provision import provision
 from crm_local.redrive import NoDeadLetterQueue, dead_letter_url, redrive
 from crm_local.runtime import invoke, reset_process_state
-from crm_local.seed import ApiClient, Shop, load_journeys, load_shop
+from crm_local.seed import ApiClient, Shop, load_journeys, load_shop, load_tickets
 from crm_local.snapshot import SnapshotError, restore_snapshot, take_snapshot
 from crm_local.state import read_info
 from crm_local.template import TEMPLATE_PATH, load_template
@@ -162,6 +162,8 @@ def _seed(
         # campaigns: J -- after the shop's history, so only new activity enters them
         steps.report("loading the example journeys", 0, 0)
         load_journeys(client)
+        steps.report("opening a few service tickets", 0, 0)
+        load_tickets(client, shop)
     except EventsDeadLettered as exc:
         log.error("%s", exc)
         return steps.finish(

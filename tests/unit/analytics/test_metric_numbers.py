@@ -154,3 +154,28 @@ def test_every_metric_answers_on_an_empty_lake_and_the_dataset(name: str) -> Non
     rows = duckdb_rows(empty, metric_sql(name, query))
     assert all(y is None or y == 0 for _, _, y in rows)
     assert duckdb_rows(TABLES, metric_sql(name, query)), f"{name} is empty on the dataset"
+
+
+def test_a_paid_order_is_the_order_step_where_a_shop_sends_no_placement() -> None:
+    import pyarrow.compute as pc
+
+    events = TABLES["events"]
+    unplaced = {**TABLES, "events": events.filter(pc.not_equal(events["type"], "order_placed"))}
+    metric = METRICS["funnel"]
+    query = parse_query(metric, NOVEMBER, date(2026, 12, 6))
+    rows = duckdb_rows(unplaced, metric_sql("funnel", query))
+    # p1 viewed, carted and paid (the payment is the order); p3's order was only placed
+    assert {p.x: p.y for p in shape(metric, rows)[0].points} == {
+        "view": 3,
+        "cart": 2,
+        "order": 1,
+        "paid": 1,
+    }
+
+
+def test_a_request_without_a_period_gets_the_metrics_default() -> None:
+    today = date(2026, 12, 6)
+    funnel = parse_query(METRICS["funnel"], {}, today)
+    assert (funnel.start, funnel.end, funnel.grain) == (date(2026, 11, 7), today, "day")
+    # cohorts need 30 days to be counted: the default looks back half a year
+    assert parse_query(METRICS["repurchase_30d"], {}, today).start == date(2026, 6, 10)

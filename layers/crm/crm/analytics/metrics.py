@@ -35,6 +35,8 @@ class Metric:
     sql: str
     labels: dict[str, Label] = field(default_factory=dict)  # series and x values named
     x_order: tuple[str, ...] = ()  # buckets in their order (others sort as text)
+    # The period when a request names none (ending today).
+    default_days: int = 30
 
 
 def _bucket(column: str) -> str:
@@ -44,6 +46,8 @@ def _bucket(column: str) -> str:
 IN_PERIOD = "dt BETWEEN $start_key AND $end_key AND occurred_at >= $start AND occurred_at < $end"
 DAY_S = 86400
 
+# The order step is an order placed or, for a shop that sends no order_placed (an order paid as
+# it is placed), paid.
 FUNNEL = f"""
 WITH e AS (
   SELECT customer_pid, type, occurred_at FROM events
@@ -62,7 +66,7 @@ carted AS (
 ),
 ordered AS (
   SELECT s.customer_pid, min(e.occurred_at) AS first_at FROM carted AS s
-  JOIN e ON e.customer_pid = s.customer_pid AND e.type = 'order_placed'
+  JOIN e ON e.customer_pid = s.customer_pid AND e.type IN ('order_placed', 'order_paid')
     AND e.occurred_at >= s.first_at AND date_diff('second', s.first_at, e.occurred_at) <= $window_s
   GROUP BY s.customer_pid
 ),
@@ -147,11 +151,12 @@ FROM buyers GROUP BY 1, 2
 # interval between a customer's orders (at least 30 days; 90 while no one has ordered twice).
 CHURN_RATE = f"""
 WITH paid AS (
-  SELECT customer_pid, CAST(occurred_at AS DATE) AS d FROM events
+  SELECT customer_pid, date_diff('day', DATE '1970-01-01', CAST(occurred_at AS DATE)) AS dn
+  FROM events
   WHERE type = 'order_paid' AND dt <= $end_key AND occurred_at < $end AND $channel_ok
 ),
 gaps AS (
-  SELECT date_diff('day', lag(d) OVER (PARTITION BY customer_pid ORDER BY d), d) AS g FROM paid
+  SELECT dn - lag(dn) OVER (PARTITION BY customer_pid ORDER BY dn) AS g FROM paid
 ),
 threshold AS (
   SELECT greatest(30, CAST(coalesce(2 * avg(g), 90) AS INTEGER)) AS n FROM gaps WHERE g > 0
@@ -159,17 +164,23 @@ threshold AS (
 days AS (
   SELECT DISTINCT CAST(dt AS DATE) AS d FROM events WHERE dt BETWEEN $start_key AND $end_key
 ),
-ends AS (SELECT {_bucket("d")} AS x, max(d) AS end_d FROM days GROUP BY 1),
-latest AS (
-  SELECT e.x, e.end_d, p.customer_pid, max(p.d) AS last_d
-  FROM ends AS e JOIN paid AS p ON p.d <= e.end_d
-  GROUP BY e.x, e.end_d, p.customer_pid
+ends AS (
+  SELECT {_bucket("d")} AS x, max(date_diff('day', DATE '1970-01-01', d)) AS end_n
+  FROM days GROUP BY 1
+),
+windows AS (SELECT e.x, e.end_n, e.end_n - t.n AS from_n FROM ends AS e CROSS JOIN threshold AS t),
+firsts AS (SELECT customer_pid, min(dn) AS first_n FROM paid GROUP BY customer_pid),
+base AS (
+  SELECT w.x, count(*) AS n FROM windows AS w JOIN firsts AS f ON f.first_n <= w.end_n
+  GROUP BY w.x
+),
+active AS (
+  SELECT w.x, count(DISTINCT p.customer_pid) AS n FROM windows AS w
+  JOIN paid AS p ON p.dn >= w.from_n AND p.dn <= w.end_n
+  GROUP BY w.x
 )
-SELECT 'all' AS series, l.x AS x,
-  CAST(sum(CASE WHEN date_diff('day', l.last_d, l.end_d) > t.n THEN 1 ELSE 0 END) AS DOUBLE)
-    / count(*) AS y
-FROM latest AS l CROSS JOIN threshold AS t
-GROUP BY l.x
+SELECT 'all' AS series, b.x AS x, CAST(b.n - coalesce(a.n, 0) AS DOUBLE) / b.n AS y
+FROM base AS b LEFT JOIN active AS a ON a.x = b.x
 """
 
 # The last segment run of each period bucket.
@@ -351,7 +362,7 @@ METRICS: dict[str, Metric] = {
                ("view", "cart", "order", "paid")),
         Metric("repurchase_30d", ("30-day repurchase rate by first-order cohort",
                                   "首单群组30天复购率"), "ratio", "line", CH, REPURCHASE_30D,
-               _ALL_LABEL),
+               _ALL_LABEL, default_days=180),
         Metric("repurchase_interval", ("Days between repeat orders", "复购间隔（天）"), "count",
                "bar", CH, REPURCHASE_INTERVAL, _ALL_LABEL,
                ("0-7", "8-14", "15-30", "31-60", "61-90", "91+")),

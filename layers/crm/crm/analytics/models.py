@@ -21,6 +21,9 @@ class MetricInfo(Output):
     name: str
     title: Text
     filters: list[str] = Field(description="the filters (query parameters) the metric takes")
+    default_days: int = Field(
+        description="the period, in days ending today, when a request gives no `from`"
+    )
 
 
 class MetricList(Output):

@@ -10,7 +10,10 @@ from crm.auth import Permission as P
 from crm.http import ApiRequest, QueryParam, Routes
 
 FILTERS = (
-    QueryParam("from", "first day of the period (YYYY-MM-DD); default 29 days before `to`"),
+    QueryParam(
+        "from",
+        "first day of the period (YYYY-MM-DD); default: the metric's default_days up to `to`",
+    ),
     QueryParam("to", "last day of the period (YYYY-MM-DD); default today"),
     QueryParam("grain", "day, week or month (default day)", pattern="^(day|week|month)$"),
     QueryParam("channel", "only this channel (app, mini_program, wechat, douyin, store, ...)"),

@@ -42,7 +42,6 @@ class Engine(Protocol):
         ...
 
 
-DEFAULT_DAYS = 30
 MAX_DAYS = 731  # two years of days in one query
 FUNNEL_WINDOW_S = 7 * 86400  # a funnel's next step counts within a week of the one before
 # Metrics that look back before the period (a customer's first order, their last one) read this
@@ -84,7 +83,8 @@ def _day(name: str, raw: str) -> date:
 def parse_query(metric: Metric, raw: Mapping[str, str], today: date) -> Query:
     """The period and filters of a request, or InvalidInput naming what is wrong."""
     end = _day("to", raw["to"]) if raw.get("to") else today
-    start = _day("from", raw["from"]) if raw.get("from") else end - timedelta(days=DEFAULT_DAYS - 1)
+    days = metric.default_days
+    start = _day("from", raw["from"]) if raw.get("from") else end - timedelta(days=days - 1)
     if start > end:
         raise InvalidInput("from must not be after to", [FieldProblem("from", "after to")])
     if (end - start).days >= MAX_DAYS:
@@ -218,7 +218,12 @@ class Analytics:
         caller.require(P.READ_ANALYTICS)
         return MetricList(
             metrics=[
-                MetricInfo(name=m.name, title=_text(m.title), filters=list(m.filters))
+                MetricInfo(
+                    name=m.name,
+                    title=_text(m.title),
+                    filters=list(m.filters),
+                    default_days=m.default_days,
+                )
                 for m in METRICS.values()
             ]
         )
