@@ -15,6 +15,7 @@ import json
 import re
 import threading
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import duckdb
@@ -25,6 +26,7 @@ from crm.analytics.service import Row
 from crm.analytics.store import LakeFiles
 from crm.analytics.tables import BY_NAME, SCORES_TYPE, TABLES, normalize, run_day
 
+READERS = 8
 _PART = re.compile(r"^(?P<source>[a-z_]+)/type=(?P<type>[^/]+)/dt=(?P<dt>\d{4}-\d{2}-\d{2})/")
 _RUN = re.compile(r"^segment_scores/run=(?P<run>[^/]+)/")
 _PARQUET = re.compile(r"^parquet/(?P<table>[a-z_]+)/type=(?P<type>[^/]+)/dt=(?P<dt>[0-9-]+)/")
@@ -128,6 +130,10 @@ class LakeTables:
                 continue
             if (part[0], part[1], part[2]) not in compacted:
                 pending.setdefault(part, []).append(key)
+        # New objects are read in parallel (a dashboard's first view reads the whole lake).
+        unread = [k for keys in pending.values() for k in keys if k not in self._json]
+        with ThreadPoolExecutor(max_workers=READERS) as pool:
+            list(pool.map(self._json_rows, unread))
         for (source, kind, day), keys in sorted(pending.items()):
             rows = [row for key in keys for row in self._json_rows(key)]
             for name, table_rows in normalize(source, rows).items():
