@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -27,6 +28,7 @@ from crm.analytics.store import LakeFiles
 from crm.analytics.tables import BY_NAME, SCORES_TYPE, TABLES, normalize, run_day
 
 READERS = 8
+REUSE_S = 60.0  # the lake's listing is reused this long
 _PART = re.compile(r"^(?P<source>[a-z_]+)/type=(?P<type>[^/]+)/dt=(?P<dt>\d{4}-\d{2}-\d{2})/")
 _RUN = re.compile(r"^segment_scores/run=(?P<run>[^/]+)/")
 _PARQUET = re.compile(r"^parquet/(?P<table>[a-z_]+)/type=(?P<type>[^/]+)/dt=(?P<dt>[0-9-]+)/")
@@ -76,6 +78,7 @@ class LakeTables:
         # last load kept while the lake's keys are the same.
         self._loading = threading.Lock()
         self._last: tuple[frozenset[str], dict[str, pa.Table]] | None = None
+        self._loaded_at: float | None = None
 
     def _json_rows(self, key: str) -> list[dict[str, Any]]:
         with self._lock:
@@ -90,7 +93,14 @@ class LakeTables:
 
     def load(self, since: str) -> dict[str, pa.Table]:
         with self._loading:
-            return self._load(since)
+            # A dashboard view asks for every metric at once: one listing of the lake serves
+            # them all (what they show is cached for minutes anyway).
+            recent = self._loaded_at is not None and time.monotonic() - self._loaded_at < REUSE_S
+            if recent and self._last is not None and since in self._last[0]:
+                return self._last[1]
+            tables = self._load(since)
+            self._loaded_at = time.monotonic()
+            return tables
 
     def _load(self, since: str) -> dict[str, pa.Table]:
         parquet_keys = list(self._files.keys("parquet/"))
