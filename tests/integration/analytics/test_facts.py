@@ -157,3 +157,22 @@ def test_a_lake_that_cannot_be_written_never_fails_the_business_write(
     assert first["customer_pid"] == "pid-c1"
     assert first["fact_id"] == "x#pid-c1"
     assert "customer_id" not in first
+
+
+def test_a_breach_and_its_escalation_reach_the_lake_from_the_sla_function(
+    desk: Desk,  # noqa: F811
+) -> None:
+    cid = desk.customer()
+    ticket_id = desk.open(cid, "where is my parcel").body["ticket_id"]
+    desk.travel(minutes=31)  # past the first response's 30 minutes: the SLA function breaches it
+    rows = [r for r in facts(desk.suite, "ticket_facts") if r["ticket_id"] == ticket_id]
+    kinds = sorted((r["type"], r.get("metric")) for r in rows)
+    assert kinds == [("breached", "first_response"), ("escalated", None), ("opened", None)]
+    attainment = desk.suite.call("GET", "/analytics/metrics/sla_attainment", role="analyst",
+                                 query=MONTH)  # fmt: skip
+    got = series(attainment.body)
+    # by the priority the ticket was opened with (the escalation raised it to urgent since)
+    opened = next(r for r in rows if r["type"] == "opened")
+    escalated = next(r for r in rows if r["type"] == "escalated")
+    assert (opened["priority"], escalated["priority"]) == ("normal", "urgent")
+    assert got == {"first_response": {"normal": 0.0}, "resolution": {"normal": 1.0}}
