@@ -15,6 +15,8 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench.analytics import measure as measure_analytics
+from bench.analytics import section as analytics_section
 from bench.classifier import benchmark_lines
 from bench.coldstart import function_table, measure_cold_starts, tracer_table
 from bench.dispatch import measure as measure_dispatch
@@ -217,6 +219,9 @@ def main() -> None:
     # campaigns: S
     print("sending a segment send's pages ...", flush=True)
     lines += ["", *sends_section(measure_sends(500))]
+    print("analytics metrics on DuckDB at 1M and 10M events ...", flush=True)
+    analytics = [measure_analytics(n) for n in (1_000_000, 10_000_000)]
+    lines += ["", *analytics_section(analytics)]
     print("ticket classification on the held-out split ...", flush=True)
     lines += ["", *benchmark_lines()]
     OUT.write_text("\n".join(lines).rstrip("\n") + "\n" + kept_local_demo(OUT))

@@ -15,6 +15,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from chalice.app import Chalice, Request, Response
 
+from crm.analytics import analytics_routes
 from crm.campaigns.journey_routes import journey_routes
 from crm.campaigns.routes import dispatch_routes
 from crm.campaigns.send_routes import send_routes
@@ -44,6 +45,7 @@ FAMILIES = [
     dispatch_routes(lambda: root().campaign_dispatch, lambda: root().campaign_templates),
     aftersales_routes(lambda: root().aftersales, lambda: root().product_feedback),
     privacy_routes(lambda: root().privacy_parts),
+    analytics_routes(lambda: root().analytics),
 ]
 CORRELATION_HEADER = "X-Correlation-Id"
 
@@ -104,6 +106,7 @@ def access_log(request: Request, get_response: Any) -> Response:
         )
     finally:
         logger.remove_keys(["function_request_id", "correlation_id"])
+        root().flush_facts()  # analytics: the request's ticket and campaign facts to the lake
     if correlation_id:
         response.headers[CORRELATION_HEADER] = str(correlation_id)
     response.headers.update(_cors_headers(request))

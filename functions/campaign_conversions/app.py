@@ -23,4 +23,4 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         counted = root().conversions.attribute(order_paid(message.body))
         logger.info("order attributed", extra={"campaigns": len(counted)})
 
-    return consume(event, context, handle, metrics=metrics)
+    return consume(event, context, handle, after_batch=root().flush_facts, metrics=metrics)

@@ -27,4 +27,4 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             "reason": outcome.reason if outcome else None,
         })  # fmt: skip
 
-    return consume(event, context, wake, metrics=metrics)
+    return consume(event, context, wake, after_batch=root().flush_facts, metrics=metrics)

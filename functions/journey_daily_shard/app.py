@@ -26,4 +26,4 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
                                                   "entered": done.entered,
                                                   "handed_on": done.handed_on})  # fmt: skip
 
-    return consume(event, context, scan, metrics=metrics)
+    return consume(event, context, scan, after_batch=root().flush_facts, metrics=metrics)

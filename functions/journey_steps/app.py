@@ -25,4 +25,4 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             extra = {"journey_id": instance.journey_id, "state": instance.state}
             logger.info("journey woke", extra=extra)
 
-    return consume(event, context, wake, metrics=metrics)
+    return consume(event, context, wake, after_batch=root().flush_facts, metrics=metrics)

@@ -40,4 +40,4 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         metrics.add_metric("JourneyEntries", MetricUnit.Count, count)
 
     with engine.journeys_read_once():
-        return consume(event, context, trigger, metrics=metrics)
+        return consume(event, context, trigger, after_batch=root().flush_facts, metrics=metrics)

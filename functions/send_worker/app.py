@@ -22,4 +22,4 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         done = root().sends.handle(message.body, context.get_remaining_time_in_millis)
         logger.info("send task", extra={"result": done})
 
-    return consume(event, context, handle, metrics=metrics)
+    return consume(event, context, handle, after_batch=root().flush_facts, metrics=metrics)

@@ -33,4 +33,4 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         if outcome in ("warned", "breached"):
             metrics.add_metric(f"TicketSla{outcome.capitalize()}", MetricUnit.Count, 1)
 
-    return consume(event, context, wake, metrics=metrics)
+    return consume(event, context, wake, after_batch=root().flush_facts, metrics=metrics)

@@ -43,7 +43,7 @@ from crm_local.moto_server import LocalMotoServer
 from crm_local.provision import provision
 from crm_local.redrive import NoDeadLetterQueue, dead_letter_url, redrive
 from crm_local.runtime import invoke, reset_process_state
-from crm_local.seed import ApiClient, Shop, load_journeys, load_shop
+from crm_local.seed import ApiClient, Shop, load_journeys, load_shop, load_tickets
 from crm_local.snapshot import SnapshotError, restore_snapshot, take_snapshot
 from crm_local.state import read_info
 from crm_local.template import TEMPLATE_PATH, load_template
@@ -163,6 +163,10 @@ def _seed(
         # campaigns: J -- after the shop's history, so only new activity enters them
         steps.report("loading the example journeys", 0, 0)
         load_journeys(client)
+        steps.report("opening a few service tickets", 0, 0)
+        load_tickets(client, shop)
+        steps.report("reading the lake for the dashboard", 0, 0)
+        _warm_analytics(client)
     except EventsDeadLettered as exc:
         log.error("%s", exc)
         return steps.finish(
@@ -179,6 +183,16 @@ def _seed(
         DemoStatus("ready", "segments computed", customers=totals["customers"],
                    events=totals["events"], segment_run=run, seconds=steps.elapsed())
     )  # fmt: skip
+
+
+def _warm_analytics(client: ApiClient) -> None:
+    """One metric read, so the embedded engine reads the lake (every object of the demo's
+    history) before the dashboard's first view rather than during it. Best effort: a slow read
+    leaves the dashboard to wait, it does not fail the demo."""
+    try:
+        client.request("GET", "/analytics/metrics/active_customers")
+    except Exception as exc:
+        log.warning("reading the lake for the dashboard did not finish: %s", exc)
 
 
 SEGMENT_RUN_TIMEOUT_S = 600

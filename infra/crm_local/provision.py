@@ -58,6 +58,13 @@ IGNORED_TYPES = {
 }
 
 
+# Resources only AWS runs: the Glue catalogue and Athena's workgroup (locally the embedded engine
+# reads the lake itself). They get their names as references and nothing is created.
+NAMED_ONLY = {"AWS::Glue::Database", "AWS::Glue::Table", "AWS::Athena::WorkGroup"}
+# What the emulator's stack runs differently from AWS's, whatever the template's defaults say.
+LOCAL_PARAMETERS = {"AnalyticsEngine": "duckdb"}
+
+
 class Unresolved(Exception):
     """A reference to a resource not created yet."""
 
@@ -140,7 +147,11 @@ class Provisioner:
         parameters: dict[str, str] | None = None,
     ) -> None:
         self.stack = Stack(template=template, name=stack_name)
-        self.stack.parameters = {**template.parameter_defaults(), **(parameters or {})}
+        self.stack.parameters = {
+            **template.parameter_defaults(),
+            **{k: v for k, v in LOCAL_PARAMETERS.items() if k in template.parameter_defaults()},
+            **(parameters or {}),
+        }
         session = boto3.session.Session(region_name=REGION)
         self._clients: dict[str, Any] = {}
         self._session = session
@@ -185,6 +196,7 @@ class Provisioner:
             "AWS::KMS::Key": self._key,
             "AWS::SecretsManager::Secret": self._secret,
             "AWS::Serverless::Function": self._function,
+            **dict.fromkeys(NAMED_ONLY, self._named),
         }
         creator = creators.get(kind)
         if creator is None:
@@ -276,6 +288,10 @@ class Provisioner:
             s3.put_object_lock_configuration(Bucket=name, ObjectLockConfiguration=lock)
         self.stack.refs[logical_id] = name
         self.stack.attrs[logical_id] = {"Arn": f"arn:aws:s3:::{name}", "DomainName": name}
+
+    def _named(self, logical_id: str, props: dict[str, Any]) -> None:
+        inner = props.get("DatabaseInput") or props.get("TableInput") or props
+        self.stack.refs[logical_id] = inner.get("Name") or self._physical(logical_id)
 
     def _bus(self, logical_id: str, props: dict[str, Any]) -> None:
         name = props.get("Name") or self._physical(logical_id)

@@ -171,7 +171,7 @@ class Shop:
                 "occurred_at": _iso(at), "amount": str(amount), "items": items, **ref}  # fmt: skip
         if ref["channel"] == "offline_store":
             paid["store_id"] = f"store-{rng.randint(1, 40):03d}"
-        events = [paid]
+        events = [*self._path_to(order_id, at, ref, items), paid]
         roll = rng.random()
         later = at + timedelta(days=rng.uniform(1, 10))
         if roll < 0.05 and later < self.now:
@@ -190,6 +190,37 @@ class Shop:
                            "case": "complaint", "order_id": order_id, "reason_code": reason,
                            "note": self._note(c, reason), "occurred_at": _iso(later),
                            **ref})  # fmt: skip
+        return events
+
+    def _path_to(self, order_id: str, at: datetime, ref: dict[str, Any],
+                 items: list[dict[str, Any]]) -> list[dict[str, Any]]:  # fmt: skip
+        """Most online orders of the last weeks are viewed, carted and placed before they are
+        paid (the analytics funnel). Drawn from a generator of the order's own, so the shop's
+        other draws, and every demo customer, stay as they were."""
+        draw = random.Random(order_id)
+        if ref["channel"] == "offline_store" or at < self.now - timedelta(days=60):
+            return []
+        if draw.random() > 0.7:
+            return []  # bought straight away (a repeat purchase, a link from a message)
+        item = {"sku": items[0]["sku"], "category": items[0]["category"]}
+        steps = [("viewed", "product_viewed", draw.uniform(60, 180))]
+        if draw.random() < 0.8:
+            steps += [("carted", "cart_added", draw.uniform(10, 50)),
+                      ("placed", "order_placed", draw.uniform(1, 5))]  # fmt: skip
+        events = []
+        for suffix, kind, minutes in steps:
+            event: dict[str, Any] = {
+                "event_id": f"{order_id}-{suffix}",
+                "type": kind,
+                "occurred_at": _iso(at - timedelta(minutes=minutes)),
+                **ref,
+            }
+            if kind == "order_placed":
+                amount = sum(Decimal(i["unit_price"]) * i["quantity"] for i in items)
+                event |= {"order_id": order_id, "amount": str(amount), "items": items}
+            else:
+                event |= item
+            events.append(event)
         return events
 
     def _note(self, c: DemoCustomer, reason: str) -> str:
@@ -283,6 +314,37 @@ def customer_batches(
                 batch.extend(part)
     if batch:
         yield batch
+
+
+# A few service tickets, so the dashboard's service charts have something to show.
+TICKET_MESSAGES = [
+    "快递三天没动了，帮忙查一下物流", "收到的鞋子尺码不对，想换大一号", "退款什么时候到账？",
+    "商品有破损，要求退货", "优惠券没有抵扣成功", "The parcel arrived damaged, please help",
+    "发票还没有开出来", "会员积分没有到账",
+]  # fmt: skip
+TICKETS = 24
+
+
+def load_tickets(client: ApiClient, customers: list[DemoCustomer]) -> int:
+    """Open tickets for some customers; agents answer most and resolve some (the SLA, response
+    time and escalation charts). Returns how many were opened."""
+    draw = random.Random(11)
+    channels = ["app", "mini_program", "wechat", "phone"]
+    opened = 0
+    for customer in [c for c in customers if c.customer_id][:TICKETS]:
+        body = {"customer_id": customer.customer_id, "channel": draw.choice(channels),
+                "message": draw.choice(TICKET_MESSAGES)}  # fmt: skip
+        status, reply = client.request("POST", "/tickets", body)
+        if status != 201:
+            raise RuntimeError(f"opening a demo ticket failed: {status} {reply}")
+        opened += 1
+        ticket_id = reply["ticket_id"]
+        if draw.random() < 0.8:
+            answer = {"channel": body["channel"], "text": "您好，已为您处理，请留意后续通知"}
+            client.request("POST", f"/tickets/{ticket_id}/messages", answer)
+            if draw.random() < 0.6:
+                client.request("POST", f"/tickets/{ticket_id}/status", {"status": "resolved"})
+    return opened
 
 
 def load_shop(

@@ -52,6 +52,8 @@ class Permission(StrEnum):
     READ_PRIVACY_REQUESTS = "read_privacy_requests"
     APPROVE_PRIVACY_REQUESTS = "approve_privacy_requests"
     READ_PRIVACY_AUDIT = "read_privacy_audit"
+    # The analytics dashboard's metrics (aggregates over the pseudonymous lake, no customer ids).
+    READ_ANALYTICS = "read_analytics"
 
 
 _P = Permission
@@ -75,10 +77,11 @@ GRANTS: dict[Role, frozenset[Permission]] = {
     ),
     Role.MARKETER: frozenset(
         {_P.READ_PROFILE, _P.EDIT_TAGS, _P.READ_SEGMENTS, _P.EDIT_SEGMENTS}
-        | {_P.READ_CAMPAIGNS, _P.EDIT_CAMPAIGNS, _P.REDEEM_COUPONS}
+        | {_P.READ_CAMPAIGNS, _P.EDIT_CAMPAIGNS, _P.REDEEM_COUPONS, _P.READ_ANALYTICS}
     ),
     Role.ANALYST: frozenset(
         {_P.READ_PROFILE, _P.READ_SEGMENTS, _P.READ_CAMPAIGNS, _P.READ_FEEDBACK}
+        | {_P.READ_ANALYTICS}
     ),
     Role.PRIVACY_OFFICER: frozenset(
         {_P.READ_PROFILE, _P.READ_PII, _P.EDIT_CONSENT, _P.FIND_CUSTOMERS}

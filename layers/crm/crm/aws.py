@@ -150,6 +150,11 @@ def sns() -> Any:
     return _client("sns", False)
 
 
+# analytics: the metric queries in AWS (typed Any: no stubs are installed for it)
+def athena() -> Any:
+    return _client("athena", False)
+
+
 def client_for(service: str, bulk: bool = False) -> Any:
     """The shared client of one service (used by tests and benchmarks to count requests)."""
     return _client(service, bulk)

@@ -25,6 +25,9 @@ from crm.config import PlatformSettings
 # for the families it uses, not for every family the suite has (the timer sweep loads no
 # profile model, the API no campaign dispatch). The names below are for type checking only.
 if TYPE_CHECKING:
+    from crm.analytics import Analytics, AnalyticsSettings
+    from crm.analytics.compaction import Compaction
+    from crm.analytics.service import Engine
     from crm.audit import PiiReads
     from crm.bus import Bus
     from crm.campaigns import CampaignsSettings
@@ -42,7 +45,7 @@ if TYPE_CHECKING:
     from crm.campaigns.sends import AudienceScreen, Sends
     from crm.campaigns.templates import Templates
     from crm.keys import BlindIndexKey
-    from crm.lake import Lake
+    from crm.lake import FactLog, Lake
     from crm.personal_data import DataSubject, PersonalDataStore
     from crm.privacy import AuditLog, PrivacyExecutor, PrivacyRequests, PrivacySettings
     from crm.privacy.routes import PrivacyParts
@@ -116,6 +119,12 @@ class Settings:
 
         return PrivacySettings.from_env()
 
+    @cached_property
+    def analytics(self) -> AnalyticsSettings:
+        from crm.analytics import AnalyticsSettings
+
+        return AnalyticsSettings.from_env()
+
 
 class Crm:
     def __init__(
@@ -136,6 +145,18 @@ class Crm:
         from crm.lake import Lake
 
         return Lake(self.settings.platform.lake_bucket)
+
+    @cached_property
+    def facts(self) -> FactLog:
+        """Campaign and ticket outcomes to the lake, named by pseudonym (crm.lake.FactLog)."""
+        from crm.lake import FactLog
+
+        return FactLog(self.lake, lambda cid: self.blind_index().pseudonym(cid), self.ids)
+
+    def flush_facts(self) -> None:
+        """Write the facts this batch or request recorded (if any family recorded one)."""
+        if "facts" in self.__dict__:
+            self.facts.flush()
 
     @cached_property
     def bus(self) -> Bus:
@@ -341,13 +362,14 @@ class Crm:
             template_exists=lambda template_id: (
                 self.dispatch_store.template(template_id) is not None
             ),
+            facts=self.facts,  # analytics
         )
 
     @cached_property
     def conversions(self) -> Conversions:
         from crm.campaigns.conversions import Conversions
 
-        return Conversions(self.send_store, self.coupons, self._dispatch)
+        return Conversions(self.send_store, self.coupons, self._dispatch, facts=self.facts)
 
     @cached_property
     def campaign_reports(self) -> Reports:
@@ -385,6 +407,7 @@ class Crm:
             self.ids,
             self.sleep,
             self.classification_corrections,
+            facts=self.facts,  # analytics
         )
 
     # ---- campaigns: J (journeys)
@@ -491,6 +514,7 @@ class Crm:
                 "unsubscribe", f"{customer_id}:{purpose}"
             )[:32],
             sleep=self.sleep,
+            facts=self.facts,  # analytics
         )
 
     # ---- end campaigns: D
@@ -624,6 +648,41 @@ class Crm:
         return Recorder()
 
     # ---- end privacy
+    # ---- analytics
+    @cached_property
+    def analytics(self) -> Analytics:
+        from crm.analytics import Analytics, LakeFiles, ResultCache
+
+        config = self.settings.analytics
+        files = LakeFiles(config.lake_bucket)
+
+        def engine() -> Engine:
+            # Built on the first metric computed (not served from the cache): the embedded
+            # engine loads DuckDB and pyarrow, which the API in AWS does not carry.
+            return self.analytics_engine
+
+        return Analytics(engine, ResultCache(files), self.clock, config.fresh_minutes)
+
+    @cached_property
+    def analytics_engine(self) -> Engine:
+        config = self.settings.analytics
+        if config.engine == "athena":
+            from crm.analytics import AthenaQueries
+
+            return AthenaQueries(config.workgroup, config.database)
+        from crm.analytics.engine import EmbeddedEngine, LakeTables
+        from crm.analytics.store import LakeFiles
+
+        return EmbeddedEngine(LakeTables(LakeFiles(config.lake_bucket)))
+
+    @cached_property
+    def lake_compaction(self) -> Compaction:
+        from crm.analytics.compaction import Compaction
+        from crm.analytics.store import LakeFiles
+
+        return Compaction(LakeFiles(self.settings.platform.lake_bucket))
+
+    # ---- end analytics
     def prime(self, *services: str) -> Crm:
         """Build what a first request would (families, clients) without calling AWS, for a
         SnapStart snapshot (crm.snapstart)."""

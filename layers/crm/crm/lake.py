@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from aws_lambda_powertools import Logger, single_metric
+from aws_lambda_powertools.metrics import MetricUnit
+
 from crm import aws
+
+logger = Logger(child=True)
+
+# The tables of facts other families append (crm.analytics.tables reads them).
+FACT_TABLES = frozenset({"campaign_facts", "ticket_facts"})
 
 
 def partition_key(prefix: str, partitions: Mapping[str, str], name: str) -> str:
@@ -28,13 +37,88 @@ class Lake:
 
     def write_events(self, rows: Iterable[Mapping[str, Any]], batch_id: str) -> list[str]:
         """One object per (type, day) partition of the batch; returns the keys written."""
+        return self.write_partitioned("events", rows, batch_id)
+
+    def write_partitioned(
+        self, prefix: str, rows: Iterable[Mapping[str, Any]], batch_id: str
+    ) -> list[str]:
+        """One object per (type, day) partition of the rows under `prefix`; the keys written."""
         groups: dict[tuple[str, str], list[Mapping[str, Any]]] = defaultdict(list)
         for row in rows:
             day = datetime.fromisoformat(str(row["occurred_at"])).date().isoformat()
             groups[(str(row["type"]), day)].append(row)
         keys = []
         for (event_type, day), group in sorted(groups.items()):
-            key = partition_key("events", {"type": event_type, "dt": day}, f"part-{batch_id}")
+            key = partition_key(prefix, {"type": event_type, "dt": day}, f"part-{batch_id}")
             self.write_rows(key, group)
             keys.append(key)
         return keys
+
+
+class FactLog:
+    """Outcomes of campaigns and tickets appended to the lake for the analytics family.
+
+    A fact names its customer by `customer_id`, which never reaches the lake: this writer puts
+    the pseudonym in its place (`customer_pid`, and `{pid}` in a fact id), so the families that
+    record facts cannot leak an id.
+
+    Facts are kept in memory and written once per batch or request (`flush`, which the functions
+    call after each: crm.composition.Crm.flush_facts), one object per partition: a message costs
+    no S3 request of its own. Writing is best effort after the business writes have committed:
+    a lake that cannot be written is logged and counted (LakeFactWritesFailed), never an error
+    of the sale, message or ticket (docs/analytics.md)."""
+
+    MAX_BUFFERED = 1000  # written at once past this many, whoever flushes
+
+    def __init__(self, lake: Lake, pseudonym: Callable[[str], str], ids: Callable[[], str]) -> None:
+        self._lake = lake
+        self._pseudonym = pseudonym
+        self._ids = ids
+        self._buffer: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self._lock = threading.Lock()
+
+    def write(self, table: str, facts: Sequence[Mapping[str, Any]]) -> None:
+        if not facts:
+            return
+        try:
+            assert table in FACT_TABLES, table
+            rows = [self._row(fact) for fact in facts]
+        except Exception as exc:
+            self._failed(table, len(facts), exc)
+            return
+        with self._lock:
+            self._buffer[table] += rows
+            full = sum(len(v) for v in self._buffer.values()) >= self.MAX_BUFFERED
+        if full:
+            self.flush()
+
+    def _row(self, fact: Mapping[str, Any]) -> dict[str, Any]:
+        row = {k: v for k, v in fact.items() if k != "customer_id"}
+        customer_id = fact.get("customer_id")
+        pid = self._pseudonym(str(customer_id)) if customer_id else None
+        row["customer_pid"] = pid
+        row["fact_id"] = str(row["fact_id"]).replace("{pid}", pid or "")
+        return row
+
+    def flush(self) -> None:
+        with self._lock:
+            buffered, self._buffer = self._buffer, defaultdict(list)
+        for table, rows in buffered.items():
+            try:
+                self._lake.write_partitioned(table, rows, self._ids())
+            except Exception as exc:
+                self._failed(table, len(rows), exc)
+
+    @staticmethod
+    def _failed(table: str, count: int, exc: Exception) -> None:
+        logger.warning(
+            "lake fact write failed",
+            extra={"table": table, "facts": count, "error": type(exc).__name__},
+        )
+        try:
+            with single_metric(
+                name="LakeFactWritesFailed", unit=MetricUnit.Count, value=1
+            ) as metric:
+                metric.add_dimension(name="table", value=table)
+        except Exception:  # noqa: S110 - a metric that cannot be sent is no reason to fail
+            pass

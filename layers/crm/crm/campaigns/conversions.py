@@ -22,11 +22,13 @@ from aws_lambda_powertools import Logger
 from pydantic import ValidationError
 
 from crm.campaigns.coupons import Coupons, send_of, variant_of
+from crm.campaigns.facts import conversion_fact
 from crm.campaigns.models import DispatchCounts, Touch
 from crm.campaigns.send_models import OrderPaid
 from crm.campaigns.send_store import SendStore
 from crm.campaigns.sends import ATTRIBUTION_HOURS
 from crm.errors import Conflict, NotFound
+from crm.lake import FactLog
 from crm.sqs_consumer import PoisonMessage
 
 logger = Logger(child=True)
@@ -62,7 +64,9 @@ class Conversions:
         store: SendStore,
         coupons: Coupons,
         records: Callable[[], DispatchRecords],
+        facts: FactLog | None = None,  # analytics: conversions to the lake
     ) -> None:
+        self._facts = facts
         self._store = store
         self._coupons = coupons
         self._records = records
@@ -85,7 +89,7 @@ class Conversions:
             if send_id is None or item is None:
                 continue
             variant = variant_of(str(item["issued_by"])) or "A"
-            if self._store.record_conversion(
+            if self._record_conversion(
                 order.order_id,
                 send_id,
                 "treatment",
@@ -97,7 +101,7 @@ class Conversions:
             ):
                 counted.append(send_id)
         touch = self._last_touch(order.customer_id, at)
-        if touch is not None and self._store.record_conversion(
+        if touch is not None and self._record_conversion(
             order.order_id,
             touch.campaign_id,
             "treatment",
@@ -113,7 +117,7 @@ class Conversions:
             if not start <= at <= start + timedelta(hours=int(exposure["hours"])):
                 continue
             campaign_id = str(exposure["SK"])
-            if self._store.record_conversion(
+            if self._record_conversion(
                 order.order_id,
                 campaign_id,
                 str(exposure["arm"]),
@@ -124,6 +128,19 @@ class Conversions:
                 coupon=False,
             ):
                 counted.append(campaign_id)
+        return counted
+
+    def _record_conversion(
+        self, order_id: str, campaign_id: str, arm: str, variant: str, customer_id: str,
+        revenue: Decimal, at: datetime, coupon: bool,
+    ) -> bool:  # fmt: skip
+        """The store's record_conversion, and a new one's fact in the lake (best effort)."""
+        counted = self._store.record_conversion(
+            order_id, campaign_id, arm, variant, customer_id, revenue, at, coupon=coupon
+        )
+        if counted and self._facts is not None:
+            self._facts.write("campaign_facts", conversion_fact(
+                order_id, campaign_id, arm, variant, customer_id, revenue, at))  # fmt: skip
         return counted
 
     def _redeem(self, code: str, order: OrderPaid) -> str | None:

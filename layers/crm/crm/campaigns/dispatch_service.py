@@ -40,6 +40,7 @@ from crm.campaigns.dispatch_store import (
     MessageRecord,
     Prior,
 )
+from crm.campaigns.facts import message_fact
 from crm.campaigns.models import (
     DispatchCounts,
     DispatchOutcome,
@@ -71,6 +72,7 @@ from crm.campaigns.records import dispatch_digest
 from crm.campaigns.templates import Locale, RenderFailed, Templates, render, variables_used
 from crm.clock import Clock, IdFactory
 from crm.errors import CrmError, NotFound, Unavailable
+from crm.lake import FactLog
 from crm.profiles import ProfileRecord, ProfileService
 from crm.segments import SegmentCatalog
 from crm.timers import Timers, WakeUp
@@ -135,7 +137,9 @@ class DispatchService:
         unsubscribe_token: Callable[[str, str], str] | None = None,
         sleep: Callable[[float], Any] = time.sleep,
         reach: ReachCounter = emit_reach,
+        facts: FactLog | None = None,  # analytics: message outcomes to the lake
     ) -> None:
+        self._facts = facts
         self._store, self._profiles, self._templates = store, profiles, templates
         self._providers, self._timers, self._clock, self._ids = providers, timers, clock, ids
         self._coupons, self._recommender, self._sleep = coupons, recommender, sleep
@@ -437,6 +441,8 @@ class DispatchService:
         if not self._store.record(done, holding, stats):
             return None  # taken over after our lease ran out: its outcome stands
         self._reach(status, reason, provider_failure)
+        if self._facts is not None:  # analytics: best effort, never fails the message
+            self._facts.write("campaign_facts", message_fact(done))
         return outcome
 
     def _release_slot(self, claimed: MessageRecord, owner: str) -> None:
@@ -535,6 +541,8 @@ class DispatchService:
         if not self._store.record(record, prior, stats, extra):
             return None
         self._reach(status, reason, False)
+        if self._facts is not None:  # analytics: best effort, never fails the message
+            self._facts.write("campaign_facts", message_fact(record))
         return outcome
 
 

@@ -33,6 +33,7 @@ from aws_lambda_powertools import Logger
 from crm.auth import Caller, Permission
 from crm.campaigns.coupons import Coupons
 from crm.campaigns.dispatch import Dispatcher
+from crm.campaigns.facts import exposure_facts
 from crm.campaigns.models import DispatchRequest, MessageChannel
 from crm.campaigns.policy import CapState, ContactPolicy, check_caps
 from crm.campaigns.send_models import (
@@ -48,6 +49,7 @@ from crm.campaigns.send_models import (
 from crm.campaigns.send_store import SendStore
 from crm.clock import Clock, IdFactory
 from crm.errors import Conflict, CrmError, FieldProblem, InvalidInput, NotFound, Unavailable
+from crm.lake import FactLog
 from crm.queue import Queue
 from crm.segments import SegmentCatalog
 from crm.sqs_consumer import PoisonMessage
@@ -139,7 +141,9 @@ class Sends:
         clock: Clock,
         ids: IdFactory,
         template_exists: Callable[[str], bool],
+        facts: FactLog | None = None,  # analytics: holdout and control exposures to the lake
     ) -> None:
+        self._facts = facts
         self._template_exists = template_exists
         self._store = store
         self._segments = segments
@@ -349,6 +353,8 @@ class Sends:
                 send_id, number, done, done + len(chunk), counts, exposures
             ):
                 return f"page {number} is being sent by another attempt"
+            if self._facts is not None:  # analytics: best effort, never stops the page
+                self._facts.write("campaign_facts", exposure_facts(exposures))
             done += len(chunk)
             send = self._load(send_id)
         if self._store.set_page_state(send_id, number, "done", ["listed"]):

@@ -25,12 +25,14 @@ from crm.bus import Bus
 from crm.clock import Clock, IdFactory
 from crm.errors import Conflict, FieldProblem, Forbidden, NotFound
 from crm.events import BusEvent, TicketEscalated, TicketSlaBreached, TicketSlaWarning
+from crm.lake import FactLog
 from crm.pii import FieldCipher, mask_text
 from crm.profiles import Loaded, ProfileService
 from crm.sqs_consumer import PoisonMessage
 from crm.tickets import escalation, sla
 from crm.tickets.calendars import CALENDARS
 from crm.tickets.corrections import Corrections
+from crm.tickets.facts import ticket_facts
 from crm.tickets.feedback import ticket_feedback
 from crm.tickets.models import (
     AddMessage,
@@ -116,7 +118,9 @@ class TicketService:
         ids: IdFactory,
         sleep: Callable[[float], Any] = time.sleep,
         corrections: Corrections | None = None,
+        facts: FactLog | None = None,  # analytics: ticket outcomes to the lake
     ) -> None:
+        self.facts = facts
         self.store = store
         self.profiles = profiles
         self.classifier = classifier
@@ -635,6 +639,8 @@ class TicketService:
                 if n + 1 < MAX_ATTEMPTS:
                     self._sleep(random.uniform(0, BACKOFF_S * 2**n))  # noqa: S311 - jitter
                 continue
+            if self.facts is not None and stage == "breach":  # analytics: best effort
+                self.facts.write("ticket_facts", ticket_facts(ticket, [], [], reasons, metric))
             logger.info("sla stage reached", extra={"ticket_id": ticket_id, "stage": stage,
                                                     "metric": metric.value})  # fmt: skip
             return "breached" if stage == "breach" else "warned"
@@ -665,6 +671,8 @@ class TicketService:
                 self.timers.set(sla.SLA_KIND, timer_id, due, payload)
         if reasons:
             self.bus.publish([escalated_event(ticket, reasons)])
+        if self.facts is not None:  # analytics: best effort, never fails the change
+            self.facts.write("ticket_facts", ticket_facts(ticket, before, added, reasons))
 
 
 def escalated_event(ticket: TicketRecord, reasons: list[EscalationEntry]) -> TicketEscalated:

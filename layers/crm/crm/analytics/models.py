@@ -1,0 +1,61 @@
+"""The analytics API's shapes (the dashboard page builds on them: docs/analytics.md)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Literal
+
+from pydantic import Field
+
+from crm.models import Output
+
+Grain = Literal["day", "week", "month"]
+
+
+class Text(Output):
+    en: str
+    zh: str
+
+
+class MetricInfo(Output):
+    name: str
+    title: Text
+    filters: list[str] = Field(description="the filters (query parameters) the metric takes")
+    default_days: int = Field(
+        description="the period, in days ending today, when a request gives no `from`"
+    )
+
+
+class MetricList(Output):
+    metrics: list[MetricInfo]
+
+
+class Period(Output):
+    from_: date = Field(alias="from", serialization_alias="from")
+    to: date
+    grain: Grain
+
+    model_config = Output.model_config | {"populate_by_name": True, "serialize_by_alias": True}
+
+
+class Point(Output):
+    x: str
+    y: float | None
+
+
+class Series(Output):
+    name: str
+    label: Text
+    points: list[Point]
+
+
+class MetricResult(Output):
+    name: str
+    title: Text
+    unit: Literal["count", "ratio", "currency", "seconds"]
+    chart: Literal["funnel", "line", "bar", "stacked_bar", "heatmap", "table"]
+    period: Period
+    filters: dict[str, str] = Field(description="the filters applied (channel, category, campaign)")
+    series: list[Series]
+    computed_at: datetime
+    cached: bool

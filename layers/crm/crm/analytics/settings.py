@@ -1,0 +1,35 @@
+"""The analytics family's resources, from the environment template.yaml sets."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Literal
+
+from crm.config import env
+
+EngineName = Literal["athena", "duckdb"]
+
+
+@dataclass(frozen=True)
+class AnalyticsSettings:
+    lake_bucket: str
+    engine: EngineName
+    workgroup: str
+    database: str
+    fresh_minutes: int
+
+    @classmethod
+    def from_env(cls) -> AnalyticsSettings:
+        # Athena in AWS; the local emulator (and the tests) run the embedded engine, which needs
+        # no workgroup or catalogue.
+        engine: EngineName = (
+            "athena" if os.environ.get("ANALYTICS_ENGINE") == "athena" else "duckdb"
+        )
+        return cls(
+            lake_bucket=env("LAKE_BUCKET"),
+            engine=engine,
+            workgroup=env("ATHENA_WORKGROUP") if engine == "athena" else "",
+            database=env("GLUE_DATABASE") if engine == "athena" else "",
+            fresh_minutes=int(os.environ.get("ANALYTICS_FRESH_MINUTES", "15")),
+        )
