@@ -8,9 +8,11 @@ import json
 from typing import Any
 
 from crm import aws
-from crm.analytics.erasure import erase_pseudonym_from_parquet, find_pseudonym_in_parquet
 from crm.analytics.parquet import from_parquet
+from crm.analytics.parquet_rows import ParquetRows
 from crm.composition import reset
+from crm.lake_personal_data import LakePersonalData
+from crm.personal_data import DataSubject
 from crm_local.harness import Suite
 from crm_local.template import ROOT
 from tests.integration.analytics.test_routes import write_dataset
@@ -86,15 +88,22 @@ def test_a_redelivered_batch_is_compacted_once(suite: Suite) -> None:
 def test_a_customers_rows_are_found_and_erased_from_the_parquet(suite: Suite) -> None:
     write_dataset(suite)
     suite.invoke("LakeCompactionFunction", {**SCHEDULE, "days": DAYS})
-    bucket = str(suite.stack.refs["LakeBucket"])
-    checked, rows = find_pseudonym_in_parquet(bucket, "p5")
+    # The privacy registry's lake store, reading the Parquet only (the JSON Lines it was
+    # compacted from are that store's too, tested in tests/integration/privacy_data).
+    lake = LakePersonalData(str(suite.stack.refs["LakeBucket"]), (ParquetRows(),))
+
+    def rows_of(pseudonym: str) -> int:
+        held = lake.inventory(DataSubject(customer_id="c-" + pseudonym, pseudonym=pseudonym))
+        return sum(h.count for h in held.holdings)
+
+    p5 = DataSubject(customer_id="c-p5", pseudonym="p5")
     # p5: three paid orders (events and their items) and a campaign exposure and conversion
-    assert rows == 3 + 3 + 2
-    assert checked == len(parquet_keys(suite))
-    assert erase_pseudonym_from_parquet(bucket, "p5") == (checked, 8)
-    assert find_pseudonym_in_parquet(bucket, "p5")[1] == 0
-    assert erase_pseudonym_from_parquet(bucket, "p5")[1] == 0  # idempotent
+    assert rows_of("p5") == 3 + 3 + 2
+    assert lake.erase(p5).erased == {"lake_row": 8}
+    assert lake.verify(p5).clean
+    assert lake.verify(p5).checked == len(parquet_keys(suite))
+    assert lake.erase(p5).erased == {}  # idempotent
     # p5's only October orders were its own files: gone; others' rows stay
     keys = parquet_keys(suite)
     assert "parquet/events/type=order_paid/dt=2026-10-05/part-0000.parquet" not in keys
-    assert find_pseudonym_in_parquet(bucket, "p6")[1] == 3  # o8, its item, its exposure
+    assert rows_of("p6") == 3  # o8, its item, its exposure

@@ -13,9 +13,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from crm.analytics.parquet_rows import ParquetRows
 from crm.campaigns import CampaignsPersonalData
 from crm.lake_personal_data import JsonLines, LakePersonalData, ObjectFormat
-from crm.personal_data import DataSubject, PersonalDataStore
+from crm.personal_data import DataSubject, NoPersonalData, PersonalDataStore
 from crm.privacy.own_data import own_stores
 from crm.profiles import ProfilesPersonalData
 from crm.segments import SegmentsPersonalData
@@ -24,7 +25,7 @@ from crm.timers import TimersPersonalData
 
 PII_CHANNELS = frozenset({"phone", "email"})
 # Formats of the lake's objects; the analytics family appends its Parquet format here.
-LAKE_FORMATS: tuple[ObjectFormat, ...] = (JsonLines(),)
+LAKE_FORMATS: tuple[ObjectFormat, ...] = (JsonLines(), ParquetRows())
 
 
 def personal_data_stores(root: Any) -> tuple[PersonalDataStore, ...]:
@@ -65,6 +66,13 @@ def personal_data_stores(root: Any) -> tuple[PersonalDataStore, ...]:
             lambda cid: root.blind_index().pseudonym(cid),
         ),
         *own_stores(root),
+        NoPersonalData(
+            "analytics_results",
+            ("AnalyticsResultsBucket",),
+            "Athena's query results are the dashboard's aggregates (counts and sums by day, "
+            "channel, category, campaign), never a customer's id or pseudonym; they expire "
+            "after a day",
+        ),
         ProfilesPersonalData(settings.profiles.customers_table, service.keys),
     )
     return stores
