@@ -41,8 +41,12 @@ def _customer_with_history(suite: Running) -> tuple[str, dict[str, Any], dict[st
     assert suite.http("POST", f"/customers/{cid}/points", change, admin)[0] == 200
 
     def folded() -> dict[str, Any] | None:
+        # The 360° view reads the profile, then its timeline (two requests): under load a fold
+        # can land between them, so a view showing both events may still miss the order's
+        # aggregates. Wait for both.
         _, view = suite.http("GET", f"/customers/{cid}", token=admin)
-        return view if len(view["timeline"]) == 2 else None
+        done = len(view["timeline"]) == 2 and view["orders"]["order_count"] == 1
+        return view if done else None
 
     view = wait_for(folded)
     _, points = suite.http("GET", f"/customers/{cid}/points", token=admin)
