@@ -92,8 +92,9 @@ def test_tier_shares_and_churn_warnings_of_each_periods_last_run() -> None:
 
 
 def test_channel_conversion_and_order_value() -> None:
-    # app: viewers p1, p2; buyers p1, p5 -> 2 / 2. WeChat: viewer p3, no buyer.
-    assert run("channel_conversion", **NOVEMBER) == {"all": {"app": 1.0, "wechat": 0.0}}
+    # app: viewers p1, p2; of them p1 paid on the app (p5 paid there without viewing: not a
+    # conversion of the app's views) -> 1 / 2. WeChat: viewer p3, no buyer.
+    assert run("channel_conversion", **NOVEMBER) == {"all": {"app": 0.5, "wechat": 0.0}}
     # app: o1 100, o5 60, o9 70 -> 76.666667; store: o4 50
     assert run("channel_aov", **NOVEMBER) == {"all": {"app": 76.666667, "store": 50.0}}
 
