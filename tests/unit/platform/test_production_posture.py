@@ -283,3 +283,16 @@ def test_buckets_refuse_anything_but_tls(template: Template) -> None:
             if s["Effect"] == "Deny" and s["Condition"]["Bool"]["aws:SecureTransport"] == "false"
         ]  # fmt: skip
         assert denies, f"{bucket} accepts plain HTTP"
+
+
+def test_every_alarm_says_in_the_operations_guide_what_to_do(template: Template) -> None:
+    """docs/operations.md has a row per alarm: what fired it and what the operator does."""
+    guide = (ROOT / "docs" / "operations.md").read_text()
+    rows = {
+        name: line
+        for name in template.of_type("AWS::CloudWatch::Alarm")
+        for line in guide.splitlines()
+        if line.startswith(f"| `{name}`")
+    }
+    assert set(rows) == set(template.of_type("AWS::CloudWatch::Alarm"))
+    assert all(row.count("|") >= 4 for row in rows.values())  # alarm | when | what to do
