@@ -9,10 +9,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from aws_lambda_powertools import Logger, single_metric
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools import Logger
 
-from crm import aws
+from crm import aws, metrics
 
 logger = Logger(child=True)
 
@@ -115,10 +114,4 @@ class FactLog:
             "lake fact write failed",
             extra={"table": table, "facts": count, "error": type(exc).__name__},
         )
-        try:
-            with single_metric(
-                name="LakeFactWritesFailed", unit=MetricUnit.Count, value=1
-            ) as metric:
-                metric.add_dimension(name="table", value=table)
-        except Exception:  # noqa: S110 - a metric that cannot be sent is no reason to fail
-            pass
+        metrics.count("LakeFactWritesFailed", 1, {"table": table})

@@ -19,10 +19,7 @@ in template.yaml (`CampaignReachRateAlarm`) then reads two series, not one per f
 
 from __future__ import annotations
 
-from aws_lambda_powertools import Logger
-from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
-
-logger = Logger(child=True)
+from crm import metrics
 
 SERVICE = "crm-campaigns"
 ATTEMPTED = "CampaignMessagesAttempted"
@@ -51,12 +48,8 @@ def reach_metrics(status: str, reason: str | None, provider_failure: bool = Fals
 
 
 def emit_reach(status: str, reason: str | None, provider_failure: bool = False) -> None:
-    """Print one EMF line for the outcome (a fresh Powertools instance: nothing accumulates
-    across invocations, and the function's own metrics keep their `service`)."""
-    try:
-        metrics = EphemeralMetrics(service=SERVICE)
-        for name in reach_metrics(status, reason, provider_failure):
-            metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
-        metrics.flush_metrics()
-    except Exception:  # a metric must never fail the customer's message (no namespace set)
-        logger.exception("campaign reach metrics could not be emitted")
+    """One EMF line for the outcome, under the fixed service (crm.metrics: it never fails
+    the customer's message)."""
+    metrics.counts(
+        dict.fromkeys(reach_metrics(status, reason, provider_failure), 1), {"service": SERVICE}
+    )
