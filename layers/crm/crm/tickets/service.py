@@ -413,7 +413,7 @@ class TicketService:
         kept on the ticket (`classified_as`) and the correction recorded for retraining, once
         per change; the SLA targets stay pinned as they were when the ticket opened."""
         caller.require(Permission.WORK_TICKETS)
-        corrected: list[tuple[str, str]] = []
+        corrected: list[tuple[str, str, str]] = []
 
         def change(
             ticket: TicketRecord, entries: list[ClockEntry], now: datetime
@@ -423,16 +423,14 @@ class TicketService:
                 return []
             ticket.classified_as = ticket.classified_as or ticket.category
             # Retraining pairs the words with the right label against what the model said.
-            corrected.append((ticket.classified_as.value, body.category.value))
+            ref = f"ticket:{ticket_id}/message:{ticket.opening_message_id or 'unknown'}"
+            corrected.append((ref, ticket.classified_as.value, body.category.value))
             ticket.category = body.category
             return []
 
         view = self._change(ticket_id, change)
         if corrected and self.corrections is not None:
-            ticket, _ = self.load(ticket_id)
-            predicted, label = corrected[0]
-            ref = f"ticket:{ticket_id}/message:{ticket.opening_message_id or 'unknown'}"
-            self.corrections.record_correction(caller, ref, predicted, label)
+            self.corrections.record_correction(caller, *corrected[0])
         return view
 
     def _change(
