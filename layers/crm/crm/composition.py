@@ -651,17 +651,16 @@ class Crm:
     # ---- analytics
     @cached_property
     def analytics(self) -> Analytics:
-        from crm.analytics import Analytics, LakeFiles, ResultCache
+        from crm.analytics import Analytics, ResultCache
 
         config = self.settings.analytics
-        files = LakeFiles(config.lake_bucket)
 
         def engine() -> Engine:
             # Built on the first metric computed (not served from the cache): the embedded
             # engine loads DuckDB and pyarrow, which the API in AWS does not carry.
             return self.analytics_engine
 
-        return Analytics(engine, ResultCache(files), self.clock, config.fresh_minutes)
+        return Analytics(engine, ResultCache(self.lake), self.clock, config.fresh_minutes)
 
     @cached_property
     def analytics_engine(self) -> Engine:
@@ -671,16 +670,14 @@ class Crm:
 
             return AthenaQueries(config.workgroup, config.database)
         from crm.analytics.engine import EmbeddedEngine, LakeTables
-        from crm.analytics.store import LakeFiles
 
-        return EmbeddedEngine(LakeTables(LakeFiles(config.lake_bucket)))
+        return EmbeddedEngine(LakeTables(self.lake))
 
     @cached_property
     def lake_compaction(self) -> Compaction:
         from crm.analytics.compaction import Compaction
-        from crm.analytics.store import LakeFiles
 
-        return Compaction(LakeFiles(self.settings.platform.lake_bucket))
+        return Compaction(self.lake)
 
     # ---- end analytics
     def prime(self, *services: str) -> Crm:

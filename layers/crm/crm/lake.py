@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -25,14 +25,49 @@ def partition_key(prefix: str, partitions: Mapping[str, str], name: str) -> str:
 
 
 class Lake:
+    """The lake bucket's objects: what the families write, analytics reads and compacts, and
+    the privacy registry rewrites."""
+
     def __init__(self, bucket: str) -> None:
-        self._bucket = bucket
+        self.bucket = bucket
+
+    def keys(self, prefix: str = "") -> Iterator[str]:
+        pages = (
+            aws.s3().get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
+        )
+        for page in pages:
+            for item in page.get("Contents", []):
+                yield item["Key"]
+
+    def prefixes(self, prefix: str) -> list[str]:
+        """The 'folders' right under `prefix` (which ends with '/')."""
+        found: list[str] = []
+        pages = (
+            aws.s3()
+            .get_paginator("list_objects_v2")
+            .paginate(Bucket=self.bucket, Prefix=prefix, Delimiter="/")
+        )
+        for page in pages:
+            found += [p["Prefix"] for p in page.get("CommonPrefixes", [])]
+        return found
+
+    def read(self, key: str) -> bytes | None:
+        try:
+            return aws.s3().get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        except Exception as exc:
+            if aws.failed_call_code(exc) in {"NoSuchKey", "404"}:
+                return None
+            raise
+
+    def write(self, key: str, body: bytes, content_type: str) -> None:
+        aws.s3().put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
+
+    def delete(self, key: str) -> None:
+        aws.s3().delete_object(Bucket=self.bucket, Key=key)
 
     def write_rows(self, key: str, rows: Iterable[Mapping[str, Any]]) -> None:
         body = "".join(json.dumps(row, ensure_ascii=False, default=str) + "\n" for row in rows)
-        aws.s3().put_object(
-            Bucket=self._bucket, Key=key, Body=body.encode(), ContentType="application/x-ndjson"
-        )
+        self.write(key, body.encode(), "application/x-ndjson")
 
     def write_events(self, rows: Iterable[Mapping[str, Any]], batch_id: str) -> list[str]:
         """One object per (type, day) partition of the batch; returns the keys written."""

@@ -27,8 +27,8 @@ from collections.abc import Callable, Iterator, Sequence, Set
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from crm import aws
 from crm.erasure import Identifiers
+from crm.lake import Lake
 from crm.personal_data import (
     DataSubject,
     ErasureMethod,
@@ -94,7 +94,7 @@ class LakePersonalData:
         formats: Sequence[ObjectFormat] = (JsonLines(),),
         pseudonym: Callable[[str], str] | None = None,
     ) -> None:
-        self._bucket = bucket
+        self._lake = Lake(bucket)
         self._formats = tuple(formats)
         # The pseudonyms of profiles merged into the customer (their rows keep their own).
         self._pseudonym = pseudonym
@@ -106,20 +106,20 @@ class LakePersonalData:
         return Identifiers.named((p, "pseudonym") for p in sorted(found))
 
     def _keys(self) -> Iterator[tuple[str, ObjectFormat]]:
-        paginator = aws.s3().get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self._bucket):
-            for entry in page.get("Contents", []):
-                for fmt in self._formats:
-                    if fmt.handles(entry["Key"]):
-                        yield entry["Key"], fmt
-                        break
+        for key in self._lake.keys(prefix=""):
+            for fmt in self._formats:
+                if fmt.handles(key):
+                    yield key, fmt
+                    break
 
     def _objects(self, subject: DataSubject) -> Iterator[_Object]:
         """Every handled object, with the rows that carry the pseudonym (any field: event
         rows call it `customer_pid`, other writers may not)."""
         pseudonym = self._pseudonyms(subject)
         for key, fmt in self._keys():
-            body = aws.s3().get_object(Bucket=self._bucket, Key=key)["Body"].read()
+            body = self._lake.read(key)
+            if body is None:
+                continue  # deleted since the listing
             rows = fmt.rows(body)
             matching = [n for n, row in enumerate(rows) if pseudonym.find(row)]
             yield _Object(key, fmt, body, rows, matching)
@@ -150,14 +150,11 @@ class LakePersonalData:
             if not o.matching:
                 continue
             if len(o.matching) < len(o.rows):
-                aws.s3().put_object(
-                    Bucket=self._bucket,
-                    Key=o.key,
-                    Body=o.format.without(o.body, set(o.matching)),
-                    ContentType=o.format.content_type,
+                self._lake.write(
+                    o.key, o.format.without(o.body, set(o.matching)), o.format.content_type
                 )
             else:
-                aws.s3().delete_object(Bucket=self._bucket, Key=o.key)
+                self._lake.delete(o.key)
             removed += len(o.matching)
         return StoreErasure(store=self.name, erased={"lake_row": removed} if removed else {})
 

@@ -9,13 +9,12 @@ from crm.analytics.models import MetricList, MetricResult
 from crm.analytics.routes import analytics_routes
 from crm.analytics.service import Analytics, ResultCache
 from crm.analytics.settings import AnalyticsSettings
-from crm.analytics.store import AthenaQueries, LakeFiles
+from crm.analytics.store import AthenaQueries
 
 __all__ = [
     "Analytics",
     "AnalyticsSettings",
     "AthenaQueries",
-    "LakeFiles",
     "MetricList",
     "MetricResult",
     "ResultCache",

@@ -16,8 +16,8 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from crm.analytics import parquet
-from crm.analytics.store import LakeFiles
 from crm.analytics.tables import BY_NAME, SCORES_TYPE, normalize, run_day
+from crm.lake import Lake
 
 SOURCES = ("events", "campaign_facts", "ticket_facts")
 PART = "part-0000.parquet"
@@ -36,7 +36,7 @@ class Compacted:
 
 
 class Compaction:
-    def __init__(self, files: LakeFiles) -> None:
+    def __init__(self, files: Lake) -> None:
         self._files = files
 
     def run(self, now: datetime, days: list[str] | None = None) -> Compacted:

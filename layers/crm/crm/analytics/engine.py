@@ -24,8 +24,8 @@ import pyarrow as pa
 
 from crm.analytics import parquet
 from crm.analytics.service import Row
-from crm.analytics.store import LakeFiles
 from crm.analytics.tables import BY_NAME, SCORES_TYPE, TABLES, normalize, run_day
+from crm.lake import Lake
 
 READERS = 8
 REUSE_S = 60.0  # the lake's listing is reused this long
@@ -70,7 +70,7 @@ def duckdb_parquet_rows(root: str, sql: str) -> list[Row]:
 class LakeTables:
     """The lake's tables read from S3 into Arrow, for the embedded engine."""
 
-    def __init__(self, files: LakeFiles) -> None:
+    def __init__(self, files: Lake) -> None:
         self._files = files
         self._json: dict[str, list[dict[str, Any]]] = {}
         self._lock = threading.Lock()

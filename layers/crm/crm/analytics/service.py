@@ -24,11 +24,11 @@ from crm.analytics.models import (
     Series,
     Text,
 )
-from crm.analytics.store import LakeFiles
 from crm.auth import Caller
 from crm.auth import Permission as P
 from crm.clock import Clock
 from crm.errors import FieldProblem, InvalidInput, NotFound
+from crm.lake import Lake
 
 Row = tuple[Any, ...]
 
@@ -172,7 +172,7 @@ class ResultCache:
     """Computed metrics as small JSON objects in the lake bucket (aggregates only: no customer
     ids), each with the time it stops being served."""
 
-    def __init__(self, files: LakeFiles) -> None:
+    def __init__(self, files: Lake) -> None:
         self._files = files
 
     def get(self, metric: str, key: str, now: datetime) -> MetricResult | None:

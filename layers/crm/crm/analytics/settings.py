@@ -1,4 +1,5 @@
-"""The analytics family's resources, from the environment template.yaml sets."""
+"""The analytics family's resources, from the environment template.yaml sets (the lake is the
+platform's: crm.config.PlatformSettings.lake_bucket)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ EngineName = Literal["athena", "duckdb"]
 
 @dataclass(frozen=True)
 class AnalyticsSettings:
-    lake_bucket: str
     engine: EngineName
     workgroup: str
     database: str
@@ -27,7 +27,6 @@ class AnalyticsSettings:
             "athena" if os.environ.get("ANALYTICS_ENGINE") == "athena" else "duckdb"
         )
         return cls(
-            lake_bucket=env("LAKE_BUCKET"),
             engine=engine,
             workgroup=env("ATHENA_WORKGROUP") if engine == "athena" else "",
             database=env("GLUE_DATABASE") if engine == "athena" else "",

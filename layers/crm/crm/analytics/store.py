@@ -1,53 +1,13 @@
-"""The analytics family's only code that touches AWS: the lake's objects (JSON Lines, Parquet,
-cached results) in S3 and queries on Athena, through crm.aws."""
+"""The analytics family's only code that touches AWS: queries on Athena, through crm.aws. The
+lake's objects (JSON Lines, Parquet, cached results) are read and written through crm.lake.Lake."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 from crm import aws
 from crm.errors import Unavailable
-
-
-class LakeFiles:
-    def __init__(self, bucket: str) -> None:
-        self.bucket = bucket
-
-    def keys(self, prefix: str) -> Iterator[str]:
-        pages = (
-            aws.s3().get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
-        )
-        for page in pages:
-            for item in page.get("Contents", []):
-                yield item["Key"]
-
-    def prefixes(self, prefix: str) -> list[str]:
-        """The 'folders' right under `prefix` (which ends with '/')."""
-        found: list[str] = []
-        pages = (
-            aws.s3()
-            .get_paginator("list_objects_v2")
-            .paginate(Bucket=self.bucket, Prefix=prefix, Delimiter="/")
-        )
-        for page in pages:
-            found += [p["Prefix"] for p in page.get("CommonPrefixes", [])]
-        return found
-
-    def read(self, key: str) -> bytes | None:
-        try:
-            return aws.s3().get_object(Bucket=self.bucket, Key=key)["Body"].read()
-        except Exception as exc:
-            if aws.failed_call_code(exc) in {"NoSuchKey", "404"}:
-                return None
-            raise
-
-    def write(self, key: str, body: bytes, content_type: str) -> None:
-        aws.s3().put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
-
-    def delete(self, key: str) -> None:
-        aws.s3().delete_object(Bucket=self.bucket, Key=key)
 
 
 class AthenaQueries:
