@@ -195,7 +195,10 @@ def test_the_export_holds_her_data_in_words_and_figures(world: World) -> None:
     [case] = exports["tickets"].sections["aftersales_cases"]
     assert case["case_id"] == alice.case_id
     assert case["note"] == NOTE
-    assert exports["campaigns"].sections["campaign_messages"]
+    # The cart reminder she was sent: which campaign, step and channel, what became of it.
+    sent = {(m["campaign_id"], m["step"], m["channel"], m["state"])
+            for m in exports["campaigns"].sections["campaign_messages"]}  # fmt: skip
+    assert (world.cart_journey, "reminder", "sms", "sent") in sent, sent
     segments = exports["segments"]
     assert segments.sections["segment_memberships"]
     assert {"tier", "rfm"} <= set(segments.explanations)

@@ -27,6 +27,7 @@ import uuid
 from typing import Any
 
 from crm import aws
+from crm.campaigns.dispatch_store import MessageRecord
 from crm.dynamo import batch_get, batch_write, from_item
 from crm.erasure import (
     Identifiers,
@@ -127,14 +128,16 @@ class CampaignsPersonalData:
             kind = kind_of(item)
             values = from_item(item)
             if kind == "message":
-                request = values.get("request", {})
-                outcome = values.get("outcome") or {}
+                # The ledger item holds the message record as JSON (`body`).
+                message = MessageRecord.model_validate_json(values["body"])
                 sections["campaign_messages"].append(
                     {
-                        "campaign_id": request.get("campaign_id"),
-                        "channel": request.get("channel"),
-                        "state": values.get("state"),
-                        "sent_at": outcome.get("sent_at") or values.get("updated_at"),
+                        "campaign_id": message.request.campaign_id,
+                        "source": message.request.source,
+                        "step": message.request.step,
+                        "channel": str(message.request.channel),
+                        "state": message.state,
+                        "at": message.updated_at.isoformat(),
                     }
                 )
             elif kind == "coupon":
