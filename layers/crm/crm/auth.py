@@ -98,6 +98,9 @@ class Caller(BaseModel):
     subject: str
     roles: frozenset[Role]
     customer_id: str | None = None
+    # A process of the CRM acting on its own (journeys, dispatch, the privacy worker): no
+    # person sees what it reads, so its reads are not audited as a staff member's.
+    system: bool = False
 
     @property
     def is_staff(self) -> bool:

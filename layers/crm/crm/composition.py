@@ -408,6 +408,7 @@ class Crm:
             self.sleep,
             self.classification_corrections,
             facts=self.facts,  # analytics
+            pii_reads=self.pii_reads,  # privacy: staff reads of message text audited
         )
 
     # ---- campaigns: J (journeys)
@@ -444,7 +445,7 @@ class Crm:
 
         # The journeys act as a system caller through profiles' own use cases: the same
         # checks, ledger and events as a marketer's change.
-        system = Caller(subject="journeys", roles=frozenset({Role.ADMIN}))
+        system = Caller(subject="journeys", roles=frozenset({Role.ADMIN}), system=True)
         profiles = self.profiles
 
         class Actions:
@@ -539,6 +540,7 @@ class Crm:
             instant_refund_limit=instant_refund_limit(),
             timers=self.timers,
             orders=self.profile_service,
+            pii_reads=self.pii_reads,  # privacy: staff reads of notes and reasons audited
         )
 
     @cached_property
@@ -636,14 +638,18 @@ class Crm:
     @cached_property
     def pii_reads(self) -> PiiReads:
         """Staff's unmasked reads of PII, recorded in the privacy audit trail."""
+        from crm.audit import PROFILE_VIEW
+
         # A root built for one family's tests (no privacy resources in its environment)
         # records nothing; every stack of template.yaml has them.
         audit = self.privacy_audit if "PRIVACY_TABLE" in os.environ else None
 
         class Recorder:
-            def unmasked_read(self, actor: str, customer_id: str, fields: Sequence[str]) -> None:
+            def unmasked_read(
+                self, actor: str, customer_id: str, fields: Sequence[str], why: str = PROFILE_VIEW
+            ) -> None:
                 if audit is not None:
-                    audit.append(actor, "pii_read", customer_id=customer_id, fields=fields)
+                    audit.append(actor, "pii_read", customer_id=customer_id, fields=fields, why=why)
 
         return Recorder()
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import boto3
 
+from crm.composition import root
+from crm.privacy.profile_actions import ProfilesActions
 from crm.privacy.records import request_key
 from tests.integration.journeys.conftest import RealShop, real_shop  # noqa: F401 - a fixture
 from tests.integration.journeys.test_journeys_dispatch import sms
@@ -104,3 +106,29 @@ def test_a_rectification_filed_by_an_agent_applies_after_the_customer_confirms(
                               "counts": {"name": 1}, "holdings": []}]  # fmt: skip
     agent_view = shop.suite.call("GET", f"/customers/{cid}", role="support_agent").body
     assert agent_view["attributes"]["name"] == "李四"
+
+
+def test_a_retried_withdrawal_step_records_each_decision_once(real_shop: RealShop) -> None:  # noqa: F811
+    """The step succeeded but its message came back (the worker died before recording it):
+    run again, it finds its ledger entries by their deterministic keys and writes none."""
+    shop = real_shop
+    cid = shop.consenting("retried")
+    rid = _file(shop, cid, "consent_withdrawal", purposes=["marketing_sms"])
+    _work(shop)
+    assert _request(shop, rid)["status"] == "completed"
+    service = root().profile_service
+
+    def decisions() -> list[tuple[str, object, object]]:
+        entries, _ = service.store.entries("CNS", cid, 100)
+        return sorted((e.key, e.body["purpose"], e.body["granted"]) for e in entries)
+
+    once = decisions()
+    withdrawn = [d for d in once if d[1] == "marketing_sms" and d[2] is False]
+    assert withdrawn == [(f"consent:privacy:{rid}:marketing_sms", "marketing_sms", False)]
+    actions = ProfilesActions(root().profiles)
+    for _ in range(2):
+        again = actions.withdraw_consent(cid, ["marketing_sms"], "privacy_request", rid)
+        assert again == ["marketing_sms"]
+    assert decisions() == once
+    consent = shop.suite.call("GET", f"/customers/{cid}", role="support_agent").body["consent"]
+    assert consent["marketing_sms"]["granted"] is False

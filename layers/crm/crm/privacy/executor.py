@@ -63,8 +63,11 @@ DeadlineOutcome = Literal["near", "missed", "none"]
 class ProfileActions(Protocol):
     """What the profile step does, through the profiles family's own use cases."""
 
-    def withdraw_consent(self, customer_id: str, purposes: Sequence[str], source: str) -> list[str]:
-        """The purposes withdrawn (all marketing purposes when none are named)."""
+    def withdraw_consent(
+        self, customer_id: str, purposes: Sequence[str], source: str, request_id: str
+    ) -> list[str]:
+        """The purposes withdrawn (all marketing purposes when none are named); run again for
+        the same request, it records no decision twice."""
         ...
 
     def rectify(self, customer_id: str, sealed_changes: str) -> list[str]:
@@ -169,7 +172,9 @@ class PrivacyExecutor:
     def _profile_step(self, record: PrivacyRequestRecord, attempt: int) -> StepRecord:
         cid = record.customer_id
         if record.kind is RequestKind.CONSENT_WITHDRAWAL:
-            withdrawn = self._profile.withdraw_consent(cid, record.purposes, "privacy_request")
+            withdrawn = self._profile.withdraw_consent(
+                cid, record.purposes, "privacy_request", record.request_id
+            )
             self._bus.publish(
                 [
                     ConsentWithdrawn(

@@ -12,7 +12,7 @@ from crm.errors import NotFound
 from crm.profiles.family import Profiles
 from crm.profiles.models import ConsentChange, ConsentPurpose, EditProfile, ProfileAttributes
 
-SYSTEM = Caller(subject="privacy", roles=frozenset({Role.ADMIN}))
+SYSTEM = Caller(subject="privacy", roles=frozenset({Role.ADMIN}), system=True)
 CHANGES_FIELD = "privacy_changes"  # what the sealed changes are bound to (the cipher's AAD)
 MARKETING = tuple(p for p in ConsentPurpose if p.value.startswith("marketing_"))
 
@@ -25,11 +25,15 @@ class ProfilesActions:
         _, cipher = self._profiles.service.sealing_cipher(customer_id)
         return cipher.seal(CHANGES_FIELD, json.dumps(changes, sort_keys=True))
 
-    def withdraw_consent(self, customer_id: str, purposes: Sequence[str], source: str) -> list[str]:
+    def withdraw_consent(
+        self, customer_id: str, purposes: Sequence[str], source: str, request_id: str
+    ) -> list[str]:
         wanted = [ConsentPurpose(p) for p in purposes] or list(MARKETING)
         for purpose in wanted:
             change = ConsentChange(purpose=purpose, granted=False, source=source)
-            self._profiles.edits.change_consent(SYSTEM, customer_id, change)
+            # One ledger entry per request and purpose, however often the step is retried.
+            key = f"privacy:{request_id}:{purpose.value}"
+            self._profiles.edits.change_consent(SYSTEM, customer_id, change, decision_key=key)
         return [p.value for p in wanted]
 
     def rectify(self, customer_id: str, sealed_changes: str) -> list[str]:

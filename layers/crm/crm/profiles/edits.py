@@ -44,6 +44,7 @@ from crm.profiles.service import ProfileService
 from crm.profiles.store import (
     AppendEntry,
     ClaimIdentity,
+    DuplicateEntry,
     IdentityTaken,
     ReleaseIdentity,
     StaleProfile,
@@ -213,7 +214,16 @@ class ProfileEdits:
 
         return self._profiles.retry(attempt)
 
-    def change_consent(self, caller: Caller, customer_id: str, body: ConsentChange) -> ConsentView:
+    def change_consent(
+        self,
+        caller: Caller,
+        customer_id: str,
+        body: ConsentChange,
+        decision_key: str | None = None,
+    ) -> ConsentView:
+        """Record one consent decision. With `decision_key` (a caller's retryable step, e.g. a
+        privacy request's withdrawal) the ledger entry's key is that, and a decision already
+        recorded under it answers the consent as it stands, writing nothing again."""
         caller.require(Permission.EDIT_CONSENT, customer_id)
         now = self._profiles.clock()
         decided_at = body.decided_at or now
@@ -231,7 +241,7 @@ class ProfileEdits:
             state = ConsentState(granted=body.granted, decided_at=decided_at, source=body.source)
             record.consent[body.purpose] = state
             entry = LedgerEntry(
-                key=f"consent:{self._profiles.ids()}",
+                key=f"consent:{decision_key or self._profiles.ids()}",
                 kind="CNS",
                 customer_id=record.customer_id,
                 at=decided_at,
@@ -241,7 +251,13 @@ class ProfileEdits:
                     **state.model_dump(mode="json"),
                 },
             )
-            self._profiles.save(record, AppendEntry(entry))
+            try:
+                # The entry is put only if its key is free, in the profile's transaction.
+                self._profiles.save(record, AppendEntry(entry))
+            except DuplicateEntry:
+                if decision_key is None:
+                    raise
+                record = self._profiles.load(customer_id)  # applied by an earlier attempt
             consent = {ConsentPurpose(k): v for k, v in record.consent.items()}
             return ConsentView(customer_id=record.customer_id, consent=consent)
 

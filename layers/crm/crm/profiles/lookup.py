@@ -5,6 +5,7 @@ order is found through its ledger entry. Merged profiles lead to the profile tha
 
 from __future__ import annotations
 
+from crm.audit import CUSTOMER_SEARCH
 from crm.auth import Caller, Permission
 from crm.errors import Conflict, NotFound
 from crm.profiles.models import (
@@ -48,7 +49,7 @@ class CustomerLookup:
                 CustomerMatch(
                     customer_id=cid,
                     matched_by=matched[cid],
-                    profile=self._views.view(caller, record, codec),
+                    profile=self._views.view(caller, record, codec, why=CUSTOMER_SEARCH),
                 )
                 for cid, record in sorted(live.items(), key=lambda kv: kv[1].created_at)
             ]

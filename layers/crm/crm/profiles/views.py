@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from crm.audit import NoPiiReads, PiiReads
+from crm.audit import PROFILE_VIEW, NoPiiReads, PiiReads
 from crm.auth import Caller, Permission
 from crm.profiles.models import (
     ConsentPurpose,
@@ -31,9 +31,6 @@ class CustomerViews:
     def read_customer_360(self, caller: Caller, customer_id: str) -> Customer360 | CustomerSelfView:
         caller.require(Permission.READ_PROFILE, customer_id)
         record = self._profiles.load(customer_id)
-        if caller.is_staff and record.sealed and caller.can(Permission.READ_PII, customer_id):
-            # One customer's profile opened unmasked by staff: recorded (ids, field names).
-            self._pii_reads.unmasked_read(caller.subject, record.customer_id, sorted(record.sealed))
         return self.for_caller(caller, record, self._profiles.codec(), customer_id)
 
     def for_caller(
@@ -56,8 +53,16 @@ class CustomerViews:
         codec: PiiCodec,
         asked_as: str | None = None,
         new: bool = False,
+        why: str = PROFILE_VIEW,
     ) -> Customer360:
         full = caller.can(Permission.READ_PII, asked_as or record.customer_id)
+        if full and record.sealed and not new and not caller.system:
+            # Every staff view of a profile unmasked (a read, a search's match, an edit's
+            # answer) is recorded: ids, field names, why. A profile staff just created shows
+            # them only what they sent.
+            self._pii_reads.unmasked_read(
+                caller.subject, record.customer_id, sorted(record.sealed), why
+            )
         # A new profile has no history yet.
         timeline = [] if new else self._timeline(record, codec, full)
         return Customer360(

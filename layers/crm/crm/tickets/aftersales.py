@@ -25,6 +25,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Protocol
 
+from crm.audit import AFTERSALES_CASE, NoPiiReads, PiiReads
 from crm.auth import Caller, Permission
 from crm.bus import Bus
 from crm.clock import Clock, IdFactory
@@ -118,7 +119,10 @@ class AfterSales:
         instant_refund_limit: Decimal = DEFAULT_INSTANT_REFUND_LIMIT,
         timers: Timers | None = None,
         orders: CustomerOrders | None = None,
+        pii_reads: PiiReads | None = None,
     ) -> None:
+        # Staff reads of a case's sealed note and reasons go to the audit trail (crm.audit).
+        self.pii_reads = pii_reads or NoPiiReads()
         self.timers = timers
         self.orders = orders
         self.store = store
@@ -199,6 +203,7 @@ class AfterSales:
             cipher = self.ciphers(case.customer_id)
             now = self.clock()
             if applied:
+                self._audit_read(caller, case.customer_id, [case])
                 return self._view(case, cipher, now)
             allowed = next_stages(CaseKind(case.kind), Stage(case.stage))
             if request.stage not in allowed:
@@ -229,6 +234,7 @@ class AfterSales:
             case.stages.append(stage)
             self.bus.publish([self._event(case, stage.stage, previous, now)])
             self._time_stage(case, seq - 1)
+            self._audit_read(caller, case.customer_id, [case])
             return self._view(case, cipher, now)
         raise Conflict("the case was changed by other requests at the same moment; try again")
 
@@ -238,6 +244,7 @@ class AfterSales:
         # A customer reads their own cases only; to others a case id is as good as absent.
         if not caller.can(Permission.READ_TICKETS, case.customer_id):
             raise NotFound(f"no after-sales case {case_id}")
+        self._audit_read(caller, case.customer_id, [case])
         return self._view(case, self.ciphers(case.customer_id), self.clock())
 
     def customer_cases(self, caller: Caller, customer_id: str) -> CaseList:
@@ -245,9 +252,22 @@ class AfterSales:
         cases = self.store.customer_cases(customer_id)
         if not cases:
             return CaseList(cases=[])
+        self._audit_read(caller, customer_id, cases)
         cipher = self.ciphers(customer_id)
         now = self.clock()
         return CaseList(cases=[self._view(c, cipher, now) for c in cases])
+
+    def _audit_read(self, caller: Caller, customer_id: str, cases: list[CaseRecord]) -> None:
+        """Staff opening the customer's sealed words (a note, a stage's reason): recorded."""
+        if not caller.is_staff or caller.system:
+            return
+        fields = {"note" for c in cases if c.note} | {
+            "stage_reason" for c in cases for s in c.stages if s.reason
+        }
+        if fields:
+            self.pii_reads.unmasked_read(
+                caller.subject, customer_id, sorted(fields), AFTERSALES_CASE
+            )
 
     def _check_order(self, customer_id: str, order_id: str) -> None:
         """An order the CRM has folded must be the customer's (merges followed): a case on

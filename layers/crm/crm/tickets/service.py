@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from aws_lambda_powertools import Logger
 
 from crm import metrics
+from crm.audit import TICKET_CONVERSATION, NoPiiReads, PiiReads
 from crm.auth import Caller, Permission
 from crm.bus import Bus
 from crm.clock import Clock, IdFactory
@@ -119,8 +120,10 @@ class TicketService:
         sleep: Callable[[float], Any] = time.sleep,
         corrections: Corrections | None = None,
         facts: FactLog | None = None,  # analytics: ticket outcomes to the lake
+        pii_reads: PiiReads | None = None,  # staff reads of message text (crm.audit)
     ) -> None:
         self.facts = facts
+        self.pii_reads = pii_reads or NoPiiReads()
         self.store = store
         self.profiles = profiles
         self.classifier = classifier
@@ -211,6 +214,12 @@ class TicketService:
             cipher = ciphers[m.customer_id]
             text = cipher.open(text_field(m.message_id), m.sealed) if cipher else mask_text("")
             messages.append(self._message_view(m, text))
+        if caller.is_staff and not caller.system:
+            # Staff read the customer's own words: recorded per profile whose messages opened.
+            for opened in sorted({m.customer_id for m in page.messages if ciphers[m.customer_id]}):
+                self.pii_reads.unmasked_read(
+                    caller.subject, opened, ["message_text"], TICKET_CONVERSATION
+                )
         return ConversationPage(customer_id=profile.customer_id, messages=messages,
                                 next_token=page.next_token)  # fmt: skip
 
