@@ -520,6 +520,7 @@ class DispatchService:
         self._timers.set(
             TIMER_KIND, f"{message.digest}.{message.attempt}", message.outcome.retry_at,
             {"msg": message.digest, "attempt": str(message.attempt)},
+            message.request.customer_id,  # privacy: an erasure finds it by index
         )  # fmt: skip
 
     def _final(

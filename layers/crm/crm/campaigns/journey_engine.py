@@ -479,6 +479,7 @@ class JourneyEngine:
         self._timers.set(
             TIMER_KIND, timer_id, due, {"instance_id": instance.instance_id,
                                         "pos": str(instance.pos + 1)},
+            instance.customer_id,  # privacy: an erasure finds it by index
         )  # fmt: skip
         after = instance.model_copy(
             update={"state": "waiting", "pos": instance.pos + 1, "updated_at": now,

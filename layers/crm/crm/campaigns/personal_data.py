@@ -97,14 +97,6 @@ class CampaignsPersonalData:
         found += [(i, "external_id") for i in push if location(self._table, i) not in seen]
         return found
 
-    def message_digests(self, subject: DataSubject) -> set[str]:
-        """The customer's dispatch ledger hashes (timer ids of deferred messages)."""
-        return {
-            item["PK"]["S"].removeprefix("MSG#")
-            for item, _ in self._found(subject)
-            if kind_of(item) == "message"
-        }
-
     def inventory(self, subject: DataSubject) -> StoreInventory:
         counts: dict[str, int] = {}
         for item, _ in self._found(subject):

@@ -1,11 +1,10 @@
 """The one registry of personal data: every store of the suite that holds customer data, in
 the order an erasure runs them, and the collector of a customer's identifiers.
 
-Order matters for erasure and for a retried one: the timers go first (they find a customer's
-SLA and deferral timers through ticket ids and message hashes the tickets and campaigns stores
-still hold), the profiles last (its profile item lists identities a retried run still needs,
-and deleting it destroys the data key: crypto-shredding). Every other store works from the
-frozen `DataSubject` alone.
+Order matters for erasure and for a retried one: the timers go first (a pending timer must
+not fire into a half-erased customer), the profiles last (its profile item lists identities a
+retried run still needs, and deleting it destroys the data key: crypto-shredding). Every store
+works from the frozen `DataSubject` alone.
 """
 
 from __future__ import annotations
@@ -45,20 +44,10 @@ def personal_data_stores(root: Any) -> tuple[PersonalDataStore, ...]:
         record = service.store.get(customer_id)
         return [] if record is None else list(record.segments)
 
-    tickets = TicketsPersonalData(settings.tickets.tickets_table, service.opening_cipher)
-    campaigns = CampaignsPersonalData(settings.campaigns.campaigns_table)
-
-    def related(subject: DataSubject) -> set[str]:
-        return {
-            *tickets.ticket_ids(subject),
-            *tickets.case_ids(subject),
-            *campaigns.message_digests(subject),
-        }
-
     stores: tuple[PersonalDataStore, ...] = (
-        TimersPersonalData(settings.timers.timers_table, related),
-        campaigns,
-        tickets,
+        TimersPersonalData(settings.timers.timers_table),
+        CampaignsPersonalData(settings.campaigns.campaigns_table),
+        TicketsPersonalData(settings.tickets.tickets_table, service.opening_cipher),
         SegmentsPersonalData(settings.segments.segments_table, scores, segments),
         LakePersonalData(
             settings.platform.lake_bucket,

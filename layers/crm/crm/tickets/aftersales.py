@@ -307,6 +307,7 @@ class AfterSales:
             _overdue_timer(case.case_id, current.seq),
             current.at + target,
             {"case_id": case.case_id, "seq": str(current.seq)},
+            subject=case.customer_id,  # an erasure finds the case's timers by index
         )
 
     def stage_due(self, wake: WakeUp) -> str:

@@ -675,7 +675,8 @@ class TicketService:
             for timer_id in plan.cancel:
                 self.timers.cancel(sla.SLA_KIND, timer_id)
             for timer_id, due, payload in plan.set:
-                self.timers.set(sla.SLA_KIND, timer_id, due, payload)
+                # The customer named: an erasure finds the ticket's timers by index.
+                self.timers.set(sla.SLA_KIND, timer_id, due, payload, ticket.customer_id)
         if reasons:
             self.bus.publish([escalated_event(ticket, reasons)])
         if self.facts is not None:  # analytics: best effort, never fails the change

@@ -1,30 +1,21 @@
 """The timers' personal data (`TimersTable`) as the privacy registry sees it: a customer's
 pending timers (a journey wait, a message deferred by quiet hours, an SLA wake-up of their
-ticket) must not fire after they are erased.
+ticket, an after-sales stage target) must not fire after they are erased.
 
-Timer ids and payloads hold ids only. Some name the customer (journey instances,
-`<journey>#<customer>#<seq>`); others name a thing of theirs (a ticket, a message's hash), which
-the families tell this store through `related` (the registry wires it). Timers of every kind
-are spread over `DUE#<shard>` partitions by a hash, so erasure reads the table once, whole, and
-deletes every timer and due item naming one of those ids: the registry runs this store before
-the stores whose items `related` reads (tickets, campaigns), so a retried erasure still knows
-them. Cost: one Scan per erasure; pending timers are few next to customers (waits of days),
-and fired ones expire after 30 days.
+Timer ids and payloads hold ids only. Every family that sets a timer about a customer names
+them (`Timers.set(..., subject=customer_id)`), which the timer item keeps as `SUBJ`, the key of
+the sparse, keys-only GSI `subject`. So a customer's timers are one Query per id of theirs (the
+customer and every profile merged into theirs; paged), then one BatchGetItem per 100 timers;
+their due items are derived from the timers (`DUE#<shard>`, due time, generation), never
+searched. No scan: the cost grows with the customer's own timers, not the table.
+
+Timers set before the index existed carry no `SUBJ`: fired ones expire 30 days after firing,
+pending ones (journey waits, SLA clocks) fire as they would have; a shop upgrading with pending
+timers older than that re-sets them or runs an erasure again after they have fired.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import Any
-
-from crm.erasure import (
-    Identifiers,
-    delete_items,
-    key_of,
-    location,
-    mentioning,
-    scan_items,
-)
 from crm.personal_data import (
     DataSubject,
     ErasureMethod,
@@ -35,78 +26,50 @@ from crm.personal_data import (
     StoreInventory,
     StoreVerification,
 )
-
-RelatedIds = Callable[[DataSubject], Iterable[str]]
-
-
-def _no_related(_: DataSubject) -> Iterable[str]:
-    return ()
-
-
-def _kind(item: dict[str, Any]) -> str:
-    return "timer" if item["PK"]["S"].startswith("TIMER#") else "due_item"
+from crm.timers.records import Timer, timer_key
+from crm.timers.store import TimerStore
 
 
 class TimersPersonalData:
     name = "timers"
     claims = ("TimersTable",)
 
-    def __init__(self, table: str, related: RelatedIds = _no_related) -> None:
+    def __init__(self, table: str) -> None:
         self._table = table
-        self._related = related
+        self._store = TimerStore(table)
 
-    def _identifiers(self, subject: DataSubject) -> Identifiers:
-        own = Identifiers.of(subject, customer_ids_only=True).patterns
-        related = Identifiers.named((i, "customer_id") for i in self._related(subject))
-        return Identifiers(own + related.patterns)
-
-    def _found(self, subject: DataSubject) -> list[tuple[dict[str, Any], str]]:
-        return list(mentioning(scan_items(self._table), self._identifiers(subject)))
+    def _found(self, subject: DataSubject) -> list[Timer]:
+        return self._store.subject_timers([subject.customer_id, *subject.merged_ids])
 
     def inventory(self, subject: DataSubject) -> StoreInventory:
-        timers = [item for item, _ in self._found(subject) if _kind(item) == "timer"]
+        timers = self._found(subject)
         holdings = (Holding(kind="timer", count=len(timers), erasure=ErasureMethod.DELETE),)
         return StoreInventory(store=self.name, holdings=holdings if timers else ())
 
     def export(self, subject: DataSubject) -> StoreExport:
         rows = [
-            {
-                "kind": item["kind"]["S"],
-                "due_at": item["due_at"]["S"],
-                "state": item["state"]["S"],
-            }
-            for item, _ in self._found(subject)
-            if _kind(item) == "timer"
+            {"kind": t.kind, "due_at": t.due_at.isoformat(), "state": t.state}
+            for t in self._found(subject)
         ]
         return StoreExport(store=self.name, sections={"scheduled_actions": rows})
 
     def erase(self, subject: DataSubject) -> StoreErasure:
-        found = [item for item, _ in self._found(subject)]
-        # Due items first: a sweep between the two deletes finds no due item of a timer
-        # already gone (it would queue a wake-up that the claim then refuses anyway).
-        delete_items(self._table, [key_of(i) for i in found if _kind(i) == "due_item"])
-        delete_items(self._table, [key_of(i) for i in found if _kind(i) == "timer"])
-        timers = sum(1 for i in found if _kind(i) == "timer")
-        return StoreErasure(store=self.name, erased={"timer": timers} if timers else {})
+        timers = self._found(subject)
+        self._store.delete_timers(timers)
+        return StoreErasure(store=self.name, erased={"timer": len(timers)} if timers else {})
 
     def verify(self, subject: DataSubject) -> StoreVerification:
-        checked = 0
-        identifiers = self._identifiers(subject)
-
-        def counted() -> Iterable[dict[str, Any]]:
-            nonlocal checked
-            for item in scan_items(self._table):
-                checked += 1
-                yield item
-
-        found = list(mentioning(counted(), identifiers))
+        timers = self._found(subject)
         return StoreVerification(
             store=self.name,
-            checked=checked,
+            # What the index holds for the customer's ids: each a Query of the sparse index.
+            checked=1 + len(subject.merged_ids),
             remnants=tuple(
                 Remnant(
-                    kind=_kind(item), location=location(self._table, item), identifier_kind=ident
+                    kind="timer",
+                    location=f"{self._table}/{timer_key(t.kind, t.timer_id)['PK']}/TIMER",
+                    identifier_kind="customer_id",
                 )
-                for item, ident in found
+                for t in timers
             ),
         )

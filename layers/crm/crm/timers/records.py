@@ -2,7 +2,9 @@
 
 timer      PK=TIMER#<kind>#<timer_id>  SK=TIMER
            state (pending | fired), due_at, generation, shard, payload, set_at;
-           fired: fired_at, expires_at (TTL: kept 30 days so a late second `set` stays one timer)
+           fired: fired_at, expires_at (TTL: kept 30 days so a late second `set` stays one timer);
+           SUBJ: the customer the timer is about, when there is one (sparse GSI `subject`,
+           keys only: a customer's timers for the privacy registry, without a scan)
 due item   PK=DUE#<shard>              SK=<due_at>#<kind>#<timer_id>#<generation>
            kind, timer_id, generation, due_at, payload: what the sweep needs to send the wake-up
            without reading the timer; deleted once its wake-up is queued
@@ -47,6 +49,8 @@ MAX_PAYLOAD_ENTRIES = 10
 MAX_PAYLOAD_BYTES = 1024
 
 TimerState = Literal["pending", "fired"]
+# The sparse index of the timers that name a customer (`SUBJ`), for erasure and export.
+SUBJECT_INDEX = "subject"
 
 
 class Timer(Record):
@@ -61,6 +65,9 @@ class Timer(Record):
     generation: str
     payload: dict[str, str] = Field(default_factory=dict)
     fired_at: datetime | None = None
+    subject: str | None = Field(
+        default=None, description="the customer id the timer is about (indexed), if any"
+    )
 
 
 class WakeUp(Record):

@@ -111,11 +111,20 @@ class Timers:
         return self._store.get(kind, timer_id)
 
     def set(
-        self, kind: str, timer_id: str, due_at: datetime, payload: Mapping[str, str] | None = None
+        self,
+        kind: str,
+        timer_id: str,
+        due_at: datetime,
+        payload: Mapping[str, str] | None = None,
+        subject: str | None = None,
     ) -> Timer:
-        """The timer (kind, timer_id) due at `due_at`, or the one already set under that id."""
+        """The timer (kind, timer_id) due at `due_at`, or the one already set under that id.
+        `subject`: the customer id it is about, so an erasure finds it by index (every timer
+        about a customer must name them: the privacy registry finds no other)."""
         payload = dict(payload or {})
         _check(kind, timer_id, payload)
+        if subject is not None and not PAYLOAD_VALUE.match(subject):
+            raise InvalidInput("not a timer's subject", [FieldProblem("subject", "an id")])
         self._kinds.queue(kind)
         existing = self._store.get(kind, timer_id)
         if existing is not None:
@@ -123,12 +132,12 @@ class Timers:
         now = self._clock()
         timer = Timer(
             kind=kind, timer_id=timer_id, due_at=self._due(due_at, now), state="pending",
-            generation=self._ids(), payload=payload,
+            generation=self._ids(), payload=payload, subject=subject,
         )  # fmt: skip
         if not self._store.create(timer, now):  # set by another container meanwhile
             winner = self._store.get(kind, timer_id)
             if winner is None:  # and cancelled since: ours is the timer now
-                return self.set(kind, timer_id, due_at, payload)
+                return self.set(kind, timer_id, due_at, payload, subject)
             return winner
         self._soon(timer, now)
         return timer

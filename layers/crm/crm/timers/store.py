@@ -11,9 +11,10 @@ from botocore.exceptions import ClientError
 
 from crm import aws
 from crm.clock import iso
-from crm.dynamo import batch_write, from_item, to_item
+from crm.dynamo import batch_get, batch_write, from_item, to_item
 from crm.timers.records import (
     FIRED_RETENTION,
+    SUBJECT_INDEX,
     Timer,
     WakeUp,
     due_partition,
@@ -43,6 +44,7 @@ def _timer(item: dict[str, Any]) -> Timer:
         generation=v["generation"],
         payload=dict(v.get("payload") or {}),
         fired_at=datetime.fromisoformat(fired) if fired else None,
+        subject=v.get("SUBJ"),
     )
 
 
@@ -89,6 +91,7 @@ class TimerStore:
             "due_at": iso(timer.due_at), "generation": timer.generation,
             "shard": shard_of(timer.kind, timer.timer_id), "payload": timer.payload or None,
             "set_at": iso(at),
+            **({"SUBJ": timer.subject} if timer.subject else {}),
         })  # fmt: skip
         ddb = aws.dynamodb()
         ddb.put_item(TableName=self._table, Item=self._due_item(timer))
@@ -152,6 +155,31 @@ class TimerStore:
 
     def delete_due(self, keys: Sequence[dict[str, Any]]) -> None:
         batch_write(self._table, [{"DeleteRequest": {"Key": key}} for key in keys])
+
+    # ------------------------------------------------------------ a customer's timers
+    def subject_timers(self, subjects: Sequence[str]) -> list[Timer]:
+        """Every timer (pending or fired) set about one of these customer ids: a Query of the
+        sparse `subject` index per id (keys only, paged), then the timers by key."""
+        keys: list[dict[str, Any]] = []
+        paginator = aws.dynamodb().get_paginator("query")
+        for subject in subjects:
+            for page in paginator.paginate(
+                TableName=self._table,
+                IndexName=SUBJECT_INDEX,
+                KeyConditionExpression="SUBJ = :s",
+                ExpressionAttributeValues={":s": {"S": subject}},
+            ):
+                keys += [{"PK": i["PK"], "SK": i["SK"]} for i in page["Items"]]
+        return [_timer(item) for item in batch_get(self._table, keys)]
+
+    def delete_timers(self, timers: Sequence[Timer]) -> None:
+        """Timers and their due items, whatever their state (erasure). Due items first: a
+        sweep between the two finds no due item of a timer already gone."""
+        self.delete_due([self.due_key(t) for t in timers if t.state == "pending"])
+        batch_write(
+            self._table,
+            [{"DeleteRequest": {"Key": to_item(timer_key(t.kind, t.timer_id))}} for t in timers],
+        )
 
     # ------------------------------------------------------------ claiming a wake-up
     def claim_operation(self, wake: WakeUp, at: datetime) -> dict[str, Any]:
