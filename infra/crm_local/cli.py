@@ -589,6 +589,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     verify.add_argument("--no-archive", action="store_true", help="check the table's chain only")
     verify.set_defaults(run=cmd_audit_verify)
+    privacy = sub.add_parser("privacy", help="privacy requests' operations")
+    privacy_commands = privacy.add_subparsers(dest="privacy_command", required=True)
+    replay = privacy_commands.add_parser(
+        "replay-erasures",
+        help="after a restore: run again every erasure completed since the restore point "
+        "(read from the audit archive)",
+    )
+    replay.add_argument("--since", required=True, help="the restore point, e.g. 2026-11-20T08:00Z")
+    replay.set_defaults(run=cmd_replay_erasures)
 
     # campaigns: D
     outbox = sub.add_parser("outbox", help="what campaigns would have sent (recording provider)")
@@ -679,6 +688,36 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     print(f"the audit chain is broken at entry {result.first_broken}: {result.problem} "
           f"({result.entries} entries before it verified)")  # fmt: skip
     return 1
+
+
+def cmd_replay_erasures(args: argparse.Namespace) -> int:
+    """The erasures completed since a restore point, from the audit archive, run again on
+    the running suite's restored tables (docs/operations.md, Backups and restore)."""
+    info = _running(args.state_dir)
+    if not info:
+        return _not_running()
+    try:
+        since = datetime.fromisoformat(args.since.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(f"--since {args.since}: an ISO time, e.g. 2026-11-20T08:00:00Z") from None
+    if since.tzinfo is None:
+        raise UsageError("--since needs its zone (Z or +08:00)")
+    use_endpoint(info["aws_endpoint"])
+    template = load_template(args.template)
+    stack = provision(template)  # the running suite's resources, as the worker sees them
+    os.environ.update(stack.environment(template.function("PrivacyWorkerFunction")))
+    reset_process_state()
+    install_clock(EmulatedTime(args.state_dir))
+    from crm.composition import root
+
+    replayed = root().erasure_replay.replay(since)
+    for r in replayed:
+        erased = sum(r.erased.values())
+        state = "clean" if r.clean else "NOT CLEAN (see the audit trail's erasure_replayed)"
+        print(f"{r.request_id}  customer {r.customer_id}  completed {r.completed_at.isoformat()}"
+              f"  subject from {r.subject_from}: {erased} items erased again, {state}")  # fmt: skip
+    print(f"{len(replayed)} erasure(s) completed since {since.isoformat()} replayed")
+    return 0 if all(r.clean for r in replayed) else 1
 
 
 # ---- campaigns: D

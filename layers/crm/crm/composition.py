@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from crm.lake import FactLog, Lake
     from crm.personal_data import DataSubject, PersonalDataStore
     from crm.privacy import AuditLog, PrivacyExecutor, PrivacyRequests, PrivacySettings
+    from crm.privacy.replay import ErasureReplay
     from crm.privacy.routes import PrivacyParts
     from crm.privacy.store import PrivacyFiles, PrivacyStore
     from crm.profiles.family import Profiles
@@ -574,6 +575,21 @@ class Crm:
         from crm.privacy import AuditLog
 
         return AuditLog(self.privacy_store, self.privacy_files, self.clock)
+
+    @cached_property
+    def erasure_replay(self) -> ErasureReplay:
+        """Erasures completed since a restore point, run again (docs/operations.md)."""
+        from crm.privacy.registry import collect_subject
+        from crm.privacy.replay import ErasureReplay
+
+        return ErasureReplay(
+            self.privacy_files,
+            self.privacy_store,
+            lambda: self.personal_data_stores,
+            lambda customer_id: collect_subject(self, customer_id),
+            lambda customer_id: self.blind_index().pseudonym(customer_id),
+            self.privacy_audit,
+        )
 
     @cached_property
     def personal_data_stores(self) -> tuple[PersonalDataStore, ...]:

@@ -291,6 +291,21 @@ class PrivacyFiles:
             ChecksumAlgorithm="SHA256",  # Object Lock buckets refuse puts without a checksum
         )
 
+    def archived_after(self, seq: int) -> list[bytes]:
+        """Every archived entry after `seq`, in order (the archive outlives a table's restore:
+        Object Lock keeps it, and no restore rewinds a bucket)."""
+        found: list[bytes] = []
+        start = f"audit/{seq:012d}.json"
+        for page in (
+            aws.s3()
+            .get_paginator("list_objects_v2")
+            .paginate(Bucket=self._archive, Prefix="audit/", StartAfter=start)
+        ):
+            for entry in page.get("Contents", []):
+                body = aws.s3().get_object(Bucket=self._archive, Key=entry["Key"])["Body"]
+                found.append(body.read())
+        return found
+
     def archived(self, seq: int) -> bytes | None:
         try:
             out = aws.s3().get_object(Bucket=self._archive, Key=f"audit/{seq:012d}.json")
