@@ -14,6 +14,7 @@ import pytest
 
 from crm.campaigns.models import DispatchOutcome, DispatchRequest
 from crm.campaigns.policy import ContactPolicy
+from crm.campaigns.providers import Providers, RecordingProvider
 from crm.campaigns.send_models import SendTask
 from crm.campaigns.sends import CHUNK
 from crm.composition import root
@@ -181,3 +182,30 @@ def test_a_failure_in_one_thread_lets_the_others_finish_and_the_page_retries(
     report = kit.suite.call("GET", f"/campaigns/{send_id}/report", role="analyst").body
     assert report["variants"][0]["recipients"] == CHUNK
     assert report["variants"][0]["sent"] == CHUNK
+
+
+def test_the_threads_share_the_channel_s_rate(live: Kit, atomic_moto: None) -> None:
+    """The worker's one token bucket paces every thread: the k-th message past the one-second
+    burst waits (k - rate) / rate seconds, whatever thread sends it (no two threads take the
+    same slot)."""
+    kit = live
+    stored = kit.suite.call("GET", "/campaigns/policy", role="marketer").body["policy"]
+    stored["channels"]["sms"].update(rate_per_s=10, max_concurrency=8)
+    assert kit.suite.call("PUT", "/campaigns/policy", stored, role="marketer").status == 200
+    members = consenting(kit, 2 * CHUNK, "rate")
+    send_id = listed_send(kit, members)
+    waits: list[float] = []
+    dispatcher = root().campaign_dispatch
+    # The bucket's clock stands still and its pauses are recorded, not slept: each message
+    # past the burst is then told exactly how long after the first it may go.
+    dispatcher._buckets._monotonic = lambda: 0.0
+    dispatcher._buckets._sleep = waits.append
+
+    class Paced(RecordingProvider):
+        rate_limited = True  # as a live provider is: the recording one is never paced
+
+    dispatcher._providers = Providers({}, Paced(root().dispatch_store, kit.clock))
+    root().sends.send_page(SendTask(send_id=send_id, kind="page", page=0), NO_DEADLINE)
+    assert set(sent_to(members, send_id).values()) == {1}
+    # 50 messages at 10 a second: the first 10 are the burst, the 40 others wait their turn.
+    assert sorted(waits) == pytest.approx([k / 10 for k in range(1, 2 * CHUNK - 10 + 1)])
