@@ -10,6 +10,7 @@ import json
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import pytest
@@ -114,12 +115,16 @@ def test_abandoned_cart_two_hours_then_a_reminder(emulator: Running) -> None:
     load_journeys(ApiClient(emulator.api, admin))
     journey_id = journeys_by_name(emulator, admin)["abandoned cart 2 h -> reminder"]
     cid = customer(emulator, admin, "e2e-cart")
-    event(emulator, admin, cid, "cart_added", 1)
-    wait_for(lambda: (instance(emulator, admin, journey_id, cid) or {}).get("state")
-             == "waiting", timeout=60)  # fmt: skip
+    buyer = customer(emulator, admin, "e2e-cart-buyer")
+    for who in (cid, buyer):
+        event(emulator, admin, who, "cart_added", 1)
+        wait_for(partial(is_in, emulator, admin, journey_id, who, "waiting"), timeout=60)
+    paid(emulator, admin, buyer, 1)  # within the two hours: the goal, no reminder
+    wait_for(lambda: state_of(emulator, admin, journey_id, buyer) == "goal", timeout=60)
     emulator.cli("clock", "advance", "2h")
     sent = sent_after(emulator, admin, cid, journey_id)
     assert [(m["channel"], "#reminder#" in m["dispatch_key"]) for m in sent] == [("push", True)]
+    assert outbox(emulator, admin, buyer, journey_id) == []
 
 
 def test_seven_days_after_the_first_order_a_cross_sell(emulator: Running) -> None:
@@ -127,14 +132,17 @@ def test_seven_days_after_the_first_order_a_cross_sell(emulator: Running) -> Non
     load_journeys(ApiClient(emulator.api, admin))
     journey_id = journeys_by_name(emulator, admin)["7 days after the first order -> cross-sell"]
     cid = customer(emulator, admin, "e2e-first")
-    event(emulator, admin, cid, "order_paid", 1)
-    waiting = wait_for(lambda: (instance(emulator, admin, journey_id, cid) or {}).get("state")
-                       == "waiting", timeout=60)  # fmt: skip
-    assert waiting
-    assert instance(emulator, admin, journey_id, cid)["step"] == "wait_7d"  # type: ignore[index]
+    again = customer(emulator, admin, "e2e-first-again")
+    for who in (cid, again):
+        event(emulator, admin, who, "order_paid", 1)
+        wait_for(partial(is_in, emulator, admin, journey_id, who, "waiting"), timeout=60)
+        assert instance(emulator, admin, journey_id, who)["step"] == "wait_7d"  # type: ignore[index]
+    paid(emulator, admin, again, 2)  # a second order: the exit rule, checked before the send
     emulator.cli("clock", "advance", "7d")
     sent = sent_after(emulator, admin, cid, journey_id)
     assert [(m["channel"], "#cross_sell#" in m["dispatch_key"]) for m in sent] == [("email", True)]
+    wait_for(lambda: state_of(emulator, admin, journey_id, again) == "exited", timeout=60)
+    assert outbox(emulator, admin, again, journey_id) == []
 
 
 # ------------------------------------------------------------------ the other five examples
@@ -205,6 +213,10 @@ def state_of(emulator: Running, admin: str, journey_id: str, cid: str) -> str | 
     return None if found is None else str(found["state"])
 
 
+def is_in(emulator: Running, admin: str, journey_id: str, cid: str, state: str) -> bool:
+    return state_of(emulator, admin, journey_id, cid) == state
+
+
 def step_of(message: dict[str, Any], *steps: str) -> str | None:
     """Which of the journey's send steps a message came from (its dispatch key names it)."""
     return next((s for s in steps if f"#{s}#" in message["dispatch_key"]), None)
@@ -266,13 +278,18 @@ def test_churn_warning_wins_back_half_and_holds_out_the_other_half(emulator: Run
     customers = [person(emulator, admin, f"e2e-churn-{k}", ("marketing_sms",)) for k in range(6)]
     for n, cid in enumerate(customers):
         paid(emulator, admin, cid, n)  # the condition step: at least one order
+    # An exit: a customer tagged do_not_winback leaves at entry, whatever the split.
+    spared = person(emulator, admin, "e2e-churn-spared", ("marketing_sms",))
+    tag = {"add": [{"name": "do_not_winback"}]}
+    assert emulator.http("POST", f"/customers/{spared}/tags", tag, token=admin)[0] == 200
     # What the segment run publishes when a customer enters the churn-risk tier.
     now = emulator_now(emulator).isoformat().replace("+00:00", "Z")
     entries = [{"Source": "crm", "DetailType": "CustomerSegmentChanged", "EventBusName": "crm-dev",
                 "Detail": json.dumps({"customer_id": cid, "segment": "tier:churn_risk",
                                       "change": "entered", "occurred_at": now})}
-               for cid in customers]  # fmt: skip
+               for cid in [*customers, spared]]  # fmt: skip
     assert emulator.aws("events").put_events(Entries=entries)["FailedEntryCount"] == 0
+    wait_for(lambda: state_of(emulator, admin, journey_id, spared) == "exited", timeout=90)
     done = {"completed", "goal", "exited"}
     wait_for(lambda: all(state_of(emulator, admin, journey_id, c) in done for c in customers),
              timeout=120)  # fmt: skip
@@ -285,7 +302,7 @@ def test_churn_warning_wins_back_half_and_holds_out_the_other_half(emulator: Run
         [message] = delivered(emulator, admin, cid, journey_id)
         assert (message["channel"], "#winback#" in message["dispatch_key"]) == ("sms", True)
         assert "券码" in message["body"]
-    for cid in (c for c, v in variant.items() if v == "control"):
+    for cid in [*(c for c, v in variant.items() if v == "control"), spared]:
         assert outbox(emulator, admin, cid, journey_id) == []
     entered = report(emulator, admin, journey_id)["variants"]
     for name in set(variant.values()):
