@@ -8,6 +8,8 @@ import os
 # model fits' optimizers (ours and lifetimes') call BLAS on 4x4 matrices, where OpenBLAS's
 # threads cost up to ~100x the work on a shared machine.
 os.environ["OPENBLAS_NUM_THREADS"] = "1"
+# The functions' CloudWatch metrics (EMF lines on stdout) are not the bench's output.
+os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
 
 import platform
 import statistics
@@ -241,8 +243,10 @@ def kept_local_demo(path: Path) -> str:
     start = text.find(f"\n{LOCAL_DEMO}\n")
     if start < 0:
         return ""
-    end = text.find("\n## ", start + len(LOCAL_DEMO) + 2)
-    section = text[start : end if end >= 0 else len(text)].strip("\n")
+    # It ends where the next section or another bench's marked section begins.
+    ends = [text.find(mark, start + len(LOCAL_DEMO) + 2) for mark in ("\n## ", "\n<!-- ")]
+    end = min((e for e in ends if e >= 0), default=len(text))
+    section = text[start:end].strip("\n")
     return f"\n{section}\n"
 
 

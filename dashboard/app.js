@@ -33,6 +33,7 @@ const TEXT = {
     forbidden: "Your role cannot read analytics (analysts, marketers and admins can).",
     unreachable: "The API could not be reached (down, or refusing this page's origin)",
     badPeriod: "The period's start is after its end.",
+    periodHint: "No dates: each chart its usual period.",
     failed: "Could not load",
     signInState: "The sign-in answer did not match the request: sign in again.",
   },
@@ -58,6 +59,7 @@ const TEXT = {
     forbidden: "您的角色无权查看分析数据（分析师、营销人员和管理员可以）。",
     unreachable: "无法连接 API（服务未运行，或不接受本页面的来源）",
     badPeriod: "开始日期晚于结束日期。",
+    periodHint: "不选日期：各图表按其常用时段。",
     failed: "加载失败",
     signInState: "登录返回与请求不符，请重新登录。",
   },
@@ -319,11 +321,14 @@ function isoDate(date) {
   return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}`;
 }
 
-function defaultPeriod() {
-  // The API's default too: the last 30 days, today included.
-  const to = new Date();
-  const from = new Date(to.getFullYear(), to.getMonth(), to.getDate() - 29);
-  return { from: isoDate(from), to: isoDate(to) };
+// A metric's own period when the user picks none: its `default_days` up to today, the API's
+// default too (30 days for most; repurchase within 30 days needs 180 to have cohorts that
+// count). Sent explicitly so that "today" is the user's calendar day, not UTC's.
+function defaultPeriod(metric, to) {
+  const end = to ? new Date(`${to}T00:00:00`) : new Date();
+  const days = (metric && metric.default_days) || 30;
+  const from = new Date(end.getFullYear(), end.getMonth(), end.getDate() - (days - 1));
+  return { from: isoDate(from), to: isoDate(end) };
 }
 
 function readFilters() {
@@ -334,8 +339,11 @@ function readFilters() {
 }
 
 // Each metric takes only the filters it declares: another would be a 400.
+// Empty dates: each metric its own default period (the card's note shows which).
 function queryFor(metric, filters) {
-  const query = { from: filters.from, to: filters.to, grain: filters.grain };
+  const fallback = defaultPeriod(metric, filters.to);
+  const query = { from: filters.from || fallback.from, to: filters.to || fallback.to };
+  query.grain = filters.grain;
   for (const key of FILTERS) {
     if (filters[key] && (metric.filters || []).includes(key)) query[key] = filters[key];
   }
@@ -373,7 +381,7 @@ async function loadBoard() {
 
 async function loadMetrics() {
   const filters = readFilters();
-  if (filters.from > filters.to) {
+  if (filters.from && filters.to && filters.from > filters.to) {
     showMessage(t("badPeriod"), "error");
     return;
   }
@@ -652,10 +660,7 @@ async function start() {
     document.body.dataset.state = "error";
     return;
   }
-  const period = defaultPeriod();
   const form = $("#filters");
-  form.elements.from.value = period.from;
-  form.elements.to.value = period.to;
 
   for (const button of document.querySelectorAll("[data-lang]")) {
     button.addEventListener("click", () => applyLanguage(button.dataset.lang));

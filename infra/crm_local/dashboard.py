@@ -11,11 +11,12 @@ import logging
 import sys
 import threading
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from crm_local.local_server import LocalServer
 from crm_local.template import ROOT
 
 log = logging.getLogger("crm_local.dashboard")
@@ -104,10 +105,6 @@ def answer(method: str, target: str, config: dict[str, Any], folder: Path) -> Re
     return Reply(200, {**headers, "Content-Type": content_type}, body)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-
 class DashboardServer:
     def __init__(
         self,
@@ -119,7 +116,7 @@ class DashboardServer:
     ) -> None:
         self.config = page_config(api, currency, auth)
         self.folder = folder
-        self.server = _Server(("127.0.0.1", port), self._handler_class())
+        self.server = LocalServer(("127.0.0.1", port), self._handler_class())
         self._thread: threading.Thread | None = None
 
     @property

@@ -9,26 +9,19 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable, Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from crm_local.api_settings import ApiSettings, GatewayReply
 from crm_local.apigw import ApiRoute, find_resource, match_route, methods_of, proxy_event
+from crm_local.local_server import LocalServer
 from crm_local.tokens import InvalidToken, verify_token
 
 log = logging.getLogger("crm_local.gateway")
 
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 Invoker = Callable[[str, dict[str, Any]], Any]
-
-
-class _Server(ThreadingHTTPServer):
-    # socketserver listens with a backlog of 5: a burst of clients (a page of a client app, the
-    # demo loader, a promotion) overflows it and the kernel resets what it cannot queue, where
-    # API Gateway would answer every one.
-    request_queue_size = 128
-    daemon_threads = True
 
 
 class ApiGateway:
@@ -133,7 +126,7 @@ class Gateway:
         # No default settings: a gateway without the template's error bodies and CORS would
         # answer differently from the one the template deploys.
         self.api = ApiGateway(routes, invoke, secret, settings)
-        self.server = _Server(("127.0.0.1", port), self._handler_class())
+        self.server = LocalServer(("127.0.0.1", port), self._handler_class())
         self._thread: threading.Thread | None = None
 
     @property

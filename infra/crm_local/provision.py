@@ -55,6 +55,7 @@ IGNORED_TYPES = {
     "AWS::Lambda::Permission",
     "AWS::IAM::Role",
     "AWS::IAM::Policy",
+    "AWS::IAM::ManagedPolicy",
 }
 
 

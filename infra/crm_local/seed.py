@@ -420,12 +420,31 @@ def load_shop(
 
 
 # ---- campaigns: J (journeys) -- the shipped example journeys, live in the demo
-_HELLO_ZH = "{{ name }}，您好！{% for p in products %}{{ p.product }} {% endfor %}"
-_HELLO_EN = "Hi {{ name }}! {% for p in products %}{{ p.product }} {% endfor %}"
+_HELLO_ZH = (
+    "{{ name }}，您好！{% for p in products %}{{ p.product }} {% endfor %}"
+    "{% if coupon %}券码 {{ coupon.code }}：{{ coupon.description }} {% endif %}"
+)
+_HELLO_EN = (
+    "Hi {{ name }}! {% for p in products %}{{ p.product }} {% endfor %}"
+    "{% if coupon %}Code {{ coupon.code }}: {{ coupon.description }} {% endif %}"
+)
 DEMO_TEMPLATE_BODIES = {
     "zh": {"subject": "来自小店", "body": _HELLO_ZH + "退订：{{ unsubscribe_url }}"},
     "en": {"subject": "From the shop", "body": _HELLO_EN + "Unsubscribe: {{ unsubscribe_url }}"},
 }
+
+
+# The offers of the examples' coupons (any other offer id: 10 off an order of 99).
+DEMO_OFFERS: dict[str, dict[str, Any]] = {
+    "dormant_exclusive": {"description": "满99减20", "kind": "amount_off", "amount_off": "20.00",
+                          "min_order": "99.00", "valid_days": 14},
+    "winback_10": {"description": "全场9折", "kind": "percent_off", "percent_off": 10,
+                   "valid_days": 30},
+    "apology_20": {"description": "无门槛20元", "kind": "amount_off", "amount_off": "20.00",
+                   "valid_days": 60},
+    "*": {"description": "满99减10", "kind": "amount_off", "amount_off": "10.00",
+          "min_order": "99.00", "valid_days": 30},
+}  # fmt: skip
 
 
 def load_journeys(client: ApiClient) -> int:
@@ -444,6 +463,20 @@ def load_journeys(client: ApiClient) -> int:
         status, reply = client.request("PUT", f"/campaigns/templates/{template_id}", template)
         if status != 200:
             raise RuntimeError(f"storing template {template_id} failed: {status} {reply}")
+    # The coupon offers the examples' sends issue from (without them those messages fail).
+    offers = {
+        s["coupon_offer_id"]
+        for e in examples["examples"]
+        for s in e["steps"]
+        if s["type"] == "send" and s.get("coupon_offer_id")
+    }
+    expires = (datetime.now(UTC) + timedelta(days=730)).isoformat().replace("+00:00", "Z")
+    for offer_id in sorted(offers):
+        offer = {**DEMO_OFFERS.get(offer_id, DEMO_OFFERS["*"]), "offer_id": offer_id,
+                 "expires_at": expires, "budget": 1_000_000}  # fmt: skip
+        status, reply = client.request("POST", "/campaigns/coupons/offers", offer)
+        if status not in (201, 409):  # 409: stored by an earlier seeding
+            raise RuntimeError(f"creating offer {offer_id} failed: {status} {reply}")
     status, listing = client.request("GET", "/campaigns/journeys")
     if status != 200:
         raise RuntimeError(f"GET /campaigns/journeys answered {status}: {listing}")

@@ -264,7 +264,8 @@ def test_a_dev_token_signs_in_and_every_metric_is_drawn(
     # A table mixes units: each series is formatted in its own (currency, ratio, count).
     first = drawn["campaign_roi"]["rows"][0]
     assert first == ["双十一预热/A", "5,000", "410", "CN¥88,210.00", "3.1%", "320%"]
-    # Every call carried the token; the default period is the last 30 days, by day.
+    # Every call carried the token; with no dates picked, each metric is asked for its own
+    # default period up to today (repurchase within 30 days needs 180 days of cohorts), by day.
     today = date.today()
     assert all(e["headers"].get("Authorization", "").startswith("Bearer ") for e in function.events)
     queries = function.metric_queries()
@@ -274,6 +275,9 @@ def test_a_dev_token_signs_in_and_every_metric_is_drawn(
         "to": today.isoformat(),
         "grain": "day",
     }
+    assert queries["repurchase_30d"]["from"] == (today - timedelta(days=179)).isoformat()
+    note = browser.find_element(By.CSS_SELECTOR, '.metric[data-metric="repurchase_30d"] .note')
+    assert note.text.startswith(f"{today - timedelta(days=179)} – {today}")
 
 
 def test_chinese_labels_without_asking_the_api_again(
@@ -441,7 +445,8 @@ def drawn_totals(driver: WebDriver) -> dict[str, list[float]]:
 
 def test_the_seeded_demo_draws_real_charts(browser: WebDriver, tmp_path: Path) -> None:
     """The real analytics routes over a small seeded demo shop (no fixture): every card draws
-    or says it has no data, none fails, and the funnel and active customers have figures."""
+    or says it has no data, none fails, and the funnel, active customers and repurchase have
+    figures."""
     with start_emulator(
         ROOT / "template.yaml", tmp_path, "--no-persist", "--seed", str(DEMO_CUSTOMERS)
     ) as running:
@@ -460,7 +465,9 @@ def test_the_seeded_demo_draws_real_charts(browser: WebDriver, tmp_path: Path) -
         failed = {n: c for n, c in drawn.items() if c["state"] not in ("ready", "empty")}
         assert not failed, failed
         totals = drawn_totals(browser)
-        for name in ("funnel", "active_customers"):
+        # Each card its own default period: repurchase within 30 days counts cohorts of 180
+        # days, which the demo shop's history fills (the last 30 days alone had none).
+        for name in ("funnel", "active_customers", "repurchase_30d"):
             assert drawn[name]["state"] == "ready", (name, drawn[name])
             assert drawn[name]["canvas"], name  # drawn on a canvas, not only configured
             assert sum(totals[name]) > 0, (name, totals[name])

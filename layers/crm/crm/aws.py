@@ -46,7 +46,10 @@ _BULK_CONFIG = Config(
     parameter_validation=False,
 )  # fmt: skip
 
-SERVICES = ("dynamodb", "sqs", "s3", "events", "kms", "secretsmanager", "sesv2", "sns")
+SERVICES = (
+    "dynamodb", "sqs", "s3", "events", "kms", "secretsmanager", "sesv2", "sns",
+    "pinpoint-sms-voice-v2",
+)  # fmt: skip
 BULK_SERVICES = ("dynamodb",)
 
 # Error codes of a service that is busy now and may not be in a moment (botocore retries
@@ -148,6 +151,11 @@ def sesv2() -> Any:
 
 def sns() -> Any:
     return _client("sns", False)
+
+
+def sms_voice() -> Any:
+    """AWS End User Messaging SMS (the `sms-voice` API, boto3's pinpoint-sms-voice-v2)."""
+    return _client("pinpoint-sms-voice-v2", False)
 
 
 # analytics: the metric queries in AWS (typed Any: no stubs are installed for it)

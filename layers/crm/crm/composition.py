@@ -364,6 +364,9 @@ class Crm:
                 self.dispatch_store.template(template_id) is not None
             ),
             facts=self.facts,  # analytics
+            concurrency=lambda channel: (
+                self.campaign_dispatch.policy().channel(channel).max_concurrency
+            ),
         )
 
     @cached_property

@@ -213,6 +213,12 @@ class Routes:
                             declared=query,
                         )
                     )
+                except Unavailable as error:
+                    # Not the request's fault (a metric still computing): the same request
+                    # may succeed in a moment.
+                    return json_response(
+                        error_body(error), error.status, {"Retry-After": str(RETRY_AFTER_S)}
+                    )
                 except CrmError as error:
                     if error.status >= 500:  # pragma: no cover - domain errors are all 4xx
                         logger.exception("domain error with a server status")

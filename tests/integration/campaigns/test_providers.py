@@ -11,11 +11,14 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.stub import Stubber
 from moto.ses.models import ses_backends
 from moto.sns.models import sns_backends
 
+from crm import aws
 from crm.campaigns.models import MessageChannel
 from crm.campaigns.providers import (
+    EndUserMessagingSms,
     OutgoingMessage,
     ProviderBusy,
     ProviderRefused,
@@ -90,6 +93,34 @@ def test_sms_and_push_go_through_sns(shop: Shop) -> None:
     assert json.loads(json.loads(published)["GCM"])["notification"]["body"] == "张*，欢迎！"
     with pytest.raises(ProviderRefused, match="no device"):
         push.send(message(channel="push", address="u-unknown"))
+    # A live stage names its application: only its endpoints are published to (the IAM policy
+    # grants no other), an endpoint of another one is refused before any call.
+    assert SnsPush(root().dispatch_store, "GCM/app").send(message(channel="push", address="u-1"))
+    with pytest.raises(ProviderRefused, match="another application"):
+        SnsPush(root().dispatch_store, "GCM/other-app").send(message(channel="push", address="u-1"))
+    assert len(backend.platform_endpoints[arn].messages) == 2
+
+
+def test_end_user_messaging_sms_sends_from_the_origination_identity(shop: Shop) -> None:
+    origin = f"arn:aws:sms-voice:{REGION}:{ACCOUNT}:phone-number/phone-1"
+    with Stubber(aws.sms_voice()) as stub:  # moto has no End User Messaging SMS
+        stub.add_response("send_text_message", {"MessageId": "sms-1"}, {
+            "DestinationPhoneNumber": "+8613800000001", "OriginationIdentity": origin,
+            "MessageBody": "张*，欢迎！", "MessageType": "PROMOTIONAL",
+            "Context": {"dispatch": "ab" * 20, "campaign": "camp-1"},
+        })  # fmt: skip
+        stub.add_client_error("send_text_message", "ThrottlingException")
+        stub.add_client_error("send_text_message", "ValidationException")
+        sms = EndUserMessagingSms(origin)
+        sent = message(channel="sms", address="+8613800000001")
+        assert sms.send(sent) == "sms-1"
+        with pytest.raises(ProviderBusy, match="ThrottlingException"):
+            sms.send(sent)
+        with pytest.raises(ProviderRefused, match="ValidationException"):
+            sms.send(sent)
+    live = configured_providers(root().dispatch_store, shop.clock, {
+        "CAMPAIGN_PROVIDERS": "live", "CAMPAIGN_SMS_ORIGINATION": origin})  # fmt: skip
+    assert isinstance(live.for_channel(MessageChannel.SMS), EndUserMessagingSms)
 
 
 class FakeHttp:

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError, ReadTimeoutError
 
+from crm.errors import Unavailable
 from crm.segments.store import SegmentStore
 from crm_local.harness import Suite
 
@@ -43,3 +44,16 @@ def test_other_failures_are_not_disguised_as_busy(
 
     monkeypatch.setattr(SegmentStore, "complete_runs", broken)
     assert suite.call("GET", "/segments", role="analyst").status == 500
+
+
+def test_a_service_that_says_it_is_unavailable_gets_retry_after_too(
+    suite: Suite, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As the analytics family says of an Athena query still running past the API's wait.
+    def computing(self: SegmentStore, limit: int) -> Any:
+        raise Unavailable("the metric is still being computed; ask again in a few seconds")
+
+    monkeypatch.setattr(SegmentStore, "complete_runs", computing)
+    out = suite.call("GET", "/segments", role="analyst")
+    assert (out.status, out.headers["Retry-After"]) == (503, "5")
+    assert out.body["error"]["message"].startswith("the metric is still being computed")

@@ -105,12 +105,17 @@ class FakeDispatch:
 
 @dataclass
 class FakePolicy:
-    """The part of the contact policy a send's worker asks (its holdout's control group)."""
+    """The part of the contact policy a send's worker asks (its holdout's control group, the
+    channel's concurrency: one at a time, as the fake's crash counting needs a fixed order)."""
 
     control: set[str]
+    max_concurrency: int = 1
 
     def in_global_control(self, customer_id: str) -> bool:
         return customer_id in self.control
+
+    def channel(self, channel: object) -> FakePolicy:
+        return self
 
 
 @dataclass

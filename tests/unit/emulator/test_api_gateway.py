@@ -11,6 +11,7 @@ import pytest
 from crm_local.api_settings import ApiSettings, Cors, read_api_settings
 from crm_local.apigw import ApiRoute, api_routes, match_route
 from crm_local.gateway import ApiGateway
+from crm_local.local_server import LocalServer
 from crm_local.provision import Stack
 from crm_local.template import load_template
 from crm_local.tokens import issue_token
@@ -163,3 +164,25 @@ def test_the_preflight_comes_before_an_any_route_but_not_a_declared_options(
     assert gateway.answer("OPTIONS", "/own", {}, None).headers == {"X-From": "function"}
     assert gateway.answer("GET", "/any", bearer(), None).status == 200
     assert len(function.calls) == 2
+
+
+def test_a_client_gone_before_its_answer_prints_no_traceback(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from http.server import BaseHTTPRequestHandler
+
+    server = LocalServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
+    try:
+        for gone in (BrokenPipeError(32, "Broken pipe"), ConnectionResetError(104, "reset")):
+            try:
+                raise gone
+            except ConnectionError:
+                server.handle_error(None, ("127.0.0.1", 5))
+        assert capsys.readouterr().err == ""
+        try:  # anything else is still reported, as socketserver does
+            raise ValueError("a real bug")
+        except ValueError:
+            server.handle_error(None, ("127.0.0.1", 5))
+        assert "ValueError: a real bug" in capsys.readouterr().err
+    finally:
+        server.server_close()

@@ -12,6 +12,9 @@ def test_the_local_demo_section_is_kept_wherever_it_is(tmp_path: Path) -> None:
     doc = tmp_path / "benchmarks.md"
     doc.write_text("# Benchmarks\n\n## Cold start\nx\n\n## Local demo\n\n| a | b |\n\n## Next\ny\n")
     assert kept_local_demo(doc) == "\n## Local demo\n\n| a | b |\n"
+    # Nor does it take the marker of another bench's section that follows it.
+    doc.write_text("# B\n\n## Local demo\n\n| a |\n\n<!-- bench.x: begin -->\n## X\n")
+    assert kept_local_demo(doc) == "\n## Local demo\n\n| a |\n"
     doc.write_text("# Benchmarks\n\n## Local demo\n\nlast\n")
     assert kept_local_demo(doc) == "\n## Local demo\n\nlast\n"
 

@@ -1,7 +1,8 @@
 """The five journeys the seed documents describe, and two service journeys (an after-sales
 notification, an apology for an escalated ticket), shipped as data: a shop copies one
 (`GET /campaigns/journeys/examples`), edits its templates and offers, and activates it. The
-demo loads them (infra/crm_local), and the e2e tests run two with time travel."""
+demo loads them (infra/crm_local, with their templates and coupon offers), and the e2e
+tests run every one with time travel (tests/e2e/test_journeys.py)."""
 
 from __future__ import annotations
 

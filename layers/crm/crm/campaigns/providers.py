@@ -239,6 +239,31 @@ class SnsSms:
         return str(out["MessageId"])
 
 
+class EndUserMessagingSms:
+    """AWS End User Messaging SMS `SendTextMessage` from one origination identity (a phone
+    number, sender id or pool ARN): what a live stage uses, because its IAM permission can be
+    scoped to that identity, where SNS's publish to a phone number can only be granted on `*`.
+    No idempotency token: the dispatch key's hash goes along as the message's `Context`."""
+
+    idempotent = False
+    needs_address = True
+
+    def __init__(self, origination_identity: str, transactional: bool = False) -> None:
+        self._origin, self._transactional = origination_identity, transactional
+
+    def send(self, message: OutgoingMessage) -> str:
+        try:
+            out = aws.sms_voice().send_text_message(
+                DestinationPhoneNumber=message.address, OriginationIdentity=self._origin,
+                MessageBody=message.body,
+                MessageType="TRANSACTIONAL" if self._transactional else "PROMOTIONAL",
+                Context={"dispatch": message.digest, "campaign": _tag(message.campaign_id)},
+            )  # fmt: skip
+        except Exception as exc:
+            raise _classify(exc, "sms") from None
+        return str(out["MessageId"])
+
+
 class PushEndpoints(Protocol):
     def endpoint_arn(self, app_user_id: str) -> str | None: ...
 
@@ -250,13 +275,18 @@ class SnsPush:
     idempotent = False
     needs_address = True
 
-    def __init__(self, endpoints: PushEndpoints) -> None:
+    def __init__(self, endpoints: PushEndpoints, application: str | None = None) -> None:
+        # `application` (`GCM/shop-app`): only its endpoints are published to, the ones the
+        # dispatching functions' IAM policy grants (an endpoint of another app is refused).
         self._endpoints = endpoints
+        self._within = f":endpoint/{application}/" if application else None
 
     def send(self, message: OutgoingMessage) -> str:
         arn = self._endpoints.endpoint_arn(message.address or "")
         if arn is None:
             raise ProviderRefused("push: no device registered for the customer")
+        if self._within is not None and self._within not in arn:
+            raise ProviderRefused("push: the device is registered with another application")
         payload = {
             "default": message.body,
             "APNS": json.dumps({"aps": {"alert": {"title": message.subject or "",
@@ -391,12 +421,16 @@ class SignedWebhook:
 
 
 def configured_providers(
-    store: DispatchStore, clock: Clock, environ: Mapping[str, str] | None = None
+    store: DispatchStore,
+    clock: Clock,
+    environ: Mapping[str, str] | None = None,
+    post: HttpPost | None = None,
 ) -> Providers:
     """The providers the environment configures (docs/campaigns.md lists the variables); the
     recording one for every other channel, and for all of them locally, where none is set or
-    `CAMPAIGN_PROVIDERS=recording`."""
+    `CAMPAIGN_PROVIDERS=recording`. `post` replaces the HTTPS client (tests)."""
     env = os.environ if environ is None else environ
+    post = post or https_post
     recording = RecordingProvider(store, clock)
     if env.get("CAMPAIGN_PROVIDERS", "recording") != "live":
         return Providers({}, recording)
@@ -405,16 +439,25 @@ def configured_providers(
         by_channel[MessageChannel.EMAIL] = SesEmail(
             env["CAMPAIGN_EMAIL_FROM"], env.get("CAMPAIGN_SES_CONFIGURATION_SET")
         )
-    if env.get("CAMPAIGN_SMS") == "sns":
+    if env.get("CAMPAIGN_SMS_ORIGINATION"):
+        by_channel[MessageChannel.SMS] = EndUserMessagingSms(env["CAMPAIGN_SMS_ORIGINATION"])
+    elif env.get("CAMPAIGN_SMS") == "sns":  # not granted by template.yaml: sns:Publish on `*`
         by_channel[MessageChannel.SMS] = SnsSms(env.get("CAMPAIGN_SMS_SENDER_ID"))
-    if env.get("CAMPAIGN_PUSH") == "sns":
+    if env.get("CAMPAIGN_PUSH_APPLICATION"):
+        by_channel[MessageChannel.PUSH] = SnsPush(store, env["CAMPAIGN_PUSH_APPLICATION"])
+    elif env.get("CAMPAIGN_PUSH") == "sns":
         by_channel[MessageChannel.PUSH] = SnsPush(store)
     if env.get("CAMPAIGN_WECHAT_TOKEN_SECRET_ARN") and env.get("CAMPAIGN_WECHAT_TEMPLATE_ID"):
         by_channel[MessageChannel.WECHAT] = WeChatSubscribe(
-            SecretText(env["CAMPAIGN_WECHAT_TOKEN_SECRET_ARN"]), env["CAMPAIGN_WECHAT_TEMPLATE_ID"]
+            SecretText(env["CAMPAIGN_WECHAT_TOKEN_SECRET_ARN"]),
+            env["CAMPAIGN_WECHAT_TEMPLATE_ID"],
+            post=post,
         )
     if env.get("CAMPAIGN_WEBHOOK_URL") and env.get("CAMPAIGN_WEBHOOK_SECRET_ARN"):
         by_channel[MessageChannel.WEBHOOK] = SignedWebhook(
-            env["CAMPAIGN_WEBHOOK_URL"], SecretText(env["CAMPAIGN_WEBHOOK_SECRET_ARN"]), clock
+            env["CAMPAIGN_WEBHOOK_URL"],
+            SecretText(env["CAMPAIGN_WEBHOOK_SECRET_ARN"]),
+            clock,
+            post=post,
         )
     return Providers(by_channel, recording)

@@ -25,6 +25,7 @@ import json
 import math
 import re
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -34,7 +35,7 @@ from crm.auth import Caller, Permission
 from crm.campaigns.coupons import Coupons
 from crm.campaigns.dispatch import Dispatcher
 from crm.campaigns.facts import exposure_facts
-from crm.campaigns.models import DispatchRequest, MessageChannel
+from crm.campaigns.models import DispatchOutcome, DispatchRequest, MessageChannel
 from crm.campaigns.policy import CapState, ContactPolicy, check_caps
 from crm.campaigns.send_models import (
     Preview,
@@ -142,8 +143,13 @@ class Sends:
         ids: IdFactory,
         template_exists: Callable[[str], bool],
         facts: FactLog | None = None,  # analytics: holdout and control exposures to the lake
+        concurrency: Callable[[MessageChannel], int] = lambda _: 1,
     ) -> None:
         self._facts = facts
+        # How many of a chunk's recipients are dispatched at once (the contact policy's
+        # `max_concurrency` of the send's channel); dispatch's token bucket still holds the
+        # worker to the channel's `rate_per_s`, whatever the number of threads.
+        self._concurrency = concurrency
         self._template_exists = template_exists
         self._store = store
         self._segments = segments
@@ -402,8 +408,27 @@ class Sends:
                 }
             )
 
+        requests: dict[str, DispatchRequest] = {}
+        arms: dict[str, tuple[str, str]] = {}
         for customer_id in chunk:
             arm, variant = assign(send.send_id, customer_id, send.holdout_percent, send.variants)
+            arms[customer_id] = (arm, variant)
+            if arm != "holdout":
+                requests[customer_id] = DispatchRequest(
+                    source="send",
+                    source_id=send.send_id,
+                    step=variant,
+                    campaign_id=send.send_id,
+                    variant=variant,
+                    customer_id=customer_id,
+                    channel=send.channel,
+                    template_id=templates[variant],
+                    coupon_offer_id=send.coupon_offer_id,
+                    requested_at=now,
+                )
+        outcomes = self._dispatch_all(send, list(requests.values()))
+        for customer_id in chunk:  # counted in the chunk's order, whatever finished first
+            arm, variant = arms[customer_id]
             if arm == "holdout":
                 if screen.in_global_control(customer_id):
                     count("control", "holdout", "n")
@@ -412,25 +437,11 @@ class Sends:
                     count("holdout", "holdout", "n")
                     expose(customer_id, "holdout", variant)
                 continue
-            request = DispatchRequest(
-                source="send",
-                source_id=send.send_id,
-                step=variant,
-                campaign_id=send.send_id,
-                variant=variant,
-                customer_id=customer_id,
-                channel=send.channel,
-                template_id=templates[variant],
-                coupon_offer_id=send.coupon_offer_id,
-                requested_at=now,
-            )
-            try:
-                outcome = self._dispatcher().dispatch(request)
-            except Unavailable:
-                raise  # busy, or another attempt holds the message: the page is tried again
-            except CrmError as exc:  # one customer's bad data never stops the others
+            outcome = outcomes[customer_id]
+            if isinstance(outcome, CrmError):  # one customer's bad data never stops the others
                 logger.warning(
-                    "dispatch refused", extra={"send_id": send.send_id, "error": type(exc).__name__}
+                    "dispatch refused",
+                    extra={"send_id": send.send_id, "error": type(outcome).__name__},
                 )
                 count("treatment", variant, "n")
                 count("treatment", variant, "failed")
@@ -442,6 +453,35 @@ class Sends:
             count("treatment", variant, "n")
             count("treatment", variant, outcome.status)
         return counts, exposures
+
+    def _dispatch_all(
+        self, send: Send, requests: Sequence[DispatchRequest]
+    ) -> dict[str, DispatchOutcome | CrmError]:
+        """Dispatch a chunk's messages, up to the channel's `max_concurrency` at once (each is
+        I/O: a read, a query, two transactions, the provider). Every message is dispatched
+        before an error is raised: `Unavailable` (busy, or another attempt holds a message) or
+        anything unexpected makes the page try again, and the messages that went out answer
+        their first outcome then; a CrmError is that customer's alone."""
+        dispatcher = self._dispatcher()
+
+        def one(request: DispatchRequest) -> DispatchOutcome | CrmError:
+            try:
+                return dispatcher.dispatch(request)
+            except Unavailable:
+                raise
+            except CrmError as exc:
+                return exc
+
+        workers = max(1, min(len(requests), self._concurrency(send.channel)))
+        if workers == 1:
+            return {r.customer_id: one(r) for r in requests}
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dispatch") as pool:
+            futures = {r.customer_id: pool.submit(one, r) for r in requests}
+            wait(futures.values())
+        failed = [e for f in futures.values() if (e := f.exception()) is not None]
+        if failed:  # "try again later" first: the page is retried either way
+            raise next((e for e in failed if isinstance(e, Unavailable)), failed[0])
+        return {customer_id: f.result() for customer_id, f in futures.items()}
 
     def _maybe_complete(self, send_id: str) -> None:
         item = self._store.send(send_id)
