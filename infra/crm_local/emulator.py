@@ -109,6 +109,7 @@ class Emulator:
         self.stop_event = threading.Event()
         self.pools: dict[str, FunctionPool] = {}
         self.taps: dict[str, str] = {}
+        self.tap_pollers: dict[str, TapPoller] = {}
         self.schedules: list[ScheduleTrigger] = []
         self.threads: list[threading.Thread] = []
         self.restored = False
@@ -176,9 +177,11 @@ class Emulator:
 
     def stop(self) -> None:
         self.stop_event.set()
-        for thread in self.threads:
+        for thread in self.threads:  # a waiting poller sees the stop at once
             if isinstance(thread, QueuePoller):
-                thread.demand.busy.set()  # a waiting helper poller sees the stop at once
+                thread.demand.busy.set()
+            if isinstance(thread, (QueuePoller, TapPoller)):
+                thread.wake.set()
         self.gateway.stop()
         self.dashboard.stop()
         for thread in self.threads:
@@ -224,6 +227,7 @@ class Emulator:
         if function not in self.taps:
             self.taps[function] = url
             poller = TapPoller(function, url, self.invoke, self.stop_event)
+            self.tap_pollers[function] = poller
             self.threads.append(poller)
         return url, arn
 
@@ -262,6 +266,7 @@ class Emulator:
 
     def send_to_tap(self, function: str, body: str) -> None:
         boto3.client("sqs").send_message(QueueUrl=self.taps[function], MessageBody=body)
+        self.tap_pollers[function].wake.set()  # a quiet tap is polled once a second
 
     def fire(self, name: str) -> str:
         trigger = self.clock.find(name)

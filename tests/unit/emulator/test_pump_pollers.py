@@ -101,3 +101,26 @@ def test_the_other_pollers_join_when_the_lead_finds_messages(
     assert sum(invoked) == 200
     helpers = [queue.receives.get(f"p{n}", 0) for n in (1, 2, 3)]
     assert sum(1 for r in helpers if r >= 2) >= 2  # woken, not left asleep for HELPER_IDLE_S
+
+
+def test_a_quiet_queue_is_polled_less_until_woken(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pump, "IDLE_POLL_S", 0.01)
+    monkeypatch.setattr(pump, "QUIET_AFTER", 5)
+    monkeypatch.setattr(pump, "QUIET_POLL_S", 30.0)
+    queue, stop, invoked = FakeQueue(), threading.Event(), list[int]()
+    lead = pollers(queue, stop, invoked)[0]
+    lead.start()
+    time.sleep(0.5)
+    assert queue.receives["p0"] == 5  # quiet after five empty polls: the next in 30 s
+    queue.put(3)
+    lead.wake.set()  # as the clock does when it puts a scheduled event in a tap
+    deadline = time.monotonic() + 5
+    while queue.deleted < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert invoked == [3]
+    time.sleep(0.2)
+    assert queue.receives["p0"] >= 6 + 5  # busy again: polled at the short interval
+    stop.set()
+    lead.wake.set()
+    lead.join(timeout=5)
+    assert not lead.is_alive()
