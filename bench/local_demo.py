@@ -3,10 +3,12 @@
 Starts `crm-local up --reset --seed N` on a state folder and ports of its own, as a fresh clone
 would, and times it from the start to `demo ready` (customers created, every event folded,
 none dead-lettered, a first segment run complete), as `.crm-local/demo.json` says. `--tree`
-runs another checkout's emulator (its `infra/` first on the path) with this one's
+runs another checkout's emulator (its `infra/` and `layers/crm` first on the path) with this one's
 environment, so that a before and an after can be interleaved round by round on a shared
 machine; the 1-minute load average is printed with each round, since other work on the
-machine moves these figures more than anything measured.
+machine moves these figures more than anything measured, and so are the CPU seconds of the
+emulator's processes (which the load stretches in time, not in amount) and the time each step
+of the demo's loading was first seen.
 """
 
 from __future__ import annotations
