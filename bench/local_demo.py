@@ -3,10 +3,12 @@
 Starts `crm-local up --reset --seed N` on a state folder and ports of its own, as a fresh clone
 would, and times it from the start to `demo ready` (customers created, every event folded,
 none dead-lettered, a first segment run complete), as `.crm-local/demo.json` says. `--tree`
-runs another checkout's emulator (its `infra/` first on the path) with this one's
+runs another checkout's emulator (its `infra/` and `layers/crm` first on the path) with this one's
 environment, so that a before and an after can be interleaved round by round on a shared
 machine; the 1-minute load average is printed with each round, since other work on the
-machine moves these figures more than anything measured.
+machine moves these figures more than anything measured, and so are the CPU seconds of the
+emulator's processes (which the load stretches in time, not in amount) and the time each step
+of the demo's loading was first seen.
 """
 
 from __future__ import annotations
@@ -26,10 +28,32 @@ from crm_local.template import ROOT
 TIMEOUT_S = 1800
 
 
+def cpu_seconds(pid: int) -> dict[str, float]:
+    """User and system CPU time of a process and of each of its children (Linux's /proc)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+
+    def one(p: int, name: str) -> None:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rpartition(")")[2].split()
+            children = Path(f"/proc/{p}/task/{p}/children").read_text().split()
+        except OSError:
+            return
+        out[name] = round((int(fields[11]) + int(fields[12])) / ticks, 1)
+        for n, child in enumerate(children):
+            one(int(child), f"{name}.{n}")
+
+    one(pid, "emulator")
+    return out
+
+
 def measure(
     tree: Path, customers: int, port: int, profile: Path | None = None
 ) -> dict[str, object]:
-    env = dict(os.environ, PYTHONPATH=str(tree / "infra"))
+    # The tree's emulator and its `crm` layer, ahead of this environment's editable install
+    # (which names this checkout's).
+    path = os.pathsep.join([str(tree / "infra"), str(tree / "layers" / "crm")])
+    env = dict(os.environ, PYTHONPATH=path)
     if profile is not None:
         env["CRM_LOCAL_PROFILE"] = str(profile)
     with tempfile.TemporaryDirectory(prefix="crm-demo-bench-") as folder:
@@ -38,18 +62,22 @@ def measure(
         started = time.monotonic()
         command = [sys.executable, "-m", "crm_local.cli", "--state-dir", str(state), "up",
                    "--reset", "--no-persist", "--seed", str(customers), "--port", str(port),
-                   "--moto-port", str(port + 1)]  # fmt: skip
+                   "--moto-port", str(port + 2)]  # fmt: skip
         with (state / "console.log").open("w") as console:
             process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=console, stderr=console)
+        steps: dict[str, float] = {}  # when each step of the demo's loading was first seen
         try:
             while time.monotonic() - started < TIMEOUT_S:
                 time.sleep(1)
                 status = read_status(state)
+                if status and status.step not in steps:
+                    steps[status.step] = round(time.monotonic() - started)
                 if status and status.state in ("ready", "failed"):
                     break
                 if process.poll() is not None:
                     break
             seconds = time.monotonic() - started
+            cpu = cpu_seconds(process.pid)
         finally:
             process.send_signal(signal.SIGINT)
             process.wait(timeout=60)
@@ -59,9 +87,13 @@ def measure(
             "seconds": round(seconds, 1),
             "since_start": round(status.seconds, 1) if status else None,
             "events": status.events if status else 0,
+            # CPU seconds of the emulator's processes (the functions' and moto's): what a busier
+            # machine stretches in time but not in amount
+            "cpu_s": cpu,
             "load_before": round(load, 1),
             "load_after": round(os.getloadavg()[0], 1),
             "error": status.error if status else "",
+            "steps": steps,
         }
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from crm_local.dashboard import DashboardServer
 from crm_local.gateway import Gateway
 from crm_local.moto_server import MotoProcess
 from crm_local.provision import REGION, Stack, provision
-from crm_local.pump import QueuePoller, TapPoller
+from crm_local.pump import Demand, QueuePoller, TapPoller
 from crm_local.runtime import FunctionPool, reset_process_state
 from crm_local.state import INFO_FILE, STATE_FILE, write_info
 from crm_local.template import TEMPLATE_PATH, load_template
@@ -36,8 +37,8 @@ DEFAULT_CONCURRENCY = 10
 # Pollers per SQS mapping, whatever the concurrency. moto serves one request at a time while the
 # functions run in this process: with two pollers, moto waited while a function computed and the
 # function waited while moto answered; four keep both busy when a queue has a backlog (the demo
-# loader's). An idle poller short-polls four times a second, a request moto now answers in
-# about a millisecond.
+# loader's). An idle queue's lead poller short-polls four times a second; the others wait until
+# it finds messages (crm_local.pump.Demand).
 QUEUE_POLLERS = 4
 
 
@@ -57,11 +58,30 @@ FAKE_CREDENTIALS = {
 }
 
 
+# The AWS config file of the emulator's processes. botocore checks every call's parameters
+# against the service model before sending it, which cost the functions' side of the demo
+# loader more CPU than building them (moto, like DynamoDB and SQS, checks them anyway and answers
+# a ValidationException); the functions' bulk client skips it for the same reason.
+# `parameter_validation` has no environment variable: it is a config file's setting.
+LOCAL_AWS_CONFIG = "[default]\nparameter_validation = false\n"
+
+
+def _local_aws_config() -> Path:
+    path = Path(tempfile.gettempdir()) / f"crm-local-aws-config-{os.getuid()}"
+    if not path.exists() or path.read_text() != LOCAL_AWS_CONFIG:
+        part = path.with_name(f"{path.name}.{os.getpid()}")
+        part.write_text(LOCAL_AWS_CONFIG)
+        part.replace(path)  # whole, even with another emulator process writing it too
+    return path
+
+
 def use_endpoint(endpoint: str) -> None:
-    """Point every boto3 client of this process at the emulator, never at a real account."""
+    """Point every boto3 client of this process at the emulator, never at a real account (nor
+    at a profile of the user's AWS config)."""
     os.environ.update(FAKE_CREDENTIALS)
     os.environ.pop("AWS_PROFILE", None)
     os.environ.pop("AWS_SESSION_TOKEN", None)
+    os.environ["AWS_CONFIG_FILE"] = str(_local_aws_config())
     os.environ["AWS_ENDPOINT_URL"] = endpoint
 
 
@@ -89,6 +109,7 @@ class Emulator:
         self.stop_event = threading.Event()
         self.pools: dict[str, FunctionPool] = {}
         self.taps: dict[str, str] = {}
+        self.tap_pollers: dict[str, TapPoller] = {}
         self.schedules: list[ScheduleTrigger] = []
         self.threads: list[threading.Thread] = []
         self.restored = False
@@ -156,6 +177,11 @@ class Emulator:
 
     def stop(self) -> None:
         self.stop_event.set()
+        for thread in self.threads:  # a waiting poller sees the stop at once
+            if isinstance(thread, QueuePoller):
+                thread.demand.busy.set()
+            if isinstance(thread, (QueuePoller, TapPoller)):
+                thread.wake.set()
         self.gateway.stop()
         self.dashboard.stop()
         for thread in self.threads:
@@ -201,6 +227,7 @@ class Emulator:
         if function not in self.taps:
             self.taps[function] = url
             poller = TapPoller(function, url, self.invoke, self.stop_event)
+            self.tap_pollers[function] = poller
             self.threads.append(poller)
         return url, arn
 
@@ -210,10 +237,12 @@ class Emulator:
             if isinstance(trigger, QueueTrigger):
                 url = str(self.stack.refs[trigger.queue])
                 arn = str(self.stack.attrs[trigger.queue]["Arn"])
-                for _ in range(pollers_per_queue(self.concurrency)):
+                demand = Demand()
+                for n in range(pollers_per_queue(self.concurrency)):
                     self.threads.append(
-                        QueuePoller(trigger, url, arn, self.invoke, self.stop_event)
-                    )
+                        QueuePoller(trigger, url, arn, self.invoke, self.stop_event, demand,
+                                    lead=n == 0)
+                    )  # fmt: skip
             elif isinstance(trigger, ScheduleTrigger):
                 self._tap(trigger.function)
                 self.schedules.append(trigger)
@@ -237,6 +266,7 @@ class Emulator:
 
     def send_to_tap(self, function: str, body: str) -> None:
         boto3.client("sqs").send_message(QueueUrl=self.taps[function], MessageBody=body)
+        self.tap_pollers[function].wake.set()  # a quiet tap is polled once a second
 
     def fire(self, name: str) -> str:
         trigger = self.clock.find(name)

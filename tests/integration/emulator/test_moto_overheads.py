@@ -3,6 +3,7 @@ compared with the function it replaced, on the same input."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -127,3 +128,50 @@ def test_a_too_large_item_is_refused_through_the_api(patched: None) -> None:
     with pytest.raises(ClientError) as err:
         ddb.put_item(TableName="t", Item={"PK": {"S": "p"}, "v": {"S": "x" * 410_000}})
     assert "Item size has exceeded the maximum allowed size" in str(err.value)
+
+
+BUS_EVENT: Any = {
+    "id": "e1", "time": "2026-12-06T10:00:00Z", "version": "0", "account": "123456789012",
+    "detail-type": "ProfileUpdated", "source": "crm.profiles", "region": "us-east-1",
+    "resources": [], "detail": {"customer_id": "c1", "changes": ["tier"], "n": 3},
+    "ingestion-time": "2026-12-06T10:00:01Z",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("template", "paths"),
+    [
+        ('{"who": "<who>", "what": "<what>", "n": <n>}',
+         {"who": "$.detail.customer_id", "what": "$.detail-type", "n": "$.detail.n"}),
+        ('"<missing>"', {"missing": "$.detail.nowhere"}),
+    ],
+)  # fmt: skip
+def test_event_targets_get_what_moto_makes_of_them(
+    patched: None, monkeypatch: pytest.MonkeyPatch, template: str, paths: dict[str, str]
+) -> None:
+    import jsonpath_ng.ext
+    from moto.events.utils import EventTemplateParser
+
+    twice = [EventTemplateParser.parse(template, paths, BUS_EVENT) for _ in range(2)]
+    monkeypatch.setattr(jsonpath_ng.ext, "parse", MOTOS_OWN["jsonpath_ng.ext.parse"])
+    assert twice == [EventTemplateParser.parse(template, paths, BUS_EVENT)] * 2
+
+
+def test_a_rules_queue_target_receives_motos_message(patched: None) -> None:
+    """moto's default transformer (eight paths) on the events moto itself builds."""
+    sqs, events = boto3.client("sqs"), boto3.client("events")
+    url = sqs.create_queue(QueueName="tap")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    events.put_rule(Name="r", EventPattern='{"source": ["crm.profiles"]}')
+    events.put_targets(Rule="r", Targets=[{"Id": "t", "Arn": arn}])
+    for n in range(3):  # compiled once, found three times
+        detail = {"customer_id": f"c{n}", "n": n}
+        events.put_events(Entries=[{"Source": "crm.profiles", "DetailType": "ProfileUpdated",
+                                    "Detail": json.dumps(detail)}])  # fmt: skip
+    got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+    bodies = sorted((json.loads(m["Body"]) for m in got), key=lambda b: b["detail"]["n"])
+    assert [b["detail"] for b in bodies] == [{"customer_id": f"c{n}", "n": n} for n in range(3)]
+    assert {b["source"] for b in bodies} == {"crm.profiles"}
+    assert {b["detail-type"] for b in bodies} == {"ProfileUpdated"}
