@@ -146,9 +146,11 @@ def _seed(
     queue_url: str,
     state_dir: Path,
     started: float | None = None,
+    stopping: threading.Event | None = None,
 ) -> DemoStatus:
     """Load the demo shop through the API, then compute its segments; where it stands is in
-    `.crm-local/demo.json` (`crm-local status`) and a line on the console per step."""
+    `.crm-local/demo.json` (`crm-local status`) and a line on the console per step. When the
+    emulator is `stopping` (Ctrl-C mid-load), a failed request is the stop, not a failure."""
     started = time.monotonic() if started is None else started
     client = ApiClient(api, issue_token(secret, "admin", subject="demo-loader"))
     steps = _StatusWriter(state_dir, started)
@@ -173,6 +175,11 @@ def _seed(
             DemoStatus("failed", steps.step, error=str(exc), seconds=steps.elapsed())
         )
     except Exception as exc:
+        if stopping is not None and stopping.is_set():
+            log.info("loading the demo shop stopped with the emulator")
+            status = DemoStatus("failed", steps.step, error="stopped", seconds=steps.elapsed())
+            write_status(state_dir, status)  # the console already says "stopping ..."
+            return status
         log.exception("loading the demo shop failed")
         return steps.finish(
             DemoStatus("failed", steps.step, error=str(exc)[:300], seconds=steps.elapsed())
@@ -363,7 +370,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         queue = str(emulator.stack.refs["ProfileEventsQueue"])
         threading.Thread(
             target=_seed,
-            args=(info["api"], emulator.secret, args.seed, queue, args.state_dir, started),
+            args=(info["api"], emulator.secret, args.seed, queue, args.state_dir, started, stopped),
             daemon=True,
         ).start()
         print("ready: the API answers; the demo shop loads in the background", flush=True)
