@@ -15,9 +15,9 @@ for information only (absolute ms depend on the machine and its load; ratios of 
 much less). The same ratio in CPU time of the process is given beside it: on a machine shared
 with other work it moves much less than the wall clock.
 
-`python -m bench.coldstart [--pairs N] [--only functions|tracer] [--show-derived]` prints the
-tables (and what each first invocation was found to create); `make bench` writes them to
-docs/benchmarks.md.
+`python -m bench.coldstart [--pairs N] [--only functions|tracer] [--function ID ...]
+[--show-derived]` prints the tables (and what each first invocation was found to create);
+`make bench` writes them to docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -247,11 +247,16 @@ def interleave(codes: Sequence[str], env: Mapping[str, str], rounds: int) -> lis
 
 
 def measure_functions(
-    pairs: int = PAIRS, first: Mapping[str, FirstRequest] | None = None
+    pairs: int = PAIRS,
+    first: Mapping[str, FirstRequest] | None = None,
+    only: Sequence[str] = (),
 ) -> list[Comparison]:
+    """Every function of the template, or those named in `only` (logical ids)."""
     first = derive_first_requests() if first is None else first
     results = []
     for spec in load_template().functions():
+        if only and spec.logical_id not in only:
+            continue
         derived = first.get(spec.logical_id)
         code, note = function_probe(spec, derived)
         env = probe_env(spec)
@@ -340,6 +345,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--pairs", type=int, default=PAIRS, help="interleaved pairs per row")
     parser.add_argument("--only", choices=("functions", "tracer"), help="one of the two tables")
+    parser.add_argument("--function", action="append", default=[], metavar="ID",
+                        help="measure only this function (logical id; repeatable)")  # fmt: skip
     parser.add_argument("--show-derived", action="store_true",
                         help="print what each first invocation created")  # fmt: skip
     args = parser.parse_args(argv)
@@ -350,7 +357,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
             print(report(first), flush=True)
         print(f"cold starts, {args.pairs} interleaved pairs each ...", flush=True)
-        rows = measure_functions(args.pairs, first)
+        rows = measure_functions(args.pairs, first, args.function)
         print("\n".join(function_table(rows)), flush=True)
     if args.only != "functions":
         print(f"\nTracer, {args.pairs} interleaved rounds ...", flush=True)

@@ -638,12 +638,17 @@ class Crm:
         """Staff's unmasked reads of PII, recorded in the privacy audit trail."""
         # A root built for one family's tests (no privacy resources in its environment)
         # records nothing; every stack of template.yaml has them.
-        audit = self.privacy_audit if "PRIVACY_TABLE" in os.environ else None
+        # The audit trail is built at the first unmasked read, not with the views: the event
+        # folder and most requests read nothing unmasked and need not load the privacy family.
+        recording = "PRIVACY_TABLE" in os.environ
+        crm = self
 
         class Recorder:
             def unmasked_read(self, actor: str, customer_id: str, fields: Sequence[str]) -> None:
-                if audit is not None:
-                    audit.append(actor, "pii_read", customer_id=customer_id, fields=fields)
+                if recording:
+                    crm.privacy_audit.append(
+                        actor, "pii_read", customer_id=customer_id, fields=fields
+                    )
 
         return Recorder()
 
