@@ -12,10 +12,12 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from crm.composition import root
+from crm.snapstart import before_snapshot
 from crm.sqs_consumer import PoisonMessage, QueueMessage, consume
 
 logger = Logger()
 metrics = Metrics()
+before_snapshot(lambda: root().prime("dynamodb", "sqs", "s3", parts=("journey_engine",)))
 
 
 def _event(body: str) -> tuple[str, dict[str, Any]]:

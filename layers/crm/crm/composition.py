@@ -685,10 +685,13 @@ class Crm:
         return Compaction(self.lake)
 
     # ---- end analytics
-    def prime(self, *services: str) -> Crm:
-        """Build what a first request would (families, clients) without calling AWS, for a
-        SnapStart snapshot (crm.snapstart)."""
-        _ = self.profiles, self.segments, self.tickets
+    def prime(
+        self, *services: str, parts: Sequence[str] = ("profiles", "segments", "tickets")
+    ) -> Crm:
+        """Build what a first request would (the named parts of the root, clients) without
+        calling AWS, for a SnapStart snapshot (crm.snapstart)."""
+        for part in parts:
+            getattr(self, part)
         for service in services:
             aws.client_for(service)
         return self
