@@ -19,6 +19,7 @@ from crm.analytics import analytics_routes
 from crm.campaigns.journey_routes import journey_routes
 from crm.campaigns.routes import dispatch_routes
 from crm.campaigns.send_routes import send_routes
+from crm.coldstart import initialized
 from crm.composition import root
 from crm.http import ApiRequest, Routes, json_response
 from crm.openapi import build_openapi
@@ -111,3 +112,7 @@ def access_log(request: Request, get_response: Any) -> Response:
         response.headers[CORRELATION_HEADER] = str(correlation_id)
     response.headers.update(_cors_headers(request))
     return response
+
+
+# The end of this function's init: what it built is frozen for the collector (crm/coldstart.py).
+initialized()
