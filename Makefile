@@ -92,8 +92,9 @@ test: lint typecheck template-check $(DASHBOARD_STAMP) browser
 run: $(LOCAL_STAMP) $(DASHBOARD_STAMP)
 	$(BIN)/crm-local up --port $(PORT) --seed $(CUSTOMERS) $(ARGS)
 
+# BEFORE=<git ref> also measures that revision's cold starts in the same rounds.
 bench: $(DEV_STAMP)
-	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.run $(if $(BEFORE),--before $(BEFORE))
 
 openapi: $(DEV_STAMP)
 	$(BIN)/python -m crm_local.openapi_doc --write docs/openapi.json

@@ -13,11 +13,14 @@ A B, ... in one loop (a fresh subprocess each), so both see the same machine loa
 is the median of the per-pair ratios function/naive with their min-max, plus the medians in ms
 for information only (absolute ms depend on the machine and its load; ratios of neighbours
 much less). The same ratio in CPU time of the process is given beside it: on a machine shared
-with other work it moves much less than the wall clock.
+with other work it moves much less than the wall clock. With `--before REF` each round also
+runs that git revision's probe of the function (its own code and its own derived first
+request), so a change is reported as two ratios of the same rounds, never as milliseconds of
+different runs.
 
-`python -m bench.coldstart [--pairs N] [--only functions|tracer] [--show-derived]` prints the
-tables (and what each first invocation was found to create); `make bench` writes them to
-docs/benchmarks.md.
+`python -m bench.coldstart [--pairs N] [--only functions|tracer] [--function ID ...]
+[--before REF] [--show-derived]` prints the tables (and what each first invocation was found
+to create); `make bench` writes them to docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -29,8 +32,13 @@ import os
 import statistics
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+import tarfile
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
 
 from bench.first_request import PACKAGE, FirstRequest, derive_first_requests
 from crm_local.template import ROOT, FunctionSpec, load_template
@@ -128,10 +136,22 @@ class Comparison:
     naive: list[Sample]
     first_request: FirstRequest | None = None
     note: str = ""
+    # The same function as an earlier revision has it (`--before`), in the same rounds.
+    before: list[Sample] | None = None
 
     @property
     def ratios(self) -> list[float]:
         return [a.total_s / b.total_s for a, b in zip(self.samples, self.naive, strict=True)]
+
+    @property
+    def before_ratios(self) -> list[float]:
+        pairs = zip(self.before or [], self.naive, strict=False)
+        return [a.total_s / b.total_s for a, b in pairs]
+
+    @property
+    def before_cpu_ratios(self) -> list[float]:
+        pairs = zip(self.before or [], self.naive, strict=False)
+        return [a.total_cpu_s / b.total_cpu_s for a, b in pairs]
 
     @property
     def ratio(self) -> float:
@@ -157,6 +177,7 @@ class ColdStarts:
     functions: list[Comparison] = field(default_factory=list)
     tracer: list[Comparison] = field(default_factory=list)
     tracer_skipped: str = ""
+    before_ref: str = ""  # the revision the `before` columns measured, if any
 
 
 def probe_env(spec: FunctionSpec | None = None) -> dict[str, str]:
@@ -193,9 +214,14 @@ def _client_module() -> str | None:
     return None
 
 
-def function_probe(spec: FunctionSpec, first: FirstRequest | None) -> tuple[str, str]:
-    path = spec.code_uri / (spec.handler.rpartition(".")[0].replace(".", "/") + ".py")
-    paths = [str(spec.code_uri), str(ROOT / "layers" / "crm")]
+def function_probe(
+    spec: FunctionSpec, first: FirstRequest | None, root: Path = ROOT
+) -> tuple[str, str]:
+    """The probe of one function; `root` is the checkout whose code it loads (this one, or
+    an earlier revision's for `--before`)."""
+    code_uri = root / spec.code_uri.relative_to(ROOT)
+    path = code_uri / (spec.handler.rpartition(".")[0].replace(".", "/") + ".py")
+    paths = [str(code_uri), str(root / "layers" / "crm")]
     init = _LOAD_HANDLER.format(path=str(path))
     note = ""
     if first is None:
@@ -247,17 +273,76 @@ def interleave(codes: Sequence[str], env: Mapping[str, str], rounds: int) -> lis
 
 
 def measure_functions(
-    pairs: int = PAIRS, first: Mapping[str, FirstRequest] | None = None
+    pairs: int = PAIRS,
+    first: Mapping[str, FirstRequest] | None = None,
+    only: Sequence[str] = (),
+    before: Path | None = None,
 ) -> list[Comparison]:
+    """Every function of the template, or those named in `only` (logical ids). With `before`
+    (a checkout of an earlier revision), each round also runs that revision's probe of the
+    function, so before, after and the naive stack share the machine's load."""
     first = derive_first_requests() if first is None else first
+    first_before = derive_first_requests_of(before) if before else {}
     results = []
     for spec in load_template().functions():
+        if only and spec.logical_id not in only:
+            continue
         derived = first.get(spec.logical_id)
         code, note = function_probe(spec, derived)
+        codes = [code, naive_probe()]
+        old = first_before.get(spec.logical_id)
+        if before is not None and (before / spec.code_uri.relative_to(ROOT)).is_dir():
+            codes.append(function_probe(spec, old, before)[0])
         env = probe_env(spec)
-        fn, naive = interleave([code, naive_probe()], env, pairs)
-        results.append(Comparison(spec.logical_id, fn, naive, derived, note))
+        fn, naive, *earlier = interleave(codes, env, pairs)
+        results.append(
+            Comparison(spec.logical_id, fn, naive, derived, note, earlier[0] if earlier else None)
+        )
     return results
+
+
+def derive_first_requests_of(checkout: Path) -> dict[str, FirstRequest]:
+    """`derive_first_requests` as the checkout's own code does it, in a separate interpreter
+    (the two revisions' `crm` packages cannot share one)."""
+    paths = [checkout / "layers" / "crm", checkout / "infra", checkout]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(map(str, paths))}
+    code = (
+        "import json, dataclasses\n"
+        "from bench.first_request import derive_first_requests\n"
+        "found = derive_first_requests()\n"
+        "print('FIRST ' + json.dumps({k: {f: sorted(v) if isinstance(v, set) else v\n"
+        "    for f, v in dataclasses.asdict(r).items()} for k, r in found.items()}))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=checkout,
+        check=False,
+    )  # fmt: skip
+    lines = [line for line in out.stdout.splitlines() if line.startswith("FIRST ")]
+    if out.returncode or not lines:
+        raise RuntimeError(f"deriving {checkout}'s first requests failed:\n{out.stderr[-3000:]}")
+    sets = {f for f, v in asdict(FirstRequest("")).items() if isinstance(v, set)}
+    found: dict[str, FirstRequest] = {}
+    for name, fields in json.loads(lines[-1][len("FIRST ") :]).items():
+        values: dict[str, Any] = {f: set(v) if f in sets else v for f, v in fields.items()}
+        found[name] = FirstRequest(**values)
+    return found
+
+
+@contextmanager
+def checkout_of(ref: str) -> Iterator[Path]:
+    """The tree of a git revision of this repository, unpacked in a temporary directory (no
+    worktree, nothing of the repository changed)."""
+    with tempfile.TemporaryDirectory(prefix="bench-before-") as tmp:
+        archive = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", "--format=tar", ref],  # noqa: S607 - git from PATH
+            capture_output=True, check=True,
+        )  # fmt: skip
+        tar_path = Path(tmp) / "tree.tar"
+        tar_path.write_bytes(archive.stdout)
+        tree = Path(tmp) / "tree"
+        with tarfile.open(tar_path) as tar:
+            tar.extractall(tree, filter="data")
+        yield tree
 
 
 def measure_tracer(pairs: int = PAIRS) -> tuple[list[Comparison], str]:
@@ -273,8 +358,10 @@ def measure_tracer(pairs: int = PAIRS) -> tuple[list[Comparison], str]:
     ], ""
 
 
-def measure_cold_starts(pairs: int = PAIRS, tracer: bool = True) -> ColdStarts:
-    result = ColdStarts(pairs, measure_functions(pairs))
+def measure_cold_starts(
+    pairs: int = PAIRS, tracer: bool = True, before: Path | None = None, before_ref: str = ""
+) -> ColdStarts:
+    result = ColdStarts(pairs, measure_functions(pairs, before=before), before_ref=before_ref)
     if tracer:
         result.tracer, result.tracer_skipped = measure_tracer(pairs)
     return result
@@ -287,11 +374,17 @@ def _services(first: FirstRequest) -> list[str]:
     return [f for f in first.factories if not (plumbing and f.startswith(plumbing + ":"))]
 
 
-def function_table(rows: Sequence[Comparison]) -> list[str]:
+def function_table(rows: Sequence[Comparison], before_ref: str = "") -> list[str]:
+    with_before = any(c.before for c in rows)
+    head = "| function | × naive (median) | pair ratios (min–max) | × naive, CPU time "
+    rule = "| --- | ---: | ---: | ---: "
+    if with_before:
+        head += f"| before ({before_ref or 'earlier revision'}): × naive | before: × naive, CPU "
+        rule += "| ---: | ---: "
     lines = [
-        "| function | × naive (median) | pair ratios (min–max) | × naive, CPU time "
-        "| import (ms) | first request (ms) | total (ms) | naive (ms) | first request creates |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        head + "| import (ms) | first request (ms) | total (ms) | naive (ms) "
+        "| first request creates |",
+        rule + "| ---: | ---: | ---: | ---: | --- |",
     ]
     for c in rows:
         f = c.first_request
@@ -307,9 +400,19 @@ def function_table(rows: Sequence[Comparison]) -> list[str]:
             )
             if part
         )
+        earlier = ""
+        if with_before:
+            b, bc = c.before_ratios, c.before_cpu_ratios
+            earlier = (
+                f"| {statistics.median(b):.2f} ({min(b):.2f}–{max(b):.2f}) "
+                f"| {statistics.median(bc):.2f} ({min(bc):.2f}–{max(bc):.2f}) "
+                if b
+                else "| - | - "
+            )
         lines.append(
             f"| {c.name} | {c.ratio:.2f} | {min(c.ratios):.2f}–{max(c.ratios):.2f} "
             f"| {c.cpu_ratio:.2f} ({min(c.cpu_ratios):.2f}–{max(c.cpu_ratios):.2f}) "
+            f"{earlier}"
             f"| {c.ms('import_s'):.0f} | {c.ms('first_s'):.0f} | {c.ms('total_s'):.0f} "
             f"| {c.ms('total_s', naive=True):.0f} | {creates or '-'} |"
         )
@@ -340,6 +443,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--pairs", type=int, default=PAIRS, help="interleaved pairs per row")
     parser.add_argument("--only", choices=("functions", "tracer"), help="one of the two tables")
+    parser.add_argument("--function", action="append", default=[], metavar="ID",
+                        help="measure only this function (logical id; repeatable)")  # fmt: skip
+    parser.add_argument("--before", metavar="REF",
+                        help="also measure this revision in the same rounds")  # fmt: skip
     parser.add_argument("--show-derived", action="store_true",
                         help="print what each first invocation created")  # fmt: skip
     args = parser.parse_args(argv)
@@ -350,8 +457,12 @@ def main(argv: Sequence[str] | None = None) -> None:
 
             print(report(first), flush=True)
         print(f"cold starts, {args.pairs} interleaved pairs each ...", flush=True)
-        rows = measure_functions(args.pairs, first)
-        print("\n".join(function_table(rows)), flush=True)
+        if args.before:
+            with checkout_of(args.before) as tree:
+                rows = measure_functions(args.pairs, first, args.function, tree)
+        else:
+            rows = measure_functions(args.pairs, first, args.function)
+        print("\n".join(function_table(rows, args.before or "")), flush=True)
     if args.only != "functions":
         print(f"\nTracer, {args.pairs} interleaved rounds ...", flush=True)
         tracer, skipped = measure_tracer(args.pairs)

@@ -9,16 +9,24 @@ import os
 # threads cost up to ~100x the work on a shared machine.
 os.environ["OPENBLAS_NUM_THREADS"] = "1"
 
+import argparse
 import platform
 import statistics
 import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.analytics import measure as measure_analytics
 from bench.analytics import section as analytics_section
 from bench.classifier import benchmark_lines
-from bench.coldstart import function_table, measure_cold_starts, tracer_table
+from bench.coldstart import (
+    ColdStarts,
+    checkout_of,
+    function_table,
+    measure_cold_starts,
+    tracer_table,
+)
 from bench.dispatch import measure as measure_dispatch
 from bench.dispatch import section as dispatch_section
 from bench.requests import count_requests_per_unit
@@ -38,12 +46,62 @@ OUT = ROOT / "docs" / "benchmarks.md"
 FIT_ROUNDS = [(10_000, 7), (100_000, 5), (1_000_000, 3)]  # customers, interleaved pairs
 
 
-def main() -> None:
+def coldstart_section(cold: ColdStarts) -> list[str]:
+    """The "Cold start" section: every function against the naive stack (and against the
+    revision `make bench BEFORE=<ref>` names, in the same rounds), then Tracer's cost."""
+    before = (
+        [
+            f"The before columns are revision `{cold.before_ref}` of the same functions, run in",
+            "the same rounds (A B C, B C A, ...) with its own derived first requests.",
+            "",
+        ]
+        if cold.before_ref
+        else []
+    )
+    return [
+        "## Cold start",
+        "",
+        f"Measured {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} on the machine above.",
+        "",
+        "Each function's init against a naive stack (`import boto3, pydantic; from",
+        "aws_lambda_powertools import Logger, Metrics; Logger(); Metrics();",
+        "boto3.client('dynamodb')`), run as interleaved pairs (A B, B A, ...),",
+        f"{cold.pairs} pairs, a fresh interpreter each, so both see the same machine load. A probe",
+        "imports the handler module (Lambda's init phase), then does what the first invocation",
+        "creates before real work: its lazy imports, AWS clients, lazily built services and",
+        "deferred pydantic schemas, derived by running first invocations against moto",
+        "(`bench/first_request.py`). Compare the ratios (the one in CPU time moves less when the",
+        "machine is shared); the ms are wall-clock medians for information.",
+        "",
+        *before,
+        *function_table(cold.functions, cold.before_ref),
+        "",
+        "### Tracing",
+        "",
+        "Powertools `Tracer` (aws_xray_sdk, patching) on the naive stack against none,",
+        "interleaved.",
+        "X-Ray active tracing (`Tracing: Active`) alone adds nothing to the function's init.",
+        "",
+        *(tracer_table(cold.tracer) if cold.tracer else [cold.tracer_skipped]),
+    ]
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="measure, then write docs/benchmarks.md")
+    parser.add_argument("--before", metavar="REF",
+                        help="also this revision's cold starts, same rounds")  # fmt: skip
+    parser.add_argument("--only", choices=("coldstart",),
+                        help="measure this section alone and replace it in the file")  # fmt: skip
+    args = parser.parse_args(argv)
     # The functions' CloudWatch metrics (EMF lines on stdout) are not the bench's output (set
     # here, not at import: tests import this module's helpers and count metrics).
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     print("measuring cold starts ...", flush=True)
-    cold = measure_cold_starts()
+    cold = _cold_starts(args.before)
+    if args.only == "coldstart":
+        OUT.write_text(replace_section(OUT.read_text(), "## Cold start", coldstart_section(cold)))
+        print(f"wrote the cold start section of {OUT.relative_to(ROOT)}")
+        return
     print("counting AWS requests ...", flush=True)
     counts = count_requests_per_unit()
     print("fitting segment models at 10k, 100k and 1M customers, ours and lifetimes ...",
@@ -65,27 +123,7 @@ def main() -> None:
         f"- machine: {platform.machine()}, {platform.system()} {platform.release()}, "
         f"Python {sys.version.split()[0]}",
         "",
-        "## Cold start",
-        "",
-        "Each function's init against a naive stack (`import boto3, pydantic; from",
-        "aws_lambda_powertools import Logger, Metrics; Logger(); Metrics();",
-        "boto3.client('dynamodb')`), run as interleaved pairs (A B, B A, ...),",
-        f"{cold.pairs} pairs, a fresh interpreter each, so both see the same machine load. A probe",
-        "imports the handler module (Lambda's init phase), then does what the first invocation",
-        "creates before real work: its lazy imports, AWS clients, lazily built services and",
-        "deferred pydantic schemas, derived by running first invocations against moto",
-        "(`bench/first_request.py`). Compare the ratios (the one in CPU time moves less when the",
-        "machine is shared); the ms are wall-clock medians for information.",
-        "",
-        *function_table(cold.functions),
-        "",
-        "### Tracing",
-        "",
-        "Powertools `Tracer` (aws_xray_sdk, patching) on the naive stack against none,",
-        "interleaved.",
-        "X-Ray active tracing (`Tracing: Active`) alone adds nothing to the function's init.",
-        "",
-        *(tracer_table(cold.tracer) if cold.tracer else [cold.tracer_skipped]),
+        *coldstart_section(cold),
     ]
     lines += [
         "",
@@ -229,6 +267,23 @@ def main() -> None:
     lines += ["", *benchmark_lines()]
     OUT.write_text("\n".join(lines).rstrip("\n") + "\n" + kept_local_demo(OUT))
     print(f"wrote {OUT.relative_to(ROOT)}")
+
+
+def _cold_starts(before_ref: str | None) -> ColdStarts:
+    if not before_ref:
+        return measure_cold_starts()
+    with checkout_of(before_ref) as tree:
+        return measure_cold_starts(before=tree, before_ref=before_ref)
+
+
+def replace_section(text: str, heading: str, lines: Sequence[str]) -> str:
+    """`text` with the section under `heading` (to the next heading of its level) replaced."""
+    start = text.find(f"\n{heading}\n")
+    if start < 0:
+        return text.rstrip("\n") + "\n\n" + "\n".join(lines) + "\n"
+    end = text.find("\n## ", start + len(heading) + 2)
+    rest = text[end:] if end >= 0 else "\n"
+    return text[: start + 1] + "\n".join(lines) + "\n" + rest
 
 
 LOCAL_DEMO = "## Local demo"

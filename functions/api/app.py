@@ -9,50 +9,125 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from functools import cache
 from typing import Any
 
 from aws_lambda_powertools import Logger
 from chalice.app import Chalice, Request, Response
 
-from crm.analytics import analytics_routes
-from crm.campaigns.journey_routes import journey_routes
-from crm.campaigns.routes import dispatch_routes
-from crm.campaigns.send_routes import send_routes
+from crm.coldstart import initialized
 from crm.composition import root
 from crm.http import ApiRequest, Routes, json_response
-from crm.openapi import build_openapi
-from crm.privacy import privacy_routes
-from crm.profiles.routes import profile_routes
-from crm.segments.routes import segment_routes
 from crm.snapstart import before_snapshot
-from crm.tickets import aftersales_routes
-from crm.tickets.routes import ticket_routes
 
 logger = Logger()
-app = Chalice(app_name="crm-api")
-
-platform = Routes(__name__)
-FAMILIES = [
-    platform,
-    profile_routes(lambda: root().profiles),
-    segment_routes(lambda: root().segments),
-    # ---- campaigns: S
-    send_routes(lambda: root().send_parts),
-    ticket_routes(lambda: root().tickets),
-    journey_routes(lambda: root().journeys),  # campaigns: J
-    # campaigns: D
-    dispatch_routes(lambda: root().campaign_dispatch, lambda: root().campaign_templates),
-    aftersales_routes(lambda: root().aftersales, lambda: root().product_feedback),
-    privacy_routes(lambda: root().privacy_parts),
-    analytics_routes(lambda: root().analytics),
-]
 CORRELATION_HEADER = "X-Correlation-Id"
+
+
+# Each family's routes, in the order they are registered. A family's routes module (and its
+# models) is imported when a request first needs one of its routes, not at the cold start: the
+# first request of a container pays for its own family, not for the nine others (the profile
+# routes come first, as most requests are theirs). The OpenAPI document, the SnapStart
+# snapshot and the tests load them all (`families`).
+def _profiles() -> Routes:
+    from crm.profiles.routes import profile_routes
+
+    return profile_routes(lambda: root().profiles)
+
+
+def _segments() -> Routes:
+    from crm.segments.routes import segment_routes
+
+    return segment_routes(lambda: root().segments)
+
+
+def _sends() -> Routes:  # ---- campaigns: S
+    from crm.campaigns.send_routes import send_routes
+
+    return send_routes(lambda: root().send_parts)
+
+
+def _tickets() -> Routes:
+    from crm.tickets.routes import ticket_routes
+
+    return ticket_routes(lambda: root().tickets)
+
+
+def _journeys() -> Routes:  # campaigns: J
+    from crm.campaigns.journey_routes import journey_routes
+
+    return journey_routes(lambda: root().journeys)
+
+
+def _dispatch() -> Routes:  # campaigns: D
+    from crm.campaigns.routes import dispatch_routes
+
+    return dispatch_routes(lambda: root().campaign_dispatch, lambda: root().campaign_templates)
+
+
+def _aftersales() -> Routes:
+    from crm.tickets import aftersales_routes
+
+    return aftersales_routes(lambda: root().aftersales, lambda: root().product_feedback)
+
+
+def _privacy() -> Routes:
+    from crm.privacy import privacy_routes
+
+    return privacy_routes(lambda: root().privacy_parts)
+
+
+def _analytics() -> Routes:
+    from crm.analytics import analytics_routes
+
+    return analytics_routes(lambda: root().analytics)
+
+
+_UNLOADED: list[Callable[[], Routes]] = [
+    _profiles, _segments, _sends, _tickets, _journeys, _dispatch, _aftersales, _privacy,
+    _analytics,
+]  # fmt: skip
+
+
+class Api(Chalice):
+    """Chalice, with each family's routes registered when a request first needs them."""
+
+    def __call__(self, event: Any, context: Any) -> dict[str, Any]:
+        request = event.get("requestContext") or {}
+        path, method = request.get("resourcePath"), request.get("httpMethod")
+        # A route no family has loads every family, then Chalice answers it as before.
+        while method not in self.routes.get(str(path), {}) and _load_next():
+            pass
+        return super().__call__(event, context)
+
+
+app = Api(app_name="crm-api")
+platform = Routes(__name__)
+_loaded: list[Routes] = [platform]
+
+
+def _load_next() -> bool:
+    if not _UNLOADED:
+        return False
+    routes = _UNLOADED.pop(0)()
+    app.register_blueprint(routes.blueprint)
+    _loaded.append(routes)
+    return True
+
+
+def families() -> list[Routes]:
+    """Every family's routes, all registered on the app."""
+    while _load_next():
+        pass
+    return list(_loaded)
 
 
 @cache
 def _openapi() -> dict[str, Any]:
-    docs = [doc for routes in FAMILIES for doc in routes.docs]
+    from crm.openapi import build_openapi
+
+    docs = [doc for routes in families() for doc in routes.docs]
     return build_openapi(docs, title="Serverless CRM API", version="0.1.0")
 
 
@@ -61,10 +136,16 @@ def get_openapi(req: ApiRequest) -> Response:
     return json_response(_openapi(), 200)
 
 
-for _routes in FAMILIES:
-    app.register_blueprint(_routes.blueprint)
+app.register_blueprint(platform.blueprint)
 
-before_snapshot(lambda: root().prime("dynamodb", "kms", "sqs", "secretsmanager"))
+
+def _prime() -> None:
+    # A restored snapshot holds every family's routes: loading one is no restore's work.
+    families()
+    root().prime("dynamodb", "kms", "sqs", "secretsmanager")
+
+
+before_snapshot(_prime)
 
 
 def _cors_headers(request: Request) -> dict[str, str]:
@@ -111,3 +192,7 @@ def access_log(request: Request, get_response: Any) -> Response:
         response.headers[CORRELATION_HEADER] = str(correlation_id)
     response.headers.update(_cors_headers(request))
     return response
+
+
+# The end of this function's init: what it built is frozen for the collector (crm/coldstart.py).
+initialized()

@@ -8,6 +8,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from crm.coldstart import initialized
 from crm.composition import root
 from crm.sqs_consumer import QueueMessage, consume
 from crm.timers import WakeUp
@@ -28,3 +29,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         })  # fmt: skip
 
     return consume(event, context, wake, after_batch=root().flush_facts, metrics=metrics)
+
+
+# The end of this function's init: what it built is frozen for the collector (crm/coldstart.py).
+initialized()

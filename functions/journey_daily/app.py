@@ -8,6 +8,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from crm.coldstart import initialized
 from crm.composition import root
 
 logger = Logger()
@@ -16,3 +17,7 @@ logger = Logger()
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return {"shards": root().journey_daily.plan()}
+
+
+# The end of this function's init: what it built is frozen for the collector (crm/coldstart.py).
+initialized()

@@ -9,6 +9,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from crm.coldstart import initialized
 from crm.composition import root
 from crm.sqs_consumer import QueueMessage, consume
 
@@ -27,3 +28,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
                                                   "handed_on": done.handed_on})  # fmt: skip
 
     return consume(event, context, scan, after_batch=root().flush_facts, metrics=metrics)
+
+
+# The end of this function's init: what it built is frozen for the collector (crm/coldstart.py).
+initialized()

@@ -11,11 +11,14 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from crm.coldstart import initialized
 from crm.composition import root
+from crm.snapstart import before_snapshot
 from crm.sqs_consumer import PoisonMessage, QueueMessage, consume
 
 logger = Logger()
 metrics = Metrics()
+before_snapshot(lambda: root().prime("dynamodb", "sqs", "s3", parts=("journey_engine",)))
 
 
 def _event(body: str) -> tuple[str, dict[str, Any]]:
@@ -41,3 +44,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 
     with engine.journeys_read_once():
         return consume(event, context, trigger, after_batch=root().flush_facts, metrics=metrics)
+
+
+# The end of this function's init: what it built is frozen for the collector (crm/coldstart.py).
+initialized()

@@ -9,6 +9,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from crm.coldstart import initialized
 from crm.composition import root
 
 logger = Logger()
@@ -24,3 +25,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     metrics.add_metric("LakeRowsCompacted", MetricUnit.Count, done.rows)
     logger.info("lake compacted", extra={"days": done.days, "files": done.files})
     return {"days": done.days, "files": done.files, "rows": done.rows}
+
+
+# The end of this function's init: what it built is frozen for the collector (crm/coldstart.py).
+initialized()

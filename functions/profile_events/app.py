@@ -8,6 +8,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from crm.coldstart import initialized
 from crm.composition import root
 from crm.profiles.event_folding import Folded
 from crm.snapstart import before_snapshot
@@ -32,3 +33,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     return consume_batch(
         event, context, fold, after_batch=lambda: folding.publish(folded), metrics=metrics
     )
+
+
+# The end of this function's init: what it built is frozen for the collector (crm/coldstart.py).
+initialized()

@@ -8,6 +8,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from crm.coldstart import initialized
 from crm.composition import root
 from crm.segments.runs import requested_run_id
 
@@ -25,3 +26,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         "sample_size": plan.sample_size,
         "estimated_profiles": plan.estimated_profiles,
     }
+
+
+# The end of this function's init: what it built is frozen for the collector (crm/coldstart.py).
+initialized()

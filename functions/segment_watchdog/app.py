@@ -9,6 +9,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from crm.coldstart import initialized
 from crm.composition import root
 
 logger = Logger()
@@ -22,3 +23,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     # Every check reports, 0 included, so the alarm (SegmentRunStuckAlarm) sees a live watchdog.
     metrics.add_metric("SegmentRunsStuck", MetricUnit.Count, len(ended))
     return {"ended": [run.run_id for run in ended]}
+
+
+# The end of this function's init: what it built is frozen for the collector (crm/coldstart.py).
+initialized()

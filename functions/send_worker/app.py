@@ -8,6 +8,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from crm.coldstart import initialized
 from crm.composition import root
 from crm.sqs_consumer import QueueMessage, consume
 
@@ -23,3 +24,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         logger.info("send task", extra={"result": done})
 
     return consume(event, context, handle, after_batch=root().flush_facts, metrics=metrics)
+
+
+# The end of this function's init: what it built is frozen for the collector (crm/coldstart.py).
+initialized()

@@ -9,6 +9,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from crm.coldstart import initialized
 from crm.composition import root
 from crm.sqs_consumer import QueueMessage, consume
 from crm.timers import shard_task
@@ -31,3 +32,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
                                           "more": swept.more})  # fmt: skip
 
     return consume(event, context, sweep, metrics=metrics)
+
+
+# The end of this function's init: what it built is frozen for the collector (crm/coldstart.py).
+initialized()

@@ -21,7 +21,6 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
 logger = Logger(child=True)
@@ -43,12 +42,20 @@ class QueueMessage:
         return self.receive_count > 1
 
 
-def _message(record: SQSRecord) -> QueueMessage:
+def _message(record: Mapping[str, Any]) -> QueueMessage:
+    # The record as Lambda hands it over (an SQS event source mapping's record shape).
     return QueueMessage(
-        message_id=record.message_id,
-        body=record.body,
-        receive_count=int(record.attributes.approximate_receive_count),
+        message_id=record["messageId"],
+        body=record["body"],
+        receive_count=int(record["attributes"]["ApproximateReceiveCount"]),
     )
+
+
+def _records(event: Mapping[str, Any]) -> list[dict[str, Any]]:
+    records = event.get("Records")
+    if not isinstance(records, list):
+        raise ValueError("Invalid event format. Please ensure batch event is a valid SQS event.")
+    return records
 
 
 def consume_batch(
@@ -62,9 +69,7 @@ def consume_batch(
     """Handle an SQS event's messages together (one read, shared work); `handle_batch`
     returns why each failed message failed, by message id, and the batch is reported as
     `consume` reports it: partial failures, poison messages, metrics."""
-    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-
-    messages = [_message(SQSRecord(record)) for record in event.get("Records", [])]
+    messages = [_message(record) for record in _records(event)]
     failures: Mapping[str, Exception] = {}
 
     def settle(message: QueueMessage) -> None:
@@ -89,40 +94,60 @@ def consume(
     after_batch: Callable[[], None] | None = None,
     metrics: Metrics | None = None,
 ) -> dict[str, Any]:
-    """Handle every message of an SQS event; returns the partial batch response."""
-    # Imported on first use (here and in consume_batch): Powertools' batch utility and data
-    # classes load its parser's models (~100 ms), which the API (it imports PoisonMessage
-    # through the event transit) never needs.
-    from aws_lambda_powertools.utilities.batch import (
-        BatchProcessor,
-        EventType,
-        process_partial_response,
-    )
+    """Handle every message of an SQS event; returns the partial batch response.
 
-    processor = BatchProcessor(event_type=EventType.SQS)
-    poison = 0
-
-    def one(record: SQSRecord) -> None:
-        nonlocal poison
-        message = _message(record)
-        try:
-            handle(message)
-        except PoisonMessage as exc:
-            poison += 1
-            logger.warning(
-                "poison message",
-                extra={"message_id": message.message_id, "receive_count": message.receive_count,
-                       "problem": str(exc)},
-            )  # fmt: skip
-            raise
-
+    What Powertools' BatchProcessor (SQS) answers, without importing its batch package: its
+    data classes and parser models cost a cold start ~30-50 ms of CPU (docs/benchmarks.md) for
+    a loop this short. A failed message is reported by id; when every message failed, the
+    invocation fails with Powertools' BatchProcessingError (imported then), so the runtime hands
+    the whole batch back."""
+    records = _records(event)
+    done = failed = poison = 0
+    errors: list[Exception] = []
+    failures: list[dict[str, str]] = []
     try:
-        return dict(process_partial_response(event, one, processor, context))
+        for record in records:
+            message = _message(record)
+            try:
+                handle(message)
+            except PoisonMessage as exc:
+                poison += 1
+                logger.warning(
+                    "poison message",
+                    extra={"message_id": message.message_id,
+                           "receive_count": message.receive_count, "problem": str(exc)},
+                )  # fmt: skip
+                failed += 1
+                errors.append(exc)
+                failures.append({"itemIdentifier": message.message_id})
+            except Exception as exc:
+                # Named by its type and the message id only: its text may quote customer data.
+                logger.warning(
+                    "message failed",
+                    extra={"message_id": message.message_id, "error": type(exc).__name__},
+                )
+                failed += 1
+                errors.append(exc)
+                failures.append({"itemIdentifier": message.message_id})
+            else:
+                done += 1
+        if records and failed == len(records):
+            _fail_whole_batch(errors)
+        return {"batchItemFailures": failures}
     finally:
         if after_batch is not None:
             after_batch()
         if metrics is not None:
-            done, failed = len(processor.success_messages), len(processor.fail_messages)
             metrics.add_metric("MessagesProcessed", MetricUnit.Count, done)
             metrics.add_metric("MessagesFailed", MetricUnit.Count, failed)
             metrics.add_metric("PoisonMessages", MetricUnit.Count, poison)
+
+
+def _fail_whole_batch(errors: list[Exception]) -> None:
+    from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
+
+    raise BatchProcessingError(
+        msg=f"All records failed processing. {len(errors)} individual errors logged separately "
+        "below.",
+        child_exceptions=[(type(e), e, e.__traceback__) for e in errors],
+    )

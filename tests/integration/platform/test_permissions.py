@@ -19,7 +19,7 @@ from crm_local.template import load_template
 
 def _route_docs() -> list[RouteDoc]:
     app = load_module(load_template().function("ApiFunction"))
-    return [doc for routes in app.FAMILIES for doc in routes.docs]
+    return [doc for routes in app.families() for doc in routes.docs]
 
 
 ROUTES = [doc for doc in _route_docs() if doc.permission is not None]

@@ -14,10 +14,9 @@ from __future__ import annotations
 import time as _time
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from functools import cache
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from jinja2 import StrictUndefined, TemplateError, meta
-from jinja2.sandbox import SandboxedEnvironment
 from pydantic import Field, StringConstraints
 
 from crm.auth import Caller, Permission
@@ -26,6 +25,9 @@ from crm.campaigns.models import MessageChannel
 from crm.clock import Clock
 from crm.errors import FieldProblem, InvalidInput, NotFound
 from crm.models import NOT_BLANK, Output, StrictInput
+
+if TYPE_CHECKING:
+    from jinja2.sandbox import SandboxedEnvironment
 
 Locale = Literal["zh", "en"]
 LOCALES: tuple[Locale, ...] = ("zh", "en")
@@ -81,10 +83,19 @@ class RenderFailed(Exception):
     """This message cannot be rendered; the text names the problem, never a value."""
 
 
-_ENV = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+@cache
+def _env() -> SandboxedEnvironment:
+    # jinja2 is loaded with the first template a process checks or renders: the API's cold
+    # start (which registers the template routes) does not pay for it.
+    from jinja2 import StrictUndefined
+    from jinja2.sandbox import SandboxedEnvironment
+
+    return SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
 
 
 def _problems(template: MessageTemplate) -> list[FieldProblem]:
+    from jinja2 import TemplateError, meta
+
     problems = []
     for channel, bodies in template.channels.items():
         for locale in LOCALES:
@@ -95,7 +106,7 @@ def _problems(template: MessageTemplate) -> list[FieldProblem]:
                     continue
                 where = f"channels.{channel}.{locale}.{part}"
                 try:
-                    parsed = _ENV.parse(text)
+                    parsed = _env().parse(text)
                 except TemplateError as exc:
                     line = getattr(exc, "lineno", None)
                     problems.append(FieldProblem(where, f"syntax error (line {line}): {exc}"))
@@ -110,26 +121,30 @@ def _problems(template: MessageTemplate) -> list[FieldProblem]:
 
 
 def variables_used(template: MessageTemplate, channel: MessageChannel) -> set[str]:
+    from jinja2 import meta
+
     used: set[str] = set()
     bodies = template.channels.get(channel)
     for body in (bodies.zh, bodies.en) if bodies else ():
         for text in (body.subject, body.body):
             if text is not None:
-                used |= meta.find_undeclared_variables(_ENV.parse(text))
+                used |= meta.find_undeclared_variables(_env().parse(text))
     return used
 
 
 def render(
     template: MessageTemplate, channel: MessageChannel, locale: Locale, values: Mapping[str, Any]
 ) -> Rendered:
+    from jinja2 import TemplateError
+
     bodies = template.channels.get(channel)
     if not bodies:
         raise RenderFailed(f"the template has no body for channel {channel}")
     chosen = locale
     body = bodies.get(locale)
     try:
-        subject = _ENV.from_string(body.subject).render(values) if body.subject else None
-        text = _ENV.from_string(body.body).render(values)
+        subject = _env().from_string(body.subject).render(values) if body.subject else None
+        text = _env().from_string(body.body).render(values)
     except TemplateError as exc:
         # jinja2's messages name the variable or attribute, not the values.
         raise RenderFailed(f"template error: {exc.message or type(exc).__name__}") from None

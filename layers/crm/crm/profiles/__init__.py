@@ -3,20 +3,26 @@ into a 360° view.
 
 This module is the family's public interface: other families import from here and nowhere
 else in the package (an import contract checks it).
+Each name loads its module when first read (crm/exports.py).
 """
 
-from crm.profiles.customer_events import EVENT_TYPES, Money
-from crm.profiles.models import Aggregates, CustomerScores
-from crm.profiles.personal_data import ProfilesPersonalData
-from crm.profiles.records import ProfileRecord, ScoresWrite, ScoringProfile
-from crm.profiles.service import (
-    Loaded,
-    NoRuleSegments,
-    ProfileService,
-    RuleSegments,
-    SegmentShift,
-)
-from crm.profiles.store import StaleProfile
+from typing import TYPE_CHECKING
+
+from crm.exports import lazy
+
+if TYPE_CHECKING:
+    from crm.profiles.customer_events import EVENT_TYPES, Money
+    from crm.profiles.models import Aggregates, CustomerScores
+    from crm.profiles.personal_data import ProfilesPersonalData
+    from crm.profiles.records import ProfileRecord, ScoresWrite, ScoringProfile
+    from crm.profiles.service import (
+        Loaded,
+        NoRuleSegments,
+        ProfileService,
+        RuleSegments,
+        SegmentShift,
+    )
+    from crm.profiles.store import StaleProfile
 
 __all__ = [
     "EVENT_TYPES",
@@ -34,3 +40,23 @@ __all__ = [
     "SegmentShift",
     "StaleProfile",
 ]
+__getattr__ = lazy(
+    __name__,
+    {
+        "EVENT_TYPES": "crm.profiles.customer_events",
+        "Money": "crm.profiles.customer_events",
+        "Aggregates": "crm.profiles.models",
+        "CustomerScores": "crm.profiles.models",
+        "ProfilesPersonalData": "crm.profiles.personal_data",
+        "ProfileRecord": "crm.profiles.records",
+        "ScoresWrite": "crm.profiles.records",
+        "ScoringProfile": "crm.profiles.records",
+        "Loaded": "crm.profiles.service",
+        "NoRuleSegments": "crm.profiles.service",
+        "ProfileService": "crm.profiles.service",
+        "RuleSegments": "crm.profiles.service",
+        "SegmentShift": "crm.profiles.service",
+        "StaleProfile": "crm.profiles.store",
+    },
+    globals(),
+)

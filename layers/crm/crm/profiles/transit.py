@@ -31,7 +31,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
 
-from cryptography.exceptions import InvalidTag
 from pydantic import ConfigDict, Field, ValidationError, model_validator
 
 from crm.clock import IdFactory
@@ -190,6 +189,9 @@ class EventTransit:
         if not queued.sealed:
             return {}
         assert queued.key is not None  # the model guarantees it
+        # cryptography loads with the first sealed event, not at every function's cold start.
+        from cryptography.exceptions import InvalidTag
+
         try:
             wrapped = base64.b64decode(queued.key.wrapped, validate=True)
         except binascii.Error:

@@ -4,13 +4,19 @@ recommendations.
 This module is the family's public interface. It never loads numpy or scipy: the numerical
 models (`crm.segments.recompute`, `scoring`, `clv`) are for the segment functions only, which
 carry the analytics layer.
+Each name loads its module when first read (crm/exports.py).
 """
 
-from crm.segments.membership import RuleMembership
-from crm.segments.models import Condition, Rule
-from crm.segments.personal_data import SegmentsPersonalData
-from crm.segments.rules import matches
-from crm.segments.service import SegmentCatalog
+from typing import TYPE_CHECKING
+
+from crm.exports import lazy
+
+if TYPE_CHECKING:
+    from crm.segments.membership import RuleMembership
+    from crm.segments.models import Condition, Rule
+    from crm.segments.personal_data import SegmentsPersonalData
+    from crm.segments.rules import matches
+    from crm.segments.service import SegmentCatalog
 
 __all__ = [
     "Condition",
@@ -20,3 +26,15 @@ __all__ = [
     "SegmentsPersonalData",
     "matches",
 ]
+__getattr__ = lazy(
+    __name__,
+    {
+        "RuleMembership": "crm.segments.membership",
+        "Condition": "crm.segments.models",
+        "Rule": "crm.segments.models",
+        "SegmentsPersonalData": "crm.segments.personal_data",
+        "matches": "crm.segments.rules",
+        "SegmentCatalog": "crm.segments.service",
+    },
+    globals(),
+)

@@ -1,0 +1,66 @@
+"""The API registers a family's routes when a request first needs one of them: a container's
+cold start pays for the families its requests use, and every route is still served."""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import json
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from crm_local.harness import Suite
+from crm_local.runtime import LambdaContext
+from crm_local.template import load_template
+
+EVENTS = Path(__file__).resolve().parents[3] / "events"
+
+
+def fresh_api() -> ModuleType:
+    """The handler module as a new container imports it (not the suite's pooled one)."""
+    spec = load_template().function("ApiFunction")
+    module_spec = importlib.util.spec_from_file_location("fresh_api_app", spec.code_uri / "app.py")
+    assert module_spec is not None
+    assert module_spec.loader is not None
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module
+
+
+def request(path: str, resource: str) -> dict[str, Any]:
+    event: dict[str, Any] = json.loads((EVENTS / "api_get_customer.json").read_text())
+    event = copy.deepcopy(event)
+    event.update(path=path, resource=resource, pathParameters=None)
+    event["requestContext"]["resourcePath"] = resource
+    return event
+
+
+def test_a_new_container_has_no_family_registered() -> None:
+    api = fresh_api()
+    assert api._loaded == [api.platform]
+    assert set(api.app.routes) == {"/openapi.json"}
+
+
+def test_a_profile_request_loads_the_profile_routes_alone(suite: Suite) -> None:
+    api = fresh_api()
+    event = request("/customers/nobody", "/customers/{customer_id}")
+    event["pathParameters"] = {"customer_id": "nobody"}
+    out = api.app(event, LambdaContext("f"))
+    assert out["statusCode"] == 404  # served by the profile routes: no such customer
+    assert len(api._loaded) == 2
+    assert "/segments" not in api.app.routes
+
+
+def test_a_request_for_the_last_family_loads_those_before_it_and_is_served(suite: Suite) -> None:
+    api = fresh_api()
+    out = api.app(request("/analytics/metrics", "/analytics/metrics"), LambdaContext("f"))
+    assert out["statusCode"] == 200
+    assert len(api._loaded) == len(api.families())  # every family was needed on the way
+
+
+def test_a_route_no_family_has_is_answered_as_chalice_answers_it() -> None:
+    api = fresh_api()
+    out = api.app(request("/nowhere", "/nowhere"), LambdaContext("f"))
+    assert out["statusCode"] in (403, 404, 405)
+    assert len(api._loaded) == len(api.families())
