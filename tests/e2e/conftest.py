@@ -35,8 +35,10 @@ class Running:
     def cli(self, *args: str) -> str:
         out = subprocess.run(
             [*CLI, "--state-dir", str(self.state_dir), "--template", str(self.template), *args],
-            capture_output=True, text=True, check=True, cwd=ROOT, timeout=120,
+            capture_output=True, text=True, cwd=ROOT, timeout=120,
         )  # fmt: skip
+        # A failing command says why in the test's report (its stderr), not only its status.
+        assert out.returncode == 0, f"crm-local {' '.join(args)}: {out.returncode}\n{out.stderr}"
         return out.stdout.strip()
 
     def token(self, role: str, customer: str | None = None) -> str:

@@ -238,7 +238,8 @@ def test_dormant_30_days_an_exclusive_coupon_then_a_reminder_unless_they_bought(
         [coupon] = delivered(emulator, admin, cid, journey_id)
         assert (coupon["channel"], "#coupon#" in coupon["dispatch_key"]) == ("sms", True)
         assert "券码" in coupon["body"]  # the exclusive offer's code, issued for this message
-        assert state_of(emulator, admin, journey_id, cid) == "waiting"
+        # The message is recorded before the step moves the instance on to its wait.
+        wait_for(partial(is_in, emulator, admin, journey_id, cid, "waiting"), timeout=60)
     paid(emulator, admin, buyer, 9)  # the goal, checked before the next step: no reminder
     emulator.cli("clock", "advance", "3d")
     sent = delivered(emulator, admin, quiet, journey_id, want=2)
