@@ -285,10 +285,22 @@ class Provisioner:
                                                      "BucketAlreadyExists"):  # fmt: skip
                 raise
         lock = props.get("ObjectLockConfiguration")
-        if locked and lock:
+        # Provisioned again (`crm-local invoke` beside a running emulator, a restart): a bucket
+        # that has the configuration keeps it; moto refuses to set it on one holding objects.
+        if locked and lock and _retention(self._object_lock(s3, name)) != _retention(lock):
             s3.put_object_lock_configuration(Bucket=name, ObjectLockConfiguration=lock)
         self.stack.refs[logical_id] = name
         self.stack.attrs[logical_id] = {"Arn": f"arn:aws:s3:::{name}", "DomainName": name}
+
+    @staticmethod
+    def _object_lock(s3: Any, name: str) -> dict[str, Any] | None:
+        try:
+            found: dict[str, Any] = s3.get_object_lock_configuration(Bucket=name)[
+                "ObjectLockConfiguration"
+            ]
+        except ClientError:
+            return None
+        return found
 
     def _named(self, logical_id: str, props: dict[str, Any]) -> None:
         inner = props.get("DatabaseInput") or props.get("TableInput") or props
@@ -373,3 +385,11 @@ def provision(
     """The template's resources on the current endpoint; `parameters` override the template's
     defaults as `sam deploy --parameter-overrides` would (DataRegion=eu)."""
     return Provisioner(template, stack_name, parameters).provision()
+
+
+def _retention(lock: dict[str, Any] | None) -> tuple[Any, dict[str, Any]] | None:
+    """An Object Lock configuration as S3 means it (moto answers `Days: 0` beside `Years`)."""
+    if lock is None:
+        return None
+    retention = (lock.get("Rule") or {}).get("DefaultRetention") or {}
+    return lock.get("ObjectLockEnabled"), {k: v for k, v in retention.items() if v}
