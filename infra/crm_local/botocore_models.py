@@ -33,6 +33,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import botocore
 import botocore.session
 from botocore import xform_name
 
@@ -44,6 +45,7 @@ _NAMING_CALLS = frozenset({"get_paginator", "get_waiter", "can_paginate", "gener
 _DROPPED_KEYS = frozenset({"documentation"})
 # botocore's files, copied as they are: the session-wide ones a client creation loads, and each
 # service's endpoint rules, paginators and waiters (and their sdk-extras).
+VERSION_FILE = "botocore-version.txt"
 _COPIED_TOP = ("partitions.json", "sdk-default-configuration.json", "_retry.json")
 _COPIED_PREFIXES = ("endpoint-rule-set-1.", "paginators-1.", "waiters-2.")
 
@@ -189,6 +191,9 @@ def expected_files(root: Path = ROOT) -> dict[str, bytes]:
     builtin = Path(_builtin_loader().BUILTIN_DATA_PATH)
     models = pruned_models(root)
     files = {name: (builtin / name).read_bytes() for name in _COPIED_TOP}
+    # crm.aws reads this folder only under the botocore it was written from (the Lambda
+    # runtime's own boto3 may be another: then the clients read botocore's data as before).
+    files[VERSION_FILE] = (botocore.__version__ + "\n").encode()
     endpoints = json.loads((builtin / "endpoints.json").read_bytes())
     files["endpoints.json"] = _text(prune_endpoints(endpoints, _endpoint_keys(models)))
     for service, (version, model) in models.items():

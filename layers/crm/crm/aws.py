@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import boto3
+import botocore
 import botocore.loaders
 import botocore.session
 from botocore.config import Config
@@ -91,12 +92,22 @@ class _LayerData(botocore.loaders.Loader):
         return path.startswith(_MODELS)
 
 
+def _models_fit() -> bool:
+    """The folder was written from the botocore that runs (another version's code may expect
+    other models: then the clients read botocore's own data, slower but as it ships)."""
+    try:
+        written = (Path(_MODELS) / "botocore-version.txt").read_text(encoding="utf-8").strip()
+    except OSError:
+        return False
+    return written == botocore.__version__
+
+
 @cache
 def _session() -> boto3.session.Session:
     core = botocore.session.get_session()
-    core.register_component(
-        "data_loader", _LayerData(extra_search_paths=[_MODELS], include_default_search_paths=False)
-    )
+    if _models_fit():
+        loader = _LayerData(extra_search_paths=[_MODELS], include_default_search_paths=False)
+        core.register_component("data_loader", loader)
     return boto3.session.Session(botocore_session=core)
 
 

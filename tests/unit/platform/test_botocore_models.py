@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import botocore
 import botocore.session
 import pytest
 from botocore import xform_name
@@ -136,5 +137,19 @@ def test_shared_clients_read_the_layers_data(monkeypatch: pytest.MonkeyPatch) ->
         assert client.meta.endpoint_url == "https://dynamodb.eu-west-1.amazonaws.com"
         s3 = aws.s3()
         assert s3.meta.endpoint_url == "https://s3.eu-west-1.amazonaws.com"
+    finally:
+        aws.reset_clients()
+
+
+def test_another_botocore_reads_its_own_data(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Lambda runtime's boto3 may be another version than the folder was written from."""
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    monkeypatch.setattr(botocore, "__version__", "0.0.1")
+    aws.reset_clients()
+    try:
+        client = aws.client_for("dynamodb")
+        loader = aws._session()._session.get_component("data_loader")
+        assert str(bm.TARGET) not in loader.search_paths
+        assert hasattr(client, "create_backup")  # botocore's whole model
     finally:
         aws.reset_clients()
