@@ -22,7 +22,7 @@ CHROMEDRIVER := /usr/bin/chromedriver
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 CUSTOMERS ?= 2000
 
-.PHONY: help install browser dashboard-dist run test lint typecheck template-check unit integration e2e bench openapi clean
+.PHONY: help install browser dashboard-dist run test lint typecheck template-check unit integration e2e bench openapi botocore-models clean
 
 help:
 	@echo "make run    start the whole suite locally (moto on 127.0.0.1) with demo data"
@@ -98,6 +98,11 @@ bench: $(DEV_STAMP)
 
 openapi: $(DEV_STAMP)
 	$(BIN)/python -m crm_local.openapi_doc --write docs/openapi.json
+
+# The layer's botocore data, cut to the operations the code calls (after a botocore upgrade or
+# a call of a new operation; tests/unit/platform/test_botocore_models.py says when).
+botocore-models: $(DEV_STAMP)
+	$(BIN)/python -m crm_local.botocore_models --write
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) dashboard/node_modules dashboard/dist .pytest_cache .mypy_cache .ruff_cache .crm-local

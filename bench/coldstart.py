@@ -396,10 +396,14 @@ def function_table(rows: Sequence[Comparison], before_ref: str = "") -> list[str
                 f"{len(f.deferred_models | f.deferred_adapters)} deferred schemas"
                 if f and (f.deferred_models or f.deferred_adapters)
                 else "",
+                f"sample {', '.join(sorted(f.samples))}" if f and f.samples else "",
                 c.note,
             )
             if part
         )
+        if f is not None and not (f.clients or _services(f) or f.deferred_models
+                                  or f.deferred_adapters):  # fmt: skip
+            creates = "; ".join(p for p in ("nothing beyond the import", creates) if p)
         earlier = ""
         if with_before:
             b, bc = c.before_ratios, c.before_cpu_ratios

@@ -13,9 +13,13 @@ from __future__ import annotations
 import json
 import threading
 from functools import cache
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import boto3
+import botocore
+import botocore.loaders
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import (
     ClientError,
@@ -51,6 +55,17 @@ SERVICES = (
     "pinpoint-sms-voice-v2",
 )  # fmt: skip
 BULK_SERVICES = ("dynamodb",)
+# Every service a client is made for here: each has a pruned model in botocore_data.
+MODELED_SERVICES = (*SERVICES, "athena")
+
+# botocore's data for the services above, cut to what this project uses (`python -m
+# crm_local.botocore_models --write`): each service model keeps only the operations the code
+# calls, without documentation, and the legacy endpoint data only these services. Parsing
+# botocore's whole files was most of a client's creation (DynamoDB's and KMS's models are over
+# 500 KB each, S3's 1.4 MB, the endpoint data 1.2 MB), and listing its ~430 service folders
+# twice cost another ~20 ms. This module's session reads only this folder; any other session
+# (moto, the emulator's provisioning, a test's own client) reads botocore's.
+_MODELS = str(Path(__file__).resolve().parent / "botocore_data")
 
 # Error codes of a service that is busy now and may not be in a moment (botocore retries
 # them first; this is what is left when its attempts ran out).
@@ -68,9 +83,32 @@ _BUSY_CODES = frozenset({
 _creating = threading.Lock()
 
 
+class _LayerData(botocore.loaders.Loader):
+    """botocore's loader over the layer's folder, which holds botocore's own data (cut, not
+    changed): its endpoint data is taken as botocore's, as it would be from botocore's folder
+    (other endpoint data would be passed to the endpoint rules as a custom endpoint)."""
+
+    def is_builtin_path(self, path: str) -> bool:
+        return path.startswith(_MODELS)
+
+
+def _models_fit() -> bool:
+    """The folder was written from the botocore that runs (another version's code may expect
+    other models: then the clients read botocore's own data, slower but as it ships)."""
+    try:
+        written = (Path(_MODELS) / "botocore-version.txt").read_text(encoding="utf-8").strip()
+    except OSError:
+        return False
+    return written == botocore.__version__
+
+
 @cache
 def _session() -> boto3.session.Session:
-    return boto3.session.Session()
+    core = botocore.session.get_session()
+    if _models_fit():
+        loader = _LayerData(extra_search_paths=[_MODELS], include_default_search_paths=False)
+        core.register_component("data_loader", loader)
+    return boto3.session.Session(botocore_session=core)
 
 
 @cache  # keyed by the arguments as passed: always pass both, positionally
