@@ -153,3 +153,25 @@ def test_another_botocore_reads_its_own_data(monkeypatch: pytest.MonkeyPatch) ->
         assert hasattr(client, "create_backup")  # botocore's whole model
     finally:
         aws.reset_clients()
+
+
+def _pins(text: str) -> dict[str, str]:
+    pins: dict[str, str] = {}
+    for line in text.splitlines():
+        line = line.split("#")[0].strip().strip('",')
+        if "==" in line:
+            name, version = line.split("==")
+            pins[name.strip()] = version.strip()
+    return pins
+
+
+def test_the_layer_and_the_project_pin_the_botocore_the_data_was_cut_from() -> None:
+    """In Lambda the cut data is read only under the botocore it was cut from: the layer
+    bundles that version (the runtime's own would fall back to botocore's full data)."""
+    root = Path(__file__).resolve().parents[3]
+    written = (bm.TARGET / "botocore-version.txt").read_text("utf-8").strip()
+    layer = _pins((root / "layers" / "crm" / "requirements.txt").read_text("utf-8"))
+    project = _pins((root / "pyproject.toml").read_text("utf-8"))
+    assert layer["botocore"] == project["botocore"] == written
+    assert layer["boto3"] == project["boto3"]
+    assert botocore.__version__ == written  # what make install put in this environment
