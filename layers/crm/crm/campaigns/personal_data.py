@@ -28,9 +28,9 @@ from typing import Any
 
 from crm import aws
 from crm.campaigns.dispatch_store import MessageRecord
-from crm.campaigns.records import CUSTOMER_ATTR, CUSTOMER_INDEX, page_of_member
+from crm.campaigns.records import CUSTOMER_ATTR, CUSTOMER_INDEX, member_partition, page_of_member
 from crm.dynamo import batch_get, batch_write, from_item
-from crm.erasure import delete_items, key_of, location, query_partition
+from crm.erasure import delete_items, key_of, location, query_partition, scan_items
 from crm.personal_data import (
     DataSubject,
     ErasureMethod,
@@ -231,3 +231,75 @@ def page_key(member_pk: str) -> tuple[str, str]:
     """The (PK, SK) of the send page a member entry belongs to."""
     send_id, page = page_of_member(member_pk)
     return f"SEND#{send_id}", f"PAGE#{page:06d}"
+
+
+# ---- items written before the index ----------------------------------------------------------
+def _owner(item: dict[str, Any], codes: dict[str, str]) -> str | None:
+    """The customer an item written before the index belongs to (None: no one customer)."""
+    pk, sk = item["PK"]["S"], item["SK"]["S"]
+    values = from_item(item)
+    kind = kind_of(item)
+    if kind == "message":
+        return MessageRecord.model_validate_json(values["body"]).request.customer_id
+    if kind in ("caps", "touch", "outbox", "exposure", "journey_wait", "journey_escalation"):
+        return pk.split("#", 1)[1]
+    if kind == "journey_instance":  # JINST#<journey>#<customer>: journey ids hold no '#'
+        return pk.split("#", 2)[2]
+    if kind in ("coupon", "order_claim"):
+        return values.get("customer_id")
+    if kind == "coupon_claim":
+        return codes.get(str(values.get("code")))
+    if kind == "conversion":
+        owner = sk.rsplit("#", 1)[-1]
+        return None if owner.startswith("anon-") else owner
+    return None
+
+
+def backfill_customer_index(table: str) -> dict[str, int]:
+    """Gives every item written before the `customer` index its `CUST`, and every send page
+    its member entries: one read of the whole table, once, after the deploy that added the
+    index (`crm-local privacy backfill-campaigns`; docs/personal-data.md). Safe to run again
+    and beside live traffic: an item is only updated while it exists and has no `CUST`, and
+    member entries are rewritten as they are. Returns how many items of each kind it indexed."""
+    codes: dict[str, str] = {}
+    pending: list[dict[str, Any]] = []
+    members: list[dict[str, Any]] = []
+    for item in scan_items(table):
+        pk = item["PK"]["S"]
+        if pk.startswith("COUPON#CODE#") and "customer_id" in item:
+            codes[pk.removeprefix("COUPON#CODE#")] = item["customer_id"]["S"]
+        if pk.startswith("SEND#") and item["SK"]["S"].startswith("PAGE#"):
+            members.append(item)
+        elif CUSTOMER_ATTR not in item:
+            pending.append(item)
+    done: dict[str, int] = {}
+    for item in pending:
+        owner = _owner(item, codes)
+        if not owner:
+            continue
+        try:
+            aws.dynamodb_bulk().update_item(
+                TableName=table,
+                Key=key_of(item),
+                UpdateExpression="SET #c = :c",
+                ConditionExpression="attribute_exists(PK) AND attribute_not_exists(#c)",
+                ExpressionAttributeNames={"#c": CUSTOMER_ATTR},
+                ExpressionAttributeValues={":c": {"S": owner}},
+            )
+        except Exception as exc:
+            if aws.failed_call_code(exc) != "ConditionalCheckFailedException":
+                raise
+            continue  # deleted or indexed meanwhile
+        done[kind_of(item)] = done.get(kind_of(item), 0) + 1
+    for page in members:
+        send_id = page["PK"]["S"].removeprefix("SEND#")
+        number = int(page["SK"]["S"].removeprefix("PAGE#"))
+        ids = {m["S"] for m in page.get("members", {}).get("L", [])} - {ERASED_MEMBER}
+        entries = [
+            {"PutRequest": {"Item": {"PK": {"S": member_partition(send_id, number)},
+                                     "SK": {"S": m}, CUSTOMER_ATTR: {"S": m}}}}
+            for m in sorted(ids)
+        ]  # fmt: skip
+        batch_write(table, entries, bulk=True)
+        done["send_page"] = done.get("send_page", 0) + len(entries)
+    return done
