@@ -236,7 +236,8 @@ def page_key(member_pk: str) -> tuple[str, str]:
 # ---- items written before the index ----------------------------------------------------------
 def _owner(item: dict[str, Any], codes: dict[str, str]) -> str | None:
     """The customer an item written before the index belongs to (None: no one customer)."""
-    pk, sk = item["PK"]["S"], item["SK"]["S"]
+    pk: str = item["PK"]["S"]
+    sk: str = item["SK"]["S"]
     values = from_item(item)
     kind = kind_of(item)
     if kind == "message":
@@ -246,7 +247,8 @@ def _owner(item: dict[str, Any], codes: dict[str, str]) -> str | None:
     if kind == "journey_instance":  # JINST#<journey>#<customer>: journey ids hold no '#'
         return pk.split("#", 2)[2]
     if kind in ("coupon", "order_claim"):
-        return values.get("customer_id")
+        owner = values.get("customer_id")
+        return str(owner) if owner else None
     if kind == "coupon_claim":
         return codes.get(str(values.get("code")))
     if kind == "conversion":
