@@ -682,7 +682,7 @@ class Crm:
         from crm.privacy.reads import QueuedPiiReads
         from crm.queue import Queue
 
-        return QueuedPiiReads(Queue(os.environ["AUDIT_QUEUE_URL"]), self.clock, self.ids)
+        return QueuedPiiReads(Queue(self.settings.privacy.audit_queue_url), self.clock, self.ids)
 
     @cached_property
     def audit_reads(self) -> AuditReadsConsumer:

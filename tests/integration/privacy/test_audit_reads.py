@@ -232,3 +232,23 @@ def test_tampering_with_an_appended_read_is_caught(office: Office) -> None:
     )
     result = root().privacy_audit.verify()
     assert (result.intact, result.first_broken) == (False, seq)
+
+
+def test_a_forged_copy_put_beside_the_locked_one_is_caught(office: Office) -> None:
+    cid = office.customer()
+    for _ in range(2):
+        root().pii_reads.unmasked_read("agent-1", cid, ["phone"])
+    seq = int(_reads(office)[0]["seq"]["N"])
+    assert root().privacy_audit.verify(check_archive=True).intact
+    [entry] = root().privacy_store.audit_page(seq - 1, 1)
+    forged = entry.model_copy(update={"actor": "someone"})
+    forged = forged.model_copy(update={"hash": forged.digest()})
+    # Listed before the genuine copy: verification reads every copy, not the first it meets.
+    boto3.client("s3").put_object(
+        Bucket=office.suite.stack.refs["AuditArchiveBucket"],
+        Key=f"audit/{0:012d}-{seq:012d}.jsonl",
+        Body=forged.model_dump_json().encode() + b"\n",
+        ChecksumAlgorithm="SHA256",
+    )
+    result = root().privacy_audit.verify(check_archive=True)
+    assert (result.intact, result.first_broken) == (False, seq)

@@ -127,10 +127,11 @@ class AuditLog:
         under Object Lock (the archive read whole: for an audit, not for every request).
         Reports the first broken link."""
         count, prev_hash, after = 0, GENESIS, 0
-        archive: dict[int, bytes] = {}
+        archive: dict[int, list[AuditEntry]] = {}
         if check_archive:
-            for raw in self._files.archived_after(0):
-                archive[AuditEntry.model_validate_json(raw).seq] = raw
+            for raw in self._files.archived_copies():
+                copy = AuditEntry.model_validate_json(raw)
+                archive.setdefault(copy.seq, []).append(copy)
         while True:
             page = self._store.audit_page(after, VERIFY_PAGE)
             for entry in page:
@@ -141,7 +142,7 @@ class AuditLog:
                     problem = "its link does not name the previous entry's hash"
                 elif entry.digest() != entry.hash:
                     problem = "its content does not match its hash"
-                elif check_archive and not _archived_equal(entry, archive.get(entry.seq)):
+                elif check_archive and not _archived_equal(entry, archive.get(entry.seq, [])):
                     problem = "it differs from its locked archive copy (or the copy is missing)"
                 if problem is not None:
                     return AuditVerification(
@@ -158,8 +159,6 @@ class AuditLog:
                 )
 
 
-def _archived_equal(entry: AuditEntry, raw: bytes | None) -> bool:
-    if raw is None:
-        return False
-    copy = AuditEntry.model_validate_json(raw)
-    return copy.hash == entry.hash and copy.digest() == copy.hash
+def _archived_equal(entry: AuditEntry, copies: Sequence[AuditEntry]) -> bool:
+    """The entry has a locked copy, and every copy of its sequence number is the entry."""
+    return bool(copies) and all(c.hash == entry.hash and c.digest() == c.hash for c in copies)

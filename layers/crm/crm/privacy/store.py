@@ -353,11 +353,11 @@ class PrivacyFiles:
             ChecksumAlgorithm="SHA256",  # Object Lock buckets refuse puts without a checksum
         )
 
-    def archived_after(self, seq: int) -> list[bytes]:
-        """Every archived entry after `seq`, in order (the archive outlives a table's restore:
-        Object Lock keeps it, and no restore rewinds a bucket). An entry archived twice (a
-        batch redelivered before its copy was written) is listed once."""
-        found: dict[int, bytes] = {}
+    def archived_copies(self, after: int = 0) -> list[bytes]:
+        """Every archived copy of an entry after `after`, in key order, duplicates included (a
+        batch redelivered before its copy was written is archived twice, and a copy put
+        beside the genuine one must be seen by verification, not hidden by it)."""
+        found: list[bytes] = []
         for page in (
             aws.s3()
             .get_paginator("list_objects_v2")
@@ -366,11 +366,17 @@ class PrivacyFiles:
             for obj in page.get("Contents", []):
                 name = obj["Key"].removeprefix("audit/").split(".")[0]
                 first, _, last = name.partition("-")
-                if int(last or first) <= seq:
-                    continue  # every entry of the object is at or before `seq`
+                if int(last or first) <= after:
+                    continue  # every entry of the object is at or before `after`
                 body = aws.s3().get_object(Bucket=self._archive, Key=obj["Key"])["Body"].read()
-                for line in filter(bytes.strip, body.splitlines()):
-                    number = int(json.loads(line)["seq"])
-                    if number > seq:
-                        found.setdefault(number, line)
+                found += [line for line in filter(bytes.strip, body.splitlines())
+                          if int(json.loads(line)["seq"]) > after]  # fmt: skip
+        return found
+
+    def archived_after(self, seq: int) -> list[bytes]:
+        """Every archived entry after `seq`, once each, in order (the archive outlives a
+        table's restore: Object Lock keeps it, and no restore rewinds a bucket)."""
+        found: dict[int, bytes] = {}
+        for line in self.archived_copies(seq):
+            found.setdefault(int(json.loads(line)["seq"]), line)
         return [found[n] for n in sorted(found)]
