@@ -11,6 +11,7 @@ from moto import mock_aws
 from crm_local.harness import Suite, count_requests, local_suite
 
 QUEUE = "ProfileEventsQueue"
+AUDIT = "AuditQueue"
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,15 @@ def count_requests_per_unit() -> list[RequestCount]:
         results.append(_measure("read one 360° view, masked (marketer)", read_as("marketer")))
         work = "read one 360° view, full PII (support agent)"
         results.append(_measure(work, read_as("support_agent")))
+
+        # Staff's unmasked reads reach the audit chain in batches (crm.privacy.reads).
+        for _ in range(49):
+            read_as("support_agent")()
+        reads = suite.receive(AUDIT, max_messages=10)
+        while len(reads) < 50 and (more := suite.receive(AUDIT, max_messages=10)):
+            reads += more
+        work = f"append {len(reads)} staff PII reads to the audit chain (SQS batch)"
+        results.append(_measure(work, lambda: suite.deliver("PrivacyAuditFunction", AUDIT, reads)))
 
         suite.call("POST", "/events", {"events": [_paid(cid, 1)]})
         results.append(_measure("fold one event (SQS batch of 1)", fold(suite.receive(QUEUE))))

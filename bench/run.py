@@ -29,7 +29,7 @@ from bench.coldstart import (
 )
 from bench.dispatch import measure as measure_dispatch
 from bench.dispatch import section as dispatch_section
-from bench.requests import count_requests_per_unit
+from bench.requests import RequestCount, count_requests_per_unit
 from bench.segments import (
     compare_fits,
     fan_out_plan,
@@ -91,16 +91,39 @@ def coldstart_section(cold: ColdStarts) -> list[str]:
     ]
 
 
+def requests_section(counts: Sequence[RequestCount]) -> list[str]:
+    """The "AWS requests per unit of work" section."""
+    lines = [
+        "## AWS requests per unit of work",
+        "",
+        "Counted exactly (every API call through the shared clients) against moto, on a warm",
+        "container. The integration tests assert the fold, read and audit rows.",
+        "",
+        "| work | requests | by operation |",
+        "| --- | ---: | --- |",
+    ]
+    for r in counts:
+        detail = ", ".join(f"{op} {n}" for op, n in sorted(r.counts.items()))
+        lines.append(f"| {r.work} | {r.total} | {detail} |")
+    return lines
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="measure, then write docs/benchmarks.md")
     parser.add_argument("--before", metavar="REF",
                         help="also this revision's cold starts, same rounds")  # fmt: skip
-    parser.add_argument("--only", choices=("coldstart",),
+    parser.add_argument("--only", choices=("coldstart", "requests"),
                         help="measure this section alone and replace it in the file")  # fmt: skip
     args = parser.parse_args(argv)
     # The functions' CloudWatch metrics (EMF lines on stdout) are not the bench's output (set
     # here, not at import: tests import this module's helpers and count metrics).
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+    if args.only == "requests":
+        heading = "## AWS requests per unit of work"
+        sections = requests_section(count_requests_per_unit())
+        OUT.write_text(replace_section(OUT.read_text(), heading, sections))
+        print(f"wrote the AWS requests section of {OUT.relative_to(ROOT)}")
+        return
     print("measuring cold starts ...", flush=True)
     cold = _cold_starts(args.before)
     if args.only == "coldstart":
@@ -130,19 +153,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "",
         *coldstart_section(cold),
     ]
-    lines += [
-        "",
-        "## AWS requests per unit of work",
-        "",
-        "Counted exactly (every API call through the shared clients) against moto, on a warm",
-        "container. The integration tests assert the fold and read rows.",
-        "",
-        "| work | requests | by operation |",
-        "| --- | ---: | --- |",
-    ]
-    for r in counts:
-        detail = ", ".join(f"{op} {n}" for op, n in sorted(r.counts.items()))
-        lines.append(f"| {r.work} | {r.total} | {detail} |")
+    lines += ["", *requests_section(counts)]
     lines += [
         "",
         "## Segment models",

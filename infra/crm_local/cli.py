@@ -605,6 +605,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     replay.add_argument("--since", required=True, help="the restore point, e.g. 2026-11-20T08:00Z")
     replay.set_defaults(run=cmd_replay_erasures)
+    backfill = privacy_commands.add_parser(
+        "backfill-campaigns",
+        help="index CampaignsTable's items written before its customer index (run once)",
+    )
+    backfill.set_defaults(run=cmd_backfill_campaigns)
 
     # campaigns: D
     outbox = sub.add_parser("outbox", help="what campaigns would have sent (recording provider)")
@@ -725,6 +730,32 @@ def cmd_replay_erasures(args: argparse.Namespace) -> int:
               f"  subject from {r.subject_from}: {erased} items erased again, {state}")  # fmt: skip
     print(f"{len(replayed)} erasure(s) completed since {since.isoformat()} replayed")
     return 0 if all(r.clean for r in replayed) else 1
+
+
+def campaigns_backfill() -> dict[str, int]:
+    """CampaignsTable of the suite on the current AWS endpoint: its items written before the
+    `customer` index given their index key (crm.campaigns.personal_data)."""
+    from crm.campaigns.personal_data import backfill_customer_index
+
+    ddb = boto3.client("dynamodb")
+    tables = [t for t in ddb.list_tables()["TableNames"] if t.endswith("-CampaignsTable")]
+    if not tables:
+        raise UsageError("no CampaignsTable: is this the emulator of this template?")
+    return backfill_customer_index(tables[0])
+
+
+def cmd_backfill_campaigns(args: argparse.Namespace) -> int:
+    """Run once, after the deploy that added CampaignsTable's `customer` index
+    (docs/personal-data.md)."""
+    info = _running(args.state_dir)
+    if not info:
+        return _not_running()
+    use_endpoint(info["aws_endpoint"])
+    done = campaigns_backfill()
+    for kind, n in sorted(done.items()):
+        print(f"{kind}: {n}")
+    print(f"{sum(done.values())} item(s) of CampaignsTable indexed by customer")
+    return 0
 
 
 # ---- campaigns: D

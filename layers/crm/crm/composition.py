@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from crm.lake import FactLog, Lake
     from crm.personal_data import DataSubject, PersonalDataStore
     from crm.privacy import AuditLog, PrivacyExecutor, PrivacyRequests, PrivacySettings
+    from crm.privacy.reads import AuditReadsConsumer
     from crm.privacy.replay import ErasureReplay
     from crm.privacy.routes import PrivacyParts
     from crm.privacy.store import PrivacyFiles, PrivacyStore
@@ -657,26 +658,38 @@ class Crm:
 
     @cached_property
     def pii_reads(self) -> PiiReads:
-        """Staff's unmasked reads of PII, recorded in the privacy audit trail."""
-        from crm.audit import PROFILE_VIEW
+        """Staff's unmasked reads of PII, queued for the privacy audit trail (one message a
+        read; the PrivacyAuditFunction appends them in batches: crm.privacy.reads)."""
+        from crm.audit import PROFILE_VIEW, NoPiiReads
 
         # A root built for one family's tests (no privacy resources in its environment)
         # records nothing; every stack of template.yaml has them.
-        # The audit trail is built at the first unmasked read, not with the views: the event
-        # folder and most requests read nothing unmasked and need not load the privacy family.
-        recording = "PRIVACY_TABLE" in os.environ
+        if "AUDIT_QUEUE_URL" not in os.environ:
+            return NoPiiReads()
         crm = self
 
         class Recorder:
+            # Built at the first unmasked read, not with the views: the event folder and
+            # most requests read nothing unmasked and need not load the privacy family.
             def unmasked_read(
                 self, actor: str, customer_id: str, fields: Sequence[str], why: str = PROFILE_VIEW
             ) -> None:
-                if recording:
-                    crm.privacy_audit.append(
-                        actor, "pii_read", customer_id=customer_id, fields=fields, why=why
-                    )
+                crm.queued_pii_reads.unmasked_read(actor, customer_id, fields, why)
 
         return Recorder()
+
+    @cached_property
+    def queued_pii_reads(self) -> PiiReads:
+        from crm.privacy.reads import QueuedPiiReads
+        from crm.queue import Queue
+
+        return QueuedPiiReads(Queue(self.settings.privacy.audit_queue_url), self.clock, self.ids)
+
+    @cached_property
+    def audit_reads(self) -> AuditReadsConsumer:
+        from crm.privacy.reads import AuditReadsConsumer
+
+        return AuditReadsConsumer(self.privacy_audit)
 
     # ---- end privacy
     # ---- analytics

@@ -68,7 +68,14 @@ def test_dead_letters_with_customer_data_are_kept_four_days() -> None:
             for p in carrying.values() if "RedrivePolicy" in p}  # fmt: skip
     assert (
         dlqs
-        == {"ProfileEventsDLQ", "SendShardsDLQ", "ConversionsDLQ", "TicketSlaDLQ", "PrivacyDLQ"}
+        == {
+            "ProfileEventsDLQ",
+            "SendShardsDLQ",
+            "ConversionsDLQ",
+            "TicketSlaDLQ",
+            "PrivacyDLQ",
+            "AuditDLQ",
+        }
         | JOURNEY_DLQS
     )
     for dlq in dlqs:
@@ -128,6 +135,7 @@ def test_every_sender_and_receiver_of_an_encrypted_queue_may_use_the_key() -> No
             "TicketSlaFunction",
             "TimerShardFunction",
             "PrivacyWorkerFunction",
+            "PrivacyAuditFunction",
         }
         | JOURNEY_FUNCTIONS
     )

@@ -15,7 +15,8 @@ from crm.campaigns.policy import ContactPolicy
 from crm.composition import Crm, Settings, reset, root
 from crm.erasure import Identifiers, mentioning
 from crm.personal_data import DataSubject
-from crm_local.harness import Suite
+from crm_local.cli import campaigns_backfill
+from crm_local.harness import Suite, count_requests
 from tests.integration.campaigns.conftest import TEMPLATE
 from tests.integration.sends.conftest import LIVE_START, FakeDispatch, Kit, MovingClock
 
@@ -59,7 +60,9 @@ def report(kit: Kit, campaign_id: str) -> dict[str, Any]:
     return body
 
 
-def test_her_id_leaves_send_pages_coupons_and_conversions_and_the_totals_stay(kit: Kit) -> None:
+def sent_and_converted(kit: Kit) -> tuple[str, list[str], str, dict[str, Any]]:
+    """Six recipients of a send with a coupon; one of them (alice) pays with hers: (alice,
+    the recipients in the order they were created, the send id, her payment)."""
     offer = {"offer_id": "dec-99-50", "description": "满99减50", "kind": "amount_off",
              "amount_off": "50.00", "min_order": "99.00", "expires_at": "2026-12-31T00:00:00Z",
              "budget": 100}  # fmt: skip
@@ -67,7 +70,6 @@ def test_her_id_leaves_send_pages_coupons_and_conversions_and_the_totals_stay(ki
     customers = [customer(kit, n) for n in range(6)]
     policy = ContactPolicy()
     alice = next(c for c in customers if not policy.in_global_control(c))
-    others = [c for c in customers if c != alice]
     kit.members("rfm:champions", customers)
     send_id = kit.create_send(holdout_percent=0, coupon_offer_id="dec-99-50")["send_id"]
     kit.act(send_id, "start")
@@ -82,6 +84,12 @@ def test_her_id_leaves_send_pages_coupons_and_conversions_and_the_totals_stay(ki
     assert kit.suite.call("POST", "/events", {"events": [paid]}).status == 202
     kit.suite.drain()
     assert kit.suite.drain("CampaignConversionsFunction", CONVERSIONS) == 1
+    return alice, customers, send_id, paid
+
+
+def test_her_id_leaves_send_pages_coupons_and_conversions_and_the_totals_stay(kit: Kit) -> None:
+    alice, customers, send_id, paid = sent_and_converted(kit)
+    others = [c for c in customers if c != alice]
     before = report(kit, send_id)
     assert before["variants"][0]["converted"] == 1
 
@@ -119,3 +127,87 @@ def test_her_id_leaves_send_pages_coupons_and_conversions_and_the_totals_stay(ki
     again = store.erase(subject)
     assert (again.erased, again.anonymised) == ({}, {})
     assert items(kit.suite) == snapshot
+
+
+def test_her_items_are_found_by_the_customer_index_in_exact_requests(kit: Kit) -> None:
+    alice, customers, send_id, _ = sent_and_converted(kit)
+    # Every item that names her carries her id as the index key, a send page's members
+    # through one member entry each (the page itself names everyone).
+    named = theirs(kit.suite, alice)
+    assert len(named) >= 7, named
+    assert all(item.get("CUST") == {"S": alice} for item in named), named
+    entries = [i for i in items(kit.suite) if i["PK"]["S"].startswith(f"SENDMEM#{send_id}#")]
+    assert sorted(i["SK"]["S"] for i in entries) == sorted(customers)
+    assert all(i["CUST"]["S"] == i["SK"]["S"] for i in entries)
+
+    # Her id and a profile merged into hers (nothing stored under it): one Query each.
+    subject = DataSubject(
+        customer_id=alice,
+        pseudonym="p" * 32,
+        external_ids=(f"r-{customers.index(alice)}",),
+        merged_ids=("c-merged-away",),
+    )
+    store = CampaignsPersonalData(kit.suite.stack.refs["CampaignsTable"])
+    with count_requests() as counts:
+        held = store.inventory(subject)
+    assert dict(counts) == {"dynamodb.Query": 2, "dynamodb.BatchGetItem": 1}
+    assert sum(h.count for h in held.holdings) == len(named)
+    with count_requests() as counts:
+        exported = store.export(subject)
+    assert dict(counts) == {"dynamodb.Query": 2, "dynamodb.BatchGetItem": 1}
+    assert [m["campaign_id"] for m in exported.sections["campaign_messages"]] == [send_id]
+    with count_requests() as counts:
+        result = store.erase(subject)
+    assert dict(counts) == {
+        "dynamodb.Query": 2,
+        "dynamodb.BatchGetItem": 2,  # her items (and push endpoint), then the page she is on
+        "dynamodb.UpdateItem": 2,  # the order claim unlinked, the page's member replaced
+        "dynamodb.BatchWriteItem": 2,  # the conversion moved; deletions (under 25)
+    }
+    assert sum(result.erased.values()) + sum(result.anonymised.values()) == len(named)
+    with count_requests() as counts:
+        proof = store.verify(subject)
+    assert dict(counts) == {"dynamodb.Query": 2, "dynamodb.BatchGetItem": 1}
+    assert proof.clean
+    assert proof.checked == 3
+    assert theirs(kit.suite, alice) == []
+    # The others are still found by the index.
+    bob = next(c for c in customers if c != alice)
+    theirs_now = store.inventory(
+        DataSubject(customer_id=bob, pseudonym="q" * 32, external_ids=())
+    ).holdings
+    assert "send_page" in {h.kind for h in theirs_now}
+
+
+def test_items_written_before_the_index_are_indexed_by_the_backfill(kit: Kit) -> None:
+    alice, customers, _, _ = sent_and_converted(kit)
+    table = kit.suite.stack.refs["CampaignsTable"]
+    ddb = boto3.client("dynamodb")
+
+    def ordered() -> list[dict[str, Any]]:
+        return sorted(items(kit.suite), key=lambda i: (i["PK"]["S"], i["SK"]["S"]))
+
+    as_written = ordered()
+    # The table as it was before the index: no CUST anywhere, no member entries.
+    for item in as_written:
+        key = {"PK": item["PK"], "SK": item["SK"]}
+        if item["PK"]["S"].startswith("SENDMEM#"):
+            ddb.delete_item(TableName=table, Key=key)
+        elif "CUST" in item:
+            ddb.update_item(TableName=table, Key=key, UpdateExpression="REMOVE CUST")
+    subject = DataSubject(customer_id=alice, pseudonym="p" * 32)
+    store = CampaignsPersonalData(table)
+    assert store.inventory(subject).holdings == ()  # the index finds nothing of hers
+
+    done = campaigns_backfill()
+    # Every item as today's writers write it: the backfill misses no kind and invents none.
+    assert ordered() == as_written
+    assert done["send_page"] == len(customers)
+    assert {"message", "caps", "touch", "coupon", "coupon_claim", "conversion",
+            "order_claim"} <= set(done), done  # fmt: skip
+    # Run again: only the member entries are rewritten (as they were).
+    assert campaigns_backfill() == {"send_page": len(customers)}
+    assert ordered() == as_written
+    store.erase(subject)
+    assert store.verify(subject).clean
+    assert theirs(kit.suite, alice) == []

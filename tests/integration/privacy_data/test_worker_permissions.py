@@ -18,6 +18,7 @@ import pytest
 
 from crm import aws
 from crm_local.harness import Suite
+from crm_local.sqs import sqs_event
 from tests.integration.privacy_data.conftest import World
 from tests.integration.privacy_data.test_erasure import seeded_pair
 
@@ -69,6 +70,7 @@ def _needed(service: str, operation: str, params: dict[str, Any]) -> set[Grant]:
 
 
 API = "ApiFunction"
+AUDIT = "PrivacyAuditFunction"
 
 
 @dataclass
@@ -77,6 +79,7 @@ class Used:
 
     worker: set[Grant] = field(default_factory=set)
     api: set[Grant] = field(default_factory=set)
+    audit: set[Grant] = field(default_factory=set)  # the PII-read appender's invocations
 
 
 @contextmanager
@@ -91,6 +94,8 @@ def recorded(suite: Suite) -> Iterator[Used]:
         outer = current
         if function == WORKER:
             current = used.worker
+        elif function == AUDIT:
+            current = used.audit
         try:
             return invoke(function, event)
         finally:
@@ -170,7 +175,7 @@ def granted(suite: Suite, function: str = WORKER) -> set[Grant]:
     grants: set[Grant] = set()
     for policy in spec["Policies"]:
         templates = [name for name in policy if name.startswith(("DynamoDB", "S3"))]
-        if function == WORKER:
+        if function in (WORKER, AUDIT):
             # A policy template grants every action of its kind: statements only.
             assert templates == [], f"a policy template grants more than stores use: {policy}"
         for name in templates:
@@ -279,3 +284,27 @@ def test_the_apis_privacy_routes_are_granted_what_they_use(world: World, used: U
     on_privacy = {g for g in grants if g[1].startswith(str(privacy))}
     unused = sorted(g for g in on_privacy if not any(_covers(g, n) for n in storage))
     assert unused == [], f"ApiFunction's PrivacyTable grants no route uses: {unused}"
+
+
+def test_the_audit_appender_is_granted_what_it_uses_and_nothing_more(world: World) -> None:
+    """PrivacyAuditFunction appends staff's unmasked reads: a batch delivered, then delivered
+    again (its reads recognised in the chain, their archive copy written again)."""
+    suite = world.suite
+    carol = world.customer("carol")
+    with recorded(suite) as needed:
+        for _ in range(2):
+            read = suite.call("GET", f"/customers/{carol.customer_id}", role="support_agent")
+            assert read.status == 200, read.body
+        messages = suite.receive("AuditQueue")
+        assert len(messages) == 2
+        arn = suite.stack.attrs["AuditQueue"]["Arn"]
+        for _ in range(2):
+            assert suite.invoke(AUDIT, sqs_event(messages, arn)) == {"batchItemFailures": []}
+    grants = granted(suite, AUDIT)
+    storage = {n for n in needed.audit if n[0].startswith(_STORAGE)}
+    refused = sorted(n for n in storage if not any(_covers(g, n) for g in grants))
+    assert refused == [], f"the appender calls what its policy does not grant: {refused}"
+    unused = sorted(g for g in grants if not any(_covers(g, n) for n in storage))
+    assert unused == [], f"the appender's policy grants what it does not use: {unused}"
+    others = {n[0] for n in needed.audit if not n[0].startswith(_STORAGE)}
+    assert others == set(), others

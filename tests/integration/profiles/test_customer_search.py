@@ -117,9 +117,10 @@ def test_nothing_matching_is_an_empty_list_and_nothing_is_ever_created(
     assert out.body["matches"]  # the last one matches, the others do not
     assert items(suite) == before
     assert not any(op.endswith(("TransactWriteItems", "GenerateDataKey")) for op in calls)
-    # The only writes: the one match shown unmasked, recorded in the privacy audit trail
-    # (its chained entry and the entry's locked archive copy).
-    assert (calls["dynamodb.PutItem"], calls["s3.PutObject"]) == (1, 1), calls
+    # The only write: the one match shown unmasked, its note queued for the privacy audit
+    # trail (appended in batches by PrivacyAuditFunction).
+    assert calls["sqs.SendMessageBatch"] == 1, calls
+    assert not any(op.endswith(("PutItem", "PutObject")) for op in calls), calls
     assert search(suite, phone="13900000000").body == {"matches": []}
 
 
@@ -160,10 +161,8 @@ def test_aws_requests_to_find_by_phone_and_order(suite: Suite, shop: dict[str, s
     assert len(out.body["matches"]) == 2
     assert dict(calls) == {
         "dynamodb.BatchGetItem": 2,  # the phone's identity item; the order's ledger entries
-        # each matching profile (with its scores item), each one's timeline; the audit
-        # chain's head before each of the two unmasked reads is recorded
-        "dynamodb.Query": 6,
+        # each matching profile (with its scores item), each one's timeline
+        "dynamodb.Query": 4,
         "kms.Decrypt": 2,  # each one's data key, to show PII to the agent
-        "dynamodb.PutItem": 2,  # one audit entry per customer shown unmasked...
-        "s3.PutObject": 2,  # ...and its copy in the locked archive
+        "sqs.SendMessageBatch": 2,  # one audit note per customer shown unmasked
     }

@@ -30,6 +30,7 @@ from crm.campaigns.records import (
     cap_key,
     message_key,
     outbox_key,
+    owned_by,
     stats_partition,
     stats_shard,
     template_key,
@@ -135,6 +136,7 @@ class DispatchStore:
         condition, values = _condition(prior)
         item = {
             **message_key(record.digest),
+            **owned_by(record.request.customer_id),
             "state": record.state,
             "attempt": record.attempt,
             "lease": record.lease,
@@ -171,6 +173,7 @@ class DispatchStore:
     def _caps_put(self, customer_id: str, caps: CapState, now: datetime) -> dict[str, Any]:
         item = {
             **cap_key(customer_id),
+            **owned_by(customer_id),
             "version": caps.version,
             "body": caps.model_dump_json(),
             "expires_at": int((now + CAP_RETENTION).timestamp()),
@@ -250,7 +253,11 @@ class DispatchStore:
     def touch(self, customer_id: str, touch: Touch) -> None:
         """The customer's last marketing message on the channel, unless a newer one is there
         (a message deferred for a day may finish after a later one)."""
-        item = {**touch_key(customer_id, touch.channel), **touch.model_dump(mode="json")}
+        item = {
+            **touch_key(customer_id, touch.channel),
+            **owned_by(customer_id),
+            **touch.model_dump(mode="json"),
+        }
         try:
             aws.dynamodb().put_item(
                 TableName=self._table,
@@ -313,7 +320,8 @@ class DispatchStore:
         self, customer_id: str, digest: str, entry: Mapping[str, Any], expires_at: datetime
     ) -> dict[str, Any]:
         """Put the entry unless one is there for this message: returns the stored entry."""
-        item = {**outbox_key(customer_id, digest), "body": json.dumps(entry, sort_keys=True),
+        item = {**outbox_key(customer_id, digest), **owned_by(customer_id),
+                "body": json.dumps(entry, sort_keys=True),
                 "expires_at": int(expires_at.timestamp())}  # fmt: skip
         try:
             aws.dynamodb().put_item(TableName=self._table, Item=to_item(item),

@@ -26,6 +26,7 @@ from botocore.exceptions import ClientError
 
 from crm import aws
 from crm.campaigns.journey_models import JourneyDefinition, JourneyInstance, StoredJourney
+from crm.campaigns.records import owned_by
 from crm.clock import iso
 from crm.dynamo import batch_get, from_item, to_item
 
@@ -223,6 +224,7 @@ class JourneyStore:
     def _instance_item(self, instance: JourneyInstance) -> dict[str, Any]:
         values: dict[str, Any] = {
             "instance": instance.model_dump_json(), "pos": instance.pos, "state": instance.state,
+            **owned_by(instance.customer_id),
         }  # fmt: skip
         if instance.state in ("completed", "goal", "exited"):
             values["expires_at"] = int(instance.updated_at.timestamp()) + ENDED_RETENTION_S
@@ -255,7 +257,14 @@ class JourneyStore:
             "TableName": self._table,
             "Item": {
                 **latest_key(instance.journey_id, instance.customer_id),
-                **to_item({"seq": instance.seq, "inside": True, "trigger_key": trigger_key}),
+                **to_item(
+                    {
+                        "seq": instance.seq,
+                        "inside": True,
+                        "trigger_key": trigger_key,
+                        **owned_by(instance.customer_id),
+                    }
+                ),
             },
         }
         if previous is None:
@@ -315,7 +324,13 @@ class JourneyStore:
                         "TableName": self._table,
                         "Item": {
                             **wait_key(after.customer_id, after.instance_id),
-                            **to_item({"event_type": wait_for, "pos": after.pos}),
+                            **to_item(
+                                {
+                                    "event_type": wait_for,
+                                    "pos": after.pos,
+                                    **owned_by(after.customer_id),
+                                }
+                            ),
                         },
                     }
                 }
@@ -339,6 +354,7 @@ class JourneyStore:
             aws.dynamodb().put_item(
                 TableName=self._table,
                 Item=to_item({**from_item(escalation_key(customer_id)), "at": iso(at),
+                              **owned_by(customer_id),
                               "expires_at": int(at.timestamp()) + ESCALATION_RETENTION_S}),
                 ConditionExpression="attribute_not_exists(PK) OR #at < :at",
                 ExpressionAttributeNames={"#at": "at"},

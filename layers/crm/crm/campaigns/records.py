@@ -55,3 +55,29 @@ POLICY_KEY = {"PK": "POLICY", "SK": "CONTACT"}
 
 def template_key(template_id: str) -> dict[str, str]:
     return {"PK": f"TEMPLATE#{template_id}", "SK": "TEMPLATE"}
+
+
+# ---- the customer index (privacy) ---------------------------------------------------------
+# Every item that belongs to one customer carries their id as `CUST`, the key of the sparse,
+# keys-only GSI `customer`: an export or erasure finds a customer's items with one Query per
+# id of theirs instead of reading the table whole (docs/personal-data.md). Items that name no
+# one customer (counters, definitions, send pages) carry none; a send page's members are
+# indexed by one member entry each:
+# SENDMEM#<send_id>#<page>  <customer_id>  a member of a listed page (CUST), for erasure only
+CUSTOMER_INDEX = "customer"
+CUSTOMER_ATTR = "CUST"
+
+
+def owned_by(customer_id: str | None) -> dict[str, str]:
+    """The index attribute for an item of this customer ({} for an item of no customer)."""
+    return {CUSTOMER_ATTR: customer_id} if customer_id else {}
+
+
+def member_partition(send_id: str, page: int) -> str:
+    return f"SENDMEM#{send_id}#{page:06d}"
+
+
+def page_of_member(pk: str) -> tuple[str, int]:
+    """(send_id, page) of a member entry's partition."""
+    send_id, _, page = pk.removeprefix("SENDMEM#").rpartition("#")
+    return send_id, int(page)

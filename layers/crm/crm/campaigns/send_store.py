@@ -24,6 +24,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from crm import aws
+from crm.campaigns.records import member_partition, owned_by
 from crm.clock import iso
 from crm.dynamo import MAX_TRANSACT_ITEMS, batch_write, from_item, to_item
 
@@ -189,7 +190,8 @@ class SendStore:
         """Claim (offer, issued_by), the code and one unit of a budget shard, or none of them:
         Cancelled names which failed (0 issued before, 1 code taken, 2 shard spent)."""
         offer_id, issued_by = code["offer_id"], code["issued_by"]
-        claim = {"PK": f"COUPON#ISSUED#{offer_id}", "SK": issued_by, "code": code["code"]}
+        owner = owned_by(code.get("customer_id"))
+        claim = {"PK": f"COUPON#ISSUED#{offer_id}", "SK": issued_by, "code": code["code"], **owner}
         self._transact(
             [
                 {
@@ -203,7 +205,7 @@ class SendStore:
                     "Put": {
                         "TableName": self._table,
                         "Item": to_item(
-                            {"PK": f"COUPON#CODE#{code['code']}", "SK": "CODE", **code}
+                            {"PK": f"COUPON#CODE#{code['code']}", "SK": "CODE", **code, **owner}
                         ),
                         "ConditionExpression": "attribute_not_exists(PK)",
                     }
@@ -276,7 +278,17 @@ class SendStore:
         )
 
     def put_page(self, send_id: str, page: int, members: list[str]) -> bool:
-        """A listed page, written once: a listing retried after a crash finds it there."""
+        """A listed page, written once: a listing retried after a crash finds it there.
+        Its member entries go first (rewriting them is harmless), so no page is ever stored
+        whose members an erasure could not find by the customer index."""
+        batch_write(
+            self._table,
+            [
+                {"PutRequest": {"Item": to_item(
+                    {"PK": member_partition(send_id, page), "SK": m, **owned_by(m)})}}
+                for m in dict.fromkeys(members)
+            ],
+        )  # fmt: skip
         return self._put_new(
             f"SEND#{send_id}",
             f"PAGE#{page:06d}",
@@ -402,6 +414,7 @@ class SendStore:
                                     "PK": f"CONVORDER#{order_id}",
                                     "SK": campaign_id,
                                     "customer_id": customer_id,
+                                    **owned_by(customer_id),
                                     "at": at.isoformat(),
                                 }
                             ),
@@ -412,9 +425,15 @@ class SendStore:
                         "Update": {
                             "TableName": self._table,
                             "Key": _key(f"CONV#{campaign_id}", f"{arm}#{variant}#{customer_id}"),
-                            "UpdateExpression": "ADD orders :one, revenue :rev, coupons :c",
+                            "UpdateExpression": "SET CUST = :cust "
+                            "ADD orders :one, revenue :rev, coupons :c",
                             "ExpressionAttributeValues": to_item(
-                                {":one": 1, ":rev": revenue, ":c": 1 if coupon else 0}
+                                {
+                                    ":one": 1,
+                                    ":rev": revenue,
+                                    ":c": 1 if coupon else 0,
+                                    ":cust": customer_id,
+                                }
                             ),
                         }
                     },

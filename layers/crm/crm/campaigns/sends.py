@@ -37,6 +37,7 @@ from crm.campaigns.dispatch import Dispatcher
 from crm.campaigns.facts import exposure_facts
 from crm.campaigns.models import DispatchOutcome, DispatchRequest, MessageChannel
 from crm.campaigns.policy import CapState, ContactPolicy, check_caps
+from crm.campaigns.records import owned_by
 from crm.campaigns.send_models import (
     Preview,
     Send,
@@ -400,6 +401,7 @@ class Sends:
                 {
                     "PK": f"EXPO#{customer_id}",
                     "SK": send.send_id,
+                    **owned_by(customer_id),
                     "arm": arm,
                     "variant": variant,
                     "at": now.isoformat(),

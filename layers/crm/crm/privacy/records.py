@@ -6,16 +6,20 @@
   `customer` (`CPK=CUST#<customer_id>`, `CSK=<kind>#<filed_at>`) finds an open duplicate.
 - `AUDIT / SEQ#<000000000001>`: the hash-chained audit trail, one partition in sequence order
   (a conditional put on the next sequence number keeps two writers from forking it).
+- `AUDITREAD#<read id> / READ`: an unmasked PII read already in the chain (its `seq`), put in
+  the transaction that appends it, so a redelivered read is appended once; expires after SQS
+  could deliver it again.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import datetime
 from typing import Any
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, field_validator
 
 from crm.clock import iso
 from crm.models import Record
@@ -125,3 +129,31 @@ class WorkMessage(Record):
     request_id: str = Field(pattern=r"^[A-Za-z0-9_.\-]{1,128}$")
     store: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.\-]{1,64}$")
     finish: bool = False
+
+
+_ID = r"^[A-Za-z0-9_.:@\-]{1,128}$"
+
+
+class PiiReadNote(Record):
+    """One unmasked PII read by staff, as the API queues it for the audit chain (AuditQueue,
+    encrypted): ids, field names and a reason code, never a value."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    read_id: str = Field(pattern=_ID)
+    actor: str = Field(pattern=_ID)
+    customer_id: str = Field(pattern=_ID)
+    fields: list[str] = Field(max_length=64)
+    why: str = Field(pattern=r"^[a-z_]{1,64}$")
+    at: datetime
+
+    @field_validator("fields")
+    @classmethod
+    def _field_names(cls, value: list[str]) -> list[str]:
+        if any(not re.fullmatch(r"[A-Za-z0-9_.\-]{1,64}", name) for name in value):
+            raise ValueError("a field name is letters, digits, dots and underscores")
+        return value
+
+
+def audit_read_key(read_id: str) -> dict[str, str]:
+    return {"PK": f"AUDITREAD#{read_id}", "SK": "READ"}

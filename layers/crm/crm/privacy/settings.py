@@ -27,6 +27,7 @@ class PrivacySettings:
     exports_bucket: str
     audit_archive_bucket: str
     privacy_queue_url: str
+    audit_queue_url: str  # staff's unmasked PII reads, appended to the audit chain in batches
     policy: PrivacyPolicy = field(default_factory=PrivacyPolicy)
 
     @classmethod
@@ -42,5 +43,6 @@ class PrivacySettings:
             exports_bucket=env("EXPORTS_BUCKET"),
             audit_archive_bucket=env("AUDIT_ARCHIVE_BUCKET"),
             privacy_queue_url=env("PRIVACY_QUEUE_URL"),
+            audit_queue_url=env("AUDIT_QUEUE_URL"),
             policy=PrivacyPolicy(approval_kinds=kinds),
         )

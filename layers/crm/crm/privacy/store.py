@@ -3,6 +3,8 @@ parts and bundles in ExportsBucket, the audit archive in AuditArchiveBucket (Obj
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -10,13 +12,21 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from crm import aws
-from crm.dynamo import decode_page_token, encode_page_token, from_item, start_key, to_item
+from crm.dynamo import (
+    batch_get,
+    decode_page_token,
+    encode_page_token,
+    from_item,
+    start_key,
+    to_item,
+)
 from crm.privacy.models import OPEN_STATUSES, RequestKind, RequestStatus
 from crm.privacy.records import (
     AUDIT_PARTITION,
     AuditEntry,
     PrivacyRequestRecord,
     StepRecord,
+    audit_read_key,
     audit_sort,
     customer_partition,
     customer_sort,
@@ -231,6 +241,47 @@ class PrivacyStore:
             raise
         return True
 
+    def put_audit_batch(
+        self, entries: Sequence[AuditEntry], read_ids: Sequence[str], expires_at: int
+    ) -> tuple[bool, set[str]] | None:
+        """Appends linked entries and each read's marker in one TransactWriteItems (at most
+        100 items: callers pass 50 reads): None when committed; else whether the head moved
+        (a sequence number was taken) and which reads the chain holds already."""
+        ops: list[dict[str, Any]] = [
+            {"Put": {"TableName": self._table, "ConditionExpression": "attribute_not_exists(PK)",
+                     "Item": to_item({**e.model_dump(mode="json"), "PK": AUDIT_PARTITION,
+                                      "SK": audit_sort(e.seq)})}}
+            for e in entries
+        ]  # fmt: skip
+        ops += [
+            {"Put": {"TableName": self._table, "ConditionExpression": "attribute_not_exists(PK)",
+                     "Item": to_item({**audit_read_key(read_id), "seq": e.seq,
+                                      "expires_at": expires_at})}}
+            for read_id, e in zip(read_ids, entries, strict=True)
+        ]  # fmt: skip
+        try:
+            aws.dynamodb().transact_write_items(TransactItems=ops)  # type: ignore[arg-type]
+        except ClientError as exc:
+            if aws.error_code(exc) != "TransactionCanceledException":
+                raise
+            reasons = [
+                str(r.get("Code", "None")) for r in exc.response.get("CancellationReasons", [])
+            ]
+            failed = {n for n, code in enumerate(reasons) if code == "ConditionalCheckFailed"}
+            if not failed:
+                raise  # throttled or conflicting: the batch comes back from SQS
+            moved = any(n < len(entries) for n in failed)
+            seen = {read_ids[n - len(entries)] for n in failed if n >= len(entries)}
+            return moved, seen
+        return None
+
+    def audited_reads(self, read_ids: Sequence[str]) -> dict[str, int]:
+        """read id -> the sequence number of its entry, for the reads the chain holds."""
+        found = batch_get(self._table, [to_item(audit_read_key(r)) for r in read_ids])
+        return {
+            from_item(i)["PK"].removeprefix("AUDITREAD#"): int(from_item(i)["seq"]) for i in found
+        }
+
     def audit_page(self, after_seq: int, limit: int) -> list[AuditEntry]:
         out = aws.dynamodb().query(
             TableName=self._table,
@@ -291,26 +342,41 @@ class PrivacyFiles:
             ChecksumAlgorithm="SHA256",  # Object Lock buckets refuse puts without a checksum
         )
 
-    def archived_after(self, seq: int) -> list[bytes]:
-        """Every archived entry after `seq`, in order (the archive outlives a table's restore:
-        Object Lock keeps it, and no restore rewinds a bucket)."""
+    def archive_batch(self, entries: Sequence[AuditEntry]) -> None:
+        """Linked entries (a batch of reads) as one object, one entry a line, named by the
+        first and last sequence numbers it holds."""
+        aws.s3().put_object(
+            Bucket=self._archive,
+            Key=f"audit/{entries[0].seq:012d}-{entries[-1].seq:012d}.jsonl",
+            Body="".join(e.model_dump_json() + "\n" for e in entries).encode(),
+            ContentType="application/x-ndjson",
+            ChecksumAlgorithm="SHA256",  # Object Lock buckets refuse puts without a checksum
+        )
+
+    def archived_copies(self, after: int = 0) -> list[bytes]:
+        """Every archived copy of an entry after `after`, in key order, duplicates included (a
+        batch redelivered before its copy was written is archived twice, and a copy put
+        beside the genuine one must be seen by verification, not hidden by it)."""
         found: list[bytes] = []
-        start = f"audit/{seq:012d}.json"
         for page in (
             aws.s3()
             .get_paginator("list_objects_v2")
-            .paginate(Bucket=self._archive, Prefix="audit/", StartAfter=start)
+            .paginate(Bucket=self._archive, Prefix="audit/")
         ):
-            for entry in page.get("Contents", []):
-                body = aws.s3().get_object(Bucket=self._archive, Key=entry["Key"])["Body"]
-                found.append(body.read())
+            for obj in page.get("Contents", []):
+                name = obj["Key"].removeprefix("audit/").split(".")[0]
+                first, _, last = name.partition("-")
+                if int(last or first) <= after:
+                    continue  # every entry of the object is at or before `after`
+                body = aws.s3().get_object(Bucket=self._archive, Key=obj["Key"])["Body"].read()
+                found += [line for line in filter(bytes.strip, body.splitlines())
+                          if int(json.loads(line)["seq"]) > after]  # fmt: skip
         return found
 
-    def archived(self, seq: int) -> bytes | None:
-        try:
-            out = aws.s3().get_object(Bucket=self._archive, Key=f"audit/{seq:012d}.json")
-        except ClientError as exc:
-            if aws.error_code(exc) in ("NoSuchKey", "404"):
-                return None
-            raise
-        return out["Body"].read()
+    def archived_after(self, seq: int) -> list[bytes]:
+        """Every archived entry after `seq`, once each, in order (the archive outlives a
+        table's restore: Object Lock keeps it, and no restore rewinds a bucket)."""
+        found: dict[int, bytes] = {}
+        for line in self.archived_copies(seq):
+            found.setdefault(int(json.loads(line)["seq"]), line)
+        return [found[n] for n in sorted(found)]
