@@ -5,6 +5,7 @@ and her neighbour as he was. Replaying again changes nothing."""
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 from typing import Any
 
@@ -12,6 +13,7 @@ import boto3
 
 from crm.composition import root
 from crm.dynamo import batch_write
+from crm_local.harness import count_requests
 from tests.integration.privacy_data.conftest import World, resources, search_everywhere
 from tests.integration.privacy_data.test_erasure import everything, seeded_pair
 
@@ -112,3 +114,30 @@ def test_erasures_since_the_restore_point_are_replayed_from_the_audit_archive(
         return {k: v for k, v in state.items() if "AUDIT" not in k and "auditarchive" not in k}
 
     assert data(everything(suite)) == data(after)
+
+
+def test_the_replay_reads_the_archive_from_the_restore_point_not_from_its_start(
+    world: World,
+) -> None:
+    """A year of audited reads is hundreds of thousands of archive objects: the replay finds
+    where the restore point falls by a binary search over the listed objects and reads from
+    there on."""
+    audit, clock = root().privacy_audit, world.shop.clock
+    already = len(root().privacy_files.archive_objects())
+    for day in range(64):
+        clock.now += timedelta(days=1)
+        if day == 61:
+            restore_point = clock.now - timedelta(hours=2)
+        action = "request_completed" if day in (10, 62) else "request_filed"
+        audit.append("privacy-worker", action, customer_id=f"c-{day}", request_id=f"r-{day}",
+                     detail={"kind": "erasure"})  # fmt: skip
+    objects = already + 64
+    assert len(root().privacy_files.archive_objects()) == objects
+
+    with count_requests() as calls:
+        found = root().erasure_replay.completed_since(restore_point)
+    assert [e.request_id for e in found] == ["r-62"]  # r-10 is before the restore point
+    assert calls["s3.ListObjectsV2"] == 1
+    # log2 of the objects to find the point, then the few after it (days 60 to 63)
+    assert calls["s3.GetObject"] <= math.ceil(math.log2(objects)) + 1 + 4
+    assert calls["s3.GetObject"] < objects // 4

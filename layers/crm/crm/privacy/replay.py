@@ -14,16 +14,20 @@ changes nothing. Each replay is audited (`erasure_replayed`, with the proof's su
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from crm.errors import NotFound
 from crm.models import Output
 from crm.personal_data import DataSubject, PersonalDataStore
 from crm.privacy.audit import AuditLog
 from crm.privacy.records import AuditEntry
-from crm.privacy.store import PrivacyFiles, PrivacyStore
+from crm.privacy.store import ArchivedObject, PrivacyFiles, PrivacyStore
 
 REPLAYER = "erasure-replay"  # the actor the audit trail names
+# Entries are numbered in the order they are appended, and stamped with the clock of the
+# container that made them (a queued read: when it was read, up to minutes before its batch).
+# The search for where a restore point falls starts this much earlier.
+CLOCK_MARGIN = timedelta(hours=1)
 
 
 class ReplayedErasure(Output):
@@ -49,8 +53,15 @@ class ErasureReplay:
         self._collect, self._pseudonym, self._audit = collect, pseudonym, audit
 
     def completed_since(self, since: datetime) -> list[AuditEntry]:
-        """The erasures completed at or after `since`, oldest first, from the archive."""
-        entries = [AuditEntry.model_validate_json(raw) for raw in self._files.archived_after(0)]
+        """The erasures completed at or after `since`, oldest first, from the archive: read
+        from the object a binary search finds holding that time on, not the whole archive (a
+        year of audited reads is hundreds of thousands of objects)."""
+        objects = self._files.archive_objects()
+        start = self._first_object_near(objects, since - CLOCK_MARGIN)
+        entries = [
+            AuditEntry.model_validate_json(raw)
+            for raw in self._files.archived_after(0, objects[start:])
+        ]
         return [
             e
             for e in entries
@@ -61,6 +72,21 @@ class ErasureReplay:
             and e.customer_id is not None
             and e.request_id is not None
         ]
+
+    def _first_object_near(self, objects: Sequence[ArchivedObject], at: datetime) -> int:
+        """The index of the last object whose first entry is older than `at` (its later
+        entries may not be), found by reading O(log n) objects' first entries: sequence
+        numbers follow time, give or take the appenders' clocks (CLOCK_MARGIN)."""
+        low, high = 0, len(objects)
+        while low < high:
+            mid = (low + high) // 2
+            lines = self._files.archived_lines(objects[mid])
+            first = AuditEntry.model_validate_json(lines[0]).at if lines else at
+            if first < at:
+                low = mid + 1
+            else:
+                high = mid
+        return max(low - 1, 0)
 
     def replay(self, since: datetime) -> list[ReplayedErasure]:
         done: list[ReplayedErasure] = []

@@ -7,7 +7,7 @@ import json
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from botocore.exceptions import ClientError
 
@@ -293,6 +293,14 @@ class PrivacyStore:
         return [self._entry(i) for i in out.get("Items", [])]
 
 
+class ArchivedObject(NamedTuple):
+    """One object of the audit archive: the entries `first`..`last` (one entry: first == last)."""
+
+    key: str
+    first: int
+    last: int
+
+
 class PrivacyFiles:
     """Export parts and bundles (ExportsBucket: SSE-KMS, expiring in days) and the audit
     archive (AuditArchiveBucket: Object Lock, objects cannot be changed or deleted)."""
@@ -353,11 +361,10 @@ class PrivacyFiles:
             ChecksumAlgorithm="SHA256",  # Object Lock buckets refuse puts without a checksum
         )
 
-    def archived_copies(self, after: int = 0) -> list[bytes]:
-        """Every archived copy of an entry after `after`, in key order, duplicates included (a
-        batch redelivered before its copy was written is archived twice, and a copy put
-        beside the genuine one must be seen by verification, not hidden by it)."""
-        found: list[bytes] = []
+    def archive_objects(self) -> list[ArchivedObject]:
+        """The archive's objects in sequence order, as listed (no object read): one LIST
+        request per 1,000 objects."""
+        found: list[ArchivedObject] = []
         for page in (
             aws.s3()
             .get_paginator("list_objects_v2")
@@ -366,17 +373,35 @@ class PrivacyFiles:
             for obj in page.get("Contents", []):
                 name = obj["Key"].removeprefix("audit/").split(".")[0]
                 first, _, last = name.partition("-")
-                if int(last or first) <= after:
-                    continue  # every entry of the object is at or before `after`
-                body = aws.s3().get_object(Bucket=self._archive, Key=obj["Key"])["Body"].read()
-                found += [line for line in filter(bytes.strip, body.splitlines())
-                          if int(json.loads(line)["seq"]) > after]  # fmt: skip
+                found.append(ArchivedObject(obj["Key"], int(first), int(last or first)))
+        return sorted(found, key=lambda o: (o.first, o.last, o.key))
+
+    def archived_lines(self, obj: ArchivedObject) -> list[bytes]:
+        """The entries one archive object holds, one JSON document each."""
+        body = aws.s3().get_object(Bucket=self._archive, Key=obj.key)["Body"].read()
+        return list(filter(bytes.strip, body.splitlines()))
+
+    def archived_copies(
+        self, after: int = 0, objects: Sequence[ArchivedObject] | None = None
+    ) -> list[bytes]:
+        """Every archived copy of an entry after `after`, in key order, duplicates included (a
+        batch redelivered before its copy was written is archived twice, and a copy put
+        beside the genuine one must be seen by verification, not hidden by it)."""
+        found: list[bytes] = []
+        for obj in self.archive_objects() if objects is None else objects:
+            if obj.last <= after:
+                continue  # every entry of the object is at or before `after`
+            found += [line for line in self.archived_lines(obj)
+                      if int(json.loads(line)["seq"]) > after]  # fmt: skip
         return found
 
-    def archived_after(self, seq: int) -> list[bytes]:
+    def archived_after(
+        self, seq: int, objects: Sequence[ArchivedObject] | None = None
+    ) -> list[bytes]:
         """Every archived entry after `seq`, once each, in order (the archive outlives a
-        table's restore: Object Lock keeps it, and no restore rewinds a bucket)."""
+        table's restore: Object Lock keeps it, and no restore rewinds a bucket); from
+        `objects` only when given."""
         found: dict[int, bytes] = {}
-        for line in self.archived_copies(seq):
+        for line in self.archived_copies(seq, objects):
             found.setdefault(int(json.loads(line)["seq"]), line)
         return [found[n] for n in sorted(found)]
