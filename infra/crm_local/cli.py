@@ -191,7 +191,7 @@ def _seed(
     )  # fmt: skip
     # After `demo ready`, not before: the lake's first read is no part of the demo's data (every
     # event is folded and in the lake already) and took 10-30% of the time to ready.
-    lake_read = _warm_analytics(client, started)
+    lake_read = _warm_analytics(client, started, stopping)
     if lake_read is not None:
         ready = dataclasses.replace(ready, lake_read_seconds=lake_read)
         write_status(state_dir, ready)
@@ -199,7 +199,9 @@ def _seed(
     return ready
 
 
-def _warm_analytics(client: ApiClient, started: float) -> float | None:
+def _warm_analytics(
+    client: ApiClient, started: float, stopping: threading.Event | None = None
+) -> float | None:
     """One metric read, so the embedded engine reads the lake (every object of the demo's
     history) ahead of the dashboard's first view rather than during it; when it finished
     (seconds since `started`). Best effort: a slow read leaves the dashboard to wait, it does
@@ -207,7 +209,8 @@ def _warm_analytics(client: ApiClient, started: float) -> float | None:
     try:
         status, _ = client.request("GET", "/analytics/metrics/active_customers")
     except Exception as exc:
-        log.warning("reading the lake for the dashboard did not finish: %s", exc)
+        if stopping is None or not stopping.is_set():  # a stop is no failure
+            log.warning("reading the lake for the dashboard did not finish: %s", exc)
         return None
     if status != 200:
         log.warning("reading the lake for the dashboard answered %s", status)

@@ -43,7 +43,10 @@ Profiled over the whole demo (moto's process, 98,000 requests):
 - every answer carries a request id of 52 random characters (two drawn per request) and every
   SQS message received a receipt handle of 185, each character drawn by its own call of
   `random.choice` (~4% of moto's CPU). The same characters, from the same generator (so a
-  seeded moto stays repeatable), are drawn in one `choices` call.
+  seeded moto stays repeatable), are drawn in one `choices` call;
+- DeleteMessageBatch went over the queue's messages twice per entry (is the handle known, then
+  a new list without its message): ten entries, twenty passes over a queue of hundreds (4%).
+  Here one pass finds every entry's message.
 """
 
 from __future__ import annotations
@@ -88,6 +91,8 @@ def install(originals: dict[str, Any]) -> None:
     clock = _unix_time_millis(getattr(sqs_models, "unix_time_millis"))  # noqa: B009
     _replace(originals, sqs_models, "unix_time_millis", clock, "sqs")
     _replace(originals, sqs_models.SQSBackend, "get_queue_attributes", _get_queue_attributes,
+             "SQSBackend")  # fmt: skip
+    _replace(originals, sqs_models.SQSBackend, "delete_message_batch", _delete_message_batch,
              "SQSBackend")  # fmt: skip
     _replace(originals, dynamo_type.Item, "__init__", _item_init, "Item")
     _replace(originals, dynamo_type.Item, "project", _project, "Item")
@@ -164,6 +169,35 @@ def _get_queue_attributes(
     if "All" in attribute_names:
         return every
     return {name: every[name] for name in attribute_names if every.get(name) is not None}
+
+
+def _delete_message_batch(
+    self: sqs_models.SQSBackend, queue_name: str, receipts: list[dict[str, Any]]
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """moto's DeleteMessageBatch in one pass over the queue's messages (moto makes two passes
+    per entry); the same entries succeed and fail, in the same order, with the same errors."""
+    queue = self.get_queue(queue_name)
+    wanted = {r["ReceiptHandle"] for r in receipts} - queue.deleted_messages
+    if wanted:
+        kept = []
+        for message in queue._messages:
+            if wanted.isdisjoint(message.all_receipt_handles):
+                kept.append(message)
+                continue
+            queue.pending_messages.discard(message)
+            queue.deleted_messages.update(message.all_receipt_handles)
+        queue._messages = kept
+    success: list[str] = []
+    errors: list[dict[str, Any]] = []
+    for receipt in receipts:
+        handle = receipt["ReceiptHandle"]
+        if handle in queue.deleted_messages:
+            success.append(receipt["Id"])
+            continue
+        message = f'The input receipt handle "{handle}" is not a valid receipt handle.'
+        errors.append({"Id": receipt["Id"], "SenderFault": True,
+                       "Code": "ReceiptHandleIsInvalid", "Message": message})  # fmt: skip
+    return success, errors
 
 
 def _item_init(

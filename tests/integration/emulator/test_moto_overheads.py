@@ -3,6 +3,7 @@ compared with the function it replaced, on the same input."""
 
 from __future__ import annotations
 
+import functools
 import json
 import string
 import time
@@ -18,6 +19,7 @@ from moto.backends import get_backend
 from moto.dynamodb.exceptions import ItemSizeTooLarge
 from moto.dynamodb.models import dynamo_type
 from moto.sqs import models as sqs_models
+from moto.sqs.models import SQSBackend
 
 from crm_local.moto_server import MOTOS_OWN, install_patches
 
@@ -227,3 +229,40 @@ def test_receipt_handles_are_motos_and_delete_their_message(patched: None) -> No
         == attrs["ApproximateNumberOfMessagesNotVisible"]
         == "0"
     )
+
+
+def test_a_delete_batch_deletes_and_refuses_what_moto_does(patched: None) -> None:
+    """Valid, repeated, unknown, already deleted and superseded handles, on two queues alike:
+    one deleted by the emulator's DeleteMessageBatch, the other by moto's own."""
+    sqs = boto3.client("sqs")
+    backend = get_backend("sqs")["123456789012"]["us-east-1"]
+    answers, left = [], []
+    for name in ("ours", "theirs"):
+        url = sqs.create_queue(QueueName=name, Attributes={"VisibilityTimeout": "0"})["QueueUrl"]
+        for n in range(8):
+            sqs.send_message(QueueUrl=url, MessageBody=str(n))
+        first = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+        handles = {m["Body"]: m["ReceiptHandle"] for m in first}
+        again = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+        handles |= {f"again-{m['Body']}": m["ReceiptHandle"] for m in again}
+        sqs.delete_message(QueueUrl=url, ReceiptHandle=handles["again-0"])
+        entries = [
+            {"Id": "a", "ReceiptHandle": handles["1"]},  # an older handle of a message
+            {"Id": "b", "ReceiptHandle": handles["again-2"]},
+            {"Id": "c", "ReceiptHandle": "not-a-handle"},
+            {"Id": "d", "ReceiptHandle": handles["again-2"]},  # the same one again
+            {"Id": "e", "ReceiptHandle": handles["0"]},  # deleted before
+            {"Id": "f", "ReceiptHandle": handles["again-1"]},  # its message deleted by "a"
+        ]
+        delete = backend.delete_message_batch
+        if name == "theirs":
+            delete = functools.partial(MOTOS_OWN["SQSBackend.delete_message_batch"], backend)
+        answers.append(delete(name, entries))
+        time.sleep(0.15)  # all visible again
+        rest = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+        left.append(sorted(m["Body"] for m in rest))
+    assert SQSBackend.delete_message_batch is not MOTOS_OWN["SQSBackend.delete_message_batch"]
+    assert answers[0] == answers[1]
+    assert answers[0][0] == ["a", "b", "d", "e", "f"]
+    assert [e["Id"] for e in answers[0][1]] == ["c"]
+    assert left[0] == left[1] == ["3", "4", "5", "6", "7"]
