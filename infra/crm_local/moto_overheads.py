@@ -185,7 +185,7 @@ def _delete_message_batch(
                 kept.append(message)
                 continue
             queue.pending_messages.discard(message)
-            queue.deleted_messages.update(message.all_receipt_handles)
+            queue.deleted_messages.update(message.all_receipt_handles)  # type: ignore[arg-type]
         queue._messages = kept
     success: list[str] = []
     errors: list[dict[str, Any]] = []
@@ -194,9 +194,9 @@ def _delete_message_batch(
         if handle in queue.deleted_messages:
             success.append(receipt["Id"])
             continue
-        message = f'The input receipt handle "{handle}" is not a valid receipt handle.'
+        why = f'The input receipt handle "{handle}" is not a valid receipt handle.'
         errors.append({"Id": receipt["Id"], "SenderFault": True,
-                       "Code": "ReceiptHandleIsInvalid", "Message": message})  # fmt: skip
+                       "Code": "ReceiptHandleIsInvalid", "Message": why})  # fmt: skip
     return success, errors
 
 
