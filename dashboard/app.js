@@ -548,7 +548,9 @@ function drawTable(table, result) {
   const rows = xs.map((x) => {
     const tr = document.createElement("tr");
     const th = document.createElement("th");
-    th.textContent = xLabel(x);
+    // A campaign's name (and variant) beside its id: the id alone tells a marketer nothing.
+    const named = (result.x_labels || {})[x];
+    th.textContent = named ? `${named} (${x})` : xLabel(x);
     tr.append(th);
     result.series.forEach((s, i) => {
       const point = (s.points || []).find((p) => String(p.x) === x);

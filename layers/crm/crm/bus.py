@@ -9,7 +9,8 @@ from aws_lambda_powertools import Logger
 from crm import aws
 from crm.events import SOURCE, BusEvent
 
-MAX_ENTRIES_PER_CALL = 10  # PutEvents limit
+MAX_ENTRIES_PER_CALL = 10  # PutEvents limits: entries and bytes per call
+MAX_BYTES_PER_CALL = 256 * 1024
 
 logger = Logger(child=True)
 
@@ -23,18 +24,38 @@ class Bus:
         self._bus_name = bus_name
 
     def publish(self, events: Sequence[BusEvent]) -> None:
-        for start in range(0, len(events), MAX_ENTRIES_PER_CALL):
-            chunk = events[start : start + MAX_ENTRIES_PER_CALL]
-            entries = [
+        for chunk in _calls(
+            [
                 {
                     "EventBusName": self._bus_name,
                     "Source": SOURCE,
                     "DetailType": event.detail_type,
                     "Detail": event.model_dump_json(),
                 }
-                for event in chunk
+                for event in events
             ]
-            out = aws.events().put_events(Entries=entries)  # type: ignore[arg-type]
+        ):
+            out = aws.events().put_events(Entries=chunk)  # type: ignore[arg-type]
             if out.get("FailedEntryCount"):
                 codes = {e.get("ErrorCode") for e in out["Entries"] if e.get("ErrorCode")}
                 raise PublishFailed(f"{out['FailedEntryCount']} bus entries failed: {codes}")
+
+
+def entry_bytes(entry: dict[str, str]) -> int:
+    """An entry's size as PutEvents counts it: its Source, DetailType and Detail in UTF-8 (no
+    Resources, no Time)."""
+    return sum(len(entry[k].encode()) for k in ("Source", "DetailType", "Detail"))
+
+
+def _calls(entries: list[dict[str, str]]) -> list[list[dict[str, str]]]:
+    """The entries in PutEvents calls, in order: at most 10 entries and 256 KiB a call."""
+    calls: list[list[dict[str, str]]] = []
+    size = 0
+    for entry in entries:
+        n = entry_bytes(entry)
+        if not calls or len(calls[-1]) == MAX_ENTRIES_PER_CALL or size + n > MAX_BYTES_PER_CALL:
+            calls.append([])
+            size = 0
+        calls[-1].append(entry)
+        size += n
+    return calls

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from crm.campaigns.journey_engine import DailyTriggers, JourneyEngine, ProfileActions
     from crm.campaigns.journey_store import JourneyStore
     from crm.campaigns.journeys import JourneyCatalog
+    from crm.campaigns.names import CampaignNames
     from crm.campaigns.reports import Reports
     from crm.campaigns.send_routes import SendParts
     from crm.campaigns.send_store import SendStore
@@ -690,7 +691,19 @@ class Crm:
             # engine loads DuckDB and pyarrow, which the API in AWS does not carry.
             return self.analytics_engine
 
-        return Analytics(engine, ResultCache(self.lake), self.clock, config.fresh_minutes)
+        return Analytics(
+            engine,
+            ResultCache(self.lake),
+            self.clock,
+            config.fresh_minutes,
+            campaign_names=self.campaign_names.names,
+        )
+
+    @cached_property
+    def campaign_names(self) -> CampaignNames:
+        from crm.campaigns.names import CampaignNames
+
+        return CampaignNames(self.send_store, self.journey_store)
 
     @cached_property
     def analytics_engine(self) -> Engine:

@@ -16,15 +16,40 @@ class BusEvent(BaseModel):
     detail_type: ClassVar[str]
 
 
+class PaidOrder(BaseModel):
+    """An order paid in the batch a profile update announces: ids and amounts only; coupon
+    codes are no PII."""
+
+    model_config = ConfigDict(frozen=True)
+
+    order_id: str
+    amount: str  # exact decimal text, as money is kept
+    currency: str
+    coupon_codes: list[str] = []
+    paid_at: datetime
+
+
 class CustomerProfileUpdated(BusEvent):
-    """A profile changed. Carries no PII: consumers read the profile if they need more."""
+    """A batch of events (or a points change) changed a profile, or re-announces paid orders.
+    Carries no PII: consumers read the profile if they need more.
+
+    The fold publishes one entry per customer per batch (EventBridge bills per entry and takes
+    10 a call), so the customer's paid orders of the batch travel here (`paid_orders`) for
+    campaigns' attribution and coupon redemption. `orders_paid` counts them: rules match a
+    scalar (`{"numeric": [">", 0]}`), as EventBridge's comparison operators work on leaf nodes
+    only, not on an array of objects. A paid order is announced again when its message comes
+    back after a failed attempt (that attempt may not have published); such an entry has no
+    `rev`, no `changed` and no `event_types` when the batch changed nothing else of the
+    profile, so journeys ignore it and conversions count each order once."""
 
     detail_type: ClassVar[str] = "CustomerProfileUpdated"
 
     customer_id: str
-    rev: int
+    rev: int | None  # the revision the batch wrote; None: only paid orders re-announced
     changed: list[str]
     event_types: list[str] = []
+    paid_orders: list[PaidOrder] = []
+    orders_paid: int = 0  # len(paid_orders)
     occurred_at: datetime
 
 
@@ -47,21 +72,6 @@ class SegmentRunRequested(BusEvent):
 
     run_id: str | None = None  # recorded as planned by whoever asked; the planner claims it
     requested_by: str
-    occurred_at: datetime
-
-
-class CustomerOrderPaid(BusEvent):
-    """An order was paid (folded once into its profile): campaigns attribute it to the touch
-    or coupon that brought it. Ids and amounts only; coupon codes are no PII."""
-
-    detail_type: ClassVar[str] = "CustomerOrderPaid"
-
-    customer_id: str
-    order_id: str
-    amount: str  # exact decimal text, as money is kept
-    currency: str
-    coupon_codes: list[str] = []
-    paid_at: datetime
     occurred_at: datetime
 
 

@@ -97,6 +97,7 @@ def test_a_sends_outcomes_and_conversions_in_the_lake_agree_with_its_report(
     assert got["revenue"][x] == float(variant["revenue"]) == 200.0
     baseline_n = len(held) + len(control)
     assert got["uplift"][x] == pytest.approx(2 / len(treated) - 1 / baseline_n, abs=1e-6)
+    assert metric.body["x_labels"] == {x: "双十二 预热 / A"}  # the send's name beside its id
 
 
 def test_a_tickets_outcomes_in_the_lake(desk: Desk) -> None:  # noqa: F811

@@ -33,7 +33,7 @@ def paid(cid: str, order: str, amount: str, when: str, codes: list[str] | None =
 def fold_and_attribute(kit: Kit, events: list[dict[str, Any]]) -> int:
     out = kit.suite.call("POST", "/events", {"events": events})
     assert out.status == 202, out.body
-    kit.suite.drain()  # profiles fold them and publish CustomerOrderPaid
+    kit.suite.drain()  # profiles fold them: one CustomerProfileUpdated per customer, orders inside
     return kit.suite.drain("CampaignConversionsFunction", CONVERSIONS)
 
 
@@ -135,23 +135,53 @@ def test_orders_are_attributed_and_the_report_gives_uplift_and_roi(live: Kit) ->
     till = kit.suite.call("POST", f"/campaigns/coupons/{code}/redeem", {}, role="support_agent")
     assert till.status == 409
 
-    # The bus delivering an order again counts nothing twice.
+    # The bus delivering an order again counts nothing twice: re-announced by a redelivered
+    # batch (no revision), or as one order (a CustomerOrderPaid queued before the fold
+    # announced once per customer).
     sqs = boto3.client("sqs")
-    again = {"detail-type": "CustomerOrderPaid", "source": "crm", "detail": {
-        "customer_id": treated[0], "order_id": "o-1", "amount": "120.00", "currency": "CNY",
-        "coupon_codes": [code], "paid_at": now, "occurred_at": now}}  # fmt: skip
-    sqs.send_message(QueueUrl=kit.suite.queue_url(CONVERSIONS), MessageBody=json.dumps(again))
-    assert kit.suite.drain("CampaignConversionsFunction", CONVERSIONS) == 1
+    order = {"order_id": "o-1", "amount": "120.00", "currency": "CNY", "coupon_codes": [code],
+             "paid_at": now}  # fmt: skip
+    again = {"detail-type": "CustomerProfileUpdated", "source": "crm", "detail": {
+        "customer_id": treated[0], "rev": None, "changed": [], "event_types": [],
+        "paid_orders": [order], "orders_paid": 1, "occurred_at": now}}  # fmt: skip
+    legacy = {"detail-type": "CustomerOrderPaid", "source": "crm", "detail": {
+        "customer_id": treated[0], **order, "occurred_at": now}}  # fmt: skip
+    for body_ in (again, legacy):
+        sqs.send_message(QueueUrl=kit.suite.queue_url(CONVERSIONS), MessageBody=json.dumps(body_))
+    assert kit.suite.drain("CampaignConversionsFunction", CONVERSIONS) == 2
     assert report(kit, send_id) == body
+
+
+def test_only_profile_updates_with_paid_orders_reach_conversions(kit: Kit) -> None:
+    """OrderPaidRule matches the count of paid orders (comparison operators work on leaf nodes
+    only): a batch without a payment puts nothing on the conversions queue."""
+    cid = customer(kit, 900)
+    viewed = {"event_id": "v-900", "type": "product_viewed", "customer_id": cid,
+              "sku": "sku-1", "occurred_at": "2026-11-01T10:00:00Z"}  # fmt: skip
+    assert kit.suite.call("POST", "/events", {"events": [viewed]}).status == 202
+    assert kit.suite.drain() == 1
+    assert kit.suite.receive(CONVERSIONS) == []
+    two = [paid(cid, "o-900", "10.00", "2026-11-01T11:00:00Z"),
+           paid(cid, "o-901", "20.00", "2026-11-01T12:00:00Z")]  # fmt: skip
+    assert kit.suite.call("POST", "/events", {"events": two}).status == 202
+    assert kit.suite.drain() == 2
+    (message,) = kit.suite.receive(CONVERSIONS)  # both orders in the customer's one entry
+    detail = json.loads(message["Body"])["detail"]
+    assert sorted(o["order_id"] for o in detail["paid_orders"]) == ["o-900", "o-901"]
 
 
 def test_a_paid_order_that_is_not_one_is_dead_lettered(kit: Kit) -> None:
     sqs = boto3.client("sqs")
-    sqs.send_message(QueueUrl=kit.suite.queue_url(CONVERSIONS),
-                     MessageBody='{"detail": {"order_id": "o-1"}}')  # fmt: skip
+    url = kit.suite.queue_url(CONVERSIONS)
+    sqs.send_message(QueueUrl=url, MessageBody='{"detail": {"order_id": "o-1"}}')
+    sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"detail": {
+        "customer_id": "c-1", "paid_orders": [{"order_id": "o-2"}]}}))  # fmt: skip
+    sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"detail": {
+        "customer_id": "c-1", "paid_orders": {"order_id": "o-3"}}}))  # fmt: skip
     messages = kit.suite.receive(CONVERSIONS)
+    assert len(messages) == 3
     out = kit.suite.deliver("CampaignConversionsFunction", CONVERSIONS, messages)
-    assert len(out["batchItemFailures"]) == 1
+    assert len(out["batchItemFailures"]) == 3
 
 
 def test_an_unknown_campaign_is_a_404(kit: Kit) -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from crm.composition import root
 from crm.tickets.aftersales_store import FEEDBACK_SHARDS
-from crm_local.harness import Suite
+from crm_local.harness import Suite, count_requests
 
 NOTE = "尺码偏小，穿不上，再不处理我就打12315"
 
@@ -296,3 +296,38 @@ def test_a_case_on_another_customers_order_is_refused_and_writes_nothing(
     # Their own order, and an order not folded yet, open as before.
     assert open_case(suite, other, order_id="o-theirs").status == 201
     assert open_case(suite, customer, order_id="o-not-folded-yet").status == 201
+
+
+def test_opening_a_case_reads_the_profile_once(suite: Suite, customer: str) -> None:
+    """The customer's profile (its data key seals the note) and the order's payment (whose
+    order it is) come in one BatchGetItem; it was a Query for the profile and a BatchGetItem."""
+    paid = {"event_id": "o-mine-paid", "type": "order_paid", "customer_id": customer,
+            "order_id": "o-mine", "amount": "399.00",
+            "occurred_at": "2026-11-20T10:00:00+08:00"}  # fmt: skip
+    assert suite.call("POST", "/events", {"events": [paid]}).status == 202
+    suite.drain("ProfileEventsFunction", "ProfileEventsQueue")
+    assert open_case(suite, customer, order_id="o-warm").status == 201  # the key's unwrap cached
+    with count_requests() as counts:
+        opened = open_case(suite, customer, order_id="o-mine")
+    assert opened.status == 201, opened.body
+    assert opened.body["note"] == NOTE  # sealed under the key read with the profile
+    assert dict(counts) == {
+        "dynamodb.BatchGetItem": 1,  # the profile and the order's payment
+        "kms.Decrypt": 1,  # the customer's data key, unwrapped once per request
+        "dynamodb.TransactWriteItems": 1,  # the case and its feedback counts
+        "events.PutEvents": 1,  # AfterSalesStageChanged
+        # The stage's overdue timer (crm.timers.set: is it set already? then its writes).
+        "dynamodb.GetItem": 1,
+        "dynamodb.PutItem": 2,
+    }
+
+
+def test_a_first_case_creates_the_customers_data_key_once(suite: Suite) -> None:
+    """A profile without a data key yet gets one, stored before the sealed note is: the note
+    reads back under the key the profile keeps."""
+    cid = new_customer(suite, "as-no-key")
+    first = open_case(suite, cid, order_id="o-1")
+    assert first.status == 201, first.body
+    again = suite.call("GET", f"/aftersales/{first.body['case_id']}", role="customer",
+                       customer_id=cid)  # fmt: skip
+    assert again.body["note"] == NOTE

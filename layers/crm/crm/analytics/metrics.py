@@ -37,6 +37,8 @@ class Metric:
     x_order: tuple[str, ...] = ()  # buckets in their order (others sort as text)
     # The period when a request names none (ending today).
     default_days: int = 30
+    # x is `campaign_id/variant`: the result names each campaign (MetricResult.x_labels).
+    x_campaigns: bool = False
 
 
 def _bucket(column: str) -> str:
@@ -393,7 +395,8 @@ METRICS: dict[str, Metric] = {
                "table", ("campaign",), CAMPAIGN_ROI,
                {"sends": ("Sends", "发送数"), "conversions": ("Conversions", "转化数"),
                 "revenue": ("Attributed revenue", "归因收入"),
-                "uplift": ("Uplift vs control", "相对对照组提升"), "roi": ("ROI", "投资回报率")}),
+                "uplift": ("Uplift vs control", "相对对照组提升"), "roi": ("ROI", "投资回报率")},
+               x_campaigns=True),
         Metric("sla_attainment", ("SLA attainment", "SLA达成率"), "ratio", "bar", CH_CAT,
                SLA_ATTAINMENT,
                {"first_response": ("First response", "首次响应"),

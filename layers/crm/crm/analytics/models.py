@@ -57,5 +57,10 @@ class MetricResult(Output):
     period: Period
     filters: dict[str, str] = Field(description="the filters applied (channel, category, campaign)")
     series: list[Series]
+    x_labels: dict[str, str] = Field(
+        default_factory=dict,
+        description="display names of x values, shown beside them: campaign_roi's "
+        "`campaign_id/variant` as the campaign's name and the variant",
+    )
     computed_at: datetime
     cached: bool

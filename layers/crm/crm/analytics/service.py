@@ -197,6 +197,23 @@ class ResultCache:
         )
 
 
+def campaign_labels(
+    series: list[Series], names: Callable[[set[str]], Mapping[str, str]]
+) -> dict[str, str]:
+    """`campaign_id/variant` x values named `campaign name / variant` (campaigns that no longer
+    exist keep their id alone)."""
+    xs = {p.x for s in series for p in s.points}
+    ids = {x.rsplit("/", 1)[0] for x in xs}
+    found = names(ids) if ids else {}
+    labels: dict[str, str] = {}
+    for x in sorted(xs):
+        campaign_id, _, variant = x.rpartition("/")
+        name = found.get(campaign_id or x)
+        if name is not None:
+            labels[x] = f"{name} / {variant}" if campaign_id else name
+    return labels
+
+
 class Analytics:
     def __init__(
         self,
@@ -205,7 +222,9 @@ class Analytics:
         clock: Clock,
         fresh_minutes: int = 15,
         settled_hours: int = 24,
+        campaign_names: Callable[[set[str]], Mapping[str, str]] | None = None,
     ) -> None:
+        self._campaign_names = campaign_names  # the campaigns family's, wired by the root
         self._engine = engine
         self._cache = cache
         self._clock = clock
@@ -241,6 +260,10 @@ class Analytics:
             return cached
         since = (query.start - timedelta(days=HISTORY_DAYS)).isoformat()
         rows = self._engine().rows(metric_sql(name, query), since)
+        series = shape(metric, rows)
+        labels: dict[str, str] = {}
+        if metric.x_campaigns and self._campaign_names is not None:
+            labels = campaign_labels(series, self._campaign_names)
         result = MetricResult(
             name=name,
             title=_text(metric.title),
@@ -250,7 +273,8 @@ class Analytics:
                 {"from": query.start, "to": query.end, "grain": query.grain}
             ),
             filters=query.filters,
-            series=shape(metric, rows),
+            series=series,
+            x_labels=labels,
             computed_at=now,
             cached=False,
         )

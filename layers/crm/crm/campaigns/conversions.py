@@ -1,4 +1,5 @@
-"""Paid orders attributed to the campaigns that brought them (CustomerOrderPaid off the bus).
+"""Paid orders attributed to the campaigns that brought them (off the bus: the paid orders a
+`CustomerProfileUpdated` carries, one entry per customer per folded batch).
 
 An order counts for a campaign once (a claim item per order and campaign), however often the
 bus or the queue delivers it:
@@ -42,15 +43,30 @@ class DispatchRecords(Protocol):
     def last_touches(self, customer_id: str) -> list[Touch]: ...
 
 
-def order_paid(body: str) -> OrderPaid:
-    """The order of a queued EventBridge event (`detail`), or PoisonMessage naming fields."""
+def orders_paid(body: str) -> list[OrderPaid]:
+    """The paid orders of a queued EventBridge event (`detail`), or PoisonMessage naming
+    fields. A `CustomerProfileUpdated` carries its customer's orders in `paid_orders`; a
+    detail that is one order (`CustomerOrderPaid`, as the fold published before it announced
+    once per customer) may still sit in the queue from before a deploy, and still counts."""
     try:
         event = json.loads(body)
         detail = event["detail"] if isinstance(event, dict) and "detail" in event else event
-        amount = Decimal(str(detail.get("amount")))
-        return OrderPaid.model_validate(
-            {**detail, "amount": amount, "occurred_at": detail.get("paid_at")}
-        )
+        orders = detail.get("paid_orders", [detail])
+        if not isinstance(orders, list):
+            raise PoisonMessage("not a paid order: paid_orders")
+        return [
+            OrderPaid.model_validate(
+                {
+                    **order,
+                    "customer_id": detail.get("customer_id"),
+                    "amount": Decimal(str(order.get("amount"))),
+                    "occurred_at": order.get("paid_at"),
+                }
+            )
+            for order in orders
+        ]
+    except PoisonMessage:
+        raise
     except (ValueError, KeyError, TypeError, AttributeError, ArithmeticError) as exc:
         if isinstance(exc, ValidationError):
             fields = sorted({".".join(str(p) for p in e["loc"]) for e in exc.errors()})
@@ -77,6 +93,12 @@ class Conversions:
             return timedelta(hours=int(send["attribution_hours"]))
         hours = ATTRIBUTION_HOURS.get(channel, 72) if channel else 72  # type: ignore[call-overload]
         return timedelta(hours=hours)
+
+    def attribute_all(self, orders: list[OrderPaid]) -> list[str]:
+        """Count each order of a bus entry (a customer's paid orders of a folded batch). An
+        order that fails fails the message; its redelivery counts again only what was not
+        counted (a claim per order and campaign)."""
+        return [campaign_id for order in orders for campaign_id in self.attribute(order)]
 
     def attribute(self, order: OrderPaid) -> list[str]:
         """Count the order for the campaigns it converts for; the campaign ids it counted for

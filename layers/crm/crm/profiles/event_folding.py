@@ -15,16 +15,19 @@ one customer, one read and one transaction.
   does not exist, a profile that keeps changing under the fold (optimistic concurrency: the
   customer alone is read again and retried with jittered backoff) fail that customer's
   messages only; the rest of the batch commits. An event that cannot fold in memory fails alone.
-- Side effects (the lake rows, rule-segment shifts, the bus event) follow the commits, once
-  per batch. When a message comes back after a failed attempt its side effects may not have
-  happened, so a redelivered duplicate repeats them (lake rows carry event_id, bus consumers
-  are idempotent); a first-delivery duplicate, a client resending an event, does not.
+- Side effects (the lake rows, rule-segment shifts, the bus entries) follow the commits, once
+  per batch: one bus entry per customer (its paid orders inside), so a batch of up to ten
+  customers is one PutEvents. When a message comes back after a failed attempt its side
+  effects may not have happened, so a redelivered duplicate repeats them (lake rows carry
+  event_id, bus consumers are idempotent); a first-delivery duplicate, a client resending an
+  event, does not.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -32,7 +35,7 @@ from aws_lambda_powertools import Logger
 
 from crm.bus import Bus
 from crm.dynamo import MAX_ITEM_BYTES, MAX_TRANSACT_BYTES, MAX_TRANSACT_ITEMS
-from crm.events import BusEvent, CustomerOrderPaid, CustomerProfileUpdated
+from crm.events import BusEvent, CustomerProfileUpdated, PaidOrder
 from crm.lake import Lake
 from crm.pii import BlindIndex
 from crm.profiles.aggregates import fold_event
@@ -416,41 +419,55 @@ class EventFolding:
         index = self._index()
         rows = [lake_row(f.event, f.customer_id, index) for f in folded]
         self._lake.write_events(rows, batch_id=self._profiles.ids())
-        latest: dict[str, Folded] = {}
-        types: dict[str, set[str]] = {}
-        for f in folded:
-            if f.rev is None:
-                continue
-            if f.customer_id not in latest or f.rev > (latest[f.customer_id].rev or 0):
-                latest[f.customer_id] = f
-            types.setdefault(f.customer_id, set()).add(f.event.type)
-            if isinstance(f.event, AfterSalesEvent) and f.event.status == "closed":
-                types[f.customer_id].add(AFTER_SALES_CLOSED)
         self._profiles.rules.announce([f.shift for f in folded if f.shift is not None])
-        now = self._profiles.clock()
-        events: list[BusEvent] = [
-            CustomerProfileUpdated(
-                customer_id=customer_id,
-                rev=f.rev or 0,
-                changed=["aggregates", "timeline"],
-                event_types=sorted(types[customer_id]),
-                occurred_at=now,
+        self._bus.publish(announcements(folded, self._profiles.clock()))
+
+
+@dataclass
+class _Announcement:
+    rev: int | None = None
+    types: set[str] = field(default_factory=set)
+    paid: dict[str, PaidOrder] = field(default_factory=dict)  # order id -> the order
+
+
+def announcements(folded: Sequence[Folded], now: datetime) -> list[BusEvent]:
+    """One bus entry per customer of the batch, whatever its events: the profile's newest
+    revision with the types of event folded, and the customer's paid orders (campaigns'
+    attribution), so a batch of up to 10 customers is one PutEvents. A paid order folded by an
+    earlier attempt (rev None) is announced again, since that attempt may not have published
+    (conversions count an order once); other duplicates announce nothing."""
+    per_customer: dict[str, _Announcement] = {}
+    for f in folded:
+        event = f.event
+        paid = isinstance(event, OrderEvent) and event.type == "order_paid"
+        if f.rev is None and not paid:
+            continue
+        a = per_customer.setdefault(f.customer_id, _Announcement())
+        if f.rev is not None:
+            a.rev = max(a.rev or 0, f.rev)
+            a.types.add(event.type)
+            if isinstance(event, AfterSalesEvent) and event.status == "closed":
+                a.types.add(AFTER_SALES_CLOSED)
+        if paid and isinstance(event, OrderEvent):
+            a.paid.setdefault(
+                event.order_id,
+                PaidOrder(
+                    order_id=event.order_id,
+                    amount=str(event.amount),
+                    currency=event.currency,
+                    coupon_codes=list(event.coupon_codes),
+                    paid_at=event.occurred_at,
+                ),
             )
-            for customer_id, f in latest.items()
-        ]
-        # Paid orders, for campaigns' attribution and coupon redemption (ids and amounts).
-        events += [
-            CustomerOrderPaid(
-                customer_id=f.customer_id,
-                order_id=f.event.order_id,
-                amount=str(f.event.amount),
-                currency=f.event.currency,
-                coupon_codes=list(f.event.coupon_codes),
-                paid_at=f.event.occurred_at,
-                occurred_at=now,
-            )
-            for f in folded
-            # duplicates too (rev None): the attempt that folded them may not have published
-            if isinstance(f.event, OrderEvent) and f.event.type == "order_paid"
-        ]
-        self._bus.publish(events)
+    return [
+        CustomerProfileUpdated(
+            customer_id=customer_id,
+            rev=a.rev,
+            changed=["aggregates", "timeline"] if a.rev is not None else [],
+            event_types=sorted(a.types),
+            paid_orders=list(a.paid.values()),
+            orders_paid=len(a.paid),
+            occurred_at=now,
+        )
+        for customer_id, a in per_customer.items()
+    ]

@@ -170,6 +170,27 @@ class ProfileService:
 
         return self.retry(attempt)
 
+    def sealing_cipher_with_payments(
+        self, customer_id: str, order_ids: Collection[str]
+    ) -> tuple[FieldCipher, Loaded]:
+        """`sealing_cipher` and `load_many` in one read (a BatchGetItem): the live profile
+        behind an id with the payments of some orders, and a cipher under its data key, created
+        and stored when it has none yet. For a request that seals text about the customer and
+        checks an order against them (opening an after-sales case)."""
+
+        def attempt() -> tuple[FieldCipher, Loaded]:
+            loaded = self.load_many([customer_id], order_ids)
+            record = loaded.live.get(customer_id)
+            if record is None:
+                raise loaded.missing[customer_id]
+            had_key = record.wrapped_key is not None
+            cipher = self.codec().cipher(record)
+            if not had_key:
+                self.save(record, evaluate_rules=False, announce=False)
+            return cipher, loaded
+
+        return self.retry(attempt)
+
     def opening_cipher(self, customer_id: str) -> FieldCipher | None:
         """A cipher under this very profile's data key (merged or not: text sealed under it
         stays sealed under it), or None when the profile or its key is gone (erased)."""

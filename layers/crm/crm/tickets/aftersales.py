@@ -89,6 +89,10 @@ class CustomerOrders(Protocol):
         self, customer_ids: Collection[str], order_ids: Collection[str] = ()
     ) -> Loaded: ...
 
+    def sealing_cipher_with_payments(
+        self, customer_id: str, order_ids: Collection[str]
+    ) -> tuple[FieldCipher, Loaded]: ...
+
 
 class TextCiphers(Protocol):
     """The customer's own data key's cipher (profiles' `sealing_cipher`), for text about them."""
@@ -137,9 +141,15 @@ class AfterSales:
         caller.require(Permission.OPEN_TICKET, request.customer_id)
         now = self.clock()
         case_id = self.ids()
-        # Raises NotFound for an unknown customer before anything is written.
-        cipher = self.ciphers(request.customer_id)
-        self._check_order(request.customer_id, request.order_id)
+        # Raises NotFound for an unknown customer before anything is written. The profile is
+        # read once: its data key seals the note, the payment read with it checks the order.
+        if self.orders is None:
+            cipher = self.ciphers(request.customer_id)
+        else:
+            cipher, loaded = self.orders.sealing_cipher_with_payments(
+                request.customer_id, [request.order_id]
+            )
+            self._check_order(request.customer_id, request.order_id, loaded)
         case = CaseRecord(
             case_id=case_id,
             kind=request.kind.value,
@@ -269,14 +279,13 @@ class AfterSales:
                 caller.subject, customer_id, sorted(fields), AFTERSALES_CASE
             )
 
-    def _check_order(self, customer_id: str, order_id: str) -> None:
+    def _check_order(self, customer_id: str, order_id: str, loaded: Loaded) -> None:
         """An order the CRM has folded must be the customer's (merges followed): a case on
         another customer's order is refused, with the same 404 as an order that is not theirs,
         so order ids cannot be probed. An order not folded yet (the events lag, or the shop's
-        order system is the only record) is taken as given."""
-        if self.orders is None:
-            return
-        loaded = self.orders.load_many([customer_id], [order_id])
+        order system is the only record) is taken as given. `loaded`: the customer's profile
+        with the order's payment."""
+        assert self.orders is not None
         payment = loaded.payments.get(order_id)
         live = loaded.live.get(customer_id)
         if payment is None or live is None or payment.customer_id == live.customer_id:
