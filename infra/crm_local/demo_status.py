@@ -4,6 +4,8 @@ The demo loads in the background while the API already answers: customers are cr
 events sent and folded, then a first segment run computes tiers and RFM segments. Each step
 is written to `.crm-local/demo.json` (private, replaced atomically) as it starts and as it
 progresses, and the console prints a line when a step starts and when the demo is ready.
+The dashboard's first read of the lake comes after `ready` (`lake_read_seconds` says when it
+finished): every event is in the lake by then, and the read only fills the dashboard's cache.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ class DemoStatus:
     segment_run: str | None = None
     seconds: float = 0.0  # since the emulator started
     error: str = ""  # why it failed
+    # when the dashboard's first read of the lake finished (seconds since the start): after
+    # `ready`, since the lake holds every event by then and the read is only the dashboard's
+    lake_read_seconds: float | None = None
 
     def line(self) -> str:
         if self.state == "ready":

@@ -15,6 +15,8 @@ What moto does not do for a long-running server with real traffic, done here:
   in base64, as the serializer writes them) and the rest of the answer by moto;
 - the same walk reads every request: attribute values are read off the wire by hand instead
   (crm_local.dynamodb_wire), to what moto's parser makes of them;
+- a query of a table lists and sorts every item of the table to keep one partition's: here
+  it is given that partition only (`_query`);
 - a scan sorts every item of the table on each request (each page of each segment), comparing
   keys through DynamoType's methods; here each item's key is computed once and the sort
   compares plain values, in the same order (DynamoType compares exactly those values);
@@ -143,6 +145,8 @@ def install_patches() -> None:
     Table.all_items = _all_items  # type: ignore[method-assign]
     MOTOS_OWN["Table.scan"] = Table.scan
     Table.scan = _scan  # type: ignore[method-assign]
+    MOTOS_OWN["Table.query"] = Table.query
+    Table.query = _query  # type: ignore[method-assign]
     written_by_moto = DynamoResult.execute_result
 
     def _execute_result(self: ActionResult, context: Any) -> Any:
@@ -267,6 +271,38 @@ def _scan(self: Table, *args: Any, **kwargs: Any) -> Any:
     self.all_items = lambda: items  # type: ignore[method-assign]
     try:
         return MOTOS_OWN["Table.scan"](*bound.args, **bound.kwargs)
+    finally:
+        del self.all_items
+
+
+_QUERY_SIGNATURE = inspect.signature(Table.query)
+
+
+def _query(self: Table, *args: Any, **kwargs: Any) -> Any:
+    """Table.query of the table itself (not an index), given only the items of the asked
+    partition.
+
+    moto lists every item of the table, sorted, on every query, and keeps those whose hash key
+    equals the one asked: a query cost as much as a scan of the table (the demo's fold and its
+    readers query the customers table ~20,000 times; 16% of moto's CPU). The table's items are
+    held by hash key already (DynamoType hashes and compares the same way, by type and value),
+    so moto's own query runs here over that one partition, in the same order: the same items,
+    counts and last key."""
+    bound = _QUERY_SIGNATURE.bind(self, *args, **kwargs)
+    bound.apply_defaults()
+    hash_key = bound.arguments["hash_key"]
+    if bound.arguments["index_name"] or hash_key is None:
+        return MOTOS_OWN["Table.query"](*bound.args, **bound.kwargs)
+    held = self.items.get(hash_key)
+    if held is None:
+        partition: list[Any] = []
+    elif self.range_key_attr:
+        partition = _in_key_order(list(held.values()))
+    else:
+        partition = [held]
+    self.all_items = lambda: partition  # type: ignore[method-assign]
+    try:
+        return MOTOS_OWN["Table.query"](*bound.args, **bound.kwargs)
     finally:
         del self.all_items
 

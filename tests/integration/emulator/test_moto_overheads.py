@@ -3,7 +3,9 @@ compared with the function it replaced, on the same input."""
 
 from __future__ import annotations
 
+import functools
 import json
+import string
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -17,6 +19,7 @@ from moto.backends import get_backend
 from moto.dynamodb.exceptions import ItemSizeTooLarge
 from moto.dynamodb.models import dynamo_type
 from moto.sqs import models as sqs_models
+from moto.sqs.models import SQSBackend
 
 from crm_local.moto_server import MOTOS_OWN, install_patches
 
@@ -175,3 +178,91 @@ def test_a_rules_queue_target_receives_motos_message(patched: None) -> None:
     assert [b["detail"] for b in bodies] == [{"customer_id": f"c{n}", "n": n} for n in range(3)]
     assert {b["source"] for b in bodies} == {"crm.profiles"}
     assert {b["detail-type"] for b in bodies} == {"ProfileUpdated"}
+
+
+@pytest.mark.parametrize(
+    ("options", "alphabet"),
+    [
+        ({"length": 52}, string.ascii_letters + string.digits),
+        ({"length": 8, "include_digits": False}, string.ascii_letters),
+        ({"length": 30, "lower_case": True}, string.ascii_lowercase + string.digits),
+    ],
+)
+def test_random_strings_are_drawn_as_moto_draws_them(
+    patched: None, options: dict[str, Any], alphabet: str
+) -> None:
+    from moto.moto_api._internal import mock_random
+    from moto.moto_api._internal.moto_random import MotoRandom
+
+    assert MotoRandom.get_random_string is not MOTOS_OWN["MotoRandom.get_random_string"]
+    drawn = [mock_random.get_random_string(**options) for _ in range(200)]
+    theirs = [MOTOS_OWN["MotoRandom.get_random_string"](mock_random, **options) for _ in range(200)]
+    for strings in (drawn, theirs):
+        assert {len(s) for s in strings} == {options["length"]}
+        assert set("".join(strings)) <= set(alphabet)
+    assert len(set(drawn)) == 200  # random
+    assert len(set("".join(drawn))) > len(alphabet) * 0.8  # the whole alphabet, not a part
+    mock_random.seed(7)
+    again = mock_random.get_random_string(**options)
+    mock_random.seed(7)
+    assert mock_random.get_random_string(**options) == again  # a seeded moto repeats itself
+
+
+def test_receipt_handles_are_motos_and_delete_their_message(patched: None) -> None:
+    sqs = boto3.client("sqs")
+    url = sqs.create_queue(QueueName="q")["QueueUrl"]
+    for n in range(3):
+        sqs.send_message(QueueUrl=url, MessageBody=str(n))
+    received = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=3)["Messages"]
+    theirs = MOTOS_OWN["sqs.generate_receipt_handle"]()
+    handles = [m["ReceiptHandle"] for m in received]
+    for handle in [*handles, theirs]:
+        assert len(handle) == 185
+        assert set(handle) <= set(string.ascii_lowercase)
+    assert len(set(handles)) == 3
+    for handle in handles:
+        sqs.delete_message(QueueUrl=url, ReceiptHandle=handle)
+    time.sleep(0.15)  # past the counts' tenth of a second
+    attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    assert (
+        attrs["ApproximateNumberOfMessages"]
+        == attrs["ApproximateNumberOfMessagesNotVisible"]
+        == "0"
+    )
+
+
+def test_a_delete_batch_deletes_and_refuses_what_moto_does(patched: None) -> None:
+    """Valid, repeated, unknown, already deleted and superseded handles, on two queues alike:
+    one deleted by the emulator's DeleteMessageBatch, the other by moto's own."""
+    sqs = boto3.client("sqs")
+    backend = get_backend("sqs")["123456789012"]["us-east-1"]
+    answers, left = [], []
+    for name in ("ours", "theirs"):
+        url = sqs.create_queue(QueueName=name, Attributes={"VisibilityTimeout": "0"})["QueueUrl"]
+        for n in range(8):
+            sqs.send_message(QueueUrl=url, MessageBody=str(n))
+        first = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+        handles = {m["Body"]: m["ReceiptHandle"] for m in first}
+        again = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+        handles |= {f"again-{m['Body']}": m["ReceiptHandle"] for m in again}
+        sqs.delete_message(QueueUrl=url, ReceiptHandle=handles["again-0"])
+        entries = [
+            {"Id": "a", "ReceiptHandle": handles["1"]},  # an older handle of a message
+            {"Id": "b", "ReceiptHandle": handles["again-2"]},
+            {"Id": "c", "ReceiptHandle": "not-a-handle"},
+            {"Id": "d", "ReceiptHandle": handles["again-2"]},  # the same one again
+            {"Id": "e", "ReceiptHandle": handles["0"]},  # deleted before
+            {"Id": "f", "ReceiptHandle": handles["again-1"]},  # its message deleted by "a"
+        ]
+        delete = backend.delete_message_batch
+        if name == "theirs":
+            delete = functools.partial(MOTOS_OWN["SQSBackend.delete_message_batch"], backend)
+        answers.append(delete(name, entries))
+        time.sleep(0.15)  # all visible again
+        rest = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+        left.append(sorted(m["Body"] for m in rest))
+    assert SQSBackend.delete_message_batch is not MOTOS_OWN["SQSBackend.delete_message_batch"]
+    assert answers[0] == answers[1]
+    assert answers[0][0] == ["a", "b", "d", "e", "f"]
+    assert [e["Id"] for e in answers[0][1]] == ["c"]
+    assert left[0] == left[1] == ["3", "4", "5", "6", "7"]
