@@ -1,5 +1,6 @@
 """Every night: compacts the lake's JSON Lines of the days before into Parquet for the
-analytics metrics (Athena in AWS). Idempotent; `{"days": ["2026-11-01", ...]}` backfills."""
+analytics metrics (Athena in AWS), and the days named by the fold's late-day markers (history
+loaded late), deleting those markers. Idempotent; `{"days": ["2026-11-01", ...]}` backfills."""
 
 from __future__ import annotations
 
@@ -23,8 +24,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     crm = root()
     done = crm.lake_compaction.run(crm.clock(), days if isinstance(days, list) else None)
     metrics.add_metric("LakeRowsCompacted", MetricUnit.Count, done.rows)
-    logger.info("lake compacted", extra={"days": done.days, "files": done.files})
-    return {"days": done.days, "files": done.files, "rows": done.rows}
+    logger.info(
+        "lake compacted", extra={"days": done.days, "files": done.files, "markers": done.markers}
+    )
+    return {"days": done.days, "files": done.files, "rows": done.rows, "markers": done.markers}
 
 
 # The end of this function's init: what it built is frozen for the collector (crm/coldstart.py).

@@ -147,7 +147,7 @@ class Crm:
     def lake(self) -> Lake:
         from crm.lake import Lake
 
-        return Lake(self.settings.platform.lake_bucket)
+        return Lake(self.settings.platform.lake_bucket, self.clock)
 
     @cached_property
     def facts(self) -> FactLog:

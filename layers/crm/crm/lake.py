@@ -6,17 +6,44 @@ import json
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from datetime import datetime
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from aws_lambda_powertools import Logger
 
 from crm import aws, metrics
+from crm.clock import Clock, utc_now
 
 logger = Logger(child=True)
 
 # The tables of facts other families append (crm.analytics.tables reads them).
 FACT_TABLES = frozenset({"campaign_facts", "ticket_facts"})
+
+# The nightly compaction (crm.analytics.compaction) rebuilds the days this many back from the
+# day it runs; rows for an older day are "late" and a marker under LATE_PREFIX names their day
+# for the next night (docs/analytics.md "Compaction"). Markers hold days and table names only.
+NIGHTLY_DAYS_BACK = 2
+LATE_PREFIX = "lake-late/"
+DELETE_MAX = 1000  # keys per DeleteObjects, S3's limit
+
+
+def nightly_days(today: date) -> list[str]:
+    """The days the nightly run of `today` compacts, oldest first."""
+    return [(today - timedelta(days=n)).isoformat() for n in range(NIGHTLY_DAYS_BACK, 0, -1)]
+
+
+def is_late(day: str, today: date) -> bool:
+    """Whether rows written `today` for `day` would be missed by every nightly run to come: the
+    next night's run (tomorrow's) covers the day before today and today, so anything older."""
+    return day < (today - timedelta(days=NIGHTLY_DAYS_BACK - 1)).isoformat()
+
+
+@dataclass(frozen=True)
+class LateMarker:
+    key: str
+    days: list[str] | None  # None: the body is not a marker (logged and removed by compaction)
 
 
 def partition_key(prefix: str, partitions: Mapping[str, str], name: str) -> str:
@@ -28,8 +55,9 @@ class Lake:
     """The lake bucket's objects: what the families write, analytics reads and compacts, and
     the privacy registry rewrites."""
 
-    def __init__(self, bucket: str) -> None:
+    def __init__(self, bucket: str, clock: Clock = utc_now) -> None:
         self.bucket = bucket
+        self._clock = clock
 
     def keys(self, prefix: str = "") -> Iterator[str]:
         pages = (
@@ -65,13 +93,46 @@ class Lake:
     def delete(self, key: str) -> None:
         aws.s3().delete_object(Bucket=self.bucket, Key=key)
 
+    def delete_many(self, keys: Sequence[str]) -> int:
+        """Deletes `keys`, DELETE_MAX a request; the number S3 did not delete (logged)."""
+        failed = 0
+        for start in range(0, len(keys), DELETE_MAX):
+            chunk = keys[start : start + DELETE_MAX]
+            reply = aws.s3().delete_objects(
+                Bucket=self.bucket,
+                Delete={"Objects": [{"Key": k} for k in chunk], "Quiet": True},
+            )
+            failed += len(reply.get("Errors", []))
+        if failed:
+            logger.warning("lake objects not deleted", extra={"failed": failed})
+        return failed
+
     def write_rows(self, key: str, rows: Iterable[Mapping[str, Any]]) -> None:
         body = "".join(json.dumps(row, ensure_ascii=False, default=str) + "\n" for row in rows)
         self.write(key, body.encode(), "application/x-ndjson")
 
     def write_events(self, rows: Iterable[Mapping[str, Any]], batch_id: str) -> list[str]:
-        """One object per (type, day) partition of the batch; returns the keys written."""
-        return self.write_partitioned("events", rows, batch_id)
+        """One object per (type, day) partition of the batch; returns the keys written. A batch
+        with rows for days no nightly compaction will cover again (history loaded through
+        `POST /events`, a client's offline queue) also puts one marker naming those days, after
+        the rows, so that a compaction that lists the marker finds the rows."""
+        keys = self.write_partitioned("events", rows, batch_id)
+        today = self._clock().date()
+        late = sorted({day for day in (_day_of(k) for k in keys) if is_late(day, today)})
+        if late:
+            marker = {"days": late, "tables": ["events"], "batch": batch_id}
+            self.write(f"{LATE_PREFIX}{batch_id}.json", json.dumps(marker).encode(),
+                       "application/json")  # fmt: skip
+        return keys
+
+    def late_markers(self) -> list[LateMarker]:
+        """The late-day markers now in the lake, each with its days (None if unreadable)."""
+        keys = list(self.keys(LATE_PREFIX))
+        # Read 16 at a time: a history load leaves a marker per batch of 10 events, and one
+        # GET after another (~20 ms each) would take a night's run past its 15 minutes.
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            bodies = list(pool.map(self.read, keys))
+        return [LateMarker(key, _marker_days(body)) for key, body in zip(keys, bodies, strict=True)]
 
     def write_partitioned(
         self, prefix: str, rows: Iterable[Mapping[str, Any]], batch_id: str
@@ -87,6 +148,22 @@ class Lake:
             self.write_rows(key, group)
             keys.append(key)
         return keys
+
+
+def _day_of(key: str) -> str:
+    """The day of a partition key written by `write_partitioned` (`.../dt=<day>/part-...`)."""
+    return key.rsplit("/dt=", 1)[1].split("/", 1)[0]
+
+
+def _marker_days(body: bytes | None) -> list[str] | None:
+    """The days a marker names, or None if its body is not a marker."""
+    try:
+        days = json.loads(body or b"")["days"]
+        if not isinstance(days, list) or not days:
+            return None
+        return [date.fromisoformat(str(day)).isoformat() for day in days]
+    except (ValueError, TypeError, KeyError):
+        return None
 
 
 class FactLog:

@@ -9,6 +9,7 @@ import copy
 import json
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -21,7 +22,7 @@ from crm.profiles import event_folding
 from crm.profiles.service import BACKOFF_BASE_S, BACKOFF_CAP_S, MAX_ATTEMPTS, Loaded, ProfileService
 from crm.profiles.store import ProfileStore, SaveProfile, Write
 from crm_local.harness import Suite, count_requests
-from tests.integration.profiles.test_profile_events import lake_objects, new_customer
+from tests.integration.profiles.test_profile_events import lake_objects, new_customer, recent
 
 QUEUE, FUNCTION = "ProfileEventsQueue", "ProfileEventsFunction"
 
@@ -31,20 +32,20 @@ def paid(
 ) -> dict[str, Any]:
     return {
         "event_id": event_id or f"{order}-paid", "type": "order_paid", "customer_id": cid,
-        "order_id": order, "amount": amount, "occurred_at": "2026-11-10T10:00:00Z",
+        "order_id": order, "amount": amount, "occurred_at": recent(),
     }  # fmt: skip
 
 
 def refund(cid: str, event_id: str, order: str, amount: str) -> dict[str, Any]:
     return {
         "event_id": event_id, "type": "order_refunded", "customer_id": cid, "order_id": order,
-        "amount": amount, "occurred_at": "2026-11-10T10:00:00Z",
+        "amount": amount, "occurred_at": recent(),
     }  # fmt: skip
 
 
 def viewed(cid: str, event_id: str) -> dict[str, Any]:
     return {"event_id": event_id, "type": "product_viewed", "customer_id": cid, "sku": "s-1",
-            "occurred_at": "2026-11-10T10:00:00Z"}  # fmt: skip
+            "occurred_at": recent()}  # fmt: skip
 
 
 def queue(suite: Suite, *events: dict[str, Any]) -> None:
@@ -136,6 +137,29 @@ def test_a_batch_of_ten_events_of_ten_customers_takes_thirteen_requests(suite: S
     }
     assert sum(counts.values()) == 13  # was 22, then 14 with an entry per paid order
     assert all(orders(suite, cid)["order_count"] == 1 for cid in customers[1:])
+
+
+def test_a_late_batch_puts_one_marker_more(suite: Suite) -> None:
+    """History loaded late (days no nightly compaction covers again): one more PutObject for the
+    batch, the marker naming its days for the next nightly compaction."""
+    customers = [new_customer(suite, f"u-{n}") for n in range(10)]
+    queue(suite, paid(customers[0], "warm"))
+    suite.drain()
+    old = (datetime.now(UTC) - timedelta(days=10)).replace(microsecond=0)
+    days = [(old - timedelta(days=n)).date().isoformat() for n in range(2)]
+    queue(suite, *[{**paid(cid, f"o-{cid}"), "occurred_at": f"{days[n % 2]}T10:00:00Z"}
+                      for n, cid in enumerate(customers)])  # fmt: skip
+    messages = take(suite, 10)
+    with count_requests() as counts:
+        assert deliver(suite, messages) == set()
+    assert dict(counts) == {
+        "dynamodb.BatchGetItem": 1,
+        "dynamodb.TransactWriteItems": 10,
+        "s3.PutObject": 2 + 1,  # a partition per day, and the one marker
+        "events.PutEvents": 1,
+    }
+    (marker,) = lake_objects(suite, "lake-late/").values()
+    assert marker[0]["days"] == sorted(days)
 
 
 def test_a_batch_of_ten_paid_orders_of_one_customer_takes_four_requests(suite: Suite) -> None:

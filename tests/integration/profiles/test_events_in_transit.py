@@ -11,6 +11,7 @@ import pytest
 
 from crm.profiles.event_folding import EventFolding
 from crm_local.harness import Suite, count_requests
+from tests.integration.profiles.test_profile_events import recent
 
 PHONE = "13812345678"
 EMAIL = "lin.xiaoyu@example.com"
@@ -31,18 +32,18 @@ def customer(suite: Suite, external_id: str, **attrs: Any) -> str:
 def complaint(cid: str, event_id: str, note: str = WORDS) -> dict[str, Any]:
     return {"event_id": event_id, "type": "after_sales", "case": "complaint",
             "customer_id": cid, "note": note, "reason_code": "damaged",
-            "occurred_at": "2026-11-20T10:00:00Z"}  # fmt: skip
+            "occurred_at": recent()}  # fmt: skip
 
 
 def search(event_id: str, identity: dict[str, str]) -> dict[str, Any]:
     return {"event_id": event_id, "type": "search", "query": QUERY, "identity": identity,
-            "occurred_at": "2026-11-20T10:05:00Z"}  # fmt: skip
+            "occurred_at": recent(5)}  # fmt: skip
 
 
 def paid_by(event_id: str, identity: dict[str, str], amount: str = "59.90") -> dict[str, Any]:
     return {"event_id": event_id, "type": "order_paid", "order_id": f"o-{event_id}",
             "amount": amount, "identity": identity,
-            "occurred_at": "2026-11-20T11:00:00Z"}  # fmt: skip
+            "occurred_at": recent(60)}  # fmt: skip
 
 
 def assert_nothing_in_clear(bodies: list[str]) -> None:

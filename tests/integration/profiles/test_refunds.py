@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from crm_local.harness import Suite, count_requests
+from tests.integration.profiles.test_profile_events import recent
 
 
 def new_customer(suite: Suite, external_id: str) -> str:
@@ -16,7 +17,7 @@ def new_customer(suite: Suite, external_id: str) -> str:
 def order(cid: str, order_id: str, amount: str, kind: str = "order_paid") -> dict[str, Any]:
     return {"event_id": f"{order_id}-{kind}", "type": kind, "customer_id": cid,
             "order_id": order_id, "amount": amount,
-            "occurred_at": "2026-11-20T10:00:00Z"}  # fmt: skip
+            "occurred_at": recent()}  # fmt: skip
 
 
 def test_a_refund_before_its_payment_is_held_aside_then_counted(suite: Suite) -> None:
