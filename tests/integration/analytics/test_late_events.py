@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -16,7 +17,10 @@ from crm.analytics.parquet import from_parquet
 from crm.lake import DELETE_MAX, LATE_PREFIX, Lake, LateMarker
 from crm_local.harness import Suite, count_requests
 from tests.integration.analytics.test_compaction import SCHEDULE
+from tests.integration.privacy_data.test_worker_permissions import Grant, _covers, _needed, granted
 from tests.integration.profiles.test_profile_events import new_customer, paid
+
+FOLD, COMPACTION = "ProfileEventsFunction", "LakeCompactionFunction"
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -166,3 +170,58 @@ def test_requests_of_a_nightly_run_with_markers(suite: Suite) -> None:
     assert counts["s3.GetObject"] == DELETE_MAX + 1  # each marker read once
     assert "s3.DeleteObject" not in counts
     assert markers(suite) == {}
+
+
+# ---------------------------------------------------------------------- IAM, exactly
+def lake_grants(suite: Suite, function: str) -> set[Grant]:
+    return {g for g in granted(suite, function) if g[1].startswith(bucket(suite))}
+
+
+def test_the_lake_calls_of_the_fold_and_the_compaction_are_granted_and_nothing_broader(
+    suite: Suite,
+) -> None:
+    """Every S3 call the two functions make on the lake is granted by template.yaml (AWS would
+    refuse it otherwise), and the markers' grants are each used."""
+    used: dict[str, set[Grant]] = {FOLD: set(), COMPACTION: set()}
+    current: set[Grant] | None = None
+    invoke = suite.invoke
+
+    def spying(function: str, event: dict[str, Any]) -> Any:
+        nonlocal current
+        outer, current = current, used.get(function)
+        try:
+            return invoke(function, event)
+        finally:
+            current = outer
+
+    def on_call(model: Any, params: dict[str, Any], **_: Any) -> None:
+        if current is not None and params.get("Bucket") == bucket(suite):
+            current.update(_needed("s3", model.name, params))
+
+    cid = new_customer(suite)
+    client = aws.client_for("s3")
+    client.meta.events.register("provide-client-params.s3", on_call, unique_id="lake-spy")
+    suite.invoke = spying  # type: ignore[method-assign]
+    try:
+        fold(suite, paid(cid, "o-1", "5.00", days_ago(10)), paid(cid, "o-2", "5.00", days_ago(0)))
+        suite.invoke(COMPACTION, SCHEDULE)
+    finally:
+        suite.invoke = invoke  # type: ignore[method-assign]
+        client.meta.events.unregister("provide-client-params.s3", unique_id="lake-spy")
+
+    for function, needs in used.items():
+        grants = lake_grants(suite, function)
+        missing = {n for n in needs if not any(_covers(g, n) for g in grants)}
+        assert missing == set(), f"{function} is refused {missing}"
+    late = f"{bucket(suite)}/{LATE_PREFIX}*"
+    assert lake_grants(suite, FOLD) == {
+        ("s3:PutObject", f"{bucket(suite)}/events/*"),
+        ("s3:PutObject", late),
+    }
+    assert {g for g in lake_grants(suite, COMPACTION) if g[1] == late} == {
+        ("s3:GetObject", late),
+        ("s3:DeleteObject", late),
+    }
+    for grant in (*lake_grants(suite, FOLD), ("s3:GetObject", late), ("s3:DeleteObject", late)):
+        assert any(_covers(grant, n) for n in used[FOLD] | used[COMPACTION]), grant
+    assert ("s3:ListBucket", bucket(suite)) in used[COMPACTION]  # the markers are listed
