@@ -32,6 +32,7 @@ import numpy as np
 
 from crm.profiles.models import Aggregates, OrderAggregates
 from crm.profiles.records import ProfileRecord
+from crm.segments.fitted import BgNbdParams, GammaGammaParams, SegmentModel
 from crm.segments.fitting import (
     bgnbd_log_likelihood,
     fit_bgnbd,
@@ -39,7 +40,6 @@ from crm.segments.fitting import (
     gamma_gamma_log_likelihood,
 )
 from crm.segments.recompute import PROFILES_PER_SHARD
-from crm.segments.records import BgNbdParams, GammaGammaParams, SegmentModel
 from crm.segments.scoring import Features, features_of, rfm_thresholds, score_page
 from crm_local.template import ROOT
 

@@ -1,4 +1,7 @@
-"""Contracts of the events the CRM publishes on its EventBridge bus."""
+"""Contracts of the events the CRM publishes on its EventBridge bus: the base, and the events of
+profiles and segments. The tickets' and after-sales' events are in `crm.ticket_events`, the
+privacy family's in `crm.privacy_events`: the API and the event folder load this module on
+every cold start, and define no class they never publish."""
 
 from __future__ import annotations
 
@@ -20,7 +23,9 @@ class PaidOrder(BaseModel):
     """An order paid in the batch a profile update announces: ids and amounts only; coupon
     codes are no PII."""
 
-    model_config = ConfigDict(frozen=True)
+    # Deferred like the events: every function that loads this module would otherwise build
+    # its validator at import, and only the event folder publishes paid orders.
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     order_id: str
     amount: str  # exact decimal text, as money is kept
@@ -72,139 +77,4 @@ class SegmentRunRequested(BusEvent):
 
     run_id: str | None = None  # recorded as planned by whoever asked; the planner claims it
     requested_by: str
-    occurred_at: datetime
-
-
-class TicketEscalated(BusEvent):
-    """A ticket was escalated (a senior agent and a manager put on it), with the reasons' codes
-    (order_value, repeat_complaint, high_value_tier, risk_keywords, negative_sentiment,
-    sla_breach). Ids and codes only: never the customer's words. Campaigns may answer it with
-    a transactional message (an apology coupon)."""
-
-    detail_type: ClassVar[str] = "TicketEscalated"
-
-    ticket_id: str
-    customer_id: str
-    reasons: list[str]
-    priority: str
-    senior_agent: str | None = None
-    manager: str | None = None
-    occurred_at: datetime
-
-
-class TicketSlaWarning(BusEvent):
-    """An SLA clock of a ticket reached 75% of its target."""
-
-    detail_type: ClassVar[str] = "TicketSlaWarning"
-
-    ticket_id: str
-    customer_id: str
-    metric: str
-    due_at: datetime | None = None
-    occurred_at: datetime
-
-
-class TicketSlaBreached(BusEvent):
-    """An SLA clock of a ticket reached its target unmet."""
-
-    detail_type: ClassVar[str] = "TicketSlaBreached"
-
-    ticket_id: str
-    customer_id: str
-    metric: str
-    due_at: datetime | None = None
-    occurred_at: datetime
-
-
-class AfterSalesStageChanged(BusEvent):
-    """An after-sales case moved to a stage (or was opened). Ids and codes only, no text:
-    campaigns notify the customer from it, journeys trigger on a closed case."""
-
-    detail_type: ClassVar[str] = "AfterSalesStageChanged"
-
-    case_id: str
-    customer_id: str
-    order_id: str
-    kind: str
-    stage: str
-    previous_stage: str | None = None
-    closed: bool
-    occurred_at: datetime
-
-
-class AfterSalesStageOverdue(BusEvent):
-    """An after-sales case stayed in a stage past its target (return reviewed within 4 h,
-    pickup arranged within 24 h of approval, ...): the desk follows it up, the customer's
-    progress page shows it overdue. Ids and codes only."""
-
-    detail_type: ClassVar[str] = "AfterSalesStageOverdue"
-
-    case_id: str
-    customer_id: str
-    order_id: str
-    kind: str
-    stage: str
-    due_at: datetime
-    occurred_at: datetime
-
-
-# ---- privacy
-class PrivacyRequestCompleted(BusEvent):
-    """A privacy request was carried out (an erasure verified, an export ready). Ids only."""
-
-    detail_type: ClassVar[str] = "PrivacyRequestCompleted"
-
-    request_id: str
-    customer_id: str
-    kind: str
-    regulation: str
-    clean: bool | None = None  # an erasure: every store verified without remnants
-    occurred_at: datetime
-
-
-class PrivacyDeadlineNear(BusEvent):
-    """A privacy request's deadline is days away and it is still open."""
-
-    detail_type: ClassVar[str] = "PrivacyDeadlineNear"
-
-    request_id: str
-    customer_id: str
-    kind: str
-    due_at: datetime
-    occurred_at: datetime
-
-
-class PrivacyDeadlineMissed(BusEvent):
-    """A privacy request was still open at its deadline."""
-
-    detail_type: ClassVar[str] = "PrivacyDeadlineMissed"
-
-    request_id: str
-    customer_id: str
-    kind: str
-    due_at: datetime
-    occurred_at: datetime
-
-
-class PrivacyDeadlineExtended(BusEvent):
-    """A request's deadline was extended (GDPR, CCPA): the customer must be told, with the
-    reason's code, before the original deadline."""
-
-    detail_type: ClassVar[str] = "PrivacyDeadlineExtended"
-
-    request_id: str
-    customer_id: str
-    reason: str
-    due_at: datetime
-    occurred_at: datetime
-
-
-class ConsentWithdrawn(BusEvent):
-    """A customer withdrew consent for these purposes through a privacy request."""
-
-    detail_type: ClassVar[str] = "ConsentWithdrawn"
-
-    request_id: str
-    customer_id: str
-    purposes: list[str]
     occurred_at: datetime

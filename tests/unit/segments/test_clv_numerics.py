@@ -20,7 +20,7 @@ from crm.segments.clv import (
     customer_lifetime_value,
     expected_purchases_if_alive,
 )
-from crm.segments.records import BgNbdParams, GammaGammaParams, RfmThresholds, SegmentModel
+from crm.segments.fitted import BgNbdParams, GammaGammaParams, RfmThresholds, SegmentModel
 from crm.segments.scoring import Features, score_page
 
 NOW = datetime(2026, 11, 23, tzinfo=UTC)

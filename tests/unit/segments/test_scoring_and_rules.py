@@ -5,8 +5,8 @@ from decimal import Decimal
 
 from crm.profiles.models import Aggregates, BehaviourAggregates, OrderAggregates, TagState
 from crm.profiles.records import ProfileRecord
+from crm.segments.fitted import BgNbdParams, RfmThresholds, SegmentModel
 from crm.segments.models import Rule
-from crm.segments.records import BgNbdParams, RfmThresholds, SegmentModel
 from crm.segments.rules import matches
 from crm.segments.scoring import features_of, rfm_segment, score_page
 

@@ -14,7 +14,7 @@ from crm_local.template import ROOT, load_template
 SCORE_A_PAGE = """
 from datetime import UTC, datetime
 from crm.segments.recompute import SegmentRecompute  # what root().segment_recompute builds
-from crm.segments.records import BgNbdParams, GammaGammaParams, RfmThresholds, SegmentModel
+from crm.segments.fitted import BgNbdParams, GammaGammaParams, RfmThresholds, SegmentModel
 from crm.segments.scoring import Features, score_page
 now = datetime(2026, 11, 23, tzinfo=UTC)
 cuts = [1.0, 2.0, 3.0, 4.0]

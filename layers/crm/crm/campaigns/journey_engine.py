@@ -51,17 +51,13 @@ from crm.campaigns.journey_store import (
 from crm.campaigns.models import DispatchRequest
 from crm.clock import Clock
 from crm.errors import NotFound
-from crm.events import (
-    AfterSalesStageChanged,
-    CustomerProfileUpdated,
-    CustomerSegmentChanged,
-    TicketEscalated,
-)
+from crm.events import CustomerProfileUpdated, CustomerSegmentChanged
 from crm.models import Record
 from crm.profiles import ProfileRecord, ProfileService
 from crm.queue import Queue
 from crm.segments import Condition, Rule, matches
 from crm.sqs_consumer import PoisonMessage
+from crm.ticket_events import AfterSalesStageChanged, TicketEscalated
 from crm.timers import Timers, WakeUp
 
 logger = Logger(child=True)

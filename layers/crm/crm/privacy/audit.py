@@ -25,7 +25,8 @@ from aws_lambda_powertools import Logger
 from crm.clock import Clock
 from crm.errors import Unavailable
 from crm.privacy.models import AuditVerification
-from crm.privacy.records import GENESIS, AuditEntry, PiiReadNote
+from crm.privacy.read_notes import PiiReadNote
+from crm.privacy.records import GENESIS, AuditEntry
 from crm.privacy.store import PrivacyFiles, PrivacyStore
 
 logger = Logger(child=True)

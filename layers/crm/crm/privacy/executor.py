@@ -30,12 +30,6 @@ from crm.auth import Caller
 from crm.bus import Bus
 from crm.clock import Clock
 from crm.errors import Forbidden, NotFound
-from crm.events import (
-    ConsentWithdrawn,
-    PrivacyDeadlineMissed,
-    PrivacyDeadlineNear,
-    PrivacyRequestCompleted,
-)
 from crm.personal_data import PersonalDataStore, StoreExport
 from crm.privacy.audit import AuditLog
 from crm.privacy.bundle import build_bundle
@@ -51,6 +45,12 @@ from crm.privacy.records import PrivacyRequestRecord, StepRecord, WorkMessage
 from crm.privacy.service import PROFILE_STEP, WorkQueue, work_body
 from crm.privacy.settings import PrivacyPolicy
 from crm.privacy.store import PrivacyFiles, PrivacyStore
+from crm.privacy_events import (
+    ConsentWithdrawn,
+    PrivacyDeadlineMissed,
+    PrivacyDeadlineNear,
+    PrivacyRequestCompleted,
+)
 from crm.sqs_consumer import PoisonMessage
 from crm.timers import Timers, WakeUp
 

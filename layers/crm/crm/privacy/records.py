@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from datetime import datetime
 from typing import Any
 
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field
 
 from crm.clock import iso
 from crm.models import Record
@@ -129,30 +128,6 @@ class WorkMessage(Record):
     request_id: str = Field(pattern=r"^[A-Za-z0-9_.\-]{1,128}$")
     store: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.\-]{1,64}$")
     finish: bool = False
-
-
-_ID = r"^[A-Za-z0-9_.:@\-]{1,128}$"
-
-
-class PiiReadNote(Record):
-    """One unmasked PII read by staff, as the API queues it for the audit chain (AuditQueue,
-    encrypted): ids, field names and a reason code, never a value."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    read_id: str = Field(pattern=_ID)
-    actor: str = Field(pattern=_ID)
-    customer_id: str = Field(pattern=_ID)
-    fields: list[str] = Field(max_length=64)
-    why: str = Field(pattern=r"^[a-z_]{1,64}$")
-    at: datetime
-
-    @field_validator("fields")
-    @classmethod
-    def _field_names(cls, value: list[str]) -> list[str]:
-        if any(not re.fullmatch(r"[A-Za-z0-9_.\-]{1,64}", name) for name in value):
-            raise ValueError("a field name is letters, digits, dots and underscores")
-        return value
 
 
 def audit_read_key(read_id: str) -> dict[str, str]:

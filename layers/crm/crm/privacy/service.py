@@ -18,7 +18,6 @@ from crm.bus import Bus
 from crm.clock import Clock, IdFactory
 from crm.config import DataRegion
 from crm.errors import Conflict, FieldProblem, Forbidden, InvalidInput, NotFound
-from crm.events import PrivacyDeadlineExtended
 from crm.personal_data import DataSubject, PersonalDataStore
 from crm.privacy import deadlines
 from crm.privacy.audit import AuditLog
@@ -37,6 +36,7 @@ from crm.privacy.models import (
 from crm.privacy.records import PrivacyRequestRecord, StepRecord
 from crm.privacy.settings import PrivacyPolicy
 from crm.privacy.store import PrivacyStore
+from crm.privacy_events import PrivacyDeadlineExtended
 from crm.timers import Timers
 
 TIMER_KIND = "privacy"

@@ -8,8 +8,8 @@ from collections import Counter
 from collections.abc import Iterable
 from itertools import combinations
 
+from crm.segments.fitted import Association
 from crm.segments.models import Recommendation
-from crm.segments.records import Association
 
 MIN_PAIR_CUSTOMERS = 3  # a pair seen on fewer customers is noise
 MAX_PRODUCTS_PER_CUSTOMER = 50  # pairs grow with the square; the rest adds little

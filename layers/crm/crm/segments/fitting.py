@@ -24,7 +24,7 @@ from scipy.optimize import minimize
 from scipy.special import betaln, digamma, gammaln, logsumexp
 
 from crm.segments.clv import Array, BgNbd, GammaGamma, as_arrays
-from crm.segments.records import BgNbdParams, GammaGammaParams, RfmThresholds, SegmentModel
+from crm.segments.fitted import BgNbdParams, GammaGammaParams, RfmThresholds, SegmentModel
 from crm.segments.scoring import Features, rfm_thresholds
 
 logger = Logger(child=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from aws_lambda_powertools import Logger
 
@@ -15,7 +16,6 @@ from crm.bus import Bus
 from crm.clock import Clock
 from crm.events import CustomerSegmentChanged
 from crm.profiles import ProfileRecord, SegmentShift
-from crm.segments.models import StoredDefinition
 from crm.segments.records import MembershipChange, UnreadableDefinition
 from crm.segments.rules import matches
 from crm.segments.store import SegmentStore
@@ -40,7 +40,14 @@ def transitions(
     ]
 
 
-Definition = StoredDefinition | UnreadableDefinition
+if TYPE_CHECKING:
+    # Only a type here: the definitions come from the store, which loads the rule grammar
+    # when it reads the first one (a profile write with no rule segments never does).
+    from typing import TypeAlias
+
+    from crm.segments.models import StoredDefinition
+
+    Definition: TypeAlias = StoredDefinition | UnreadableDefinition
 
 
 class RuleFailures:

@@ -21,11 +21,11 @@ from crm.pii import BlindIndex
 from crm.profiles import ProfileService, ScoresWrite, ScoringProfile
 from crm.queue import Queue
 from crm.segments.baskets import associations
+from crm.segments.fitted import SegmentModel
 from crm.segments.membership import RuleMembership, computed_segments, transitions
 from crm.segments.models import StoredDefinition
 from crm.segments.records import (
     MembershipChange,
-    SegmentModel,
     ShardCheckpoint,
     ShardTask,
 )

@@ -1,5 +1,5 @@
-"""Stored shapes of the segments family: the fitted model a run uses, shard tasks, runs,
-membership changes and stored definitions this version cannot read."""
+"""Stored shapes of the segments family: shard tasks, runs, membership changes and stored
+definitions this version cannot read (the fitted model a run uses: `crm.segments.fitted`)."""
 
 from __future__ import annotations
 
@@ -64,52 +64,6 @@ class CompleteRun:
     run_id: str
     finished_at: datetime
     sizes: dict[str, int]
-
-
-class RfmThresholds(Record):
-    """Quintile cut points: 4 ascending values each."""
-
-    recency_days: list[float]
-    frequency: list[float]
-    monetary: list[float]
-
-
-class BgNbdParams(Record):
-    r: float
-    alpha: float
-    a: float
-    b: float
-    log_likelihood: float
-    sample_size: int
-
-
-class GammaGammaParams(Record):
-    p: float
-    q: float
-    v: float
-    sample_size: int
-
-
-class Association(Record):
-    product: str
-    support: float
-    confidence: float
-    lift: float
-
-
-class SegmentModel(Record):
-    """What the planner fits and stores (versioned by run) for the workers to score with."""
-
-    run_id: str
-    fitted_at: datetime
-    sample_size: int
-    rfm: RfmThresholds
-    bgnbd: BgNbdParams | None = None
-    gamma_gamma: GammaGammaParams | None = None
-    p_alive_threshold: float = 0.3
-    associations: dict[str, list[Association]] = Field(default_factory=dict)
-    product_categories: dict[str, str] = Field(default_factory=dict)
-    popular_products: list[str] = Field(default_factory=list)
 
 
 class ShardTask(Record):

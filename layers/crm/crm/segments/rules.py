@@ -8,10 +8,15 @@ import operator
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from crm.profiles import ProfileRecord
 from crm.segments.fields import NUMERIC_KINDS, FieldKind, RuleField, exact_decimal
-from crm.segments.models import Condition, Rule
+
+if TYPE_CHECKING:
+    # Types only: a profile write runs the rules of definitions the store has read (and
+    # validated), so the grammar is loaded by then and not before (`SegmentStore`).
+    from crm.segments.models import Condition, Rule
 
 _ORDERINGS: dict[str | None, Callable[[Decimal, Decimal], bool]] = {
     "eq": operator.eq, "ne": operator.ne, "gt": operator.gt,

@@ -16,7 +16,7 @@ from aws_lambda_powertools import Logger
 
 from crm.profiles import CustomerScores, ProfileRecord
 from crm.segments.clv import BgNbd, GammaGamma, customer_lifetime_value
-from crm.segments.records import RfmThresholds, SegmentModel
+from crm.segments.fitted import RfmThresholds, SegmentModel
 
 logger = Logger(child=True)
 

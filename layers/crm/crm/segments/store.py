@@ -15,7 +15,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 from pydantic import ValidationError
@@ -31,15 +31,17 @@ from crm.dynamo import (
     to_item,
 )
 from crm.errors import InvalidInput, validation_problems
-from crm.segments.models import StoredDefinition
 from crm.segments.records import (
     CompleteRun,
     MembershipChange,
     RunRecord,
-    SegmentModel,
     ShardCheckpoint,
     UnreadableDefinition,
 )
+
+if TYPE_CHECKING:
+    from crm.segments.fitted import SegmentModel
+    from crm.segments.models import StoredDefinition
 
 PARTIAL = "partial"  # a shard item's state until the shard is done (done items have none)
 
@@ -104,6 +106,8 @@ class SegmentStore:
             ExpressionAttributeValues=to_item(given),
             ReturnValues="ALL_NEW",
         )
+        from crm.segments.models import StoredDefinition
+
         return StoredDefinition.model_validate(_definition_values(out["Attributes"]))
 
     def set_paused(self, name: str, paused: bool, at: datetime, by: str) -> bool:
@@ -441,6 +445,11 @@ def _definition_values(item: dict[str, Any]) -> dict[str, Any]:
 
 
 def _read_definition(item: dict[str, Any]) -> StoredDefinition | UnreadableDefinition:
+    # The rule grammar (the family's API models) is loaded by the first definition read, not
+    # with the store: a profile write checks the rule segments through this store, and a
+    # stack with none defined never needs it.
+    from crm.segments.models import StoredDefinition
+
     values = _definition_values(item)
     try:
         return StoredDefinition.model_validate(values)
@@ -476,5 +485,9 @@ class ModelStore:
                 body = aws.s3().get_object(Bucket=self._bucket, Key=self.key(run_id))["Body"]
             except aws.s3().exceptions.NoSuchKey:
                 raise InvalidInput(f"no model stored for run {run_id}") from None
+            # Loaded here, not with the store: the rule check of every profile write reaches
+            # this module and never reads a fitted model.
+            from crm.segments.fitted import SegmentModel
+
             self._cache[run_id] = SegmentModel.model_validate(json.loads(body.read()))
         return self._cache[run_id]

@@ -30,10 +30,10 @@ from crm.auth import Caller, Permission
 from crm.bus import Bus
 from crm.clock import Clock, IdFactory
 from crm.errors import Conflict, FieldProblem, InvalidInput, NotFound
-from crm.events import AfterSalesStageChanged, AfterSalesStageOverdue
 from crm.pii import FieldCipher
 from crm.profiles import Loaded
 from crm.sqs_consumer import PoisonMessage
+from crm.ticket_events import AfterSalesStageChanged, AfterSalesStageOverdue
 from crm.tickets.aftersales_models import (
     CLOSED,
     NEEDS_REASON,

@@ -25,11 +25,12 @@ from crm.auth import Caller, Permission
 from crm.bus import Bus
 from crm.clock import Clock, IdFactory
 from crm.errors import Conflict, FieldProblem, Forbidden, NotFound
-from crm.events import BusEvent, TicketEscalated, TicketSlaBreached, TicketSlaWarning
+from crm.events import BusEvent
 from crm.lake import FactLog
 from crm.pii import FieldCipher, mask_text
 from crm.profiles import Loaded, ProfileService
 from crm.sqs_consumer import PoisonMessage
+from crm.ticket_events import TicketEscalated, TicketSlaBreached, TicketSlaWarning
 from crm.tickets import escalation, sla
 from crm.tickets.calendars import CALENDARS
 from crm.tickets.corrections import Corrections

@@ -1,0 +1,87 @@
+"""What the API's and the event folder's first requests load: an unmasked read queues its
+audit note without the privacy requests' models or the audit chain, and a profile write is
+checked against the rule segments without the segments' API models (the rule grammar) while
+none is defined. Each of these cost the cold start tens of ms of CPU (docs/architecture.md,
+"Cold starts"). lint-imports cannot see it (the modules may import each other lazily); this
+checks what a running process really loads."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from crm_local.template import ROOT, load_template
+
+# What the first requests run past the handler's import: the note of an unmasked read
+# (`QueuedPiiReads`, as the root connects it) and the rule check of a profile write
+# (`RuleMembership.evaluate` over a store with no rule segment defined).
+FIRST_REQUESTS = """
+from datetime import UTC, datetime
+from crm.privacy.reads import QueuedPiiReads
+from crm.profiles import ProfileRecord
+from crm.segments.membership import RuleMembership
+from crm.segments.store import SegmentStore
+now = datetime(2026, 11, 23, tzinfo=UTC)
+sent = []
+class Queue:
+    def send(self, bodies, delays=None):
+        sent.extend(bodies)
+QueuedPiiReads(Queue(), lambda: now, lambda: "read-1").unmasked_read("agent-1", "c-1", ["phone"])
+assert len(sent) == 1 and json.loads(sent[0])["customer_id"] == "c-1"
+class NoRuleSegments(SegmentStore):
+    def definitions(self):
+        return []
+membership = RuleMembership(NoRuleSegments("segments"), bus=None, clock=lambda: now)
+record = ProfileRecord(customer_id="c-1", created_at=now, updated_at=now)
+assert membership.evaluate(record, now) == []
+"""
+
+# A stored definition read (a bad one here: no rule) is what loads the grammar.
+READ_A_DEFINITION = """
+from crm.segments.records import UnreadableDefinition
+from crm.segments.store import _read_definition
+read = _read_definition({"PK": {"S": "DEF"}, "SK": {"S": "vip"}})
+assert isinstance(read, UnreadableDefinition)
+"""
+
+NOT_ON_THE_PATH = (
+    "crm.privacy.models",
+    "crm.privacy.records",
+    "crm.privacy.audit",
+    "crm.segments.models",
+    "crm.segments.fitted",
+    "crm.ticket_events",
+    "crm.privacy_events",
+)
+
+
+def loaded(function: str, code: str) -> list[str]:
+    handler = load_template().function(function).code_uri / "app.py"
+    probe = (
+        "import importlib.util, json, sys\n"
+        f"spec = importlib.util.spec_from_file_location('app', {str(handler)!r})\n"
+        "module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module)\n"
+        + code
+        + f"\nwatched = {NOT_ON_THE_PATH!r}\n"
+        + "print('LOADED ' + json.dumps(sorted(m for m in sys.modules if m in watched)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=False, cwd=ROOT)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    line = next(x for x in out.stdout.splitlines() if x.startswith("LOADED "))
+    found: list[str] = json.loads(line[len("LOADED ") :])
+    return found
+
+
+def test_the_apis_first_requests_load_no_models_they_do_not_use() -> None:
+    assert loaded("ApiFunction", FIRST_REQUESTS) == []
+
+
+def test_the_event_folders_first_batch_loads_no_models_it_does_not_use() -> None:
+    assert loaded("ProfileEventsFunction", FIRST_REQUESTS) == []
+
+
+def test_reading_a_rule_segment_loads_the_grammar() -> None:
+    # The probe would see it: reading a stored definition does load the segments' models.
+    assert loaded("ApiFunction", FIRST_REQUESTS + READ_A_DEFINITION) == ["crm.segments.models"]
