@@ -205,9 +205,30 @@ def _base64(value: Any) -> str:
     raise TypeError(f"{type(value).__name__} is not an attribute value")
 
 
+# The items a scan or query of this thread is given in place of the whole table (`_over`).
+# Thread-local: moto serves requests on several threads (the emulator's server, the tests' and
+# benchmarks' concurrent dispatch), and an attribute set on the shared Table would leak into, or
+# be deleted under, another thread's request.
+_given = threading.local()
+
+
 def _all_items(self: Table) -> list[Any]:
-    """Table.all_items, sorted by the values its DynamoType keys compare by."""
+    """Table.all_items, sorted by the values its DynamoType keys compare by; the items a scan
+    or query of this thread was given, if any (`_over`)."""
+    given = getattr(_given, "items", None)
+    if given is not None and given[0] is self:
+        return list(given[1])
     return _in_key_order(_items_of(self))
+
+
+def _over(table: Table, items: list[Any], run: Callable[[], Any]) -> Any:
+    """moto's own scan or query of `table`, over `items` only, on this thread."""
+    outer = getattr(_given, "items", None)
+    _given.items = (table, items)
+    try:
+        return run()
+    finally:
+        _given.items = outer
 
 
 def _items_of(table: Table) -> list[Any]:
@@ -268,11 +289,7 @@ def _scan(self: Table, *args: Any, **kwargs: Any) -> Any:
                 high = middle
         items = items[low:]
     call["segments"], call["exclusive_start_key"] = (None, None), None
-    self.all_items = lambda: items  # type: ignore[method-assign]
-    try:
-        return MOTOS_OWN["Table.scan"](*bound.args, **bound.kwargs)
-    finally:
-        del self.all_items
+    return _over(self, items, lambda: MOTOS_OWN["Table.scan"](*bound.args, **bound.kwargs))
 
 
 _QUERY_SIGNATURE = inspect.signature(Table.query)
@@ -300,11 +317,7 @@ def _query(self: Table, *args: Any, **kwargs: Any) -> Any:
         partition = _in_key_order(list(held.values()))
     else:
         partition = [held]
-    self.all_items = lambda: partition  # type: ignore[method-assign]
-    try:
-        return MOTOS_OWN["Table.query"](*bound.args, **bound.kwargs)
-    finally:
-        del self.all_items
+    return _over(self, partition, lambda: MOTOS_OWN["Table.query"](*bound.args, **bound.kwargs))
 
 
 _segment_of: dict[str, int] = {}

@@ -4,6 +4,7 @@ with key conditions, filters and projections, for tables with and without a sort
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -105,3 +106,32 @@ def test_a_numeric_hash_key_finds_motos_item(client: Any, key: str) -> None:
     ours = pages(client, TableName=NUMBERS, **asked)
     assert ours == motos_pages(client, TableName=NUMBERS, **asked)
     assert ours[0]["Count"] == (0 if key == "21" else 1)
+
+
+def test_queries_and_scans_on_many_threads_see_their_own_partition(client: Any) -> None:
+    """moto serves requests on several threads (the emulator's server, concurrent dispatch in
+    the benchmarks): the partition a query is given is its thread's alone (an attribute set on
+    the shared table was once deleted under another thread's query: AttributeError)."""
+
+    def one(partition: str) -> list[dict[str, Any]]:
+        return pages(client, TableName="t", KeyConditionExpression="PK = :p",
+                     ExpressionAttributeValues={":p": {"S": partition}})  # fmt: skip
+
+    expected = {p: one(p) for p in ("C0", "C1", "C2")}
+    scanned = client.scan(TableName="t", Segment=0, TotalSegments=2)["Count"]
+    failures: list[BaseException] = []
+
+    def reader(partition: str) -> None:
+        try:
+            for _ in range(30):
+                assert one(partition) == expected[partition]
+                assert client.scan(TableName="t", Segment=0, TotalSegments=2)["Count"] == scanned
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=reader, args=(p,)) for p in ("C0", "C1", "C2") * 2]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
