@@ -548,9 +548,11 @@ function drawTable(table, result) {
   const rows = xs.map((x) => {
     const tr = document.createElement("tr");
     const th = document.createElement("th");
-    // A campaign's name (and variant) beside its id: the id alone tells a marketer nothing.
+    // A campaign's name and variant: the id alone tells a marketer nothing, and beside the name
+    // it made the column too narrow to read; it stays on hover (and for a campaign since gone).
     const named = (result.x_labels || {})[x];
-    th.textContent = named ? `${named} (${x})` : xLabel(x);
+    th.textContent = named || xLabel(x);
+    if (named) th.title = x;
     tr.append(th);
     result.series.forEach((s, i) => {
       const point = (s.points || []).find((p) => String(p.x) === x);

@@ -203,6 +203,7 @@ def cards(driver: WebDriver) -> dict[str, dict[str, Any]]:
             canvas: canvas ? [canvas.width, canvas.height] : null,
             rows: Array.from(card.querySelectorAll('tbody tr'),
                              tr => Array.from(tr.children, c => c.textContent)),
+            row_titles: Array.from(card.querySelectorAll('tbody th'), th => th.title),
           });
         }
         return out;
@@ -262,10 +263,10 @@ def test_a_dev_token_signs_in_and_every_metric_is_drawn(
     assert drawn["new_vs_returning"]["xs"] == sorted(days)
     assert drawn["purchase_hour"]["xs"] == [f"{h:02d}" for h in range(24)]
     # A table mixes units: each series is formatted in its own (currency, ratio, count).
-    # A campaign's row shows its name and variant beside its id (x_labels).
+    # A campaign's row shows its name and variant (x_labels), its id on hover.
     first = drawn["campaign_roi"]["rows"][0]
-    assert first == ["双十一预热 / A (20261025T020000Z-6f1c2a9b/A)", "5,000", "410",
-                     "CN¥88,210.00", "3.1%", "320%"]  # fmt: skip
+    assert first == ["双十一预热 / A", "5,000", "410", "CN¥88,210.00", "3.1%", "320%"]
+    assert drawn["campaign_roi"]["row_titles"][0] == "20261025T020000Z-6f1c2a9b/A"
     # Every call carried the token; with no dates picked, each metric is asked for its own
     # default period up to today (repurchase within 30 days needs 180 days of cohorts), by day.
     today = date.today()
