@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from aws_lambda_powertools import Logger
 
 from crm import aws
+from crm.calls import grouped_calls
 from crm.events import SOURCE, BusEvent
 
 MAX_ENTRIES_PER_CALL = 10  # PutEvents limits: entries and bytes per call
@@ -49,13 +50,8 @@ def entry_bytes(entry: dict[str, str]) -> int:
 
 def _calls(entries: list[dict[str, str]]) -> list[list[dict[str, str]]]:
     """The entries in PutEvents calls, in order: at most 10 entries and 256 KiB a call."""
-    calls: list[list[dict[str, str]]] = []
-    size = 0
-    for entry in entries:
-        n = entry_bytes(entry)
-        if not calls or len(calls[-1]) == MAX_ENTRIES_PER_CALL or size + n > MAX_BYTES_PER_CALL:
-            calls.append([])
-            size = 0
-        calls[-1].append(entry)
-        size += n
-    return calls
+    sizes = [entry_bytes(entry) for entry in entries]
+    return [
+        [entries[n] for n in call]
+        for call in grouped_calls(sizes, MAX_ENTRIES_PER_CALL, MAX_BYTES_PER_CALL)
+    ]

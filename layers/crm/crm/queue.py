@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from crm import aws
+from crm.calls import grouped_calls
 
 MAX_MESSAGES_PER_CALL = 10
 MAX_MESSAGE_BYTES = 256 * 1024
@@ -15,15 +16,7 @@ MAX_DELAY_S = 900
 def _calls(sizes: Sequence[int]) -> list[list[int]]:
     """Message positions grouped into SendMessageBatch calls: 10 messages and 256 KiB (the sum
     of the bodies) at most per call."""
-    calls: list[list[int]] = []
-    total = 0
-    for n, size in enumerate(sizes):
-        if not calls or len(calls[-1]) == MAX_MESSAGES_PER_CALL or total + size > MAX_MESSAGE_BYTES:
-            calls.append([])
-            total = 0
-        calls[-1].append(n)
-        total += size
-    return calls
+    return grouped_calls(sizes, MAX_MESSAGES_PER_CALL, MAX_MESSAGE_BYTES)
 
 
 class SendFailed(Exception):
