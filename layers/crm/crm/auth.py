@@ -33,6 +33,9 @@ class Permission(StrEnum):
     EDIT_TAGS = "edit_tags"
     ADJUST_POINTS = "adjust_points"
     SEND_EVENTS = "send_events"
+    # A shop's history loaded at once (POST /imports): customers created without a person
+    # behind each request, and no journey reacting. Admins only.
+    IMPORT_HISTORY = "import_history"
     READ_SEGMENTS = "read_segments"
     EDIT_SEGMENTS = "edit_segments"
     RUN_SEGMENTS = "run_segments"

@@ -249,7 +249,9 @@ class Crm:
         from crm.profiles.event_folding import EventFolding
         from crm.profiles.event_intake import EventIntake
         from crm.profiles.family import Profiles
+        from crm.profiles.history_import import HistoryImports
         from crm.profiles.identity import IdentityResolution
+        from crm.profiles.import_store import ImportStore, StagedImports
         from crm.profiles.lookup import CustomerLookup
         from crm.profiles.merge_suggestions import MergeSuggestions
         from crm.profiles.points import LoyaltyPoints
@@ -260,6 +262,8 @@ class Crm:
         views = CustomerViews(service, self.pii_reads)
         identity = IdentityResolution(service, views)
         transit = self.event_transit
+        config = self.settings.profiles
+        folding = EventFolding(service, identity, self.lake, self.bus, self.blind_index, transit)
         return Profiles(
             service=service,
             identity=identity,
@@ -268,10 +272,16 @@ class Crm:
             lookup=CustomerLookup(service, views),
             merge_suggestions=MergeSuggestions(service, identity),
             points=LoyaltyPoints(service, self.bus),
-            intake=EventIntake(
-                Queue(self.settings.profiles.profile_events_queue_url), service, transit
+            intake=EventIntake(Queue(config.profile_events_queue_url), service, transit),
+            folding=folding,
+            imports=HistoryImports(
+                service,
+                identity,
+                folding,
+                ImportStore(config.customers_table),
+                StagedImports(config.imports_bucket),
+                Queue(config.import_queue_url),
             ),
-            folding=EventFolding(service, identity, self.lake, self.bus, self.blind_index, transit),
         )
 
     # ------------------------------------------------------------ segments

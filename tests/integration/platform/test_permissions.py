@@ -45,6 +45,7 @@ def _path(doc: RouteDoc, customer_id: str) -> str:
     values["journey_id"] = "no-such-journey"  # campaigns: J
     values["template_id"] = "no-such-template"  # campaigns: D
     values["request_id"] = "no-such-request"  # privacy
+    values["import_id"] = "no-such-import"  # historical imports
     return re.sub(r"{(\w+)}", lambda m: values[m.group(1)], doc.path)
 
 

@@ -75,6 +75,7 @@ def test_dead_letters_with_customer_data_are_kept_four_days() -> None:
             "TicketSlaDLQ",
             "PrivacyDLQ",
             "AuditDLQ",
+            "ImportDLQ",
         }
         | JOURNEY_DLQS
     )
@@ -136,6 +137,7 @@ def test_every_sender_and_receiver_of_an_encrypted_queue_may_use_the_key() -> No
             "TimerShardFunction",
             "PrivacyWorkerFunction",
             "PrivacyAuditFunction",
+            "HistoryImportFunction",
         }
         | JOURNEY_FUNCTIONS
     )

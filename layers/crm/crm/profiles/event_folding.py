@@ -184,16 +184,31 @@ class EventFolding:
     def fold_batch(self, messages: Sequence[QueueMessage]) -> BatchFolded:
         """Fold an SQS batch: what was applied (to publish) and why each failed message failed."""
         out = BatchFolded()
-        deliveries = self._deliveries(messages, out)
+        self.fold_deliveries(self._deliveries(messages, out), out)
+        return out
+
+    def fold_deliveries(
+        self,
+        deliveries: Sequence[Delivery],
+        out: BatchFolded,
+        *,
+        evaluate_rules: bool = True,
+        codec: PiiCodec | None = None,
+    ) -> None:
+        """The folding core the queue and the history import (crm.profiles.history_import)
+        share: events whose customer is named, read with one BatchGetItem (per 100 keys) and
+        written in a transaction per customer. `evaluate_rules=False` leaves rule segments to
+        the next segment run (an import's history is not news); a `codec` that created or
+        unwrapped the customers' data keys already saves unwrapping them again."""
         if not deliveries:
-            return out
+            return
         try:
             loaded = self._profiles.load_many(
                 {str(d.event.customer_id) for d in deliveries}, refunded_orders(deliveries)
             )
         except Exception as exc:  # the batch's one read failed: every message comes back
             out.failed |= {d.message_id: exc for d in deliveries}
-            return out
+            return
         groups: dict[str, list[Delivery]] = {}
         records: dict[str, ProfileRecord] = {}
         for d in deliveries:
@@ -205,11 +220,15 @@ class EventFolding:
             # Events of a merged-away id land on the profile that absorbed it.
             records.setdefault(record.customer_id, record)
             groups.setdefault(record.customer_id, []).append(d)
-        codec = self._profiles.codec()  # one per batch: a customer's key is unwrapped once
+        # One per batch: a customer's key is unwrapped once.
+        codec = codec or self._profiles.codec()
         for customer_id, group in groups.items():
             left = self._first_of_each(group, customer_id, out)
             try:
-                self.fold_customer(records[customer_id], left, loaded.payments, codec, out)
+                self.fold_customer(
+                    records[customer_id], left, loaded.payments, codec, out,
+                    evaluate_rules=evaluate_rules,
+                )  # fmt: skip
             except Exception as exc:
                 logger.warning(
                     "a customer's events failed",
@@ -217,7 +236,6 @@ class EventFolding:
                            "error": type(exc).__name__},
                 )  # fmt: skip
                 out.failed |= {d.message_id: exc for d in left}
-        return out
 
     def _deliveries(self, messages: Sequence[QueueMessage], out: BatchFolded) -> list[Delivery]:
         """Parse every message and name every event's customer: the identities the batch's
@@ -279,6 +297,8 @@ class EventFolding:
         payments: dict[str, OrderPayment],
         codec: PiiCodec,
         out: BatchFolded,
+        *,
+        evaluate_rules: bool = True,
     ) -> None:
         """Fold one customer's events of the batch: one transaction unless AWS's limits need
         more. `left` loses each event as it is settled (committed, a duplicate, or failed on
@@ -299,7 +319,9 @@ class EventFolding:
                 if not txn.entries:
                     continue  # every event it looked at was settled without a write
                 try:
-                    shift = profiles.save(txn.record, *txn.writes(), announce=False)
+                    shift = profiles.save(
+                        txn.record, *txn.writes(), evaluate_rules=evaluate_rules, announce=False
+                    )
                 except DuplicateEntry as duplicate:
                     dropped = self._drop_duplicates(txn, duplicate, left, out)
                     if not dropped:
@@ -413,12 +435,18 @@ class EventFolding:
             return None
         return payment
 
+    def write_lake(self, folded: Sequence[Folded], batch_id: str) -> list[str]:
+        """The folded events' lake rows: one object per (type, day), one late marker at most."""
+        if not folded:
+            return []
+        index = self._index()
+        rows = [lake_row(f.event, f.customer_id, index) for f in folded]
+        return self._lake.write_events(rows, batch_id=batch_id)
+
     def publish(self, folded: list[Folded]) -> None:
         if not folded:
             return
-        index = self._index()
-        rows = [lake_row(f.event, f.customer_id, index) for f in folded]
-        self._lake.write_events(rows, batch_id=self._profiles.ids())
+        self.write_lake(folded, self._profiles.ids())
         self._profiles.rules.announce([f.shift for f in folded if f.shift is not None])
         self._bus.publish(announcements(folded, self._profiles.clock()))
 

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
+from datetime import datetime
 
 from crm.auth import Caller, Permission, Role
 from crm.clock import CLOCK_SKEW
 from crm.errors import FieldProblem, Forbidden, InvalidInput, NotFound
-from crm.profiles.customer_events import BROWSING_TYPES, EventBatch, EventsAccepted, OrderEvent
+from crm.profiles.customer_events import (
+    BROWSING_TYPES,
+    CustomerEvent,
+    EventBatch,
+    EventsAccepted,
+    OrderEvent,
+)
 from crm.profiles.service import ProfileService
 from crm.profiles.transit import EventTransit
 from crm.queue import Queue
@@ -59,19 +67,7 @@ class EventIntake:
     def _check_contents(self, batch: EventBatch) -> None:
         """Times in the future and amounts that disagree with their items, all at once."""
         latest = self._profiles.clock() + CLOCK_SKEW
-        problems = []
-        for n, event in enumerate(batch.events):
-            if event.occurred_at > latest:
-                minutes = int(CLOCK_SKEW.total_seconds() // 60)
-                problems.append(
-                    FieldProblem(
-                        f"events.{n}.occurred_at",
-                        f"lies in the future (more than {minutes} minutes ahead of the server)",
-                    )
-                )
-            mismatch = event.amount_mismatch() if isinstance(event, OrderEvent) else None
-            if mismatch:
-                problems.append(FieldProblem(f"events.{n}.amount", mismatch))
+        problems = content_problems(enumerate(batch.events), latest, "events")
         if problems:
             raise InvalidInput("events were refused; none was accepted", problems)
 
@@ -93,3 +89,25 @@ class EventIntake:
                 f"{len(unknown)} event(s) name a customer that does not exist; none was accepted",
                 unknown,
             )
+
+
+def content_problems(
+    events: Iterable[tuple[int, CustomerEvent]], latest: datetime, where: str
+) -> list[FieldProblem]:
+    """What intake refuses in events' contents (`where.N.<field>`): a time past `latest` (the
+    server's clock plus the skew it allows) and an order amount that disagrees with its items.
+    The history import checks its events with it too."""
+    problems = []
+    minutes = int(CLOCK_SKEW.total_seconds() // 60)
+    for n, event in events:
+        if event.occurred_at > latest:
+            problems.append(
+                FieldProblem(
+                    f"{where}.{n}.occurred_at",
+                    f"lies in the future (more than {minutes} minutes ahead of the server)",
+                )
+            )
+        mismatch = event.amount_mismatch() if isinstance(event, OrderEvent) else None
+        if mismatch:
+            problems.append(FieldProblem(f"{where}.{n}.amount", mismatch))
+    return problems

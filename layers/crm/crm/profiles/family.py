@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from crm.profiles.edits import ProfileEdits
 from crm.profiles.event_folding import EventFolding
 from crm.profiles.event_intake import EventIntake
+from crm.profiles.history_import import HistoryImports
 from crm.profiles.identity import IdentityResolution
 from crm.profiles.lookup import CustomerLookup
 from crm.profiles.merge_suggestions import MergeSuggestions
@@ -26,3 +27,4 @@ class Profiles:
     points: LoyaltyPoints
     intake: EventIntake
     folding: EventFolding
+    imports: HistoryImports

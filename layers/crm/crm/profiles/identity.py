@@ -69,7 +69,7 @@ class IdentityResolution:
         codec = self._profiles.codec()
         found = self._resolve(
             body.attributes,
-            self._wanted_identities(body),
+            self.wanted_identities(body.identities, body.attributes),
             codec,
             may_merge=caller.can(Permission.MERGE_PROFILES),
             asked_by=caller.subject,
@@ -118,10 +118,35 @@ class IdentityResolution:
                 owners[key] = exc
         return owners
 
-    def _wanted_identities(self, body: UpsertCustomer) -> list[StoredIdentity]:
+    def import_customer(
+        self,
+        attrs: ProfileAttributes,
+        wanted: list[StoredIdentity],
+        codec: PiiCodec,
+        owners: dict[tuple[str, str], str],
+    ) -> Resolution:
+        """A historical import's customer (crm.profiles.history_import): created, or matched
+        when its identities all name one customer (its attributes then fill only empty
+        fields). Identities of several customers are refused (Conflict) and nothing is
+        written: merging is a manager's decision. `owners` are the identities' owners as the
+        import read them for many customers at once (one BatchGetItem per 100 keys); they
+        serve the first try, a retry reads them again. Rule segments are left to the next
+        segment run (nothing is announced: an import is not news)."""
+        named = {owners[key] for i in wanted if (key := (i.channel.value, i.key)) in owners}
+        if len(named) > 1:
+            raise Conflict(
+                f"its identities belong to {len(named)} different customers; nothing was "
+                "imported for it (merge them first, or import it without the identities "
+                "of the others)"
+            )
+        return self._resolve(attrs, wanted, codec, may_merge=False, asked_by="import",
+                             owners=owners, evaluate_rules=False)  # fmt: skip
+
+    def wanted_identities(
+        self, asked: Sequence[Identity], attrs: ProfileAttributes
+    ) -> list[StoredIdentity]:
         """The identities asked for, plus the phone and email given as attributes."""
-        identities = list(body.identities)
-        attrs = body.attributes
+        identities = list(asked)
         if attrs.phone:
             identities.append(Identity(channel=Channel.PHONE, external_id=attrs.phone))
         if attrs.email:
@@ -136,13 +161,20 @@ class IdentityResolution:
         codec: PiiCodec,
         may_merge: bool,
         asked_by: str,
+        owners: dict[tuple[str, str], str] | None = None,
+        evaluate_rules: bool = True,
     ) -> Resolution:
         if len(wanted) > MAX_IDENTITIES:
             raise InvalidInput(f"a profile holds at most {MAX_IDENTITIES} identities")
+        known = owners
 
         def attempt() -> Resolution:
+            nonlocal known
+            read, known = known, None  # owners read beforehand serve the first try only
             try:
-                return self._resolve_once(attrs, wanted, codec, may_merge, asked_by)
+                return self._resolve_once(
+                    attrs, wanted, codec, may_merge, asked_by, read, evaluate_rules
+                )
             except IdentityTaken:
                 # Somebody claimed one of these identities meanwhile: resolve again.
                 raise StaleProfile("identity claimed meanwhile") from None
@@ -156,9 +188,14 @@ class IdentityResolution:
         codec: PiiCodec,
         may_merge: bool,
         asked_by: str,
+        read: dict[tuple[str, str], str] | None = None,
+        evaluate_rules: bool = True,
     ) -> Resolution:
         profiles = self._profiles
-        owners = profiles.store.owners([(i.channel, i.key) for i in wanted])
+        if read is None:
+            owners = profiles.store.owners([(i.channel, i.key) for i in wanted])
+        else:
+            owners = {k: o for i in wanted if (o := read.get(k := (i.channel.value, i.key)))}
         now = profiles.clock()
         if not owners:
             record = ProfileRecord(
@@ -167,7 +204,8 @@ class IdentityResolution:
             )  # fmt: skip
             codec.apply(record, attrs, only_missing=False)
             record.identities = wanted
-            record.segments = sorted(profiles.rules.evaluate(record, now))
+            if evaluate_rules:
+                record.segments = sorted(profiles.rules.evaluate(record, now))
             writes: list[Write] = [SaveProfile(record, None)]
             writes += [ClaimIdentity(i.channel, i.key, record.customer_id) for i in wanted]
             profiles.store.commit(writes)
@@ -204,7 +242,9 @@ class IdentityResolution:
         if new or survivor.model_dump() != before:
             survivor.identities = [*survivor.identities, *new]
             profiles.save(
-                survivor, *[ClaimIdentity(i.channel, i.key, survivor.customer_id) for i in new]
+                survivor,
+                *[ClaimIdentity(i.channel, i.key, survivor.customer_id) for i in new],
+                evaluate_rules=evaluate_rules,
             )
         return Resolution(survivor, merged=[r.customer_id for r in absorbed])
 

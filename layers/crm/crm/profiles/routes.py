@@ -10,6 +10,14 @@ from crm.auth import Permission as P
 from crm.http import ApiRequest, QueryParam, Routes, json_response
 from crm.profiles.customer_events import MAX_BATCH_BYTES, EventBatch, EventsAccepted
 from crm.profiles.family import Profiles
+from crm.profiles.import_models import (
+    MAX_IMPORT_BYTES,
+    MAX_IMPORT_CUSTOMERS,
+    MAX_IMPORT_EVENTS,
+    HistoryImport,
+    ImportAccepted,
+    ImportStatusView,
+)
 from crm.profiles.models import (
     ConsentChange,
     ConsentView,
@@ -221,5 +229,38 @@ def profile_routes(family: Callable[[], Profiles]) -> Routes:
     )
     def post_events(req: ApiRequest) -> EventsAccepted:
         return family().intake.accept_events(req.who, req.model(EventBatch))
+
+    @routes.route(
+        "/imports",
+        "POST",
+        permission=P.IMPORT_HISTORY,
+        summary=(
+            f"Import a shop's customers with their history (at most {MAX_IMPORT_CUSTOMERS} "
+            f"customers and {MAX_IMPORT_EVENTS} events, 6 MB): all or none (400 naming "
+            "customers.N.<field>), then created or matched by identity and folded in the "
+            "background without announcing anything (no journey starts for old orders); "
+            "follow it at the Location returned, then start a segment run"
+        ),
+        body=HistoryImport,
+        response=ImportAccepted,
+        status=202,
+        errors=(413, 421),
+        max_body_bytes=MAX_IMPORT_BYTES,
+    )
+    def post_import(req: ApiRequest) -> Response:
+        accepted = family().imports.accept(req.who, req.model(HistoryImport))
+        return json_response(accepted, 202, {"Location": f"/imports/{accepted.import_id}"})
+
+    @routes.route(
+        "/imports/{import_id}",
+        "GET",
+        permission=P.IMPORT_HISTORY,
+        summary="An import's status: queued, running (chunks done), done or failed, with counts "
+        "and the refs of customers that failed",
+        response=ImportStatusView,
+        errors=(404,),
+    )
+    def read_import(req: ApiRequest) -> ImportStatusView:
+        return family().imports.status(req.who, req.path["import_id"])
 
     return routes

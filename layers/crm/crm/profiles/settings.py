@@ -11,6 +11,8 @@ from crm.config import DataRegion, data_region, env
 class ProfilesSettings:
     customers_table: str
     profile_events_queue_url: str
+    import_queue_url: str
+    imports_bucket: str
     pii_key_id: str
     blind_index_secret_arn: str
     data_region: DataRegion
@@ -20,6 +22,8 @@ class ProfilesSettings:
         return cls(
             customers_table=env("CUSTOMERS_TABLE"),
             profile_events_queue_url=env("PROFILE_EVENTS_QUEUE_URL"),
+            import_queue_url=env("IMPORT_QUEUE_URL"),
+            imports_bucket=env("IMPORTS_BUCKET"),
             pii_key_id=env("PII_KEY_ID"),
             blind_index_secret_arn=env("BLIND_INDEX_SECRET_ARN"),
             data_region=data_region(),
