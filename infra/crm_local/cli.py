@@ -81,34 +81,6 @@ def _running(state_dir: Path) -> dict[str, Any] | None:
     return info
 
 
-class _Backlog:
-    """Messages a queue holds (visible or in flight), read at most five times a second however
-    many of the loader's threads ask, through one client: a boto3 client costs the loader's
-    process tens of milliseconds to make, time the functions' containers in it wait for."""
-
-    EVERY_S = 0.2
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.sqs = boto3.client("sqs")
-        self.lock = threading.Lock()
-        self.read_at, self.count = 0.0, 0
-
-    def __call__(self) -> int:
-        with self.lock:
-            if time.monotonic() - self.read_at >= self.EVERY_S:
-                attrs = self.sqs.get_queue_attributes(
-                    QueueUrl=self.url,
-                    AttributeNames=[
-                        "ApproximateNumberOfMessages",
-                        "ApproximateNumberOfMessagesNotVisible",
-                    ],
-                )["Attributes"]
-                self.count = sum(int(v) for v in attrs.values())
-                self.read_at = time.monotonic()
-            return self.count
-
-
 class EventsDeadLettered(Exception):
     """Demo events that never folded: the demo would be missing them."""
 
@@ -158,7 +130,7 @@ def _seed(
     try:
         dead_letters = _DeadLetters(queue_url)
         shop = Shop(seed=7).customers(customers)
-        totals = load_shop(client, shop, backlog=_Backlog(queue_url), report=steps.report)
+        totals = load_shop(client, shop, report=steps.report)
         dead_letters.check()
         (state_dir / "seeded").write_text(json.dumps(totals))
         steps.report("computing segments", 0, 0)
@@ -383,7 +355,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, lambda *_: stopped.set())
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     if seeding:
-        queue = str(emulator.stack.refs["ProfileEventsQueue"])
+        queue = str(emulator.stack.refs["ImportQueue"])
         threading.Thread(
             target=_seed,
             args=(info["api"], emulator.secret, args.seed, queue, args.state_dir, started, stopped),
@@ -478,7 +450,7 @@ def cmd_seed(args: argparse.Namespace) -> int:
     if not info:
         return _not_running()
     use_endpoint(info["aws_endpoint"])
-    queue = info["queues"]["ProfileEventsQueue"]
+    queue = info["queues"]["ImportQueue"]
     done = _seed(info["api"], dev_secret(args.state_dir), args.customers, queue, args.state_dir)
     return 0 if done.state == "ready" else 1
 

@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import json
 import random
-import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -70,13 +68,6 @@ NOTES = {
     },
 }
 HISTORY_DAYS = 730
-# Events queued but not folded yet beyond which the loader waits (moto's receive looks at every
-# message of the queue).
-MAX_BACKLOG = 600
-CLIENTS = 8  # requests the loader has in flight at once
-EVENTS_PER_REQUEST = 100
-# Customers a loader thread creates before it sends their events (~6 events each: a request).
-CUSTOMERS_PER_GROUP = 16
 
 
 @dataclass
@@ -288,34 +279,6 @@ def _no_progress(step: str, done: int, total: int) -> None:
     return None
 
 
-def customer_batches(
-    customers: list[DemoCustomer], size: int = EVENTS_PER_REQUEST
-) -> Iterator[list[dict[str, Any]]]:
-    """The customers' events in requests of at most `size`, each customer's events together and
-    in the order they happened (split only when one customer has more than a request holds).
-
-    The API queues a request's events in its order, and the fold reads the queue ten messages
-    at a time and writes each customer's events of a batch in one transaction: a customer's
-    events side by side fold in one or two transactions instead of one each."""
-    batch: list[dict[str, Any]] = []
-    for customer in customers:
-        events = sorted(
-            ({**e, "customer_id": customer.customer_id} for e in customer.events),
-            key=lambda e: str(e["occurred_at"]),
-        )
-        if batch and len(batch) + len(events) > size:
-            yield batch
-            batch = []
-        for start in range(0, len(events), size):
-            part = events[start : start + size]
-            if len(part) == size:
-                yield part
-            else:
-                batch.extend(part)
-    if batch:
-        yield batch
-
-
 # A few service tickets, so the dashboard's service charts have something to show.
 TICKET_MESSAGES = [
     "快递三天没动了，帮忙查一下物流", "收到的鞋子尺码不对，想换大一号", "退款什么时候到账？",
@@ -347,76 +310,92 @@ def load_tickets(client: ApiClient, customers: list[DemoCustomer]) -> int:
     return opened
 
 
+CUSTOMERS_PER_IMPORT = 1000  # POST /imports takes at most 1,000 customers (20,000 events)
+IMPORT_TIMEOUT_S = 900  # the import function's own limit
+
+
+def import_bodies(
+    customers: list[DemoCustomer], size: int = CUSTOMERS_PER_IMPORT
+) -> Iterator[dict[str, Any]]:
+    """The shop as `POST /imports` bodies: each customer with its identities, attributes and
+    history (its events carry no customer reference: they belong to the customer)."""
+    for start in range(0, len(customers), size):
+        yield {
+            "customers": [
+                {
+                    "ref": c.key,
+                    "identities": c.identities,
+                    "attributes": c.attributes,
+                    "events": sorted(
+                        ({k: v for k, v in e.items() if k != "customer_id"} for e in c.events),
+                        key=lambda e: str(e["occurred_at"]),
+                    ),
+                }
+                for c in customers[start : start + size]
+            ]
+        }
+
+
 def load_shop(
     client: ApiClient,
     customers: list[DemoCustomer],
-    backlog: Callable[[], int] | None = None,
     progress: bool = True,
     report: Progress = _no_progress,
 ) -> dict[str, int]:
-    """Create the customers and send their events, a group of customers at a time, then wait
-    until the queue has folded them.
-
-    Requests go in parallel, as a shop's many clients would send them: the gateway hands each
-    to a container of its own (up to the emulator's concurrency), so the functions' work
-    overlaps moto's, which serves one request at a time. A group's events are sent as soon as
-    its customers exist, so the fold works while later customers are still being created."""
+    """Load the shop as a shop moving onto the CRM would: its customers and their two years of
+    history as historical imports of 1,000 customers (`POST /imports`), then wait until every
+    import is done. An import folds history without announcing it (no journey starts for an
+    old order) and writes the lake once per (type, day), so this is a few thousand AWS requests
+    where sending each customer and event through the API took ~98,000 (docs/benchmarks.md)."""
     total_events = sum(len(c.events) for c in customers)
-    lock = threading.Lock()
-    created = sent = 0
-
-    def create(customer: DemoCustomer) -> None:
-        body = {"identities": customer.identities, "attributes": customer.attributes}
-        status, reply = client.request("POST", "/customers", body)
-        if status not in (200, 201):
-            raise RuntimeError(f"creating {customer.key} failed: {status} {reply}")
-        customer.customer_id = reply["customer_id"]
-
-    def send(batch: list[dict[str, Any]]) -> None:
-        # Back-pressure: moto's SQS slows down with the length of a queue, so send as fast
-        # as the functions fold, as a well-behaved upstream would.
-        while backlog is not None and backlog() > MAX_BACKLOG:
-            time.sleep(0.2)
-        status, reply = client.request("POST", "/events", {"events": batch})
+    imports: dict[str, int] = {}  # import id -> its customers
+    for body in import_bodies(customers):
+        status, reply = client.request("POST", "/imports", body)
         if status != 202:
-            raise RuntimeError(f"sending events failed: {status} {reply}")
-
-    def load(group: list[DemoCustomer]) -> None:
-        nonlocal created, sent
-        for customer in group:
-            create(customer)
-        with lock:
-            created += len(group)
-            made.update(len(group))
-            report("creating customers and sending their events", created, len(customers))
-        for batch in customer_batches(group):
-            send(batch)
-            with lock:
-                sent += len(batch)
-                posted.update(len(batch))
-
-    groups = [customers[n : n + CUSTOMERS_PER_GROUP]
-              for n in range(0, len(customers), CUSTOMERS_PER_GROUP)]  # fmt: skip
-    with (
-        ThreadPoolExecutor(max_workers=CLIENTS) as pool,
-        tqdm(total=len(customers), desc="customers", unit="", disable=not progress) as made,
-        tqdm(total=total_events, desc="events sent", unit="", disable=not progress) as posted,
-    ):
-        list(pool.map(load, groups))
-
-    if backlog is not None:
-        with tqdm(total=total_events, desc="events folded", unit="", disable=not progress) as bar:
-            # Queue counts are approximate and lag (in AWS too): empty means empty three
-            # times in a row.
-            empty_checks = 0
-            while empty_checks < 3:
-                left = backlog()
-                empty_checks = empty_checks + 1 if left == 0 else 0
-                bar.n = max(0, total_events - left)
-                bar.refresh()
-                report("folding events", bar.n, total_events)
+            raise RuntimeError(f"sending an import failed: {status} {reply}")
+        imports[str(reply["import_id"])] = len(body["customers"])
+    deadline = time.monotonic() + IMPORT_TIMEOUT_S
+    done: dict[str, int] = {}
+    with tqdm(total=len(customers), desc="customers imported", unit="",
+              disable=not progress) as bar:  # fmt: skip
+        while len(done) < len(imports):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the imports were not done after {IMPORT_TIMEOUT_S} s")
+            imported = 0
+            for import_id, count in imports.items():
+                if import_id in done:
+                    imported += count
+                    continue
+                status, reply = client.request("GET", f"/imports/{import_id}")
+                if status != 200:
+                    continue
+                if reply["status"] == "failed" and reply.get("error"):
+                    raise RuntimeError(f"import {import_id} failed: {reply['error']}")
+                if reply["status"] == "done":
+                    if reply["customers_failed"] or reply["events_failed"]:
+                        raise RuntimeError(f"import {import_id}: {reply['failures'][:3]}")
+                    done[import_id] = count
+                    imported += count
+                else:
+                    imported += min(count, reply["chunks_done"] * 100)
+            bar.n = imported
+            bar.refresh()
+            report("importing customers and their history", imported, len(customers))
+            if len(done) < len(imports):
                 time.sleep(0.25)
+    _find_ids(client, customers[: TICKETS + 1])
     return {"customers": len(customers), "events": total_events}
+
+
+def _find_ids(client: ApiClient, customers: list[DemoCustomer]) -> None:
+    """The customer ids of some imported customers (the tickets' and the banner's), by identity."""
+    for customer in customers:
+        status, reply = client.request(
+            "POST", "/customers/search", {"identity": customer.identities[0]}
+        )
+        if status != 200 or len(reply["matches"]) != 1:
+            raise RuntimeError(f"finding imported customer {customer.key} failed: {status}")
+        customer.customer_id = str(reply["matches"][0]["customer_id"])
 
 
 # ---- campaigns: J (journeys) -- the shipped example journeys, live in the demo

@@ -36,7 +36,6 @@ def fake_loading(monkeypatch: pytest.MonkeyPatch, state_dir: Path, answer: int) 
         return answer, {}
 
     monkeypatch.setattr(cli, "_DeadLetters", NoDeadLetters)
-    monkeypatch.setattr(cli, "_Backlog", lambda url: None)
     monkeypatch.setattr(
         cli, "load_shop", lambda client, shop, **kw: {"customers": len(shop), "events": 5}
     )

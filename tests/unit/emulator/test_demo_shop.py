@@ -4,8 +4,9 @@ import statistics
 from collections import Counter
 
 from crm.profiles.customer_events import CUSTOMER_EVENT
+from crm.profiles.import_models import HistoryImport
 from crm.profiles.models import UpsertCustomer
-from crm_local.seed import CATALOG, EVENTS_PER_REQUEST, Shop, customer_batches
+from crm_local.seed import CATALOG, Shop, import_bodies
 
 
 def test_the_same_seed_gives_the_same_shop() -> None:
@@ -47,29 +48,18 @@ def test_every_generated_record_passes_the_api_validation() -> None:
             CUSTOMER_EVENT.validate_python({**event, "customer_id": "c"})
 
 
-def test_each_customers_events_go_together_in_order_and_once() -> None:
+def test_the_shop_goes_as_imports_each_customer_with_its_history_in_order() -> None:
     customers = Shop(seed=7).customers(300)
-    for n, customer in enumerate(customers):
-        customer.customer_id = f"c{n}"
-    batches = list(customer_batches(customers))
-    assert all(0 < len(batch) <= EVENTS_PER_REQUEST for batch in batches)
-    sent = [event for batch in batches for event in batch]
-    assert sorted(e["event_id"] for e in sent) == sorted(
-        e["event_id"] for c in customers for e in c.events
-    )
-    # A customer's events are side by side, in the order they happened, and split only
-    # where one customer has more than a request holds.
-    order = [e["customer_id"] for e in sent]
-    runs = [c for n, c in enumerate(order) if n == 0 or order[n - 1] != c]
-    assert len(runs) == len(set(runs)) == 300
-    for customer in customers:
-        times = [str(e["occurred_at"]) for e in sent if e["customer_id"] == customer.customer_id]
+    bodies = list(import_bodies(customers, size=128))
+    assert [len(b["customers"]) for b in bodies] == [128, 128, 44]
+    for body in bodies:
+        parsed = HistoryImport.model_validate(body)  # what POST /imports accepts
+        assert all(e.customer_id is None for c in parsed.customers for e in c.events)
+    sent = [c for body in bodies for c in body["customers"]]
+    assert [c["ref"] for c in sent] == [c.key for c in customers]
+    for shop_customer, imported in zip(customers, sent, strict=True):
+        times = [str(e["occurred_at"]) for e in imported["events"]]
         assert times == sorted(times)
-    assert len(batches) < len(sent) / 50  # full requests, not one per customer
-
-
-def test_a_customer_with_more_events_than_a_request_holds_is_split() -> None:
-    (customer,) = Shop(seed=7).customers(1)
-    customer.customer_id = "c"
-    customer.events = [{**customer.events[0], "event_id": f"e{n}"} for n in range(25)]
-    assert [len(b) for b in customer_batches([customer], size=10)] == [10, 10, 5]
+        assert sorted(e["event_id"] for e in imported["events"]) == sorted(
+            e["event_id"] for e in shop_customer.events
+        )
