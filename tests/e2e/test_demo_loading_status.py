@@ -38,6 +38,6 @@ def test_the_status_says_loading_then_ready_with_segments_computed(tmp_path: Pat
         tiers = sum(s["size"] for s in listing["segments"] if s["name"].startswith("tier:"))
         assert tiers == CUSTOMERS
         console = running.log.read_text()
-        assert "demo loading: creating customers" in console
+        assert "demo loading: importing customers and their history" in console
         assert console.index("demo loading") < console.index("demo ready")
         assert stat.S_IMODE((state / STATUS_FILE).stat().st_mode) == 0o600
