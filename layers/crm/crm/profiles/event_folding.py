@@ -25,7 +25,7 @@ one customer, one read and one transaction.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -194,21 +194,27 @@ class EventFolding:
         *,
         evaluate_rules: bool = True,
         codec: PiiCodec | None = None,
+        new: Mapping[str, tuple[ProfileRecord, Sequence[Write]]] | None = None,
     ) -> None:
         """The folding core the queue and the history import (crm.profiles.history_import)
         share: events whose customer is named, read with one BatchGetItem (per 100 keys) and
         written in a transaction per customer. `evaluate_rules=False` leaves rule segments to
         the next segment run (an import's history is not news); a `codec` that created or
-        unwrapped the customers' data keys already saves unwrapping them again."""
+        unwrapped the customers' data keys already saves unwrapping them again. `new` are
+        customers not written yet (with the writes claiming their identities): nothing is read
+        for them, and each is created by the transaction of its first events."""
         if not deliveries:
             return
+        new = new or {}
         try:
             loaded = self._profiles.load_many(
-                {str(d.event.customer_id) for d in deliveries}, refunded_orders(deliveries)
+                {c for d in deliveries if (c := str(d.event.customer_id)) not in new},
+                refunded_orders(deliveries),
             )
         except Exception as exc:  # the batch's one read failed: every message comes back
             out.failed |= {d.message_id: exc for d in deliveries}
             return
+        loaded.live |= {customer_id: record for customer_id, (record, _) in new.items()}
         groups: dict[str, list[Delivery]] = {}
         records: dict[str, ProfileRecord] = {}
         for d in deliveries:
@@ -228,6 +234,7 @@ class EventFolding:
                 self.fold_customer(
                     records[customer_id], left, loaded.payments, codec, out,
                     evaluate_rules=evaluate_rules,
+                    creating=new[customer_id][1] if customer_id in new else (),
                 )  # fmt: skip
             except Exception as exc:
                 logger.warning(
@@ -299,15 +306,19 @@ class EventFolding:
         out: BatchFolded,
         *,
         evaluate_rules: bool = True,
+        creating: Sequence[Write] = (),
     ) -> None:
         """Fold one customer's events of the batch: one transaction unless AWS's limits need
         more. `left` loses each event as it is settled (committed, a duplicate, or failed on
-        its own); what it still holds when this raises failed with it."""
+        its own); what it still holds when this raises failed with it. With `creating` (the
+        claims of a new customer's identities) the profile does not exist yet: the first
+        transaction puts it with them."""
         profiles = self._profiles
         fresh = True
+        claims = list(creating)
 
         def attempt() -> None:
-            nonlocal record, payments, fresh
+            nonlocal record, payments, fresh, claims
             if not fresh:  # the profile changed since it was read: read it (and only it) again
                 loaded = profiles.load_many([record.customer_id], refunded_orders(left))
                 if record.customer_id not in loaded.live:
@@ -315,13 +326,14 @@ class EventFolding:
                 record, payments = loaded.live[record.customer_id], loaded.payments
             fresh = False
             while left:
-                txn = self._transaction(record, left, payments, codec, out)
+                txn = self._transaction(record, left, payments, codec, out, reserved=len(claims))
                 if not txn.entries:
                     continue  # every event it looked at was settled without a write
                 try:
                     shift = profiles.save(
-                        txn.record, *txn.writes(), evaluate_rules=evaluate_rules, announce=False
-                    )
+                        txn.record, *claims, *txn.writes(), evaluate_rules=evaluate_rules,
+                        announce=False, create=bool(claims),
+                    )  # fmt: skip
                 except DuplicateEntry as duplicate:
                     dropped = self._drop_duplicates(txn, duplicate, left, out)
                     if not dropped:
@@ -330,7 +342,7 @@ class EventFolding:
                     # on the same revision, so it may store it.
                     record.wrapped_key = record.wrapped_key or txn.record.wrapped_key
                     continue
-                record, payments = txn.record, txn.payments
+                record, payments, claims = txn.record, txn.payments, []
                 for n, (delivery, _) in enumerate(txn.entries):
                     left.remove(delivery)
                     # Rule segments follow events within seconds; who moved is announced
@@ -339,6 +351,10 @@ class EventFolding:
                         Folded(delivery.event, record.customer_id, record.rev,
                                shift if n == 0 else None)
                     )  # fmt: skip
+            if claims:  # none of its events made a write: the customer is created alone
+                profiles.save(record, *claims, evaluate_rules=evaluate_rules, announce=False,
+                              create=True)  # fmt: skip
+                claims = []
 
         profiles.retry(attempt)
 
@@ -364,10 +380,12 @@ class EventFolding:
         payments: dict[str, OrderPayment],
         codec: PiiCodec,
         out: BatchFolded,
+        reserved: int = 0,
     ) -> _Transaction:
         """Fold as many of `left` as one transaction holds into a copy of the profile. Events
         settled here (a payment already stored; one that cannot fold) leave `left`."""
-        txn = _Transaction(base.model_copy(deep=True), dict(payments))
+        # `reserved`: items the transaction holds besides the profile and the events' writes.
+        txn = _Transaction(base.model_copy(deep=True), dict(payments), items=1 + reserved)
         record = txn.record
         for delivery in list(left):
             event = delivery.event

@@ -49,7 +49,9 @@ from crm.profiles.import_models import (
     ImportStatusView,
 )
 from crm.profiles.import_store import ImportStore, StagedImports
+from crm.profiles.records import ProfileRecord
 from crm.profiles.service import ProfileService
+from crm.profiles.store import Write
 from crm.queue import Queue
 from crm.sqs_consumer import PoisonMessage
 
@@ -220,11 +222,15 @@ class HistoryImports:
         codec = self._profiles.codec()
         deliveries: list[Delivery] = []
         ref_of: dict[str, str] = {}
+        new: dict[str, tuple[ProfileRecord, list[Write]]] = {}
         for customer in customers:
             try:
+                # A new customer with history is created by the transaction of its history:
+                # one TransactWriteItems for both (a customer without events is created now).
                 found = identities.import_customer(
-                    customer.attributes, wanted[customer.ref], codec, owners
-                )
+                    customer.attributes, wanted[customer.ref], codec, owners,
+                    defer_create=bool(customer.events),
+                )  # fmt: skip
             except Exception as exc:  # one customer's trouble is its own
                 counts.customers_failed += 1
                 self._failure(record, customer.ref, _reason(exc))
@@ -234,12 +240,14 @@ class HistoryImports:
             else:
                 counts.customers_matched += 1
             customer_id = found.record.customer_id
+            if found.pending is not None:
+                new[customer_id] = (found.record, found.pending)
             for event in customer.events:
                 named = event.model_copy(update={"customer_id": customer_id})
                 deliveries.append(Delivery(event.event_id, named, retry))
                 ref_of[event.event_id] = customer.ref
         out = BatchFolded()
-        self._folding.fold_deliveries(deliveries, out, evaluate_rules=False, codec=codec)
+        self._folding.fold_deliveries(deliveries, out, evaluate_rules=False, codec=codec, new=new)
         applied = sum(1 for f in out.folded if f.rev is not None)
         counts.events_folded += applied
         counts.events_failed += len(out.failed)

@@ -55,6 +55,9 @@ class Resolution:
     created: bool = False
     merged: list[str] = field(default_factory=list)
     suggestion: MergeSuggestionRecord | None = None
+    # A new customer not written yet: these claims of its identities commit with its profile
+    # (`defer_create`: a historical import puts them in the transaction of its history).
+    pending: list[Write] | None = None
 
 
 class IdentityResolution:
@@ -124,6 +127,7 @@ class IdentityResolution:
         wanted: list[StoredIdentity],
         codec: PiiCodec,
         owners: dict[tuple[str, str], str],
+        defer_create: bool = False,
     ) -> Resolution:
         """A historical import's customer (crm.profiles.history_import): created, or matched
         when its identities all name one customer (its attributes then fill only empty
@@ -131,7 +135,9 @@ class IdentityResolution:
         written: merging is a manager's decision. `owners` are the identities' owners as the
         import read them for many customers at once (one BatchGetItem per 100 keys); they
         serve the first try, a retry reads them again. Rule segments are left to the next
-        segment run (nothing is announced: an import is not news)."""
+        segment run (nothing is announced: an import is not news). With `defer_create`, a new
+        customer is returned unwritten with the writes that claim its identities (`pending`),
+        for the caller to commit with its first changes."""
         named = {owners[key] for i in wanted if (key := (i.channel.value, i.key)) in owners}
         if len(named) > 1:
             raise Conflict(
@@ -140,7 +146,8 @@ class IdentityResolution:
                 "of the others)"
             )
         return self._resolve(attrs, wanted, codec, may_merge=False, asked_by="import",
-                             owners=owners, evaluate_rules=False)  # fmt: skip
+                             owners=owners, evaluate_rules=False,
+                             defer_create=defer_create)  # fmt: skip
 
     def wanted_identities(
         self, asked: Sequence[Identity], attrs: ProfileAttributes
@@ -163,6 +170,7 @@ class IdentityResolution:
         asked_by: str,
         owners: dict[tuple[str, str], str] | None = None,
         evaluate_rules: bool = True,
+        defer_create: bool = False,
     ) -> Resolution:
         if len(wanted) > MAX_IDENTITIES:
             raise InvalidInput(f"a profile holds at most {MAX_IDENTITIES} identities")
@@ -173,7 +181,7 @@ class IdentityResolution:
             read, known = known, None  # owners read beforehand serve the first try only
             try:
                 return self._resolve_once(
-                    attrs, wanted, codec, may_merge, asked_by, read, evaluate_rules
+                    attrs, wanted, codec, may_merge, asked_by, read, evaluate_rules, defer_create
                 )
             except IdentityTaken:
                 # Somebody claimed one of these identities meanwhile: resolve again.
@@ -190,6 +198,7 @@ class IdentityResolution:
         asked_by: str,
         read: dict[tuple[str, str], str] | None = None,
         evaluate_rules: bool = True,
+        defer_create: bool = False,
     ) -> Resolution:
         profiles = self._profiles
         if read is None:
@@ -208,6 +217,8 @@ class IdentityResolution:
                 record.segments = sorted(profiles.rules.evaluate(record, now))
             writes: list[Write] = [SaveProfile(record, None)]
             writes += [ClaimIdentity(i.channel, i.key, record.customer_id) for i in wanted]
+            if defer_create:
+                return Resolution(record, created=True, pending=writes[1:])
             profiles.store.commit(writes)
             if record.segments:
                 profiles.rules.announce(

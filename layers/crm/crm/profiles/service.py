@@ -218,8 +218,11 @@ class ProfileService:
         *extra: Write,
         evaluate_rules: bool = True,
         announce: bool = True,
+        create: bool = False,
     ) -> SegmentShift | None:
-        """Commit a changed profile (and its companions) against the revision it was read at.
+        """Commit a changed profile (and its companions) against the revision it was read at,
+        or, with `create`, a profile that must not exist yet (a new customer whose creation
+        and first changes commit together: a historical import's).
 
         Returns the customer's segment shift when memberships moved; it is announced at once
         unless the caller gathers shifts to announce once per batch."""
@@ -229,7 +232,7 @@ class ProfileService:
         expected = record.rev
         record.rev += 1
         record.updated_at = self.clock()
-        self.store.commit([SaveProfile(record, expected), *extra])
+        self.store.commit([SaveProfile(record, None if create else expected), *extra])
         if tuple(record.segments) == before:
             return None
         shift = SegmentShift(record.customer_id, before, tuple(record.segments))
