@@ -249,10 +249,18 @@ def steer_birthday(case: Any) -> None:
 
 
 def profile_attributes(case: Any) -> list[dict[str, Any]]:
-    """A request's profile attributes: a profile's (`attributes`) or a rectification's
-    (`changes`, POST /privacy/requests)."""
+    """A request's profile attributes: a profile's (`attributes`), a rectification's
+    (`changes`, POST /privacy/requests) or an import's customers' (POST /imports)."""
     body = case.body if isinstance(case.body, dict) else {}
-    return [body[k] for k in ("attributes", "changes") if isinstance(body.get(k), dict)]
+    found = [body[k] for k in ("attributes", "changes") if isinstance(body.get(k), dict)]
+    customers = body.get("customers")
+    if isinstance(customers, list):
+        found += [
+            c["attributes"]
+            for c in customers
+            if isinstance(c, dict) and isinstance(c.get("attributes"), dict)
+        ]
+    return found
 
 
 def _into_the_past(raw: str, now: datetime) -> str:
@@ -293,22 +301,30 @@ def steer_events_and_times(case: Any) -> None:
     now = datetime.now(UTC)
     if isinstance(body.get("decided_at"), str):
         body["decided_at"] = _into_the_past(body["decided_at"], now)
-    events = body.get("events")
-    if not isinstance(events, list):
-        return
-    for n, event in enumerate(events):
-        if not isinstance(event, dict):
+    batches = [body.get("events")]
+    customers = body.get("customers")
+    if isinstance(customers, list):  # POST /imports: each customer's events; refs unique too
+        for m, customer in enumerate(customers):
+            if isinstance(customer, dict):
+                if isinstance(customer.get("ref"), str):
+                    customer["ref"] = f"{customer['ref'][:120]}-{m}"
+                batches.append(customer.get("events"))
+    for b, events in enumerate(batches):
+        if not isinstance(events, list):
             continue
-        if isinstance(event.get("occurred_at"), str):
-            event["occurred_at"] = _into_the_past(event["occurred_at"], now)
-        if isinstance(event.get("event_id"), str):
-            event["event_id"] = f"{event['event_id'][:120]}-{n}"
-        total = _order_total(event)
-        if total is not None and "amount" in event:
-            if Decimal(0) <= total <= MAX_AMOUNT:
-                event["amount"] = str(total)
-            else:
-                event["items"] = []
+        for n, event in enumerate(events):
+            if not isinstance(event, dict):
+                continue
+            if isinstance(event.get("occurred_at"), str):
+                event["occurred_at"] = _into_the_past(event["occurred_at"], now)
+            if isinstance(event.get("event_id"), str):
+                event["event_id"] = f"{event['event_id'][:110]}-{b}-{n}"
+            total = _order_total(event)
+            if total is not None and "amount" in event:
+                if Decimal(0) <= total <= MAX_AMOUNT:
+                    event["amount"] = str(total)
+                else:
+                    event["items"] = []
 
 
 # ---- campaigns: S
@@ -396,6 +412,14 @@ def steer_residency(case: Any) -> None:
     events = case.body.get("events")
     if isinstance(events, list):
         bodies += [e for e in events if isinstance(e, dict)]
+    customers = case.body.get("customers")  # POST /imports
+    if isinstance(customers, list):
+        for customer in customers:
+            if isinstance(customer, dict):
+                bodies.append(customer)
+                imported = customer.get("events")
+                if isinstance(imported, list):
+                    bodies += [e for e in imported if isinstance(e, dict)]
     for body in bodies:
         if body.get("residency") not in (None, "cn"):
             body["residency"] = "cn"

@@ -36,6 +36,9 @@ def _no_customer_reference(customer_id: str | None, identity: Identity | None) -
 # Each overrides the events' own check (exactly one of customer_id or identity) by its name.
 class ImportedOrderEvent(OrderEvent):
     model_config = ConfigDict(json_schema_extra={"description": _BELONGS})
+    # Set by the import once the customer is resolved, never by the client (null only).
+    customer_id: None = None
+    identity: None = None
 
     @model_validator(mode="after")
     def _one_customer_reference(self) -> ImportedOrderEvent:
@@ -45,6 +48,9 @@ class ImportedOrderEvent(OrderEvent):
 
 class ImportedBrowseEvent(BrowseEvent):
     model_config = ConfigDict(json_schema_extra={"description": _BELONGS})
+    # Set by the import once the customer is resolved, never by the client (null only).
+    customer_id: None = None
+    identity: None = None
 
     @model_validator(mode="after")
     def _one_customer_reference(self) -> ImportedBrowseEvent:
@@ -54,6 +60,9 @@ class ImportedBrowseEvent(BrowseEvent):
 
 class ImportedAfterSalesEvent(AfterSalesEvent):
     model_config = ConfigDict(json_schema_extra={"description": _BELONGS})
+    # Set by the import once the customer is resolved, never by the client (null only).
+    customer_id: None = None
+    identity: None = None
 
     @model_validator(mode="after")
     def _one_customer_reference(self) -> ImportedAfterSalesEvent:
