@@ -26,7 +26,6 @@ FACT_TABLES = frozenset({"campaign_facts", "ticket_facts"})
 # for the next night (docs/analytics.md "Compaction"). Markers hold days and table names only.
 NIGHTLY_DAYS_BACK = 2
 LATE_PREFIX = "lake-late/"
-DELETE_MAX = 1000  # keys per DeleteObjects, S3's limit
 
 
 def nightly_days(today: date) -> list[str]:
@@ -60,12 +59,7 @@ class Lake:
         self._clock = clock
 
     def keys(self, prefix: str = "") -> Iterator[str]:
-        pages = (
-            aws.s3().get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
-        )
-        for page in pages:
-            for item in page.get("Contents", []):
-                yield item["Key"]
+        return aws.object_keys(self.bucket, prefix)
 
     def prefixes(self, prefix: str) -> list[str]:
         """The 'folders' right under `prefix` (which ends with '/')."""
@@ -94,15 +88,8 @@ class Lake:
         aws.s3().delete_object(Bucket=self.bucket, Key=key)
 
     def delete_many(self, keys: Sequence[str]) -> int:
-        """Deletes `keys`, DELETE_MAX a request; the number S3 did not delete (logged)."""
-        failed = 0
-        for start in range(0, len(keys), DELETE_MAX):
-            chunk = keys[start : start + DELETE_MAX]
-            reply = aws.s3().delete_objects(
-                Bucket=self.bucket,
-                Delete={"Objects": [{"Key": k} for k in chunk], "Quiet": True},
-            )
-            failed += len(reply.get("Errors", []))
+        """Deletes `keys`; the number S3 did not delete (logged)."""
+        failed = len(aws.delete_objects(self.bucket, keys))
         if failed:
             logger.warning("lake objects not deleted", extra={"failed": failed})
         return failed
