@@ -22,7 +22,7 @@ before_snapshot(lambda: root().prime("dynamodb", "s3", "events", "kms", "secrets
 @logger.inject_lambda_context
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    folding = root().profiles.folding
+    folding = root().event_folding
     folded: list[Folded] = []
 
     def fold(messages: Sequence[QueueMessage]) -> Mapping[str, Exception]:

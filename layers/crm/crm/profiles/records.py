@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from crm.models import Record
-from crm.profiles.models import (
+from crm.profiles.record_models import (
     Aggregates,
     Channel,
     ConsentState,

@@ -21,8 +21,8 @@ from crm.config import DataRegion
 from crm.errors import Conflict, FieldProblem, NotFound, WrongDataRegion
 from crm.keys import DataKeys
 from crm.pii import BlindIndex, FieldCipher, mask_email, mask_phone
-from crm.profiles.models import PII_CHANNELS, Channel, Identity
 from crm.profiles.pii_codec import PiiCodec
+from crm.profiles.record_models import PII_CHANNELS, Channel, Identity
 from crm.profiles.records import OrderPayment, ProfileRecord, StoredIdentity
 from crm.profiles.store import ProfileStore, SaveProfile, StaleProfile, Write
 

@@ -42,7 +42,7 @@ from crm.dynamo import (
     start_key,
     to_item,
 )
-from crm.profiles.models import Aggregates, CustomerScores, OrderAggregates
+from crm.profiles.record_models import Aggregates, CustomerScores, OrderAggregates
 from crm.profiles.records import (
     UNPROJECTED,
     LedgerEntry,

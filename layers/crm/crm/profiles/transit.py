@@ -39,7 +39,7 @@ from crm.keys import TransitKeys, UnreadableKey
 from crm.models import Record
 from crm.pii import FieldCipher
 from crm.profiles.customer_events import CUSTOMER_EVENT, CustomerEvent
-from crm.profiles.models import Identity
+from crm.profiles.record_models import Identity
 from crm.profiles.records import StoredIdentity
 from crm.sqs_consumer import PoisonMessage
 
