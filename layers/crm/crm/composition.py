@@ -248,8 +248,8 @@ class Crm:
 
     # The event folder's parts are built apart from the family: it uses the service, identity
     # resolution and the folding, and loads none of the API's use cases (edits, lookup, merge
-    # suggestions, points) nor their request and view models (docs/architecture.md, "Cold
-    # starts"; tests/unit/platform/test_first_request_imports.py).
+    # suggestions, points) nor their request and view models; the API never loads the folding
+    # (docs/architecture.md, "Cold starts"; tests/unit/platform/test_first_request_imports.py).
     @cached_property
     def profile_views(self) -> CustomerViews:
         from crm.profiles.views import CustomerViews
@@ -297,7 +297,6 @@ class Crm:
             intake=EventIntake(
                 Queue(self.settings.profiles.profile_events_queue_url), service, self.event_transit
             ),
-            folding=self.event_folding,
         )
 
     # ------------------------------------------------------------ segments

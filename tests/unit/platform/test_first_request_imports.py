@@ -149,9 +149,11 @@ def test_the_event_folders_first_batch_loads_no_api_models() -> None:
     assert found["loaded"] == []
 
 
-def test_the_profiles_family_loads_the_api_models() -> None:
-    # The probe would see them: the family the API's routes use loads its use cases and models.
+def test_the_profiles_family_loads_the_api_models_and_not_the_folding() -> None:
+    # The probe would see them: the family the API's routes use loads its use cases and models;
+    # the API never folds events, and the family does not load the folding.
     family = "from crm.profiles.family import Profiles\n"
-    assert loaded("ProfileEventsFunction", family, API_ONLY) == sorted(
+    watched = (*API_ONLY, "crm.profiles.event_folding")
+    assert loaded("ApiFunction", family, watched) == sorted(
         m for m in API_ONLY if m != "crm.profiles.routes"
     )
