@@ -16,7 +16,12 @@ from crm.sqs_consumer import QueueMessage, consume_batch
 
 logger = Logger()
 metrics = Metrics()
-before_snapshot(lambda: root().prime("dynamodb", "s3", "events", "kms", "secretsmanager"))
+# The snapshot holds what the first batch builds: the folding and the parts it uses.
+before_snapshot(
+    lambda: root().prime(
+        "dynamodb", "s3", "events", "kms", "secretsmanager", parts=("event_folding",)
+    )
+)
 
 
 @logger.inject_lambda_context
