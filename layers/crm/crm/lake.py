@@ -7,9 +7,8 @@ import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from aws_lambda_powertools import Logger
 
@@ -39,8 +38,7 @@ def is_late(day: str, today: date) -> bool:
     return day < (today - timedelta(days=NIGHTLY_DAYS_BACK - 1)).isoformat()
 
 
-@dataclass(frozen=True)
-class LateMarker:
+class LateMarker(NamedTuple):
     key: str
     days: list[str] | None  # None: the body is not a marker (logged and removed by compaction)
 

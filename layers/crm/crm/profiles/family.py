@@ -1,11 +1,11 @@
-"""The profiles family's use cases, as the composition root builds them together."""
+"""The profiles family's use cases, as the composition root builds them together for the API
+(the event folder's folding is built apart: `Crm.event_folding`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from crm.profiles.edits import ProfileEdits
-from crm.profiles.event_folding import EventFolding
 from crm.profiles.event_intake import EventIntake
 from crm.profiles.identity import IdentityResolution
 from crm.profiles.lookup import CustomerLookup
@@ -25,4 +25,3 @@ class Profiles:
     merge_suggestions: MergeSuggestions
     points: LoyaltyPoints
     intake: EventIntake
-    folding: EventFolding
