@@ -51,11 +51,10 @@ def _baseline_folding(ref: str) -> ModuleType:
 
 
 def _handlers(baseline: ModuleType) -> dict[str, Handler]:
-    profiles = root().profiles
-    folding = profiles.folding
+    folding = root().event_folding
     old = baseline.EventFolding(
-        profiles.service, profiles.identity, root().lake, root().bus, root().blind_index,
-        root().event_transit,
+        root().profile_service, root().profile_identity, root().lake, root().bus,
+        root().blind_index, root().event_transit,
     )  # fmt: skip
 
     def one_at_a_time(event: dict[str, Any]) -> Any:

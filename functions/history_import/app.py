@@ -19,7 +19,7 @@ metrics = Metrics()
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     def run(message: QueueMessage) -> None:
-        record = root().profiles.imports.run_message(message.body, message.redelivered)
+        record = root().history_import.run_message(message.body, message.redelivered)
         logger.info("import finished", extra={"import_id": record.import_id,
                                               "status": record.status})  # fmt: skip
 

@@ -16,13 +16,18 @@ from crm.sqs_consumer import QueueMessage, consume_batch
 
 logger = Logger()
 metrics = Metrics()
-before_snapshot(lambda: root().prime("dynamodb", "s3", "events", "kms", "secretsmanager"))
+# The snapshot holds what the first batch builds: the folding and the parts it uses.
+before_snapshot(
+    lambda: root().prime(
+        "dynamodb", "s3", "events", "kms", "secretsmanager", parts=("event_folding",)
+    )
+)
 
 
 @logger.inject_lambda_context
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    folding = root().profiles.folding
+    folding = root().event_folding
     folded: list[Folded] = []
 
     def fold(messages: Sequence[QueueMessage]) -> Mapping[str, Exception]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator, Sequence
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -159,6 +160,30 @@ def sqs() -> SQSClient:
 
 def s3() -> S3Client:
     return _client("s3", False)  # type: ignore[no-any-return]
+
+
+S3_DELETE_MAX = 1000  # keys per DeleteObjects, S3's limit
+
+
+def object_keys(bucket: str, prefix: str = "") -> Iterator[str]:
+    """Every key under `prefix`, one LIST request per 1,000."""
+    for page in s3().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for item in page.get("Contents", []):
+            yield item["Key"]
+
+
+def delete_objects(bucket: str, keys: Sequence[str]) -> list[str]:
+    """Deletes `keys`, S3_DELETE_MAX a request; returns the keys S3 reported it could not
+    delete (DeleteObjects answers 200 with per-key errors, so a caller that must be sure
+    checks the list)."""
+    failed: list[str] = []
+    for start in range(0, len(keys), S3_DELETE_MAX):
+        chunk = keys[start : start + S3_DELETE_MAX]
+        reply = s3().delete_objects(
+            Bucket=bucket, Delete={"Objects": [{"Key": k} for k in chunk], "Quiet": True}
+        )
+        failed += [e.get("Key", "") for e in reply.get("Errors", [])]
+    return failed
 
 
 @cache

@@ -53,10 +53,14 @@ if TYPE_CHECKING:
     from crm.privacy.replay import ErasureReplay
     from crm.privacy.routes import PrivacyParts
     from crm.privacy.store import PrivacyFiles, PrivacyStore
+    from crm.profiles.event_folding import EventFolding
     from crm.profiles.family import Profiles
+    from crm.profiles.history_import import HistoryImports
+    from crm.profiles.identity import IdentityResolution
     from crm.profiles.service import ProfileService
     from crm.profiles.settings import ProfilesSettings
     from crm.profiles.transit import EventTransit
+    from crm.profiles.views import CustomerViews
     from crm.segments.membership import RuleMembership
     from crm.segments.recompute import SegmentRecompute
     from crm.segments.runs import RunWatchdog
@@ -243,27 +247,49 @@ class Crm:
         keys = TransitKeys(self.settings.profiles.pii_key_id)
         return EventTransit(keys, service.stored_identity, self.ids)
 
+    # The event folder's parts are built apart from the family: it uses the service, identity
+    # resolution and the folding, and loads none of the API's use cases (edits, lookup, merge
+    # suggestions, points) nor their request and view models; the API never loads the folding
+    # (docs/architecture.md, "Cold starts"; tests/unit/platform/test_first_request_imports.py).
+    @cached_property
+    def profile_views(self) -> CustomerViews:
+        from crm.profiles.views import CustomerViews
+
+        return CustomerViews(self.profile_service, self.pii_reads)
+
+    @cached_property
+    def profile_identity(self) -> IdentityResolution:
+        from crm.profiles.identity import IdentityResolution
+
+        return IdentityResolution(self.profile_service, self.profile_views)
+
+    @cached_property
+    def event_folding(self) -> EventFolding:
+        from crm.profiles.event_folding import EventFolding
+
+        return EventFolding(
+            self.profile_service,
+            self.profile_identity,
+            self.lake,
+            self.bus,
+            self.blind_index,
+            self.event_transit,
+        )
+
     @cached_property
     def profiles(self) -> Profiles:
         from crm.profiles.edits import ProfileEdits
-        from crm.profiles.event_folding import EventFolding
         from crm.profiles.event_intake import EventIntake
         from crm.profiles.family import Profiles
-        from crm.profiles.history_import import HistoryImports
-        from crm.profiles.identity import IdentityResolution
+        from crm.profiles.import_intake import ImportIntake
         from crm.profiles.import_store import ImportStore, StagedImports
         from crm.profiles.lookup import CustomerLookup
         from crm.profiles.merge_suggestions import MergeSuggestions
         from crm.profiles.points import LoyaltyPoints
-        from crm.profiles.views import CustomerViews
         from crm.queue import Queue
 
-        service = self.profile_service
-        views = CustomerViews(service, self.pii_reads)
-        identity = IdentityResolution(service, views)
-        transit = self.event_transit
+        service, views, identity = self.profile_service, self.profile_views, self.profile_identity
         config = self.settings.profiles
-        folding = EventFolding(service, identity, self.lake, self.bus, self.blind_index, transit)
         return Profiles(
             service=service,
             identity=identity,
@@ -272,16 +298,29 @@ class Crm:
             lookup=CustomerLookup(service, views),
             merge_suggestions=MergeSuggestions(service, identity),
             points=LoyaltyPoints(service, self.bus),
-            intake=EventIntake(Queue(config.profile_events_queue_url), service, transit),
-            folding=folding,
-            imports=HistoryImports(
+            intake=EventIntake(Queue(config.profile_events_queue_url), service, self.event_transit),
+            imports=ImportIntake(
                 service,
-                identity,
-                folding,
                 ImportStore(config.customers_table),
                 StagedImports(config.imports_bucket),
                 Queue(config.import_queue_url),
             ),
+        )
+
+    @cached_property
+    def history_import(self) -> HistoryImports:
+        """The import function's runner, built apart from the API's family (it folds: the
+        API never loads the folding core for `POST /imports`)."""
+        from crm.profiles.history_import import HistoryImports
+        from crm.profiles.import_store import ImportStore, StagedImports
+
+        config = self.settings.profiles
+        return HistoryImports(
+            self.profile_service,
+            self.profile_identity,
+            self.event_folding,
+            ImportStore(config.customers_table),
+            StagedImports(config.imports_bucket),
         )
 
     # ------------------------------------------------------------ segments

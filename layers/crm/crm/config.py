@@ -7,8 +7,8 @@ family shares (the lake and the bus) and the one way to read a variable.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 
 def env(name: str) -> str:
@@ -32,8 +32,7 @@ def data_region() -> DataRegion:
     return DataRegion(env("DATA_REGION"))
 
 
-@dataclass(frozen=True)
-class PlatformSettings:
+class PlatformSettings(NamedTuple):
     lake_bucket: str
     event_bus_name: str
 

@@ -13,7 +13,7 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from aws_lambda_powertools import Logger
 from chalice.app import Blueprint, Request, Response
@@ -42,8 +42,7 @@ RETRY_AFTER_S = 5  # past the SDK's retries, a busy dependency needs seconds, no
 JSON_HEADERS = {"Content-Type": "application/json"}
 
 
-@dataclass(frozen=True)
-class QueryParam:
+class QueryParam(NamedTuple):
     name: str
     description: str
     type: str = "string"
@@ -59,8 +58,7 @@ class QueryParam:
 ResponseModels = type[BaseModel] | tuple[type[BaseModel], ...]
 
 
-@dataclass(frozen=True)
-class RouteDoc:
+class RouteDoc(NamedTuple):
     path: str
     method: str
     summary: str

@@ -7,9 +7,8 @@ import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from aws_lambda_powertools import Logger
 
@@ -26,7 +25,6 @@ FACT_TABLES = frozenset({"campaign_facts", "ticket_facts"})
 # for the next night (docs/analytics.md "Compaction"). Markers hold days and table names only.
 NIGHTLY_DAYS_BACK = 2
 LATE_PREFIX = "lake-late/"
-DELETE_MAX = 1000  # keys per DeleteObjects, S3's limit
 
 
 def nightly_days(today: date) -> list[str]:
@@ -40,8 +38,7 @@ def is_late(day: str, today: date) -> bool:
     return day < (today - timedelta(days=NIGHTLY_DAYS_BACK - 1)).isoformat()
 
 
-@dataclass(frozen=True)
-class LateMarker:
+class LateMarker(NamedTuple):
     key: str
     days: list[str] | None  # None: the body is not a marker (logged and removed by compaction)
 
@@ -60,12 +57,7 @@ class Lake:
         self._clock = clock
 
     def keys(self, prefix: str = "") -> Iterator[str]:
-        pages = (
-            aws.s3().get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
-        )
-        for page in pages:
-            for item in page.get("Contents", []):
-                yield item["Key"]
+        return aws.object_keys(self.bucket, prefix)
 
     def prefixes(self, prefix: str) -> list[str]:
         """The 'folders' right under `prefix` (which ends with '/')."""
@@ -94,15 +86,8 @@ class Lake:
         aws.s3().delete_object(Bucket=self.bucket, Key=key)
 
     def delete_many(self, keys: Sequence[str]) -> int:
-        """Deletes `keys`, DELETE_MAX a request; the number S3 did not delete (logged)."""
-        failed = 0
-        for start in range(0, len(keys), DELETE_MAX):
-            chunk = keys[start : start + DELETE_MAX]
-            reply = aws.s3().delete_objects(
-                Bucket=self.bucket,
-                Delete={"Objects": [{"Key": k} for k in chunk], "Quiet": True},
-            )
-            failed += len(reply.get("Errors", []))
+        """Deletes `keys`; the number S3 did not delete (logged)."""
+        failed = len(aws.delete_objects(self.bucket, keys))
         if failed:
             logger.warning("lake objects not deleted", extra={"failed": failed})
         return failed

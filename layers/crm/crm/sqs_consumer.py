@@ -14,8 +14,7 @@ and takes back which messages failed and why: the report is the same.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
@@ -30,8 +29,7 @@ class PoisonMessage(ValueError):
     """A message that can never be handled; its text names fields, never their values."""
 
 
-@dataclass(frozen=True)
-class QueueMessage:
+class QueueMessage(NamedTuple):
     message_id: str
     body: str
     receive_count: int

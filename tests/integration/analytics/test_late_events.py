@@ -14,7 +14,8 @@ import pytest
 
 from crm import aws
 from crm.analytics.parquet import from_parquet
-from crm.lake import DELETE_MAX, LATE_PREFIX, Lake, LateMarker
+from crm.aws import S3_DELETE_MAX as DELETE_MAX
+from crm.lake import LATE_PREFIX, Lake, LateMarker
 from crm_local.harness import Suite, count_requests
 from tests.integration.analytics.test_compaction import SCHEDULE
 from tests.integration.privacy_data.test_worker_permissions import Grant, _covers, _needed, granted

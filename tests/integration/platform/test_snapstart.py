@@ -77,3 +77,13 @@ def test_the_journey_triggers_snapshot_holds_the_journey_engine_without_calling_
         crm = root().prime("dynamodb", "sqs", "s3", parts=("journey_engine",))
     assert dict(calls) == {}
     assert "journey_engine" in crm.__dict__
+
+
+def test_the_event_folders_snapshot_holds_the_folding_without_calling_aws(suite: Suite) -> None:
+    with count_requests() as calls:
+        crm = root().prime(
+            "dynamodb", "s3", "events", "kms", "secretsmanager", parts=("event_folding",)
+        )
+    assert dict(calls) == {}
+    assert {"event_folding", "profile_identity", "profile_service"} <= set(crm.__dict__)
+    assert "profiles" not in crm.__dict__  # the API's family: not what the folder uses

@@ -180,7 +180,7 @@ def test_a_retried_import_folds_nothing_twice(
 ) -> None:
     customers = [customer(f"r{n}", f"rt-{n}", history(f"R{n}-")) for n in range(2)]
     import_id = start(suite, customers)
-    folding = root().profiles.folding
+    folding = root().event_folding
 
     def lake_down(*_: Any, **__: Any) -> list[str]:
         raise RuntimeError("the lake is unreachable")

@@ -12,6 +12,7 @@ from typing import Any
 from crm.campaigns.policy import ContactPolicy
 from crm.campaigns.send_models import Variant
 from crm.campaigns.sends import CHUNK, EXACT_PREVIEW, PAGE_SIZE, PREVIEW_SAMPLE, assign
+from crm.composition import root
 from crm_local.template import ROOT
 from tests.integration.sends.conftest import Kit
 
@@ -157,6 +158,20 @@ def test_pause_parks_pages_resume_sends_them_and_cancel_stops_the_rest(kit: Kit)
     assert len(sent_for_other) == PAGE_SIZE
     assert kit.send(other["send_id"])["status"] == "cancelled"
     assert kit.act(other["send_id"], "resume").status == 409
+
+    # Cancelled while paused: the parked pages are cancelled too, none is left parked.
+    third = kit.create_send(name="third")
+    kit.act(third["send_id"], "start")
+    kit.deliver(kit.tasks())
+    pages = kit.tasks()
+    kit.act(third["send_id"], "pause")
+    kit.deliver(pages)
+    assert root().send_store.parked_pages(third["send_id"]) == [0, 1, 2]
+    assert kit.act(third["send_id"], "cancel").body["status"] == "cancelled"
+    assert root().send_store.parked_pages(third["send_id"]) == []
+    states = {root().send_store.page(third["send_id"], n)["state"] for n in range(3)}  # type: ignore[index]
+    assert states == {"cancelled"}
+    assert not [r for r in kit.dispatch.requests if r.source_id == third["send_id"]]
 
 
 def test_a_scheduled_send_starts_when_its_timer_fires(kit: Kit) -> None:

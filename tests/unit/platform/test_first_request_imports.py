@@ -1,15 +1,18 @@
 """What the API's and the event folder's first requests load: an unmasked read queues its
 audit note without the privacy requests' models or the audit chain, and a profile write is
 checked against the rule segments without the segments' API models (the rule grammar) while
-none is defined. Each of these cost the cold start tens of ms of CPU (docs/architecture.md,
-"Cold starts"). lint-imports cannot see it (the modules may import each other lazily); this
-checks what a running process really loads."""
+none is defined; the event folder's first batch (a new member's order, folded against moto)
+loads the profile records' shapes without the API's use cases and their requests and views.
+Each of these cost the cold start tens of ms of CPU (docs/architecture.md, "Cold starts").
+lint-imports cannot see it (the modules may import each other lazily); this checks what a
+running process really loads."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+from typing import Any
 
 from crm_local.template import ROOT, load_template
 
@@ -56,14 +59,14 @@ NOT_ON_THE_PATH = (
 )
 
 
-def loaded(function: str, code: str) -> list[str]:
+def loaded(function: str, code: str, watched: tuple[str, ...] = NOT_ON_THE_PATH) -> list[str]:
     handler = load_template().function(function).code_uri / "app.py"
     probe = (
         "import importlib.util, json, sys\n"
         f"spec = importlib.util.spec_from_file_location('app', {str(handler)!r})\n"
         "module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module)\n"
         + code
-        + f"\nwatched = {NOT_ON_THE_PATH!r}\n"
+        + f"\nwatched = {watched!r}\n"
         + "print('LOADED ' + json.dumps(sorted(m for m in sys.modules if m in watched)))\n"
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
@@ -85,3 +88,72 @@ def test_the_event_folders_first_batch_loads_no_models_it_does_not_use() -> None
 def test_reading_a_rule_segment_loads_the_grammar() -> None:
     # The probe would see it: reading a stored definition does load the segments' models.
     assert loaded("ApiFunction", FIRST_REQUESTS + READ_A_DEFINITION) == ["crm.segments.models"]
+
+
+# The folder's first batch, as SQS delivers it: the repository's sample (a new member's paid
+# order and a product view) on a provisioned stack, in a process that ran nothing else.
+FOLDER_FIRST_BATCH = """
+import json, os, sys
+os.environ.update({"AWS_ACCESS_KEY_ID": "t", "AWS_SECRET_ACCESS_KEY": "t",
+                   "AWS_DEFAULT_REGION": "us-east-1"})
+os.environ.pop("AWS_ENDPOINT_URL", None)
+import boto3
+from moto import mock_aws
+from crm_local.harness import local_suite
+with mock_aws(), local_suite() as suite:
+    provisioned = {m for m in sys.modules if m.startswith("crm.")}
+    sqs = boto3.client("sqs")
+    for record in json.load(open("events/sqs_profile_events.json"))["Records"]:
+        sqs.send_message(QueueUrl=suite.queue_url("ProfileEventsQueue"), MessageBody=record["body"])
+    messages = suite.receive("ProfileEventsQueue")
+    answer = suite.deliver("ProfileEventsFunction", "ProfileEventsQueue", messages)
+    table = suite.stack.refs["CustomersTable"]
+    items = boto3.client("dynamodb").scan(TableName=table)["Items"]
+    orders = [i["aggregates"]["M"]["orders"]["M"]["order_count"]["N"]
+              for i in items if i["SK"]["S"] == "PROFILE"]
+    print("FOLDED " + json.dumps({"messages": len(messages), "answer": answer, "orders": orders,
+          "provisioned": sorted(provisioned & set(WATCHED)),
+          "loaded": sorted(m for m in sys.modules if m in WATCHED)}))
+"""
+
+# The API's use cases of the profiles family and their request and view models.
+API_ONLY = (
+    "crm.profiles.models",
+    "crm.profiles.edits",
+    "crm.profiles.lookup",
+    "crm.profiles.merge_suggestions",
+    "crm.profiles.points",
+    "crm.profiles.event_intake",
+    "crm.profiles.family",
+    "crm.profiles.routes",
+)
+
+
+def folded() -> dict[str, Any]:
+    code = f"WATCHED = {(*API_ONLY, *NOT_ON_THE_PATH)!r}\n" + FOLDER_FIRST_BATCH
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=False, cwd=ROOT)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    line = next(x for x in out.stdout.splitlines() if x.startswith("FOLDED "))
+    found: dict[str, Any] = json.loads(line[len("FOLDED ") :])
+    return found
+
+
+def test_the_event_folders_first_batch_loads_no_api_models() -> None:
+    found = folded()
+    # The batch was folded: a new member created with its paid order, nothing failed.
+    assert found["messages"] == 2
+    assert found["answer"] == {"batchItemFailures": []}
+    assert found["orders"] == ["1"]
+    assert found["provisioned"] == []
+    assert found["loaded"] == []
+
+
+def test_the_profiles_family_loads_the_api_models_and_not_the_folding() -> None:
+    # The probe would see them: the family the API's routes use loads its use cases and models;
+    # the API never folds events, and the family does not load the folding.
+    family = "from crm.profiles.family import Profiles\n"
+    watched = (*API_ONLY, "crm.profiles.event_folding")
+    assert loaded("ApiFunction", family, watched) == sorted(
+        m for m in API_ONLY if m != "crm.profiles.routes"
+    )

@@ -15,14 +15,13 @@ from pydantic import BaseModel, ValidationError
 
 from crm.pii import normalize_phone
 from crm.profiles.models import (
-    EMAIL_SCHEMA,
     MAX_IDENTITIES,
-    PHONE_SCHEMA,
     Identity,
     ProfileAttributes,
     TagChange,
     UpsertCustomer,
 )
+from crm.profiles.record_models import EMAIL_SCHEMA, PHONE_SCHEMA
 
 
 def documented(model: type[BaseModel], value: Any) -> bool:
@@ -133,6 +132,6 @@ def test_the_documents_special_use_domains_are_email_validators_own() -> None:
     # never warned of.
     import email_validator
 
-    from crm.profiles.models import SPECIAL_USE_DOMAIN_NAMES
+    from crm.profiles.record_models import SPECIAL_USE_DOMAIN_NAMES
 
     assert set(SPECIAL_USE_DOMAIN_NAMES) == set(email_validator.SPECIAL_USE_DOMAIN_NAMES)

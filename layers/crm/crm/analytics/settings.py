@@ -4,16 +4,14 @@ platform's: crm.config.PlatformSettings.lake_bucket)."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from crm.config import env
 
 EngineName = Literal["athena", "duckdb"]
 
 
-@dataclass(frozen=True)
-class AnalyticsSettings:
+class AnalyticsSettings(NamedTuple):
     engine: EngineName
     workgroup: str
     database: str

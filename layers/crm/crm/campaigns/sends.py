@@ -261,6 +261,9 @@ class Sends:
         if moved is None:
             raise Conflict(f"send {send_id} is {send.status} already")
         self._timers().cancel(SEND_TIMER, send_id)
+        # A paused send's parked pages have no task left to find the cancellation.
+        for page in self._store.parked_pages(send_id):
+            self._store.set_page_state(send_id, page, "cancelled", ["parked"])
         return send_view(moved)
 
     def _begin(self, send_id: str, allowed_from: list[str]) -> Send:

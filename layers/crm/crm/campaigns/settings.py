@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from crm.config import env
 
 
-@dataclass(frozen=True)
-class CampaignsSettings:
+class CampaignsSettings(NamedTuple):
     campaigns_table: str
 
     # campaigns: J (journeys). Read when first used: only the daily journey functions use it.

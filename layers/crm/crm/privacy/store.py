@@ -323,17 +323,11 @@ class PrivacyFiles:
         return out["Body"].read()
 
     def export_keys(self, prefix: str) -> list[str]:
-        keys: list[str] = []
-        for page in (
-            aws.s3().get_paginator("list_objects_v2").paginate(Bucket=self._exports, Prefix=prefix)
-        ):
-            keys.extend(obj["Key"] for obj in page.get("Contents", []))
-        return keys
+        return list(aws.object_keys(self._exports, prefix))
 
-    def delete_exports(self, keys: list[str]) -> None:
-        for start in range(0, len(keys), 1000):  # DeleteObjects takes at most 1,000 keys
-            chunk = [{"Key": key} for key in keys[start : start + 1000]]
-            aws.s3().delete_objects(Bucket=self._exports, Delete={"Objects": chunk})  # type: ignore[typeddict-item]
+    def delete_exports(self, keys: list[str]) -> list[str]:
+        """Deletes export files; the keys S3 did not delete (verification finds them too)."""
+        return aws.delete_objects(self._exports, keys)
 
     def presign(self, key: str, expires_s: int) -> str:
         return aws.s3_signer().generate_presigned_url(

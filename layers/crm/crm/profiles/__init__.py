@@ -12,8 +12,8 @@ from crm.exports import lazy
 
 if TYPE_CHECKING:
     from crm.profiles.customer_events import EVENT_TYPES, Money
-    from crm.profiles.models import Aggregates, CustomerScores
     from crm.profiles.personal_data import ProfilesPersonalData
+    from crm.profiles.record_models import Aggregates, CustomerScores
     from crm.profiles.records import ProfileRecord, ScoresWrite, ScoringProfile
     from crm.profiles.service import (
         Loaded,
@@ -45,8 +45,8 @@ __getattr__ = lazy(
     {
         "EVENT_TYPES": "crm.profiles.customer_events",
         "Money": "crm.profiles.customer_events",
-        "Aggregates": "crm.profiles.models",
-        "CustomerScores": "crm.profiles.models",
+        "Aggregates": "crm.profiles.record_models",
+        "CustomerScores": "crm.profiles.record_models",
         "ProfilesPersonalData": "crm.profiles.personal_data",
         "ProfileRecord": "crm.profiles.records",
         "ScoresWrite": "crm.profiles.records",

@@ -14,7 +14,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from crm.profiles.customer_events import AfterSalesEvent, BrowseEvent, CustomerEvent, OrderEvent
-from crm.profiles.models import Aggregates, BehaviourAggregates, OrderAggregates
+from crm.profiles.record_models import Aggregates, BehaviourAggregates, OrderAggregates
 from crm.profiles.records import OrderPayment
 
 

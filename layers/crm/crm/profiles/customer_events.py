@@ -18,7 +18,7 @@ from pydantic import (
 
 from crm.config import DataRegion
 from crm.models import INTEGRAL, NOT_BLANK, Integer, Output, StrictInput, UtcDatetime
-from crm.profiles.models import RESIDENCY, Channel, Identity, Key
+from crm.profiles.record_models import RESIDENCY, Channel, Identity, Key
 
 MAX_EVENTS_PER_BATCH = 100
 MAX_BATCH_BYTES = 256 * 1024

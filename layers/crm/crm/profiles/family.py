@@ -1,14 +1,14 @@
-"""The profiles family's use cases, as the composition root builds them together."""
+"""The profiles family's use cases, as the composition root builds them together for the API
+(the event folder's folding is built apart: `Crm.event_folding`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from crm.profiles.edits import ProfileEdits
-from crm.profiles.event_folding import EventFolding
 from crm.profiles.event_intake import EventIntake
-from crm.profiles.history_import import HistoryImports
 from crm.profiles.identity import IdentityResolution
+from crm.profiles.import_intake import ImportIntake
 from crm.profiles.lookup import CustomerLookup
 from crm.profiles.merge_suggestions import MergeSuggestions
 from crm.profiles.points import LoyaltyPoints
@@ -26,5 +26,4 @@ class Profiles:
     merge_suggestions: MergeSuggestions
     points: LoyaltyPoints
     intake: EventIntake
-    folding: EventFolding
-    imports: HistoryImports
+    imports: ImportIntake

@@ -1,9 +1,8 @@
 """Historical imports: a shop moving onto the CRM loads its customers and their history at once.
 
-`POST /imports` validates the whole body as intake validates events (nothing is accepted if
-anything is refused), stages it as one object (ImportsBucket, SSE-KMS), writes a status item
-and queues ONE message naming the import (no PII). HistoryImportFunction then runs it in chunks
-of 100 customers:
+`POST /imports` (crm.profiles.import_intake) validates the whole body, stages it as one object
+(ImportsBucket, SSE-KMS), writes a status item and queues ONE message naming the import (no
+PII). HistoryImportFunction then runs it here, in chunks of 100 customers:
 
 1. identities: the owners of a chunk's identities are read together (BatchGetItem, 100 keys a
    call); a customer is created, or matched when its identities all name one customer (its
@@ -24,35 +23,26 @@ of 100 customers:
 from __future__ import annotations
 
 import json
-from collections import Counter
 from collections.abc import Sequence
 
 from aws_lambda_powertools import Logger
 
-from crm.auth import Caller, Permission
-from crm.clock import CLOCK_SKEW
-from crm.errors import CrmError, FieldProblem, InvalidInput, NotFound, PayloadTooLarge
+from crm.errors import CrmError
 from crm.profiles.event_folding import BatchFolded, Delivery, EventFolding, Folded
-from crm.profiles.event_intake import content_problems
 from crm.profiles.identity import IdentityResolution
 from crm.profiles.import_models import (
-    MAX_IMPORT_EVENTS,
     MAX_REPORTED_FAILURES,
     HistoryImport,
-    ImportAccepted,
     ImportCounts,
     ImportCustomer,
     ImportFailure,
-    ImportFailureView,
     ImportRecord,
     ImportState,
-    ImportStatusView,
 )
 from crm.profiles.import_store import ImportStore, StagedImports
 from crm.profiles.records import ProfileRecord
 from crm.profiles.service import ProfileService
 from crm.profiles.store import Write
-from crm.queue import Queue
 from crm.sqs_consumer import PoisonMessage
 
 logger = Logger(child=True)
@@ -74,87 +64,12 @@ class HistoryImports:
         folding: EventFolding,
         store: ImportStore,
         staged: StagedImports,
-        queue: Queue,
     ) -> None:
         self._profiles = profiles
         self._identities = identities
         self._folding = folding
         self._store = store
         self._staged = staged
-        self._queue = queue
-
-    # ------------------------------------------------------------ the API
-    def accept(self, caller: Caller, body: HistoryImport) -> ImportAccepted:
-        caller.require(Permission.IMPORT_HISTORY)
-        events = self._check(body)
-        profiles = self._profiles
-        record = ImportRecord(
-            import_id=profiles.ids(),
-            requested_by=caller.subject,
-            requested_at=profiles.clock(),
-            customers=len(body.customers),
-            events=events,
-        )
-        # The object first: a queued message always finds its body (or it expired).
-        self._staged.put(record.import_id, body.model_dump_json(exclude_none=True).encode())
-        self._store.put(record)
-        self._queue.send([json.dumps({"import_id": record.import_id})])
-        return ImportAccepted(
-            import_id=record.import_id, status=record.status, customers=record.customers,
-            events=events,
-        )  # fmt: skip
-
-    def status(self, caller: Caller, import_id: str) -> ImportStatusView:
-        caller.require(Permission.IMPORT_HISTORY)
-        record = self._store.get(import_id)
-        if record is None:
-            raise NotFound(f"no import {import_id}")
-        return ImportStatusView(
-            **record.model_dump(exclude={"counts", "failures", "requested_by"}),
-            **record.counts.model_dump(),
-            failures=[ImportFailureView(ref=f.ref, reason=f.reason) for f in record.failures],
-        )
-
-    def _check(self, body: HistoryImport) -> int:
-        """Everything intake checks of events, for the whole import at once; the event count."""
-        events = sum(len(c.events) for c in body.customers)
-        if events > MAX_IMPORT_EVENTS:
-            raise PayloadTooLarge(
-                f"an import holds at most {MAX_IMPORT_EVENTS} events, this one {events}; "
-                "split it (by customers) into several imports",
-                [FieldProblem("customers", f"{events} events, at most {MAX_IMPORT_EVENTS}")],
-            )
-        problems: list[FieldProblem] = []
-        seen: set[str] = set()
-        ids = Counter(e.event_id for c in body.customers for e in c.events)
-        for n, customer in enumerate(body.customers):
-            if customer.ref in seen:
-                problems.append(
-                    FieldProblem(f"customers.{n}.ref", "names a customer listed before it")
-                )
-            seen.add(customer.ref)
-            problems += [
-                FieldProblem(f"customers.{n}.events.{m}.event_id",
-                             f"event_id {e.event_id} appears more than once in the import")
-                for m, e in enumerate(customer.events)
-                if ids[e.event_id] > 1
-            ]  # fmt: skip
-        self._profiles.check_residency(
-            [(f"customers.{n}.residency", c.residency) for n, c in enumerate(body.customers)]
-            + [
-                (f"customers.{n}.events.{m}.residency", e.residency)
-                for n, c in enumerate(body.customers)
-                for m, e in enumerate(c.events)
-            ]
-        )
-        latest = self._profiles.clock() + CLOCK_SKEW
-        for n, customer in enumerate(body.customers):
-            problems += content_problems(
-                enumerate(customer.events), latest, f"customers.{n}.events"
-            )
-        if problems:
-            raise InvalidInput("the import was refused; nothing was accepted", problems)
-        return events
 
     # ------------------------------------------------------------ the function
     def run_message(self, body: str, redelivered: bool) -> ImportRecord:

@@ -11,25 +11,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from crm.auth import Caller, Permission
 from crm.errors import Conflict, InvalidInput, NotFound
 from crm.profiles.aggregates import combine
-from crm.profiles.models import (
+from crm.profiles.pii_codec import PiiCodec
+from crm.profiles.record_models import (
     MAX_IDENTITIES,
     Channel,
-    Customer360,
     Identity,
     LinkingIdentity,
-    MergeCustomers,
     MergeReason,
-    MergeSuggestionView,
-    PointsEntry,
     ProfileAttributes,
-    UpsertCustomer,
-    UpsertResult,
 )
-from crm.profiles.pii_codec import PiiCodec
 from crm.profiles.records import (
     LedgerEntry,
     MergeSuggestionRecord,
@@ -46,7 +41,19 @@ from crm.profiles.store import (
     StaleProfile,
     Write,
 )
-from crm.profiles.views import CustomerViews
+
+# The event folder resolves identities and loads none of the API's requests and views: those
+# are types here, imported where an upsert, a merge or a view builds them (docs/architecture.md,
+# "Cold starts"; tests/unit/platform/test_first_request_imports.py).
+if TYPE_CHECKING:
+    from crm.profiles.models import (
+        Customer360,
+        MergeCustomers,
+        MergeSuggestionView,
+        UpsertCustomer,
+        UpsertResult,
+    )
+    from crm.profiles.views import CustomerViews
 
 
 @dataclass
@@ -67,6 +74,8 @@ class IdentityResolution:
 
     # ------------------------------------------------------------ upsert
     def upsert_customer(self, caller: Caller, body: UpsertCustomer) -> UpsertResult:
+        from crm.profiles.models import UpsertResult
+
         caller.require(Permission.CREATE_PROFILE)
         self._profiles.check_residency([("residency", body.residency)])
         codec = self._profiles.codec()
@@ -372,6 +381,8 @@ class IdentityResolution:
     @staticmethod
     def _merged_points(merged: ProfileRecord, source: ProfileRecord, now: datetime) -> LedgerEntry:
         """The survivor's points ledger shows where the absorbed balance came from."""
+        from crm.profiles.models import PointsEntry
+
         entry = PointsEntry(
             txn_id=f"merge-{source.customer_id}",
             kind="earn",
@@ -392,4 +403,6 @@ class IdentityResolution:
 
 
 def suggestion_view(record: MergeSuggestionRecord) -> MergeSuggestionView:
+    from crm.profiles.models import MergeSuggestionView
+
     return MergeSuggestionView.model_validate(record.model_dump())

@@ -33,8 +33,8 @@ from crm.personal_data import (
     StoreVerification,
 )
 from crm.profiles.customer_events import ORDER_TYPES
-from crm.profiles.models import Channel
 from crm.profiles.pii_codec import NOTE_FIELD, PiiCodec
+from crm.profiles.record_models import Channel
 from crm.profiles.records import suggestion_id_for
 from crm.profiles.store import PENDING_MERGES, ProfileStore
 

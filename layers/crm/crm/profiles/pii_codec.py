@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from crm.keys import DataKeys
 from crm.pii import FieldCipher, mask_email, mask_name, mask_phone, mask_text
-from crm.profiles.models import AddressView, AttributesView, ContactField, ProfileAttributes
+from crm.profiles.record_models import ContactField, ProfileAttributes
 from crm.profiles.records import PendingContact, ProfileRecord
+
+if TYPE_CHECKING:
+    from crm.profiles.models import AttributesView
 
 # Field name in the record -> how it is masked for roles that may not read PII.
 PII_FIELDS = {
@@ -138,6 +141,9 @@ class PiiCodec:
         return self.cipher(record).open(note_field(str(body["event_id"])), sealed)
 
     def view(self, record: ProfileRecord, full: bool) -> AttributesView:
+        # The API's view models: the event folder seals and opens, and never builds a view.
+        from crm.profiles.models import AddressView, AttributesView
+
         pii = self.open_all(record) if full else dict(record.masked)
         plain: dict[str, Any] = {k: record.attributes.get(k) for k in _PLAIN_FIELDS}
         region = record.attributes.get("address")

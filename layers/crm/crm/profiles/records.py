@@ -7,12 +7,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pydantic import Field
 
 from crm.models import Record
-from crm.profiles.models import (
+from crm.profiles.record_models import (
     Aggregates,
     Channel,
     ConsentState,
@@ -169,8 +169,7 @@ class ScoringProfile:
         return self._full
 
 
-@dataclass(frozen=True)
-class ScoresWrite:
+class ScoresWrite(NamedTuple):
     """What a segment run writes for one customer: the scores item, whole (it is small)."""
 
     customer_id: str

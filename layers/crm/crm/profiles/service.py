@@ -14,15 +14,15 @@ import time
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 from crm.clock import Clock, IdFactory
 from crm.config import DataRegion
 from crm.errors import Conflict, FieldProblem, NotFound, WrongDataRegion
 from crm.keys import DataKeys
 from crm.pii import BlindIndex, FieldCipher, mask_email, mask_phone
-from crm.profiles.models import PII_CHANNELS, Channel, Identity
 from crm.profiles.pii_codec import PiiCodec
+from crm.profiles.record_models import PII_CHANNELS, Channel, Identity
 from crm.profiles.records import OrderPayment, ProfileRecord, StoredIdentity
 from crm.profiles.store import ProfileStore, SaveProfile, StaleProfile, Write
 
@@ -34,8 +34,7 @@ BACKOFF_CAP_S = 0.5
 MAX_MERGE_HOPS = 5
 
 
-@dataclass(frozen=True)
-class SegmentShift:
+class SegmentShift(NamedTuple):
     """The segments one customer was in before a change and is in after it."""
 
     customer_id: str

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from crm.config import DataRegion, data_region, env
 
 
-@dataclass(frozen=True)
-class ProfilesSettings:
+class ProfilesSettings(NamedTuple):
     customers_table: str
     profile_events_queue_url: str
     import_queue_url: str

@@ -20,10 +20,9 @@ changed under a condition on its previous value.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from botocore.exceptions import ClientError
 
@@ -42,7 +41,7 @@ from crm.dynamo import (
     start_key,
     to_item,
 )
-from crm.profiles.models import Aggregates, CustomerScores, OrderAggregates
+from crm.profiles.record_models import Aggregates, CustomerScores, OrderAggregates
 from crm.profiles.records import (
     UNPROJECTED,
     LedgerEntry,
@@ -92,35 +91,30 @@ class IdentityTaken(Exception):
         self.channel = channel
 
 
-@dataclass(frozen=True)
-class SaveProfile:
+class SaveProfile(NamedTuple):
     record: ProfileRecord
     expected_rev: int | None  # None: the profile must not exist yet
 
 
-@dataclass(frozen=True)
-class ClaimIdentity:
+class ClaimIdentity(NamedTuple):
     channel: str
     key: str
     customer_id: str
     taken_from: str | None = None  # re-point an identity that a merged profile owned
 
 
-@dataclass(frozen=True)
-class ReleaseIdentity:
+class ReleaseIdentity(NamedTuple):
     channel: str
     key: str
     customer_id: str
 
 
-@dataclass(frozen=True)
-class AppendEntry:
+class AppendEntry(NamedTuple):
     entry: LedgerEntry
     refunded: Decimal | None = None  # an order's payment: what refunds asked back before it
 
 
-@dataclass(frozen=True)
-class RecordRefund:
+class RecordRefund(NamedTuple):
     """Raise what an order's refunds asked back, on its payment's entry."""
 
     order_id: str

@@ -27,9 +27,8 @@ import base64
 import binascii
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pydantic import ConfigDict, Field, ValidationError, model_validator
 
@@ -39,7 +38,7 @@ from crm.keys import TransitKeys, UnreadableKey
 from crm.models import Record
 from crm.pii import FieldCipher
 from crm.profiles.customer_events import CUSTOMER_EVENT, CustomerEvent
-from crm.profiles.models import Identity
+from crm.profiles.record_models import Identity
 from crm.profiles.records import StoredIdentity
 from crm.sqs_consumer import PoisonMessage
 
@@ -86,8 +85,7 @@ class QueuedEvent(Record):
         return self
 
 
-@dataclass(frozen=True)
-class Arrival:
+class Arrival(NamedTuple):
     """A queued event as the folder takes it: free text opened, and, for an event that names
     an identity instead of a customer, the identity to resolve (its customer_id is pending)."""
 

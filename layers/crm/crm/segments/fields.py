@@ -9,11 +9,10 @@ for something a profile does not have.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from crm.profiles import ProfileRecord
 
@@ -79,8 +78,7 @@ _KIND_BOUNDS = {
 DECIMAL_PLACES = {FieldKind.MONEY: 2, FieldKind.NUMBER: 6, FieldKind.DAYS: 2, FieldKind.COUNT: 0}
 
 
-@dataclass(frozen=True)
-class RuleField:
+class RuleField(NamedTuple):
     name: str
     kind: FieldKind
     read: Callable[[ProfileRecord, datetime], Any]

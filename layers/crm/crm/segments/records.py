@@ -5,15 +5,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pydantic import Field, model_validator
 
 from crm.models import Record
 
 
-@dataclass(frozen=True)
-class MembershipChange:
+class MembershipChange(NamedTuple):
     segment: str
     customer_id: str
     entered: bool
@@ -23,8 +22,7 @@ RunStatus = Literal["planned", "running", "complete", "failed"]
 ACTIVE: tuple[RunStatus, ...] = ("planned", "running")
 
 
-@dataclass(frozen=True)
-class UnreadableDefinition:
+class UnreadableDefinition(NamedTuple):
     """A stored rule segment this version cannot read (written by an older version, or by
     hand): its members stay as they are until it is redefined or deleted."""
 
@@ -57,8 +55,7 @@ class RunRecord:
         return self.status in ACTIVE
 
 
-@dataclass(frozen=True)
-class CompleteRun:
+class CompleteRun(NamedTuple):
     """What a complete run leaves for the segment list: when, and how large each segment."""
 
     run_id: str
@@ -78,8 +75,7 @@ class ShardTask(Record):
         return self
 
 
-@dataclass(frozen=True)
-class ShardCheckpoint:
+class ShardCheckpoint(NamedTuple):
     """How far an unfinished shard got, stored on its shard item every few pages: a retried
     shard resumes from `resume` (the scan's start key) with the counters it had."""
 

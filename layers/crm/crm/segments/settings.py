@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from crm.config import env
 
 
-@dataclass(frozen=True)
-class SegmentsSettings:
+class SegmentsSettings(NamedTuple):
     segments_table: str
     segment_shards_queue_url: str
 

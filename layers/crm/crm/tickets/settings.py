@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from crm.config import env
 
 
-@dataclass(frozen=True)
-class TicketsSettings:
+class TicketsSettings(NamedTuple):
     tickets_table: str
 
     @classmethod
