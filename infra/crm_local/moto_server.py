@@ -39,6 +39,7 @@ import copy
 import cProfile
 import inspect
 import io
+import itertools
 import json
 import logging
 import multiprocessing
@@ -323,10 +324,11 @@ def _index_scan(self: Table, call: dict[str, Any]) -> Any:
     range_attrs = [index_range[0], self.range_key_attr] if index_range else [self.range_key_attr]
     columns = set(index.schema_key_attrs)
     segments = call["segments"]
+    held_by: Any = self.items.values()
+    if segments != (None, None):
+        held_by = [self.items[h] for h in _partitions_in_segment(self, *segments)]
     items: list[Any] = []
-    for hash_value, held in self.items.items():
-        if segments != (None, None) and not _hash_in_segment(hash_value, segments):
-            continue
+    for held in held_by:
         candidates: Any = held.values() if self.range_key_attr else (held,)
         items.extend(item for item in candidates if columns <= item.attrs.keys())
     items = self.sorted_items(hash_attrs, range_attrs, items)
@@ -357,6 +359,33 @@ def _index_scan(self: Table, call: dict[str, Any]) -> Any:
     if call["projection_expression"]:
         results = [r.project(call["projection_expression"]) for r in results]
     return results, scanned_count, last_evaluated_key
+
+
+# The hash keys of each scan segment of a table with a sort key, by (id of its items, segments):
+# (the items, how many partitions were seen, the hash keys of each segment). Such a table never
+# drops a partition (moto empties it), so a partition set that changed has grown, and its new
+# keys are the last in the dict's order: a page lists its segment's partitions without walking
+# the table's thousands of others (the customers table holds a partition per ledger event).
+_segment_partitions: dict[tuple[int, int], tuple[Any, int, list[list[DynamoType]]]] = {}
+_segment_partitions_lock = threading.Lock()
+
+
+def _partitions_in_segment(table: Table, segment: int, total: int) -> list[DynamoType]:
+    """The hash keys of `table` in scan segment `segment` of `total`, in the table's order."""
+    if not table.range_key_attr:  # a table without a sort key drops partitions: walk it
+        return [h for h in list(table.items) if _hash_in_segment(h, (segment, total))]
+    key = (id(table.items), total)
+    with _segment_partitions_lock:
+        held, seen, by_segment = _segment_partitions.get(key, (None, 0, []))
+        if held is not table.items:
+            held, seen, by_segment = table.items, 0, [[] for _ in range(total)]
+        if len(held) != seen:
+            for hash_value in itertools.islice(list(held), seen, None):
+                owner = next(n for n in range(total) if _hash_in_segment(hash_value, (n, total)))
+                by_segment[owner].append(hash_value)
+            seen = len(held)
+            _segment_partitions[key] = (held, seen, by_segment)
+        return list(by_segment[segment])
 
 
 def _projected(index: Any, item: Any) -> Any:

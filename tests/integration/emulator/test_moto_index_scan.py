@@ -11,7 +11,7 @@ from typing import Any
 
 import boto3
 import pytest
-from boto3.dynamodb.types import TypeDeserializer
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from moto import mock_aws
 from moto.dynamodb.models.table import Table
 
@@ -75,11 +75,11 @@ def plain(answer: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def pages(client: Any, **asked: Any) -> list[dict[str, Any]]:
+def pages(client: Any, table: str = "t", **asked: Any) -> list[dict[str, Any]]:
     out, start = [], None
     while True:
         answer = client.scan(
-            TableName="t", **asked, **({"ExclusiveStartKey": start} if start else {})
+            TableName=table, **asked, **({"ExclusiveStartKey": start} if start else {})
         )
         out.append(plain(answer))
         start = answer.get("LastEvaluatedKey")
@@ -87,10 +87,10 @@ def pages(client: Any, **asked: Any) -> list[dict[str, Any]]:
             return out
 
 
-def motos_pages(client: Any, **asked: Any) -> list[dict[str, Any]]:
+def motos_pages(client: Any, table: str = "t", **asked: Any) -> list[dict[str, Any]]:
     with pytest.MonkeyPatch.context() as motos:
         motos.setattr(Table, "scan", MOTOS_OWN["Table.scan"])
-        return pages(client, **asked)
+        return pages(client, table, **asked)
 
 
 SCANS: list[dict[str, Any]] = [
@@ -150,3 +150,47 @@ def test_the_answer_is_a_copy(client: Any) -> None:
 def test_a_consistent_read_of_a_global_index_is_refused_as_moto_does(client: Any) -> None:
     with pytest.raises(client.exceptions.ClientError, match="Consistent reads"):
         client.scan(TableName="t", IndexName="scoring", ConsistentRead=True)
+
+
+def test_partitions_added_between_scans_are_scanned(client: Any) -> None:
+    """The segments' partitions are remembered between pages: new ones (a put, or a read of a
+    missing key, which moto answers by adding an empty partition) are found on the next page."""
+    asked: dict[str, Any] = {"IndexName": "scoring", "Segment": 1, "TotalSegments": 4, "Limit": 7}
+    before = pages(client, **asked)
+    client.get_item(TableName="t", Key={"PK": {"S": "NOBODY"}, "SK": {"S": "PROFILE"}})
+    for n in range(400, 480, 5):  # profiles of 16 new customers
+        added = item(n) | {"PK": f"NEW#{n:04d}"}
+        client.put_item(TableName="t", Item={k: _wire(v) for k, v in added.items()})
+    after = pages(client, **asked)
+    assert after == motos_pages(client, **asked)
+    new = {i["PK"] for p in after for i in p["Items"]} - {
+        i["PK"] for p in before for i in p["Items"]
+    }
+    assert new
+    assert all(pk.startswith("NEW#") for pk in new)
+
+
+def test_a_table_without_a_sort_key(client: Any) -> None:
+    resource = boto3.resource("dynamodb")
+    table = resource.create_table(
+        TableName="h",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": a, "AttributeType": "S"} for a in ("id", "g")],
+        GlobalSecondaryIndexes=[{"IndexName": "by_g", "Projection": {"ProjectionType": "ALL"},
+                                 "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"}]}],
+        BillingMode="PAY_PER_REQUEST",
+    )  # fmt: skip
+    for n in range(60):
+        table.put_item(
+            Item={"id": f"i{n}", "v": Decimal(n), **({"g": f"g{n % 4}"} if n % 3 else {})}
+        )
+    table.delete_item(Key={"id": "i4"})
+    asked = {"IndexName": "by_g", "Segment": 2, "TotalSegments": 3, "Limit": 4}
+    ours = pages(client, "h", **asked)
+    assert ours == motos_pages(client, "h", **asked)
+    assert len(ours) > 1
+    assert 0 < sum(p["Count"] for p in ours) < 40
+
+
+def _wire(value: Any) -> Any:
+    return TypeSerializer().serialize(value)
