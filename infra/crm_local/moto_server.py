@@ -71,6 +71,7 @@ from werkzeug.serving import make_server
 
 from crm_local import moto_overheads
 from crm_local.dynamodb_wire import attribute_value
+from crm_local.sqs import VISIBLE_MESSAGES_PATH
 
 # The functions moto_overheads and this module replaced, by name (the tests compare with them).
 MOTOS_OWN: dict[str, Any] = {}
@@ -479,6 +480,17 @@ def _counts(queue: Any) -> tuple[int, int, int]:
     return counts
 
 
+def visible_messages() -> dict[str, int]:
+    """The visible messages of every queue, by name (the emulator runs one account and region):
+    what the pump's watcher asks for, in one request, instead of a receive of each idle queue."""
+    return {
+        name: _counts(queue)[0]
+        for regions in sqs_models.sqs_backends.values()
+        for backend in regions.values()
+        for name, queue in backend.queues.items()
+    }
+
+
 class _Serialized:
     """WSGI middleware: one request at a time through moto (profiled, when asked)."""
 
@@ -490,6 +502,11 @@ class _Serialized:
         self.profile = profile
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        if environ.get("PATH_INFO") == VISIBLE_MESSAGES_PATH and environ["REQUEST_METHOD"] == "GET":
+            with self.lock:
+                body = json.dumps(visible_messages()).encode()
+            start_response("200 OK", [("Content-Type", "application/json")])
+            return [body]
         with self.lock:
             if self.profile is None:
                 return list(self.app(environ, start_response))
