@@ -85,6 +85,34 @@ class EventsDeadLettered(Exception):
     """Demo events that never folded: the demo would be missing them."""
 
 
+class _Backlog:
+    """Messages a queue holds (visible or in flight), read at most five times a second however
+    many of the loader's threads ask, through one client: a boto3 client costs the loader's
+    process tens of milliseconds to make, time the functions' containers in it wait for."""
+
+    EVERY_S = 0.2
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.sqs = boto3.client("sqs")
+        self.lock = threading.Lock()
+        self.read_at, self.count = 0.0, 0
+
+    def __call__(self) -> int:
+        with self.lock:
+            if time.monotonic() - self.read_at >= self.EVERY_S:
+                attrs = self.sqs.get_queue_attributes(
+                    QueueUrl=self.url,
+                    AttributeNames=[
+                        "ApproximateNumberOfMessages",
+                        "ApproximateNumberOfMessagesNotVisible",
+                    ],
+                )["Attributes"]
+                self.count = sum(int(v) for v in attrs.values())
+                self.read_at = time.monotonic()
+            return self.count
+
+
 class _DeadLetters:
     """The events queue's dead letters, counted before the demo loads and after its events
     folded: the demo is not ready with events missing (a fold that fails reaches the DLQ after
@@ -120,10 +148,13 @@ def _seed(
     state_dir: Path,
     started: float | None = None,
     stopping: threading.Event | None = None,
+    announced_to: str | None = None,
 ) -> DemoStatus:
     """Load the demo shop through the API, then compute its segments; where it stands is in
     `.crm-local/demo.json` (`crm-local status`) and a line on the console per step. When the
-    emulator is `stopping` (Ctrl-C mid-load), a failed request is the stop, not a failure."""
+    emulator is `stopping` (Ctrl-C mid-load), a failed request is the stop, not a failure.
+    `announced_to` is the queue the segment run's changes reach the journeys through: the
+    example journeys load once it is empty."""
     started = time.monotonic() if started is None else started
     client = ApiClient(api, issue_token(secret, "admin", subject="demo-loader"))
     steps = _StatusWriter(state_dir, started)
@@ -135,6 +166,8 @@ def _seed(
         (state_dir / "seeded").write_text(json.dumps(totals))
         steps.report("computing segments", 0, 0)
         run = _first_segment_run(client)
+        if announced_to:
+            _wait_until_empty(_Backlog(announced_to))
         # campaigns: J -- after the shop's history, so only new activity enters them
         steps.report("loading the example journeys", 0, 0)
         load_journeys(client)
@@ -191,6 +224,31 @@ def _warm_analytics(
 
 
 SEGMENT_RUN_TIMEOUT_S = 600
+# The queue through which the bus hands segment changes (CustomerSegmentChanged) to the journeys
+# (template.yaml's JourneyTriggersRule).
+SEGMENT_CHANGES_QUEUE = "JourneyTriggersQueue"
+SETTLE_TIMEOUT_S = 300
+SETTLE_LOOK_S = 0.25
+
+
+def _wait_until_empty(backlog: _Backlog) -> None:
+    """Wait until the queue holds nothing, visible or in flight (three looks in a row: counts
+    are approximate and lag, in AWS too).
+
+    The first segment run announces every demo customer's tiers and RFM segments (~4,000
+    events for 2,000 customers), and the journey triggers read them after the run is complete.
+    The example journeys load after the shop's history, so that only new activity enters
+    them: loaded while the triggers were still reading, they took in some of the history's
+    segment changes, a different few each time, and made the rest of the triggers slower."""
+    deadline = time.monotonic() + SETTLE_TIMEOUT_S
+    empty = 0
+    while empty < 3:
+        if time.monotonic() > deadline:
+            raise RuntimeError(
+                f"{backlog.url.rsplit('/', 1)[-1]} still held messages after {SETTLE_TIMEOUT_S} s"
+            )
+        empty = empty + 1 if backlog() == 0 else 0
+        time.sleep(SETTLE_LOOK_S)
 
 
 def _first_segment_run(client: ApiClient) -> str:
@@ -358,7 +416,16 @@ def cmd_up(args: argparse.Namespace) -> int:
         queue = str(emulator.stack.refs["ImportQueue"])
         threading.Thread(
             target=_seed,
-            args=(info["api"], emulator.secret, args.seed, queue, args.state_dir, started, stopped),
+            args=(
+                info["api"],
+                emulator.secret,
+                args.seed,
+                queue,
+                args.state_dir,
+                started,
+                stopped,
+                str(emulator.stack.refs[SEGMENT_CHANGES_QUEUE]),
+            ),
             daemon=True,
         ).start()
         print("ready: the API answers; the demo shop loads in the background", flush=True)
@@ -451,7 +518,8 @@ def cmd_seed(args: argparse.Namespace) -> int:
         return _not_running()
     use_endpoint(info["aws_endpoint"])
     queue = info["queues"]["ImportQueue"]
-    done = _seed(info["api"], dev_secret(args.state_dir), args.customers, queue, args.state_dir)
+    done = _seed(info["api"], dev_secret(args.state_dir), args.customers, queue, args.state_dir,
+                 announced_to=info["queues"][SEGMENT_CHANGES_QUEUE])  # fmt: skip
     return 0 if done.state == "ready" else 1
 
 

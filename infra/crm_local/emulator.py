@@ -20,7 +20,7 @@ from crm_local.dashboard import DashboardServer
 from crm_local.gateway import Gateway
 from crm_local.moto_server import MotoProcess
 from crm_local.provision import REGION, Stack, provision
-from crm_local.pump import Demand, QueuePoller, TapPoller
+from crm_local.pump import Demand, QueuePoller, QueueWatcher, TapPoller
 from crm_local.runtime import FunctionPool, reset_process_state
 from crm_local.state import INFO_FILE, STATE_FILE, write_info
 from crm_local.template import TEMPLATE_PATH, load_template
@@ -37,8 +37,8 @@ DEFAULT_CONCURRENCY = 10
 # Pollers per SQS mapping, whatever the concurrency. moto serves one request at a time while the
 # functions run in this process: with two pollers, moto waited while a function computed and the
 # function waited while moto answered; four keep both busy when a queue has a backlog (the demo
-# loader's). An idle queue's lead poller short-polls four times a second; the others wait until
-# it finds messages (crm_local.pump.Demand).
+# loader's). An idle queue is not polled: its lead waits for the watcher to see messages in it,
+# the others for the lead to find some (crm_local.pump.QueueWatcher, Demand).
 QUEUE_POLLERS = 4
 
 
@@ -228,21 +228,25 @@ class Emulator:
             self.taps[function] = url
             poller = TapPoller(function, url, self.invoke, self.stop_event)
             self.tap_pollers[function] = poller
+            self.watcher.watch(url, poller)
             self.threads.append(poller)
         return url, arn
 
     def _wire_event_sources(self) -> None:
         events = boto3.client("events")
+        self.watcher = QueueWatcher(self.endpoint, self.stop_event)
+        self.threads.append(self.watcher)
         for trigger in triggers(self.stack):
             if isinstance(trigger, QueueTrigger):
                 url = str(self.stack.refs[trigger.queue])
                 arn = str(self.stack.attrs[trigger.queue]["Arn"])
                 demand = Demand()
                 for n in range(pollers_per_queue(self.concurrency)):
-                    self.threads.append(
-                        QueuePoller(trigger, url, arn, self.invoke, self.stop_event, demand,
-                                    lead=n == 0)
-                    )  # fmt: skip
+                    poller = QueuePoller(trigger, url, arn, self.invoke, self.stop_event, demand,
+                                         lead=n == 0)  # fmt: skip
+                    if poller.lead:
+                        self.watcher.watch(url, poller)
+                    self.threads.append(poller)
             elif isinstance(trigger, ScheduleTrigger):
                 self._tap(trigger.function)
                 self.schedules.append(trigger)
@@ -266,7 +270,7 @@ class Emulator:
 
     def send_to_tap(self, function: str, body: str) -> None:
         boto3.client("sqs").send_message(QueueUrl=self.taps[function], MessageBody=body)
-        self.tap_pollers[function].wake.set()  # a quiet tap is polled once a second
+        self.tap_pollers[function].wake.set()  # at once, not at the watcher's next look
 
     def fire(self, name: str) -> str:
         trigger = self.clock.find(name)

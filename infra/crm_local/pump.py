@@ -1,47 +1,53 @@
 """Event sources on 127.0.0.1: SQS event source mappings and EventBridge -> Lambda deliveries.
 
-An SQS mapping long-polls its queue, gathers a batch (batch size and window from the template),
-invokes the function, deletes what succeeded and leaves what failed to come back after the
-visibility timeout, so it reaches the DLQ after maxReceiveCount, as in AWS. Schedules and bus
-rules reach functions through a tap queue each (moto delivers rule matches to it, the clock
-puts scheduled events in it), invoked one event at a time like EventBridge's async invoke.
+An SQS mapping polls its queue, gathers a batch (what the queue holds, up to the template's batch
+size, within its window), invokes the function, deletes what succeeded and leaves what failed to
+come back after the visibility timeout, so it reaches the DLQ after maxReceiveCount, as in AWS.
+Schedules and bus rules reach functions through a tap queue each (moto delivers rule matches to
+it, the clock puts scheduled events in it), invoked one event at a time like EventBridge's async
+invoke.
+
+An idle queue is not polled: a watcher asks moto, once for all queues and ten times a second,
+which queues hold visible messages, and wakes their pollers (whoever sent them, and whenever
+they became visible: a retry after a visibility timeout, a delay's end).
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
 import boto3
 
-from crm_local.sqs import sqs_event
+from crm_local.sqs import VISIBLE_MESSAGES_PATH, sqs_event
 from crm_local.triggers import QueueTrigger
 
 log = logging.getLogger("crm_local.pump")
 
 Invoker = Callable[[str, dict[str, Any]], Any]
 ASYNC_ATTEMPTS = 3  # Lambda tries an asynchronous event three times
+# How often the watcher asks moto which queues hold visible messages: how late, at most, a poller
+# hears of a message (one request for every queue: a receive of each idle queue, four times a
+# second, was some 30 requests a second to moto's one-at-a-time server, on both of the
+# emulator's processes, a third of the requests of the demo's segment run).
+WATCH_S = 0.1
+# How long an idle poller waits before it looks by itself, should the watcher miss its queue.
+FALLBACK_POLL_S = 10.0
+# How long a queue's other pollers wait between two empty receives while its lead still finds
+# messages.
 IDLE_POLL_S = 0.25
-# A queue found empty this many times in a row (5 s) is quiet: polled once a second until it has
-# messages again. Schedules the clock fires wake their tap's poller at once (Poller.wake).
-QUIET_AFTER = 20
-QUIET_POLL_S = 1.0
-# How long a queue's other pollers wait, while its lead finds it empty, before they look again
-# themselves (the lead wakes them as soon as it finds messages).
-HELPER_IDLE_S = 2.0
 
 
 class Demand:
     """Whether a queue's lead poller found messages at its last poll, shared by the queue's
-    pollers. Its lead polls four times a second; the others poll only while it finds messages
-    (and now and then). A quiet queue then costs one short poll a quarter second instead of one
-    per poller: with every mapping of the template polled four times over, idle queues took
-    some 180 requests a second, each a botocore call on the functions' side and a turn of
-    moto's one-at-a-time server, while the demo shop loaded into one of them."""
+    pollers: the others poll only while it finds messages, so a queue's backlog is worked by
+    all of its pollers and an empty queue by none."""
 
     def __init__(self) -> None:
         self.busy = threading.Event()
@@ -52,8 +58,8 @@ class Poller(threading.Thread):
         super().__init__(name=name, daemon=True)
         self.stop_event = stop
         self.sqs = boto3.client("sqs")
-        self.wake = threading.Event()  # set: look again now (a message was sent, or stopping)
-        self.empty_polls = 0
+        # set: look again now (the watcher saw messages, a schedule fired, or stopping)
+        self.wake = threading.Event()
 
     def receive(self, url: str, count: int) -> list[dict[str, Any]]:
         """Short polls: moto serves one request at a time, so a long poll would hold every
@@ -68,12 +74,9 @@ class Poller(threading.Thread):
         return [dict(m) for m in out.get("Messages", [])]
 
     def idle(self) -> None:
-        self.empty_polls += 1
-        self.wake.wait(IDLE_POLL_S if self.empty_polls < QUIET_AFTER else QUIET_POLL_S)
+        """The queue was empty: wait until the watcher sees messages in it."""
+        self.wake.wait(FALLBACK_POLL_S)
         self.wake.clear()
-
-    def busy(self) -> None:
-        self.empty_polls = 0
 
     def run(self) -> None:
         while not self.stop_event.is_set():
@@ -85,6 +88,61 @@ class Poller(threading.Thread):
 
     def poll_once(self) -> None:
         raise NotImplementedError
+
+
+class QueueWatcher(threading.Thread):
+    """Wakes the pollers of the queues that hold visible messages, asking moto for every
+    queue's count in one request (crm_local.sqs.VISIBLE_MESSAGES_PATH) every WATCH_S."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        stop: threading.Event,
+        visible: Callable[[], dict[str, int]] | None = None,
+    ) -> None:
+        super().__init__(name="queue-watcher", daemon=True)
+        self.endpoint, self.stop_event = urllib.parse.urlsplit(endpoint), stop
+        self.visible = visible or self._ask
+        self.pollers: dict[str, list[Poller]] = {}  # by queue name
+        self._connection: http.client.HTTPConnection | None = None
+
+    def watch(self, url: str, poller: Poller) -> None:
+        self.pollers.setdefault(url.rstrip("/").rsplit("/", 1)[-1], []).append(poller)
+
+    def run(self) -> None:
+        while not self.stop_event.wait(WATCH_S):
+            try:
+                self.wake_pollers()
+            except Exception:
+                if self.stop_event.is_set():
+                    return  # moto stopped first
+                log.warning("the queue watcher could not ask moto; retrying", exc_info=True)
+                self.stop_event.wait(1)
+
+    def wake_pollers(self) -> None:
+        for name, count in self.visible().items():
+            if count:
+                for poller in self.pollers.get(name, ()):
+                    poller.wake.set()
+
+    def _ask(self) -> dict[str, int]:
+        """One GET over a kept-alive connection (a request every tenth of a second: a new
+        connection each time would cost moto's server a thread and a handshake each)."""
+        if self._connection is None:
+            host, port = self.endpoint.hostname or "127.0.0.1", self.endpoint.port
+            self._connection = http.client.HTTPConnection(host, port, timeout=30)
+        try:
+            self._connection.request("GET", VISIBLE_MESSAGES_PATH)
+            answer = self._connection.getresponse()
+            body = answer.read()
+        except (OSError, http.client.HTTPException):
+            self._connection.close()
+            self._connection = None
+            raise
+        if answer.status != 200:
+            raise RuntimeError(f"moto answered {answer.status} for {VISIBLE_MESSAGES_PATH}")
+        counts: dict[str, int] = json.loads(body)
+        return counts
 
 
 class QueuePoller(Poller):
@@ -104,9 +162,13 @@ class QueuePoller(Poller):
         self.lead = lead
 
     def idle(self) -> None:
-        super().idle()
-        if not self.lead:
-            self.demand.busy.wait(HELPER_IDLE_S)
+        if self.lead:
+            super().idle()
+            return
+        # Not the lead: paced while the lead still finds messages, asleep while it finds none.
+        self.wake.wait(IDLE_POLL_S)
+        self.wake.clear()
+        self.demand.busy.wait(FALLBACK_POLL_S)
 
     def poll_once(self) -> None:
         batch = self.receive(self.url, min(10, self.trigger.batch_size))
@@ -118,12 +180,15 @@ class QueuePoller(Poller):
         if not batch:
             self.idle()
             return
-        self.busy()
+        # A batch takes what the queue holds now, up to its size, within the batching window.
+        # Lambda's window waits for more to trickle in, trading latency for fewer invocations
+        # (each billed); here it made every batch of a trickle wait the whole window (one
+        # second for most mappings), polling the queue twenty times meanwhile.
         deadline = time.monotonic() + self.trigger.window_s
         while len(batch) < self.trigger.batch_size and time.monotonic() < deadline:
             more = self.receive(self.url, min(10, self.trigger.batch_size - len(batch)))
             if not more:
-                time.sleep(0.05)
+                break
             batch.extend(more)
         self.deliver(batch)
 
@@ -159,8 +224,6 @@ class TapPoller(Poller):
         messages = self.receive(self.url, 10)
         if not messages:
             self.idle()
-        else:
-            self.busy()
         for message in messages:
             event = json.loads(message["Body"])
             attempts = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))

@@ -1,4 +1,5 @@
-"""SQS's part towards Lambda: turn received messages into the event an SQS trigger delivers."""
+"""SQS's part towards Lambda: turn received messages into the event an SQS trigger delivers, and
+what the emulator's moto answers about its queues besides SQS's API."""
 
 from __future__ import annotations
 
@@ -6,6 +7,11 @@ import hashlib
 from typing import Any
 
 from crm_local.provision import REGION
+
+# Not SQS's API: the emulator's moto server answers a GET of this path with the number of visible
+# messages of every queue, by name (crm_local.moto_server), which the pump's watcher asks for
+# instead of polling each queue (crm_local.pump.QueueWatcher).
+VISIBLE_MESSAGES_PATH = "/_crm_local/visible-messages"
 
 
 def sqs_event(messages: list[dict[str, Any]], queue_arn: str) -> dict[str, Any]:
