@@ -17,6 +17,7 @@ import pytest
 
 from crm.composition import root
 from crm.profiles.history_import import CHUNK_CUSTOMERS
+from crm.profiles.store import ProfileStore
 from crm_local.harness import Suite, count_requests
 from tests.integration.profiles.test_profile_events import lake_objects
 
@@ -345,3 +346,32 @@ def test_a_customer_without_history_is_created_all_the_same(suite: Suite) -> Non
     quiet = view(suite, owner(suite, "q-0"))
     assert quiet["orders"]["order_count"] == 0
     assert quiet["attributes"]["name"] == "赵敏"
+
+
+def test_a_new_customer_whose_history_cannot_commit_is_not_counted_created(
+    suite: Suite, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another writer claims the identity between the chunk's read of the owners and the
+    transaction that creates the customer with its history: the transaction is cancelled, so
+    nothing of that customer exists, and the status says it failed, not created."""
+    taken = suite.call(
+        "POST", "/customers", {"identities": [{"channel": "app", "external_id": "race-1"}]}
+    )
+    assert taken.status == 201, taken.body
+    real_owners = ProfileStore.owners
+
+    def read_before_the_other_writer(
+        store: ProfileStore, identities: Any
+    ) -> dict[tuple[str, str], str]:
+        return {k: v for k, v in real_owners(store, identities).items() if k[1] != "race-1"}
+
+    monkeypatch.setattr(ProfileStore, "owners", read_before_the_other_writer)
+    import_id = start(suite, [customer("late", "race-1", history("L-")),
+                              customer("fine", "ok-2", history("G-"))])  # fmt: skip
+    run(suite)
+    done = status(suite, import_id)
+    assert done["status"] == "done"
+    assert (done["customers_created"], done["customers_failed"]) == (1, 1)
+    assert done["events_folded"] == 6
+    assert [f["ref"] for f in done["failures"]] == ["late"]
+    assert view(suite, str(taken.body["customer_id"]))["orders"]["order_count"] == 0

@@ -150,19 +150,27 @@ class HistoryImports:
                 counts.customers_failed += 1
                 self._failure(record, customer.ref, _reason(exc))
                 continue
-            if found.created:
+            customer_id = found.record.customer_id
+            if found.pending is not None:
+                new[customer_id] = (found.record, found.pending)  # counted once it commits
+            elif found.created:
                 counts.customers_created += 1
             else:
                 counts.customers_matched += 1
-            customer_id = found.record.customer_id
-            if found.pending is not None:
-                new[customer_id] = (found.record, found.pending)
             for event in customer.events:
                 named = event.model_copy(update={"customer_id": customer_id})
                 deliveries.append(Delivery(event.event_id, named, retry))
                 ref_of[event.event_id] = customer.ref
         out = BatchFolded()
         self._folding.fold_deliveries(deliveries, out, evaluate_rules=False, codec=codec, new=new)
+        # A new customer exists once a transaction of its history committed; if none did, its
+        # creation was rolled back with them and the customer failed.
+        written = {f.customer_id for f in out.folded}
+        for customer_id in new:
+            if customer_id in written:
+                counts.customers_created += 1
+            else:
+                counts.customers_failed += 1
         applied = sum(1 for f in out.folded if f.rev is not None)
         counts.events_folded += applied
         counts.events_failed += len(out.failed)
