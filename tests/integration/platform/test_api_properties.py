@@ -133,6 +133,12 @@ def config(examples: int, *, coverage: bool) -> schemathesis.Config:
         {
             "seed": 20261123,
             "generation": {"max-examples": examples},
+            # A historical import's body (customers, each with a union of event shapes) is
+            # deep enough that Hypothesis discards many drafts while building one; its
+            # filter_too_much health check then failed POST /imports in a whole `make test`
+            # (after the rest of the suite) though never alone, at the same seed. It measures
+            # generation, not the API: every check still runs on every case generated.
+            "suppress-health-check": ["filter_too_much"],
             # The coverage phase sends every boundary and every kind of invalid value the
             # document allows for (~170 cases an operation); fuzzing then draws at random.
             "phases": {"coverage": {"enabled": coverage}},
