@@ -172,6 +172,16 @@ def object_keys(bucket: str, prefix: str = "") -> Iterator[str]:
             yield item["Key"]
 
 
+def object_body(bucket: str, key: str) -> bytes | None:
+    """An object's bytes; None when there is no such key."""
+    try:
+        return bytes(s3().get_object(Bucket=bucket, Key=key)["Body"].read())
+    except ClientError as exc:
+        if error_code(exc) in {"NoSuchKey", "404"}:
+            return None
+        raise
+
+
 def delete_objects(bucket: str, keys: Sequence[str]) -> list[str]:
     """Deletes `keys`, S3_DELETE_MAX a request; returns the keys S3 reported it could not
     delete (DeleteObjects answers 200 with per-key errors, so a caller that must be sure

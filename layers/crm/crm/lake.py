@@ -72,12 +72,7 @@ class Lake:
         return found
 
     def read(self, key: str) -> bytes | None:
-        try:
-            return aws.s3().get_object(Bucket=self.bucket, Key=key)["Body"].read()
-        except Exception as exc:
-            if aws.failed_call_code(exc) in {"NoSuchKey", "404"}:
-                return None
-            raise
+        return aws.object_body(self.bucket, key)
 
     def write(self, key: str, body: bytes, content_type: str) -> None:
         aws.s3().put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)

@@ -314,13 +314,7 @@ class PrivacyFiles:
         aws.s3().put_object(Bucket=self._exports, Key=key, Body=body, ContentType=content_type)
 
     def get_export(self, key: str) -> bytes | None:
-        try:
-            out = aws.s3().get_object(Bucket=self._exports, Key=key)
-        except ClientError as exc:
-            if aws.error_code(exc) in ("NoSuchKey", "404"):
-                return None
-            raise
-        return out["Body"].read()
+        return aws.object_body(self._exports, key)
 
     def export_keys(self, prefix: str) -> list[str]:
         return list(aws.object_keys(self._exports, prefix))

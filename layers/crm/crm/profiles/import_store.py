@@ -61,13 +61,7 @@ class StagedImports:
         )
 
     def get(self, import_id: str) -> bytes | None:
-        try:
-            out = aws.s3().get_object(Bucket=self._bucket, Key=self.key(import_id))
-        except Exception as exc:
-            if aws.failed_call_code(exc) in {"NoSuchKey", "404"}:
-                return None
-            raise
-        return bytes(out["Body"].read())
+        return aws.object_body(self._bucket, self.key(import_id))
 
     def delete(self, import_id: str) -> None:
         aws.s3().delete_object(Bucket=self._bucket, Key=self.key(import_id))
