@@ -266,3 +266,129 @@ def test_a_delete_batch_deletes_and_refuses_what_moto_does(patched: None) -> Non
     assert answers[0][0] == ["a", "b", "d", "e", "f"]
     assert [e["Id"] for e in answers[0][1]] == ["c"]
     assert left[0] == left[1] == ["3", "4", "5", "6", "7"]
+
+
+# Condition expressions as the functions write them, and a few of moto's harder cases.
+CONDITIONS: list[tuple[str, dict[str, str] | None, dict[str, Any] | None]] = [
+    ("attribute_not_exists(PK)", None, None),
+    ("attribute_exists(#pk) AND #v = :v", {"#pk": "PK", "#v": "version"}, {":v": {"N": "3"}}),
+    ("#s IN (:a, :b) OR size(#t) > :n", {"#s": "status", "#t": "tags"},
+     {":a": {"S": "open"}, ":b": {"S": "done"}, ":n": {"N": "1"}}),
+    ("NOT (points BETWEEN :lo AND :hi)", None, {":lo": {"N": "1"}, ":hi": {"N": "10"}}),
+    ("begins_with(SK, :p) AND contains(#l, :x)", {"#l": "labels"},
+     {":p": {"S": "EVT#"}, ":x": {"S": "vip"}}),
+    ("m.deep[0] = :t", None, {":t": {"BOOL": True}}),
+    ("m.deep[0] = :t", None, {":t": {"N": "1"}}),
+    ("m.deep[0] = :t", None, {":t": {"S": "1"}}),  # the line above's value, another type
+    ("attribute_type(b, :ty) AND b <> :b", None, {":ty": {"S": "B"}, ":b": {"B": b"\x00\x01"}}),
+]  # fmt: skip
+ITEMS: list[dict[str, Any]] = [
+    {"PK": {"S": "C#1"}, "SK": {"S": "EVT#1"}, "version": {"N": "3"}, "status": {"S": "open"},
+     "tags": {"L": [{"S": "a"}, {"S": "b"}]}, "points": {"N": "12"},
+     "labels": {"SS": ["vip", "new"]}, "m": {"M": {"deep": {"L": [{"BOOL": True}]}}},
+     "b": {"B": b"\x00"}},
+    {"PK": {"S": "C#2"}, "SK": {"S": "PROFILE"}, "version": {"N": "4"}, "points": {"N": "5"},
+     "m": {"M": {"deep": {"L": [{"N": "1"}]}}}},
+]  # fmt: skip
+
+
+def _parsed(parse: Any, expr: str, names: Any, values: Any) -> tuple[Any, ...]:
+    from moto.dynamodb.comparisons import ConditionExpressionParser
+
+    parser = ConditionExpressionParser(expr, names, values)
+    parser.expr_attr_names_found.append("found before")  # what was found before stays first
+    op = parse(parser)
+    items = [dynamo_type.Item(dynamo_type.DynamoType(i["PK"]), None, i) for i in ITEMS]
+    return (_tree(op), [_evaluated(op, item) for item in items], parser.expr_attr_names_found,
+            parser.expr_attr_values_found)  # fmt: skip
+
+
+def _tree(node: Any) -> Any:
+    """An Op or operand as plain values: its class and its attributes, all the way down."""
+    if isinstance(node, list | tuple):
+        return [_tree(n) for n in node]
+    if hasattr(node, "__dict__"):
+        return (type(node).__name__, {k: _tree(v) for k, v in vars(node).items()})
+    return node
+
+
+def _evaluated(op: Any, item: Any) -> Any:
+    try:
+        return op.expr(item)
+    except ValueError as exc:  # moto's answer for some items (size() of a missing attribute)
+        return f"{type(exc).__name__}: {exc}"
+
+
+@pytest.mark.parametrize(("expr", "names", "values"), CONDITIONS)
+def test_a_remembered_condition_is_motos_parse(
+    patched: None, expr: str, names: Any, values: Any
+) -> None:
+    from moto.dynamodb.comparisons import ConditionExpressionParser
+
+    ours = ConditionExpressionParser.parse
+    theirs = MOTOS_OWN["ConditionExpressionParser.parse"]
+    assert ours is not theirs
+    expected = _parsed(theirs, expr, names, values)
+    assert _parsed(ours, expr, names, values) == expected  # parsed, then remembered
+    assert _parsed(ours, expr, names, values) == expected  # the remembered answer
+    assert expected[2][0] == "found before"
+
+
+def test_conditions_that_differ_in_a_value_or_its_type_are_parsed_apart(patched: None) -> None:
+    evaluated = [_parsed(MOTOS_OWN["ConditionExpressionParser.parse"], *c) for c in CONDITIONS]
+    from moto.dynamodb.comparisons import ConditionExpressionParser
+
+    for _ in range(2):
+        assert [_parsed(ConditionExpressionParser.parse, *c) for c in CONDITIONS] == evaluated
+    # {"N": "1"} and {"S": "1"} under one expression: different answers for one item
+    assert evaluated[6][1] == [True, True]  # moto compares True and 1 equal: its answer
+    assert evaluated[7][1] == [False, False]
+
+
+@pytest.mark.parametrize(
+    ("expr", "names", "values"),
+    [
+        ("attribute_not_exists(#pk)", {}, None),  # a name not given
+        ("#v = :v", {"#v": "version"}, {}),  # a value not given
+        ("a = = b", None, None),  # malformed
+        ("size = :n", None, {":n": {"N": "1"}}),  # a reserved word
+    ],
+)
+def test_a_refused_condition_is_refused_each_time_as_moto_refuses_it(
+    patched: None, expr: str, names: Any, values: Any
+) -> None:
+    from moto.dynamodb.comparisons import ConditionExpressionParser
+
+    with pytest.raises(Exception) as theirs:  # noqa: PT011 - moto's own error, whichever
+        MOTOS_OWN["ConditionExpressionParser.parse"](ConditionExpressionParser(expr, names, values))
+    for _ in range(2):
+        with pytest.raises(type(theirs.value)) as ours:
+            ConditionExpressionParser(expr, names, values).parse()
+        assert str(ours.value) == str(theirs.value)
+
+
+def test_a_transaction_checks_its_conditions_as_moto_does(patched: None) -> None:
+    client = boto3.client("dynamodb", region_name="us-east-1")
+    client.create_table(
+        TableName="t",
+        BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "PK", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "PK", "AttributeType": "S"}],
+    )
+
+    def put(pk: str) -> Any:
+        return {"Put": {"TableName": "t", "Item": {"PK": {"S": pk}},
+                        "ConditionExpression": "attribute_not_exists(PK)"}}  # fmt: skip
+
+    client.transact_write_items(TransactItems=[put("a"), put("b")])
+    with pytest.raises(ClientError) as err:  # the remembered condition, now false for "a"
+        client.transact_write_items(TransactItems=[put("c"), put("a")])
+    assert err.value.response["Error"]["Code"] == "TransactionCanceledException"
+    reasons = [r["Code"] for r in err.value.response["CancellationReasons"]]
+    assert reasons == ["None", "ConditionalCheckFailed"]
+    assert sorted(i["PK"]["S"] for i in client.scan(TableName="t")["Items"]) == ["a", "b"]
+    with pytest.raises(ClientError) as unused:  # moto's validation reads what the parse found
+        client.put_item(TableName="t", Item={"PK": {"S": "d"}},
+                        ConditionExpression="attribute_not_exists(PK)",
+                        ExpressionAttributeNames={"#unused": "x"})  # fmt: skip
+    assert "unused" in str(unused.value)
