@@ -392,3 +392,62 @@ def test_a_transaction_checks_its_conditions_as_moto_does(patched: None) -> None
                         ConditionExpression="attribute_not_exists(PK)",
                         ExpressionAttributeNames={"#unused": "x"})  # fmt: skip
     assert "unused" in str(unused.value)
+
+
+WIRE_ITEM: dict[str, Any] = {
+    "PK": {"S": "C#1"}, "SK": {"S": "PROFILE"}, "n": {"N": "12.50"}, "flag": {"BOOL": False},
+    "none": {"NULL": True}, "ss": {"SS": ["a", "b"]}, "ns": {"NS": ["1", "2.5"]},
+    "b": {"B": b"\x00\xff"}, "bs": {"BS": [b"\x01", b"\x02"]},
+    "m": {"M": {"deep": {"L": [{"S": "x"}, {"B": b"\x03"}, {"M": {"k": {"N": "7"}}}]},
+                "bin": {"B": b"\x04"}, "t": {"BOOL": True}}},
+    "l": {"L": [{"NULL": True}, {"SS": ["z"]}, {"L": []}, {"M": {}}]},
+}  # fmt: skip
+
+
+def test_dynamodb_answers_are_converted_as_moto_converts_them(patched: None) -> None:
+    from moto.dynamodb import responses as dynamodb_responses
+    from moto.dynamodb.models.utilities import dynamo_to_dict
+
+    ours = getattr(dynamodb_responses, "dynamo_to_dict")  # noqa: B009 - not exported
+    assert ours is not dynamo_to_dict
+    item = dynamo_type.Item(dynamo_type.DynamoType(WIRE_ITEM["PK"]), None, WIRE_ITEM)
+    answers: list[Any] = [
+        {"Items": [item.to_json()["Attributes"], item.attrs], "Count": 2,
+         "LastEvaluatedKey": {"PK": item.attrs["PK"]}},
+        {"Item": item.to_json()["Attributes"]},
+        item,  # an object with to_json
+        {"Table": {"CreationDateTime": datetime(2026, 12, 7, 3, 0), "Size": 3.5, "B": b"\x00"}},
+        [dynamo_type.DynamoType(v) for v in WIRE_ITEM.values()],
+        {"Responses": {"t": [item.attrs]}, "UnprocessedKeys": {}},
+    ]  # fmt: skip
+    for answer in answers:
+        assert ours(answer) == dynamo_to_dict(answer)
+    binary = ours(answers[0])["Items"][1]
+    assert binary["b"] == {"B": b"\x00\xff"}  # raw bytes for the serializer, as moto gives
+    assert binary["m"]["M"]["deep"]["L"][1] == {"B": b"\x03"}
+
+
+def test_a_scan_answers_what_moto_answers(patched: None) -> None:
+    from moto.dynamodb import responses as dynamodb_responses
+
+    client: Any = boto3.client("dynamodb", region_name="us-east-1")
+    client.create_table(
+        TableName="t",
+        BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "PK", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "PK", "AttributeType": "S"}],
+    )
+    for n in range(3):
+        client.put_item(TableName="t", Item={**WIRE_ITEM, "PK": {"S": f"C#{n}"}})
+    ours = client.scan(TableName="t")
+    got = client.get_item(TableName="t", Key={"PK": {"S": "C#1"}})
+    with pytest.MonkeyPatch.context() as motos:
+        motos.setattr(dynamodb_responses, "dynamo_to_dict",
+                      MOTOS_OWN["dynamodb.responses.dynamo_to_dict"])  # fmt: skip
+        theirs = client.scan(TableName="t")
+        got_theirs = client.get_item(TableName="t", Key={"PK": {"S": "C#1"}})
+    for answer in (ours, theirs, got, got_theirs):
+        answer.pop("ResponseMetadata")
+    assert ours == theirs
+    assert got == got_theirs
+    assert got["Item"]["bs"] == {"BS": [b"\x01", b"\x02"]}
