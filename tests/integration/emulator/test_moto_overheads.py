@@ -103,6 +103,17 @@ def test_an_item_is_built_as_moto_builds_it(patched: None) -> None:
     assert type(ours.attrs) is type(theirs.attrs)
     assert list(ours.attrs.items()) == list(theirs.attrs.items())
     assert ours.to_json() == theirs.to_json()
+    # every wrapper, at every level, of the same class with the same attributes
+    for wire in (attributes, WIRE_ITEM):
+        assert _tree(dict(item_of(wire).attrs)) == _tree(dict(motos_item_of(wire).attrs))
+
+
+def test_a_value_moto_does_not_expect_is_wrapped_as_moto_wraps_it(patched: None) -> None:
+    from crm_local.moto_overheads import _typed
+
+    already = dynamo_type.DynamoType({"S": "x"})
+    for odd in (already, {"S": "a", "N": "1"}, {"L": [already, {"N": "2"}]}):
+        assert _tree(_typed(odd)) == _tree(dynamo_type.DynamoType(odd))
 
 
 @pytest.mark.parametrize("size", [404_990, 405_000, 405_001, 500_000])
@@ -307,6 +318,8 @@ def _tree(node: Any) -> Any:
     """An Op or operand as plain values: its class and its attributes, all the way down."""
     if isinstance(node, list | tuple):
         return [_tree(n) for n in node]
+    if isinstance(node, dict):
+        return {k: _tree(v) for k, v in node.items()}
     if hasattr(node, "__dict__"):
         return (type(node).__name__, {k: _tree(v) for k, v in vars(node).items()})
     return node
