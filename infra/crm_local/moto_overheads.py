@@ -369,8 +369,16 @@ def _frozen(value: Any) -> Any:
     return (type(value).__name__, value)
 
 
+# Every `:name` in an expression, as moto's lexer reads an operand's characters (its
+# `(:|#)?[A-z0-9\-_]+`): the values a parse can look up, and maybe a few more.
+_VALUE_NAME = re.compile(r":[A-z0-9\-_]+")
+_NOT_GIVEN = ("not given",)  # a name the request's values lack: moto's parse refuses it
+
+
 def _remembered_parse(parse: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """ConditionExpressionParser.parse, its answer remembered by expression, names and values.
+    """ConditionExpressionParser.parse, its answer remembered by expression, names and the
+    values the expression names (a transaction item's values include its update's, which
+    differ from one customer to the next where its condition's do not).
 
     The syntax tree holds nothing but what those three give it (the values by reference, and
     moto reads them, never changes them); the parser's record of the names and values it found
@@ -379,8 +387,11 @@ def _remembered_parse(parse: Callable[[Any], Any]) -> Callable[[Any], Any]:
 
     def remembered_parse(self: Any) -> Any:
         try:
-            key = (self.condition_expression, _frozen(self.expression_attribute_names),
-                   _frozen(self.expression_attribute_values))  # fmt: skip
+            expr, values = self.condition_expression, self.expression_attribute_values
+            if expr and values:  # only the values it names: a request's others vary more
+                values = {name: values.get(name, _NOT_GIVEN)
+                          for name in _VALUE_NAME.findall(expr)}  # fmt: skip
+            key = (expr, _frozen(self.expression_attribute_names), _frozen(values))
             hash(key)
         except TypeError:  # a value moto would not expect; parsed its way
             return parse(self)

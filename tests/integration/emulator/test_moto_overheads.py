@@ -464,3 +464,26 @@ def test_a_scan_answers_what_moto_answers(patched: None) -> None:
     assert ours == theirs
     assert got == got_theirs
     assert got["Item"]["bs"] == {"BS": [b"\x01", b"\x02"]}
+
+
+def test_a_condition_is_remembered_by_the_values_it_names(patched: None) -> None:
+    """A transaction item's values include its update's: they vary where the condition's do
+    not. The answer depends on the values the expression names, and only on them."""
+    from moto.dynamodb.comparisons import ConditionExpressionParser
+
+    theirs = MOTOS_OWN["ConditionExpressionParser.parse"]
+    expr, names = "attribute_exists(PK) AND #v = :v", {"#v": "version"}
+    asked = [
+        {":v": {"N": "3"}, ":points": {"N": "10"}},
+        {":v": {"N": "3"}, ":points": {"N": "99"}},  # another update, the same condition
+        {":v": {"N": "4"}, ":points": {"N": "99"}},  # another condition
+        {":points": {"N": "99"}, ":v": {"N": "4"}, ":v2": {"N": "3"}},
+    ]
+    answers = [_parsed(theirs, expr, names, values) for values in asked]
+    assert answers[0][1] == [True, False]  # version 3: the first item only
+    assert answers[2][1] == [False, True]
+    for _ in range(2):
+        ours = [_parsed(ConditionExpressionParser.parse, expr, names, v) for v in asked]
+        assert ours == answers
+    with pytest.raises(KeyError):  # a value it names and the request lacks: refused, each time
+        ConditionExpressionParser(expr, names, {":points": {"N": "10"}}).parse()
