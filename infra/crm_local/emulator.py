@@ -13,6 +13,7 @@ from typing import Any
 
 import boto3
 
+from crm_local import local_signing
 from crm_local.api_settings import read_api_settings
 from crm_local.apigw import api_routes
 from crm_local.clock import Clock
@@ -83,6 +84,7 @@ def use_endpoint(endpoint: str) -> None:
     os.environ.pop("AWS_SESSION_TOKEN", None)
     os.environ["AWS_CONFIG_FILE"] = str(_local_aws_config())
     os.environ["AWS_ENDPOINT_URL"] = endpoint
+    local_signing.install()  # moto reads a signature's scope, never checks the signature
 
 
 class Emulator:

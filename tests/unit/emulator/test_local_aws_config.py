@@ -9,6 +9,7 @@ import boto3
 import pytest
 from botocore.validate import ParamValidationDecorator
 
+from crm_local import local_signing
 from crm_local.emulator import FAKE_CREDENTIALS, use_endpoint
 
 
@@ -24,3 +25,4 @@ def test_clients_of_the_emulator_do_not_check_parameters(monkeypatch: pytest.Mon
             client: Any = boto3.session.Session().client(service)
             assert not isinstance(client._serializer, ParamValidationDecorator)
             assert client.meta.endpoint_url == endpoint
+    assert local_signing.installed()  # and header signing without the signature's work
