@@ -12,6 +12,7 @@ from crm.exports import lazy
 
 if TYPE_CHECKING:
     from crm.profiles.customer_events import EVENT_TYPES, Money
+    from crm.profiles.import_personal_data import StagedImportsPersonalData
     from crm.profiles.personal_data import ProfilesPersonalData
     from crm.profiles.record_models import Aggregates, CustomerScores
     from crm.profiles.records import ProfileRecord, ScoresWrite, ScoringProfile
@@ -38,6 +39,7 @@ __all__ = [
     "ScoresWrite",
     "ScoringProfile",
     "SegmentShift",
+    "StagedImportsPersonalData",
     "StaleProfile",
 ]
 __getattr__ = lazy(
@@ -57,6 +59,7 @@ __getattr__ = lazy(
         "RuleSegments": "crm.profiles.service",
         "SegmentShift": "crm.profiles.service",
         "StaleProfile": "crm.profiles.store",
+        "StagedImportsPersonalData": "crm.profiles.import_personal_data",
     },
     globals(),
 )

@@ -88,7 +88,8 @@ class HistoryImports:
             return record  # delivered again after it finished: nothing is left to do
         staged = self._staged.get(import_id)
         if staged is None:
-            self._finish(record, ImportState.FAILED, "the staged import is gone (expired)")
+            gone = "the staged import is gone (expired, or every customer in it was erased)"
+            self._finish(record, ImportState.FAILED, gone)
             raise PoisonMessage("the import's staged object is gone")
         # A run after an earlier attempt goes through every chunk again (the ledger folds
         # nothing twice, and the lake rows are written again since that attempt may have
