@@ -63,7 +63,8 @@ SAMPLE_SEGMENTS = 64  # the sample reads whole scan segments, chosen at random
 # 3,008 MB (docs/benchmarks.md).
 SAMPLE_SIZE = 500_000
 # One worker's share. Its worst case is a night when every profile changes: a share of a
-# BatchWriteItem for its scores item, its membership writes and bus events; a usual night,
+# BatchWriteItem for its scores item (also its tier and RFM membership), its rule-segment
+# membership writes and bus events; a usual night,
 # which writes only what changed, reads and scores a shard in a few seconds
 # (docs/benchmarks.md, bench/segments.py fan_out_plan).
 PROFILES_PER_SHARD = 2_000
