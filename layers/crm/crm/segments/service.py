@@ -76,6 +76,7 @@ class SegmentCatalog:
         self._models = models
         self._profiles = profiles
         self._clock = clock
+        self._members_indexed = False
 
     # ------------------------------------------------------------ definitions
     def define_segment(self, caller: Caller, body: SegmentDefinition) -> StoredDefinition:
@@ -222,13 +223,16 @@ class SegmentCatalog:
         through the profiles family); a rule segment's are its SEG# items. Until a run of this
         version completes, computed segments are still listed from their legacy SEG# items,
         and a listing that began there continues there."""
-        if (
-            is_computed(name)
-            and not self._store.legacy_token(page_token)
-            and self._store.computed_members_indexed()
-        ):
+        if is_computed(name) and not self._store.legacy_token(page_token) and self._indexed():
             return self._profiles.store.computed_members(name, limit, page_token)
         return self._store.members(name, limit, page_token)
+
+    def _indexed(self) -> bool:
+        """Whether computed segments are listed from the member indexes; once they are, they
+        always are (one GetItem per process, not one per page of a send)."""
+        if not self._members_indexed:
+            self._members_indexed = self._store.computed_members_indexed()
+        return self._members_indexed
 
     def recommendations(self, caller: Caller, customer_id: str, limit: int) -> Recommendations:
         """Top products the customer has not bought, from the latest run's associations."""
