@@ -307,7 +307,10 @@ def fan_out_section(costs: WorkerCosts) -> list[str]:
         "entry in each index) and deletes two legacy items per customer. Not bounded here:",
         "EventBridge's PutEvents requests per second, a regional quota (10 events a request:",
         "40M transitions are 4M requests, ~8,300/s over the 8 minutes); raise it or spread",
-        "the run where the region's quota is lower.",
+        "the run where the region's quota is lower. 40,000 WRU/s is on demand's default",
+        "ceiling: a table or index that never saw such a peak (the member indexes, new) starts",
+        "near 4,000 WRU/s and doubles its previous peak within 30 minutes, so the first such",
+        "nights are slower unless the indexes' warm throughput is raised.",
         "",
         "| customers | night | RRU | "
         + " | ".join(f"WRU {k}" for k in STRUCTURES)
