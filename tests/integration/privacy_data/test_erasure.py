@@ -72,6 +72,11 @@ def staged_import(suite: Suite, *phones: str) -> str:
 
 
 def seeded_pair(world: World) -> tuple[Any, Any]:
+    # A rule segment they are in: tiers and RFM cells are listed from the scores item (the
+    # profiles store's), so this is what the segments store holds for them.
+    buyers = {"name": "buyers", "rule": {"all": [
+        {"field": "orders.order_count", "op": "gte", "value": 1}]}}  # fmt: skip
+    assert world.suite.call("POST", "/segments", buyers, role="marketer").status == 200
     alice, bob = world.customer("alice"), world.customer("bob")
     run_segments(world.suite)
     world.shop.advance(hours=2, minutes=1)  # the cart reminders go out through dispatch
@@ -236,7 +241,9 @@ def test_the_export_holds_her_data_in_words_and_figures(world: World) -> None:
             for m in exports["campaigns"].sections["campaign_messages"]}  # fmt: skip
     assert (world.cart_journey, "reminder", "sms", "sent") in sent, sent
     segments = exports["segments"]
-    assert segments.sections["segment_memberships"]
+    listed = {m["segment"] for m in segments.sections["segment_memberships"]}
+    assert "buyers" in listed
+    assert {s.split(":")[0] for s in listed if ":" in s} == {"tier", "rfm"}  # the scores item's
     assert {"tier", "rfm"} <= set(segments.explanations)
     assert str(segments.sections["scores"][0]["tier"]) in segments.explanations["tier"]
     assert exports["timers"].sections["scheduled_actions"]

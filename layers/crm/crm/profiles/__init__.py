@@ -15,7 +15,14 @@ if TYPE_CHECKING:
     from crm.profiles.import_personal_data import StagedImportsPersonalData
     from crm.profiles.personal_data import ProfilesPersonalData
     from crm.profiles.record_models import Aggregates, CustomerScores
-    from crm.profiles.records import ProfileRecord, ScoresWrite, ScoringProfile
+    from crm.profiles.records import (
+        MEMBER_SHARDS,
+        ProfileRecord,
+        ScoresWrite,
+        ScoringProfile,
+        member_index,
+        member_shard,
+    )
     from crm.profiles.service import (
         Loaded,
         NoRuleSegments,
@@ -27,6 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EVENT_TYPES",
+    "MEMBER_SHARDS",
     "Aggregates",
     "CustomerScores",
     "Loaded",
@@ -41,6 +49,8 @@ __all__ = [
     "SegmentShift",
     "StagedImportsPersonalData",
     "StaleProfile",
+    "member_index",
+    "member_shard",
 ]
 __getattr__ = lazy(
     __name__,
@@ -50,6 +60,9 @@ __getattr__ = lazy(
         "Aggregates": "crm.profiles.record_models",
         "CustomerScores": "crm.profiles.record_models",
         "ProfilesPersonalData": "crm.profiles.personal_data",
+        "MEMBER_SHARDS": "crm.profiles.records",
+        "member_index": "crm.profiles.records",
+        "member_shard": "crm.profiles.records",
         "ProfileRecord": "crm.profiles.records",
         "ScoresWrite": "crm.profiles.records",
         "ScoringProfile": "crm.profiles.records",
