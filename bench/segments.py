@@ -546,52 +546,77 @@ def _score_cost(records: list[ProfileRecord]) -> float:
     return 1e6 / scoring_throughput(5_000)
 
 
+# The scores item's member index keys (TIER=tier:high_value#07, RFM=rfm:potential_loyalists#07
+# at their longest), on top of the measured scores item.
+MEMBER_KEYS_BYTES = (
+    len("TIER") + len("tier:high_value#07") + len("RFM") + len("rfm:potential_loyalists#07")
+)
+
+
 def fan_out_plan_at(
     customers: int, costs: WorkerCosts, workers: int = 100, changed: float = 0.03,
-    transitions: float = 0.5,
-) -> dict[str, float]:  # fmt: skip
-    """One night at this size: reads, writes, units, dollars and wall time with `workers`
-    workers at once. `changed` is the share of profiles whose scores or segments changed,
-    `transitions` the membership changes per changed profile (each one item Put or Delete
-    in SegmentsTable, and one bus event).
+    families: float = 0.25, rule_moves: float = 0.0, upgrade: bool = False,
+) -> dict[str, Any]:  # fmt: skip
+    """One night at this size: reads, writes and write units per structure, dollars and wall
+    time with `workers` workers at once. `changed` is the share of profiles whose scores or
+    segments changed; `families` the computed families (tier, RFM) each changed profile moves
+    in (0-2: the first is the tier); `rule_moves` the rule-segment transitions each has. An
+    `upgrade` night is the one-off first run of this layout: every scored profile's scores item
+    is rewritten with its index keys and its legacy SEG# items of a tier and an RFM cell go.
 
     Per profile: reading is an eventually consistent scan of the scoring index (0.5 RRU per
-    4 KB read); a changed profile is one scores item (1 WRU, and 1 more in the scoring
-    index, which holds it) in a 25th of a BatchWriteItem. A worker spends the measured client
-    CPU on reading, parsing and scoring every profile and on writing the changed ones, plus
-    ~10 ms per scan page of ~50 profiles and per BatchWriteItem. DynamoDB bounds the rest:
-    the table, the index and SegmentsTable each take 40k WRU/s."""
+    4 KB read). A changed profile is one scores item in a 25th of a BatchWriteItem: 1 WRU in
+    CustomersTable and 1 in the scoring index, which holds it. It is also the computed
+    segments' membership: a move in a family costs that family's keys-only index 2 WRU (the old
+    key's entry deleted, the new one put; 1 for a first entry or a last exit), and nothing in
+    SegmentsTable, which takes rule-segment transitions only (1 WRU each, a 25th of a
+    BatchWriteItem). Every transition is one bus event (a 10th of a PutEvents). A worker spends
+    the measured client CPU on reading, parsing and scoring every profile and on writing the
+    changed ones, plus ~10 ms per scan page of ~50 profiles, per BatchWriteItem and per
+    PutEvents. DynamoDB bounds the rest: on-demand takes 40k WRU/s per table and per index,
+    each apart, so the bound is the busiest structure's."""
     read_bytes = customers * costs.index_bytes_per_profile
     rru = read_bytes / 4096 * 0.5
-    written = customers * changed
-    wru_scores = written * math.ceil(costs.scores_item_bytes / 1024)
-    wru_index = wru_scores  # the scores item is in the scoring index too
-    memberships = written * transitions
-    wru = wru_scores + wru_index + memberships
+    written = customers * (1.0 if upgrade else changed)
+    item_wru = math.ceil((costs.scores_item_bytes + MEMBER_KEYS_BYTES) / 1024)
+    tier_moves = written * min(families, 1.0)
+    rfm_moves = written * max(families - 1.0, 0.0)
+    wru = {
+        "CustomersTable": written * item_wru,
+        "scoring index": written * item_wru,
+        # An upgrade night's keys are first entries (1 WRU), a move's a delete and a put.
+        "tier_members": written if upgrade else 2 * tier_moves,
+        "rfm_members": written if upgrade else 2 * rfm_moves,
+        # Rule segments' items; an upgrade night also deletes two legacy items a customer.
+        "SegmentsTable": written * rule_moves + (2 * written if upgrade else 0),
+    }
+    total_wru = sum(wru.values())
+    events = (tier_moves + rfm_moves) * 2 + written * rule_moves
+    batches = math.ceil(written / 25) + math.ceil(wru["SegmentsTable"] / 25)
     cpu_s = (
         customers * (costs.read_us_with_rules + costs.score_us) + written * costs.write_us_after
     ) / 1e6
-    waits_s = (customers / 50 + written / 25 + memberships / 25) * 0.010
+    waits_s = (customers / 50 + batches + events / 10) * 0.010
     worker_s = (cpu_s + waits_s) / workers
-    bound_s = max(
-        wru_scores / TABLE_WRU_PER_S, wru_index / TABLE_WRU_PER_S,
-        memberships / TABLE_WRU_PER_S, rru / TABLE_RRU_PER_S,
-    )  # fmt: skip
+    busiest = max(wru, key=lambda k: wru[k])
+    bound_s = max(wru[busiest] / TABLE_WRU_PER_S, rru / TABLE_RRU_PER_S)
     return {
         "customers": customers,
         "workers": workers,
         "shards": math.ceil(customers / PROFILES_PER_SHARD),
         "reads_rru": rru,
         "read_requests": customers / 50,
-        "writes": written + memberships,
-        "write_requests": math.ceil(written / 25) + math.ceil(memberships / 25),
-        "wru": wru,
-        "bus_events": memberships,
-        "usd": wru / 1e6 * USD_PER_M_WRU
+        "writes": written + wru["SegmentsTable"],
+        "write_requests": batches,
+        "wru": total_wru,
+        **{f"wru {k}": v for k, v in wru.items()},
+        "bus_events": events,
+        "usd": total_wru / 1e6 * USD_PER_M_WRU
         + rru / 1e6 * USD_PER_M_RRU
-        + memberships / 1e6 * EVENTS_USD_PER_M,
+        + events / 1e6 * EVENTS_USD_PER_M,
         "worker_s": worker_s,
         "throughput_bound_s": bound_s,
+        "bound_by": busiest if wru[busiest] / TABLE_WRU_PER_S >= rru / TABLE_RRU_PER_S else "reads",
         "minutes": max(worker_s, bound_s) / 60,
         "old_rru": customers * costs.base_bytes_per_profile / 4096 * 0.5,
     }

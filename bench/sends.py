@@ -40,7 +40,8 @@ from crm.campaigns.models import DispatchOutcome, DispatchRequest
 from crm.campaigns.send_models import SendTask
 from crm.campaigns.sends import PAGE_SIZE
 from crm.composition import Crm, Settings, reset, root
-from crm.segments.records import MembershipChange
+from crm.profiles import ScoresWrite
+from crm.profiles.models import CustomerScores
 from crm_local.harness import count_requests, local_suite
 from crm_local.moto_server import install_patches
 
@@ -194,6 +195,16 @@ def _interleaved(members: list[str], segment: str) -> Interleaved:
     return Interleaved(len(members), times[1], times[CONCURRENT])
 
 
+def _computed_members(customer_ids: list[str], rfm: str) -> None:
+    """The customers in RFM cell `rfm` and tier `regular`, as a segment run writes them."""
+    scores = CustomerScores(recency_score=5, frequency_score=5, monetary_score=5,
+                            rfm_segment=rfm, tier="regular", scored_at=NOW)  # fmt: skip
+    writes = [ScoresWrite(c, "run-bench", scores, (f"rfm:{rfm}", "tier:regular"))
+              for c in customer_ids]  # fmt: skip
+    root().profile_service.store.put_scores(writes)
+    root().segment_store.mark_computed_members_indexed("run-bench", NOW)
+
+
 def measure(customers: int) -> tuple[list[Throughput], Interleaved]:
     global root_suite
     install_patches()
@@ -206,14 +217,14 @@ def measure(customers: int) -> tuple[list[Throughput], Interleaved]:
         stored["channels"]["sms"]["rate_per_s"] = 10_000  # the provider's limit is not timed
         suite.call("PUT", "/campaigns/policy", stored, role="marketer")
         members = _shop(customers)
-        root().segment_store.apply([MembershipChange("rfm:champions", c, True) for c in members])
-        root().segment_store.apply([MembershipChange("rfm:loyal", c, True) for c in members])
+        # Members as a run leaves them: scores items in the tier and RFM member indexes.
+        _computed_members(members, "champions")
         real = _time_pages("dispatch + recording provider", members, "rfm:champions")
         few = members[:INTERLEAVED_RECIPIENTS]
-        root().segment_store.apply([MembershipChange("rfm:at_risk", c, True) for c in few])
+        _computed_members(few, "at_risk")
         interleaved = _interleaved(few, "rfm:at_risk")
         root().__dict__["campaign_dispatch"] = Instant()
-        bare = _time_pages("page machinery alone", members, "rfm:loyal")
+        bare = _time_pages("page machinery alone", members, "tier:regular")
         reset()
     return [real, bare], interleaved
 

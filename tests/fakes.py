@@ -128,7 +128,7 @@ class FakeProfileStore:
             key = payment_key(write.order_id)
             if key not in self.ledger or self.refunded.get(key, Decimal(0)) != write.before:
                 raise StaleProfile(f"refunds of order {write.order_id}")
-        elif write.entry.key in self.ledger:
+        elif isinstance(write, AppendEntry) and write.entry.key in self.ledger:
             existing = self.ledger[write.entry.key]
             raise DuplicateEntry(write.entry.key, existing.model_dump(mode="json"))
 

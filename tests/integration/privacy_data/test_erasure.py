@@ -5,6 +5,7 @@ and a store left out of the registry is caught by the cross-store search."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from typing import Any
 
@@ -54,11 +55,35 @@ def timers_of(suite: Suite, ticket_id: str) -> list[dict[str, Any]]:
     return [i for page in pages for i in page["Items"] if ticket_id in str(i)]
 
 
+IMPORT_QUEUE, IMPORT_FUNCTION = "ImportQueue", "HistoryImportFunction"
+
+
+def staged_import(suite: Suite, *phones: str) -> str:
+    """A historical import naming customers by these phones, accepted and staged but not run
+    yet (its body waits in ImportsBucket, as a failed one's would for its retry)."""
+    customers = [
+        {"ref": f"r{n}", "identities": [{"channel": "phone", "external_id": phone}],
+         "attributes": {"city": "杭州"}, "events": []}
+        for n, phone in enumerate(phones)
+    ]  # fmt: skip
+    reply = suite.call("POST", "/imports", {"customers": customers})
+    assert reply.status == 202, reply.body
+    return str(reply.body["import_id"])
+
+
 def seeded_pair(world: World) -> tuple[Any, Any]:
+    # A rule segment they are in: tiers and RFM cells are listed from the scores item (the
+    # profiles store's), so this is what the segments store holds for them.
+    buyers = {"name": "buyers", "rule": {"all": [
+        {"field": "orders.order_count", "op": "gte", "value": 1}]}}  # fmt: skip
+    assert world.suite.call("POST", "/segments", buyers, role="marketer").status == 200
     alice, bob = world.customer("alice"), world.customer("bob")
     run_segments(world.suite)
     world.shop.advance(hours=2, minutes=1)  # the cart reminders go out through dispatch
     assert world.shop.outbox(alice.customer_id), "the cart reminder was not sent"
+    # Her phone in two waiting imports: one of hers alone, one beside bob and a new customer.
+    staged_import(world.suite, alice.phone, bob.phone, "+8613700000001")
+    staged_import(world.suite, alice.phone)
     return alice, bob
 
 
@@ -87,6 +112,7 @@ def test_erasure_leaves_nothing_linkable_proves_it_and_spares_the_neighbour(
         ("campaigns", "message"), ("campaigns", "caps"), ("campaigns", "touch"),
         ("campaigns", "journey_instance"), ("tickets", "ticket"), ("tickets", "message"),
         ("tickets", "aftersales_case"), ("timers", "timer"), ("lake", "lake_row"),
+        ("staged_imports", "staged_import_customer"),
     }  # fmt: skip
     assert expected <= set(held), expected - set(held)
     assert held[("profiles", "identity")].count == 4
@@ -100,7 +126,7 @@ def test_erasure_leaves_nothing_linkable_proves_it_and_spares_the_neighbour(
 
     # Verification finds what is there before erasure: each store names where, never values.
     unerased = {p.store: p for p in (store.verify(subject) for store in stores)}
-    holding = ("profiles", "segments", "campaigns", "tickets", "timers", "lake")
+    holding = ("profiles", "segments", "campaigns", "tickets", "timers", "lake", "staged_imports")
     assert all(not unerased[name].clean for name in holding), unerased
     assert alice.phone not in str(unerased)
     assert {r.identifier_kind for r in unerased["profiles"].remnants} >= {
@@ -162,6 +188,21 @@ def test_erasure_leaves_nothing_linkable_proves_it_and_spares_the_neighbour(
     assert world.shop.outbox(alice.customer_id) == []
     assert search_everywhere(suite, subject) == []
 
+    # The staged import runs after all (a failed one's retry would): it cannot bring her back.
+    ran = []
+    for message in suite.receive(IMPORT_QUEUE):
+        suite.deliver(IMPORT_FUNCTION, IMPORT_QUEUE, [message])
+        import_id = json.loads(message["Body"])["import_id"]
+        ran.append(suite.call("GET", f"/imports/{import_id}").body)
+    done, failed = sorted(ran, key=lambda status: status["status"])
+    # Bob matched, the new customer created, and no third: she was taken out of the body;
+    # her import alone had nothing left to run.
+    assert done["status"] == "done", done
+    assert (done["customers_matched"], done["customers_created"]) == (1, 1), done
+    assert failed["status"] == "failed", failed
+    assert "every customer in it was erased" in failed["error"]
+    assert search_everywhere(suite, subject) == []
+
 
 def test_a_store_left_out_of_the_registry_leaves_remnants_the_search_finds(
     world: World,
@@ -200,7 +241,9 @@ def test_the_export_holds_her_data_in_words_and_figures(world: World) -> None:
             for m in exports["campaigns"].sections["campaign_messages"]}  # fmt: skip
     assert (world.cart_journey, "reminder", "sms", "sent") in sent, sent
     segments = exports["segments"]
-    assert segments.sections["segment_memberships"]
+    listed = {m["segment"] for m in segments.sections["segment_memberships"]}
+    assert "buyers" in listed
+    assert {s.split(":")[0] for s in listed if ":" in s} == {"tier", "rfm"}  # the scores item's
     assert {"tier", "rfm"} <= set(segments.explanations)
     assert str(segments.sections["scores"][0]["tier"]) in segments.explanations["tier"]
     assert exports["timers"].sections["scheduled_actions"]

@@ -200,8 +200,9 @@ def test_a_retried_import_folds_nothing_twice(
     done = status(suite, import_id)
     assert done["status"] == "done"
     assert done["attempt"] == 2
-    assert (done["customers_created"], done["customers_matched"]) == (0, 2)
-    assert (done["events_folded"], done["events_duplicate"]) == (0, 12)
+    # The counts describe the import: what the first attempt created and folded stays counted.
+    assert (done["customers_created"], done["customers_matched"]) == (2, 0)
+    assert (done["events_folded"], done["events_duplicate"]) == (12, 0)
     again = view(suite, owner(suite, "rt-0"))
     assert again["orders"] == first["orders"]
     assert again["timeline"] == first["timeline"]
@@ -210,6 +211,40 @@ def test_a_retried_import_folds_nothing_twice(
     assert set(ids.values()) == {1}
     assert len(ids) == 12
     assert staged_keys(suite) == []
+
+
+def test_a_retry_keeps_the_counts_of_the_chunks_a_failed_attempt_completed(
+    suite: Suite, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A whole first chunk of customers without history, and one with history in the second.
+    customers = [customer(f"k{n}", f"kc-{n}", []) for n in range(CHUNK_CUSTOMERS)]
+    customers.append(customer("last", "kc-last", history("K-")))
+    import_id = start(suite, customers)
+    folding = root().event_folding
+    fold = folding.fold_deliveries
+    calls = 0
+
+    def second_chunk_fails(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise RuntimeError("DynamoDB went away")
+        return fold(*args, **kwargs)
+
+    monkeypatch.setattr(folding, "fold_deliveries", second_chunk_fails)
+    run(suite)
+    failed = status(suite, import_id)
+    assert (failed["status"], failed["chunks_done"]) == ("failed", 1)
+    assert failed["customers_created"] == CHUNK_CUSTOMERS
+    monkeypatch.undo()
+
+    run(suite)
+    done = status(suite, import_id)
+    assert (done["status"], done["attempt"], done["chunks_done"]) == ("done", 2, 2)
+    # The first chunk's customers count once, as created; the half-done chunk counts afresh.
+    assert (done["customers_created"], done["customers_matched"]) == (CHUNK_CUSTOMERS + 1, 0)
+    assert (done["customers_failed"], done["events_folded"]) == (0, 6)
+    assert view(suite, owner(suite, "kc-last"))["orders"]["order_count"] == 2
 
 
 def test_a_customer_whose_identities_name_two_customers_fails_alone(suite: Suite) -> None:

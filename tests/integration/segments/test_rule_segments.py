@@ -11,7 +11,7 @@ import boto3
 import pytest
 
 from crm.dynamo import to_item
-from crm.segments.store import MEMBER_SHARDS
+from crm.profiles import MEMBER_SHARDS
 from crm_local.apigw import match_route
 from crm_local.harness import Suite
 from tests.integration.segments.test_segments import SCHEDULE, SHARDS, drain_tap, tap_bus

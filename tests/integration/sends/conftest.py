@@ -21,6 +21,8 @@ from crm.campaigns.models import (
     Touch,
 )
 from crm.composition import Crm, Settings, reset, root
+from crm.profiles import ScoresWrite
+from crm.profiles.models import CustomerScores
 from crm.segments.records import MembershipChange
 from crm_local.harness import Suite
 from tests.integration.campaigns.conftest import START as DISPATCH_START
@@ -125,7 +127,18 @@ class Kit:
     dispatch: FakeDispatch
 
     def members(self, segment: str, customer_ids: list[str]) -> None:
-        root().segment_store.apply([MembershipChange(segment, c, True) for c in customer_ids])
+        """Put these customers in the segment as a run or a profile change would: an RFM cell
+        through the scores items (its member index), a rule segment as membership items."""
+        if not segment.startswith("rfm:"):
+            root().segment_store.apply([MembershipChange(segment, c, True) for c in customer_ids])
+            return
+        scores = CustomerScores(recency_score=5, frequency_score=5, monetary_score=5,
+                                rfm_segment=segment.removeprefix("rfm:"), tier="regular",
+                                scored_at=datetime(2026, 11, 1, tzinfo=UTC))  # fmt: skip
+        root().profile_service.store.put_scores(
+            [ScoresWrite(c, "run-seed", scores, (segment, "tier:regular")) for c in customer_ids]
+        )
+        root().segment_store.mark_computed_members_indexed("run-seed", datetime.now(UTC))
 
     def create_send(self, **overrides: Any) -> dict[str, Any]:
         body = {"name": "双十二 预热", "segment": "rfm:champions", "channel": "sms",

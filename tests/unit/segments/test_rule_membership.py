@@ -144,3 +144,35 @@ def test_leaving_a_deleted_segment_is_not_announced() -> None:
                  MembershipChange("tier:new", "c1", True)], run_id=None)  # fmt: skip
     assert [(e.segment, e.change) for e in bus.events] == [("vip", "entered"),
                                                            ("tier:new", "entered")]  # fmt: skip
+
+
+def test_computed_transitions_are_announced_but_write_no_membership_item() -> None:
+    """Tiers and RFM cells are listed from the scores items: the store writes rule segments'
+    items only, plus the legacy deletes it is handed; the bus hears every transition."""
+    store = Stored(definition("vip"))
+    bus = Published()
+    rules = RuleMembership(cast(SegmentStore, store), cast(Bus, bus), lambda: NOW)
+    legacy = [MembershipChange("tier:regular", "c1", False)]
+    changes = [MembershipChange("vip", "c1", True), MembershipChange("tier:new", "c1", True),
+               MembershipChange("rfm:lost", "c1", False)]  # fmt: skip
+    rules.apply(changes, run_id="r1", legacy=legacy)
+    assert store.applied == [MembershipChange("vip", "c1", True), *legacy]
+    assert [(e.segment, e.change) for e in bus.events] == [
+        ("vip", "entered"), ("tier:new", "entered"), ("rfm:lost", "left")]  # fmt: skip
+
+    # Only computed transitions: nothing to write, every one announced.
+    store.applied.clear()
+    rules.apply([MembershipChange("tier:new", "c2", True)], run_id="r1")
+    assert store.applied == []
+    assert bus.events[-1].segment == "tier:new"
+
+
+def test_a_merged_away_customer_leaves_the_computed_segments_and_their_legacy_items() -> None:
+    from crm.profiles import SegmentShift
+
+    store = Stored(definition("vip"))
+    rules = RuleMembership(cast(SegmentStore, store), cast(Bus, Published()), lambda: NOW)
+    rules.announce([SegmentShift("c2", ("rfm:lost", "tier:new", "vip"), ())])
+    assert sorted(store.applied) == sorted([MembershipChange("rfm:lost", "c2", False),
+                                            MembershipChange("tier:new", "c2", False),
+                                            MembershipChange("vip", "c2", False)])  # fmt: skip

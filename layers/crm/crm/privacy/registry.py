@@ -17,7 +17,7 @@ from crm.campaigns import CampaignsPersonalData
 from crm.lake_personal_data import JsonLines, LakePersonalData, ObjectFormat
 from crm.personal_data import DataSubject, NoPersonalData, PersonalDataStore
 from crm.privacy.own_data import own_stores
-from crm.profiles import ProfilesPersonalData
+from crm.profiles import ProfilesPersonalData, StagedImportsPersonalData
 from crm.segments import SegmentsPersonalData
 from crm.tickets import TicketsPersonalData
 from crm.timers import TimersPersonalData
@@ -61,6 +61,13 @@ def personal_data_stores(root: Any) -> tuple[PersonalDataStore, ...]:
             "Athena's query results are the dashboard's aggregates (counts and sums by day, "
             "channel, category, campaign), never a customer's id or pseudonym; they expire "
             "after a day",
+        ),
+        # Before the profiles: a retried import must not bring an erased customer back.
+        StagedImportsPersonalData(
+            settings.profiles.imports_bucket,
+            lambda c: {
+                i.key for i in root.profile_identity.wanted_identities(c.identities, c.attributes)
+            },
         ),
         ProfilesPersonalData(settings.profiles.customers_table, service.keys),
     )

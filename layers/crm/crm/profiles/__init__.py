@@ -12,9 +12,17 @@ from crm.exports import lazy
 
 if TYPE_CHECKING:
     from crm.profiles.customer_events import EVENT_TYPES, Money
+    from crm.profiles.import_personal_data import StagedImportsPersonalData
     from crm.profiles.personal_data import ProfilesPersonalData
     from crm.profiles.record_models import Aggregates, CustomerScores
-    from crm.profiles.records import ProfileRecord, ScoresWrite, ScoringProfile
+    from crm.profiles.records import (
+        MEMBER_SHARDS,
+        ProfileRecord,
+        ScoresWrite,
+        ScoringProfile,
+        member_index,
+        member_shard,
+    )
     from crm.profiles.service import (
         Loaded,
         NoRuleSegments,
@@ -26,6 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EVENT_TYPES",
+    "MEMBER_SHARDS",
     "Aggregates",
     "CustomerScores",
     "Loaded",
@@ -38,7 +47,10 @@ __all__ = [
     "ScoresWrite",
     "ScoringProfile",
     "SegmentShift",
+    "StagedImportsPersonalData",
     "StaleProfile",
+    "member_index",
+    "member_shard",
 ]
 __getattr__ = lazy(
     __name__,
@@ -48,6 +60,9 @@ __getattr__ = lazy(
         "Aggregates": "crm.profiles.record_models",
         "CustomerScores": "crm.profiles.record_models",
         "ProfilesPersonalData": "crm.profiles.personal_data",
+        "MEMBER_SHARDS": "crm.profiles.records",
+        "member_index": "crm.profiles.records",
+        "member_shard": "crm.profiles.records",
         "ProfileRecord": "crm.profiles.records",
         "ScoresWrite": "crm.profiles.records",
         "ScoringProfile": "crm.profiles.records",
@@ -57,6 +72,7 @@ __getattr__ = lazy(
         "RuleSegments": "crm.profiles.service",
         "SegmentShift": "crm.profiles.service",
         "StaleProfile": "crm.profiles.store",
+        "StagedImportsPersonalData": "crm.profiles.import_personal_data",
     },
     globals(),
 )

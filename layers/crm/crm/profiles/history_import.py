@@ -88,23 +88,31 @@ class HistoryImports:
             return record  # delivered again after it finished: nothing is left to do
         staged = self._staged.get(import_id)
         if staged is None:
-            self._finish(record, ImportState.FAILED, "the staged import is gone (expired)")
+            gone = "the staged import is gone (expired, or every customer in it was erased)"
+            self._finish(record, ImportState.FAILED, gone)
             raise PoisonMessage("the import's staged object is gone")
-        # A run after an earlier attempt counts afresh: what that attempt created is matched
-        # now, what it folded is a duplicate (and its lake rows are written again, since that
-        # attempt may have stopped before writing them: rows carry event_id).
+        # A run after an earlier attempt goes through every chunk again (the ledger folds
+        # nothing twice, and the lake rows are written again since that attempt may have
+        # stopped before writing them: rows carry event_id), but the chunks that attempt
+        # completed keep the counts and failures it recorded for them: the status describes
+        # the import, not the attempt (what it created would count as matched now, what it
+        # folded as duplicates). Only a chunk it left half done is counted afresh.
         retry = redelivered or record.attempt > 0
+        counted_before = record.chunks_done if retry else 0
         record = record.model_copy(
             update={"status": ImportState.RUNNING, "attempt": record.attempt + 1,
-                    "chunks_done": 0, "counts": ImportCounts(), "failures": [],
-                    "error": None, "started_at": self._profiles.clock(), "finished_at": None}
+                    "chunks_done": 0, "error": None, "started_at": self._profiles.clock(),
+                    "finished_at": None,
+                    **({} if counted_before else {"counts": ImportCounts(), "failures": []})}
         )  # fmt: skip
         self._store.put(record)
         try:
             body = HistoryImport.model_validate_json(staged)
             folded: list[Folded] = []
             for start in range(0, len(body.customers), CHUNK_CUSTOMERS):
-                folded += self._chunk(body.customers[start : start + CHUNK_CUSTOMERS], record,
+                already_counted = record.chunks_done < counted_before
+                tally = record.model_copy(deep=True) if already_counted else record
+                folded += self._chunk(body.customers[start : start + CHUNK_CUSTOMERS], tally,
                                       retry)  # fmt: skip
                 record.chunks_done += 1
                 self._store.put(record)

@@ -36,6 +36,7 @@ from crm.profiles.service import ProfileService, SegmentShift
 from crm.profiles.store import (
     AppendEntry,
     ClaimIdentity,
+    DropScores,
     IdentityTaken,
     SaveProfile,
     StaleProfile,
@@ -361,7 +362,10 @@ class IdentityResolution:
             update={"merged_into": survivor.customer_id, "rev": source.rev + 1, "segments": []}
         )
         closed.updated_at = now
-        writes: list[Write] = [SaveProfile(merged, survivor.rev), SaveProfile(closed, source.rev)]
+        # The absorbed customer's scores item goes too: it is what lists them in the computed
+        # segments (tiers, RFM cells), and the next run scores the merged profile.
+        writes: list[Write] = [SaveProfile(merged, survivor.rev), SaveProfile(closed, source.rev),
+                               DropScores(source.customer_id)]  # fmt: skip
         own = {(i.channel, i.key) for i in survivor.identities}
         writes += [
             ClaimIdentity(i.channel, i.key, survivor.customer_id, taken_from=source.customer_id)

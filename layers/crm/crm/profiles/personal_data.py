@@ -58,15 +58,11 @@ def _is_order(item: dict[str, Any]) -> bool:
 class ProfilesPersonalData:
     """Profiles, identities, ledger entries and merge suggestions of one customer.
 
-    It also claims ImportsBucket, where a historical import's body waits for the import
-    function (crm.profiles.history_import) and nothing else: the object is deleted when the
-    import is done, minutes after it was sent, and expires after 2 days if the import failed
-    for good. An export or erasure does not search it; the profiles the import made are found
-    like any other. (The imports' status items in CustomersTable hold the shop's refs and
-    counts, no customer data.)"""
+    (A historical import's staged body is crm.profiles.import_personal_data's; the imports'
+    status items in CustomersTable hold the shop's refs and counts, no customer data.)"""
 
     name = "profiles"
-    claims = ("CustomersTable", "ImportsBucket")
+    claims = ("CustomersTable",)
 
     def __init__(self, table: str, data_keys: DataKeys) -> None:
         self._table = table

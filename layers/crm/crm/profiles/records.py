@@ -131,6 +131,29 @@ UNPROJECTED = datetime(1970, 1, 1, tzinfo=UTC)  # times the `scoring` index does
 RUN_SEGMENT_MARK = ":"  # tier:..., rfm:...; a rule segment's name never holds one
 
 
+# A segment of millions must not be one hot partition (1,000 writes/s each): its members are
+# spread over this many partitions by a hash of the customer id (rule segments' SEG#<name>#<k>
+# items in SegmentsTable, and the computed families' index keys on the scores items).
+MEMBER_SHARDS = 16
+# The computed families whose membership is their own sparse, keys-only index of the scores
+# items: segment-name prefix -> (index name, key attribute).
+MEMBER_INDEXES = {"tier:": ("tier_members", "TIER"), "rfm:": ("rfm_members", "RFM")}
+
+
+def member_shard(customer_id: str) -> int:
+    return int(hashlib.sha256(customer_id.encode()).hexdigest()[:8], 16) % MEMBER_SHARDS
+
+
+def member_index(segment: str) -> tuple[str, str] | None:
+    """The (index, key attribute) holding a computed segment's members; None for the rest."""
+    return next((v for prefix, v in MEMBER_INDEXES.items() if segment.startswith(prefix)), None)
+
+
+def member_key(segment: str, customer_id: str) -> str:
+    """The index key of a member of a computed segment: `tier:gold#07`."""
+    return f"{segment}#{member_shard(customer_id):02d}"
+
+
 def is_run_segment(name: str) -> bool:
     """Segments a segment run computes (kept on the profile's scores item) as opposed to rule
     segments (kept on the profile item): rule segment names cannot hold a colon."""

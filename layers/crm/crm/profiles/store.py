@@ -7,7 +7,10 @@ Key design (docs/data-model.md):
   merge suggestion PK=MERGE#<suggestion id>      SK=MERGE     TPK=MERGE#pending TSK=<time>#<id>
                  (TPK/TSK only while pending: the `timeline` index lists the open queue)
   scores         PK=CUST#<id>                    SK=SCORES    the latest run's scores and
-                 run segments (tier:..., rfm:...), written by segment runs only
+                 run segments (tier:..., rfm:...), written by segment runs only; TIER=
+                 <tier segment>#<k> and RFM=<rfm segment>#<k> (k = member shard) make it the
+                 membership of the computed segments: the sparse, keys-only `tier_members` and
+                 `rfm_members` indexes (sort key SPK) list each segment's members
 Live profiles and scores items carry SPK=<customer id>: the sparse `scoring` index holds them
 and nothing else (no ledger entries, identities or merged profiles), projecting only what
 scoring and rule segments read.
@@ -35,6 +38,7 @@ from crm.dynamo import (
     batch_write,
     decode_page_token,
     encode_page_token,
+    foreign_page_token,
     from_item,
     item_bytes,
     plain,
@@ -43,6 +47,7 @@ from crm.dynamo import (
 )
 from crm.profiles.record_models import Aggregates, CustomerScores, OrderAggregates
 from crm.profiles.records import (
+    MEMBER_SHARDS,
     UNPROJECTED,
     LedgerEntry,
     LedgerKind,
@@ -52,6 +57,8 @@ from crm.profiles.records import (
     ScoresWrite,
     ScoringProfile,
     is_run_segment,
+    member_index,
+    member_key,
     payment_key,
 )
 
@@ -122,7 +129,14 @@ class RecordRefund(NamedTuple):
     after: Decimal
 
 
-Write = SaveProfile | ClaimIdentity | ReleaseIdentity | AppendEntry | RecordRefund
+class DropScores(NamedTuple):
+    """Delete a customer's scores item (a profile merged into another: the survivor is the
+    member now), which takes it out of the computed segments' indexes."""
+
+    customer_id: str
+
+
+Write = SaveProfile | ClaimIdentity | ReleaseIdentity | AppendEntry | RecordRefund | DropScores
 
 
 def _profile_key(customer_id: str) -> dict[str, Any]:
@@ -130,7 +144,7 @@ def _profile_key(customer_id: str) -> dict[str, Any]:
 
 
 def _scores_item(write: ScoresWrite) -> dict[str, Any]:
-    return {
+    item = {
         "PK": {"S": f"CUST#{write.customer_id}"},
         "SK": {"S": SCORES_SK},
         SCORING_KEY: {"S": write.customer_id},
@@ -138,6 +152,14 @@ def _scores_item(write: ScoresWrite) -> dict[str, Any]:
         "scores": attribute(write.scores.model_dump(mode="json", exclude_none=True)),
         "segments": {"L": [{"S": s} for s in sorted(write.run_segments)]},
     }
+    # The computed segments' membership: the item is in a family's index while it carries
+    # that family's key, so a move costs this put (which the run writes anyway) and the
+    # index's own delete + put, and nothing in SegmentsTable.
+    for segment in write.run_segments:
+        found = member_index(segment)
+        if found is not None:
+            item[found[1]] = {"S": member_key(segment, write.customer_id)}
+    return item
 
 
 def _scores_key(customer_id: str) -> dict[str, Any]:
@@ -311,6 +333,49 @@ class ProfileStore:
             params["Limit"] = limit
         out = aws.dynamodb_bulk().scan(**params)
         return scoring_page(out.get("Items", []), out.get("LastEvaluatedKey"))
+
+    def computed_members(
+        self, segment: str, limit: int, page_token: str | None
+    ) -> tuple[list[str], str | None]:
+        """One page of a computed segment's members (a tier or RFM cell), from its family's
+        sparse index, shard after shard, each in customer id order. The token holds the shard
+        and the index's last key. The index is eventually consistent: a run's write shows in
+        it a fraction of a second later."""
+        found_index = member_index(segment)
+        if found_index is None:
+            raise ValueError(f"{segment} is not a computed segment")
+        index, attr = found_index
+        names = {"PK", "SK", attr, SCORING_KEY}
+        start = decode_page_token(page_token, {"shard", "key"}) or {"shard": 0, "key": None}
+        shard, last_key = start["shard"], start["key"]
+        if type(shard) is not int or not 0 <= shard < MEMBER_SHARDS:
+            raise foreign_page_token()
+        if last_key is not None:
+            partition = {attr: f"{segment}#{shard:02d}", "SK": SCORES_SK}
+            last_key = start_key(last_key, names, partition)
+            if last_key["PK"] != f"CUST#{last_key[SCORING_KEY]}":
+                raise foreign_page_token()
+        ids: list[str] = []
+        while shard < MEMBER_SHARDS and len(ids) < limit:
+            params: dict[str, Any] = {
+                "TableName": self._table,
+                "IndexName": index,
+                "KeyConditionExpression": "#k = :k",
+                "ExpressionAttributeNames": {"#k": attr},
+                "ExpressionAttributeValues": {":k": {"S": f"{segment}#{shard:02d}"}},
+                "Limit": limit - len(ids),
+            }
+            if last_key:
+                params["ExclusiveStartKey"] = to_item(last_key)
+            out = aws.dynamodb().query(**params)
+            ids += [i[SCORING_KEY]["S"] for i in out.get("Items", [])]
+            if "LastEvaluatedKey" in out:
+                last_key = from_item(out["LastEvaluatedKey"])
+            else:
+                shard, last_key = shard + 1, None
+        if shard >= MEMBER_SHARDS:
+            return ids, None
+        return ids, encode_page_token({"shard": shard, "key": last_key})
 
     # ------------------------------------------------------------------ segment runs' writes
     def put_scores(self, writes: Sequence[ScoresWrite]) -> int:
@@ -495,6 +560,8 @@ class ProfileStore:
             return {"Put": put}
         if isinstance(write, RecordRefund):
             return {"Update": self._record_refund(write)}
+        if isinstance(write, DropScores):
+            return {"Delete": {"TableName": self._table, "Key": _scores_key(write.customer_id)}}
         if isinstance(write, ReleaseIdentity):
             return {
                 "Delete": {

@@ -1,6 +1,8 @@
 """Rule-segment membership: which rule segments a profile is in, and announcing who entered or
-left a segment (membership items, then one bus event per transition). The profiles family
-calls it through its `RuleSegments` Protocol on every change; segment runs use it too."""
+left a segment (membership items of rule segments, then one bus event per transition). The
+profiles family calls it through its `RuleSegments` Protocol on every change; segment runs use
+it too. Computed segments (tiers, RFM cells) have no membership items: the scores item a run
+writes is their membership (CustomersTable's `tier_members` / `rfm_members` indexes)."""
 
 from __future__ import annotations
 
@@ -25,6 +27,16 @@ logger = Logger(child=True)
 DEFINITIONS_TTL_S = 60.0  # a new rule segment reaches every function within a minute
 FAILURE_METRIC_INTERVAL_S = 60.0
 COMPUTED_PREFIXES = ("tier:", "rfm:")
+
+
+def is_computed(segment: str) -> bool:
+    return segment.startswith(COMPUTED_PREFIXES)
+
+
+def legacy_deletes(customer_id: str, segments: Iterable[str]) -> list[MembershipChange]:
+    """Deletes of the SEG# items an older version wrote for the customer's computed
+    segments (deleting one that is not there costs a write unit and changes nothing)."""
+    return [MembershipChange(s, customer_id, False) for s in sorted(segments) if is_computed(s)]
 
 
 def computed_segments(tier: str, rfm_segment: str) -> set[str]:
@@ -142,14 +154,26 @@ class RuleMembership:
 
     def announce(self, shifts: Sequence[SegmentShift]) -> None:
         changes = [c for s in shifts for c in transitions(s.customer_id, s.before, s.after)]
-        self.apply(changes, run_id=None)
+        # Only a merge moves computed segments here (the absorbed customer leaves them, and its
+        # scores item goes in the merge's transaction): its legacy items go as well.
+        legacy = [c for c in changes if is_computed(c.segment) and not c.entered]
+        self.apply(changes, run_id=None, legacy=legacy)
 
     # ------------------------------------------------------------ writing transitions
-    def apply(self, changes: list[MembershipChange], run_id: str | None) -> None:
-        """Write the membership items, then announce each transition on the bus."""
+    def apply(
+        self,
+        changes: list[MembershipChange],
+        run_id: str | None,
+        legacy: Sequence[MembershipChange] = (),
+    ) -> None:
+        """Write the rule segments' membership items and delete the `legacy` ones (computed
+        segments' SEG# items of an older version) in one batch, then announce each transition
+        (computed ones too) on the bus."""
+        writes = [c for c in changes if not is_computed(c.segment)] + list(legacy)
+        if writes:
+            self._store.apply(writes)
         if not changes:
             return
-        self._store.apply(changes)
         # Customers drop out of a deleted segment as they are next evaluated; that is
         # tidying, not news: no campaign should react to it.
         defined = {d.name for d in self.definitions()}
@@ -164,6 +188,6 @@ class RuleMembership:
                     occurred_at=now,
                 )
                 for c in changes
-                if c.segment.startswith(COMPUTED_PREFIXES) or c.segment in defined
+                if is_computed(c.segment) or c.segment in defined
             ]
         )

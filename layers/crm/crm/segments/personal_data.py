@@ -1,10 +1,12 @@
 """The segments family's personal data (`SegmentsTable`) as the privacy registry sees it.
 
-A customer's items: one membership item per segment they are in (`SEG#<name>#<k>` /
+A customer's items: one membership item per rule segment they are in (`SEG#<name>#<k>` /
 `<customer_id>`, k = the member write shard of their id, so each is one GetItem-sized key
-found without a scan). The segments to look in are the rule definitions and the segments of the
-latest complete runs (tiers, RFM cells). The customer's scores live on the profile's scores item
-(profiles erases it); this store exports them with what each automated decision means.
+found without a scan), and legacy items of tiers and RFM cells an older version wrote. The
+segments to look in are the rule definitions and the segments of the latest complete runs
+(tiers, RFM cells). The customer's computed memberships and scores live on the profile's scores
+item (profiles erases it, which takes it out of the member indexes); this store exports them,
+the scores with what each automated decision means.
 Recommendations are computed when asked for and never stored.
 """
 
@@ -26,7 +28,7 @@ from crm.personal_data import (
     StoreInventory,
     StoreVerification,
 )
-from crm.segments.store import member_shard
+from crm.profiles import member_index, member_shard
 
 # How many complete runs' segment names are searched: run segments (tiers, RFM cells) that
 # none of the last 30 runs produced have had their members removed by those runs.
@@ -126,10 +128,13 @@ class SegmentsPersonalData:
         return StoreInventory(store=self.name, holdings=holdings if count else ())
 
     def export(self, subject: DataSubject) -> StoreExport:
-        members = [
-            {"segment": item["PK"]["S"].removeprefix("SEG#").rsplit("#", 1)[0]}
+        names = {
+            item["PK"]["S"].removeprefix("SEG#").rsplit("#", 1)[0]
             for item in self._memberships(subject)
-        ]
+        }
+        # Tiers and RFM cells: the scores item lists them (it is their membership).
+        names |= {s for s in self._segments_of(subject.customer_id) if member_index(s) is not None}
+        members = [{"segment": name} for name in names]
         scores = self._scores(subject.customer_id)
         return StoreExport(
             store=self.name,

@@ -22,7 +22,12 @@ from crm.profiles import ProfileService, ScoresWrite, ScoringProfile
 from crm.queue import Queue
 from crm.segments.baskets import associations
 from crm.segments.fitted import SegmentModel
-from crm.segments.membership import RuleMembership, computed_segments, transitions
+from crm.segments.membership import (
+    RuleMembership,
+    computed_segments,
+    legacy_deletes,
+    transitions,
+)
 from crm.segments.models import StoredDefinition
 from crm.segments.records import (
     MembershipChange,
@@ -58,7 +63,8 @@ SAMPLE_SEGMENTS = 64  # the sample reads whole scan segments, chosen at random
 # 3,008 MB (docs/benchmarks.md).
 SAMPLE_SIZE = 500_000
 # One worker's share. Its worst case is a night when every profile changes: a share of a
-# BatchWriteItem for its scores item, its membership writes and bus events; a usual night,
+# BatchWriteItem for its scores item (also its tier and RFM membership), its rule-segment
+# membership writes and bus events; a usual night,
 # which writes only what changed, reads and scores a shard in a few seconds
 # (docs/benchmarks.md, bench/segments.py fan_out_plan).
 PROFILES_PER_SHARD = 2_000
@@ -180,7 +186,11 @@ class SegmentRecompute:
         if not self._segments.start_run(run_id, shards, deadline_for(shards, queued_at),
                                         queued_at):  # fmt: skip
             raise RuntimeError("the run was ended while it was being planned")
-        tasks = [ShardTask(run_id=run_id, segment=i, total_segments=shards) for i in range(shards)]
+        # Until a run of this version completes, each run also moves the computed segments'
+        # membership onto the scores items (and deletes their legacy SEG# items).
+        upgrade = not self._segments.computed_members_indexed()
+        tasks = [ShardTask(run_id=run_id, segment=i, total_segments=shards, upgrade=upgrade)
+                 for i in range(shards)]  # fmt: skip
         self._queue.send([t.model_dump_json() for t in tasks])
         logger.info("segment run planned", extra={"run_id": run_id, "shards": shards,
                                                   "sample": len(sample)})  # fmt: skip
@@ -297,7 +307,7 @@ class SegmentRecompute:
                 task.segment, task.total_segments, start, limit=SCAN_PAGE_ITEMS
             )
             result.pages += 1
-            self._score_page(found, model, now, whole, result, snapshot)
+            self._score_page(found, model, now, whole, result, snapshot, task.upgrade)
             since_checkpoint += 1
             if not start:
                 break
@@ -312,6 +322,8 @@ class SegmentRecompute:
                                           result.scored, result.written, self._clock())  # fmt: skip
         if run.status == "running" and run.shards_done >= run.total_segments:
             result.run_complete = self._segments.finish_run(task.run_id, self._clock())
+            if result.run_complete and task.upgrade:
+                self._segments.mark_computed_members_indexed(task.run_id, self._clock())
         return result
 
     @staticmethod
@@ -345,15 +357,19 @@ class SegmentRecompute:
         whole: bool,
         result: ShardResult,
         snapshot: list[dict[str, Any]],
+        upgrade: bool = False,
     ) -> None:
         """Score a page and write back only what changed, in an order a retry can repeat:
-        rule segments (conditional, on the profile), then memberships and their bus events,
-        then the scores items (a batch): a retry that finds a scores item written finds its
-        transitions announced."""
+        rule segments (conditional, on the profile), then rule-segment memberships and every
+        transition's bus event, then the scores items (a batch), which are the computed
+        segments' membership: a retry that finds a scores item written finds its transitions
+        announced. An `upgrade` run writes every scores item (so each carries its index keys)
+        and deletes the legacy SEG# items of the computed segments it lists."""
         features = [f for p in found if (f := features_of(p.record, now)) is not None]
         scores = score_page(features, model, now)
         index = self._index()
         changes: list[MembershipChange] = []
+        legacy: list[MembershipChange] = []
         writes: list[ScoresWrite] = []
         for profile in found:
             new = scores.get(profile.customer_id)
@@ -379,7 +395,9 @@ class SegmentRecompute:
                     wrote = True
                 else:
                     result.skipped += 1  # saved meanwhile, which evaluated its rule segments
-            if kept is not None and (changed or run_after != run_before):
+            if upgrade:
+                legacy += legacy_deletes(profile.customer_id, run_before)
+            if kept is not None and (changed or run_after != run_before or upgrade):
                 writes.append(ScoresWrite(profile.customer_id, result.run_id, kept,
                                           tuple(sorted(run_after))))  # fmt: skip
                 changes += transitions(profile.customer_id, run_before, run_after)
@@ -390,5 +408,5 @@ class SegmentRecompute:
                     "run_id": result.run_id, "customer_pid": index.pseudonym(profile.customer_id),
                     **new.model_dump(mode="json", exclude={"scored_at"}),
                 })  # fmt: skip
-        self._membership.apply(changes, result.run_id)
+        self._membership.apply(changes, result.run_id, legacy)
         self._profiles.store.put_scores(writes)

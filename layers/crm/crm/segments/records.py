@@ -67,6 +67,9 @@ class ShardTask(Record):
     run_id: str
     segment: int = Field(ge=0)
     total_segments: int = Field(ge=1, le=1_000_000)
+    # The run moves the computed segments' membership onto the scores items: no run of this
+    # version has completed yet (SegmentStore.computed_members_indexed).
+    upgrade: bool = False
 
     @model_validator(mode="after")
     def _segment_within(self) -> ShardTask:

@@ -85,7 +85,8 @@ def segment_routes(catalog: Callable[[], SegmentCatalog]) -> Routes:
         "/segments/{name}/members",
         "GET",
         permission=P.READ_SEGMENTS,
-        summary="Members of a segment, a page at a time",
+        summary="Members of a segment, a page at a time (tiers and RFM cells come from an "
+        "eventually consistent index: a run's changes show within a second)",
         response=SegmentMembers,
         query=(
             QueryParam(

@@ -13,7 +13,7 @@ from crm.events import SegmentRunRequested
 from crm.profiles import ProfileService
 from crm.segments.baskets import recommend
 from crm.segments.fields import RFM_SEGMENTS, TIERS
-from crm.segments.membership import RuleMembership
+from crm.segments.membership import RuleMembership, is_computed
 from crm.segments.models import (
     RULE_SEGMENT_NAME,
     Recommendations,
@@ -76,6 +76,7 @@ class SegmentCatalog:
         self._models = models
         self._profiles = profiles
         self._clock = clock
+        self._members_indexed = False
 
     # ------------------------------------------------------------ definitions
     def define_segment(self, caller: Caller, body: SegmentDefinition) -> StoredDefinition:
@@ -209,15 +210,29 @@ class SegmentCatalog:
         # Read afresh, not from the minute-long cache: a deleted segment serves no members.
         if _computed(name) is None and self._definition(name) is None:
             raise NotFound(f"no segment {name}")
-        ids, next_token = self._store.members(name, limit, page_token)
+        ids, next_token = self.member_page(name, limit, page_token)
         return SegmentMembers(name=name, customer_ids=ids, next_token=next_token)
 
     def member_page(
         self, name: str, limit: int, page_token: str | None
     ) -> tuple[list[str], str | None]:
         """One page of a segment's members for in-process readers (campaign sends fan out
-        over them), which check who may send before; the next page's token or None."""
+        over them), which check who may send before; the next page's token or None.
+
+        A tier's or RFM cell's members are the scores items in its family's index (read
+        through the profiles family); a rule segment's are its SEG# items. Until a run of this
+        version completes, computed segments are still listed from their legacy SEG# items,
+        and a listing that began there continues there."""
+        if is_computed(name) and not self._store.legacy_token(page_token) and self._indexed():
+            return self._profiles.store.computed_members(name, limit, page_token)
         return self._store.members(name, limit, page_token)
+
+    def _indexed(self) -> bool:
+        """Whether computed segments are listed from the member indexes; once they are, they
+        always are (one GetItem per process, not one per page of a send)."""
+        if not self._members_indexed:
+            self._members_indexed = self._store.computed_members_indexed()
+        return self._members_indexed
 
     def recommendations(self, caller: Caller, customer_id: str, limit: int) -> Recommendations:
         """Top products the customer has not bought, from the latest run's associations."""

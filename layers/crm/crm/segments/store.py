@@ -6,12 +6,19 @@ shard result   PK=RUN#<run_id>        SK=SHARD#<n>     members per segment, scor
                                                        while unfinished (state=partial) the
                                                        scan's resume key, checkpointed
 complete run   PK=SIZES               SK=<run_id>      finished_at, members per segment
-membership     PK=SEG#<name>#<k>      SK=<customer_id> k = one of MEMBER_SHARDS write shards
+membership     PK=SEG#<name>#<k>      SK=<customer_id> k = one of MEMBER_SHARDS write shards;
+                                                       rule segments only (tiers and RFM cells
+                                                       are listed by CustomersTable's member
+                                                       indexes), plus legacy computed ones an
+                                                       older version wrote, until a run of this
+                                                       one deletes them
+layout         PK=LAYOUT              SK=computed-members  written when the first run of this
+                                                       version completed: computed segments'
+                                                       members are indexed, legacy items gone
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -31,6 +38,7 @@ from crm.dynamo import (
     to_item,
 )
 from crm.errors import InvalidInput, validation_problems
+from crm.profiles import MEMBER_SHARDS, member_shard
 from crm.segments.records import (
     CompleteRun,
     MembershipChange,
@@ -45,13 +53,7 @@ if TYPE_CHECKING:
 
 PARTIAL = "partial"  # a shard item's state until the shard is done (done items have none)
 
-# A segment of millions must not be one hot partition (1,000 writes/s each): its members are
-# spread over this many partitions by a hash of the customer id.
-MEMBER_SHARDS = 16
-
-
-def member_shard(customer_id: str) -> int:
-    return int(hashlib.sha256(customer_id.encode()).hexdigest()[:8], 16) % MEMBER_SHARDS
+_LAYOUT_KEY = {"PK": {"S": "LAYOUT"}, "SK": {"S": "computed-members"}}
 
 
 def _run_key(run_id: str) -> dict[str, Any]:
@@ -391,6 +393,27 @@ class SegmentStore:
             params["ExclusiveStartKey"] = out["LastEvaluatedKey"]
 
     # ------------------------------------------------------------ memberships
+    def computed_members_indexed(self) -> bool:
+        """Whether a run of this version completed: every scored customer's scores item
+        carries its computed segments' index keys and no legacy SEG# item of a tier or RFM
+        cell is left. Until then those segments are listed from their legacy items."""
+        out = aws.dynamodb().get_item(TableName=self._table, Key=_LAYOUT_KEY, ConsistentRead=True)
+        return "Item" in out
+
+    def mark_computed_members_indexed(self, run_id: str, at: datetime) -> None:
+        item = {**_LAYOUT_KEY, **to_item({"run_id": run_id, "at": at.isoformat()})}
+        aws.dynamodb().put_item(TableName=self._table, Item=item)
+
+    @staticmethod
+    def legacy_token(page_token: str | None) -> bool:
+        """Whether a page token continues a legacy listing (SEG# items): a listing that began
+        before the upgrade run completed goes on where it began."""
+        if not page_token:
+            return False
+        start = decode_page_token(page_token, {"shard", "key"}) or {}
+        key = start.get("key")
+        return isinstance(key, dict) and set(key) == {"PK", "SK"}
+
     def apply(self, changes: Sequence[MembershipChange]) -> None:
         requests: list[Any] = []
         for c in changes:
