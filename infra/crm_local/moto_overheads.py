@@ -421,7 +421,7 @@ def _dynamo_to_dict(obj: Any) -> Any:
     """moto's dynamo_to_dict, without its questions for the values whose answer is known by
     their exact type (see the module's doc)."""
     kind = type(obj)
-    if kind is dict:
+    if kind is dict or kind is dynamo_type.LimitedSizeDict:  # an item's attributes: no to_json
         return {k: _dynamo_to_dict(v) for k, v in obj.items()}
     if kind is list:
         return [_dynamo_to_dict(v) for v in obj]

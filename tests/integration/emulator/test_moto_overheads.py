@@ -435,6 +435,7 @@ def test_dynamodb_answers_are_converted_as_moto_converts_them(patched: None) -> 
     ]  # fmt: skip
     for answer in answers:
         assert ours(answer) == dynamo_to_dict(answer)
+    assert not hasattr(item.attrs, "to_json")  # an item's attributes are walked as a dict
     binary = ours(answers[0])["Items"][1]
     assert binary["b"] == {"B": b"\x00\xff"}  # raw bytes for the serializer, as moto gives
     assert binary["m"]["M"]["deep"]["L"][1] == {"B": b"\x03"}
