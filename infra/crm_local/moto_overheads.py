@@ -397,12 +397,13 @@ def _remembered_parse(parse: Callable[[Any], Any]) -> Callable[[Any], Any]:
             return parse(self)
         hit = remembered.get(key)
         if hit is None:
-            names, values = len(self.expr_attr_names_found), len(self.expr_attr_values_found)
+            names_before = len(self.expr_attr_names_found)
+            values_before = len(self.expr_attr_values_found)
             op = parse(self)
             if len(remembered) >= PARSES_REMEMBERED:
                 remembered.clear()  # a bound, not an LRU: the working set is far smaller
-            remembered[key] = (op, tuple(self.expr_attr_names_found[names:]),
-                               tuple(self.expr_attr_values_found[values:]))  # fmt: skip
+            remembered[key] = (op, tuple(self.expr_attr_names_found[names_before:]),
+                               tuple(self.expr_attr_values_found[values_before:]))  # fmt: skip
             return op
         op, names_found, values_found = hit
         self.expr_attr_names_found.extend(names_found)

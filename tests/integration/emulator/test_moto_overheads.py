@@ -488,3 +488,16 @@ def test_a_condition_is_remembered_by_the_values_it_names(patched: None) -> None
         assert ours == answers
     with pytest.raises(KeyError):  # a value it names and the request lacks: refused, each time
         ConditionExpressionParser(expr, names, {":points": {"N": "10"}}).parse()
+
+
+def test_past_its_bound_the_memory_starts_again_with_the_same_answers(
+    patched: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moto.dynamodb.comparisons import ConditionExpressionParser
+
+    from crm_local import moto_overheads
+
+    monkeypatch.setattr(moto_overheads, "PARSES_REMEMBERED", 2)
+    expected = [_parsed(MOTOS_OWN["ConditionExpressionParser.parse"], *c) for c in CONDITIONS]
+    for _ in range(3):  # 8 conditions through a memory of 2, three times
+        assert [_parsed(ConditionExpressionParser.parse, *c) for c in CONDITIONS] == expected
