@@ -49,6 +49,7 @@ from crm_local.snapshot import SnapshotError, restore_snapshot, take_snapshot
 from crm_local.state import read_info
 from crm_local.template import TEMPLATE_PATH, load_template
 from crm_local.time_travel import (
+    RECHECK_S,
     EmulatedTime,
     advance,
     describe,
@@ -694,6 +695,10 @@ def cmd_clock(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise UsageError(str(exc)) from None
         offset = advance(args.state_dir, by)
+        if _running(args.state_dir):
+            # A running emulator looks at the clock file every RECHECK_S: once this returns,
+            # every request it serves sees the new time (a script's next call included).
+            time.sleep(RECHECK_S + 0.1)
     else:
         offset = read_offset(args.state_dir)
     now = (datetime.now(UTC) + offset).strftime("%Y-%m-%dT%H:%M:%SZ")
