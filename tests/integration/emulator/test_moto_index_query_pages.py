@@ -16,6 +16,10 @@ from moto import mock_aws
 from moto.dynamodb.models.table import Table
 
 from crm_local.moto_server import MOTOS_OWN, install_patches
+from tests.integration.emulator.test_moto_query_partition import (
+    motos_pages as motos_partition_pages,
+)
+from tests.integration.emulator.test_moto_query_partition import pages as partition_pages
 
 
 def _attrs(*pairs: tuple[str, str]) -> list[dict[str, str]]:
@@ -73,21 +77,11 @@ def client() -> Iterator[Any]:
 
 
 def pages(client: Any, **asked: Any) -> list[dict[str, Any]]:
-    out, start = [], None
-    while True:
-        more: dict[str, Any] = {"ExclusiveStartKey": start} if start else {}
-        answer = client.query(TableName="t", **asked, **more)
-        answer.pop("ResponseMetadata")
-        out.append(answer)
-        start = answer.get("LastEvaluatedKey")
-        if start is None:
-            return out
+    return partition_pages(client, TableName="t", **asked)
 
 
 def motos_pages(client: Any, **asked: Any) -> list[dict[str, Any]]:
-    with pytest.MonkeyPatch.context() as motos:
-        motos.setattr(Table, "query", MOTOS_OWN["Table.query"])
-        return pages(client, **asked)
+    return motos_partition_pages(client, TableName="t", **asked)
 
 
 def _values(**values: dict[str, Any]) -> dict[str, Any]:
