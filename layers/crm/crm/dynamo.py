@@ -147,6 +147,57 @@ def start_key(key: object, required_keys: set[str], partition: Mapping[str, str]
     return key
 
 
+def sharded_page(
+    table: str,
+    shards: int,
+    partition: Callable[[int], tuple[str, str]],
+    key_names: set[str],
+    member: Callable[[Mapping[str, Any]], str],
+    limit: int,
+    page_token: str | None,
+    *,
+    index: str | None = None,
+    start_fits: Callable[[Mapping[str, str]], bool] | None = None,
+) -> tuple[list[str], str | None]:
+    """One page of a list written over `shards` partitions (a segment's members), shard after
+    shard, each in its sort-key order; the next page's token or None. `partition(k)` is shard
+    k's (hash-key attribute, value) in the table or `index`; `key_names` the attributes of a
+    LastEvaluatedKey there; `start_fits` what else a token's key must satisfy. A token is
+    checked before DynamoDB sees it (`start_key`): a forged one is the client's 400."""
+    start = decode_page_token(page_token, {"shard", "key"}) or {"shard": 0, "key": None}
+    shard, last_key = start["shard"], start["key"]
+    if type(shard) is not int or not 0 <= shard < shards:
+        raise foreign_page_token()
+    if last_key is not None:
+        attribute, value = partition(shard)
+        last_key = start_key(last_key, key_names, {attribute: value})
+        if start_fits is not None and not start_fits(last_key):
+            raise foreign_page_token()
+    found: list[str] = []
+    while shard < shards and len(found) < limit:
+        attribute, value = partition(shard)
+        params: dict[str, Any] = {
+            "TableName": table,
+            "KeyConditionExpression": "#k = :k",
+            "ExpressionAttributeNames": {"#k": attribute},
+            "ExpressionAttributeValues": {":k": {"S": value}},
+            "Limit": limit - len(found),
+        }
+        if index:
+            params["IndexName"] = index
+        if last_key:
+            params["ExclusiveStartKey"] = to_item(last_key)
+        out = aws.dynamodb().query(**params)
+        found += [member(item) for item in out.get("Items", [])]
+        if "LastEvaluatedKey" in out:
+            last_key = from_item(out["LastEvaluatedKey"])
+        else:
+            shard, last_key = shard + 1, None
+    if shard >= shards:
+        return found, None
+    return found, encode_page_token({"shard": shard, "key": last_key})
+
+
 class UnprocessedItems(Exception):
     """DynamoDB kept leaving writes unprocessed: the table is throttled; try again later."""
 

@@ -38,10 +38,10 @@ from crm.dynamo import (
     batch_write,
     decode_page_token,
     encode_page_token,
-    foreign_page_token,
     from_item,
     item_bytes,
     plain,
+    sharded_page,
     start_key,
     to_item,
 )
@@ -345,37 +345,13 @@ class ProfileStore:
         if found_index is None:
             raise ValueError(f"{segment} is not a computed segment")
         index, attr = found_index
-        names = {"PK", "SK", attr, SCORING_KEY}
-        start = decode_page_token(page_token, {"shard", "key"}) or {"shard": 0, "key": None}
-        shard, last_key = start["shard"], start["key"]
-        if type(shard) is not int or not 0 <= shard < MEMBER_SHARDS:
-            raise foreign_page_token()
-        if last_key is not None:
-            partition = {attr: f"{segment}#{shard:02d}", "SK": SCORES_SK}
-            last_key = start_key(last_key, names, partition)
-            if last_key["PK"] != f"CUST#{last_key[SCORING_KEY]}":
-                raise foreign_page_token()
-        ids: list[str] = []
-        while shard < MEMBER_SHARDS and len(ids) < limit:
-            params: dict[str, Any] = {
-                "TableName": self._table,
-                "IndexName": index,
-                "KeyConditionExpression": "#k = :k",
-                "ExpressionAttributeNames": {"#k": attr},
-                "ExpressionAttributeValues": {":k": {"S": f"{segment}#{shard:02d}"}},
-                "Limit": limit - len(ids),
-            }
-            if last_key:
-                params["ExclusiveStartKey"] = to_item(last_key)
-            out = aws.dynamodb().query(**params)
-            ids += [i[SCORING_KEY]["S"] for i in out.get("Items", [])]
-            if "LastEvaluatedKey" in out:
-                last_key = from_item(out["LastEvaluatedKey"])
-            else:
-                shard, last_key = shard + 1, None
-        if shard >= MEMBER_SHARDS:
-            return ids, None
-        return ids, encode_page_token({"shard": shard, "key": last_key})
+        return sharded_page(
+            self._table, MEMBER_SHARDS, lambda shard: (attr, f"{segment}#{shard:02d}"),
+            {"PK", "SK", attr, SCORING_KEY}, lambda item: str(item[SCORING_KEY]["S"]),
+            limit, page_token, index=index,
+            start_fits=lambda key: (key["SK"], key["PK"]) == (SCORES_SK,
+                                                              f"CUST#{key[SCORING_KEY]}"),
+        )  # fmt: skip
 
     # ------------------------------------------------------------------ segment runs' writes
     def put_scores(self, writes: Sequence[ScoresWrite]) -> int:

@@ -31,10 +31,8 @@ from crm import aws
 from crm.dynamo import (
     batch_write,
     decode_page_token,
-    encode_page_token,
-    foreign_page_token,
     from_item,
-    start_key,
+    sharded_page,
     to_item,
 )
 from crm.errors import InvalidInput, validation_problems
@@ -428,32 +426,10 @@ class SegmentStore:
         self, segment: str, limit: int, page_token: str | None
     ) -> tuple[list[str], str | None]:
         """One page across the write shards, in shard order."""
-        start = decode_page_token(page_token, {"shard", "key"}) or {"shard": 0, "key": None}
-        shard, last_key = start["shard"], start["key"]
-        if type(shard) is not int or not 0 <= shard < MEMBER_SHARDS:
-            raise foreign_page_token()
-        if last_key is not None:
-            partition = {"PK": f"SEG#{segment}#{shard:02d}"}
-            last_key = start_key(last_key, {"PK", "SK"}, partition)
-        found: list[str] = []
-        while shard < MEMBER_SHARDS and len(found) < limit:
-            params: dict[str, Any] = {
-                "TableName": self._table,
-                "KeyConditionExpression": "PK = :pk",
-                "ExpressionAttributeValues": {":pk": {"S": f"SEG#{segment}#{shard:02d}"}},
-                "Limit": limit - len(found),
-            }
-            if last_key:
-                params["ExclusiveStartKey"] = to_item(last_key)
-            out = aws.dynamodb().query(**params)
-            found += [i["SK"]["S"] for i in out.get("Items", [])]
-            if "LastEvaluatedKey" in out:
-                last_key = from_item(out["LastEvaluatedKey"])
-            else:
-                shard, last_key = shard + 1, None
-        if shard >= MEMBER_SHARDS:
-            return found, None
-        return found, encode_page_token({"shard": shard, "key": last_key})
+        return sharded_page(
+            self._table, MEMBER_SHARDS, lambda shard: ("PK", f"SEG#{segment}#{shard:02d}"),
+            {"PK", "SK"}, lambda item: str(item["SK"]["S"]), limit, page_token,
+        )  # fmt: skip
 
 
 def _definition_key(name: str) -> dict[str, Any]:
