@@ -45,7 +45,7 @@ class ImportIntake:
             events=events,
         )
         # The object first: a queued message always finds its body (or it expired).
-        self._staged.put(record.import_id, body.model_dump_json(exclude_none=True).encode())
+        self._staged.put(record.import_id, body)
         self._store.put(record)
         self._queue.send([json.dumps({"import_id": record.import_id})])
         return ImportAccepted(

@@ -86,8 +86,7 @@ class StagedImportsPersonalData:
             gone = {c.ref for c, _ in staged.found}
             kept = [c for c in staged.body.customers if c.ref not in gone]
             if kept:
-                body = HistoryImport.model_construct(customers=kept)
-                self._staged.put(staged.import_id, body.model_dump_json(exclude_none=True).encode())
+                self._staged.put(staged.import_id, HistoryImport.model_construct(customers=kept))
             else:
                 self._staged.delete(staged.import_id)
             erased += len(staged.found)

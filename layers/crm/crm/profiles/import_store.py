@@ -12,7 +12,7 @@ from typing import Any
 
 from crm import aws
 from crm.dynamo import from_item, to_item
-from crm.profiles.import_models import ImportRecord
+from crm.profiles.import_models import HistoryImport, ImportRecord
 
 IMPORT_SK = "IMPORT"
 STAGED_PREFIX = "imports/"
@@ -55,10 +55,11 @@ class StagedImports:
     def key(import_id: str) -> str:
         return f"{STAGED_PREFIX}{import_id}.json"
 
-    def put(self, import_id: str, body: bytes) -> None:
+    def put(self, import_id: str, body: HistoryImport) -> None:
         aws.s3().put_object(
-            Bucket=self._bucket, Key=self.key(import_id), Body=body, ContentType="application/json"
-        )
+            Bucket=self._bucket, Key=self.key(import_id),
+            Body=body.model_dump_json(exclude_none=True).encode(), ContentType="application/json",
+        )  # fmt: skip
 
     def get(self, import_id: str) -> bytes | None:
         return aws.object_body(self._bucket, self.key(import_id))

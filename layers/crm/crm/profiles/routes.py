@@ -236,7 +236,8 @@ def profile_routes(family: Callable[[], Profiles]) -> Routes:
         permission=P.IMPORT_HISTORY,
         summary=(
             f"Import a shop's customers with their history (at most {MAX_IMPORT_CUSTOMERS} "
-            f"customers and {MAX_IMPORT_EVENTS} events, 6 MB): all or none (400 naming "
+            f"customers and {MAX_IMPORT_EVENTS} events, {MAX_IMPORT_BYTES // 2**20} MB): all or "
+            "none (400 naming "
             "customers.N.<field>), then created or matched by identity and folded in the "
             "background without announcing anything (no journey starts for old orders); "
             "follow it at the Location returned, then start a segment run"

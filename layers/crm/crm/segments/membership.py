@@ -17,7 +17,7 @@ from crm import metrics
 from crm.bus import Bus
 from crm.clock import Clock
 from crm.events import CustomerSegmentChanged
-from crm.profiles import ProfileRecord, SegmentShift
+from crm.profiles import ProfileRecord, SegmentShift, member_index
 from crm.segments.records import MembershipChange, UnreadableDefinition
 from crm.segments.rules import matches
 from crm.segments.store import SegmentStore
@@ -26,11 +26,11 @@ logger = Logger(child=True)
 
 DEFINITIONS_TTL_S = 60.0  # a new rule segment reaches every function within a minute
 FAILURE_METRIC_INTERVAL_S = 60.0
-COMPUTED_PREFIXES = ("tier:", "rfm:")
 
 
 def is_computed(segment: str) -> bool:
-    return segment.startswith(COMPUTED_PREFIXES)
+    """A tier or an RFM cell: the families a run computes, each with its member index."""
+    return member_index(segment) is not None
 
 
 def legacy_deletes(customer_id: str, segments: Iterable[str]) -> list[MembershipChange]:
@@ -149,7 +149,7 @@ class RuleMembership:
     def evaluate(self, record: ProfileRecord, now: datetime) -> list[str]:
         """The record's segments with its rule segments evaluated afresh (tiers and RFM
         segments are the runs' to change)."""
-        kept = {s for s in record.segments if s.startswith(COMPUTED_PREFIXES)}
+        kept = {s for s in record.segments if is_computed(s)}
         return sorted(kept | self.rule_segments(record, now))
 
     def announce(self, shifts: Sequence[SegmentShift]) -> None:
