@@ -25,15 +25,28 @@ logger = Logger()
 CORRELATION_HEADER = "X-Correlation-Id"
 
 
-# Each family's routes, in the order they are registered. A family's routes module (and its
-# models) is imported when a request first needs one of its routes, not at the cold start: the
-# first request of a container pays for its own family, not for the nine others (the profile
-# routes come first, as most requests are theirs). The OpenAPI document, the SnapStart
-# snapshot and the tests load them all (`families`).
+# Each family's routes (the profiles' in three groups), in the order they are registered. A
+# group's routes module (and its models) is imported when a request first needs one of its
+# routes, not at the cold start: the first request of a container pays for its own group, not
+# for the others (the event intake comes first, then the other profile routes, as most
+# requests are theirs; the historical import's, rare and large, apart). The OpenAPI document,
+# the SnapStart snapshot and the tests load them all (`families`).
+def _events() -> Routes:
+    from crm.profiles.event_routes import event_routes
+
+    return event_routes(lambda: root().event_intake)
+
+
 def _profiles() -> Routes:
     from crm.profiles.routes import profile_routes
 
     return profile_routes(lambda: root().profiles)
+
+
+def _imports() -> Routes:
+    from crm.profiles.import_routes import import_routes
+
+    return import_routes(lambda: root().import_intake)
 
 
 def _segments() -> Routes:
@@ -85,9 +98,27 @@ def _analytics() -> Routes:
 
 
 _UNLOADED: list[Callable[[], Routes]] = [
-    _profiles, _segments, _sends, _tickets, _journeys, _dispatch, _aftersales, _privacy,
-    _analytics,
+    _events, _profiles, _imports, _segments, _sends, _tickets, _journeys, _dispatch, _aftersales,
+    _privacy, _analytics,
 ]  # fmt: skip
+
+# The groups that may serve a path, by its first segment, tried in this order: a request loads
+# the groups of its own segment only (`POST /events` the intake, not the customer routes before
+# it). tests/integration/platform/test_api_cold_start.py checks that every declared route is
+# found this way; a path of no listed segment loads every group (as an unknown one does).
+_CANDIDATES: dict[str, tuple[Callable[[], Routes], ...]] = {
+    "events": (_events,),
+    "customers": (_profiles, _segments, _tickets, _aftersales),
+    "merge-suggestions": (_profiles,),
+    "imports": (_imports,),
+    "segments": (_segments,),
+    "campaigns": (_sends, _journeys, _dispatch),
+    "tickets": (_tickets,),
+    "aftersales": (_aftersales,),
+    "feedback": (_aftersales,),
+    "privacy": (_privacy,),
+    "analytics": (_analytics,),
+}
 
 
 class Api(Chalice):
@@ -95,10 +126,15 @@ class Api(Chalice):
 
     def __call__(self, event: Any, context: Any) -> dict[str, Any]:
         request = event.get("requestContext") or {}
-        path, method = request.get("resourcePath"), request.get("httpMethod")
-        # A route no family has loads every family, then Chalice answers it as before.
-        while method not in self.routes.get(str(path), {}) and _load_next():
-            pass
+        path, method = str(request.get("resourcePath")), request.get("httpMethod")
+        if method not in self.routes.get(path, {}):
+            for group in _CANDIDATES.get(path.split("/")[1] if "/" in path else "", ()):
+                _load(group)
+                if method in self.routes.get(path, {}):
+                    break
+            else:
+                # A route no group has loads every group, then Chalice answers it as before.
+                families()
         return super().__call__(event, context)
 
 
@@ -107,19 +143,19 @@ platform = Routes(__name__)
 _loaded: list[Routes] = [platform]
 
 
-def _load_next() -> bool:
-    if not _UNLOADED:
-        return False
-    routes = _UNLOADED.pop(0)()
+def _load(group: Callable[[], Routes]) -> None:
+    if group not in _UNLOADED:
+        return
+    _UNLOADED.remove(group)
+    routes = group()
     app.register_blueprint(routes.blueprint)
     _loaded.append(routes)
-    return True
 
 
 def families() -> list[Routes]:
     """Every family's routes, all registered on the app."""
-    while _load_next():
-        pass
+    for group in list(_UNLOADED):
+        _load(group)
     return list(_loaded)
 
 

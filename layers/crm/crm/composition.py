@@ -54,9 +54,11 @@ if TYPE_CHECKING:
     from crm.privacy.routes import PrivacyParts
     from crm.privacy.store import PrivacyFiles, PrivacyStore
     from crm.profiles.event_folding import EventFolding
+    from crm.profiles.event_intake import EventIntake
     from crm.profiles.family import Profiles
     from crm.profiles.history_import import HistoryImports
     from crm.profiles.identity import IdentityResolution
+    from crm.profiles.import_intake import ImportIntake
     from crm.profiles.service import ProfileService
     from crm.profiles.settings import ProfilesSettings
     from crm.profiles.transit import EventTransit
@@ -279,17 +281,12 @@ class Crm:
     @cached_property
     def profiles(self) -> Profiles:
         from crm.profiles.edits import ProfileEdits
-        from crm.profiles.event_intake import EventIntake
         from crm.profiles.family import Profiles
-        from crm.profiles.import_intake import ImportIntake
-        from crm.profiles.import_store import ImportStore, StagedImports
         from crm.profiles.lookup import CustomerLookup
         from crm.profiles.merge_suggestions import MergeSuggestions
         from crm.profiles.points import LoyaltyPoints
-        from crm.queue import Queue
 
         service, views, identity = self.profile_service, self.profile_views, self.profile_identity
-        config = self.settings.profiles
         return Profiles(
             service=service,
             identity=identity,
@@ -298,13 +295,31 @@ class Crm:
             lookup=CustomerLookup(service, views),
             merge_suggestions=MergeSuggestions(service, identity),
             points=LoyaltyPoints(service, self.bus),
-            intake=EventIntake(Queue(config.profile_events_queue_url), service, self.event_transit),
-            imports=ImportIntake(
-                service,
-                ImportStore(config.customers_table),
-                StagedImports(config.imports_bucket),
-                Queue(config.import_queue_url),
-            ),
+        )
+
+    @cached_property
+    def event_intake(self) -> EventIntake:
+        """`POST /events`, built apart from the family: most of the API's requests are events,
+        and a container whose first request is one builds the intake alone."""
+        from crm.profiles.event_intake import EventIntake
+        from crm.queue import Queue
+
+        queue = Queue(self.settings.profiles.profile_events_queue_url)
+        return EventIntake(queue, self.profile_service, self.event_transit)
+
+    @cached_property
+    def import_intake(self) -> ImportIntake:
+        """`POST /imports` and its status, built apart from the family (see import_routes)."""
+        from crm.profiles.import_intake import ImportIntake
+        from crm.profiles.import_store import ImportStore, StagedImports
+        from crm.queue import Queue
+
+        config = self.settings.profiles
+        return ImportIntake(
+            self.profile_service,
+            ImportStore(config.customers_table),
+            StagedImports(config.imports_bucket),
+            Queue(config.import_queue_url),
         )
 
     @cached_property

@@ -7,17 +7,12 @@ import base64
 import json
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
-from decimal import Decimal
+from collections.abc import Callable, Mapping, Sequence, Set
+from decimal import Clamped, Context, Decimal, Inexact, Overflow, Rounded, Underflow
 from typing import Any
-
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from crm import aws
 from crm.errors import FieldProblem, InvalidInput
-
-_SERIALIZER = TypeSerializer()
-_DESERIALIZER = TypeDeserializer()
 
 # AWS limits that moto does not enforce.
 MAX_TRANSACT_ITEMS = 100
@@ -31,23 +26,19 @@ MAX_UNPROCESSED_ROUNDS = 8
 UNPROCESSED_BACKOFF_S = 0.05
 
 
-def _exact(value: Any) -> Any:
-    """DynamoDB numbers are decimal: floats go in by their shortest exact text."""
-    if isinstance(value, float):
-        return Decimal(repr(value))
-    if isinstance(value, dict):
-        return {k: _exact(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_exact(v) for v in value]
-    return value
+# DynamoDB's numbers: 38 significant digits, magnitudes 1E-130 to 9.9E+125. A number it would
+# refuse (or round) is refused here, before any request, as boto3's serializer does.
+_NUMBERS = Context(Emin=-128, Emax=126, prec=38,
+                   traps=[Clamped, Overflow, Inexact, Rounded, Underflow])  # fmt: skip
 
 
 def to_item(values: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _SERIALIZER.serialize(_exact(v)) for k, v in values.items() if v is not None}
+    """A plain dict as a DynamoDB item; None values are left out."""
+    return {k: attribute(v) for k, v in values.items() if v is not None}
 
 
 def from_item(item: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _DESERIALIZER.deserialize(v) for k, v in item.items()}
+    return {k: plain(v) for k, v in item.items()}
 
 
 def item_bytes(item: Mapping[str, Any]) -> int:
@@ -57,9 +48,9 @@ def item_bytes(item: Mapping[str, Any]) -> int:
 
 
 def plain(value: Mapping[str, Any]) -> Any:
-    """One attribute value as Python, like `from_item` but several times faster on the large
-    pages of a scan (TypeDeserializer dispatches through getattr for every value). Numbers
-    stay Decimal, binaries bytes, sets sets."""
+    """One attribute value as Python (the inverse of `attribute`). Numbers stay Decimal,
+    binaries bytes, sets sets. boto3's TypeDeserializer does the same through a getattr per
+    value and wraps binaries in its own `Binary`."""
     kind, inner = next(iter(value.items()))
     if kind == "S":
         return inner
@@ -84,25 +75,42 @@ def plain(value: Mapping[str, Any]) -> Any:
     raise TypeError(f"not a DynamoDB attribute value type: {kind}")
 
 
+def _number(value: int | Decimal | float) -> str:
+    # Floats go in by their shortest exact text (0.1 is "0.1", not its binary expansion).
+    number = _NUMBERS.create_decimal(repr(value) if isinstance(value, float) else value)
+    if not number.is_finite():
+        raise TypeError("DynamoDB has no Infinity or NaN")
+    return str(number)
+
+
 def attribute(value: Any) -> dict[str, Any]:
-    """A plain value as an attribute value, like TypeSerializer but several times faster, for
-    small items written in bulk (a segment run's scores items). Floats go in by their
-    shortest exact text; None is NULL (to_item leaves it out instead)."""
+    """A plain value as an attribute value (the inverse of `plain`): str S, bool BOOL, None
+    NULL, numbers N (refused when DynamoDB could not hold them exactly), bytes B, dicts M,
+    lists and tuples L, sets SS / NS / BS by their members. boto3's TypeSerializer does the
+    same through a getattr per value; this is several times faster, which a segment run's
+    bulk writes notice, and spares the cold start boto3's import."""
     if isinstance(value, str):
         return {"S": value}
     if isinstance(value, bool):
         return {"BOOL": value}
     if value is None:
         return {"NULL": True}
-    if isinstance(value, int | Decimal):
-        return {"N": str(value)}
-    if isinstance(value, float):
-        return {"N": repr(value)}
-    if isinstance(value, dict):
+    if isinstance(value, int | Decimal | float):
+        return {"N": _number(value)}
+    if isinstance(value, dict | Mapping):
         return {"M": {k: attribute(v) for k, v in value.items()}}
     if isinstance(value, list | tuple):
         return {"L": [attribute(v) for v in value]}
-    raise TypeError(f"no attribute value for {type(value).__name__}")
+    if isinstance(value, bytes | bytearray):
+        return {"B": bytes(value)}
+    if isinstance(value, Set):
+        if all(isinstance(v, str) for v in value) and value:
+            return {"SS": list(value)}
+        if all(isinstance(v, int | Decimal) and not isinstance(v, bool) for v in value):
+            return {"NS": [_number(v) for v in value]}
+        if all(isinstance(v, bytes | bytearray) for v in value):
+            return {"BS": [bytes(v) for v in value]}
+    raise TypeError(f"no DynamoDB attribute value for {type(value).__name__}")
 
 
 def encode_page_token(last_key: Mapping[str, Any] | None) -> str | None:

@@ -52,11 +52,33 @@ def test_a_profile_request_loads_the_profile_routes_alone(suite: Suite) -> None:
     assert "/segments" not in api.app.routes
 
 
-def test_a_request_for_the_last_family_loads_those_before_it_and_is_served(suite: Suite) -> None:
+def test_a_request_for_the_last_family_loads_that_family_alone(suite: Suite) -> None:
     api = fresh_api()
     out = api.app(request("/analytics/metrics", "/analytics/metrics"), LambdaContext("f"))
     assert out["statusCode"] == 200
-    assert len(api._loaded) == len(api.families())  # every family was needed on the way
+    assert len(api._loaded) == 2
+    assert "/customers" not in api.app.routes
+
+
+def test_an_event_batch_loads_the_event_intake_alone(suite: Suite) -> None:
+    api = fresh_api()
+    event = request("/events", "/events")
+    event["httpMethod"] = event["requestContext"]["httpMethod"] = "POST"
+    event["body"] = json.dumps({"events": []})
+    out = api.app(event, LambdaContext("f"))
+    assert out["statusCode"] == 400  # served by the intake: an empty batch
+    assert [d.path for routes in api._loaded[1:] for d in routes.docs] == ["/events"]
+
+
+def test_every_route_is_found_among_its_paths_candidate_groups() -> None:
+    # A route whose group is not a candidate of its first path segment would still be served
+    # (every group is loaded then), but at the cost of loading them all.
+    api = fresh_api()
+    for group in list(api._UNLOADED):
+        routes = group()
+        for doc in routes.docs:
+            candidates = api._CANDIDATES.get(doc.path.split("/")[1], ())
+            assert group in candidates, f"{doc.method} {doc.path}: add {group.__name__}"
 
 
 def test_a_route_no_family_has_is_answered_as_chalice_answers_it() -> None:

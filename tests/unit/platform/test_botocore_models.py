@@ -125,7 +125,7 @@ def test_shared_clients_read_the_layers_data(monkeypatch: pytest.MonkeyPatch) ->
     aws.reset_clients()
     try:
         client = aws.client_for("dynamodb")
-        loader = aws._session()._session.get_component("data_loader")
+        loader = aws._session().get_component("data_loader")
         assert loader.search_paths[0] == str(bm.TARGET)
         assert all(
             not Path(p).is_relative_to(Path(_BUILTIN.BUILTIN_DATA_PATH))
@@ -148,7 +148,7 @@ def test_another_botocore_reads_its_own_data(monkeypatch: pytest.MonkeyPatch) ->
     aws.reset_clients()
     try:
         client = aws.client_for("dynamodb")
-        loader = aws._session()._session.get_component("data_loader")
+        loader = aws._session().get_component("data_loader")
         assert str(bm.TARGET) not in loader.search_paths
         assert hasattr(client, "create_backup")  # botocore's whole model
     finally:

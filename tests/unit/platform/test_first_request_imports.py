@@ -151,9 +151,73 @@ def test_the_event_folders_first_batch_loads_no_api_models() -> None:
 
 def test_the_profiles_family_loads_the_api_models_and_not_the_folding() -> None:
     # The probe would see them: the family the API's routes use loads its use cases and models;
-    # the API never folds events, and the family does not load the folding.
+    # the API never folds events, and the family loads neither the folding nor the event and
+    # import intakes (their routes are apart: crm.profiles.event_routes, import_routes).
     family = "from crm.profiles.family import Profiles\n"
-    watched = (*API_ONLY, "crm.profiles.event_folding")
+    intakes = ("crm.profiles.import_intake", "crm.profiles.import_models")
+    watched = (*API_ONLY, *intakes, "crm.profiles.event_folding")
     assert loaded("ApiFunction", family, watched) == sorted(
-        m for m in API_ONLY if m != "crm.profiles.routes"
+        m for m in API_ONLY if m not in ("crm.profiles.routes", "crm.profiles.event_intake")
     )
+
+
+# The API's most common first request, through the handler on a provisioned stack: a batch of
+# one paid order for a customer who exists (put as a bare profile item: creating one through
+# the API would load what this watches).
+API_FIRST_EVENTS = """
+import json, os, sys
+os.environ.update({"AWS_ACCESS_KEY_ID": "t", "AWS_SECRET_ACCESS_KEY": "t",
+                   "AWS_DEFAULT_REGION": "us-east-1"})
+os.environ.pop("AWS_ENDPOINT_URL", None)
+import boto3
+from moto import mock_aws
+from crm_local.harness import local_suite
+with mock_aws(), local_suite() as suite:
+    provisioned = {m for m in sys.modules if m.startswith("crm.")}
+    boto3.client("dynamodb").put_item(TableName=suite.stack.refs["CustomersTable"],
+                                      Item={"PK": {"S": "CUST#c-1"}, "SK": {"S": "PROFILE"}})
+    event = {"event_id": "e-1", "type": "order_paid", "order_id": "o-1", "customer_id": "c-1",
+             "amount": "99.00", "occurred_at": "2026-11-01T10:00:00Z",
+             "items": [{"sku": "s-1", "category": "beauty", "quantity": 1,
+                        "unit_price": "99.00"}]}
+    reply = suite.call("POST", "/events", {"events": [event]}, role="admin")
+    queued = len(suite.receive("ProfileEventsQueue"))
+    print("POSTED " + json.dumps({"status": reply.status, "body": reply.body, "queued": queued,
+          "provisioned": sorted(provisioned & set(WATCHED)),
+          "loaded": sorted(m for m in sys.modules if m in WATCHED)}))
+"""
+
+# What a customer's requests and views, identity resolution and imports need, and the API's
+# other families' routes.
+CUSTOMERS_ONLY = (
+    "crm.profiles.models",
+    "crm.profiles.identity",
+    "crm.profiles.views",
+    "crm.profiles.import_models",
+    "crm.profiles.import_intake",
+    "crm.profiles.family",
+    "crm.profiles.routes",
+    "crm.segments.routes",
+    "crm.segments.models",
+)
+
+
+def test_the_apis_first_event_batch_loads_the_intake_alone() -> None:
+    code = f"WATCHED = {(*CUSTOMERS_ONLY, *NOT_ON_THE_PATH)!r}\n" + API_FIRST_EVENTS
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=False, cwd=ROOT)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    line = next(x for x in out.stdout.splitlines() if x.startswith("POSTED "))
+    found = json.loads(line[len("POSTED ") :])
+    assert found["status"] == 202, found
+    assert found["queued"] == 1
+    assert found["provisioned"] == []
+    assert found["loaded"] == []
+
+
+def test_the_layer_makes_its_clients_without_boto3() -> None:
+    # boto3's package import (its transfer manager) would cost every cold start ~15 ms.
+    clients = "from crm import aws\naws.dynamodb(); aws.sqs(); aws.kms(); aws.s3()\n"
+    watched = ("boto3", "s3transfer")
+    assert loaded("ApiFunction", FIRST_REQUESTS + clients, watched) == []
+    assert loaded("ProfileEventsFunction", FIRST_REQUESTS + clients, watched) == []

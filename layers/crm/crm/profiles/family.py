@@ -1,14 +1,13 @@
 """The profiles family's use cases, as the composition root builds them together for the API
-(the event folder's folding is built apart: `Crm.event_folding`)."""
+(the event and import intakes are built apart, `Crm.event_intake` and `Crm.import_intake`, as
+the event folder's folding is, `Crm.event_folding`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from crm.profiles.edits import ProfileEdits
-from crm.profiles.event_intake import EventIntake
 from crm.profiles.identity import IdentityResolution
-from crm.profiles.import_intake import ImportIntake
 from crm.profiles.lookup import CustomerLookup
 from crm.profiles.merge_suggestions import MergeSuggestions
 from crm.profiles.points import LoyaltyPoints
@@ -25,5 +24,3 @@ class Profiles:
     lookup: CustomerLookup
     merge_suggestions: MergeSuggestions
     points: LoyaltyPoints
-    intake: EventIntake
-    imports: ImportIntake

@@ -1,4 +1,6 @@
-"""The profiles family's HTTP routes, each with the permission it needs."""
+"""The profiles family's HTTP routes, each with the permission it needs (but `POST /events`,
+in `event_routes`: most requests are events, and their first one loads the intake alone; and
+the historical imports', in `import_routes`: rare, and their models are large)."""
 
 from __future__ import annotations
 
@@ -8,16 +10,7 @@ from chalice.app import Response
 
 from crm.auth import Permission as P
 from crm.http import ApiRequest, QueryParam, Routes, json_response
-from crm.profiles.customer_events import MAX_BATCH_BYTES, EventBatch, EventsAccepted
 from crm.profiles.family import Profiles
-from crm.profiles.import_models import (
-    MAX_IMPORT_BYTES,
-    MAX_IMPORT_CUSTOMERS,
-    MAX_IMPORT_EVENTS,
-    HistoryImport,
-    ImportAccepted,
-    ImportStatusView,
-)
 from crm.profiles.models import (
     ConsentChange,
     ConsentView,
@@ -213,55 +206,5 @@ def profile_routes(family: Callable[[], Profiles]) -> Routes:
         return family().points.change_points(
             req.who, req.path["customer_id"], req.model(PointsChange)
         )
-
-    @routes.route(
-        "/events",
-        "POST",
-        permission=P.SEND_EVENTS,
-        summary="Send a batch of order, browsing and after-sales events to be folded into profiles"
-        " (all or none: 400 for a time in the future or an amount that disagrees with its items,"
-        " 404 for a customer_id that names no customer, each naming events.N.<field>)",
-        body=EventBatch,
-        response=EventsAccepted,
-        status=202,
-        errors=(404, 413, 421),
-        max_body_bytes=MAX_BATCH_BYTES,
-    )
-    def post_events(req: ApiRequest) -> EventsAccepted:
-        return family().intake.accept_events(req.who, req.model(EventBatch))
-
-    @routes.route(
-        "/imports",
-        "POST",
-        permission=P.IMPORT_HISTORY,
-        summary=(
-            f"Import a shop's customers with their history (at most {MAX_IMPORT_CUSTOMERS} "
-            f"customers and {MAX_IMPORT_EVENTS} events, {MAX_IMPORT_BYTES // 2**20} MB): all or "
-            "none (400 naming "
-            "customers.N.<field>), then created or matched by identity and folded in the "
-            "background without announcing anything (no journey starts for old orders); "
-            "follow it at the Location returned, then start a segment run"
-        ),
-        body=HistoryImport,
-        response=ImportAccepted,
-        status=202,
-        errors=(413, 421),
-        max_body_bytes=MAX_IMPORT_BYTES,
-    )
-    def post_import(req: ApiRequest) -> Response:
-        accepted = family().imports.accept(req.who, req.model(HistoryImport))
-        return json_response(accepted, 202, {"Location": f"/imports/{accepted.import_id}"})
-
-    @routes.route(
-        "/imports/{import_id}",
-        "GET",
-        permission=P.IMPORT_HISTORY,
-        summary="An import's status: queued, running (chunks done), done or failed, with counts "
-        "and the refs of customers that failed",
-        response=ImportStatusView,
-        errors=(404,),
-    )
-    def read_import(req: ApiRequest) -> ImportStatusView:
-        return family().imports.status(req.who, req.path["import_id"])
 
     return routes

@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
+from functools import cache
 from typing import Any, NamedTuple
 
 from botocore.exceptions import ClientError
@@ -653,17 +654,29 @@ def scoring_page(
     return found, last
 
 
-# Lean records are shallow copies of these (pydantic's model_copy is ~50x cheaper than a
-# validation, and several times cheaper than model_construct): read-only, never saved.
-_NO_ORDERS = OrderAggregates()
-_NO_AGGREGATES = Aggregates()
-_LEAN = ProfileRecord(customer_id="-", created_at=UNPROJECTED, updated_at=UNPROJECTED)
+class _Blanks(NamedTuple):
+    orders: OrderAggregates
+    aggregates: Aggregates
+    record: ProfileRecord
+
+
+@cache
+def _blanks() -> _Blanks:
+    """Lean records are shallow copies of these (pydantic's model_copy is ~50x cheaper than a
+    validation, and several times cheaper than model_construct): read-only, never saved. Built
+    by the first page that needs them, not at import: building them builds the records'
+    schemas, which a function that never scores (the API's event intake) does not need."""
+    return _Blanks(
+        OrderAggregates(),
+        Aggregates(),
+        ProfileRecord(customer_id="-", created_at=UNPROJECTED, updated_at=UNPROJECTED),
+    )
 
 
 def _orders(values: dict[str, Any]) -> OrderAggregates:
     """The order aggregates scoring reads, built without validation from what a save wrote."""
     first, last = values.get("first_order_at"), values.get("last_order_at")
-    return _NO_ORDERS.model_copy(
+    return _blanks().orders.model_copy(
         update=dict(  # noqa: C408 - the fields, named
             order_count=int(values.get("order_count", 0)),
             total_spend=Decimal(values.get("total_spend", "0.00")),
@@ -692,9 +705,10 @@ def _scoring(item: dict[str, Any], scores_item: dict[str, Any] | None) -> Scorin
         scores = CustomerScores.model_validate(legacy) if legacy else None
         run = [s for s in segments if is_run_segment(s)]
     orders = _orders(values.get("aggregates", {}).get("orders", {}))
-    lean = _LEAN.model_copy(update={
+    blanks = _blanks()
+    lean = blanks.record.model_copy(update={
         "customer_id": customer_id,
-        "aggregates": _NO_AGGREGATES.model_copy(update={"orders": orders}),
+        "aggregates": blanks.aggregates.model_copy(update={"orders": orders}),
         "scores": scores,
         "segments": sorted({*rules, *run}),
     })  # fmt: skip
