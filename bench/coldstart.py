@@ -288,16 +288,24 @@ def measure_functions(
         if only and spec.logical_id not in only:
             continue
         derived = first.get(spec.logical_id)
-        code, note = function_probe(spec, derived)
-        codes = [code, naive_probe()]
         old = first_before.get(spec.logical_id)
-        if before is not None and (before / spec.code_uri.relative_to(ROOT)).is_dir():
-            codes.append(function_probe(spec, old, before)[0])
         env = probe_env(spec)
-        fn, naive, *earlier = interleave(codes, env, pairs)
-        results.append(
-            Comparison(spec.logical_id, fn, naive, derived, note, earlier[0] if earlier else None)
-        )
+        # An API function is measured once per first request: a new container serves one.
+        for one in derived.alone if derived and derived.alone else [derived]:
+            code, note = function_probe(spec, one)
+            codes = [code, naive_probe()]
+            name = spec.logical_id
+            if one is not derived and one is not None:
+                name = f"{spec.logical_id}, first request {one.requests[0]}"
+                # The same request as the earlier revision derived it, if it did one by one.
+                old_one = next((o for o in (old.alone if old else [])
+                                if o.requests == one.requests), old)  # fmt: skip
+            else:
+                old_one = old
+            if before is not None and (before / spec.code_uri.relative_to(ROOT)).is_dir():
+                codes.append(function_probe(spec, old_one, before)[0])
+            fn, naive, *earlier = interleave(codes, env, pairs)
+            results.append(Comparison(name, fn, naive, one, note, earlier[0] if earlier else None))
     return results
 
 
@@ -310,8 +318,8 @@ def derive_first_requests_of(checkout: Path) -> dict[str, FirstRequest]:
         "import json, dataclasses\n"
         "from bench.first_request import derive_first_requests\n"
         "found = derive_first_requests()\n"
-        "print('FIRST ' + json.dumps({k: {f: sorted(v) if isinstance(v, set) else v\n"
-        "    for f, v in dataclasses.asdict(r).items()} for k, r in found.items()}))\n"
+        "print('FIRST ' + json.dumps({k: dataclasses.asdict(r) for k, r in found.items()},\n"
+        "                            default=sorted))\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=checkout,
@@ -321,11 +329,13 @@ def derive_first_requests_of(checkout: Path) -> dict[str, FirstRequest]:
     if out.returncode or not lines:
         raise RuntimeError(f"deriving {checkout}'s first requests failed:\n{out.stderr[-3000:]}")
     sets = {f for f, v in asdict(FirstRequest("")).items() if isinstance(v, set)}
-    found: dict[str, FirstRequest] = {}
-    for name, fields in json.loads(lines[-1][len("FIRST ") :]).items():
+
+    def read(fields: dict[str, Any]) -> FirstRequest:
         values: dict[str, Any] = {f: set(v) if f in sets else v for f, v in fields.items()}
-        found[name] = FirstRequest(**values)
-    return found
+        values["alone"] = [read(one) for one in values.get("alone", [])]
+        return FirstRequest(**values)
+
+    return {name: read(fields) for name, fields in json.loads(lines[-1][len("FIRST ") :]).items()}
 
 
 @contextmanager
