@@ -25,6 +25,8 @@ from crm.config import PlatformSettings
 # for the families it uses, not for every family the suite has (the timer sweep loads no
 # profile model, the API no campaign dispatch). The names below are for type checking only.
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from crm.analytics import Analytics, AnalyticsSettings
     from crm.analytics.compaction import Compaction
     from crm.analytics.service import Engine
@@ -59,7 +61,8 @@ if TYPE_CHECKING:
     from crm.profiles.history_import import HistoryImports
     from crm.profiles.identity import IdentityResolution
     from crm.profiles.import_intake import ImportIntake
-    from crm.profiles.service import ProfileService
+    from crm.profiles.records import ProfileRecord
+    from crm.profiles.service import ProfileService, SegmentShift
     from crm.profiles.settings import ProfilesSettings
     from crm.profiles.transit import EventTransit
     from crm.profiles.views import CustomerViews
@@ -232,7 +235,7 @@ class Crm:
             DataKeys(config.pii_key_id),
             self.blind_index,
             # Profiles reacts to changes in rule segments through this Protocol only.
-            rules=self.rule_membership,
+            rules=_RulesOnFirstUse(lambda: self.rule_membership),
             clock=self.clock,
             ids=self.ids,
             sleep=self.sleep,
@@ -829,3 +832,18 @@ def reset(replacement: Crm | None = None) -> None:
     global _root
     aws.reset_clients()
     _root = replacement
+
+
+class _RulesOnFirstUse:
+    """The rule segments as profiles sees them (`RuleSegments`), built when a write first
+    evaluates or announces: a request that writes no profile (a read, an event batch queued)
+    never loads the segments' store and records."""
+
+    def __init__(self, build: Callable[[], RuleMembership]) -> None:
+        self._build = build
+
+    def evaluate(self, record: ProfileRecord, now: datetime) -> list[str]:
+        return self._build().evaluate(record, now)
+
+    def announce(self, shifts: Sequence[SegmentShift]) -> None:
+        self._build().announce(shifts)

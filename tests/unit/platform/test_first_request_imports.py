@@ -152,10 +152,13 @@ def test_the_event_folders_first_batch_loads_no_api_models() -> None:
 def test_the_profiles_family_loads_the_api_models_and_not_the_folding() -> None:
     # The probe would see them: the family the API's routes use loads its use cases and models;
     # the API never folds events, and the family loads neither the folding nor the event and
-    # import intakes (their routes are apart: crm.profiles.event_routes, import_routes).
+    # import intakes (their routes are apart: crm.profiles.event_routes, import_routes), nor
+    # the aggregates' folding and the event models (a merge imports them when it combines).
     family = "from crm.profiles.family import Profiles\n"
     intakes = ("crm.profiles.import_intake", "crm.profiles.import_models")
-    watched = (*API_ONLY, *intakes, "crm.profiles.event_folding")
+    folding = ("crm.profiles.event_folding", "crm.profiles.aggregates",
+               "crm.profiles.customer_events")  # fmt: skip
+    watched = (*API_ONLY, *intakes, *folding)
     assert loaded("ApiFunction", family, watched) == sorted(
         m for m in API_ONLY if m not in ("crm.profiles.routes", "crm.profiles.event_intake")
     )
@@ -187,9 +190,11 @@ with mock_aws(), local_suite() as suite:
           "loaded": sorted(m for m in sys.modules if m in WATCHED)}))
 """
 
-# What a customer's requests and views, identity resolution and imports need, and the API's
-# other families' routes.
+# What a customer's requests and views, identity resolution and imports need, the API's other
+# families' routes, and the rule segments (a profile write's, not an intake's).
 CUSTOMERS_ONLY = (
+    "crm.segments.membership",
+    "crm.segments.store",
     "crm.profiles.models",
     "crm.profiles.identity",
     "crm.profiles.views",

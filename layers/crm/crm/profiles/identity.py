@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 
 from crm.auth import Caller, Permission
 from crm.errors import Conflict, InvalidInput, NotFound
-from crm.profiles.aggregates import combine
 from crm.profiles.pii_codec import PiiCodec
 from crm.profiles.record_models import (
     MAX_IDENTITIES,
@@ -351,6 +350,10 @@ class IdentityResolution:
         merged.consent = consent
         merged.tags = {**source.tags, **survivor.tags}
         merged.points_balance += source.points_balance
+        # Imported here: the aggregates' folding (and the event models it reads) is a merge's
+        # work, not a read's (the API's customer routes load this module).
+        from crm.profiles.aggregates import combine
+
         merged.aggregates = combine(survivor.aggregates, source.aggregates)
         merged.identities = list(identities.values())
         merged.merged_from = [*survivor.merged_from, source.customer_id, *source.merged_from]
