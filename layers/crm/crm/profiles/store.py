@@ -27,6 +27,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, NamedTuple
 
+from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
 from crm import aws
@@ -73,10 +74,15 @@ SCORING_KEY = "SPK"  # on live profiles and scores items only: what makes the in
 _SCORING_PAGE_KEYS = ("PK", "SK", SCORING_KEY)
 _PAGE_KEYS = {"PK", "SK", "TPK", "TSK"}
 PENDING_MERGES = "MERGE#pending"
+
+logger = Logger(child=True)
 # What DynamoDB answers a query of an index the table does not have, and of one it is still
-# building (CREATING, backfilling): a stack upgraded from before the member indexes gets them
-# over two deploys (docs/operations.md).
-_INDEX_NOT_READABLE = ("does not have the specified index", "backfilling global secondary index")
+# building (CREATING, backfilling), by error code: a stack upgraded from before the member
+# indexes gets them over two deploys (docs/operations.md). moto names a missing index its way.
+_INDEX_NOT_READABLE = {
+    "ValidationException": ("does not have the specified index", "backfilling global secondary"),
+    "ResourceNotFoundException": ("Invalid index",),
+}
 
 
 class StaleProfile(Exception):
@@ -363,12 +369,11 @@ class ProfileStore:
             )  # fmt: skip
         except ClientError as exc:
             message = str(exc.response.get("Error", {}).get("Message", ""))
-            if aws.error_code(exc) != "ValidationException" or not any(
-                m in message for m in _INDEX_NOT_READABLE
-            ):
+            if not any(m in message for m in _INDEX_NOT_READABLE.get(aws.error_code(exc), ())):
                 raise
             # Only a stack whose upgrade deploy is unfinished gets here (a run switched the
             # listings over before the index was there): the operator's to fix, not the caller's.
+            logger.warning("member index not readable", extra={"index": index})
             raise Unavailable(
                 f"member index {index} is not ready: finish the upgrade deploy that adds it "
                 "(docs/operations.md, upgrading a stack deployed before the tier and RFM member "
