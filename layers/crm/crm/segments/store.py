@@ -1,7 +1,8 @@
 """DynamoDB access for segments (table `SegmentsTable`) and the fitted models (S3).
 
 definition     PK=DEF                 SK=<name>        description, rule, paused, updated_at/by
-run            PK=RUN                 SK=<run_id>      status, times, progress counters, error
+run            PK=RUN                 SK=<run_id>      status, times, progress counters, error,
+                                                       run_notice (a run kept in legacy layout)
 shard result   PK=RUN#<run_id>        SK=SHARD#<n>     members per segment, scored, written;
                                                        while unfinished (state=partial) the
                                                        scan's resume key, checkpointed
@@ -10,11 +11,14 @@ membership     PK=SEG#<name>#<k>      SK=<customer_id> k = one of MEMBER_SHARDS 
                                                        rule segments only (tiers and RFM cells
                                                        are listed by CustomersTable's member
                                                        indexes), plus legacy computed ones an
-                                                       older version wrote, until a run of this
-                                                       one deletes them
+                                                       older version wrote (and a run of this
+                                                       one while a member index is not ACTIVE),
+                                                       until a run of this one deletes them
 layout         PK=LAYOUT              SK=computed-members  written when the first run of this
-                                                       version completed: computed segments'
-                                                       members are indexed, legacy items gone
+                                                       version that moved them (both member
+                                                       indexes ACTIVE) completed: computed
+                                                       segments' members are indexed, legacy
+                                                       items gone
 """
 
 from __future__ import annotations
