@@ -18,7 +18,7 @@ from crm_local.apigw import ApiRoute, api_routes, match_route, proxy_event
 from crm_local.provision import Stack, provision
 from crm_local.runtime import environment, invoke, reset_process_state
 from crm_local.sqs import sqs_event
-from crm_local.template import load_template
+from crm_local.template import Template, load_template
 from crm_local.tokens import CUSTOMER_ISSUER, STAFF_ISSUER
 
 ROLE_SUBJECTS = {
@@ -173,10 +173,11 @@ class Suite:
 
 
 @contextmanager
-def local_suite() -> Iterator[Suite]:
-    """Provision template.yaml on the current AWS endpoint (moto) and set the functions' shared
-    environment for the code that runs in this process."""
-    template = load_template()
+def local_suite(template: Template | None = None) -> Iterator[Suite]:
+    """Provision template.yaml (or a variant of it: a stack as an older deploy left it) on the
+    current AWS endpoint (moto) and set the functions' shared environment for the code that
+    runs in this process."""
+    template = template or load_template()
     stack = provision(template)
     env: dict[str, str] = {}
     for spec in template.functions():

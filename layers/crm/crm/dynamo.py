@@ -9,7 +9,7 @@ import random
 import time
 from collections.abc import Callable, Mapping, Sequence, Set
 from decimal import Clamped, Context, Decimal, Inexact, Overflow, Rounded, Underflow
-from typing import Any
+from typing import Any, NamedTuple
 
 from crm import aws
 from crm.errors import FieldProblem, InvalidInput
@@ -155,6 +155,19 @@ def start_key(key: object, required_keys: set[str], partition: Mapping[str, str]
     return key
 
 
+class ShardedStart(NamedTuple):
+    """Where a page of a sharded listing starts: a page token decoded once (shard 0, no key:
+    the first page), its parts checked against the list it continues by `sharded_page`."""
+
+    shard: Any
+    key: Any
+
+    @classmethod
+    def of(cls, page_token: str | None) -> ShardedStart:
+        start = decode_page_token(page_token, {"shard", "key"})
+        return cls(0, None) if start is None else cls(start["shard"], start["key"])
+
+
 def sharded_page(
     table: str,
     shards: int,
@@ -162,7 +175,7 @@ def sharded_page(
     key_names: set[str],
     member: Callable[[Mapping[str, Any]], str],
     limit: int,
-    page_token: str | None,
+    start: ShardedStart,
     *,
     index: str | None = None,
     start_fits: Callable[[Mapping[str, str]], bool] | None = None,
@@ -170,10 +183,10 @@ def sharded_page(
     """One page of a list written over `shards` partitions (a segment's members), shard after
     shard, each in its sort-key order; the next page's token or None. `partition(k)` is shard
     k's (hash-key attribute, value) in the table or `index`; `key_names` the attributes of a
-    LastEvaluatedKey there; `start_fits` what else a token's key must satisfy. A token is
-    checked before DynamoDB sees it (`start_key`): a forged one is the client's 400."""
-    start = decode_page_token(page_token, {"shard", "key"}) or {"shard": 0, "key": None}
-    shard, last_key = start["shard"], start["key"]
+    LastEvaluatedKey there; `start_fits` what else a token's key must satisfy. The start (a
+    page token's, `ShardedStart.of`) is checked before DynamoDB sees it (`start_key`): a
+    forged token is the client's 400."""
+    shard, last_key = start
     if type(shard) is not int or not 0 <= shard < shards:
         raise foreign_page_token()
     if last_key is not None:

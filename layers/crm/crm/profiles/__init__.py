@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from crm.profiles.personal_data import ProfilesPersonalData
     from crm.profiles.record_models import Aggregates, CustomerScores
     from crm.profiles.records import (
+        INDEX_MISSING,
         MEMBER_SHARDS,
         ProfileRecord,
         ScoresWrite,
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EVENT_TYPES",
+    "INDEX_MISSING",
     "MEMBER_SHARDS",
     "Aggregates",
     "CustomerScores",
@@ -60,6 +62,7 @@ __getattr__ = lazy(
         "Aggregates": "crm.profiles.record_models",
         "CustomerScores": "crm.profiles.record_models",
         "ProfilesPersonalData": "crm.profiles.personal_data",
+        "INDEX_MISSING": "crm.profiles.records",
         "MEMBER_SHARDS": "crm.profiles.records",
         "member_index": "crm.profiles.records",
         "member_shard": "crm.profiles.records",

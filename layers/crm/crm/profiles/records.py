@@ -138,6 +138,7 @@ MEMBER_SHARDS = 16
 # The computed families whose membership is their own sparse, keys-only index of the scores
 # items: segment-name prefix -> (index name, key attribute).
 MEMBER_INDEXES = {"tier:": ("tier_members", "TIER"), "rfm:": ("rfm_members", "RFM")}
+INDEX_MISSING = "MISSING"  # a member index's state before the deploy that adds it
 
 
 def member_shard(customer_id: str) -> int:

@@ -166,9 +166,10 @@ class RuleMembership:
         run_id: str | None,
         legacy: Sequence[MembershipChange] = (),
     ) -> None:
-        """Write the rule segments' membership items and delete the `legacy` ones (computed
-        segments' SEG# items of an older version) in one batch, then announce each transition
-        (computed ones too) on the bus."""
+        """Write the rule segments' membership items and the `legacy` writes (computed
+        segments' SEG# items, the layout before the member indexes: an upgrade run's or a
+        merge's deletes, a legacy-layout run's transitions) in one batch, then announce each
+        transition (computed ones too) on the bus."""
         writes = [c for c in changes if not is_computed(c.segment)] + list(legacy)
         if writes:
             self._store.apply(writes)

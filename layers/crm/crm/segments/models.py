@@ -436,6 +436,11 @@ class SegmentRun(Output):
     deadline_at: datetime | None = Field(description="failed by the watchdog if not done by")
     progress: RunProgress
     error: str | None = Field(description="why it failed: the shard and the kind of error")
+    notice: str | None = Field(
+        default=None,
+        description="what operators should know about the run, e.g. that it kept tiers and RFM "
+        "cells in the legacy layout because a member index is not ACTIVE yet",
+    )
 
 
 class SegmentList(Output):

@@ -8,7 +8,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from aws_lambda_powertools import Logger
 from pydantic import ValidationError
@@ -18,13 +18,14 @@ from crm.clock import Clock, IdFactory
 from crm.errors import InvalidInput, validation_problems
 from crm.lake import Lake, partition_key
 from crm.pii import BlindIndex
-from crm.profiles import ProfileService, ScoresWrite, ScoringProfile
+from crm.profiles import INDEX_MISSING, ProfileService, ScoresWrite, ScoringProfile
 from crm.queue import Queue
 from crm.segments.baskets import associations
 from crm.segments.fitted import SegmentModel
 from crm.segments.membership import (
     RuleMembership,
     computed_segments,
+    is_computed,
     legacy_deletes,
     transitions,
 )
@@ -80,6 +81,10 @@ SCAN_PAGE_ITEMS = 100
 # A shard keeps how far it got (its scan's resume key and counters, on its shard item) every
 # this many pages, and before it runs out of time: a retried shard resumes there.
 CHECKPOINT_EVERY_PAGES = 10
+
+
+# How a run writes the computed segments' membership (SegmentRecompute._layout).
+Layout = Literal["indexed", "upgrade", "legacy"]
 
 
 @dataclass(frozen=True)
@@ -181,20 +186,43 @@ class SegmentRecompute:
         self._models.put(model)
         estimated = math.ceil(seen * SAMPLE_SEGMENTS / max(read, 1))
         shards = shard_count(estimated)
+        layout, notice = self._layout(run_id)
         queued_at = self._clock()
         # Running before the first shard is queued: a worker only counts shards of a running run.
         if not self._segments.start_run(run_id, shards, deadline_for(shards, queued_at),
-                                        queued_at):  # fmt: skip
+                                        queued_at, notice):  # fmt: skip
             raise RuntimeError("the run was ended while it was being planned")
-        # Until a run of this version completes, each run also moves the computed segments'
-        # membership onto the scores items (and deletes their legacy SEG# items).
-        upgrade = not self._segments.computed_members_indexed()
-        tasks = [ShardTask(run_id=run_id, segment=i, total_segments=shards, upgrade=upgrade)
+        tasks = [ShardTask(run_id=run_id, segment=i, total_segments=shards,
+                           upgrade=layout == "upgrade", legacy=layout == "legacy")
                  for i in range(shards)]  # fmt: skip
         self._queue.send([t.model_dump_json() for t in tasks])
         logger.info("segment run planned", extra={"run_id": run_id, "shards": shards,
                                                   "sample": len(sample)})  # fmt: skip
         return RunPlan(run_id, shards, len(sample), estimated, model)
+
+    def _layout(self, run_id: str) -> tuple[Layout, str | None]:
+        """How the run writes the computed segments' membership, and why when it cannot move
+        it onto the member indexes. Until a run of this version completes, a run moves it there
+        (`upgrade`), deleting the legacy SEG# items, and its completion switches the listings
+        to the indexes: so it does only when both indexes exist and are ACTIVE (built and
+        backfilled). Between the two deploys of an upgrade (docs/operations.md), a run keeps
+        the legacy layout (`legacy`) and says so. One DescribeTable per run, and none once
+        the layout is indexed."""
+        if self._segments.computed_members_indexed():
+            return "indexed", None
+        states = self._profiles.store.member_index_states()
+        waiting = {index: state for index, state in sorted(states.items()) if state != "ACTIVE"}
+        if not waiting:
+            return "upgrade", None
+        problems = [f"member index {index} " + ("does not exist" if state == INDEX_MISSING
+                                                 else f"is {state}")
+                    for index, state in waiting.items()]  # fmt: skip
+        notice = "; ".join(problems) + (": computed segments kept in the legacy layout (finish "
+                                        "the upgrade deploy, docs/operations.md)")  # fmt: skip
+        logger.warning("member indexes not ready: legacy layout kept",
+                       extra={"run_id": run_id, "indexes": waiting})  # fmt: skip
+        metrics.count("MemberIndexesNotReady")
+        return "legacy", notice
 
     def _sample(
         self, now: datetime, rng: random.Random
@@ -307,7 +335,7 @@ class SegmentRecompute:
                 task.segment, task.total_segments, start, limit=SCAN_PAGE_ITEMS
             )
             result.pages += 1
-            self._score_page(found, model, now, whole, result, snapshot, task.upgrade)
+            self._score_page(found, model, now, whole, result, snapshot, task)
             since_checkpoint += 1
             if not start:
                 break
@@ -357,14 +385,18 @@ class SegmentRecompute:
         whole: bool,
         result: ShardResult,
         snapshot: list[dict[str, Any]],
-        upgrade: bool = False,
+        task: ShardTask,
     ) -> None:
         """Score a page and write back only what changed, in an order a retry can repeat:
         rule segments (conditional, on the profile), then rule-segment memberships and every
         transition's bus event, then the scores items (a batch), which are the computed
         segments' membership: a retry that finds a scores item written finds its transitions
         announced. An `upgrade` run writes every scores item (so each carries its index keys)
-        and deletes the legacy SEG# items of the computed segments it lists."""
+        and deletes the legacy SEG# items of the computed segments it lists; a `legacy` run
+        writes the computed segments' transitions as SEG# items too, as versions before the
+        member indexes did (its scores items carry the index keys all the same: DynamoDB
+        ignores them while the index does not exist, and backfills them once it does)."""
+        upgrade = task.upgrade
         features = [f for p in found if (f := features_of(p.record, now)) is not None]
         scores = score_page(features, model, now)
         index = self._index()
@@ -408,5 +440,7 @@ class SegmentRecompute:
                     "run_id": result.run_id, "customer_pid": index.pseudonym(profile.customer_id),
                     **new.model_dump(mode="json", exclude={"scored_at"}),
                 })  # fmt: skip
+        if task.legacy:
+            legacy = [c for c in changes if is_computed(c.segment)]
         self._membership.apply(changes, result.run_id, legacy)
         self._profiles.store.put_scores(writes)

@@ -48,6 +48,7 @@ class RunRecord:
     deadline_at: datetime | None = None
     finished_at: datetime | None = None
     error: str | None = None
+    notice: str | None = None  # the planner's word to operators (a run kept in legacy layout)
     sizes: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -68,13 +69,20 @@ class ShardTask(Record):
     segment: int = Field(ge=0)
     total_segments: int = Field(ge=1, le=1_000_000)
     # The run moves the computed segments' membership onto the scores items: no run of this
-    # version has completed yet (SegmentStore.computed_members_indexed).
+    # version has completed yet (SegmentStore.computed_members_indexed) and both member
+    # indexes are ACTIVE.
     upgrade: bool = False
+    # The run keeps the computed segments' membership as SEG# items, as versions before the
+    # member indexes did: no run of this version has completed and a member index is missing
+    # or still being built (an upgrade deploy under way), so listings stay on those items.
+    legacy: bool = False
 
     @model_validator(mode="after")
     def _segment_within(self) -> ShardTask:
         if self.segment >= self.total_segments:
             raise ValueError("segment must be below total_segments")
+        if self.upgrade and self.legacy:
+            raise ValueError("a run upgrades the layout or keeps the legacy one, not both")
         return self
 
 

@@ -94,6 +94,7 @@ def run_view(run: RunRecord) -> SegmentRun:
             attempts_retried=run.retried,
         ),
         error=run.error,
+        notice=run.notice,
     )
 
 

@@ -222,10 +222,13 @@ class SegmentCatalog:
         A tier's or RFM cell's members are the scores items in its family's index (read
         through the profiles family); a rule segment's are its SEG# items. Until a run of this
         version completes, computed segments are still listed from their legacy SEG# items,
-        and a listing that began there continues there."""
-        if is_computed(name) and not self._store.legacy_token(page_token) and self._indexed():
-            return self._profiles.store.computed_members(name, limit, page_token)
-        return self._store.members(name, limit, page_token)
+        and a listing that began there continues there. An index the marker promises but the
+        table cannot serve (an unfinished upgrade deploy) is Unavailable (503; a send's
+        listing task fails and is retried, then dead-lettered), never an empty list."""
+        start = self._store.page_start(page_token)
+        if is_computed(name) and not self._store.legacy_start(start) and self._indexed():
+            return self._profiles.store.computed_members(name, limit, start)
+        return self._store.members(name, limit, start)
 
     def _indexed(self) -> bool:
         """Whether computed segments are listed from the member indexes; once they are, they

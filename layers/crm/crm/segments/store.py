@@ -1,7 +1,8 @@
 """DynamoDB access for segments (table `SegmentsTable`) and the fitted models (S3).
 
 definition     PK=DEF                 SK=<name>        description, rule, paused, updated_at/by
-run            PK=RUN                 SK=<run_id>      status, times, progress counters, error
+run            PK=RUN                 SK=<run_id>      status, times, progress counters, error,
+                                                       run_notice (a run kept in legacy layout)
 shard result   PK=RUN#<run_id>        SK=SHARD#<n>     members per segment, scored, written;
                                                        while unfinished (state=partial) the
                                                        scan's resume key, checkpointed
@@ -10,11 +11,14 @@ membership     PK=SEG#<name>#<k>      SK=<customer_id> k = one of MEMBER_SHARDS 
                                                        rule segments only (tiers and RFM cells
                                                        are listed by CustomersTable's member
                                                        indexes), plus legacy computed ones an
-                                                       older version wrote, until a run of this
-                                                       one deletes them
+                                                       older version wrote (and a run of this
+                                                       one while a member index is not ACTIVE),
+                                                       until a run of this one deletes them
 layout         PK=LAYOUT              SK=computed-members  written when the first run of this
-                                                       version completed: computed segments'
-                                                       members are indexed, legacy items gone
+                                                       version that moved them (both member
+                                                       indexes ACTIVE) completed: computed
+                                                       segments' members are indexed, legacy
+                                                       items gone
 """
 
 from __future__ import annotations
@@ -29,8 +33,8 @@ from pydantic import ValidationError
 
 from crm import aws
 from crm.dynamo import (
+    ShardedStart,
     batch_write,
-    decode_page_token,
     from_item,
     sharded_page,
     to_item,
@@ -76,6 +80,7 @@ def _run(v: dict[str, Any]) -> RunRecord:
         deadline_at=_time(v.get("deadline_at")),
         finished_at=_time(v.get("finished_at")),
         error=v.get("error"),
+        notice=v.get("run_notice"),
         sizes={k: int(n) for k, n in v.get("sizes", {}).items()},
     )
 
@@ -164,17 +169,22 @@ class SegmentStore:
             {":at": at.isoformat(), ":planned": "planned"},
         )
 
-    def start_run(self, run_id: str, shards: int, deadline_at: datetime, at: datetime) -> bool:
-        """planned -> running with its number of shards; False when the run is no longer
-        planned (the watchdog gave up on a planner that took too long)."""
-        return self._update_if(
-            run_id,
-            "SET #s = :running, shards_total = :shards, deadline_at = :deadline, "
-            "progress_at = :at",
-            "#s = :planned",
-            {":running": "running", ":shards": shards, ":deadline": deadline_at.isoformat(),
-             ":at": at.isoformat(), ":planned": "planned"},
-        )  # fmt: skip
+    def start_run(
+        self, run_id: str, shards: int, deadline_at: datetime, at: datetime,
+        notice: str | None = None,
+    ) -> bool:  # fmt: skip
+        """planned -> running with its number of shards (and what the planner wants operators
+        to know about it); False when the run is no longer planned (the watchdog gave up on a
+        planner that took too long)."""
+        values = {":running": "running", ":shards": shards, ":deadline": deadline_at.isoformat(),
+                  ":at": at.isoformat(), ":planned": "planned"}  # fmt: skip
+        update = (
+            "SET #s = :running, shards_total = :shards, deadline_at = :deadline, progress_at = :at"
+        )
+        if notice is not None:
+            update += ", run_notice = :notice"
+            values[":notice"] = notice
+        return self._update_if(run_id, update, "#s = :planned", values)
 
     def record_shard(
         self, run_id: str, shard: int, counts: dict[str, int], scored: int, written: int,
@@ -403,14 +413,16 @@ class SegmentStore:
         aws.dynamodb().put_item(TableName=self._table, Item=item)
 
     @staticmethod
-    def legacy_token(page_token: str | None) -> bool:
-        """Whether a page token continues a legacy listing (SEG# items): a listing that began
-        before the upgrade run completed goes on where it began."""
-        if not page_token:
-            return False
-        start = decode_page_token(page_token, {"shard", "key"}) or {}
-        key = start.get("key")
-        return isinstance(key, dict) and set(key) == {"PK", "SK"}
+    def page_start(page_token: str | None) -> ShardedStart:
+        """A member listing's page token, decoded once: it says which list continues (legacy
+        SEG# items or a member index), and that list checks it against itself."""
+        return ShardedStart.of(page_token)
+
+    @staticmethod
+    def legacy_start(start: ShardedStart) -> bool:
+        """Whether a page continues a legacy listing (SEG# items, keyed PK and SK only): a
+        listing that began before the upgrade run completed goes on where it began."""
+        return isinstance(start.key, dict) and set(start.key) == {"PK", "SK"}
 
     def apply(self, changes: Sequence[MembershipChange]) -> None:
         requests: list[Any] = []
@@ -423,12 +435,12 @@ class SegmentStore:
         batch_write(self._table, requests)
 
     def members(
-        self, segment: str, limit: int, page_token: str | None
+        self, segment: str, limit: int, start: ShardedStart
     ) -> tuple[list[str], str | None]:
         """One page across the write shards, in shard order."""
         return sharded_page(
             self._table, MEMBER_SHARDS, lambda shard: ("PK", f"SEG#{segment}#{shard:02d}"),
-            {"PK", "SK"}, lambda item: str(item["SK"]["S"]), limit, page_token,
+            {"PK", "SK"}, lambda item: str(item["SK"]["S"]), limit, start,
         )  # fmt: skip
 
 
