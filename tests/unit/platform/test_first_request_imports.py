@@ -90,9 +90,9 @@ def test_reading_a_rule_segment_loads_the_grammar() -> None:
     assert loaded("ApiFunction", FIRST_REQUESTS + READ_A_DEFINITION) == ["crm.segments.models"]
 
 
-# The folder's first batch, as SQS delivers it: the repository's sample (a new member's paid
-# order and a product view) on a provisioned stack, in a process that ran nothing else.
-FOLDER_FIRST_BATCH = """
+# A first request on a provisioned stack (moto), in a process that ran nothing else: `body`
+# (indented into the stack's block) sets `found`; what it loaded is added to it.
+ON_A_STACK = """
 import json, os, sys
 os.environ.update({"AWS_ACCESS_KEY_ID": "t", "AWS_SECRET_ACCESS_KEY": "t",
                    "AWS_DEFAULT_REGION": "us-east-1"})
@@ -102,6 +102,25 @@ from moto import mock_aws
 from crm_local.harness import local_suite
 with mock_aws(), local_suite() as suite:
     provisioned = {m for m in sys.modules if m.startswith("crm.")}
+%s
+    print("RAN " + json.dumps({**found, "provisioned": sorted(provisioned & set(WATCHED)),
+          "loaded": sorted(m for m in sys.modules if m in WATCHED)}))
+"""
+
+
+def on_a_stack(body: str, watched: tuple[str, ...]) -> dict[str, Any]:
+    code = f"WATCHED = {watched!r}\n" + ON_A_STACK % body
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=False, cwd=ROOT)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    line = next(x for x in out.stdout.splitlines() if x.startswith("RAN "))
+    found: dict[str, Any] = json.loads(line[len("RAN ") :])
+    return found
+
+
+# The folder's first batch, as SQS delivers it: the repository's sample (a new member's paid
+# order and a product view).
+FOLDER_FIRST_BATCH = """
     sqs = boto3.client("sqs")
     for record in json.load(open("events/sqs_profile_events.json"))["Records"]:
         sqs.send_message(QueueUrl=suite.queue_url("ProfileEventsQueue"), MessageBody=record["body"])
@@ -111,10 +130,7 @@ with mock_aws(), local_suite() as suite:
     items = boto3.client("dynamodb").scan(TableName=table)["Items"]
     orders = [i["aggregates"]["M"]["orders"]["M"]["order_count"]["N"]
               for i in items if i["SK"]["S"] == "PROFILE"]
-    print("FOLDED " + json.dumps({"messages": len(messages), "answer": answer, "orders": orders,
-          "provisioned": sorted(provisioned & set(WATCHED)),
-          "loaded": sorted(m for m in sys.modules if m in WATCHED)}))
-"""
+    found = {"messages": len(messages), "answer": answer, "orders": orders}"""
 
 # The API's use cases of the profiles family and their request and view models.
 API_ONLY = (
@@ -129,18 +145,8 @@ API_ONLY = (
 )
 
 
-def folded() -> dict[str, Any]:
-    code = f"WATCHED = {(*API_ONLY, *NOT_ON_THE_PATH)!r}\n" + FOLDER_FIRST_BATCH
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=False, cwd=ROOT)  # fmt: skip
-    assert out.returncode == 0, out.stderr[-3000:]
-    line = next(x for x in out.stdout.splitlines() if x.startswith("FOLDED "))
-    found: dict[str, Any] = json.loads(line[len("FOLDED ") :])
-    return found
-
-
 def test_the_event_folders_first_batch_loads_no_api_models() -> None:
-    found = folded()
+    found = on_a_stack(FOLDER_FIRST_BATCH, (*API_ONLY, *NOT_ON_THE_PATH))
     # The batch was folded: a new member created with its paid order, nothing failed.
     assert found["messages"] == 2
     assert found["answer"] == {"batchItemFailures": []}
@@ -168,15 +174,6 @@ def test_the_profiles_family_loads_the_api_models_and_not_the_folding() -> None:
 # one paid order for a customer who exists (put as a bare profile item: creating one through
 # the API would load what this watches).
 API_FIRST_EVENTS = """
-import json, os, sys
-os.environ.update({"AWS_ACCESS_KEY_ID": "t", "AWS_SECRET_ACCESS_KEY": "t",
-                   "AWS_DEFAULT_REGION": "us-east-1"})
-os.environ.pop("AWS_ENDPOINT_URL", None)
-import boto3
-from moto import mock_aws
-from crm_local.harness import local_suite
-with mock_aws(), local_suite() as suite:
-    provisioned = {m for m in sys.modules if m.startswith("crm.")}
     boto3.client("dynamodb").put_item(TableName=suite.stack.refs["CustomersTable"],
                                       Item={"PK": {"S": "CUST#c-1"}, "SK": {"S": "PROFILE"}})
     event = {"event_id": "e-1", "type": "order_paid", "order_id": "o-1", "customer_id": "c-1",
@@ -185,10 +182,7 @@ with mock_aws(), local_suite() as suite:
                         "unit_price": "99.00"}]}
     reply = suite.call("POST", "/events", {"events": [event]}, role="admin")
     queued = len(suite.receive("ProfileEventsQueue"))
-    print("POSTED " + json.dumps({"status": reply.status, "body": reply.body, "queued": queued,
-          "provisioned": sorted(provisioned & set(WATCHED)),
-          "loaded": sorted(m for m in sys.modules if m in WATCHED)}))
-"""
+    found = {"status": reply.status, "body": reply.body, "queued": queued}"""
 
 # What a customer's requests and views, identity resolution and imports need, the API's other
 # families' routes, and the rule segments (a profile write's, not an intake's).
@@ -208,12 +202,7 @@ CUSTOMERS_ONLY = (
 
 
 def test_the_apis_first_event_batch_loads_the_intake_alone() -> None:
-    code = f"WATCHED = {(*CUSTOMERS_ONLY, *NOT_ON_THE_PATH)!r}\n" + API_FIRST_EVENTS
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=False, cwd=ROOT)  # fmt: skip
-    assert out.returncode == 0, out.stderr[-3000:]
-    line = next(x for x in out.stdout.splitlines() if x.startswith("POSTED "))
-    found = json.loads(line[len("POSTED ") :])
+    found = on_a_stack(API_FIRST_EVENTS, (*CUSTOMERS_ONLY, *NOT_ON_THE_PATH))
     assert found["status"] == 202, found
     assert found["queued"] == 1
     assert found["provisioned"] == []
