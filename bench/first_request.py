@@ -38,6 +38,7 @@ from typing import Any
 import botocore.client
 import botocore.session
 from pydantic import BaseModel, TypeAdapter
+from pydantic._internal._model_construction import ModelMetaclass
 
 from crm_local.template import ROOT, FunctionSpec
 
@@ -166,6 +167,29 @@ def _unbuild() -> None:
                 setattr(target, name, value)
 
 
+@contextmanager
+def _seeing_new_models(defined: set[str]) -> Iterator[None]:
+    """Models whose class an invocation defines (its lazy imports) are remembered unbuilt as
+    they are defined: the invocation that builds one is credited with it (it was never seen
+    incomplete otherwise), and later containers get it unbuilt again."""
+    real_new = ModelMetaclass.__new__
+
+    def new(mcs: Any, *args: Any, **kwargs: Any) -> Any:
+        cls: Any = real_new(mcs, *args, **kwargs)
+        key = f"{cls.__module__}:{cls.__qualname__}"
+        if (cls.__module__.startswith(PACKAGE + ".") and "<locals>" not in cls.__qualname__
+                and not cls.__pydantic_complete__):  # fmt: skip
+            defined.add(key)
+            _pristine.setdefault(key, (cls, dict(vars(cls))))
+        return cls
+
+    ModelMetaclass.__new__ = new  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        ModelMetaclass.__new__ = real_new  # type: ignore[method-assign]
+
+
 def _incomplete() -> tuple[set[str], set[str]]:
     models = {k for k, m in _models().items() if not m.__pydantic_complete__}
     adapters = {k for k, a in _adapters().items() if not a.pydantic_complete}
@@ -253,14 +277,16 @@ def first_invocation(spec: FunctionSpec, env: Mapping[str, str], label: str,
     _remember_unbuilt()
     found = FirstRequest(spec.logical_id, requests=[label])
     models_before, adapters_before = _incomplete()
-    with environment(env), _recording(found), warnings.catch_warnings():
+    defined: set[str] = set()
+    with (environment(env), _recording(found), _seeing_new_models(defined),
+          warnings.catch_warnings()):  # fmt: skip
         warnings.simplefilter("ignore")  # a fit on a handful of customers is a poor one
         try:
             drive(container.invoke)
         except Exception as exc:
             found.errors.append(f"{label}: {type(exc).__name__}: {exc}")
     models_after, adapters_after = _incomplete()
-    found.deferred_models = models_before - models_after
+    found.deferred_models = (models_before | defined) - models_after
     found.deferred_adapters = adapters_before - adapters_after
     found.lazy_imports = {m for m in found.lazy_imports if not m.startswith(container.name)} - {
         "__future__"
