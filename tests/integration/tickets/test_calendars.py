@@ -18,12 +18,12 @@ BERLIN: dict[str, Any] = {
     "hours": {d: ["09:00-17:00"] for d in ("mon", "tue", "wed", "thu", "fri")},
     "holidays": {"country": "DE"},
 }
-MANAGER = {"role": "support_manager"}
+MANAGER = "support_manager"
 CUSTOMERS = itertools.count()
 
 
 def put_calendar(desk: Desk, name: str, body: dict[str, Any]) -> dict[str, Any]:
-    reply = desk.suite.call("PUT", f"/tickets/calendars/{name}", body, **MANAGER)
+    reply = desk.suite.call("PUT", f"/tickets/calendars/{name}", body, role=MANAGER)
     assert reply.status == 200, reply.body
     got: dict[str, Any] = reply.body
     return got
@@ -33,7 +33,7 @@ def use_calendar(desk: Desk, name: str, first_response: int = 60) -> dict[str, A
     """Policies counting every priority's first response in one calendar."""
     policies = {"default": {"first_response": first_response},
                 "calendars": dict.fromkeys(("low", "normal", "high", "urgent"), name)}  # fmt: skip
-    reply = desk.suite.call("PUT", "/tickets/sla-policies", policies, **MANAGER)
+    reply = desk.suite.call("PUT", "/tickets/sla-policies", policies, role=MANAGER)
     assert reply.status == 200, reply.body
     got: dict[str, Any] = reply.body
     return got
@@ -121,10 +121,10 @@ def test_editing_a_calendar_leaves_open_tickets_on_the_version_they_copied(desk:
     assert first_due(desk, after) == "2026-11-27T16:30:00Z"  # Friday 17:30
     # Deleting it (after the policies moved off it) leaves the open tickets counting too.
     desk.suite.call("PUT", "/tickets/sla-policies", {"default": {"first_response": 60}},
-                    **MANAGER)  # fmt: skip
-    gone = desk.suite.call("DELETE", "/tickets/calendars/berlin", **MANAGER)
+                    role=MANAGER)  # fmt: skip
+    gone = desk.suite.call("DELETE", "/tickets/calendars/berlin", role=MANAGER)
     assert gone.status == 200, gone.body
-    assert desk.suite.call("GET", "/tickets/calendars/berlin", **MANAGER).status == 404
+    assert desk.suite.call("GET", "/tickets/calendars/berlin", role=MANAGER).status == 404
     assert first_due(desk, desk.ticket(after["ticket_id"])) == "2026-11-27T16:30:00Z"
     # Made again, it goes on counting versions: berlin@v2 never names two definitions.
     assert put_calendar(desk, "berlin", BERLIN)["version"] == "berlin@v4"
@@ -164,24 +164,24 @@ def test_bad_calendars_and_policies_naming_none_are_400s_naming_the_field(desk: 
         ({**BERLIN, "closed_dates": ["2030-01-01"] * 400}, "closed_dates"),
         ({**BERLIN, "color": "blue"}, "color"),
     ):
-        reply = desk.suite.call("PUT", "/tickets/calendars/berlin", body, **MANAGER)
+        reply = desk.suite.call("PUT", "/tickets/calendars/berlin", body, role=MANAGER)
         assert reply.status == 400, (field, reply.body)
         assert field in [f["field"] for f in reply.body["error"]["fields"]], (field, reply.body)
-    slug = desk.suite.call("PUT", "/tickets/calendars/Berlin%20Mitte", BERLIN, **MANAGER)
+    slug = desk.suite.call("PUT", "/tickets/calendars/Berlin%20Mitte", BERLIN, role=MANAGER)
     assert slug.status == 400, slug.body
     assert [f["field"] for f in slug.body["error"]["fields"]] == ["name"]
     policies = {"default": {"first_response": 60}, "calendars": {"normal": "moon"}}
-    reply = desk.suite.call("PUT", "/tickets/sla-policies", policies, **MANAGER)
+    reply = desk.suite.call("PUT", "/tickets/sla-policies", policies, role=MANAGER)
     assert reply.status == 400, reply.body
     assert [f["field"] for f in reply.body["error"]["fields"]] == ["calendars.normal"]
-    assert desk.suite.call("GET", "/tickets/calendars/berlin", **MANAGER).status == 404
+    assert desk.suite.call("GET", "/tickets/calendars/berlin", role=MANAGER).status == 404
 
 
 def test_built_ins_calendars_in_use_and_permissions(desk: Desk) -> None:
     for name in ("business_hours", "24x7"):
-        replaced = desk.suite.call("PUT", f"/tickets/calendars/{name}", BERLIN, **MANAGER)
+        replaced = desk.suite.call("PUT", f"/tickets/calendars/{name}", BERLIN, role=MANAGER)
         assert replaced.status == 409, replaced.body
-        deleted = desk.suite.call("DELETE", f"/tickets/calendars/{name}", **MANAGER)
+        deleted = desk.suite.call("DELETE", f"/tickets/calendars/{name}", role=MANAGER)
         assert deleted.status == 409, deleted.body
     agent = desk.suite.call("PUT", "/tickets/calendars/berlin", BERLIN, role="support_agent")
     assert agent.status == 403
@@ -189,11 +189,11 @@ def test_built_ins_calendars_in_use_and_permissions(desk: Desk) -> None:
     assert desk.suite.call("DELETE", "/tickets/calendars/berlin",
                            role="support_agent").status == 403  # fmt: skip
     use_calendar(desk, "berlin")
-    in_use = desk.suite.call("DELETE", "/tickets/calendars/berlin", **MANAGER)
+    in_use = desk.suite.call("DELETE", "/tickets/calendars/berlin", role=MANAGER)
     assert in_use.status == 409, in_use.body
     assert "sla-v1" in in_use.body["error"]["message"]
-    assert desk.suite.call("GET", "/tickets/calendars/berlin", **MANAGER).status == 200
-    missing = desk.suite.call("DELETE", "/tickets/calendars/paris", **MANAGER)
+    assert desk.suite.call("GET", "/tickets/calendars/berlin", role=MANAGER).status == 200
+    missing = desk.suite.call("DELETE", "/tickets/calendars/paris", role=MANAGER)
     assert missing.status == 404
 
 
@@ -213,10 +213,10 @@ def test_two_managers_saving_at_once_get_a_409_not_a_lost_edit(
 
     monkeypatch.setattr(CalendarStore, "get", read_then_race)
     late = desk.suite.call("PUT", "/tickets/calendars/berlin",
-                           {**BERLIN, "closed_dates": ["2026-12-31"]}, **MANAGER)  # fmt: skip
+                           {**BERLIN, "closed_dates": ["2026-12-31"]}, role=MANAGER)  # fmt: skip
     monkeypatch.undo()
     assert late.status == 409, late.body
-    kept = desk.suite.call("GET", "/tickets/calendars/berlin", **MANAGER).body
+    kept = desk.suite.call("GET", "/tickets/calendars/berlin", role=MANAGER).body
     assert (kept["version"], kept["definition"]["closed_dates"]) == ("berlin@v2", ["2026-12-24"])
 
 
@@ -232,14 +232,14 @@ def test_a_policy_saved_while_its_calendar_is_deleted_fails_one_of_them(
         if not raced:  # the calendar is deleted right after the policies found it
             raced.append(True)
             assert desk.suite.call("DELETE", "/tickets/calendars/berlin",
-                                   **MANAGER).status == 200  # fmt: skip
+                                   role=MANAGER).status == 200  # fmt: skip
         return found
 
     monkeypatch.setattr(CalendarStore, "get", read_then_delete)
     policies = {"default": {"first_response": 60}, "calendars": {"normal": "berlin"}}
-    saved = desk.suite.call("PUT", "/tickets/sla-policies", policies, **MANAGER)
+    saved = desk.suite.call("PUT", "/tickets/sla-policies", policies, role=MANAGER)
     monkeypatch.undo()
     assert saved.status == 409, saved.body
-    assert desk.suite.call("GET", "/tickets/sla-policies", **MANAGER).body["version"] == (
+    assert desk.suite.call("GET", "/tickets/sla-policies", role=MANAGER).body["version"] == (
         "sla-2026.12"
     )
