@@ -8,6 +8,7 @@ import itertools
 from datetime import UTC, datetime
 from typing import Any
 
+import boto3
 import pytest
 
 from crm.tickets.calendar_store import CalendarStore, StoredCalendar
@@ -133,6 +134,13 @@ def test_editing_a_calendar_leaves_open_tickets_on_the_version_they_copied(desk:
 def test_tickets_pinned_to_a_built_in_name_and_the_lists(desk: Desk) -> None:
     ticket = opened_at(desk, datetime(2026, 11, 27, 12, 45, tzinfo=UTC))  # Friday 20:45 Shanghai
     assert ticket["calendar"] == "business_hours"
+    # Stored exactly as tickets were before shop calendars: the bare name, no definition.
+    item = boto3.client("dynamodb").get_item(
+        TableName=str(desk.suite.stack.refs["TicketsTable"]),
+        Key={"PK": {"S": f"TICKET#{ticket['ticket_id']}"}, "SK": {"S": "#TICKET"}},
+    )["Item"]
+    assert item["calendar"] == {"S": "business_hours"}
+    assert "calendar_definition" not in item
     assert first_due(desk, desk.ticket(ticket["ticket_id"])) == "2026-11-30T01:15:00Z"
     put_calendar(desk, "berlin", BERLIN)
     listed = desk.suite.call("GET", "/tickets/calendars", role="support_agent")

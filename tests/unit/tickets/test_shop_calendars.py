@@ -16,7 +16,16 @@ from pydantic import ValidationError
 from crm.errors import validation_problems
 from crm.models import API_INPUT
 from crm.tickets.calendars import Overrun, of_definition
-from crm.tickets.models import CalendarDefinition
+from crm.tickets.models import (
+    CalendarDefinition,
+    Priority,
+    SlaMetric,
+    TicketCategory,
+    TicketChannel,
+    TicketStatus,
+)
+from crm.tickets.records import PinnedTarget, TicketRecord
+from crm.tickets.sla import deadlines, opening_entries, plan_timers
 
 BERLIN = ZoneInfo("Europe/Berlin")
 WEEKDAYS = {d: ["09:00-17:00"] for d in ("mon", "tue", "wed", "thu", "fri")}
@@ -106,3 +115,20 @@ def test_adding_calendar_time_is_the_inverse_of_measuring_it(start: datetime, mi
     end = cal.add(start, minutes * 60)
     assert cal.seconds_between(start, end) == pytest.approx(minutes * 60)
     assert end - start >= timedelta(minutes=minutes)
+
+
+def test_a_target_the_calendar_cannot_reach_shows_no_due_time_and_sets_no_wake_up() -> None:
+    sparse = definition(hours={"sat": ["10:00-10:01"]}, holidays=None)
+    opened = datetime(2026, 11, 27, 15, 30, tzinfo=UTC)
+    ticket = TicketRecord(
+        ticket_id="t-1", customer_id="c-1", channel=TicketChannel.APP,
+        category=TicketCategory.OTHER, category_confidence=1.0, priority=Priority.NORMAL,
+        status=TicketStatus.NEW, opened_at=opened, updated_at=opened, policy="sla-v1",
+        calendar="sparse@v1", calendar_definition=sparse,
+        targets=[PinnedTarget(metric=SlaMetric.RESOLUTION, minutes=60 * 24 * 90, pauses=True)],
+    )  # fmt: skip
+    entries = opening_entries(ticket)
+    [deadline] = deadlines(ticket, entries, opened + timedelta(days=1))
+    assert deadline.due_at is None
+    assert deadline.state == "running"
+    assert plan_timers(ticket, [], entries, opened).set == []

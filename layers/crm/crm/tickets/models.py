@@ -392,7 +392,10 @@ class TicketView(Output):
     merged_into: str | None
     merged_from: list[str]
     policy: str = Field(description="the SLA policy version pinned when the ticket opened")
-    calendar: str
+    calendar: str = Field(
+        description="the calendar its clocks count in, pinned when it opened: a built-in's "
+        "name, or a shop calendar's version (berlin@v2)"
+    )
     deadlines: list[Deadline]
     escalation: EscalationView
     sku: str | None = None
