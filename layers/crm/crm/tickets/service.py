@@ -667,6 +667,8 @@ class TicketService:
             raise Conflict(f"the built-in calendar {name} cannot be {what}",
                            [FieldProblem("name", "a built-in calendar")])  # fmt: skip
         if not _CALENDAR_NAME.fullmatch(name):
+            if what == "deleted":  # none can exist by that name
+                raise NotFound(f"no calendar {name}")
             raise InvalidInput(
                 "a calendar's name is a slug",
                 [FieldProblem("name", "lower-case letters, digits, - and _, at most 40")],
