@@ -205,6 +205,19 @@ def test_built_ins_calendars_in_use_and_permissions(desk: Desk) -> None:
     assert missing.status == 404
 
 
+def test_a_shop_keeps_a_bounded_number_of_calendars(
+    desk: Desk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("crm.tickets.service.MAX_CALENDARS", 2)
+    put_calendar(desk, "one", BERLIN)
+    put_calendar(desk, "two", BERLIN)
+    third = desk.suite.call("PUT", "/tickets/calendars/three", BERLIN, role=MANAGER)
+    assert third.status == 409, third.body
+    put_calendar(desk, "two", {**BERLIN, "closed_dates": ["2026-12-24"]})  # a new version: fine
+    assert desk.suite.call("DELETE", "/tickets/calendars/one", role=MANAGER).status == 200
+    put_calendar(desk, "three", BERLIN)
+
+
 def test_two_managers_saving_at_once_get_a_409_not_a_lost_edit(
     desk: Desk, monkeypatch: pytest.MonkeyPatch
 ) -> None:

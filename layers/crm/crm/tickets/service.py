@@ -90,6 +90,8 @@ SLA_MET_SERVICE = "crm-tickets"  # TicketSlaMet's dimension; TicketSlaBreachAlar
 MAX_ATTEMPTS = 6
 BACKOFF_S = 0.02
 MAX_MERGE_HOPS = 5
+# Shop calendars: every list of them reads them all (GET /tickets/calendars, the policies).
+MAX_CALENDARS = 50
 MERGED = "merged"  # the reason of the pauses a merge appends to the duplicate's clocks
 _CATEGORIES = frozenset(c.value for c in TicketCategory)
 
@@ -682,6 +684,12 @@ class TicketService:
         the version they copied; tickets opened from now on copy this one."""
         self._editable(caller, name, "replaced")
         current = self.store.calendars.get(name)
+        if current is None or current.deleted:
+            live = [c for c in self.store.calendars.all() if not c.deleted]
+            if len(live) >= MAX_CALENDARS:
+                raise Conflict(
+                    f"the shop has {len(live)} calendars, the most it keeps: delete one first"
+                )
         stored = StoredCalendar(
             name=name, definition=definition, seq=current.seq + 1 if current else 1,
             updated_at=self.clock(), updated_by=caller.subject,
