@@ -454,7 +454,43 @@ def steer_journeys(case: Any) -> None:
     body.pop("goal", None)
 
 
+def steer_calendars(case: Any) -> None:
+    """A shop calendar's name is a slug, its time zone and holidays' country are ones the
+    IANA database and the holidays package know, a day's periods are in order without
+    overlapping, its dates lie in 2000-2099 and in one list only, and SLA policies name
+    calendars that exist, which JSON Schema cannot say: a valid case keeps its shape with
+    such values (each refusal is tested by hand: tests/integration/tickets/test_calendars.py,
+    tests/unit/tickets/test_shop_calendars.py)."""
+    if not is_valid(case) or case.method.upper() != "PUT":
+        return
+    body = case.body if isinstance(case.body, dict) else None
+    if case.operation.path == "/tickets/sla-policies" and body is not None:
+        calendars = body.get("calendars")
+        if isinstance(calendars, dict):
+            for n, priority in enumerate(calendars):
+                calendars[priority] = ("business_hours", "24x7")[n % 2]
+        return
+    if case.operation.path != "/tickets/calendars/{name}" or body is None:
+        return
+    case.path_parameters = {**(case.path_parameters or {}), "name": "steered"}
+    body["time_zone"] = "Europe/Berlin"
+    if isinstance(body.get("holidays"), dict):
+        body["holidays"] = {"country": "DE"}
+    hours = body.get("hours")
+    if isinstance(hours, dict):
+        for day, periods in hours.items():
+            if isinstance(periods, list):
+                hours[day] = ["09:00-17:00"] if periods else []
+        if not any(hours.values()):
+            hours["mon"] = ["09:00-17:00"]
+    for n, key in enumerate(("closed_dates", "extra_working_dates")):
+        dates = body.get(key)
+        if isinstance(dates, list):  # closed dates in even years, extra ones in odd years
+            body[key] = [f"{2000 + 2 * (i % 50) + n}-01-0{1 + i % 9}" for i in range(len(dates))]
+
+
 def call_and_validate(case: Any, token: str) -> None:
+    steer_calendars(case)
     steer_page_token(case)
     steer_feedback_scope(case)
     steer_residency(case)
@@ -515,6 +551,7 @@ def test_workflows_keep_the_document(served: Served) -> None:
             steer_sends_and_offers(case)
             steer_templates(case)
             steer_journeys(case)
+            steer_calendars(case)
             SERVED.cases["stateful"] = SERVED.cases.get("stateful", 0) + 1
 
         def get_call_kwargs(self, case: Any) -> dict[str, Any]:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Literal, Protocol
 
-from pydantic import Field, StringConstraints
+from pydantic import AfterValidator, Field, StringConstraints, ValidationInfo, field_validator
 
 from crm.models import INTEGRAL, NOT_BLANK, Output, StrictInput
 from crm.profiles import Money
@@ -190,7 +190,12 @@ Targets = Annotated[
     dict[SlaMetric, Minutes],
     Field(min_length=1, description="minutes of the policy's calendar time, by metric"),
 ]
-CalendarName = Literal["business_hours", "24x7"]
+CALENDAR_NAME = r"^[a-z0-9][a-z0-9_-]{0,39}$"
+CalendarName = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=40, pattern=CALENDAR_NAME),
+    Field(description="a built-in calendar (business_hours, 24x7) or one of the shop's"),
+]
 
 
 class SlaPolicies(StrictInput):
@@ -202,8 +207,143 @@ class SlaPolicies(StrictInput):
     categories: dict[TicketCategory, Targets] = Field(default_factory=dict)
     calendars: dict[Priority, CalendarName] = Field(
         default_factory=dict,
-        description="the calendar of each priority; a priority left out counts business hours",
+        description="the calendar of each priority (a built-in or one of the shop's, which "
+        "must exist); a priority left out counts business hours",
     )
+
+
+class Weekday(StrEnum):
+    MON = "mon"
+    TUE = "tue"
+    WED = "wed"
+    THU = "thu"
+    FRI = "fri"
+    SAT = "sat"
+    SUN = "sun"
+
+
+MAX_PERIODS_A_DAY = 8
+MAX_DATES = 366
+FIRST_CALENDAR_DATE, LAST_CALENDAR_DATE = date(2000, 1, 1), date(2099, 12, 31)
+# A working period in local time, on the minute: 09:00-12:00; the end may be 24:00.
+PERIOD = r"^([01][0-9]|2[0-3]):[0-5][0-9]-(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$"
+
+
+def _minute(hhmm: str) -> int:
+    hours, minutes = hhmm.split(":")
+    return int(hours) * 60 + int(minutes)
+
+
+def _in_order(periods: list[str]) -> list[str]:
+    previous_end = -1
+    for text in periods:
+        start, end = (_minute(t) for t in text.split("-"))
+        if end <= start:
+            raise ValueError(f"{text}: a period ends after it starts")
+        if start < previous_end:
+            raise ValueError(f"{text}: periods are in order and do not overlap")
+        previous_end = end
+    return periods
+
+
+def _in_range(day: date) -> date:
+    if not FIRST_CALENDAR_DATE <= day <= LAST_CALENDAR_DATE:
+        raise ValueError(f"a date from {FIRST_CALENDAR_DATE} to {LAST_CALENDAR_DATE}")
+    return day
+
+
+PeriodText = Annotated[str, StringConstraints(pattern=PERIOD)]
+DayPeriods = Annotated[
+    list[PeriodText], Field(max_length=MAX_PERIODS_A_DAY), AfterValidator(_in_order)
+]
+CalendarDate = Annotated[date, AfterValidator(_in_range)]
+CalendarDates = Annotated[list[CalendarDate], Field(max_length=MAX_DATES)]
+
+
+class HolidaySource(StrictInput):
+    """Whose public holidays close the calendar (the `holidays` package's codes)."""
+
+    country: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")] = Field(
+        description="ISO 3166-1 alpha-2: DE, US, CN, SG, ..."
+    )
+    subdivision: Annotated[str, StringConstraints(min_length=1, max_length=10)] | None = Field(
+        default=None, description="a state or province the package knows: BY, CA, ..."
+    )
+
+    @field_validator("country")
+    @classmethod
+    def _known_country(cls, value: str) -> str:
+        if not _holidays_known(value, None):
+            raise ValueError("a country the holidays package knows")
+        return value
+
+    @field_validator("subdivision")
+    @classmethod
+    def _known_subdivision(cls, value: str | None, info: ValidationInfo) -> str | None:
+        country = info.data.get("country")
+        if value is not None and country is not None and not _holidays_known(country, value):
+            raise ValueError(f"a subdivision of {country} the holidays package knows")
+        return value
+
+
+def _holidays_known(country: str, subdivision: str | None) -> bool:
+    from crm.tickets.calendars import country_days  # the package loads on first use only
+
+    try:
+        country_days(country, subdivision, FIRST_CALENDAR_DATE.year + 26)
+    except NotImplementedError:
+        return False
+    return True
+
+
+class CalendarDefinition(StrictInput):
+    """A shop's business-hours calendar: working periods per weekday in a time zone, less a
+    country's public holidays (its make-up working days worked) and the shop's closed dates,
+    plus its extra working dates."""
+
+    time_zone: Annotated[str, StringConstraints(min_length=1, max_length=64)] = Field(
+        description="an IANA time zone: Europe/Berlin, America/New_York, Asia/Singapore"
+    )
+    hours: dict[Weekday, DayPeriods] = Field(
+        description="each weekday's working periods, local time, in order, not overlapping "
+        '(e.g. {"mon": ["09:00-12:00", "13:00-18:00"], "sat": ["10:00-14:00"]}); a day left '
+        "out is closed"
+    )
+    holidays: HolidaySource | None = None
+    closed_dates: CalendarDates = Field(
+        default_factory=list, description="the shop's own days off (YYYY-MM-DD)"
+    )
+    extra_working_dates: CalendarDates = Field(
+        default_factory=list,
+        description="days worked though the week or the holidays say otherwise; a day "
+        "without hours of its own works the first weekday's that has some",
+    )
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a directory
+            raise ValueError("an IANA time zone such as Europe/Berlin") from None
+        return value
+
+    @field_validator("hours")
+    @classmethod
+    def _some_working_time(cls, value: dict[Weekday, list[str]]) -> dict[Weekday, list[str]]:
+        # Without a single period an SLA clock would never fall due.
+        if not any(value.values()):
+            raise ValueError("at least one working period in the week")
+        return value
+
+    @field_validator("extra_working_dates")
+    @classmethod
+    def _not_closed(cls, value: list[date], info: ValidationInfo) -> list[date]:
+        if set(value) & set(info.data.get("closed_dates", ())):
+            raise ValueError("a date is either closed or an extra working date, not both")
+        return value
 
 
 # ---------------------------------------------------------------- responses
@@ -252,7 +392,10 @@ class TicketView(Output):
     merged_into: str | None
     merged_from: list[str]
     policy: str = Field(description="the SLA policy version pinned when the ticket opened")
-    calendar: str
+    calendar: str = Field(
+        description="the calendar its clocks count in, pinned when it opened: a built-in's "
+        "name, or a shop calendar's version (berlin@v2)"
+    )
     deadlines: list[Deadline]
     escalation: EscalationView
     sku: str | None = None
@@ -284,9 +427,23 @@ class EscalationRulesView(Output):
 
 class CalendarView(Output):
     name: str
-    zone: str
-    periods: list[str] = Field(description="working periods of a working day, local time")
-    working_days: str
+    built_in: bool = Field(description="business_hours and 24x7: neither replaced nor deleted")
+    version: str | None = Field(
+        description="what a ticket opened now pins (`<name>@v<n>`); null for a built-in"
+    )
+    definition: CalendarDefinition
+    updated_at: datetime | None = None
+    updated_by: str | None = None
+
+
+class CalendarList(Output):
+    calendars: list[CalendarView]
+
+
+class CalendarDeleted(Output):
+    name: str
+    deleted: bool = True
+    detail: str
 
 
 class SlaPoliciesView(Output):

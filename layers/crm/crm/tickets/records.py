@@ -7,6 +7,8 @@ TicketsTable (docs/data-model.md):
   PK=TICKET#<ticket_id>  SK=MSG#<at>#<message_id>  one message, its text sealed
   PK=SETTINGS            SK=ESCALATION_RULES       the escalation rules
   PK=SETTINGS            SK=SLA_POLICIES           the SLA policies in force, their version
+  PK=SETTINGS            SK=CALENDAR#<name>        a shop calendar's latest version (or its
+                                                   deletion: `deleted`, the version kept)
 GSI `customer` (CPK=CUST#<customer_id>, CSK):
   CSK=MSG#<at>#<message_id> the customer's whole conversation, newest first
   CSK=TKT#<opened_at>#<ticket_id> the customer's tickets (repeat complaints)
@@ -22,6 +24,7 @@ from pydantic import Field
 from crm.clock import iso
 from crm.models import Record
 from crm.tickets.models import (
+    CalendarDefinition,
     EscalationReason,
     MessageKind,
     Priority,
@@ -34,6 +37,10 @@ from crm.tickets.models import (
 TICKET_SK = "#TICKET"  # sorts before CLOCK# and MSG#: one Query reads it with its clocks
 RULES_PK, RULES_SK = "SETTINGS", "ESCALATION_RULES"
 POLICIES_SK = "SLA_POLICIES"
+
+
+def calendar_sk(name: str) -> str:
+    return f"CALENDAR#{name}"
 
 
 def ticket_pk(ticket_id: str) -> str:
@@ -88,7 +95,11 @@ class TicketRecord(Record):
     merged_into: str | None = None
     merged_from: list[str] = Field(default_factory=list)
     policy: str
-    calendar: str
+    calendar: str = Field(description="a built-in's name, or a shop calendar's <name>@v<n>")
+    # A shop calendar's definition as it was when the ticket opened, copied: the clocks read
+    # nothing but the ticket, and editing or deleting the calendar never moves them. None for
+    # a built-in (and every ticket opened before shops had calendars).
+    calendar_definition: CalendarDefinition | None = None
     targets: list[PinnedTarget]
     # Per metric: warned (75%) and breached (100%) once each, so a warning or a breach is
     # published once however often its wake-up arrives.

@@ -9,6 +9,10 @@ from crm.http import ApiRequest, QueryParam, Routes
 from crm.tickets.models import (
     AddMessage,
     AssignTicket,
+    CalendarDefinition,
+    CalendarDeleted,
+    CalendarList,
+    CalendarView,
     ChangeStatus,
     ConversationPage,
     CorrectCategory,
@@ -96,6 +100,60 @@ def ticket_routes(family: Callable[[], TicketService]) -> Routes:
     )
     def put_sla_policies(req: ApiRequest) -> SlaPoliciesView:
         return family().put_policies(req.who, req.model(SlaPolicies))
+
+    @routes.route(
+        "/tickets/calendars",
+        "GET",
+        permission=P.READ_TICKETS,
+        summary=(
+            "The business-hours calendars SLA policies may count in: the built-ins "
+            "(business_hours, 24x7) and the shop's own, each with its version"
+        ),
+        response=CalendarList,
+    )
+    def list_calendars(req: ApiRequest) -> CalendarList:
+        return family().calendars_view()
+
+    @routes.route(
+        "/tickets/calendars/{name}",
+        "GET",
+        permission=P.READ_TICKETS,
+        summary="One calendar: time zone, working periods per weekday, holidays, dates",
+        response=CalendarView,
+        errors=(404,),
+    )
+    def get_calendar(req: ApiRequest) -> CalendarView:
+        return family().calendar_view(req.path["name"])
+
+    @routes.route(
+        "/tickets/calendars/{name}",
+        "PUT",
+        permission=P.MANAGE_SLA,
+        summary=(
+            "Create or replace a shop calendar (a time zone, working periods per weekday, a "
+            "country's public holidays, the shop's closed and extra working dates) as a new "
+            "version: tickets opened from now on copy it, open ones keep theirs"
+        ),
+        body=CalendarDefinition,
+        response=CalendarView,
+        errors=(409,),
+    )
+    def put_calendar(req: ApiRequest) -> CalendarView:
+        return family().put_calendar(req.who, req.path["name"], req.model(CalendarDefinition))
+
+    @routes.route(
+        "/tickets/calendars/{name}",
+        "DELETE",
+        permission=P.MANAGE_SLA,
+        summary=(
+            "Delete a shop calendar the SLA policies in force do not use (built-ins stay); "
+            "open tickets keep counting in the version they copied"
+        ),
+        response=CalendarDeleted,
+        errors=(404, 409),
+    )
+    def delete_calendar(req: ApiRequest) -> CalendarDeleted:
+        return family().delete_calendar(req.who, req.path["name"])
 
     @routes.route(
         "/tickets/{ticket_id}",

@@ -11,6 +11,7 @@ anywhere in plaintext and erasing the customer erases it.
 from __future__ import annotations
 
 import random
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from crm.audit import TICKET_CONVERSATION, NoPiiReads, PiiReads
 from crm.auth import Caller, Permission
 from crm.bus import Bus
 from crm.clock import Clock, IdFactory
-from crm.errors import Conflict, FieldProblem, Forbidden, NotFound
+from crm.errors import Conflict, FieldProblem, Forbidden, InvalidInput, NotFound
 from crm.events import BusEvent
 from crm.lake import FactLog
 from crm.pii import FieldCipher, mask_text
@@ -32,13 +33,18 @@ from crm.profiles import Loaded, ProfileService
 from crm.sqs_consumer import PoisonMessage
 from crm.ticket_events import TicketEscalated, TicketSlaBreached, TicketSlaWarning
 from crm.tickets import escalation, sla
-from crm.tickets.calendars import CALENDARS
+from crm.tickets.calendar_store import StoredCalendar
+from crm.tickets.calendars import BUILT_IN, CALENDARS, Calendar, describe, of_definition
 from crm.tickets.corrections import Corrections
 from crm.tickets.facts import ticket_facts
 from crm.tickets.feedback import ticket_feedback
 from crm.tickets.models import (
+    CALENDAR_NAME,
     AddMessage,
     AssignTicket,
+    CalendarDefinition,
+    CalendarDeleted,
+    CalendarList,
     CalendarView,
     ChangeStatus,
     Classifier,
@@ -77,12 +83,15 @@ from crm.tickets.store import (
 from crm.timers import Timers, WakeUp
 
 logger = Logger(child=True)
+_CALENDAR_NAME = re.compile(CALENDAR_NAME)
 T = TypeVar("T")
 
 SLA_MET_SERVICE = "crm-tickets"  # TicketSlaMet's dimension; TicketSlaBreachAlarm reads it
 MAX_ATTEMPTS = 6
 BACKOFF_S = 0.02
 MAX_MERGE_HOPS = 5
+# Shop calendars: every list of them reads them all (GET /tickets/calendars, the policies).
+MAX_CALENDARS = 50
 MERGED = "merged"  # the reason of the pauses a merge appends to the duplicate's clocks
 _CATEGORIES = frozenset(c.value for c in TicketCategory)
 
@@ -258,11 +267,18 @@ class TicketService:
         # The policy is chosen after escalation, so a high-risk ticket's clocks are urgent's.
         stored = self.store.policies()
         policy = (
-            sla.policy_for(ticket.category, ticket.priority, stored.policies, stored.version)
+            sla.policy_for(
+                ticket.category,
+                ticket.priority,
+                stored.policies,
+                stored.version,
+                self._opening_calendar,
+            )
             if stored is not None
             else sla.policy_for(ticket.category, ticket.priority)
         )
         ticket.policy, ticket.calendar = policy.version, policy.calendar.name
+        ticket.calendar_definition = policy.calendar.definition
         ticket.targets = list(policy.targets)
         author = caller.subject
         kind = MessageKind.CUSTOMER
@@ -555,17 +571,7 @@ class TicketService:
     # ------------------------------------------------------------ SLA policies
     def policies_view(self) -> SlaPoliciesView:
         stored = self.store.policies()
-        calendars = [
-            CalendarView(
-                name=c.name, zone=c.zone,
-                periods=[f"{a:%H:%M}-{b:%H:%M}" for a, b in c.periods] or ["00:00-24:00"],
-                working_days="every day" if c.always else (
-                    "Monday to Friday, less China's public holidays, plus their make-up "
-                    "working days (the holidays package)"
-                ),
-            )
-            for c in CALENDARS.values()
-        ]  # fmt: skip
+        calendars = self.calendars_view().calendars
         if stored is None:
             return SlaPoliciesView(version=sla.POLICY_VERSION, policies=sla.default_policies(),
                                    calendars=calendars)  # fmt: skip
@@ -575,16 +581,154 @@ class TicketService:
         )  # fmt: skip
 
     def put_policies(self, caller: Caller, policies: SlaPolicies) -> SlaPoliciesView:
-        """A new version; open tickets keep the version they pinned."""
+        """A new version; open tickets keep the version they pinned. Every calendar it names
+        exists (a shop's is held by the same transaction: deleting it meanwhile fails this)."""
         caller.require(Permission.MANAGE_SLA)
+        missing = [
+            FieldProblem(f"calendars.{priority.value}", f"no calendar named {name}")
+            for priority, name in policies.calendars.items()
+            if name not in BUILT_IN and self._shop_calendar(name) is None
+        ]
+        if missing:
+            raise InvalidInput("the policies name calendars that do not exist", missing)
         current = self.store.policies()
         stored = StoredPolicies(
             policies=policies, seq=current.seq + 1 if current else 1, updated_at=self.clock(),
             updated_by=caller.subject,
         )  # fmt: skip
-        if not self.store.put_policies(stored):
-            raise Conflict("another version of the SLA policies was saved meanwhile; read it")
+        shop = [n for n in policies.calendars.values() if n not in BUILT_IN]
+        if not self.store.put_policies(stored, shop):
+            raise Conflict(
+                "another version of the SLA policies was saved, or a calendar they name was "
+                "deleted, meanwhile; read them"
+            )
         return self.policies_view()
+
+    # ------------------------------------------------------------ calendars
+    def calendar(self, name: str) -> Calendar:
+        """The one lookup of a calendar by name: a built-in, or the shop's latest version
+        (named `<name>@v<n>`, its definition with it, which a ticket copies when it opens).
+        Tickets already open read the calendar they pinned (`calendars.pinned`)."""
+        if name in BUILT_IN:
+            return CALENDARS[name]
+        stored = self._shop_calendar(name)
+        if stored is None or stored.definition is None:
+            raise NotFound(f"no calendar {name}")
+        return of_definition(stored.version, stored.definition)
+
+    def _opening_calendar(self, name: str) -> Calendar:
+        # The policies in force name only calendars that exist (put_policies and
+        # delete_calendar hold each other off), so this is a table edited by hand: the ticket
+        # still opens, counted in business hours, rather than failing the customer.
+        try:
+            return self.calendar(name)
+        except NotFound:
+            logger.error("the SLA policies name a missing calendar", extra={"calendar": name})
+            return CALENDARS["business_hours"]
+
+    def _shop_calendar(self, name: str) -> StoredCalendar | None:
+        if not _CALENDAR_NAME.fullmatch(name):
+            return None
+        stored = self.store.calendars.get(name)
+        return None if stored is None or stored.deleted else stored
+
+    @staticmethod
+    def _calendar_view(stored: StoredCalendar) -> CalendarView:
+        assert stored.definition is not None
+        return CalendarView(
+            name=stored.name, built_in=False, version=stored.version,
+            definition=stored.definition, updated_at=stored.updated_at,
+            updated_by=stored.updated_by,
+        )  # fmt: skip
+
+    @staticmethod
+    def _built_in_view(name: str) -> CalendarView:
+        definition = CalendarDefinition.model_validate(describe(CALENDARS[name]))
+        return CalendarView(name=name, built_in=True, version=None, definition=definition)
+
+    def calendars_view(self) -> CalendarList:
+        shop = sorted(
+            (s for s in self.store.calendars.all() if not s.deleted), key=lambda s: s.name
+        )
+        return CalendarList(
+            calendars=[*(self._built_in_view(n) for n in CALENDARS),
+                       *(self._calendar_view(s) for s in shop)]
+        )  # fmt: skip
+
+    def calendar_view(self, name: str) -> CalendarView:
+        if name in BUILT_IN:
+            return self._built_in_view(name)
+        stored = self._shop_calendar(name)
+        if stored is None:
+            raise NotFound(f"no calendar {name}")
+        return self._calendar_view(stored)
+
+    def _editable(self, caller: Caller, name: str, what: str) -> None:
+        caller.require(Permission.MANAGE_SLA)
+        if name in BUILT_IN:
+            raise Conflict(f"the built-in calendar {name} cannot be {what}",
+                           [FieldProblem("name", "a built-in calendar")])  # fmt: skip
+        if not _CALENDAR_NAME.fullmatch(name):
+            if what == "deleted":  # none can exist by that name
+                raise NotFound(f"no calendar {name}")
+            raise InvalidInput(
+                "a calendar's name is a slug",
+                [FieldProblem("name", "lower-case letters, digits, - and _, at most 40")],
+            )
+
+    def put_calendar(
+        self, caller: Caller, name: str, definition: CalendarDefinition
+    ) -> CalendarView:
+        """Create or replace a shop calendar: a new version (conditional on the one it follows,
+        so two managers saving at once get a 409, not a lost edit). Tickets open already keep
+        the version they copied; tickets opened from now on copy this one."""
+        self._editable(caller, name, "replaced")
+        current = self.store.calendars.get(name)
+        if current is None or current.deleted:
+            live = [c for c in self.store.calendars.all() if not c.deleted]
+            if len(live) >= MAX_CALENDARS:
+                raise Conflict(
+                    f"the shop has {len(live)} calendars, the most it keeps: delete one first"
+                )
+        stored = StoredCalendar(
+            name=name, definition=definition, seq=current.seq + 1 if current else 1,
+            updated_at=self.clock(), updated_by=caller.subject,
+        )  # fmt: skip
+        if not self.store.calendars.save(stored):
+            raise Conflict(f"another version of calendar {name} was saved meanwhile; read it")
+        return self._calendar_view(stored)
+
+    def delete_calendar(self, caller: Caller, name: str) -> CalendarDeleted:
+        """Delete a shop calendar the SLA policies in force do not use (409 while they do).
+        Open tickets that copied it keep counting in it."""
+        self._editable(caller, name, "deleted")
+        current = self._shop_calendar(name)
+        if current is None:
+            raise NotFound(f"no calendar {name}")
+        policies = self.store.policies()
+        using = sorted(
+            p.value for p, c in (policies.policies.calendars if policies else {}).items()
+            if c == name
+        )  # fmt: skip
+        if policies is not None and using:
+            raise Conflict(
+                f"the SLA policies in force ({policies.version}) count {', '.join(using)} "
+                f"tickets in calendar {name}: give them another calendar first",
+                [FieldProblem("name", "used by the SLA policies in force")],
+            )
+        deleted = StoredCalendar(
+            name=name, definition=None, seq=current.seq + 1, updated_at=self.clock(),
+            updated_by=caller.subject,
+        )  # fmt: skip
+        if not self.store.calendars.delete(deleted, policies.seq if policies else None):
+            raise Conflict(
+                f"calendar {name} or the SLA policies changed meanwhile; read them and retry"
+            )
+        return CalendarDeleted(
+            name=name,
+            detail="new tickets cannot use it; open tickets keep counting in the version "
+            "they copied",
+        )
 
     # ------------------------------------------------------------ SLA wake-ups
     def sla_due(self, wake: WakeUp) -> str:

@@ -13,11 +13,11 @@ writes nothing and counts nothing twice.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from crm.tickets.calendars import ALWAYS, BUSINESS_HOURS, Calendar, calendar_named
+from crm.tickets.calendars import ALWAYS, BUSINESS_HOURS, Calendar, Overrun, calendar_named, pinned
 from crm.tickets.models import (
     Deadline,
     DeadlineState,
@@ -90,12 +90,14 @@ def policy_for(
     priority: Priority,
     policies: SlaPolicies | None = None,
     version: str = POLICY_VERSION,
+    calendar_of: Callable[[str], Calendar] = calendar_named,
 ) -> SlaPolicy:
     """The targets of the ticket's category (or the default ones) in the calendar of its
-    priority (business hours unless the policies say otherwise)."""
+    priority (business hours unless the policies say otherwise), found by `calendar_of` (the
+    service's lookup, which knows the shop's calendars; the built-ins alone by default)."""
     policies = policies or default_policies()
     targets = policies.categories.get(category) or policies.default
-    calendar = calendar_named(policies.calendars.get(priority, BUSINESS_HOURS.name))
+    calendar = calendar_of(policies.calendars.get(priority, BUSINESS_HOURS.name))
     pinned = tuple(
         PinnedTarget(metric=metric, minutes=minutes, pauses=metric in PAUSING)
         for metric, minutes in sorted(targets.items(), key=lambda kv: list(SlaMetric).index(kv[0]))
@@ -177,11 +179,16 @@ class Clock:
         return self._elapsed(self.now, running_part=False)
 
     def moment(self, fraction: float) -> datetime | None:
-        """When the running clock reaches this fraction of its target; None when not running."""
+        """When the running clock reaches this fraction of its target; None when not running,
+        or when the calendar holds too little working time to reach it within MAX_DAYS (a
+        shop calendar of a few hours a week and a target of weeks: no due time to show)."""
         last = self.last
         if last is None or not self.running:
             return None
-        return self.calendar.add(last.at, fraction * self.target_s - self.banked_s)
+        try:
+            return self.calendar.add(last.at, fraction * self.target_s - self.banked_s)
+        except Overrun:
+            return None
 
     @property
     def due_at(self) -> datetime | None:
@@ -225,7 +232,7 @@ class Clock:
 
 
 def clocks(ticket: TicketRecord, entries: Sequence[ClockEntry], now: datetime) -> list[Clock]:
-    calendar = calendar_named(ticket.calendar)
+    calendar = pinned(ticket.calendar, ticket.calendar_definition)
     by_metric: dict[SlaMetric, list[ClockEntry]] = {}
     for entry in sorted(entries, key=lambda e: (e.metric, e.seq)):
         by_metric.setdefault(entry.metric, []).append(entry)
@@ -341,7 +348,9 @@ def plan_timers(
         if clock.metric not in ticket.warned:
             stages.insert(0, ("warn", WARN_AT))
         for stage, fraction in stages:
-            due = clock.moment(fraction) or now
+            due = clock.moment(fraction)
+            if due is None:
+                continue  # not within MAX_DAYS of calendar time: no wake-up to set
             to_set.append(
                 (
                     timer_id(ticket.ticket_id, clock.metric, last.seq, stage),

@@ -25,6 +25,7 @@ from crm.dynamo import (
     to_item,
 )
 from crm.tickets.aftersales_store import FeedbackCount, feedback_writes
+from crm.tickets.calendar_store import CalendarStore
 from crm.tickets.models import EscalationRules, SlaPolicies
 from crm.tickets.records import (
     POLICIES_SK,
@@ -119,6 +120,7 @@ def _strip(item: Mapping[str, Any]) -> dict[str, Any]:
 class TicketStore:
     def __init__(self, table: str) -> None:
         self._table = table
+        self.calendars = CalendarStore(table)
 
     # ------------------------------------------------------------ writing
     def commit(self, change: TicketChange) -> None:
@@ -319,9 +321,10 @@ class TicketStore:
             updated_by=values["updated_by"],
         )
 
-    def put_policies(self, stored: StoredPolicies) -> bool:
-        """The next version, if the one it follows is still in force (False: another manager's
-        version came first)."""
+    def put_policies(self, stored: StoredPolicies, calendars: Sequence[str] = ()) -> bool:
+        """The next version, if the one it follows is still in force and the shop calendars it
+        names still exist (False: another manager's version came first, or a calendar was
+        deleted meanwhile)."""
         condition = "attribute_not_exists(PK)" if stored.seq == 1 else "seq = :previous"
         request: dict[str, Any] = {
             "TableName": self._table,
@@ -335,9 +338,16 @@ class TicketStore:
         if stored.seq > 1:
             request["ExpressionAttributeValues"] = to_item({":previous": stored.seq - 1})
         try:
-            aws.dynamodb().put_item(**request)
+            if calendars:
+                items: list[Any] = [{"Put": request}, *self.calendars.exists_checks(calendars)]
+                aws.dynamodb().transact_write_items(TransactItems=items)
+            else:
+                aws.dynamodb().put_item(**request)
         except ClientError as exc:
-            if aws.error_code(exc) != "ConditionalCheckFailedException":
+            if aws.error_code(exc) not in (
+                "ConditionalCheckFailedException",
+                "TransactionCanceledException",
+            ):
                 raise
             return False
         return True
