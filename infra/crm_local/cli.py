@@ -320,7 +320,7 @@ def _banner(info: dict[str, Any], secret: str, demo: int = 0) -> str:
         f"  Data region:   {info['parameters'].get('DataRegion', 'cn')}  (its customers only: "
         "`--data-region eu` runs another region's stack)",
         "",
-        "Tokens (12 h; `crm-local token --role ROLE [--customer ID]` makes more):",
+        "Tokens (12 h; `.venv/bin/crm-local token --role ROLE [--customer ID]` makes more):",
     ]
     lines += [f"  {role:<16} {token}" for role, token in tokens.items()]
     customer = {
@@ -552,7 +552,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         return _not_running()
     print(f"running: API {info['api']}, AWS endpoint {info['aws_endpoint']}")
     if "dashboard" in info:
-        print(f"dashboard: {info['dashboard']} (sign in with `crm-local token --role analyst`)")
+        sign_in = "`.venv/bin/crm-local token --role analyst`"
+        print(f"dashboard: {info['dashboard']} (sign in with {sign_in})")
     demo = read_status(args.state_dir)
     print(demo.line() if demo else "no demo shop loading (`crm-local up --seed N` loads one)")
     return 1 if demo and demo.state == "failed" else 0

@@ -371,8 +371,9 @@ def load_shop(
         imports[str(reply["import_id"])] = len(body["customers"])
     deadline = time.monotonic() + IMPORT_TIMEOUT_S
     done: dict[str, int] = {}
+    # disable=None: tqdm draws only on a terminal (piped, its updates would pile on one line).
     with tqdm(total=len(customers), desc="customers imported", unit="",
-              disable=not progress) as bar:  # fmt: skip
+              disable=None if progress else True) as bar:  # fmt: skip
         while len(done) < len(imports):
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the imports were not done after {IMPORT_TIMEOUT_S} s")

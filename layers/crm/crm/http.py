@@ -70,6 +70,7 @@ class RouteDoc(NamedTuple):
     query: tuple[QueryParam, ...] = ()
     errors: tuple[int, ...] = ()
     also_status: tuple[int, ...] = ()  # other success statuses, with the same body
+    body_optional: bool = False  # the body may be left out (read as {})
 
     @property
     def public(self) -> bool:
@@ -128,12 +129,16 @@ def error_body(error: CrmError) -> dict[str, Any]:
     return {"error": body}
 
 
-def parse_body(raw: bytes | str | None, kind: type[M], max_bytes: int) -> M:
+def parse_body(raw: bytes | str | None, kind: type[M], max_bytes: int, optional: bool = False) -> M:
+    """The body as `kind`; an `optional` one left out reads as `{}` (a route opts in: an empty
+    PUT of a policy must not quietly reset it to its defaults)."""
     data = raw.encode() if isinstance(raw, str) else (raw or b"")
     if len(data) > max_bytes:
         raise PayloadTooLarge(f"the request body exceeds {max_bytes} bytes")
     if not data.strip():
-        raise InvalidInput("a JSON request body is required", [FieldProblem("body", "missing")])
+        if not optional:
+            raise InvalidInput("a JSON request body is required", [FieldProblem("body", "missing")])
+        data = b"{}"
     try:
         # Strict: a number or a boolean must be one in JSON ("10" and true are no count of
         # points); what JSON has no type for (times, dates, enums, money as "268.00") is
@@ -187,6 +192,7 @@ class Routes:
         errors: tuple[int, ...] = (),
         also_status: tuple[int, ...] = (),
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        body_optional: bool = False,
     ) -> Callable[[Callable[[ApiRequest], Any]], Callable[..., Response]]:
         """Declare an endpoint. `permission` is checked for the customer in the path (or, for
         a customer's token on a route without one, for the customer themself) before the
@@ -201,7 +207,11 @@ class Routes:
                         caller = caller_from_claims(claims_of(request), staff_token_issuer())
                         subject = path_params.get("customer_id", caller.customer_id)
                         caller.require(permission, subject)
-                    parsed = parse_body(request.raw_body, body, max_body_bytes) if body else None
+                    parsed = (
+                        parse_body(request.raw_body, body, max_body_bytes, body_optional)
+                        if body
+                        else None
+                    )
                     result = view(
                         ApiRequest(
                             caller=caller,
@@ -255,6 +265,7 @@ class Routes:
                     query=query,
                     errors=errors,
                     also_status=also_status,
+                    body_optional=body_optional,
                 )
             )
             return handle

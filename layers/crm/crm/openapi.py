@@ -114,7 +114,7 @@ def build_openapi(routes: Sequence[RouteDoc], title: str, version: str) -> dict[
             op["parameters"] = params
         if r.body:
             op["requestBody"] = {
-                "required": True,
+                "required": not r.body_optional,
                 "content": {"application/json": {"schema": refs[(r.body, "validation")]}},
             }
         ok: dict[str, Any] = {"description": "OK"}

@@ -280,3 +280,16 @@ def test_poison_messages_fail_alone_and_name_no_values(office: Office) -> None:
     assert failed == poison
     office.work()
     assert office.get(rid)["status"] == "completed"  # the good messages went on
+
+
+def test_an_approval_may_leave_its_body_out_an_extension_may_not(office: Office) -> None:
+    cid = office.customer()
+    rid = office.file(cid, "erasure").body["request_id"]
+    path = f"/privacy/requests/{rid}"
+    extended = office.suite.call("POST", f"{path}/extend", None, role="privacy_officer")
+    assert extended.status == 400, extended.body  # its reason is told to the customer
+    assert extended.body["error"]["fields"] == [{"field": "body", "message": "missing"}]
+    approved = office.suite.call("POST", f"{path}/approve", None, role="privacy_officer")
+    assert approved.status == 200, approved.body
+    assert approved.body["status"] == "running"
+    assert approved.body["approved_by"] == "privacy-1"

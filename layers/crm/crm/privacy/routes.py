@@ -102,8 +102,10 @@ def privacy_routes(family: Callable[[], PrivacyParts]) -> Routes:
         "/privacy/requests/{request_id}/approve",
         "POST",
         permission=P.APPROVE_PRIVACY_REQUESTS,
-        summary="Approve a request awaiting approval: its store steps are queued",
+        summary="Approve a request awaiting approval: its store steps are queued (the body, an "
+        "optional reason code, may be left out)",
         body=Decision,
+        body_optional=True,
         response=RequestView,
         errors=(404, 409),
     )
@@ -116,6 +118,7 @@ def privacy_routes(family: Callable[[], PrivacyParts]) -> Routes:
         permission=P.APPROVE_PRIVACY_REQUESTS,
         summary="Reject a request awaiting approval or confirmation, with a reason code",
         body=Decision,
+        body_optional=True,
         response=RequestView,
         errors=(404, 409),
     )
