@@ -324,7 +324,11 @@ def _banner(info: dict[str, Any], secret: str, demo: int = 0) -> str:
     ]
     lines += [f"  {role:<16} {token}" for role, token in tokens.items()]
     customer = {
-        "identities": [{"channel": "mini_program", "external_id": "oTry1"}],
+        # An app identity too: push's address (docs/local.md's journey to try sends push).
+        "identities": [
+            {"channel": "mini_program", "external_id": "oTry1"},
+            {"channel": "app", "external_id": "app-try1"},
+        ],
         "attributes": {"name": "林小雨", "phone": "13912345678", "city": "杭州"},
     }
     order = {

@@ -69,6 +69,8 @@ NOTES = {
     },
 }
 HISTORY_DAYS = 730
+# The share of customers who consent to each purpose (push: of those with an app identity).
+CONSENT_SHARES = {"marketing_sms": 0.6, "marketing_email": 0.4, "marketing_push": 0.3}
 
 
 @dataclass
@@ -80,6 +82,8 @@ class DemoCustomer:
     joined: datetime
     events: list[dict[str, Any]] = field(default_factory=list)
     customer_id: str = ""
+    # Consent decisions as `PUT /customers/{id}/consent` takes them (granted ones only).
+    consent: list[dict[str, Any]] = field(default_factory=list)
 
 
 class Shop:
@@ -87,6 +91,8 @@ class Shop:
 
     def __init__(self, seed: int = 7, now: datetime | None = None) -> None:
         self.rng = random.Random(seed)
+        # Consent is drawn from a stream of its own: the rest of the shop stays as it was.
+        self.consent_rng = random.Random(seed * 7919 + 1)
         self.now = (now or datetime.now(UTC)).replace(microsecond=0)
 
     def customers(self, count: int) -> list[DemoCustomer]:
@@ -120,7 +126,24 @@ class Shop:
         joined = self.now - timedelta(days=rng.uniform(1, HISTORY_DAYS))
         customer = DemoCustomer(f"demo-{n}", identities, attributes, affinity, joined)
         customer.events = self._orders(customer) + self._browsing(customer)
+        customer.consent = self._consent(customer)
         return customer
+
+    def _consent(self, c: DemoCustomer) -> list[dict[str, Any]]:
+        """Marketing consent as shops see it: most agree to SMS at sign-up, fewer to email,
+        push only where the app asked (customers with an app identity). Decided when they
+        joined, on the channel they came through. A consent is not an address: some consent
+        to SMS without a phone on file, and a send's preview counts them as `no_address`."""
+        rng = self.consent_rng
+        draws = [rng.random() for _ in CONSENT_SHARES]  # as many draws for every customer
+        has_app = any(i["channel"] == "app" for i in c.identities)
+        source = c.identities[0]["channel"]
+        decided = {"granted": True, "source": source, "decided_at": _iso(c.joined)}
+        return [
+            {"purpose": purpose, **decided}
+            for (purpose, share), draw in zip(CONSENT_SHARES.items(), draws, strict=True)
+            if draw < share and (purpose != "marketing_push" or has_app)
+        ]
 
     @staticmethod
     def _external_id(channel: str, n: int) -> str:
@@ -400,7 +423,27 @@ def load_shop(
             if len(done) < len(imports):
                 time.sleep(0.25)
     _find_ids(client, customers[: TICKETS + 1])
+    load_consent(client, [c for c in customers if c.customer_id])
     return {"customers": len(customers), "events": total_events}
+
+
+def load_consent(client: ApiClient, customers: list[DemoCustomer]) -> int:
+    """Record the consent of the customers whose ids the loader found (the banner's and the
+    tickets'), through `PUT /customers/{id}/consent`, a few requests at once. The import takes
+    no consent (POST /imports: identities, attributes, events), and a request per customer of
+    the whole shop would double the demo's time to ready: the rest of the shop has none.
+    Returns how many decisions were recorded."""
+    decisions = [(c.customer_id, d) for c in customers for d in c.consent]
+
+    def one(decision: tuple[str, dict[str, Any]]) -> None:
+        customer_id, body = decision
+        status, reply = client.request("PUT", f"/customers/{customer_id}/consent", body)
+        if status != 200:
+            raise RuntimeError(f"recording a demo consent failed: {status} {reply}")
+
+    with ThreadPoolExecutor(max_workers=DEMO_CLIENTS) as pool:
+        list(pool.map(one, decisions))
+    return len(decisions)
 
 
 def _find_ids(client: ApiClient, customers: list[DemoCustomer]) -> None:

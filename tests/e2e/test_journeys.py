@@ -422,7 +422,7 @@ def test_a_segment_send_with_variants_and_a_holdout_previewed_sent_and_reported(
     assert status == 200, preview
     assert preview["method"] == "exact"
     assert preview["segment_size"] == len(members)
-    parts = ("audience", "holdout", "no_consent", "global_control", "capped")
+    parts = ("audience", "holdout", "no_consent", "no_address", "global_control", "capped")
     assert sum(preview[p] for p in parts) == len(members)
     assert preview["audience"] <= len(consenting)
     assert preview["global_control"] == 0  # person() keeps out of the global control group
@@ -444,7 +444,14 @@ def test_a_segment_send_with_variants_and_a_holdout_previewed_sent_and_reported(
     variants = {v["variant"]: v for v in report["variants"]}
     assert set(variants) <= {"A", "B"}
     assert sum(v["sent"] for v in variants.values()) == len(reached)
-    assert sum(v["suppressed"] for v in variants.values()) == preview["no_consent"]
+    suppressed = preview["no_consent"] + preview["no_address"]
+    assert sum(v["suppressed"] for v in variants.values()) == suppressed
+    reasons = [
+        r for v in variants.values() for r, n in v["suppressed_by"].items() for _ in range(n)
+    ]
+    assert sorted(reasons) == sorted(
+        ["no_consent"] * preview["no_consent"] + ["no_address"] * preview["no_address"]
+    )
     assert report["holdout"]["recipients"] == preview["holdout"]
     assert sum(v["recipients"] for v in variants.values()) + preview["holdout"] == len(members)
     by_variant = dict.fromkeys(variants, 0)

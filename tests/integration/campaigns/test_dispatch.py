@@ -12,6 +12,7 @@ import pytest
 
 from crm.campaigns.dispatch_service import LEASE
 from crm.campaigns.models import DispatchOutcome, MessageChannel
+from crm.campaigns.policy import ContactPolicy
 from crm.campaigns.providers import OutgoingMessage, Providers
 from crm.composition import Crm, Settings, reset, root
 from tests.integration.campaigns.conftest import Shop
@@ -163,6 +164,7 @@ def test_consent_control_group_and_transactional(shop: Shop) -> None:
     assert not policy.in_global_control(control)
     counts = dispatcher.campaign_counts("camp-1")["-"]
     assert (counts.suppressed, counts.sent) == (1, 1)
+    assert counts.suppressed_by == {"no_consent": 1}
     share = sum(policy.in_global_control(f"c-{i}") for i in range(20000)) / 20000
     assert 0.04 < share < 0.06
 
@@ -186,6 +188,8 @@ def test_the_daily_cap_caps_skips_or_defers(shop: Shop) -> None:
     assert dispatcher.dispatch(shop.request(cid, step="d", on_capped="defer")) == deferred
     counts = dispatcher.campaign_counts("camp-1")["-"]
     assert (counts.sent, counts.capped, counts.deferred) == (2, 1, 1)
+    assert counts.capped_by == {"daily_cap": 1}  # the deferral is no cap's outcome yet
+    assert counts.suppressed_by == {}
 
 
 def test_quiet_hours_defer_and_the_timer_redispatches_rechecking_consent(shop: Shop) -> None:
@@ -214,6 +218,8 @@ def test_quiet_hours_defer_and_the_timer_redispatches_rechecking_consent(shop: S
     assert (withdrawn.status, withdrawn.reason) == ("suppressed", "no_consent")
     counts = dispatcher.campaign_counts("camp-1")["-"]
     assert (counts.sent, counts.suppressed, counts.deferred) == (1, 1, 0)
+    # The deferred message's final outcome is counted by its reason, once.
+    assert counts.suppressed_by == {"no_consent": 1}
 
 
 def _sweep_event() -> dict[str, Any]:
@@ -243,6 +249,7 @@ def test_priority_takes_the_reserved_slot_and_max_defer_bounds_a_wait(shop: Shop
     assert (short.status, short.reason) == ("capped", "weekly_cap_past_max_defer")
     counts = dispatcher.campaign_counts("camp-1")["-"]
     assert (counts.sent, counts.capped, counts.deferred) == (3, 2, 0)
+    assert counts.capped_by == {"weekly_cap": 1, "weekly_cap_past_max_defer": 1}
 
 
 def test_transactional_messages_ignore_quiet_hours_and_caps(shop: Shop) -> None:
@@ -375,3 +382,29 @@ def _digest(shop: Shop, cid: str, step: str) -> str:
     from crm.campaigns.records import dispatch_digest
 
     return dispatch_digest(shop.request(cid, step=step).dispatch_key)
+
+
+def test_a_consenting_customer_the_channel_does_not_reach_is_suppressed_no_address(
+    shop: Shop,
+) -> None:
+    """Push goes to an `app` identity: a customer known by the mini-program only consents to
+    push in vain; the counts say why (addresses.shown_address decides, for dispatch and the
+    preview alike)."""
+    dispatcher = root().campaign_dispatch
+    policy = ContactPolicy()
+    n, cid = 0, ""
+    while not cid or policy.in_global_control(cid):
+        n += 1
+        body = {"identities": [{"channel": "mini_program", "external_id": f"oMini-{n}"}]}
+        cid = shop.suite.call("POST", "/customers", body).body["customer_id"]
+    change = {"purpose": "marketing_push", "granted": True, "source": "mini_program"}
+    assert shop.suite.call("PUT", f"/customers/{cid}/consent", change).status == 200
+    out = dispatcher.dispatch(shop.request(cid, channel="push", campaign_id="camp-addr"))
+    assert (out.status, out.reason) == ("suppressed", "no_address")
+    assert shop.outbox(cid) == []
+    counts = dispatcher.campaign_counts("camp-addr")["-"]
+    assert (counts.sent, counts.suppressed) == (0, 1)
+    assert counts.suppressed_by == {"no_address": 1}
+    # Asked again (a redelivery): the first outcome, counted once.
+    assert dispatcher.dispatch(shop.request(cid, channel="push", campaign_id="camp-addr")) == out
+    assert dispatcher.campaign_counts("camp-addr")["-"].suppressed_by == {"no_address": 1}

@@ -224,7 +224,8 @@ def test_a_cancelled_scheduled_send_never_starts(kit: Kit) -> None:
 
 
 def test_preview_is_exact_for_a_small_segment(live: Kit) -> None:
-    """The real policy decides: consent, the global control group (15% here), the caps."""
+    """The real policy decides: consent, an address on the channel, the global control group
+    (15% here), the caps."""
     kit = live
     stored = kit.suite.call("GET", "/campaigns/policy", role="marketer").body["policy"]
     stored["global_control_pct"] = 15
@@ -232,7 +233,9 @@ def test_preview_is_exact_for_a_small_segment(live: Kit) -> None:
     policy = ContactPolicy.model_validate(stored)
     customers = []
     for n in range(12):
-        body = {"identities": [{"channel": "app", "external_id": f"p-{n}"}]}
+        body: dict[str, Any] = {"identities": [{"channel": "app", "external_id": f"p-{n}"}]}
+        if n < 6:  # a phone: SMS reaches them; 6 and 7 consent but have none
+            body["attributes"] = {"phone": f"+86137{n:08d}"}
         customers.append(kit.suite.call("POST", "/customers", body).body["customer_id"])
     for cid in customers[:8]:
         change = {"purpose": "marketing_sms", "granted": True, "source": "app"}
@@ -242,13 +245,60 @@ def test_preview_is_exact_for_a_small_segment(live: Kit) -> None:
     out = kit.suite.call("POST", f"/campaigns/sends/{send['send_id']}/preview", role="analyst")
     assert out.status == 200, out.body
     control = {c for c in [*customers, "ghost-1"] if policy.in_global_control(c)}
-    consented = set(customers[:8]) - control
+    reached = set(customers[:6]) - control
+    unreached = set(customers[6:8]) - control
     assert out.body["method"] == "exact"
     assert out.body["segment_size"] == 13
     assert out.body["global_control"] == len(control)
-    assert out.body["audience"] == len(consented)
-    assert out.body["audience_low"] == out.body["audience_high"] == len(consented)
-    assert out.body["no_consent"] == 13 - len(control) - len(consented)
+    assert out.body["audience"] == len(reached)
+    assert out.body["audience_low"] == out.body["audience_high"] == len(reached)
+    assert out.body["no_address"] == len(unreached)
+    assert out.body["no_consent"] == 13 - len(control) - len(reached) - len(unreached)
+
+
+def test_preview_counts_who_the_channel_cannot_reach_as_dispatch_then_suppresses_them(
+    live: Kit,
+) -> None:
+    """A customer whose phone staff removed, then who consents to SMS: the preview leaves them
+    out of the audience (`no_address`), and the send's report says why it sent nothing."""
+    kit = live
+    policy = ContactPolicy.model_validate(
+        kit.suite.call("GET", "/campaigns/policy", role="marketer").body["policy"]
+    )
+    n, cid = 0, ""
+    while not cid or policy.in_global_control(cid):  # outside the control group
+        n += 1
+        body = {"identities": [{"channel": "app", "external_id": f"gone-phone-{n}"}],
+                "attributes": {"name": "王五", "phone": f"+86137{n:08d}"}}  # fmt: skip
+        cid = kit.suite.call("POST", "/customers", body).body["customer_id"]
+    got = kit.suite.call("GET", f"/customers/{cid}", role="marketer").body
+    edit = {"version": got["version"], "attributes": {"phone": None}}
+    out = kit.suite.call("PATCH", f"/customers/{cid}", edit, role="support_agent")
+    assert out.status == 200, out.body
+    change = {"purpose": "marketing_sms", "granted": True, "source": "app"}
+    assert kit.suite.call("PUT", f"/customers/{cid}/consent", change).status == 200
+    # For push, the same customer is reached: an `app` identity is push's address.
+    change = {"purpose": "marketing_push", "granted": True, "source": "app"}
+    assert kit.suite.call("PUT", f"/customers/{cid}/consent", change).status == 200
+    kit.members("rfm:champions", [cid])
+
+    sms = kit.create_send(holdout_percent=0)
+    out = kit.suite.call("POST", f"/campaigns/sends/{sms['send_id']}/preview", role="analyst")
+    assert out.status == 200, out.body
+    assert (out.body["audience"], out.body["no_address"], out.body["no_consent"]) == (0, 1, 0)
+    push = kit.create_send(holdout_percent=0, channel="push")
+    out = kit.suite.call("POST", f"/campaigns/sends/{push['send_id']}/preview", role="analyst")
+    assert (out.body["audience"], out.body["no_address"]) == (1, 0)
+
+    kit.act(sms["send_id"], "start")
+    kit.run()
+    assert kit.send(sms["send_id"])["status"] == "complete"
+    out = kit.suite.call("GET", f"/campaigns/{sms['send_id']}/report", role="analyst")
+    assert out.status == 200, out.body
+    [variant] = out.body["variants"]
+    assert (variant["sent"], variant["suppressed"]) == (0, 1)
+    assert variant["suppressed_by"] == {"no_address": 1}
+    assert variant["capped_by"] == {}
 
 
 def test_preview_estimates_a_large_segment_with_its_interval(live: Kit) -> None:

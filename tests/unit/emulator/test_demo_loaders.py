@@ -11,7 +11,7 @@ from collections import Counter
 from typing import Any
 
 from crm_local import seed
-from crm_local.seed import ApiClient, Shop, load_journeys, load_tickets
+from crm_local.seed import ApiClient, Shop, load_consent, load_journeys, load_tickets
 
 
 class FakeApi(ApiClient):
@@ -94,4 +94,16 @@ def test_example_journeys_load_at_once_and_only_the_missing_ones() -> None:
             ("POST", f"/campaigns/journeys/id-j{n}/activate", None)
         )
     assert ("PUT", "/campaigns/templates/hello") in [(m, p) for m, p, _ in api.asked]
+    assert api.most_in_flight > 1
+
+
+def test_the_found_customers_consent_is_recorded_once_each_through_the_api() -> None:
+    api = FakeApi(4)
+    shop = customers()
+    expected = [(f"/customers/{c.customer_id}/consent", d) for c in shop for d in c.consent]
+    assert len(expected) > len(shop)  # most customers consent to something
+    assert load_consent(api, shop) == len(expected)
+    asked = [(path, body) for method, path, body in api.asked if method == "PUT"]
+    assert sorted(map(repr, asked)) == sorted(map(repr, expected))
+    assert len(asked) == len(api.asked)  # nothing else asked
     assert api.most_in_flight > 1

@@ -5,14 +5,37 @@ from collections import Counter
 
 from crm.profiles.customer_events import CUSTOMER_EVENT
 from crm.profiles.import_models import HistoryImport
-from crm.profiles.models import UpsertCustomer
-from crm_local.seed import CATALOG, Shop, import_bodies
+from crm.profiles.models import ConsentChange, UpsertCustomer
+from crm_local.seed import CATALOG, CONSENT_SHARES, Shop, import_bodies
 
 
 def test_the_same_seed_gives_the_same_shop() -> None:
     a = Shop(seed=3).customers(20)
     b = Shop(seed=3, now=Shop(seed=3).now).customers(20)
     assert [c.identities for c in a] == [c.identities for c in b]
+    assert [c.consent for c in a] == [c.consent for c in b]
+
+
+def test_the_shop_records_realistic_consent_push_only_with_an_app_identity() -> None:
+    shop = Shop(seed=7)
+    customers = shop.customers(2000)
+    granted = Counter(d["purpose"] for c in customers for d in c.consent)
+    with_app = [c for c in customers if any(i["channel"] == "app" for i in c.identities)]
+    assert 0.55 < granted["marketing_sms"] / len(customers) < 0.65
+    assert 0.35 < granted["marketing_email"] / len(customers) < 0.45
+    assert 0.25 < granted["marketing_push"] / len(with_app) < 0.35
+    assert 0.25 < len(with_app) / len(customers) < 0.5  # a share of the shop uses the app
+    for customer in customers:
+        purposes = [d["purpose"] for d in customer.consent]
+        assert len(purposes) == len(set(purposes))
+        assert set(purposes) <= set(CONSENT_SHARES)
+        if "marketing_push" in purposes:
+            assert customer in with_app
+        for decision in customer.consent:  # what PUT /customers/{id}/consent accepts
+            change = ConsentChange.model_validate(decision)
+            assert change.granted
+            assert change.decided_at is not None
+            assert change.decided_at <= shop.now
 
 
 def test_the_shop_looks_like_a_shop() -> None:

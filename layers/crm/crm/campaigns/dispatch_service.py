@@ -32,6 +32,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from crm.auth import Caller, Permission, Role
+from crm.campaigns.addresses import shown_address
 from crm.campaigns.dispatch import CouponIssuer
 from crm.campaigns.dispatch_store import (
     FINAL_STATES,
@@ -48,6 +49,7 @@ from crm.campaigns.models import (
     DispatchStatus,
     MessageChannel,
     Touch,
+    reason_counter,
 )
 from crm.campaigns.policy import (
     CapState,
@@ -105,21 +107,6 @@ class DispatchInProgress(Unavailable):
 def _locale(record: ProfileRecord, policy: ContactPolicy) -> Locale:
     locale = str(record.attributes.get("locale") or "")[:2]
     return "en" if locale == "en" else "zh" if locale == "zh" else policy.default_locale
-
-
-def shown_address(record: ProfileRecord, channel: MessageChannel) -> str | None:
-    """Where the channel reaches the customer, as staff may see it; None: it does not."""
-    if channel is MessageChannel.EMAIL:
-        return record.masked.get("email")
-    if channel is MessageChannel.SMS:
-        return record.masked.get("phone")
-    if channel is MessageChannel.WEBHOOK:
-        return record.customer_id
-    wanted = {"app"} if channel is MessageChannel.PUSH else {"mini_program", "wechat"}
-    for identity in record.identities:
-        if identity.channel in wanted:
-            return identity.key
-    return None
 
 
 class DispatchService:
@@ -436,6 +423,8 @@ class DispatchService:
             "updated_at": self._clock(),
         })  # fmt: skip
         stats: dict[str, int] = {status: 1}
+        if (why := reason_counter(status, reason)) is not None:
+            stats[why] = 1
         if status == "sent":
             stats["cost_micros"] = claimed.cost_micros
         if not self._store.record(done, holding, stats):
@@ -539,6 +528,8 @@ class DispatchService:
                                outcome=outcome, updated_at=self._clock())  # fmt: skip
         stats = {**waiting}
         stats[status] = stats.get(status, 0) + 1
+        if (why := reason_counter(status, reason)) is not None:
+            stats[why] = 1  # the report's breakdown of the status by reason
         if not self._store.record(record, prior, stats, extra):
             return None
         self._reach(status, reason, False)

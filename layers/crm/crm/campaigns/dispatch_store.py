@@ -17,6 +17,7 @@ from pydantic import Field
 
 from crm import aws
 from crm.campaigns.models import (
+    BROKEN_DOWN,
     DispatchCounts,
     DispatchOutcome,
     DispatchRequest,
@@ -47,6 +48,8 @@ MessageState = Literal[
     "sent", "capped", "suppressed", "failed",  # final: the outcome is answered ever after
 ]  # fmt: skip
 FINAL_STATES = frozenset({"sent", "capped", "suppressed", "failed"})
+# The counters of a campaign's STATS# items (beside them: each reason's, `suppressed.<reason>`).
+COUNTERS = ("sent", "capped", "deferred", "suppressed", "failed", "cost_micros")
 # How long the ledger answers a redelivered or retried request with its first outcome.
 LEDGER_RETENTION = timedelta(days=180)
 # The caps' item outlives the longest window it counts (a week, the rolling window).
@@ -154,7 +157,9 @@ class DispatchStore:
 
     def _stats_update(self, record: MessageRecord, delta: Mapping[str, int]) -> dict[str, Any]:
         request = record.request
-        names = {f"#{name}": name for name in delta}
+        # Placeholders by position: a reason's counter ('suppressed.no_address') is no name.
+        names = {f"#c{n}": name for n, name in enumerate(delta)}
+        values = {f":c{n}": value for n, value in enumerate(delta.values())}
         return {
             "Update": {
                 "TableName": self._table,
@@ -164,9 +169,9 @@ class DispatchStore:
                         "SK": request.variant or NO_VARIANT,
                     }
                 ),
-                "UpdateExpression": "ADD " + ", ".join(f"#{n} :{n}" for n in delta),
+                "UpdateExpression": "ADD " + ", ".join(f"#c{n} :c{n}" for n in range(len(delta))),
                 "ExpressionAttributeNames": names,
-                "ExpressionAttributeValues": to_item({f":{n}": v for n, v in delta.items()}),
+                "ExpressionAttributeValues": to_item(values),
             }
         }
 
@@ -273,6 +278,7 @@ class DispatchStore:
     def campaign_counts(self, campaign_id: str) -> dict[str, DispatchCounts]:
         """Counters by variant (`-` for none), summed over the write shards."""
         totals: dict[str, dict[str, int]] = {}
+        reasons: dict[str, dict[str, dict[str, int]]] = {}  # variant -> status -> reason -> n
         client = aws.dynamodb()
         for shard in range(STATS_SHARDS):
             pages = client.get_paginator("query").paginate(
@@ -284,9 +290,22 @@ class DispatchStore:
                 for raw in page["Items"]:
                     item = from_item(raw)
                     into = totals.setdefault(item["SK"], {})
-                    for name in DispatchCounts.model_fields:
+                    for name in COUNTERS:
                         into[name] = into.get(name, 0) + int(item.get(name, 0))
-        return {variant: DispatchCounts(**counts) for variant, counts in totals.items()}
+                    by = reasons.setdefault(item["SK"], {})
+                    for name, value in item.items():
+                        status, dot, reason = str(name).partition(".")
+                        if dot and status in BROKEN_DOWN:
+                            into_status = by.setdefault(status, {})
+                            into_status[reason] = into_status.get(reason, 0) + int(value)
+        return {
+            variant: DispatchCounts(
+                **counts,
+                suppressed_by=reasons.get(variant, {}).get("suppressed", {}),
+                capped_by=reasons.get(variant, {}).get("capped", {}),
+            )
+            for variant, counts in totals.items()
+        }
 
     def last_touches(self, customer_id: str) -> list[Touch]:
         out = aws.dynamodb().query(

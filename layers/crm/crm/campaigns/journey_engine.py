@@ -48,7 +48,7 @@ from crm.campaigns.journey_store import (
     instance_id_of,
     parse_instance_id,
 )
-from crm.campaigns.models import DispatchRequest
+from crm.campaigns.models import DispatchRequest, reason_counter
 from crm.clock import Clock
 from crm.errors import NotFound
 from crm.events import CustomerProfileUpdated, CustomerSegmentChanged
@@ -404,10 +404,12 @@ class JourneyEngine:
 
     def _step_done(
         self, instance: JourneyInstance, step: Step, next_step: str | None, outcome: str = "done",
-        **update: Any,
+        why: str | None = None, **update: Any,
     ) -> JourneyInstance | None:  # fmt: skip
         after = self._moved(instance, next_step, step.id, **update)
         counts = {f"step#{step.id}#entered": 1, f"step#{step.id}#{outcome}": 1}
+        if why is not None:  # a send's outcome by reason ('suppressed.no_address')
+            counts[f"step#{step.id}#{why}"] = 1
         # Per A/B variant: how many fell in it, and what its sends came to.
         if after.variant is not None and isinstance(step, SplitStep):
             counts[f"variant#{after.variant}#entered"] = 1
@@ -445,11 +447,16 @@ class JourneyEngine:
         )  # fmt: skip
         # Deferred: dispatch holds the message and sends it itself later; the journey goes on.
         # Capped and the step said drop: nothing more happens for this customer here.
+        # The report breaks suppressions and caps down by dispatch's reason ('no_address': the
+        # channel does not reach the customer), beside the status's own count.
+        why = reason_counter(outcome.status, outcome.reason)
         if outcome.status == "capped" and step.on_capped == "drop":
             after = self._moved(instance, None, step.id, state="exited")
             counts = {f"step#{step.id}#entered": 1, f"step#{step.id}#capped": 1, "exited": 1}
+            if why is not None:
+                counts[f"step#{step.id}#{why}"] = 1
             return after if self._store.advance(instance, after, counts) else None
-        return self._step_done(instance, step, step.next, outcome.status)
+        return self._step_done(instance, step, step.next, outcome.status, why=why)
 
     def _update_profile(
         self, instance: JourneyInstance, step: UpdateProfileStep

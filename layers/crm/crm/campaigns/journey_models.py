@@ -279,9 +279,20 @@ class StepCounts(Output):
     timeout: int = 0
     control: int = 0
     sent: int = 0
-    capped: int = 0
     deferred: int = 0
     suppressed: int = 0
+    suppressed_by: dict[str, int] = Field(
+        default_factory=dict,
+        description="`suppressed` by dispatch's reason: no_consent, no_address (the channel "
+        "does not reach the customer: no app identity for push, no phone for sms...), "
+        "global_control, processing_restricted, unknown_customer; they add up to `suppressed`",
+    )
+    capped: int = 0
+    capped_by: dict[str, int] = Field(
+        default_factory=dict,
+        description="`capped` by reason: daily_cap, weekly_cap, rolling_cap, "
+        "<reason>_past_max_defer; they add up to `capped`",
+    )
     failed: int = 0
 
 

@@ -291,11 +291,15 @@ class JourneyCatalog:
         journey = self._get(journey_id)
         counts = self._store.counts(journey_id)
         steps: dict[str, dict[str, int]] = {}
+        reasons: dict[str, dict[str, dict[str, int]]] = {}  # step -> status -> reason -> n
         variants: dict[str, dict[str, int]] = {}
         for name, value in counts.items():
             kind, _, rest = name.partition("#")
             key, _, counter = rest.rpartition("#")
-            if kind == "step":
+            status, dot, reason = counter.partition(".")
+            if kind == "step" and dot:  # a send's outcome by reason: 'suppressed.no_address'
+                reasons.setdefault(key, {}).setdefault(status, {})[reason] = value
+            elif kind == "step":
                 steps.setdefault(key, {})[counter] = value
             elif kind == "variant":
                 variants.setdefault(key, {})[counter] = value
@@ -307,7 +311,14 @@ class JourneyCatalog:
             completed=counts.get("completed", 0),
             exited_goal=counts.get("goal", 0),
             exited_exit=counts.get("exited", 0),
-            steps={s: StepCounts(**steps[s]) for s in ordered},
+            steps={
+                s: StepCounts(
+                    **steps[s],
+                    suppressed_by=reasons.get(s, {}).get("suppressed", {}),
+                    capped_by=reasons.get(s, {}).get("capped", {}),
+                )
+                for s in ordered
+            },
             variants=variants,
         )
 

@@ -3,6 +3,7 @@ and what dispatch answers. API shapes of each part live beside it (`journey_mode
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Literal
 
@@ -92,6 +93,17 @@ class DispatchCounts(Output):
     suppressed: int = 0
     failed: int = 0
     cost_micros: int = Field(default=0, description="what the providers charge, in 1e-6 units")
+    suppressed_by: dict[str, int] = Field(
+        default_factory=dict,
+        description="`suppressed` by reason: no_consent, no_address (the channel does not reach "
+        "the customer), global_control, processing_restricted, unknown_customer, "
+        "channel_takes_no_marketing",
+    )
+    capped_by: dict[str, int] = Field(
+        default_factory=dict,
+        description="`capped` by reason: daily_cap, weekly_cap, rolling_cap, or <why it was "
+        "deferred>_past_max_defer (quiet_hours_past_max_defer, ...)",
+    )
 
 
 class Touch(Output):
@@ -102,3 +114,19 @@ class Touch(Output):
     channel: MessageChannel
     dispatch_key: str
     sent_at: UtcDatetime
+
+
+# The final outcomes a report breaks down by reason, and what a reason may look like as a
+# counter's name (dispatch's own tokens; anything else is counted as `other`).
+BROKEN_DOWN: tuple[DispatchStatus, ...] = ("suppressed", "capped")
+_REASON_TOKEN = re.compile(r"[a-z0-9_]{1,48}")
+
+
+def reason_counter(status: str, reason: str | None) -> str | None:
+    """The counter a final outcome adds 1 to beside its status's ('suppressed.no_address'),
+    or None for a status not broken down by reason (sent, deferred, failed: a failure's reason
+    is free text, a provider's or a template's)."""
+    if status not in BROKEN_DOWN:
+        return None
+    token = reason if reason is not None and _REASON_TOKEN.fullmatch(reason) else "other"
+    return f"{status}.{token}"

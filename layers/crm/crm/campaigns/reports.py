@@ -161,6 +161,8 @@ class Reports:
                     capped=dispatched.capped,
                     deferred=dispatched.deferred,
                     suppressed=dispatched.suppressed,
+                    suppressed_by=dispatched.suppressed_by,
+                    capped_by=dispatched.capped_by,
                     failed=dispatched.failed,
                     delivered=dispatched.sent,
                     recipients=arm.n,

@@ -225,13 +225,26 @@ class Preview(Output):
     segment_size: int
     method: Literal["exact", "estimate"]
     sample_size: int = Field(description="members read: all of them when exact")
-    audience: int = Field(description="members a message would go to")
+    audience: int = Field(
+        description="members a message would go to: consenting, reached by the channel (an "
+        "address on it), outside the holdout and the global control group, under the caps as "
+        "they stand now. Dispatch decides again when it sends: caps taken meanwhile and quiet "
+        "hours (which defer, not drop) only it can know"
+    )
     audience_low: int = Field(description="the 95% interval's low end (= audience when exact)")
     audience_high: int
     holdout: int
-    no_consent: int
+    no_consent: int = Field(
+        description="no consent for the channel's purpose (or processing restricted by a "
+        "privacy request, or no such customer any more)"
+    )
+    no_address: int = Field(
+        description="consenting, but the channel does not reach them: no email (email), no "
+        "phone (sms), no `app` identity (push), no `mini_program`/`wechat` identity (wechat); "
+        "dispatch would suppress them (`no_address`)",
+    )
     global_control: int
-    capped: int
+    capped: int = Field(description="a frequency cap refuses them as the caps stand now")
     detail: str
 
 
@@ -248,6 +261,19 @@ class VariantReport(Output):
     capped: int
     deferred: int
     suppressed: int
+    suppressed_by: dict[str, int] = Field(
+        default_factory=dict,
+        description="`suppressed` by dispatch's reason: no_consent, no_address (the channel "
+        "does not reach the customer: no phone for sms, no app identity for push...), "
+        "processing_restricted, unknown_customer, channel_takes_no_marketing; they add up to "
+        "`suppressed`",
+    )
+    capped_by: dict[str, int] = Field(
+        default_factory=dict,
+        description="`capped` by reason: daily_cap, weekly_cap, rolling_cap, or "
+        "<reason>_past_max_defer (quiet_hours_past_max_defer: quiet hours outlasted the "
+        "step's max_defer_s); they add up to `capped`",
+    )
     failed: int
     delivered: int = Field(description="sent, less what the provider failed afterwards")
     recipients: int = Field(description="members assigned to this variant")

@@ -32,6 +32,7 @@ from typing import Any, Protocol
 from aws_lambda_powertools import Logger
 
 from crm.auth import Caller, Permission
+from crm.campaigns.addresses import shown_address
 from crm.campaigns.coupons import Coupons
 from crm.campaigns.dispatch import Dispatcher
 from crm.campaigns.facts import exposure_facts
@@ -84,7 +85,7 @@ class AudienceScreen(Protocol):
     def in_global_control(self, customer_id: str) -> bool: ...
 
     def excluded(self, customer_id: str, channel: MessageChannel, at: datetime) -> str | None:
-        """Why a message would not go out ('no_consent', 'capped'), or None."""
+        """Why a message would not go out ('no_consent', 'no_address', 'capped'), or None."""
         ...
 
 
@@ -510,7 +511,8 @@ class Sends:
         size = len(members) if exact else self._segment_size(caller, send.segment, len(members))
         sample = members if exact else members[:PREVIEW_SAMPLE]
         screen = self._screen()
-        tally = {"audience": 0, "holdout": 0, "no_consent": 0, "global_control": 0, "capped": 0}
+        tally = {"audience": 0, "holdout": 0, "no_consent": 0, "no_address": 0,
+                 "global_control": 0, "capped": 0}  # fmt: skip
         for customer_id in sample:
             arm, _ = assign(send.send_id, customer_id, send.holdout_percent, send.variants)
             if screen.in_global_control(customer_id):
@@ -529,8 +531,8 @@ class Sends:
                 audience_low=tally["audience"],
                 audience_high=tally["audience"],
                 **tally,
-                detail="every member checked for consent, the global control group, caps and "
-                "the holdout",
+                detail="every member checked for consent, an address on the channel, the "
+                "global control group, caps and the holdout (quiet hours defer at send time)",
             )
         scale = size / len(sample)
         p, low, high = wilson(tally["audience"], len(sample))
@@ -563,9 +565,11 @@ class Sends:
 
 
 class PolicyScreen:
-    """The audience screen as dispatch decides, without sending: consent for the channel's
-    purpose (from the contact policy), then the global control group, then the caps as the
-    customer's cap item stands now (a preview; dispatch decides again when it sends)."""
+    """The audience screen as dispatch decides, without sending, in dispatch's order: consent
+    for the channel's purpose (from the contact policy; a profile restricted by a privacy
+    request has none), then an address on the channel (addresses.shown_address, dispatch's own
+    test), then the caps as the customer's cap item stands now (a preview; dispatch decides
+    again when it sends). The global control group is asked apart (`in_global_control`)."""
 
     def __init__(
         self,
@@ -588,8 +592,10 @@ class PolicyScreen:
         except NotFound:
             return "no_consent"
         state = record.consent.get(purpose) if purpose is not None else None
-        if state is None or not state.granted:
+        if state is None or not state.granted or record.restricted:
             return "no_consent"
+        if shown_address(record, channel) is None:
+            return "no_address"
         zone = policy.zone_for(record.attributes.get("time_zone"))  # the customer's days
         if not check_caps(policy, self._caps(customer_id), channel, 0, at, zone).allowed:
             return "capped"

@@ -1,0 +1,71 @@
+"""The demo shop's consent, recorded by the loader through the API, is what a send's preview
+screens: consenting customers with an address on the channel are the audience, consenting ones
+without are `no_address` (docs/local.md, "The demo shop")."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+
+from crm.campaigns.policy import ContactPolicy
+from crm_local.harness import Suite
+from crm_local.seed import ApiClient, Shop, load_consent
+from tests.integration.sends.conftest import Kit
+
+
+class SuiteClient(ApiClient):
+    """The loader's client over the suite in-process, one request at a time (moto's)."""
+
+    def __init__(self, suite: Suite) -> None:
+        super().__init__("http://127.0.0.1:9", "token")
+        self.suite = suite
+        self.lock = threading.Lock()
+
+    def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        with self.lock:
+            out = self.suite.call(method, path, body)
+        return out.status, out.body
+
+
+@pytest.mark.parametrize(("channel", "purpose", "address"), [
+    ("sms", "marketing_sms", "phone"),
+    ("push", "marketing_push", "app"),
+])  # fmt: skip
+def test_the_demo_consent_gives_sends_an_audience_and_names_who_is_unreachable(
+    live: Kit, channel: str, purpose: str, address: str
+) -> None:
+    kit = live
+    shop = Shop(seed=7).customers(30)
+    for customer in shop:
+        body = {"identities": customer.identities, "attributes": customer.attributes}
+        out = kit.suite.call("POST", "/customers", body)
+        assert out.status == 201, out.body
+        customer.customer_id = str(out.body["customer_id"])
+    recorded = load_consent(SuiteClient(kit.suite), shop)
+    assert recorded == sum(len(c.consent) for c in shop) > 0
+    kit.members("rfm:champions", [c.customer_id for c in shop])
+    policy = ContactPolicy()
+
+    def reached(customer: Any) -> bool:
+        if address == "phone":
+            return "phone" in customer.attributes
+        return any(i["channel"] == "app" for i in customer.identities)
+
+    expected = {"audience": 0, "no_consent": 0, "no_address": 0, "global_control": 0}
+    for customer in shop:
+        consents = purpose in {d["purpose"] for d in customer.consent}
+        expected[
+            "global_control" if policy.in_global_control(customer.customer_id)
+            else "no_consent" if not consents
+            else "audience" if reached(customer)
+            else "no_address"
+        ] += 1  # fmt: skip
+    send = kit.create_send(holdout_percent=0, channel=channel)
+    out = kit.suite.call("POST", f"/campaigns/sends/{send['send_id']}/preview", role="analyst")
+    assert out.status == 200, out.body
+    assert {k: out.body[k] for k in expected} == expected
+    assert expected["audience"] > 0  # the demo has customers a campaign reaches
+    if channel == "sms":
+        assert expected["no_address"] > 0  # consent without a phone: said apart
