@@ -54,6 +54,29 @@ def _customer(suite: Suite, n: int, phone: bool = False) -> str:
     return str(reply.body["customer_id"])
 
 
+def _import(suite: Suite, prefix: str, customers: int) -> str:
+    """Stage an import of `customers` customers (known by app ids u-imp-<n>), each with an order
+    paid and partly refunded a year ago; its id."""
+    when = (datetime.now(UTC) - timedelta(days=365)).isoformat().replace("+00:00", "Z")
+    body = {"customers": [
+        {"ref": f"r{n}", "identities": [{"channel": "app", "external_id": f"u-imp-{n}"}],
+         "events": [
+             {"event_id": f"{prefix}{n}-paid", "type": "order_paid", "order_id": f"{prefix}{n}",
+              "amount": "99.00", "occurred_at": when},
+             {"event_id": f"{prefix}{n}-refund", "type": "order_refunded",
+              "order_id": f"{prefix}{n}", "amount": "9.00", "occurred_at": when}]}
+        for n in range(customers)
+    ]}  # fmt: skip
+    reply = suite.call("POST", "/imports", body)
+    assert reply.status == 202, reply.body
+    return str(reply.body["import_id"])
+
+
+def _run_import(suite: Suite) -> None:
+    for message in suite.receive("ImportQueue"):
+        suite.deliver("HistoryImportFunction", "ImportQueue", [message])
+
+
 def _measure(work: str, action: Callable[[], object]) -> RequestCount:
     with count_requests() as counts:
         action()
@@ -115,4 +138,12 @@ def count_requests_per_unit() -> list[RequestCount]:
         ten = suite.receive(QUEUE)
         work = f"fold a batch of {len(ten)} notes of one customer, sent in one request"
         results.append(_measure(work, fold(ten)))
+
+        # A historical import against a known base: a chunk of 100 reads its matched
+        # customers' profiles (and refunded payments) in one batch, for resolution and fold.
+        _import(suite, "imp-a-", 1000)
+        _run_import(suite)
+        _import(suite, "imp-b-", 1000)
+        work = "import 1,000 known customers, an order and a refund each (HistoryImportFunction)"
+        results.append(_measure(work, lambda: _run_import(suite)))
     return results
