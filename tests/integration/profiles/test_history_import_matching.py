@@ -266,3 +266,29 @@ def test_a_chunk_left_half_done_is_counted_once(
     assert (done["status"], done["customers_created"], done["customers_matched"]) == (
         "done", 1, 1), done  # fmt: skip
     assert done["events_folded"] == 2
+
+
+def test_a_profile_changed_after_the_chunks_read_is_read_again_and_keeps_both(
+    suite: Suite, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    known = suite.call("POST", "/customers", {"identities": [
+        {"channel": "app", "external_id": "busy-1"}]})  # fmt: skip
+    customer_id = str(known.body["customer_id"])
+    identities = root().profile_identity
+    resolve = identities.import_customer
+
+    def then_a_marketer_tags_it(*args: Any, **kwargs: Any) -> Any:
+        found = resolve(*args, **kwargs)
+        tagged = suite.call("POST", f"/customers/{customer_id}/tags",
+                            {"add": [{"name": "vip"}]}, role="marketer")  # fmt: skip
+        assert tagged.status == 200, tagged.body
+        return found
+
+    monkeypatch.setattr(identities, "import_customer", then_a_marketer_tags_it)
+    done = imported(suite, [shopper("busy", "busy-1", paid("BZ-", 2))])
+    assert (done["customers_matched"], done["events_folded"], done["failures"]) == (1, 2, [])
+    # The fold's commit found a newer revision than the chunk read: it read the profile alone
+    # again and folded onto it, so neither the tag nor the history is lost.
+    profile = view(suite, customer_id)
+    assert set(profile["tags"]) == {"vip"}
+    assert profile["orders"]["order_count"] == 2
