@@ -46,7 +46,7 @@ from crm.profiles.import_models import (
     ImportRecord,
     ImportState,
 )
-from crm.profiles.import_store import DONE_PREFIX, ImportStore, StagedImports
+from crm.profiles.import_store import ImportStore, StagedImports
 from crm.profiles.records import ProfileRecord
 from crm.profiles.service import Loaded, ProfileService
 from crm.profiles.store import Write
@@ -128,8 +128,9 @@ class HistoryImports:
                 fresh = [o for o in outcomes if o.ref not in counted]
                 if fresh:
                     # Before the status: a retry counts from these, never from the status.
-                    self._store.put_outcomes(import_id, record.attempt, chunk, fresh)
-                    outcome_keys.append(f"{DONE_PREFIX}{record.attempt:04d}#{chunk:05d}")
+                    outcome_keys.append(
+                        self._store.put_outcomes(import_id, record.attempt, chunk, fresh)
+                    )
                 for outcome in fresh:
                     self._count(record, outcome)
                 record.chunks_done += 1

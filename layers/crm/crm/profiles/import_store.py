@@ -51,12 +51,15 @@ class ImportStore:
 
     def put_outcomes(
         self, import_id: str, attempt: int, chunk: int, outcomes: Sequence[CustomerOutcome]
-    ) -> None:
+    ) -> str:
         """What a completed chunk did with the customers it counted: one item per chunk and
-        attempt (100 customers: tens of KB at most, far below DynamoDB's 400 KB)."""
-        values = {"PK": f"IMPORT#{import_id}", "SK": f"{DONE_PREFIX}{attempt:04d}#{chunk:05d}",
+        attempt (100 customers: tens of KB at most, far below DynamoDB's 400 KB); its sort
+        key."""
+        sort_key = f"{DONE_PREFIX}{attempt:04d}#{chunk:05d}"
+        values = {"PK": f"IMPORT#{import_id}", "SK": sort_key,
                   "outcomes": [o.model_dump(mode="json") for o in outcomes]}  # fmt: skip
         aws.dynamodb().put_item(TableName=self._table, Item=to_item(values))
+        return sort_key
 
     def outcomes(self, import_id: str) -> tuple[dict[str, CustomerOutcome], list[str]]:
         """The outcomes the import's earlier attempts recorded, by ref, with the items' sort
