@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from moto import mock_aws
 
+from crm.profiles.history_import import CHUNK_CUSTOMERS
 from crm_local.harness import Suite, count_requests, local_suite
 
 QUEUE = "ProfileEventsQueue"
@@ -52,6 +53,29 @@ def _customer(suite: Suite, n: int, phone: bool = False) -> str:
     reply = suite.call("POST", "/customers", body)
     assert reply.status in (200, 201), reply.body
     return str(reply.body["customer_id"])
+
+
+def _import(suite: Suite, prefix: str, customers: int) -> str:
+    """Stage an import of `customers` customers (known by app ids u-imp-<n>), each with an order
+    paid and partly refunded a year ago; its id."""
+    when = (datetime.now(UTC) - timedelta(days=365)).isoformat().replace("+00:00", "Z")
+    body = {"customers": [
+        {"ref": f"r{n}", "identities": [{"channel": "app", "external_id": f"u-imp-{n}"}],
+         "events": [
+             {"event_id": f"{prefix}{n}-paid", "type": "order_paid", "order_id": f"{prefix}{n}",
+              "amount": "99.00", "occurred_at": when},
+             {"event_id": f"{prefix}{n}-refund", "type": "order_refunded",
+              "order_id": f"{prefix}{n}", "amount": "9.00", "occurred_at": when}]}
+        for n in range(customers)
+    ]}  # fmt: skip
+    reply = suite.call("POST", "/imports", body)
+    assert reply.status == 202, reply.body
+    return str(reply.body["import_id"])
+
+
+def _run_import(suite: Suite) -> None:
+    for message in suite.receive("ImportQueue"):
+        suite.deliver("HistoryImportFunction", "ImportQueue", [message])
 
 
 def _measure(work: str, action: Callable[[], object]) -> RequestCount:
@@ -115,4 +139,15 @@ def count_requests_per_unit() -> list[RequestCount]:
         ten = suite.receive(QUEUE)
         work = f"fold a batch of {len(ten)} notes of one customer, sent in one request"
         results.append(_measure(work, fold(ten)))
+
+        # A historical import against a known base: a chunk of 100 reads its matched
+        # customers' profiles (and refunded payments) in one batch, for resolution and fold.
+        # One chunk: a chunk's requests are the unit (an import of 1,000 is ten of them plus
+        # its status), and 1,000 customers take minutes in the emulator.
+        _import(suite, "imp-a-", CHUNK_CUSTOMERS)
+        _run_import(suite)
+        _import(suite, "imp-b-", CHUNK_CUSTOMERS)
+        work = (f"import {CHUNK_CUSTOMERS} known customers (one chunk), an order and a refund "
+                "each (HistoryImportFunction)")  # fmt: skip
+        results.append(_measure(work, lambda: _run_import(suite)))
     return results

@@ -356,8 +356,11 @@ def test_requests_per_import_of_100_customers_of_6_events(suite: Suite) -> None:
     # Each customer created with its history: one transaction.
     assert counts["dynamodb.TransactWriteItems"] == 100
     assert counts["dynamodb.Query"] == 0
-    # The status item: running, once per chunk, done.
-    assert counts["dynamodb.PutItem"] == 2 + math.ceil(100 / CHUNK_CUSTOMERS)
+    # The status item: running, once per chunk, done; and each chunk's outcomes (a retry's
+    # bookkeeping), deleted together when the import is done.
+    chunks = math.ceil(100 / CHUNK_CUSTOMERS)
+    assert counts["dynamodb.PutItem"] == 2 + chunks + chunks
+    assert counts["dynamodb.BatchWriteItem"] == math.ceil(chunks / 25)
     assert counts["s3.GetObject"] == 1
     assert counts["s3.DeleteObject"] == 1
     assert counts["s3.PutObject"] == len(partitions) + 1  # the rows, one late marker
@@ -366,9 +369,9 @@ def test_requests_per_import_of_100_customers_of_6_events(suite: Suite) -> None:
     # A data key per new customer (it has a name), used again for its note: never unwrapped.
     assert counts["kms.GenerateDataKey"] == 100
     assert counts["kms.Decrypt"] == 0
-    assert sum(counts.values()) == (1 + 1 + 3 + 2 + 100 + 100 + 1 + len(partitions) + 1 + 1), (
-        counts
-    )  # the status read, the body, ..., the secret, the lake, the delete
+    assert sum(counts.values()) == (
+        1 + 1 + 3 + 2 + 1 + 100 + 100 + 1 + len(partitions) + 1 + 1 + 1
+    ), counts  # the status read, the body, ..., the secret, the lake, the delete, the outcomes
 
 
 def test_a_customer_without_history_is_created_all_the_same(suite: Suite) -> None:

@@ -49,7 +49,7 @@ from crm.profiles.customer_events import (
 from crm.profiles.identity import IdentityResolution
 from crm.profiles.pii_codec import NOTE_FIELD, PiiCodec, note_field
 from crm.profiles.records import LedgerEntry, OrderPayment, ProfileRecord, StoredIdentity
-from crm.profiles.service import ProfileService, SegmentShift
+from crm.profiles.service import Loaded, ProfileService, SegmentShift
 from crm.profiles.store import AppendEntry, DuplicateEntry, RecordRefund, Write
 from crm.profiles.transit import EventTransit
 from crm.sqs_consumer import QueueMessage
@@ -119,7 +119,12 @@ def _order(event: CustomerEvent, kind: str) -> str | None:
 
 def refunded_orders(deliveries: Iterable[Delivery]) -> set[str]:
     """Orders whose payment the batch must read: those its refunds count against."""
-    return {order for d in deliveries if (order := _order(d.event, "order_refunded"))}
+    return refunded_by(d.event for d in deliveries)
+
+
+def refunded_by(events: Iterable[CustomerEvent]) -> set[str]:
+    """The orders these events refund."""
+    return {order for event in events if (order := _order(event, "order_refunded"))}
 
 
 # What a transaction holds besides its ledger entries: the profile (up to DynamoDB's item size).
@@ -195,6 +200,7 @@ class EventFolding:
         evaluate_rules: bool = True,
         codec: PiiCodec | None = None,
         new: Mapping[str, tuple[ProfileRecord, Sequence[Write]]] | None = None,
+        read: Loaded | None = None,
     ) -> None:
         """The folding core the queue and the history import (crm.profiles.history_import)
         share: events whose customer is named, read with one BatchGetItem (per 100 keys) and
@@ -202,18 +208,31 @@ class EventFolding:
         the next segment run (an import's history is not news); a `codec` that created or
         unwrapped the customers' data keys already saves unwrapping them again. `new` are
         customers not written yet (with the writes claiming their identities): nothing is read
-        for them, and each is created by the transaction of its first events."""
+        for them, and each is created by the transaction of its first events. `read` are
+        profiles and payments the caller read already (an import reads its chunk's once, for
+        resolution and folding): its customers are not read again, nor are payments (it holds
+        those of the deliveries' refunds)."""
         if not deliveries:
             return
         new = new or {}
+        known: Loaded = read or Loaded()
+        unread = {
+            c
+            for d in deliveries
+            if (c := str(d.event.customer_id)) not in new
+            and c not in known.live
+            and c not in known.missing
+        }
         try:
             loaded = self._profiles.load_many(
-                {c for d in deliveries if (c := str(d.event.customer_id)) not in new},
-                refunded_orders(deliveries),
+                unread, refunded_orders(deliveries) if read is None else ()
             )
         except Exception as exc:  # the batch's one read failed: every message comes back
             out.failed |= {d.message_id: exc for d in deliveries}
             return
+        loaded.live |= known.live
+        loaded.missing |= known.missing
+        loaded.payments |= known.payments
         loaded.live |= {customer_id: record for customer_id, (record, _) in new.items()}
         groups: dict[str, list[Delivery]] = {}
         records: dict[str, ProfileRecord] = {}

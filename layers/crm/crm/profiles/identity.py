@@ -8,7 +8,7 @@ that a manager approves or dismisses (`merge_suggestions.py`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -54,6 +54,11 @@ if TYPE_CHECKING:
         UpsertResult,
     )
     from crm.profiles.views import CustomerViews
+
+
+# Profiles read beforehand for many customers at once (a historical import's chunk): the live
+# profile behind each id (merges followed), or why there is none (crm.profiles.service.Loaded).
+ReadProfiles = Mapping[str, ProfileRecord | Exception]
 
 
 @dataclass
@@ -137,16 +142,18 @@ class IdentityResolution:
         codec: PiiCodec,
         owners: dict[tuple[str, str], str],
         defer_create: bool = False,
+        profiles: ReadProfiles | None = None,
     ) -> Resolution:
         """A historical import's customer (crm.profiles.history_import): created, or matched
         when its identities all name one customer (its attributes then fill only empty
         fields). Identities of several customers are refused (Conflict) and nothing is
         written: merging is a manager's decision. `owners` are the identities' owners as the
         import read them for many customers at once (one BatchGetItem per 100 keys); they
-        serve the first try, a retry reads them again. Rule segments are left to the next
-        segment run (nothing is announced: an import is not news). With `defer_create`, a new
-        customer is returned unwritten with the writes that claim its identities (`pending`),
-        for the caller to commit with its first changes."""
+        serve the first try, a retry reads them again. So do `profiles`, the owners' profiles
+        as the import read them together (resolution changes a copy). Rule segments are left
+        to the next segment run (nothing is announced: an import is not news). With
+        `defer_create`, a new customer is returned unwritten with the writes that claim its
+        identities (`pending`), for the caller to commit with its first changes."""
         named = {owners[key] for i in wanted if (key := (i.channel.value, i.key)) in owners}
         if len(named) > 1:
             raise Conflict(
@@ -156,7 +163,7 @@ class IdentityResolution:
             )
         return self._resolve(attrs, wanted, codec, may_merge=False, asked_by="import",
                              owners=owners, evaluate_rules=False,
-                             defer_create=defer_create)  # fmt: skip
+                             defer_create=defer_create, profiles=profiles)  # fmt: skip
 
     def wanted_identities(
         self, asked: Sequence[Identity], attrs: ProfileAttributes
@@ -180,17 +187,28 @@ class IdentityResolution:
         owners: dict[tuple[str, str], str] | None = None,
         evaluate_rules: bool = True,
         defer_create: bool = False,
+        profiles: ReadProfiles | None = None,
     ) -> Resolution:
         if len(wanted) > MAX_IDENTITIES:
             raise InvalidInput(f"a profile holds at most {MAX_IDENTITIES} identities")
-        known = owners
+        known, known_profiles = owners, profiles
 
         def attempt() -> Resolution:
-            nonlocal known
-            read, known = known, None  # owners read beforehand serve the first try only
+            nonlocal known, known_profiles
+            # What was read beforehand serves the first try only: a retry follows a change.
+            read, known = known, None
+            read_profiles, known_profiles = known_profiles, None
             try:
                 return self._resolve_once(
-                    attrs, wanted, codec, may_merge, asked_by, read, evaluate_rules, defer_create
+                    attrs,
+                    wanted,
+                    codec,
+                    may_merge,
+                    asked_by,
+                    read,
+                    evaluate_rules,
+                    defer_create,
+                    read_profiles,
                 )
             except IdentityTaken:
                 # Somebody claimed one of these identities meanwhile: resolve again.
@@ -208,6 +226,7 @@ class IdentityResolution:
         read: dict[tuple[str, str], str] | None = None,
         evaluate_rules: bool = True,
         defer_create: bool = False,
+        read_profiles: ReadProfiles | None = None,
     ) -> Resolution:
         profiles = self._profiles
         if read is None:
@@ -235,7 +254,7 @@ class IdentityResolution:
                 )
             return Resolution(record, created=True)
 
-        records = self._oldest_first(set(owners.values()))
+        records = self._oldest_first(set(owners.values()), read_profiles)
         if len(records) > 1 and not may_merge:
             # One person under several profiles, named by a caller who may not merge: write
             # nothing, and let a manager decide.
@@ -268,9 +287,21 @@ class IdentityResolution:
             )
         return Resolution(survivor, merged=[r.customer_id for r in absorbed])
 
-    def _oldest_first(self, customer_ids: set[str]) -> list[ProfileRecord]:
-        """The live profiles behind these ids (merges followed), the oldest first."""
-        live = {r.customer_id: r for r in map(self._profiles.load, customer_ids)}
+    def _oldest_first(
+        self, customer_ids: set[str], read: ReadProfiles | None = None
+    ) -> list[ProfileRecord]:
+        """The live profiles behind these ids (merges followed), the oldest first: those
+        `read` holds as it holds them (a copy: the caller changes it), the others loaded."""
+
+        def live_profile(customer_id: str) -> ProfileRecord:
+            found = read.get(customer_id) if read is not None else None
+            if found is None:
+                return self._profiles.load(customer_id)
+            if isinstance(found, Exception):  # as `load` raises it: NotFound, or a chain too long
+                raise found
+            return found.model_copy(deep=True)
+
+        live = {r.customer_id: r for r in map(live_profile, customer_ids)}
         return sorted(live.values(), key=lambda r: (r.created_at, r.customer_id))
 
     def suggest_merge(

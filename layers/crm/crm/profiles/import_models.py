@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
@@ -114,6 +114,20 @@ class ImportCounts(Record):
     events_folded: int = 0
     events_duplicate: int = Field(default=0, description="folded before: the ledger had them")
     events_failed: int = 0
+
+
+class CustomerOutcome(Record):
+    """What an import did with one customer (its ref, never its data), recorded once its
+    chunk completed (crm.profiles.import_store.ImportStore.put_outcomes): a retry counts a
+    customer an earlier attempt completed as that attempt did, found by its ref, whatever
+    erasure took out of the body meanwhile."""
+
+    ref: str
+    customer: Literal["created", "matched", "failed"]
+    events_folded: int = 0
+    events_duplicate: int = 0
+    events_failed: int = 0
+    reason: str | None = None  # why it (or some of its events) failed, as failures report it
 
 
 class ImportRecord(Record):

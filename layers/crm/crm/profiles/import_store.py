@@ -4,17 +4,22 @@ validated body as one object in ImportsBucket (SSE-KMS under the PII key, delete
 import is done, expired by a lifecycle rule after 2 days in any case).
 
   import status  PK=IMPORT#<id>  SK=IMPORT   ids, counts and the shop's refs only, no PII
+  chunk outcomes PK=IMPORT#<id>  SK=DONE#<attempt>#<chunk>   per customer of a completed chunk:
+                 its ref, created / matched / failed, its event counts, why it failed (a
+                 retry's bookkeeping; deleted when the import is done)
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from crm import aws
-from crm.dynamo import from_item, to_item
-from crm.profiles.import_models import HistoryImport, ImportRecord
+from crm.dynamo import batch_write, from_item, to_item
+from crm.profiles.import_models import CustomerOutcome, HistoryImport, ImportRecord
 
 IMPORT_SK = "IMPORT"
+DONE_PREFIX = "DONE#"
 STAGED_PREFIX = "imports/"
 
 
@@ -43,6 +48,49 @@ class ImportStore:
         return ImportRecord.model_validate(
             {k: v for k, v in values.items() if k not in {"PK", "SK"}}
         )
+
+    def put_outcomes(
+        self, import_id: str, attempt: int, chunk: int, outcomes: Sequence[CustomerOutcome]
+    ) -> str:
+        """What a completed chunk did with the customers it counted: one item per chunk and
+        attempt (100 customers: tens of KB at most, far below DynamoDB's 400 KB); its sort
+        key."""
+        sort_key = f"{DONE_PREFIX}{attempt:04d}#{chunk:05d}"
+        values = {"PK": f"IMPORT#{import_id}", "SK": sort_key,
+                  "outcomes": [o.model_dump(mode="json") for o in outcomes]}  # fmt: skip
+        aws.dynamodb().put_item(TableName=self._table, Item=to_item(values))
+        return sort_key
+
+    def outcomes(self, import_id: str) -> tuple[dict[str, CustomerOutcome], list[str]]:
+        """The outcomes the import's earlier attempts recorded, by ref, with the items' sort
+        keys (to delete them)."""
+        found: dict[str, CustomerOutcome] = {}
+        keys: list[str] = []
+        params: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "PK = :pk AND begins_with(SK, :done)",
+            "ExpressionAttributeValues": {
+                ":pk": {"S": f"IMPORT#{import_id}"}, ":done": {"S": DONE_PREFIX}},
+            "ConsistentRead": True,
+        }  # fmt: skip
+        while True:
+            out = aws.dynamodb().query(**params)
+            for item in out.get("Items", []):
+                values = from_item(item)
+                keys.append(str(values["SK"]))
+                for outcome in values.get("outcomes", []):
+                    found[outcome["ref"]] = CustomerOutcome.model_validate(outcome)
+            if "LastEvaluatedKey" not in out:
+                return found, keys
+            params["ExclusiveStartKey"] = out["LastEvaluatedKey"]
+
+    def drop_outcomes(self, import_id: str, sort_keys: Sequence[str]) -> None:
+        """Delete outcome items (an import done needs them no more): 25 per BatchWriteItem."""
+        requests = [
+            {"DeleteRequest": {"Key": {"PK": {"S": f"IMPORT#{import_id}"}, "SK": {"S": sk}}}}
+            for sk in sort_keys
+        ]
+        batch_write(self._table, requests)
 
 
 class StagedImports:

@@ -121,11 +121,14 @@ class ProfileService:
             record = self.store.get(record.merged_into)
         raise Conflict(f"customer {customer_id} is in a merge chain too long to follow")
 
-    def load_many(self, customer_ids: Collection[str], order_ids: Collection[str] = ()) -> Loaded:
+    def load_many(
+        self, customer_ids: Collection[str], order_ids: Collection[str] = (), scores: bool = True
+    ) -> Loaded:
         """`load` for many ids at once, with the payments of some orders: one BatchGetItem
-        (per 100 keys), and one more per merge hop that some id needs."""
+        (per 100 keys), and one more per merge hop that some id needs. `scores=False` reads
+        the profiles without their scores (ProfileStore.profiles_and_payments)."""
         loaded = Loaded()
-        found, loaded.payments = self.store.profiles_and_payments(customer_ids, order_ids)
+        found, loaded.payments = self.store.profiles_and_payments(customer_ids, order_ids, scores)
         following = {customer_id: customer_id for customer_id in customer_ids}
         for _ in range(MAX_MERGE_HOPS):
             hops: dict[str, str] = {}
@@ -141,7 +144,7 @@ class ProfileService:
                 return loaded
             unread = set(hops.values()) - set(found)
             if unread:
-                found |= self.store.profiles_and_payments(unread)[0]
+                found |= self.store.profiles_and_payments(unread, scores=scores)[0]
             following = hops
         for asked in following:
             loaded.missing[asked] = Conflict(
