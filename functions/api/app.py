@@ -138,7 +138,10 @@ class Api(Chalice):
         return super().__call__(event, context)
 
 
-app = Api(app_name="crm-api")
+# Chalice's own logger is named after the app, as Powertools' is after the service: left to
+# configure logs, Chalice puts a plain StreamHandler on it when it finds none, and Powertools'
+# append_keys then reads that handler's formatter (an AttributeError, every request a 500).
+app = Api(app_name="crm-api", configure_logs=False)
 platform = Routes(__name__)
 _loaded: list[Routes] = [platform]
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import importlib.util
 import json
+import logging
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -40,6 +41,18 @@ def test_a_new_container_has_no_family_registered() -> None:
     api = fresh_api()
     assert api._loaded == [api.platform]
     assert set(api.app.routes) == {"/openapi.json"}
+
+
+def test_chalice_leaves_the_service_logger_to_powertools() -> None:
+    # Chalice's logger has the service's name; a plain handler of its own there made
+    # Powertools' append_keys fail (every request of a later container a 500).
+    api = fresh_api()
+    plain = [
+        h for h in logging.getLogger("crm-api").handlers if type(h.formatter) is logging.Formatter
+    ]
+    assert plain == []
+    api.logger.append_keys(probe="x")
+    api.logger.remove_keys(["probe"])
 
 
 def test_a_profile_request_loads_the_profile_routes_alone(suite: Suite) -> None:
