@@ -376,6 +376,23 @@ class StoredDefinition(Output):
     paused: bool = False
     updated_at: datetime
     updated_by: str
+    created_at: datetime | None = Field(
+        default=None,
+        description="when the segment was first defined (absent for segments defined before "
+        "this was kept); its sizes are those of the runs that finished after",
+    )
+
+
+class SegmentDefined(StoredDefinition):
+    """A definition as stored, and whether its members are being filled."""
+
+    status: Literal["filling", "unchanged", "paused", "waiting"] = Field(
+        description="filling: a segment run evaluating the rule over the whole base was started "
+        "(follow it at GET /segments/runs/{run_id}; members enter as its shards finish); "
+        "unchanged: the rule is the one stored, its members stay; paused: a paused segment is "
+        "not filled; waiting: the run could not be started now, the next run fills it"
+    )
+    run_id: str | None = Field(description="the run filling the segment, when one was started")
 
 
 class SegmentSize(Output):

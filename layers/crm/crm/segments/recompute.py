@@ -321,9 +321,12 @@ class SegmentRecompute:
             start, parts, result.resumed = done.resume, done.parts, True
             result.scored, result.written, result.skipped = done.scored, done.written, done.skipped
             result.counts = dict(done.counts)
+        # Rules read since the run was requested, not from a warm worker's minute-long cache: a
+        # run started to fill a rule defined seconds before must evaluate it in every shard.
+        rules = self._membership.definitions(fresh_since=run.started_at)
         # Rule segments may read any projected attribute: only then is a profile validated whole.
         whole = any(isinstance(d, StoredDefinition) and not d.paused
-                    for d in self._membership.definitions())  # fmt: skip
+                    for d in rules)  # fmt: skip
         snapshot: list[dict[str, Any]] = []
         since_checkpoint = 0
         while True:
