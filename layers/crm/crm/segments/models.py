@@ -405,8 +405,14 @@ class SegmentSummary(Output):
     name: str
     kind: Literal["tier", "rfm", "rule"]
     label: str
-    size: int | None = Field(description="members at the latest complete run")
-    trend: list[SegmentSize] = Field(description="sizes at the recent runs, oldest first")
+    size: int | None = Field(
+        description="members at the latest complete run; a rule segment's at the latest that "
+        "finished after it was created (null until one has)"
+    )
+    trend: list[SegmentSize] = Field(
+        description="sizes at the recent runs, oldest first (a rule segment's: only runs that "
+        "finished after it was created)"
+    )
     paused: bool = False
 
 
@@ -414,8 +420,14 @@ class SegmentDetail(Output):
     name: str
     kind: Literal["tier", "rfm", "rule"]
     label: str
-    size: int | None = Field(description="members at the latest complete run")
-    trend: list[SegmentSize] = Field(description="sizes at the recent runs, oldest first")
+    size: int | None = Field(
+        description="members at the latest complete run; a rule segment's at the latest that "
+        "finished after it was created (null until one has)"
+    )
+    trend: list[SegmentSize] = Field(
+        description="sizes at the recent runs, oldest first (a rule segment's: only runs that "
+        "finished after it was created)"
+    )
     paused: bool = Field(description="a paused rule segment keeps its members as they are")
     definition: StoredDefinition | None = Field(
         default=None, description="the rule, for a rule segment this version can read"
