@@ -107,11 +107,22 @@ CATEGORY_PATTERN = rf"^[{WHITE_SPACE}]*{_EDGE}([^{_CONTROL}]*{_EDGE})?[{WHITE_SP
 # pattern says the length too (a query parameter has no maxLength in the document).
 CATEGORY_QUERY_PATTERN = rf"^{_EDGE}([^{_CONTROL}]{{0,{CATEGORY_MAX - 2}}}{_EDGE})?$"
 _CATEGORY_QUERY = re.compile(CATEGORY_QUERY_PATTERN)
+
+
+def _category_length(value: Any) -> Any:
+    """The document's maxLength counts the text as sent, spaces around included: so does the
+    API, before it trims (a padded text the document refuses is never accepted)."""
+    if isinstance(value, str) and len(value) > CATEGORY_MAX:
+        raise ValueError(f"a category is at most {CATEGORY_MAX} characters")
+    return value
+
+
 Category = Annotated[
     str,
     StringConstraints(
         strip_whitespace=True, min_length=1, max_length=CATEGORY_MAX, pattern=CATEGORY_PATTERN
     ),
+    BeforeValidator(_category_length),  # after the constraints: it runs before them
 ]
 
 

@@ -78,6 +78,7 @@ def _run(v: dict[str, Any]) -> RunRecord:
         written=int(v.get("profiles_written", 0)),
         retried=int(v.get("attempts_retried", 0)),
         progress_at=_time(v.get("progress_at")),
+        queued_at=_time(v.get("queued_at")),
         deadline_at=_time(v.get("deadline_at")),
         finished_at=_time(v.get("finished_at")),
         error=v.get("error"),
@@ -183,7 +184,8 @@ class SegmentStore:
         values = {":running": "running", ":shards": shards, ":deadline": deadline_at.isoformat(),
                   ":at": at.isoformat(), ":planned": "planned"}  # fmt: skip
         update = (
-            "SET #s = :running, shards_total = :shards, deadline_at = :deadline, progress_at = :at"
+            "SET #s = :running, shards_total = :shards, deadline_at = :deadline, "
+            "progress_at = :at, queued_at = :at"
         )
         if notice is not None:
             update += ", run_notice = :notice"

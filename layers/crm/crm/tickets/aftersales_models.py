@@ -114,7 +114,9 @@ ID_PATTERN = r"^[A-Za-z0-9._:\-]{1,128}$"
 
 def _kind(value: object) -> object:
     """The event's spelling of a kind taken for the case's (crm.aftersales_codes)."""
-    return CaseKind(case_kind(value)) if value in KIND_OF_EVENT_CASE else value
+    if isinstance(value, str) and value in KIND_OF_EVENT_CASE:
+        return CaseKind(case_kind(value))
+    return value
 
 
 class CaseRequest(StrictInput):
