@@ -48,23 +48,31 @@ CATALOG: dict[str, list[tuple[str, Decimal]]] = {
 }  # fmt: skip
 CHANNELS = ["app", "mini_program", "wechat", "douyin", "offline_store"]
 CHANNEL_WEIGHTS = [30, 30, 15, 12, 13]
-AFTER_SALES_REASONS = ["quality", "wrong_item", "late_delivery", "damaged", "size", "changed_mind"]
+# The after-sales reasons of the one vocabulary (crm/aftersales_codes.py), as POST /aftersales
+# takes them: the dashboard names each.
+AFTER_SALES_REASONS = [
+    "defective", "wrong_item", "late_delivery", "damaged_in_transit", "size_too_small",
+    "changed_mind",
+]  # fmt: skip
 # What customers write, by reason, in their own language.
 NOTES = {
     "zh-CN": {
-        "quality": ["用了两次就开线了，质量太差", "面霜有异味，怀疑过期了"],
+        "defective": ["用了两次就开线了，质量太差", "面霜有异味，怀疑过期了"],
         "wrong_item": ["下单的是三段奶粉，收到的是二段", "颜色发错了，要的是黑色"],
         "late_delivery": ["说好次日达，等了五天才到", "物流一直不更新，客服也不回复"],
-        "damaged": ["奶粉罐子有凹痕，外包装也破了", "草莓到的时候压烂了一半"],
-        "size": ["尺码偏小，想换大一号", "鞋子太紧，穿不了"],
+        "damaged_in_transit": ["奶粉罐子有凹痕，外包装也破了", "草莓到的时候压烂了一半"],
+        "size_too_small": ["尺码偏小，想换大一号", "鞋子太紧，穿不了"],
         "changed_mind": ["买重复了，想退一件", "不想要了，还没拆封"],
     },
     "en-US": {
-        "quality": ["The seams came apart after two washes", "The serum smells off"],
+        "defective": ["The seams came apart after two washes", "The serum smells off"],
         "wrong_item": ["Ordered stage 3 formula, got stage 2", "Wrong colour, I ordered black"],
         "late_delivery": ["Promised next day, arrived after five days", "No tracking updates"],
-        "damaged": ["The tin was dented and the box torn", "Half the strawberries were crushed"],
-        "size": ["Runs small, I need one size up", "Shoes are too tight"],
+        "damaged_in_transit": [
+            "The tin was dented and the box torn",
+            "Half the strawberries were crushed",
+        ],
+        "size_too_small": ["Runs small, I need one size up", "Shoes are too tight"],
         "changed_mind": ["Bought it twice by mistake", "Changed my mind, still sealed"],
     },
 }

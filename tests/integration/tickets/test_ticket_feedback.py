@@ -77,3 +77,37 @@ def test_a_bad_sku_is_a_400_and_counts_nothing(desk: Desk) -> None:
     assert bad.status == 400
     assert "sku" in str(bad.body)
     assert feedback(desk, category="dresses")["total"] == 0
+
+
+def test_a_category_is_named_as_the_order_events_name_it(desk: Desk) -> None:
+    """A shop's categories are Chinese as often as not: after-sales cases, tickets and the
+    feedback read take the events' Category, so 母婴 is counted and asked for as tea is."""
+    cid = desk.customer("fb-4")
+    case = {"kind": "return", "order_id": "o-99", "customer_id": cid, "reason": "defective",
+            "amount": "89.00", "sku": "SKU-MILK-1", "product_category": " 母婴 "}  # fmt: skip
+    out = desk.suite.call("POST", "/aftersales", case, role="customer", customer_id=cid)
+    assert out.status == 201, out.body
+    assert out.body["product_category"] == "母婴"  # trimmed as the events' categories are
+    ticket = desk.open(cid, "奶粉罐子漏了，质量太差", sku="SKU-MILK-1", product_category="母婴")
+    assert ticket.status == 201, ticket.body
+    assert desk.ticket(ticket.body["ticket_id"])["product_category"] == "母婴"
+
+    baby = feedback(desk, category="母婴")
+    assert (baby["scope"], baby["value"]) == ("category", "母婴")
+    assert baby["total"] == 2
+    assert baby["return_reasons"] == [{"name": "defective", "count": 1}]
+    assert feedback(desk, category="Home & Garden")["total"] == 0  # a name with spaces is asked
+
+    # The same limits everywhere: 64 characters, no control characters, not only spaces.
+    for bad in ("x" * 65, "母\x01婴", " 母婴", "   "):
+        query = {"category": bad, "period": PERIOD}
+        reply = desk.suite.call("GET", "/feedback/products", query=query, role="analyst")
+        assert reply.status == 400, bad
+        assert [f["field"] for f in reply.body["error"]["fields"]] == ["category"]
+    # 64 as sent, spaces around included, as the document's maxLength counts them.
+    for bad in ("x" * 65, "母\x01婴", "   ", " " + "x" * 64):
+        refused = desk.suite.call("POST", "/aftersales", {**case, "product_category": bad},
+                                  role="customer", customer_id=cid)  # fmt: skip
+        assert refused.status == 400, bad
+        assert desk.open(cid, "质量太差", sku="SKU-MILK-1", product_category=bad).status == 400
+    assert feedback(desk, category="母婴")["total"] == 2  # the refused ones counted nothing

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import pytest
@@ -176,3 +176,29 @@ def test_a_merged_away_customer_leaves_the_computed_segments_and_their_legacy_it
     assert sorted(store.applied) == sorted([MembershipChange("rfm:lost", "c2", False),
                                             MembershipChange("tier:new", "c2", False),
                                             MembershipChange("vip", "c2", False)])  # fmt: skip
+
+
+def test_a_run_reads_the_rules_afresh_once_when_the_cache_is_older_than_the_run() -> None:
+    """A warm worker's minute-long cache may predate a rule defined seconds ago: a run
+    requested after the cached read reads the rules again, once (later shards use that)."""
+    clock = [NOW]
+    store = Stored(definition("vip"))
+    reads = 0
+    real = store.definitions
+
+    def counted() -> list[StoredDefinition | UnreadableDefinition]:
+        nonlocal reads
+        reads += 1
+        return list(real())  # a copy, as a store reads a new list
+
+    store.definitions = counted  # type: ignore[method-assign]
+    rules = RuleMembership(cast(SegmentStore, store), cast(Bus, Published()), lambda: clock[0])
+    assert [d.name for d in rules.definitions()] == ["vip"]
+    store.items.append(definition("moms"))
+    assert [d.name for d in rules.definitions()] == ["vip"]  # cached
+    assert [d.name for d in rules.definitions(fresh_since=NOW)] == ["vip"]  # read at NOW: fresh
+    clock[0] = NOW + timedelta(seconds=5)
+    run_started = NOW + timedelta(seconds=1)
+    assert [d.name for d in rules.definitions(fresh_since=run_started)] == ["vip", "moms"]
+    assert [d.name for d in rules.definitions(fresh_since=run_started)] == ["vip", "moms"]
+    assert reads == 2

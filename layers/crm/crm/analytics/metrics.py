@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from string import Template
 from typing import Literal
 
+from crm.aftersales_codes import reason_sql
+
 Unit = Literal["count", "ratio", "currency", "seconds"]
 Chart = Literal["funnel", "line", "bar", "stacked_bar", "heatmap", "table"]
 Filter = Literal["channel", "category", "campaign"]
@@ -335,9 +337,13 @@ GROUP BY 2
 """
 
 # Complaints (after-sales cases) by their reason, split by the complained-of order's category.
+# Reasons are the after-sales vocabulary's (crm.aftersales_codes): events stored before their
+# codes were mapped (damaged, size) are read as the reason they stand for, or other.
 COMPLAINT_CATEGORIES = f"""
 WITH complaints AS (
-  SELECT order_id, coalesce(reason_code, 'unspecified') AS reason FROM events
+  SELECT order_id,
+    CASE WHEN reason_code IS NULL THEN 'unspecified' ELSE {reason_sql("reason_code")} END AS reason
+  FROM events
   WHERE type = 'after_sales' AND case_kind = 'complaint' AND {IN_PERIOD} AND $channel_ok
 ),
 categories AS (

@@ -8,6 +8,7 @@ from crm.analytics.models import MetricList, MetricResult
 from crm.analytics.service import Analytics
 from crm.auth import Permission as P
 from crm.http import ApiRequest, QueryParam, Routes
+from crm.models import CATEGORY_QUERY_PATTERN
 
 FILTERS = (
     QueryParam(
@@ -17,7 +18,11 @@ FILTERS = (
     QueryParam("to", "last day of the period (YYYY-MM-DD); default today"),
     QueryParam("grain", "day, week or month (default day)", pattern="^(day|week|month)$"),
     QueryParam("channel", "only this channel (app, mini_program, wechat, douyin, store, ...)"),
-    QueryParam("category", "only this product category (or ticket category)"),
+    QueryParam(
+        "category",
+        "only this product category (or ticket category)",
+        pattern=CATEGORY_QUERY_PATTERN,
+    ),
     QueryParam("campaign", "only this campaign (campaign_roi)"),
 )
 

@@ -29,6 +29,7 @@ from crm.auth import Permission as P
 from crm.clock import Clock
 from crm.errors import FieldProblem, InvalidInput, NotFound
 from crm.lake import Lake
+from crm.models import category_of
 
 Row = tuple[Any, ...]
 
@@ -49,7 +50,6 @@ FUNNEL_WINDOW_S = 7 * 86400  # a funnel's next step counts within a week of the 
 HISTORY_DAYS = 730
 GRAINS: tuple[Grain, ...] = ("day", "week", "month")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 CACHE_PREFIX = "analytics/cache/"
 
 
@@ -106,14 +106,11 @@ def parse_query(metric: Metric, raw: Mapping[str, str], today: date) -> Query:
                 f"{metric.name} cannot be filtered by {name}",
                 [FieldProblem(name, "not a filter of this metric")],
             )
-        ok = (
-            0 < len(value) <= 64 and not _CONTROL.search(value)
-            if name == "category"
-            else bool(_ID.fullmatch(value))
-        )
-        if not ok:
+        # A category is read as the events' Category reads one (crm.models).
+        checked = category_of(value) if name == "category" else value
+        if checked is None or (name != "category" and not _ID.fullmatch(value)):
             raise InvalidInput(f"{name} is not a valid value", [FieldProblem(name, "invalid")])
-        filters[name] = value
+        filters[name] = checked
     return Query(start, end, grain, filters)
 
 

@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BeforeValidator,
     ConfigDict,
     Field,
@@ -16,16 +17,22 @@ from pydantic import (
     model_validator,
 )
 
+from crm.aftersales_codes import event_case, reason_of
 from crm.config import DataRegion
-from crm.models import INTEGRAL, NOT_BLANK, Integer, Output, StrictInput, UtcDatetime
+from crm.models import (
+    INTEGRAL,
+    NOT_BLANK,
+    Category,
+    Integer,
+    Output,
+    StrictInput,
+    UtcDatetime,
+)
 from crm.profiles.record_models import RESIDENCY, Channel, Identity, Key
 
 MAX_EVENTS_PER_BATCH = 100
 MAX_BATCH_BYTES = 256 * 1024
 
-Category = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=NOT_BLANK)
-]
 MAX_AMOUNT = Decimal("100000000")
 # Money as text is written as people write prices: 268, 268.5 or 268.00, up to MAX_AMOUNT.
 MONEY_TEXT = re.compile(r"^(0|[1-9][0-9]{0,7})(\.[0-9]{1,2})?$|^100000000(\.00?)?$")
@@ -168,9 +175,18 @@ class BrowseEvent(_Event):
     quantity: Annotated[int, Field(ge=1, le=10_000), INTEGRAL] | None = None
 
 
+# An event's reason code, stored as the after-sales reason it stands for (crm.aftersales_codes).
+ReasonCode = Annotated[Key, AfterValidator(lambda code: reason_of(code).value)]
+
+
 class AfterSalesEvent(_Event):
     type: Literal["after_sales"]
-    case: Literal["return", "exchange", "refund_only", "complaint", "repair"]
+    case: Annotated[
+        Literal["return", "exchange", "refund_only", "refund", "complaint", "repair"],
+        AfterValidator(event_case),
+        Field(description="refund_only (仅退款: money back, goods kept) may be written refund, "
+              "as after-sales cases write it; it is stored as refund_only"),
+    ]  # fmt: skip
     status: Literal["opened", "closed"] = Field(
         default="opened",
         description="closed: the case was resolved (counted once, when opened; journeys "
@@ -178,8 +194,12 @@ class AfterSalesEvent(_Event):
     )
     order_id: Key | None = None
     amount: Money | None = None
-    reason_code: Key | None = Field(
-        default=None, description="structured reason (quality, late_delivery, ...)"
+    reason_code: ReasonCode | None = Field(
+        default=None,
+        description="why: one of the after-sales reasons (damaged_in_transit, defective, "
+        "size_too_small, late_delivery, ... as POST /aftersales takes them, docs/tickets.md); "
+        "a short code stands for its reason (damaged, quality, late), any other is stored as "
+        "other",
     )
     note: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, pattern=NOT_BLANK,
                                            max_length=1000)] | None = Field(

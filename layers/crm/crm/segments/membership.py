@@ -107,12 +107,17 @@ class RuleMembership:
         self._clock = clock
         self._failures = failures or RuleFailures()
         self._definitions: tuple[float, list[Definition]] | None = None
+        self._read_at: datetime | None = None  # the clock's time of the cached read
 
-    def definitions(self) -> list[Definition]:
+    def definitions(self, fresh_since: datetime | None = None) -> list[Definition]:
         """The stored definitions, read at most once a minute per container: a change made
-        elsewhere (defined, paused, deleted) reaches every function within that minute."""
+        elsewhere (defined, paused, deleted) reaches every function within that minute.
+        `fresh_since`: read afresh unless the cached read is at least that recent (a segment
+        run's shards see every rule stored before the run was requested)."""
         now = time.monotonic()
-        if self._definitions is None or now - self._definitions[0] > DEFINITIONS_TTL_S:
+        stale = fresh_since is not None and (self._read_at is None or self._read_at < fresh_since)
+        if self._definitions is None or stale or now - self._definitions[0] > DEFINITIONS_TTL_S:
+            self._read_at = self._clock()
             self._definitions = (now, self._store.definitions())
         return self._definitions[1]
 

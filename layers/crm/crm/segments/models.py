@@ -376,6 +376,23 @@ class StoredDefinition(Output):
     paused: bool = False
     updated_at: datetime
     updated_by: str
+    created_at: datetime | None = Field(
+        default=None,
+        description="when the segment was first defined (absent for segments defined before "
+        "this was kept); its sizes are those of the runs that finished after",
+    )
+
+
+class SegmentDefined(StoredDefinition):
+    """A definition as stored, and whether its members are being filled."""
+
+    status: Literal["filling", "unchanged", "paused", "waiting"] = Field(
+        description="filling: a segment run evaluating the rule over the whole base was started "
+        "(follow it at GET /segments/runs/{run_id}; members enter as its shards finish); "
+        "unchanged: the rule is the one stored, its members stay; paused: a paused segment is "
+        "not filled; waiting: the run could not be started now, the next run fills it"
+    )
+    run_id: str | None = Field(description="the run filling the segment, when one was started")
 
 
 class SegmentSize(Output):
@@ -388,8 +405,14 @@ class SegmentSummary(Output):
     name: str
     kind: Literal["tier", "rfm", "rule"]
     label: str
-    size: int | None = Field(description="members at the latest complete run")
-    trend: list[SegmentSize] = Field(description="sizes at the recent runs, oldest first")
+    size: int | None = Field(
+        description="members at the latest complete run; a rule segment's at the latest that "
+        "finished after it was created (null until one has)"
+    )
+    trend: list[SegmentSize] = Field(
+        description="sizes at the recent runs, oldest first (a rule segment's: only runs that "
+        "finished after it was created)"
+    )
     paused: bool = False
 
 
@@ -397,8 +420,14 @@ class SegmentDetail(Output):
     name: str
     kind: Literal["tier", "rfm", "rule"]
     label: str
-    size: int | None = Field(description="members at the latest complete run")
-    trend: list[SegmentSize] = Field(description="sizes at the recent runs, oldest first")
+    size: int | None = Field(
+        description="members at the latest complete run; a rule segment's at the latest that "
+        "finished after it was created (null until one has)"
+    )
+    trend: list[SegmentSize] = Field(
+        description="sizes at the recent runs, oldest first (a rule segment's: only runs that "
+        "finished after it was created)"
+    )
     paused: bool = Field(description="a paused rule segment keeps its members as they are")
     definition: StoredDefinition | None = Field(
         default=None, description="the rule, for a rule segment this version can read"

@@ -321,9 +321,13 @@ class SegmentRecompute:
             start, parts, result.resumed = done.resume, done.parts, True
             result.scored, result.written, result.skipped = done.scored, done.written, done.skipped
             result.counts = dict(done.counts)
+        # Rules read since the shards were queued, not from a warm worker's minute-long cache: a
+        # rule defined while the run was planned (POST /segments joins a planned run to fill
+        # it) is evaluated in every shard.
+        rules = self._membership.definitions(fresh_since=run.queued_at or run.started_at)
         # Rule segments may read any projected attribute: only then is a profile validated whole.
         whole = any(isinstance(d, StoredDefinition) and not d.paused
-                    for d in self._membership.definitions())  # fmt: skip
+                    for d in rules)  # fmt: skip
         snapshot: list[dict[str, Any]] = []
         since_checkpoint = 0
         while True:

@@ -45,6 +45,8 @@ class RunRecord:
     written: int = 0
     retried: int = 0  # failed shard attempts that SQS delivers again
     progress_at: datetime | None = None  # shards queued, or the latest shard done
+    # When its shards were queued: every rule stored before is one its workers evaluate.
+    queued_at: datetime | None = None
     deadline_at: datetime | None = None
     finished_at: datetime | None = None
     error: str | None = None

@@ -9,6 +9,7 @@ from crm.http import ApiRequest, QueryParam, Routes
 from crm.segments.models import (
     Recommendations,
     RunRequested,
+    SegmentDefined,
     SegmentDefinition,
     SegmentDeleted,
     SegmentDetail,
@@ -16,7 +17,6 @@ from crm.segments.models import (
     SegmentMembers,
     SegmentPause,
     SegmentRun,
-    StoredDefinition,
 )
 from crm.segments.service import SegmentCatalog
 
@@ -38,11 +38,12 @@ def segment_routes(catalog: Callable[[], SegmentCatalog]) -> Routes:
         "/segments",
         "POST",
         permission=P.EDIT_SEGMENTS,
-        summary="Define or replace a rule segment",
+        summary="Define or replace a rule segment; a new or changed rule is filled over the "
+        "whole base by a segment run started at once (status filling, run_id to follow)",
         body=SegmentDefinition,
-        response=StoredDefinition,
+        response=SegmentDefined,
     )
-    def define_segment(req: ApiRequest) -> StoredDefinition:
+    def define_segment(req: ApiRequest) -> SegmentDefined:
         return catalog().define_segment(req.who, req.model(SegmentDefinition))
 
     @routes.route(

@@ -3,7 +3,10 @@ request. No numerical libraries here: the API function does not carry the analyt
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
+
+from aws_lambda_powertools import Logger
 
 from crm.auth import Caller, Permission
 from crm.bus import Bus
@@ -18,6 +21,7 @@ from crm.segments.models import (
     RULE_SEGMENT_NAME,
     Recommendations,
     RunRequested,
+    SegmentDefined,
     SegmentDefinition,
     SegmentDeleted,
     SegmentDetail,
@@ -32,6 +36,8 @@ from crm.segments.models import (
 from crm.segments.records import CompleteRun, UnreadableDefinition
 from crm.segments.runs import RUN_ID, run_id_for, run_view
 from crm.segments.store import ModelStore, SegmentStore
+
+logger = Logger(child=True)
 
 TREND_RUNS = 7
 # Every profile change evaluates every rule segment: 200 of three conditions take about a
@@ -79,9 +85,13 @@ class SegmentCatalog:
         self._members_indexed = False
 
     # ------------------------------------------------------------ definitions
-    def define_segment(self, caller: Caller, body: SegmentDefinition) -> StoredDefinition:
+    def define_segment(self, caller: Caller, body: SegmentDefinition) -> SegmentDefined:
+        """Store the rule, then fill the segment: profile changes only evaluate the rules for
+        the customers who change, so a new or changed rule is evaluated over the whole base
+        by a segment run started now (runs score every profile, and each of their shards
+        reads the rules afresh)."""
         caller.require(Permission.EDIT_SEGMENTS)
-        defined = {d.name for d in self._store.definitions()}
+        defined = {d.name: d for d in self._store.definitions()}
         if body.name not in defined and len(defined) >= MAX_RULE_SEGMENTS:
             raise Conflict(
                 f"there are {len(defined)} rule segments, the most this CRM evaluates on every "
@@ -96,7 +106,29 @@ class SegmentCatalog:
         )
         stored = self._store.put_definition(stored, paused=body.paused)
         self._membership.forget_definitions()
-        return stored
+        before = defined.get(body.name)
+        if stored.paused:
+            return SegmentDefined(**dict(stored), status="paused", run_id=None)
+        if isinstance(before, StoredDefinition) and before.rule == stored.rule:
+            return SegmentDefined(**dict(stored), status="unchanged", run_id=None)
+        run_id = self._fill_run(caller)
+        status: Literal["filling", "waiting"] = "filling" if run_id else "waiting"
+        return SegmentDefined(**dict(stored), status=status, run_id=run_id)
+
+    def _fill_run(self, caller: Caller) -> str | None:
+        """The run that fills a new rule: one planned and not yet claimed by the planner will
+        read every profile with the rule stored now, so a second definition (or a racing
+        one) joins it; otherwise a new run. None when the run could not be requested: the
+        rule is stored all the same, and the next run (nightly, or POST /segments/runs)
+        fills it."""
+        newest = next(iter(self._store.runs(limit=1)), None)
+        if newest is not None and newest.status == "planned":
+            return newest.run_id
+        try:
+            return self._start_run(caller.subject)
+        except Exception:  # the bus: the run is recorded as failed, the rule stays stored
+            logger.warning("segment fill run not started")
+            return None
 
     def pause_segment(self, caller: Caller, name: str, body: SegmentPause) -> SegmentDetail:
         """Pause (or resume) a rule segment: while paused its members stay as they are."""
@@ -126,6 +158,19 @@ class SegmentCatalog:
         if not RULE_SEGMENT_NAME.fullmatch(name):
             raise NotFound(f"no rule segment {name}")
 
+    def _start_run(self, requested_by: str) -> str:
+        """Records a run as planned under a new id and asks the planner for it."""
+        now = self._clock()
+        run_id = run_id_for(now, self._ids)
+        self._store.create_run(run_id, now)
+        try:
+            self._bus.publish([SegmentRunRequested(run_id=run_id, requested_by=requested_by,
+                                                   occurred_at=now)])  # fmt: skip
+        except Exception:
+            self._store.fail_run(run_id, "the request did not reach the planner", self._clock())
+            raise
+        return run_id
+
     # ------------------------------------------------------------ queries
     def list_segments(self, caller: Caller) -> SegmentList:
         """Sizes from complete runs only, read from where only complete runs are kept: a run
@@ -139,13 +184,19 @@ class SegmentCatalog:
         computed = [*(f"tier:{t}" for t in TIERS), *(f"rfm:{s}" for s in RFM_SEGMENTS)]
         names = {name: kind for name in computed if (kind := _computed(name))}
         paused = set()
+        created: dict[str, datetime | None] = {}
         for definition in self._membership.definitions():
             names[definition.name] = ("rule", _label(definition))
+            if isinstance(definition, StoredDefinition):
+                created[definition.name] = definition.created_at
             if definition.paused:
                 paused.add(definition.name)
         summaries = [
             SegmentSummary(
-                **self._sizes(name, complete), kind=kind, label=label, paused=name in paused
+                **self._sizes(name, complete, created.get(name)),
+                kind=kind,
+                label=label,
+                paused=name in paused,
             )
             for name, (kind, label) in names.items()
         ]
@@ -174,7 +225,8 @@ class SegmentCatalog:
         definition = self._definition(name)
         if definition is None:
             raise NotFound(f"no segment {name}")
-        sizes = self._sizes(name, self._complete_runs())
+        since = definition.created_at if isinstance(definition, StoredDefinition) else None
+        sizes = self._sizes(name, self._complete_runs(), since)
         if isinstance(definition, UnreadableDefinition):
             problem = "the stored rule does not fit the rule grammar (" + "; ".join(
                 definition.problems) + "): redefine or delete it"  # fmt: skip
@@ -195,12 +247,18 @@ class SegmentCatalog:
         return complete
 
     @staticmethod
-    def _sizes(name: str, complete: list[CompleteRun]) -> dict[str, Any]:
+    def _sizes(
+        name: str, complete: list[CompleteRun], since: datetime | None = None
+    ) -> dict[str, Any]:
+        """Sizes at the complete runs; a rule segment's only at those that finished after it
+        was created (an earlier run never evaluated it: its 0 would be a fake history), and
+        no size (None) until one has."""
+        runs = [r for r in complete if since is None or r.finished_at > since]
         trend = [
             SegmentSize(run_id=r.run_id, finished_at=r.finished_at, size=r.sizes.get(name, 0))
-            for r in complete
+            for r in runs
         ]
-        size = complete[-1].sizes.get(name, 0) if complete else None
+        size = runs[-1].sizes.get(name, 0) if runs else None
         return {"name": name, "size": size, "trend": trend}
 
     def segment_members(
@@ -255,15 +313,7 @@ class SegmentCatalog:
         """Records the run as planned under the id it answers, so the caller can follow it at
         once; the planner claims it from the bus."""
         caller.require(Permission.RUN_SEGMENTS)
-        now = self._clock()
-        run_id = run_id_for(now, self._ids)
-        self._store.create_run(run_id, now)
-        try:
-            self._bus.publish([SegmentRunRequested(run_id=run_id, requested_by=caller.subject,
-                                                   occurred_at=now)])  # fmt: skip
-        except Exception:
-            self._store.fail_run(run_id, "the request did not reach the planner", self._clock())
-            raise
+        run_id = self._start_run(caller.subject)
         return RunRequested(
             run_id=run_id,
             detail="the planner starts the run within seconds: follow it at "

@@ -1,6 +1,7 @@
 """DynamoDB access for segments (table `SegmentsTable`) and the fitted models (S3).
 
-definition     PK=DEF                 SK=<name>        description, rule, paused, updated_at/by
+definition     PK=DEF                 SK=<name>        description, rule, paused, updated_at/by,
+                                                       created_at
 run            PK=RUN                 SK=<run_id>      status, times, progress counters, error,
                                                        run_notice (a run kept in legacy layout)
 shard result   PK=RUN#<run_id>        SK=SHARD#<n>     members per segment, scored, written;
@@ -77,6 +78,7 @@ def _run(v: dict[str, Any]) -> RunRecord:
         written=int(v.get("profiles_written", 0)),
         retried=int(v.get("attempts_retried", 0)),
         progress_at=_time(v.get("progress_at")),
+        queued_at=_time(v.get("queued_at")),
         deadline_at=_time(v.get("deadline_at")),
         finished_at=_time(v.get("finished_at")),
         error=v.get("error"),
@@ -92,11 +94,14 @@ class SegmentStore:
     # ------------------------------------------------------------ definitions
     def put_definition(self, definition: StoredDefinition, paused: bool | None) -> StoredDefinition:
         """Write a definition whole; `paused=None` keeps a replaced definition's state (a
-        new one starts active). Returns what is stored."""
-        values = definition.model_dump(mode="json", exclude={"name", "paused"})
+        new one starts active). Returns what is stored. A replaced definition keeps when it
+        was created (one written before this was kept takes the time of its first replacement)."""
+        values = definition.model_dump(mode="json", exclude={"name", "paused", "created_at"})
         names = {f"#{k}": k for k in values}
         assignments = [f"#{k} = :{k}" for k in values]
         given = {f":{k}": v for k, v in values.items()}
+        assignments.append("created_at = if_not_exists(created_at, :created_at)")
+        given[":created_at"] = (definition.created_at or definition.updated_at).isoformat()
         if paused is None:
             assignments.append("paused = if_not_exists(paused, :paused)")
             given[":paused"] = False
@@ -179,7 +184,8 @@ class SegmentStore:
         values = {":running": "running", ":shards": shards, ":deadline": deadline_at.isoformat(),
                   ":at": at.isoformat(), ":planned": "planned"}  # fmt: skip
         update = (
-            "SET #s = :running, shards_total = :shards, deadline_at = :deadline, progress_at = :at"
+            "SET #s = :running, shards_total = :shards, deadline_at = :deadline, "
+            "progress_at = :at, queued_at = :at"
         )
         if notice is not None:
             update += ", run_notice = :notice"

@@ -25,6 +25,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Protocol
 
+from crm.aftersales_codes import ReturnReason
 from crm.audit import AFTERSALES_CASE, NoPiiReads, PiiReads
 from crm.auth import Caller, Permission
 from crm.bus import Bus
@@ -44,7 +45,6 @@ from crm.tickets.aftersales_models import (
     CaseList,
     CaseRequest,
     InstantRefund,
-    ReturnReason,
     Stage,
     StageAdvance,
     TimelineEntry,

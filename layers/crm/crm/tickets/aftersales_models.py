@@ -7,9 +7,10 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import ConfigDict, Field, StringConstraints
+from pydantic import BeforeValidator, ConfigDict, Field, StringConstraints, WithJsonSchema
 
-from crm.models import NOT_BLANK, Output, StrictInput, UtcDatetime
+from crm.aftersales_codes import KIND_OF_EVENT_CASE, ReturnReason, case_kind
+from crm.models import NOT_BLANK, Category, Output, StrictInput, UtcDatetime
 from crm.profiles import Money
 
 
@@ -101,21 +102,6 @@ def next_stages(kind: CaseKind, stage: Stage) -> list[Stage]:
     return allowed
 
 
-class ReturnReason(StrEnum):
-    """Why the customer wants after-sales service: a code, so that reasons aggregate by SKU."""
-
-    SIZE_TOO_SMALL = "size_too_small"
-    SIZE_TOO_LARGE = "size_too_large"
-    DEFECTIVE = "defective"
-    NOT_AS_DESCRIBED = "not_as_described"
-    DAMAGED_IN_TRANSIT = "damaged_in_transit"
-    WRONG_ITEM = "wrong_item"
-    MISSING_PARTS = "missing_parts"
-    LATE_DELIVERY = "late_delivery"
-    CHANGED_MIND = "changed_mind"
-    OTHER = "other"
-
-
 IdText = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128,
                            pattern=r"^[A-Za-z0-9._:\-]+$")
@@ -126,14 +112,28 @@ FreeText = Annotated[
 ID_PATTERN = r"^[A-Za-z0-9._:\-]{1,128}$"
 
 
+def _kind(value: object) -> object:
+    """The event's spelling of a kind taken for the case's (crm.aftersales_codes)."""
+    if isinstance(value, str) and value in KIND_OF_EVENT_CASE:
+        return CaseKind(case_kind(value))
+    return value
+
+
 class CaseRequest(StrictInput):
-    kind: CaseKind
+    kind: Annotated[
+        CaseKind,
+        BeforeValidator(_kind),
+        WithJsonSchema({"type": "string",
+                        "enum": [*(k.value for k in CaseKind), *KIND_OF_EVENT_CASE],
+                        "description": "refund (仅退款: money back, goods kept) may be written "
+                        "refund_only, as after-sales events write it"}),
+    ]  # fmt: skip
     order_id: IdText
     customer_id: IdText
     reason: ReturnReason
     amount: Money = Field(description="what the customer asks back, in the shop's currency")
     sku: IdText | None = None
-    product_category: IdText | None = None
+    product_category: Category | None = None
     note: FreeText | None = Field(
         default=None,
         description="the customer's own words: sealed under their data key, never logged",

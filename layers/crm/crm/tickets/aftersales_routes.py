@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from crm.auth import Permission as P
 from crm.http import ApiRequest, QueryParam, Routes
+from crm.models import CATEGORY_QUERY_PATTERN
 from crm.tickets.aftersales import AfterSales
 from crm.tickets.aftersales_models import (
     ID_PATTERN,
@@ -79,7 +80,11 @@ def aftersales_routes(
         response=ProductFeedback,
         query=(
             QueryParam("sku", "a SKU (give sku or category, not both)", pattern=ID_PATTERN),
-            QueryParam("category", "a product category (or give sku)", pattern=ID_PATTERN),
+            QueryParam(
+                "category",
+                "a product category, as the order events name it (or give sku)",
+                pattern=CATEGORY_QUERY_PATTERN,
+            ),
             QueryParam(
                 "period", "a month, 2026-11; this month when absent", pattern=PERIOD_PATTERN
             ),

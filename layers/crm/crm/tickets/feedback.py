@@ -21,7 +21,7 @@ from pydantic import Field, StringConstraints
 from crm.auth import Caller, Permission
 from crm.clock import Clock
 from crm.errors import FieldProblem, InvalidInput
-from crm.models import Output
+from crm.models import CATEGORY_MAX, Output, category_of
 from crm.tickets.aftersales_store import AfterSalesStore, FeedbackCount
 from crm.tickets.models import TicketCategory
 from crm.tickets.records import TicketRecord
@@ -156,11 +156,19 @@ class ProductFeedbackBook:
             raise InvalidInput("period is a month, 2026-11", [FieldProblem("period", "yyyy-mm")])
         # An empty `?sku=` is given, and not an id: a 400, never a fall-through.
         scope: Scope = "sku" if sku is not None else "category"
-        value = sku if sku is not None else product_category
-        assert value is not None
-        if not re.fullmatch(r"[A-Za-z0-9._:\-]{1,128}", value):
-            where = "sku" if scope == "sku" else "category"
-            raise InvalidInput(f"{where} is not an id", [FieldProblem(where, "not an id")])
+        if sku is not None:
+            value: str | None = sku if re.fullmatch(r"[A-Za-z0-9._:\-]{1,128}", sku) else None
+            if value is None:
+                raise InvalidInput("sku is not an id", [FieldProblem("sku", "not an id")])
+        else:
+            # A category is named as the order events name it (母婴 as much as tea).
+            value = category_of(product_category or "")
+            if value is None:
+                raise InvalidInput(
+                    f"category is 1 to {CATEGORY_MAX} characters, not only spaces, no control "
+                    "characters",
+                    [FieldProblem("category", "not a category")],
+                )
         totals = self.store.feedback(scope, value, month)
 
         def tallies(dimension: str) -> list[Tally]:

@@ -9,7 +9,7 @@ from typing import Annotated, Literal, Protocol
 
 from pydantic import AfterValidator, Field, StringConstraints, ValidationInfo, field_validator
 
-from crm.models import INTEGRAL, NOT_BLANK, Output, StrictInput
+from crm.models import INTEGRAL, NOT_BLANK, Category, Output, StrictInput
 from crm.profiles import Money
 
 MAX_MESSAGE_CHARS = 4000
@@ -117,7 +117,7 @@ class OpenTicket(StrictInput):
     message: Text = Field(description="the customer's words (personal data: sealed at rest)")
     order_id: Id | None = None
     sku: Id | None = Field(default=None, description="the product the ticket is about")
-    product_category: Id | None = Field(
+    product_category: Category | None = Field(
         default=None, description="the product's category; with sku, product feedback counts it"
     )
     order_amount: Money | None = Field(
