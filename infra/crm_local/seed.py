@@ -363,8 +363,9 @@ IMPORT_TIMEOUT_S = 900  # the import function's own limit
 def import_bodies(
     customers: list[DemoCustomer], size: int = CUSTOMERS_PER_IMPORT
 ) -> Iterator[dict[str, Any]]:
-    """The shop as `POST /imports` bodies: each customer with its identities, attributes and
-    history (its events carry no customer reference: they belong to the customer)."""
+    """The shop as `POST /imports` bodies: each customer with its identities, attributes,
+    history (its events carry no customer reference: they belong to the customer) and consent
+    decisions."""
     for start in range(0, len(customers), size):
         yield {
             "customers": [
@@ -376,6 +377,7 @@ def import_bodies(
                         ({k: v for k, v in e.items() if k != "customer_id"} for e in c.events),
                         key=lambda e: str(e["occurred_at"]),
                     ),
+                    "consent": c.consent,
                 }
                 for c in customers[start : start + size]
             ]
@@ -431,27 +433,7 @@ def load_shop(
             if len(done) < len(imports):
                 time.sleep(0.25)
     _find_ids(client, customers[: TICKETS + 1])
-    load_consent(client, [c for c in customers if c.customer_id])
     return {"customers": len(customers), "events": total_events}
-
-
-def load_consent(client: ApiClient, customers: list[DemoCustomer]) -> int:
-    """Record the consent of the customers whose ids the loader found (the banner's and the
-    tickets'), through `PUT /customers/{id}/consent`, a few requests at once. The import takes
-    no consent (POST /imports: identities, attributes, events), and a request per customer of
-    the whole shop would double the demo's time to ready: the rest of the shop has none.
-    Returns how many decisions were recorded."""
-    decisions = [(c.customer_id, d) for c in customers for d in c.consent]
-
-    def one(decision: tuple[str, dict[str, Any]]) -> None:
-        customer_id, body = decision
-        status, reply = client.request("PUT", f"/customers/{customer_id}/consent", body)
-        if status != 200:
-            raise RuntimeError(f"recording a demo consent failed: {status} {reply}")
-
-    with ThreadPoolExecutor(max_workers=DEMO_CLIENTS) as pool:
-        list(pool.map(one, decisions))
-    return len(decisions)
 
 
 def _find_ids(client: ApiClient, customers: list[DemoCustomer]) -> None:

@@ -1,32 +1,17 @@
-"""The demo shop's consent, recorded by the loader through the API, is what a send's preview
-screens: consenting customers with an address on the channel are the audience, consenting ones
-without are `no_address` (docs/local.md, "The demo shop")."""
+"""The demo shop's consent, imported with its customers (`POST /imports`, as the loader sends
+them), is what a send's preview screens: consenting customers with an address on the channel
+are the audience, consenting ones without are `no_address` (docs/local.md, "The demo shop")."""
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import pytest
 
 from crm.campaigns.policy import ContactPolicy
-from crm_local.harness import Suite
-from crm_local.seed import ApiClient, Shop, load_consent
+from crm_local.seed import Shop, import_bodies
+from tests.integration.profiles.test_history_import import run
 from tests.integration.sends.conftest import Kit
-
-
-class SuiteClient(ApiClient):
-    """The loader's client over the suite in-process, one request at a time (moto's)."""
-
-    def __init__(self, suite: Suite) -> None:
-        super().__init__("http://127.0.0.1:9", "token")
-        self.suite = suite
-        self.lock = threading.Lock()
-
-    def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        with self.lock:
-            out = self.suite.call(method, path, body)
-        return out.status, out.body
 
 
 @pytest.mark.parametrize(("channel", "purpose", "address"), [
@@ -37,14 +22,15 @@ def test_the_demo_consent_gives_sends_an_audience_and_names_who_is_unreachable(
     live: Kit, channel: str, purpose: str, address: str
 ) -> None:
     kit = live
-    shop = Shop(seed=7).customers(30)
+    shop = Shop(seed=7, now=kit.clock()).customers(30)
+    assert sum(len(c.consent) for c in shop) > 0
+    for body in import_bodies(shop):
+        assert kit.suite.call("POST", "/imports", body).status == 202
+    run(kit.suite)
     for customer in shop:
-        body = {"identities": customer.identities, "attributes": customer.attributes}
-        out = kit.suite.call("POST", "/customers", body)
-        assert out.status == 201, out.body
-        customer.customer_id = str(out.body["customer_id"])
-    recorded = load_consent(SuiteClient(kit.suite), shop)
-    assert recorded == sum(len(c.consent) for c in shop) > 0
+        found = kit.suite.call("POST", "/customers/search", {"identity": customer.identities[0]})
+        (match,) = found.body["matches"]
+        customer.customer_id = str(match["customer_id"])
     kit.members("rfm:champions", [c.customer_id for c in shop])
     policy = ContactPolicy()
 

@@ -11,7 +11,7 @@ from collections import Counter
 from typing import Any
 
 from crm_local import seed
-from crm_local.seed import ApiClient, Shop, load_consent, load_journeys, load_tickets
+from crm_local.seed import ApiClient, Shop, import_bodies, load_journeys, load_tickets
 
 
 class FakeApi(ApiClient):
@@ -97,13 +97,11 @@ def test_example_journeys_load_at_once_and_only_the_missing_ones() -> None:
     assert api.most_in_flight > 1
 
 
-def test_the_found_customers_consent_is_recorded_once_each_through_the_api() -> None:
-    api = FakeApi(4)
+def test_each_customers_consent_goes_with_it_in_the_import() -> None:
     shop = customers()
-    expected = [(f"/customers/{c.customer_id}/consent", d) for c in shop for d in c.consent]
-    assert len(expected) > len(shop)  # most customers consent to something
-    assert load_consent(api, shop) == len(expected)
-    asked = [(path, body) for method, path, body in api.asked if method == "PUT"]
-    assert sorted(map(repr, asked)) == sorted(map(repr, expected))
-    assert len(asked) == len(api.asked)  # nothing else asked
-    assert api.most_in_flight > 1
+    assert sum(len(c.consent) for c in shop) > len(shop)  # most consent to something
+    sent = [c for body in import_bodies(shop) for c in body["customers"]]
+    assert [c["consent"] for c in sent] == [c.consent for c in shop]
+    for customer in sent:  # one decision per purpose, as the import takes them
+        purposes = [d["purpose"] for d in customer["consent"]]
+        assert len(set(purposes)) == len(purposes)

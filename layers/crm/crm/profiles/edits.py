@@ -18,6 +18,7 @@ from crm.auth import Caller, Permission
 from crm.clock import CLOCK_SKEW
 from crm.errors import Conflict, InvalidInput, NotFound
 from crm.models import Output
+from crm.profiles.consent import consent_entry
 from crm.profiles.identity import IdentityResolution
 from crm.profiles.models import (
     CONTACT_CHANNELS,
@@ -39,7 +40,7 @@ from crm.profiles.models import (
     TagsView,
 )
 from crm.profiles.pii_codec import PiiCodec
-from crm.profiles.records import LedgerEntry, ProfileRecord, StoredIdentity
+from crm.profiles.records import ProfileRecord, StoredIdentity
 from crm.profiles.service import ProfileService
 from crm.profiles.store import (
     AppendEntry,
@@ -240,17 +241,8 @@ class ProfileEdits:
                 )
             state = ConsentState(granted=body.granted, decided_at=decided_at, source=body.source)
             record.consent[body.purpose] = state
-            entry = LedgerEntry(
-                key=f"consent:{decision_key or self._profiles.ids()}",
-                kind="CNS",
-                customer_id=record.customer_id,
-                at=decided_at,
-                body={
-                    "purpose": body.purpose,
-                    "by": caller.subject,
-                    **state.model_dump(mode="json"),
-                },
-            )
+            key = decision_key or self._profiles.ids()
+            entry = consent_entry(record, body.purpose, state, caller.subject, key)
             try:
                 # The entry is put only if its key is free, in the profile's transaction.
                 self._profiles.save(record, AppendEntry(entry))

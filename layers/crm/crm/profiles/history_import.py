@@ -210,6 +210,7 @@ class HistoryImports:
                 found = identities.import_customer(
                     customer.attributes, wanted[ref], codec, owners,
                     defer_create=bool(customer.events), profiles=profiles.by_id,
+                    consent=customer.consent,
                 )  # fmt: skip
             except Exception as exc:  # one customer's trouble is its own
                 outcomes[ref] = CustomerOutcome(ref=ref, customer="failed", reason=_reason(exc))

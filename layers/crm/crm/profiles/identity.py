@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from crm.auth import Caller, Permission
 from crm.errors import Conflict, InvalidInput, NotFound
+from crm.profiles.consent import apply_history
 from crm.profiles.pii_codec import PiiCodec
 from crm.profiles.record_models import (
     MAX_IDENTITIES,
@@ -47,6 +48,7 @@ from crm.profiles.store import (
 # "Cold starts"; tests/unit/platform/test_first_request_imports.py).
 if TYPE_CHECKING:
     from crm.profiles.models import (
+        ConsentChange,
         Customer360,
         MergeCustomers,
         MergeSuggestionView,
@@ -143,6 +145,7 @@ class IdentityResolution:
         owners: dict[tuple[str, str], str],
         defer_create: bool = False,
         profiles: ReadProfiles | None = None,
+        consent: Sequence[ConsentChange] = (),
     ) -> Resolution:
         """A historical import's customer (crm.profiles.history_import): created, or matched
         when its identities all name one customer (its attributes then fill only empty
@@ -153,7 +156,9 @@ class IdentityResolution:
         as the import read them together (resolution changes a copy). Rule segments are left
         to the next segment run (nothing is announced: an import is not news). With
         `defer_create`, a new customer is returned unwritten with the writes that claim its
-        identities (`pending`), for the caller to commit with its first changes."""
+        identities (`pending`), for the caller to commit with its first changes. Its past
+        `consent` decisions are recorded with it (each purpose's latest; none older than what
+        a matched profile holds), each with its ledger entry, in the same writes."""
         named = {owners[key] for i in wanted if (key := (i.channel.value, i.key)) in owners}
         if len(named) > 1:
             raise Conflict(
@@ -163,7 +168,8 @@ class IdentityResolution:
             )
         return self._resolve(attrs, wanted, codec, may_merge=False, asked_by="import",
                              owners=owners, evaluate_rules=False,
-                             defer_create=defer_create, profiles=profiles)  # fmt: skip
+                             defer_create=defer_create, profiles=profiles,
+                             consent=consent)  # fmt: skip
 
     def wanted_identities(
         self, asked: Sequence[Identity], attrs: ProfileAttributes
@@ -188,6 +194,7 @@ class IdentityResolution:
         evaluate_rules: bool = True,
         defer_create: bool = False,
         profiles: ReadProfiles | None = None,
+        consent: Sequence[ConsentChange] = (),
     ) -> Resolution:
         if len(wanted) > MAX_IDENTITIES:
             raise InvalidInput(f"a profile holds at most {MAX_IDENTITIES} identities")
@@ -209,6 +216,7 @@ class IdentityResolution:
                     evaluate_rules,
                     defer_create,
                     read_profiles,
+                    consent,
                 )
             except IdentityTaken:
                 # Somebody claimed one of these identities meanwhile: resolve again.
@@ -227,6 +235,7 @@ class IdentityResolution:
         evaluate_rules: bool = True,
         defer_create: bool = False,
         read_profiles: ReadProfiles | None = None,
+        consent: Sequence[ConsentChange] = (),
     ) -> Resolution:
         profiles = self._profiles
         if read is None:
@@ -241,10 +250,12 @@ class IdentityResolution:
             )  # fmt: skip
             codec.apply(record, attrs, only_missing=False)
             record.identities = wanted
+            decided = apply_history(record, consent, asked_by, now, profiles.ids)
             if evaluate_rules:
                 record.segments = sorted(profiles.rules.evaluate(record, now))
             writes: list[Write] = [SaveProfile(record, None)]
             writes += [ClaimIdentity(i.channel, i.key, record.customer_id) for i in wanted]
+            writes += [AppendEntry(entry) for entry in decided]
             if defer_create:
                 return Resolution(record, created=True, pending=writes[1:])
             profiles.store.commit(writes)
@@ -278,11 +289,13 @@ class IdentityResolution:
             raise Conflict(f"a profile holds at most {MAX_IDENTITIES} identities")
         before = survivor.model_dump()
         codec.apply(survivor, attrs, only_missing=True)
+        decided = apply_history(survivor, consent, asked_by, now, profiles.ids)
         if new or survivor.model_dump() != before:
             survivor.identities = [*survivor.identities, *new]
             profiles.save(
                 survivor,
                 *[ClaimIdentity(i.channel, i.key, survivor.customer_id) for i in new],
+                *[AppendEntry(entry) for entry in decided],
                 evaluate_rules=evaluate_rules,
             )
         return Resolution(survivor, merged=[r.customer_id for r in absorbed])

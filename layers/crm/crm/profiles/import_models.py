@@ -17,7 +17,15 @@ from pydantic import ConfigDict, Field, model_validator
 from crm.config import DataRegion
 from crm.models import Output, Record, StrictInput
 from crm.profiles.customer_events import AfterSalesEvent, BrowseEvent, OrderEvent
-from crm.profiles.models import MAX_IDENTITIES, RESIDENCY, Identity, Key, ProfileAttributes
+from crm.profiles.models import (
+    MAX_IDENTITIES,
+    RESIDENCY,
+    ConsentChange,
+    ConsentPurpose,
+    Identity,
+    Key,
+    ProfileAttributes,
+)
 
 MAX_IMPORT_CUSTOMERS = 1_000
 MAX_IMPORT_EVENTS = 20_000
@@ -85,6 +93,20 @@ class ImportCustomer(StrictInput):
     attributes: ProfileAttributes = Field(default_factory=ProfileAttributes)
     residency: DataRegion | None = Field(default=None, description=RESIDENCY)
     events: list[ImportedEvent] = Field(default_factory=list, max_length=MAX_IMPORT_EVENTS)
+    consent: list[ConsentChange] = Field(
+        default_factory=list,
+        max_length=len(ConsentPurpose),
+        description="the customer's latest consent decision per purpose, as PUT "
+        "/customers/{id}/consent takes it (decided_at: when the customer decided; the "
+        "import's time if left out); a matched profile keeps a later decision of its own",
+    )
+
+    @model_validator(mode="after")
+    def _one_decision_per_purpose(self) -> ImportCustomer:
+        purposes = [d.purpose for d in self.consent]
+        if len(set(purposes)) != len(purposes):
+            raise ValueError("consent: one decision per purpose (the latest)")
+        return self
 
 
 class HistoryImport(StrictInput):

@@ -72,7 +72,12 @@ class StagedImportsPersonalData:
 
     def export(self, subject: DataSubject) -> StoreExport:
         rows = [
-            {"import_id": s.import_id, "ref": c.ref, "events": len(c.events)}
+            {
+                "import_id": s.import_id,
+                "ref": c.ref,
+                "events": len(c.events),
+                "consent": [d.model_dump(mode="json") for d in c.consent],
+            }
             for s in self._search(subject)
             for c, _ in s.found
         ]
