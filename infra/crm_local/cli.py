@@ -442,8 +442,10 @@ def cmd_up(args: argparse.Namespace) -> int:
     return 0
 
 
-def _not_running() -> int:
-    print("no emulator is running: start it with `make run`", file=sys.stderr)
+def _not_running(state_dir: Path) -> int:
+    # The state directory is the checkout's by default: from elsewhere, name it.
+    print(f"no emulator is running with its state in {state_dir}: start it with `make run` "
+          "(one started elsewhere: --state-dir DIR)", file=sys.stderr)  # fmt: skip
     return 1
 
 
@@ -457,7 +459,7 @@ def cmd_token(args: argparse.Namespace) -> int:
 def cmd_fire(args: argparse.Namespace) -> int:
     info = _running(args.state_dir)
     if not info:
-        return _not_running()
+        return _not_running(args.state_dir)
     schedules: dict[str, dict[str, Any]] = info["schedules"]
     name = next((n for n in schedules if n == args.name or n.endswith(f"-{args.name}")), None)
     if name is None:
@@ -520,7 +522,7 @@ def cmd_invoke(args: argparse.Namespace) -> int:
 def cmd_seed(args: argparse.Namespace) -> int:
     info = _running(args.state_dir)
     if not info:
-        return _not_running()
+        return _not_running(args.state_dir)
     use_endpoint(info["aws_endpoint"])
     queue = info["queues"]["ImportQueue"]
     done = _seed(info["api"], dev_secret(args.state_dir), args.customers, queue, args.state_dir,
@@ -532,7 +534,7 @@ def _snapshot_command(args: argparse.Namespace, verb: str, act: Any) -> int:
     """`backup` and `restore`: against the running emulator, a snapshot mistake in one line."""
     info = _running(args.state_dir)
     if not info:
-        return _not_running()
+        return _not_running(args.state_dir)
     use_endpoint(info["aws_endpoint"])
     try:
         summary = act(info, args.folder)
@@ -553,7 +555,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     info = _running(args.state_dir)
     if not info:
-        return _not_running()
+        return _not_running(args.state_dir)
     print(f"running: API {info['api']}, AWS endpoint {info['aws_endpoint']}")
     if "dashboard" in info:
         sign_in = "`.venv/bin/crm-local token --role analyst`"
@@ -716,7 +718,7 @@ def cmd_clock(args: argparse.Namespace) -> int:
 def cmd_redrive(args: argparse.Namespace) -> int:
     info = _running(args.state_dir)
     if not info:
-        return _not_running()
+        return _not_running(args.state_dir)
     use_endpoint(info["aws_endpoint"])
     sqs = boto3.client("sqs")
     queues: dict[str, str] = info["queues"]
@@ -757,7 +759,7 @@ def audit_verification(check_archive: bool = True) -> Any:
 def cmd_audit_verify(args: argparse.Namespace) -> int:
     info = _running(args.state_dir)
     if not info:
-        return _not_running()
+        return _not_running(args.state_dir)
     use_endpoint(info["aws_endpoint"])
     result = audit_verification(check_archive=not args.no_archive)
     if result.intact:
@@ -773,7 +775,7 @@ def cmd_replay_erasures(args: argparse.Namespace) -> int:
     the running suite's restored tables (docs/operations.md, Backups and restore)."""
     info = _running(args.state_dir)
     if not info:
-        return _not_running()
+        return _not_running(args.state_dir)
     try:
         since = datetime.fromisoformat(args.since.replace("Z", "+00:00"))
     except ValueError:
@@ -815,7 +817,7 @@ def cmd_backfill_campaigns(args: argparse.Namespace) -> int:
     (docs/personal-data.md)."""
     info = _running(args.state_dir)
     if not info:
-        return _not_running()
+        return _not_running(args.state_dir)
     use_endpoint(info["aws_endpoint"])
     done = campaigns_backfill()
     for kind, n in sorted(done.items()):
@@ -853,7 +855,7 @@ def outbox_entries(
 def cmd_outbox(args: argparse.Namespace) -> int:
     info = _running(args.state_dir)
     if not info:
-        return _not_running()
+        return _not_running(args.state_dir)
     use_endpoint(info["aws_endpoint"])
     entries = outbox_entries(args.customer, args.campaign)
     for entry in entries:

@@ -69,3 +69,13 @@ def test_invoke_with_an_event_file_that_is_not_json(
     event.write_text("httpMethod: GET\n")
     result = run(capsys, "invoke", "ApiFunction", "--event", str(event))
     assert_usage_error(*result, str(event), "not JSON")
+
+
+def test_status_with_no_emulator_names_where_it_looked(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, out, err = run(capsys, "--state-dir", str(tmp_path / "elsewhere"), "status")
+    assert code == 1
+    assert out == ""
+    assert str(tmp_path / "elsewhere") in err
+    assert "--state-dir" in err
