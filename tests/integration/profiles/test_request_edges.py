@@ -27,3 +27,4 @@ def test_merging_a_profile_into_itself_is_a_400(suite: Suite) -> None:
     ann = suite.call("POST", "/customers", body).body["customer_id"]
     reply = suite.call("POST", f"/customers/{ann}/merge", {"source_customer_id": ann})
     assert reply.status == 400
+    assert [f["field"] for f in reply.body["error"]["fields"]] == ["source_customer_id"]

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from crm.auth import Caller, Permission
-from crm.errors import Conflict, InvalidInput, NotFound
+from crm.errors import Conflict, FieldProblem, InvalidInput, NotFound
 from crm.profiles.consent import apply_history
 from crm.profiles.pii_codec import PiiCodec
 from crm.profiles.record_models import (
@@ -359,7 +359,10 @@ class IdentityResolution:
         def attempt() -> Customer360:
             survivor = self._live(customer_id)  # an unknown profile is a 404 before anything
             if body.source_customer_id == customer_id:
-                raise InvalidInput("a profile cannot be merged into itself")
+                raise InvalidInput(
+                    "a profile cannot be merged into itself",
+                    [FieldProblem("source_customer_id", "the customer merged into")],
+                )
             source = self._live(body.source_customer_id)
             codec = self._profiles.codec()
             merged = self._merge_records(survivor, source, codec)
