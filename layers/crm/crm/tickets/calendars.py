@@ -20,9 +20,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
+
+from crm.tickets.holiday_days import country_days
 
 if TYPE_CHECKING:
     from crm.tickets.models import CalendarDefinition
@@ -38,19 +39,6 @@ Periods = tuple[Period, ...]
 
 class Overrun(ValueError):
     """The calendar holds less working time than asked for within MAX_DAYS."""
-
-
-@lru_cache(maxsize=512)
-def country_days(
-    country: str, subdivision: str | None, year: int
-) -> tuple[frozenset[date], frozenset[date]]:
-    """A country's (or subdivision's) public holidays of a year and its make-up working days
-    (weekend days worked). NotImplementedError: the package does not know the country or the
-    subdivision."""
-    import holidays  # imported on first use: only the SLA clock and its calendars need it
-
-    days = holidays.country_holidays(country, subdiv=subdivision, years=year)
-    return frozenset(days), frozenset(getattr(days, "weekend_workdays", ()))
 
 
 def china_workday(day: date) -> bool:

@@ -287,7 +287,7 @@ class HolidaySource(StrictInput):
 
 
 def _holidays_known(country: str, subdivision: str | None) -> bool:
-    from crm.tickets.calendars import country_days  # the package loads on first use only
+    from crm.tickets.holiday_days import country_days  # `holidays` loads on first use only
 
     try:
         country_days(country, subdivision, FIRST_CALENDAR_DATE.year + 26)
