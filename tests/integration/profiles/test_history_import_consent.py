@@ -1,7 +1,8 @@
 """A historical import carries each customer's consent decisions (HistoryImportFunction against
 moto): a new customer gets them with their ledger entries in its creating transaction, a
-matched one keeps a later decision of its own, a retry records nothing twice, and two decisions
-on one purpose are refused before anything is staged."""
+matched one keeps a later decision of its own, a retry records nothing twice, a history of one
+purpose is kept with its latest holding, and too long a history is refused before anything is
+staged."""
 
 from __future__ import annotations
 
@@ -66,14 +67,43 @@ def test_a_matched_customer_keeps_a_later_decision_of_its_own(suite: Suite) -> N
     assert len(consent_entries(suite, cid)) == 2
 
 
-def test_two_decisions_on_one_purpose_are_refused_before_anything_is_staged(
+def test_a_history_of_decisions_on_one_purpose_is_kept_and_the_latest_holds(
     suite: Suite,
 ) -> None:
-    twice = shopper("r-1", "u-consent-3", [])
-    twice["consent"] = [decision("marketing_sms", True, 100), decision("marketing_sms", False, 9)]
-    reply = suite.call("POST", "/imports", {"customers": [twice]})
+    history = shopper("r-1", "u-consent-3", [])
+    history["consent"] = [
+        decision("marketing_sms", False, 9),  # listed first, decided last
+        decision("marketing_sms", True, 100),
+        decision("marketing_sms", True, 40),
+        # Of decisions at the same time (here none says when: the import's time), the last
+        # listed holds.
+        {"purpose": "profiling", "granted": True, "source": "app"},
+        {"purpose": "profiling", "granted": False, "source": "store-2"},
+    ]
+    imported(suite, [history])
+    cid = owner(suite, "u-consent-3")
+    consent = view(suite, cid)["consent"]
+    assert consent["marketing_sms"]["granted"] is False
+    assert consent["marketing_sms"]["decided_at"] == days_ago(9)
+    assert consent["profiling"] == {**consent["profiling"], "granted": False, "source": "store-2"}
+    entries = consent_entries(suite, cid)
+    sms = sorted(e["at"]["S"] for e in entries if e["body"]["M"]["purpose"]["S"] == "marketing_sms")
+    assert sms == sorted([days_ago(100), days_ago(40), days_ago(9)])
+    assert len(entries) == 5
+
+    # The same history again: the decisions with a time are applied already.
+    imported(suite, [{**history, "consent": history["consent"][:3]}])
+    assert len(consent_entries(suite, cid)) == 5
+
+
+def test_more_decisions_than_a_history_holds_are_refused_before_anything_is_staged(
+    suite: Suite,
+) -> None:
+    many = shopper("r-1", "u-consent-4", [])
+    many["consent"] = [decision("marketing_sms", n % 2 == 0, n + 1) for n in range(101)]
+    reply = suite.call("POST", "/imports", {"customers": [many]})
     assert reply.status == 400, reply.body
-    assert "one decision per purpose" in str(reply.body["error"])
-    fine = shopper("r-2", "u-consent-4", [])
+    assert "consent" in str(reply.body["error"])
+    fine = shopper("r-2", "u-consent-5", [])
     fine["consent"] = [decision("marketing_sms", True, 100)]
     assert status(suite, start(suite, [fine]))["status"] == "queued"

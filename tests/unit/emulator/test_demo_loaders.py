@@ -102,6 +102,6 @@ def test_each_customers_consent_goes_with_it_in_the_import() -> None:
     assert sum(len(c.consent) for c in shop) > len(shop)  # most consent to something
     sent = [c for body in import_bodies(shop) for c in body["customers"]]
     assert [c["consent"] for c in sent] == [c.consent for c in shop]
-    for customer in sent:  # one decision per purpose, as the import takes them
+    for customer in sent:  # the demo's customers decided once per purpose
         purposes = [d["purpose"] for d in customer["consent"]]
         assert len(set(purposes)) == len(purposes)

@@ -35,17 +35,20 @@ def apply_history(
     now: datetime,
     ids: Callable[[], str],
 ) -> list[LedgerEntry]:
-    """A customer's past decisions onto the record: a purpose takes its latest one, and one no
-    later than what the profile holds changes nothing (the profile's own is newer, or a retried
-    import applied it already), so nothing is recorded twice. The entries of those applied."""
+    """A customer's past decisions onto the record, oldest first: each purpose takes its latest
+    one (of decisions at the same time, the last listed), and each is recorded in the ledger.
+    A decision no later than what the profile held before changes nothing (the profile's own
+    is newer, or a retried import applied it already), so nothing is recorded twice. The
+    entries of those applied."""
     entries = []
-    for decision in sorted(decisions, key=lambda d: d.decided_at or now):
+    held = {purpose: state.decided_at for purpose, state in record.consent.items()}
+    for decision in sorted(decisions, key=lambda d: d.decided_at or now):  # stable: ties listed
         state = ConsentState(
             granted=decision.granted, decided_at=decision.decided_at or now,
             source=decision.source,
         )  # fmt: skip
-        current = record.consent.get(decision.purpose)
-        if current is not None and current.decided_at >= state.decided_at:
+        before = held.get(decision.purpose)
+        if before is not None and before >= state.decided_at:
             continue
         record.consent[decision.purpose] = state
         entries.append(consent_entry(record, decision.purpose, state, by, ids()))

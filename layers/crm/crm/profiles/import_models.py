@@ -21,7 +21,6 @@ from crm.profiles.models import (
     MAX_IDENTITIES,
     RESIDENCY,
     ConsentChange,
-    ConsentPurpose,
     Identity,
     Key,
     ProfileAttributes,
@@ -29,6 +28,7 @@ from crm.profiles.models import (
 
 MAX_IMPORT_CUSTOMERS = 1_000
 MAX_IMPORT_EVENTS = 20_000
+MAX_IMPORT_CONSENT = 100  # decisions of one customer, a history of each purpose's
 # API Gateway hands a Lambda function at most 6 MB (the synchronous invocation's payload limit).
 MAX_IMPORT_BYTES = 6 * 1024 * 1024
 MAX_REPORTED_FAILURES = MAX_IMPORT_CUSTOMERS  # one per customer: the status item stays small
@@ -95,18 +95,13 @@ class ImportCustomer(StrictInput):
     events: list[ImportedEvent] = Field(default_factory=list, max_length=MAX_IMPORT_EVENTS)
     consent: list[ConsentChange] = Field(
         default_factory=list,
-        max_length=len(ConsentPurpose),
-        description="the customer's latest consent decision per purpose, as PUT "
-        "/customers/{id}/consent takes it (decided_at: when the customer decided; the "
-        "import's time if left out); a matched profile keeps a later decision of its own",
+        max_length=MAX_IMPORT_CONSENT,
+        description="the customer's consent decisions, as PUT /customers/{id}/consent takes "
+        "each (decided_at: when the customer decided; the import's time if left out): a "
+        "history of several per purpose is kept in the consent ledger, and each purpose takes "
+        "its latest (of decisions at the same time, the last listed); a matched profile keeps "
+        "a later decision of its own",
     )
-
-    @model_validator(mode="after")
-    def _one_decision_per_purpose(self) -> ImportCustomer:
-        purposes = [d.purpose for d in self.consent]
-        if len(set(purposes)) != len(purposes):
-            raise ValueError("consent: one decision per purpose (the latest)")
-        return self
 
 
 class HistoryImport(StrictInput):
