@@ -340,9 +340,13 @@ def derive_first_requests() -> dict[str, FirstRequest]:
     try:
         with mock_aws(), local_suite() as suite:
             pending = suite.stack.template.functions()
+            seeded = False
             while pending:  # producers before their consumers: each sees realistic data
                 spec = min(pending, key=lambda s: _turn(suite, s))
                 pending.remove(spec)
+                if not seeded and _turn(suite, spec) > 1:
+                    _seed_base(suite)  # after the API's and the consumers' first requests
+                    seeded = True
                 results[spec.logical_id] = _drive(suite, spec, sqs_event)
     finally:
         for key, value in saved.items():
@@ -351,6 +355,32 @@ def derive_first_requests() -> dict[str, FirstRequest]:
             else:
                 os.environ[key] = value
     return results
+
+
+# A real base's segment-run shards all hold customers who buy. The planner queues at least 8
+# shards and DynamoDB spreads a scan's segments by key hash: with the one or two customers the
+# API's requests made, the worker's first message was, by chance, an empty shard that did none
+# of a shard's work (profile reads, scoring, writing what changed, announcing tiers). Before
+# the planner runs, 64 customers with an order each are created and folded (through the API
+# and the event folder, after both were derived): no shard is left empty but by odds of ~1 in
+# 600.
+SEEDED_CUSTOMERS = 64
+
+
+def _seed_base(suite: Any) -> None:
+    events = []
+    for n in range(SEEDED_CUSTOMERS):
+        body = {"identities": [{"channel": "app", "external_id": f"bench-base-{n}"}]}
+        reply = suite.call("POST", "/customers", body)
+        if reply.status >= 400:
+            raise RuntimeError(f"seeding the base: POST /customers answered {reply.status}")
+        events.append({**_paid(reply.body["customer_id"], 1000 + n),
+                       "amount": f"{50 + 37 * n % 900}.00"})  # fmt: skip
+        events[-1]["items"][0]["unit_price"] = events[-1]["amount"]
+    reply = suite.call("POST", "/events", {"events": events})
+    if reply.status >= 400:
+        raise RuntimeError(f"seeding the base: POST /events answered {reply.status}: {reply.body}")
+    suite.drain(rounds=SEEDED_CUSTOMERS)
 
 
 def _turn(suite: Any, spec: FunctionSpec) -> int:

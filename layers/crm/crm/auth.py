@@ -5,9 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from enum import StrEnum
-from typing import Any
-
-from pydantic import BaseModel, ConfigDict
+from typing import Any, NamedTuple
 
 from crm.errors import Forbidden, Unauthorized
 
@@ -95,8 +93,10 @@ GRANTS: dict[Role, frozenset[Permission]] = {
 }
 
 
-class Caller(BaseModel):
-    model_config = ConfigDict(frozen=True, defer_build=True)
+class Caller(NamedTuple):
+    """Who calls, as their verified token says (or a process of the CRM itself). A value the
+    code builds, never parsed from input: a tuple, not a model (a pydantic class costs every
+    cold start its definition and its first validation builds its schema)."""
 
     subject: str
     roles: frozenset[Role]

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import botocore
+import botocore.handlers
 import botocore.loaders
 import botocore.session
 from botocore.config import Config
@@ -32,6 +33,7 @@ from botocore.exceptions import (
     EndpointConnectionError,
     ReadTimeoutError,
 )
+from botocore.hooks import EVENT_ALIASES
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -107,9 +109,47 @@ def _models_fit() -> bool:
     return written == botocore.__version__
 
 
+# The services' names in botocore's event names (`before-call.secrets-manager.GetSecretValue`),
+# with the older names botocore still accepts for them (tests/unit/platform/
+# test_layer_session.py checks them against the models).
+EVENT_SERVICES = frozenset({
+    "dynamodb", "sqs", "s3", "eventbridge", "kms", "secrets-manager", "sesv2", "sns",
+    "pinpoint-sms-voice-v2", "athena",
+})  # fmt: skip
+_EVENT_NAMES = EVENT_SERVICES | {old for old, new in EVENT_ALIASES.items() if new in EVENT_SERVICES}
+
+
+def concerns_other_service(event_name: str) -> bool:
+    """An event of one AWS service this layer makes no client of (EC2's, Glacier's, ...).
+    The service is an event name's second part (`before-call.ec2.CopySnapshot`), or its third
+    in documentation events (`docs.*.ec2.RunInstances.complete-section`)."""
+    parts = event_name.split(".")
+    part = 2 if parts[0] == "docs" else 1
+    return len(parts) > part and parts[part] != "*" and parts[part] not in _EVENT_NAMES
+
+
+class _LayerSession(botocore.session.Session):
+    """botocore's session, without the handlers botocore registers on every session for the
+    services this layer never calls (~50 of ~130). Registering one resolves its event name
+    against every alias and inspects the handler's signature (~1.7 ms of each cold start for
+    handlers none of these clients could fire), and each client copies them all. Any other
+    handler, those registered by the code that runs (moto's among them) included, is kept."""
+
+    def _register_builtin_handlers(self, events: Any) -> None:
+        for spec in botocore.handlers.BUILTIN_HANDLERS:
+            if concerns_other_service(spec[0]):
+                continue
+            if len(spec) == 2:
+                events.register(spec[0], spec[1])
+            elif spec[2] is botocore.handlers.REGISTER_FIRST:
+                events.register_first(spec[0], spec[1])
+            elif spec[2] is botocore.handlers.REGISTER_LAST:
+                events.register_last(spec[0], spec[1])
+
+
 @cache
 def _session() -> botocore.session.Session:
-    session = botocore.session.get_session()
+    session = _LayerSession()
     if _models_fit():
         loader = _LayerData(extra_search_paths=[_MODELS], include_default_search_paths=False)
         session.register_component("data_loader", loader)

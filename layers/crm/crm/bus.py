@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from aws_lambda_powertools import Logger
 
 from crm import aws
 from crm.calls import grouped_calls
-from crm.events import SOURCE, BusEvent
+
+if TYPE_CHECKING:
+    from crm.events import BusEvent
 
 MAX_ENTRIES_PER_CALL = 10  # PutEvents limits: entries and bytes per call
 MAX_BYTES_PER_CALL = 256 * 1024
@@ -25,6 +28,10 @@ class Bus:
         self._bus_name = bus_name
 
     def publish(self, events: Sequence[BusEvent]) -> None:
+        # The events' module is loaded by what builds them, not by a bus built for a write
+        # that may announce nothing (a customer's creation with no rule segment it enters).
+        from crm.events import SOURCE
+
         for chunk in _calls(
             [
                 {

@@ -23,7 +23,7 @@ from crm.privacy.registry import collect_subject, personal_data_stores
 from crm.profiles import MEMBER_SHARDS, ScoresWrite, member_shard
 from crm.profiles.models import CustomerScores
 from crm.segments.fields import RFM_SEGMENTS, TIERS
-from crm.segments.records import ShardTask
+from crm.segments.transit import ShardTask
 from crm_local.harness import Suite, count_requests
 from tests.integration.segments.test_segments import (
     SCHEDULE,

@@ -21,7 +21,8 @@ from moto.dynamodb.models import dynamodb_backends
 
 from crm.composition import root
 from crm.profiles import member_shard
-from crm.segments.records import MembershipChange, ShardTask
+from crm.segments.records import MembershipChange
+from crm.segments.transit import ShardTask
 from crm_local.harness import Suite, count_requests, local_suite
 from crm_local.template import Template, load_template
 from tests.integration.segments.test_computed_members import (

@@ -17,9 +17,9 @@ from crm import composition
 from crm.composition import Crm, Settings
 from crm.profiles.store import ProfileStore
 from crm.segments.recompute import MIN_SHARDS, ShardOutOfTime
-from crm.segments.records import ShardTask
 from crm.segments.runs import SHARD_ATTEMPTS
 from crm.segments.store import ModelStore
+from crm.segments.transit import ShardTask
 from crm_local.harness import Suite
 from crm_local.template import ROOT
 from tests.integration.segments.test_segments import SCHEDULE, SHARDS, load_shop

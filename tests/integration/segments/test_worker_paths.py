@@ -18,7 +18,7 @@ from crm.profiles import ScoresWrite, StaleProfile
 from crm.profiles.models import CustomerScores
 from crm.profiles.store import ProfileStore
 from crm.segments import recompute
-from crm.segments.records import ShardTask
+from crm.segments.transit import ShardTask
 from crm_local.harness import Suite, count_requests
 from tests.integration.segments.test_segments import SCHEDULE, SHARDS, load_shop, run_segments
 

@@ -4,6 +4,7 @@ clients reading it."""
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,24 @@ def test_files_are_what_botocore_and_the_code_give() -> None:
     assert sorted(written) == sorted(expected)
     stale = [name for name, content in expected.items() if written[name] != content]
     assert not stale, f"regenerate with `make botocore-models`: {stale}"
+
+
+def test_botocores_other_files_are_kept_with_their_data_as_it_is() -> None:
+    """Rule sets, paginators, waiters, partitions, defaults: compact and uncompressed, each
+    parses to what botocore's own file holds, in the same order (a rule set is an ordered
+    list: the first rule that matches wins)."""
+    builtin = Path(_BUILTIN.BUILTIN_DATA_PATH)
+    copied = [p for p in bm.TARGET.rglob("*.json") if p.name.startswith(bm._COPIED_PREFIXES)]
+    copied += [bm.TARGET / name for name in bm._COPIED_TOP]
+    assert any(p.name.startswith("endpoint-rule-set-1.") for p in copied)
+    for path in copied:
+        rel = path.relative_to(bm.TARGET)
+        theirs = builtin / rel
+        gz = theirs.with_name(theirs.name + ".gz")
+        raw = theirs.read_bytes() if theirs.exists() else gzip.decompress(gz.read_bytes())
+        assert json.dumps(json.loads(path.read_bytes())) == json.dumps(json.loads(raw)), rel
+        assert not path.with_name(path.name + ".gz").exists()
+    assert not list(bm.TARGET.rglob("*.gz"))
 
 
 def test_every_service_a_client_is_made_for_is_modeled() -> None:

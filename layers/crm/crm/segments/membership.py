@@ -14,9 +14,7 @@ from typing import TYPE_CHECKING
 from aws_lambda_powertools import Logger
 
 from crm import metrics
-from crm.bus import Bus
 from crm.clock import Clock
-from crm.events import CustomerSegmentChanged
 from crm.profiles import ProfileRecord, SegmentShift, member_index
 from crm.segments.records import MembershipChange, UnreadableDefinition
 from crm.segments.rules import matches
@@ -53,10 +51,12 @@ def transitions(
 
 
 if TYPE_CHECKING:
-    # Only a type here: the definitions come from the store, which loads the rule grammar
-    # when it reads the first one (a profile write with no rule segments never does).
+    # Types only here. The definitions come from the store, which loads the rule grammar when
+    # it reads the first one (a profile write with no rule segments never does); the bus's
+    # events module is loaded by the first transition announced.
     from typing import TypeAlias
 
+    from crm.bus import Bus
     from crm.segments.models import StoredDefinition
 
     Definition: TypeAlias = StoredDefinition | UnreadableDefinition
@@ -182,6 +182,8 @@ class RuleMembership:
             return
         # Customers drop out of a deleted segment as they are next evaluated; that is
         # tidying, not news: no campaign should react to it.
+        from crm.events import CustomerSegmentChanged  # loaded by the first transition
+
         defined = {d.name for d in self.definitions()}
         now = self._clock()
         self._bus.publish(

@@ -30,11 +30,7 @@ from crm.segments.membership import (
     transitions,
 )
 from crm.segments.models import StoredDefinition
-from crm.segments.records import (
-    MembershipChange,
-    ShardCheckpoint,
-    ShardTask,
-)
+from crm.segments.records import MembershipChange, ShardCheckpoint
 from crm.segments.runs import SHARD_ATTEMPTS, SHARD_TIME_MARGIN_S, deadline_for, run_id_for
 from crm.segments.scoring import (
     Features,
@@ -43,6 +39,7 @@ from crm.segments.scoring import (
     score_page,
 )
 from crm.segments.store import ModelStore, SegmentStore
+from crm.segments.transit import ShardTask
 from crm.sqs_consumer import PoisonMessage
 
 logger = Logger(child=True)

@@ -1,15 +1,13 @@
-"""Stored shapes of the segments family: shard tasks, runs, membership changes and stored
-definitions this version cannot read (the fitted model a run uses: `crm.segments.fitted`)."""
+"""Stored shapes of the segments family: runs, shard checkpoints, membership changes and stored
+definitions this version cannot read (the fitted model a run uses: `crm.segments.fitted`; the
+shard tasks a run queues: `crm.segments.transit`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any, Literal, NamedTuple
-
-from pydantic import Field, model_validator
-
-from crm.models import Record
 
 
 class MembershipChange(NamedTuple):
@@ -20,6 +18,7 @@ class MembershipChange(NamedTuple):
 
 RunStatus = Literal["planned", "running", "complete", "failed"]
 ACTIVE: tuple[RunStatus, ...] = ("planned", "running")
+_NO_SIZES: Mapping[str, int] = MappingProxyType({})
 
 
 class UnreadableDefinition(NamedTuple):
@@ -31,8 +30,7 @@ class UnreadableDefinition(NamedTuple):
     problems: tuple[str, ...]  # where and what is wrong, never the values
 
 
-@dataclass(frozen=True)
-class RunRecord:
+class RunRecord(NamedTuple):
     """One segment run as stored. `planned`: the planner is sampling and fitting (no shards
     yet); `running`: its shards are queued; `complete` and `failed` are final."""
 
@@ -51,7 +49,7 @@ class RunRecord:
     finished_at: datetime | None = None
     error: str | None = None
     notice: str | None = None  # the planner's word to operators (a run kept in legacy layout)
-    sizes: dict[str, int] = field(default_factory=dict)
+    sizes: Mapping[str, int] = _NO_SIZES
 
     @property
     def active(self) -> bool:
@@ -64,28 +62,6 @@ class CompleteRun(NamedTuple):
     run_id: str
     finished_at: datetime
     sizes: dict[str, int]
-
-
-class ShardTask(Record):
-    run_id: str
-    segment: int = Field(ge=0)
-    total_segments: int = Field(ge=1, le=1_000_000)
-    # The run moves the computed segments' membership onto the scores items: no run of this
-    # version has completed yet (SegmentStore.computed_members_indexed) and both member
-    # indexes are ACTIVE.
-    upgrade: bool = False
-    # The run keeps the computed segments' membership as SEG# items, as versions before the
-    # member indexes did: no run of this version has completed and a member index is missing
-    # or still being built (an upgrade deploy under way), so listings stay on those items.
-    legacy: bool = False
-
-    @model_validator(mode="after")
-    def _segment_within(self) -> ShardTask:
-        if self.segment >= self.total_segments:
-            raise ValueError("segment must be below total_segments")
-        if self.upgrade and self.legacy:
-            raise ValueError("a run upgrades the layout or keeps the legacy one, not both")
-        return self
 
 
 class ShardCheckpoint(NamedTuple):
