@@ -1,6 +1,7 @@
 """A new or changed rule segment is filled over the whole base by a run started when it is
 defined (profile changes only evaluate the customers who change), and its sizes start with
-the first run that finished after it was created: no fake history of zeros."""
+the first run that finished after it was created: no fake history of zeros. A resumed segment
+is filled the same way (its members were frozen while it was paused)."""
 
 from __future__ import annotations
 
@@ -124,3 +125,45 @@ def test_a_fill_that_cannot_reach_the_planner_keeps_the_rule_and_says_so(
     monkeypatch.undo()
     # Posting it again (unchanged) does not start what failed: POST /segments/runs does.
     assert post_segment(suite, "baby-moms", RULE)["status"] == "unchanged"
+
+
+def pause(suite: Suite, name: str, paused: bool) -> dict[str, Any]:
+    out = suite.call("PATCH", f"/segments/{name}", {"paused": paused}, role="marketer")
+    assert out.status == 200, out.body
+    body: dict[str, Any] = out.body
+    return body
+
+
+def test_a_resumed_segment_is_filled_with_the_changes_made_while_it_was_paused(
+    suite: Suite,
+) -> None:
+    mom, later_mom = new_customer(suite, "mom"), new_customer(suite, "later-mom")
+    assert suite.call("POST", f"/customers/{mom}/tags", {"add": [{"name": TAG}]}).status == 200
+    tap = requests_tap(suite)
+    post_segment(suite, "baby-moms", RULE)
+    deliver_run(suite, Suite.take_all(tap)[0])
+    assert members(suite, "baby-moms") == [mom]
+
+    paused = pause(suite, "baby-moms", True)
+    assert (paused["status"], paused["run_id"], paused["paused"]) == ("paused", None, True)
+    tagged = suite.call("POST", f"/customers/{later_mom}/tags", {"add": [{"name": TAG}]})
+    assert tagged.status == 200, tagged.body
+    assert members(suite, "baby-moms") == [mom]  # frozen while paused
+    assert Suite.take_all(tap) == []
+
+    resumed = pause(suite, "baby-moms", False)
+    assert (resumed["status"], resumed["paused"]) == ("filling", False)
+    [request] = Suite.take_all(tap)
+    assert request["detail"]["run_id"] == resumed["run_id"]
+    deliver_run(suite, request)
+    assert members(suite, "baby-moms") == sorted([mom, later_mom])
+
+    # Resuming a segment that runs already starts nothing; redefining a paused one unchanged
+    # but unpaused fills it as a resume does.
+    again = pause(suite, "baby-moms", False)
+    assert (again["status"], again["run_id"]) == ("active", None)
+    assert Suite.take_all(tap) == []
+    pause(suite, "baby-moms", True)
+    redefined = post_segment(suite, "baby-moms", RULE, paused=False)
+    assert redefined["status"] == "filling"
+    assert [r["detail"]["run_id"] for r in Suite.take_all(tap)] == [redefined["run_id"]]

@@ -389,8 +389,9 @@ class SegmentDefined(StoredDefinition):
     status: Literal["filling", "unchanged", "paused", "waiting"] = Field(
         description="filling: a segment run evaluating the rule over the whole base was started "
         "(follow it at GET /segments/runs/{run_id}; members enter as its shards finish); "
-        "unchanged: the rule is the one stored, its members stay; paused: a paused segment is "
-        "not filled; waiting: the run could not be started now, the next run fills it"
+        "unchanged: the rule is the one stored (and it was not paused), its members stay; "
+        "paused: a paused segment is not filled; waiting: the run could not be started now, "
+        "the next run fills it"
     )
     run_id: str | None = Field(description="the run filling the segment, when one was started")
 
@@ -437,6 +438,19 @@ class SegmentDetail(Output):
         description="why a stored rule cannot be evaluated (its members stay as they are "
         "until it is redefined or deleted)",
     )
+
+
+class SegmentPauseResult(SegmentDetail):
+    """A rule segment after a pause or a resume, and whether its members are being filled."""
+
+    status: Literal["paused", "filling", "waiting", "active"] = Field(
+        description="paused: its members stay as they are, nobody enters or leaves; filling: "
+        "resumed, and a segment run evaluating the rule over the whole base was started (the "
+        "changes made while it was paused reach its members as the run's shards finish: "
+        "follow it at GET /segments/runs/{run_id}); waiting: resumed, but the run could not "
+        "be started now, the next run fills it; active: it was not paused, nothing changed"
+    )
+    run_id: str | None = Field(description="the run filling the resumed segment, if one started")
 
 
 class SegmentDeleted(Output):

@@ -16,6 +16,7 @@ from crm.segments.models import (
     SegmentList,
     SegmentMembers,
     SegmentPause,
+    SegmentPauseResult,
     SegmentRun,
 )
 from crm.segments.service import SegmentCatalog
@@ -63,12 +64,12 @@ def segment_routes(catalog: Callable[[], SegmentCatalog]) -> Routes:
         "PATCH",
         permission=P.EDIT_SEGMENTS,
         summary="Pause a rule segment (its members stay as they are, nobody enters or leaves) "
-        "or resume it",
+        "or resume it (a resumed segment is filled by a segment run started then)",
         body=SegmentPause,
-        response=SegmentDetail,
+        response=SegmentPauseResult,
         errors=(404, 409),
     )
-    def pause_segment(req: ApiRequest) -> SegmentDetail:
+    def pause_segment(req: ApiRequest) -> SegmentPauseResult:
         return catalog().pause_segment(req.who, req.path["name"], req.model(SegmentPause))
 
     @routes.route(

@@ -28,6 +28,7 @@ from crm.segments.models import (
     SegmentList,
     SegmentMembers,
     SegmentPause,
+    SegmentPauseResult,
     SegmentRun,
     SegmentSize,
     SegmentSummary,
@@ -109,7 +110,8 @@ class SegmentCatalog:
         before = defined.get(body.name)
         if stored.paused:
             return SegmentDefined(**dict(stored), status="paused", run_id=None)
-        if isinstance(before, StoredDefinition) and before.rule == stored.rule:
+        if (isinstance(before, StoredDefinition) and before.rule == stored.rule
+                and not before.paused):  # fmt: skip
             return SegmentDefined(**dict(stored), status="unchanged", run_id=None)
         run_id = self._fill_run(caller)
         status: Literal["filling", "waiting"] = "filling" if run_id else "waiting"
@@ -130,14 +132,25 @@ class SegmentCatalog:
             logger.warning("segment fill run not started")
             return None
 
-    def pause_segment(self, caller: Caller, name: str, body: SegmentPause) -> SegmentDetail:
-        """Pause (or resume) a rule segment: while paused its members stay as they are."""
+    def pause_segment(self, caller: Caller, name: str, body: SegmentPause) -> SegmentPauseResult:
+        """Pause (or resume) a rule segment: while paused its members stay as they are. A
+        resumed segment is filled as a new one is (customers changed, or became due, while it
+        was paused): by a segment run started now."""
         caller.require(Permission.EDIT_SEGMENTS)
         self._refuse_computed(name, "paused")
-        if not self._store.set_paused(name, body.paused, self._clock(), caller.subject):
+        was_paused = self._store.set_paused(name, body.paused, self._clock(), caller.subject)
+        if was_paused is None:
             raise NotFound(f"no rule segment {name}")
         self._membership.forget_definitions()
-        return self.segment(caller, name)
+        detail = self.segment(caller, name)
+        if body.paused:
+            return SegmentPauseResult(**dict(detail), status="paused", run_id=None)
+        if not was_paused:
+            return SegmentPauseResult(**dict(detail), status="active", run_id=None)
+        run_id = self._fill_run(caller)
+        return SegmentPauseResult(
+            **dict(detail), status="filling" if run_id else "waiting", run_id=run_id
+        )
 
     def delete_segment(self, caller: Caller, name: str) -> SegmentDeleted:
         caller.require(Permission.EDIT_SEGMENTS)

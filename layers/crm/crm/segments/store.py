@@ -120,10 +120,11 @@ class SegmentStore:
 
         return StoredDefinition.model_validate(_definition_values(out["Attributes"]))
 
-    def set_paused(self, name: str, paused: bool, at: datetime, by: str) -> bool:
-        """False when no such definition is stored."""
+    def set_paused(self, name: str, paused: bool, at: datetime, by: str) -> bool | None:
+        """Whether the definition was paused before this change (read in the same write: of
+        two racing resumes, one sees it paused); None when no such definition is stored."""
         try:
-            aws.dynamodb().update_item(
+            out = aws.dynamodb().update_item(
                 TableName=self._table,
                 Key=_definition_key(name),
                 UpdateExpression="SET paused = :paused, updated_at = :at, updated_by = :by",
@@ -131,10 +132,11 @@ class SegmentStore:
                 ExpressionAttributeValues=to_item(
                     {":paused": paused, ":at": at.isoformat(), ":by": by}
                 ),
+                ReturnValues="UPDATED_OLD",
             )
         except aws.dynamodb().exceptions.ConditionalCheckFailedException:
-            return False
-        return True
+            return None
+        return bool(out.get("Attributes", {}).get("paused", {}).get("BOOL", False))
 
     def delete_definition(self, name: str) -> bool:
         """False when no such definition is stored."""
