@@ -318,6 +318,7 @@ def test_a_refund_that_arrived_is_notified_at_once(emulator: Running) -> None:
     load_journeys(ApiClient(emulator.api, admin))
     journey_id = journeys_by_name(emulator, admin)["after-sales refund arrived -> notify"]
     cid = person(emulator, admin, "e2e-refund", ())  # a service message needs no consent
+    paid(emulator, admin, cid, 1)  # 先行赔付 is for an order the CRM knows
     status, case = emulator.http("POST", "/aftersales", {
         "kind": "refund", "order_id": f"{cid}-o1", "customer_id": cid,
         "reason": "not_as_described", "amount": "30.00", "sku": "SKU-E2E-2",

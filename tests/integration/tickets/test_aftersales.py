@@ -133,7 +133,18 @@ def test_out_of_order_and_impossible_moves_are_409_naming_the_allowed_stages(
     assert "超过七天退货期" not in str(table_items(suite))
 
 
+def paid_order(suite: Suite, customer_id: str, order_id: str, amount: str) -> None:
+    """The order's payment, folded into the customer's profile (the CRM knows the order)."""
+    event = {"event_id": f"paid-{order_id}", "type": "order_paid", "order_id": order_id,
+             "customer_id": customer_id, "amount": amount, "occurred_at": "2026-11-20T12:00:00Z",
+             "items": [{"sku": "SKU-TEA-1", "category": "tea", "quantity": 1,
+                        "unit_price": amount}]}  # fmt: skip
+    assert suite.call("POST", "/events", {"events": [event]}).status == 202
+    assert suite.drain() >= 1
+
+
 def test_a_small_dispute_is_refunded_at_once_and_recorded(suite: Suite, customer: str) -> None:
+    paid_order(suite, customer, "o-1001", "30.00")
     tap = suite.tap_bus("aftersales-small", {"detail-type": ["AfterSalesStageChanged"]})
     out = open_case(suite, customer, kind="refund", amount="12.50", note=None)
     assert out.status == 201
@@ -150,6 +161,37 @@ def test_a_small_dispute_is_refunded_at_once_and_recorded(suite: Suite, customer
     exchange = open_case(suite, customer, kind="exchange", amount="12.50").body
     assert exchange["stage"] == "submitted"
     assert exchange["instant_refund"] is None
+
+
+def test_an_order_is_refunded_at_once_once_and_only_if_the_crm_knows_it(
+    suite: Suite, customer: str
+) -> None:
+    # A made-up (or not yet folded) order id is taken as given, but waits for review.
+    unknown = open_case(suite, customer, kind="refund", order_id="made-up-7", amount="10.00")
+    assert unknown.status == 201, unknown.body
+    assert (unknown.body["stage"], unknown.body["instant_refund"]) == ("submitted", None)
+
+    paid_order(suite, customer, "o-2001", "30.00")
+    first = open_case(suite, customer, kind="refund", order_id="o-2001", amount="10.00")
+    assert first.body["stage"] == "refunded"
+    # The same order again: a second case is opened, and waits for review.
+    again = open_case(suite, customer, kind="return", order_id="o-2001", amount="10.00")
+    assert again.status == 201, again.body
+    assert (again.body["stage"], again.body["instant_refund"]) == ("submitted", None)
+    markers = [i for i in table_items(suite) if i["SK"]["S"].startswith("INSTANT_REFUND#")]
+    assert [(m["SK"]["S"], m["case_id"]["S"]) for m in markers] == [
+        ("INSTANT_REFUND#o-2001", first.body["case_id"])
+    ]
+
+    # Money asked back on a known order is at most what it paid (less its refunds).
+    over = open_case(suite, customer, kind="refund", order_id="o-2001", amount="30.01")
+    assert over.status == 400, over.body
+    assert over.body["error"]["fields"] == [{"field": "amount", "message": "at most 30.00"}]
+    agent = suite.call("POST", "/aftersales", {
+        "kind": "return", "order_id": "o-2001", "customer_id": customer,
+        "reason": "defective", "amount": "9999.00"}, role="support_agent")  # fmt: skip
+    assert agent.status == 400, agent.body
+    assert "30.00" in agent.body["error"]["message"]
 
 
 def test_customers_see_only_their_own_cases(suite: Suite, customer: str) -> None:

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from crm.profiles.records import (
         INDEX_MISSING,
         MEMBER_SHARDS,
+        OrderPayment,
         ProfileRecord,
         ScoresWrite,
         ScoringProfile,
@@ -42,6 +43,7 @@ __all__ = [
     "Loaded",
     "Money",
     "NoRuleSegments",
+    "OrderPayment",
     "ProfileRecord",
     "ProfileService",
     "ProfilesPersonalData",
@@ -66,6 +68,7 @@ __getattr__ = lazy(
         "MEMBER_SHARDS": "crm.profiles.records",
         "member_index": "crm.profiles.records",
         "member_shard": "crm.profiles.records",
+        "OrderPayment": "crm.profiles.records",
         "ProfileRecord": "crm.profiles.records",
         "ScoresWrite": "crm.profiles.records",
         "ScoringProfile": "crm.profiles.records",

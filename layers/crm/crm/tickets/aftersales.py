@@ -32,7 +32,7 @@ from crm.bus import Bus
 from crm.clock import Clock, IdFactory
 from crm.errors import Conflict, FieldProblem, InvalidInput, NotFound
 from crm.pii import FieldCipher
-from crm.profiles import Loaded
+from crm.profiles import Loaded, OrderPayment
 from crm.sqs_consumer import PoisonMessage
 from crm.ticket_events import AfterSalesStageChanged, AfterSalesStageOverdue
 from crm.tickets.aftersales_models import (
@@ -54,6 +54,7 @@ from crm.tickets.aftersales_store import (
     AfterSalesStore,
     CaseRecord,
     DuplicateEvent,
+    InstantRefundTaken,
     StageRecord,
     StaleCase,
 )
@@ -80,6 +81,20 @@ def instant_refund_limit() -> Decimal:
     if not limit.is_finite() or limit < 0:
         raise RuntimeError("AFTERSALES_INSTANT_REFUND_LIMIT must be 0 or more")
     return limit
+
+
+def _check_amount(request: CaseRequest, payment: OrderPayment | None) -> None:
+    """Money asked back on an order the CRM knows is at most what it paid less what its
+    refunds asked back already."""
+    if payment is None or request.kind not in INSTANT_REFUND_KINDS:
+        return
+    left = max(payment.amount - payment.refunded, Decimal("0.00"))
+    if request.amount > left:
+        raise InvalidInput(
+            f"amount {request.amount} is more than order {request.order_id} has left to refund "
+            f"({left}: paid {payment.amount}, refunds asked {payment.refunded})",
+            [FieldProblem("amount", f"at most {left}")],
+        )
 
 
 class CustomerOrders(Protocol):
@@ -143,13 +158,15 @@ class AfterSales:
         case_id = self.ids()
         # Raises NotFound for an unknown customer before anything is written. The profile is
         # read once: its data key seals the note, the payment read with it checks the order.
+        payment: OrderPayment | None = None
         if self.orders is None:
             cipher = self.ciphers(request.customer_id)
         else:
             cipher, loaded = self.orders.sealing_cipher_with_payments(
                 request.customer_id, [request.order_id]
             )
-            self._check_order(request.customer_id, request.order_id, loaded)
+            payment = self._check_order(request.customer_id, request.order_id, loaded)
+        _check_amount(request, payment)
         case = CaseRecord(
             case_id=case_id,
             kind=request.kind.value,
@@ -164,22 +181,15 @@ class AfterSales:
             note=cipher.seal(_note_field(case_id), request.note) if request.note else None,
         )
         case.stages.append(StageRecord(0, Stage.SUBMITTED.value, now, caller.subject))
-        if request.kind in INSTANT_REFUND_KINDS and request.amount <= self.instant_refund_limit:
-            why = (
-                f"先行赔付: amount {request.amount} is within the instant-refund limit "
-                f"{self.instant_refund_limit}"
-            )
-            case.instant_refund = {
-                "by": INSTANT_REFUND_BY,
-                "why": why,
-                "limit": str(self.instant_refund_limit),
-                "at": now.isoformat(),
-            }
-            case.stages.append(
-                StageRecord(1, Stage.REFUNDED.value, now, INSTANT_REFUND_BY,
-                            cipher.seal(_reason_field(case_id, 1), why))
-            )  # fmt: skip
-            case.stage = Stage.REFUNDED.value
+        # 先行赔付 once per order, and only on an order the CRM knows is the customer's, for
+        # no more than it has left to refund (a made-up order id waits for review).
+        instant = (
+            payment is not None
+            and request.kind in INSTANT_REFUND_KINDS
+            and (request.amount <= self.instant_refund_limit)
+        )
+        if instant:
+            self._refund_at_once(case, cipher, now)
         counts = feedback_counts(
             sku=request.sku,
             product_category=request.product_category,
@@ -187,7 +197,15 @@ class AfterSales:
             reason=request.reason.value,
             risk=risk_keywords(request.note),
         )
-        self.store.create(case, (f"aftersales:{case_id}", counts) if counts else None)
+        feedback = (f"aftersales:{case_id}", counts) if counts else None
+        once = (payment.customer_id, request.order_id) if instant and payment else None
+        try:
+            self.store.create(case, feedback, instant_refund_of=once)
+        except InstantRefundTaken:
+            # Another case of this order was refunded at once: this one waits for review.
+            del case.stages[1:]
+            case.stage, case.instant_refund = Stage.SUBMITTED.value, None
+            self.store.create(case, feedback)
         previous: str | None = None
         events = []
         for stage in case.stages:
@@ -196,6 +214,23 @@ class AfterSales:
         self.bus.publish(events)
         self._time_stage(case, None)
         return self._view(case, cipher, now)
+
+    def _refund_at_once(self, case: CaseRecord, cipher: FieldCipher, now: datetime) -> None:
+        why = (
+            f"先行赔付: amount {case.amount} is within the instant-refund limit "
+            f"{self.instant_refund_limit}"
+        )
+        case.instant_refund = {
+            "by": INSTANT_REFUND_BY,
+            "why": why,
+            "limit": str(self.instant_refund_limit),
+            "at": now.isoformat(),
+        }
+        case.stages.append(
+            StageRecord(1, Stage.REFUNDED.value, now, INSTANT_REFUND_BY,
+                        cipher.seal(_reason_field(case.case_id, 1), why))
+        )  # fmt: skip
+        case.stage = Stage.REFUNDED.value
 
     # ------------------------------------------------------------ advancing
     def advance(self, caller: Caller, case_id: str, request: StageAdvance) -> AfterSalesCase:
@@ -279,17 +314,20 @@ class AfterSales:
                 caller.subject, customer_id, sorted(fields), AFTERSALES_CASE
             )
 
-    def _check_order(self, customer_id: str, order_id: str, loaded: Loaded) -> None:
+    def _check_order(self, customer_id: str, order_id: str, loaded: Loaded) -> OrderPayment | None:
         """An order the CRM has folded must be the customer's (merges followed): a case on
         another customer's order is refused, with the same 404 as an order that is not theirs,
         so order ids cannot be probed. An order not folded yet (the events lag, or the shop's
-        order system is the only record) is taken as given. `loaded`: the customer's profile
-        with the order's payment."""
+        order system is the only record) is taken as given, but never refunded at once.
+        `loaded`: the customer's profile with the order's payment. Returns the customer's
+        payment of the order, if the CRM knows it."""
         assert self.orders is not None
         payment = loaded.payments.get(order_id)
         live = loaded.live.get(customer_id)
-        if payment is None or live is None or payment.customer_id == live.customer_id:
-            return
+        if payment is None or live is None:
+            return None
+        if payment.customer_id == live.customer_id:
+            return payment
         # Folded before a merge, the payment names the absorbed profile: follow it.
         owner = self.orders.load_many([payment.customer_id]).live.get(payment.customer_id)
         if owner is None or owner.customer_id != live.customer_id:
@@ -297,6 +335,7 @@ class AfterSales:
                 f"no order {order_id} among customer {customer_id}'s orders",
                 [FieldProblem("order_id", "not one of the customer's orders")],
             )
+        return payment
 
     # ------------------------------------------------------------ overdue stages
     def _time_stage(self, case: CaseRecord, left: int | None) -> None:

@@ -6,6 +6,8 @@ case            PK=CASE#<case_id>     SK=CASE            kind, order, customer, 
 stage           PK=CASE#<case_id>     SK=STAGE#<nnn>     stage, at, by, sealed reason, event id
 upstream event  PK=CASE#<case_id>     SK=EVENT#<id>      the stage it asked for (applied once)
 customer's case PK=CUST#<customer_id> SK=AFTERSALES#<created_at>#<case_id>
+instant refund  PK=CUST#<customer_id> SK=INSTANT_REFUND#<order_id>  case_id (one per order:
+                the customer the order's payment was folded to, so merges keep it one)
 correction      PK=CORRECTION#<yyyy-mm>  SK=<at>#<id>    text_ref, predicted, corrected, by
 feedback        PK=FEEDBACK#<scope>#<value>#<yyyy-mm>#<k>  SK=<dimension>#<name>  n (ADD)
 fed source      PK=FEEDBACK_SOURCE#<source_id>  SK=FEEDBACK   counted once
@@ -80,6 +82,13 @@ class FeedbackCount:
 
 class StaleCase(Exception):
     """The case changed since it was read."""
+
+
+class InstantRefundTaken(Exception):
+    """The order had a case refunded at once (先行赔付) already."""
+
+
+INSTANT_REFUND_PREFIX = "INSTANT_REFUND#"
 
 
 class DuplicateEvent(Exception):
@@ -164,9 +173,16 @@ class AfterSalesStore:
         self._table = table
 
     # ------------------------------------------------------------ cases
-    def create(self, case: CaseRecord, feedback: tuple[str, list[FeedbackCount]] | None) -> None:
+    def create(
+        self,
+        case: CaseRecord,
+        feedback: tuple[str, list[FeedbackCount]] | None,
+        instant_refund_of: tuple[str, str] | None = None,
+    ) -> None:
         """The case, its first stages, the customer's index entry and (once) its feedback
-        counts, in one transaction: all or nothing."""
+        counts, in one transaction: all or nothing. `instant_refund_of`: (the customer the
+        order's payment names, the order), for a case refunded at once: the order's marker
+        is written in the same transaction, and InstantRefundTaken raised if it exists."""
         items: list[dict[str, Any]] = [
             {
                 "Put": {
@@ -190,10 +206,28 @@ class AfterSalesStore:
         ]
         items += [{"Put": {"TableName": self._table, "Item": _stage_item(case.case_id, s)}}
                   for s in case.stages]  # fmt: skip
+        if instant_refund_of is not None:
+            owner, order_id = instant_refund_of
+            items.insert(0, {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": to_item({"PK": f"CUST#{owner}",
+                                     "SK": f"{INSTANT_REFUND_PREFIX}{order_id}",
+                                     "case_id": case.case_id}),
+                    "ConditionExpression": "attribute_not_exists(PK)",
+                }
+            })  # fmt: skip
         if feedback is not None:
             items += feedback_writes(self._table, *feedback)
         assert len(items) <= MAX_TRANSACT_ITEMS
-        aws.dynamodb().transact_write_items(TransactItems=items)  # type: ignore[arg-type]
+        client = aws.dynamodb()
+        try:
+            client.transact_write_items(TransactItems=items)  # type: ignore[arg-type]
+        except client.exceptions.TransactionCanceledException as exc:
+            reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+            if instant_refund_of is not None and reasons[:1] == ["ConditionalCheckFailed"]:
+                raise InstantRefundTaken(instant_refund_of[1]) from None
+            raise
 
     def get(self, case_id: str) -> CaseRecord | None:
         items: list[dict[str, Any]] = []
