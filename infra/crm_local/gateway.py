@@ -110,6 +110,16 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
     return next((v for k, v in headers.items() if k.lower() == name.lower()), None)
 
 
+def _target(path: str) -> str:
+    """The request target as the client sent it. The HTTP server reads the request line as
+    Latin-1; a client that sends UTF-8 unescaped (curl does: `?category=母婴`) means UTF-8, as
+    API Gateway reads it. Bytes that are not UTF-8 stay as they were read."""
+    try:
+        return path.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return path
+
+
 def _request_id() -> str:
     return str(uuid.uuid4())
 
@@ -171,7 +181,7 @@ class Gateway:
                     self._send(api.too_large(headers))
                     return
                 body = self.rfile.read(length) if length else None
-                self._send(api.answer(self.command, self.path, headers, body))
+                self._send(api.answer(self.command, _target(self.path), headers, body))
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
 

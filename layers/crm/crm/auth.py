@@ -120,8 +120,12 @@ class Caller(NamedTuple):
         return False
 
     def require(self, permission: Permission, customer_id: str | None = None) -> None:
-        if not self.can(permission, customer_id):
-            raise Forbidden(f"your role may not {permission.value.replace('_', ' ')}")
+        if self.can(permission, customer_id):
+            return
+        action = permission.value.replace("_", " ")
+        if Role.CUSTOMER in self.roles and permission in GRANTS[Role.CUSTOMER]:
+            raise Forbidden(f"a customer's token may {action} of its own customer only")
+        raise Forbidden(f"your role may not {action}")
 
 
 _GROUP_SPLIT = re.compile(r"[\s,\[\]\"]+")

@@ -9,9 +9,10 @@ into JSON 4xx responses, and records what the OpenAPI document and the role x ro
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeVar
 
@@ -122,6 +123,23 @@ class ApiRequest:
         return int(raw)
 
 
+def _refuse_undeclared(params: Iterable[str], declared: tuple[QueryParam, ...]) -> None:
+    """A query parameter the route does not take is a 400 naming it, as a body's unknown field
+    is: a misspelt filter (`?chanel=app`) must not answer a 200 that ignored it."""
+    names = [p.name for p in declared]
+    unknown = sorted(set(params) - set(names))
+    if not unknown:
+        return
+    takes = f"this route takes {', '.join(names)}" if names else "this route takes none"
+    problems = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, names, n=1)
+        problems.append(FieldProblem(
+            name, f"not a parameter of this route (did you mean {close[0]}?)" if close
+            else "not a parameter of this route"))  # fmt: skip
+    raise InvalidInput(f"unknown query parameter {', '.join(unknown)}: {takes}", problems)
+
+
 def error_body(error: CrmError) -> dict[str, Any]:
     body: dict[str, Any] = {"code": error.code, "message": error.message}
     if error.fields:
@@ -207,6 +225,7 @@ class Routes:
                         caller = caller_from_claims(claims_of(request), staff_token_issuer())
                         subject = path_params.get("customer_id", caller.customer_id)
                         caller.require(permission, subject)
+                    _refuse_undeclared(request.query_params or {}, query)
                     parsed = (
                         parse_body(request.raw_body, body, max_body_bytes, body_optional)
                         if body

@@ -13,7 +13,8 @@ from crm.http import QueryParam, ResponseModels, RouteDoc
 
 _REF = "#/components/schemas/{model}"
 _STATUS_TEXT = {
-    400: "Invalid input: the error names each body field or query parameter that is wrong",
+    400: "Invalid input: the error names each body field or query parameter that is wrong, "
+    "or one the route does not take",
     401: "No or invalid token",
     403: "The caller's role may not do this",
     404: "Unknown id",
@@ -121,12 +122,9 @@ def build_openapi(routes: Sequence[RouteDoc], title: str, version: str) -> dict[
         if r.response:
             ok["content"] = {"application/json": {"schema": _response_schema(r.response, refs)}}
         op["responses"] = {str(code): ok for code in (r.status, *r.also_status)}
-        # A body or a query parameter the adapter validates can be refused with 400.
-        statuses = (
-            set(r.errors)
-            | ({400} if r.body or r.query else set())
-            | ({401, 403, 503} if not r.public else set())
-        )
+        # A body or a query parameter the adapter validates can be refused with 400, and so
+        # can a query parameter the route does not take (crm.http: every route).
+        statuses = set(r.errors) | {400} | ({401, 403, 503} if not r.public else set())
         for code in sorted(statuses):
             op["responses"][str(code)] = {
                 "description": _STATUS_TEXT[code],

@@ -73,3 +73,31 @@ def test_what_json_has_no_type_for_still_comes_as_a_string(suite: Suite, cid: st
     assert suite.call("PATCH", f"/customers/{cid}", edit).status == 200
     suite.drain()
     assert suite.call("GET", f"/customers/{cid}").body["orders"]["total_spend"] == "536.00"
+
+
+def test_a_query_parameter_the_route_does_not_take_is_refused_naming_it(
+    suite: Suite, cid: str
+) -> None:
+    """As a body's unknown field is: a misspelt filter answered a 200 that ignored it."""
+    misspelt = suite.call(
+        "GET", "/analytics/metrics/funnel", role="analyst", query={"chanel": "app"}
+    )
+    assert misspelt.status == 400, misspelt.body
+    assert misspelt.body["error"]["fields"] == [
+        {"field": "chanel", "message": "not a parameter of this route (did you mean channel?)"}
+    ]
+    assert "this route takes" in misspelt.body["error"]["message"]
+    extra = suite.call("GET", f"/customers/{cid}", role="admin", query={"fields": "all"})
+    assert extra.status == 400, extra.body
+    assert extra.body["error"]["message"] == (
+        "unknown query parameter fields: this route takes none"
+    )
+    # Declared ones still pass, and the check comes after the token's (a 403 stays a 403).
+    assert suite.call(
+        "GET", "/analytics/metrics/funnel", role="analyst", query={"channel": "app"}
+    ).status in (
+        200,
+        503,
+    )
+    assert suite.call("GET", f"/customers/{cid}", role="customer", query={"x": "1"},
+                      customer_id="someone-else").status == 403  # fmt: skip

@@ -10,7 +10,7 @@ import pytest
 
 from crm_local.api_settings import ApiSettings, Cors, read_api_settings
 from crm_local.apigw import ApiRoute, api_routes, match_route
-from crm_local.gateway import ApiGateway
+from crm_local.gateway import ApiGateway, Gateway
 from crm_local.local_server import LocalServer
 from crm_local.provision import Stack
 from crm_local.template import load_template
@@ -186,3 +186,29 @@ def test_a_client_gone_before_its_answer_prints_no_traceback(
         assert "ValueError: a real bug" in capsys.readouterr().err
     finally:
         server.server_close()
+
+
+def test_a_query_sent_in_utf8_unescaped_reaches_the_function_as_sent(function: Function) -> None:
+    """curl sends `?category=母婴` as raw UTF-8 bytes; the HTTP server reads the request line
+    as Latin-1, and the function got mojibake (and answered an empty 200)."""
+    import socket
+
+    template = load_template()
+    stack = Stack(template, parameters=template.parameter_defaults())
+    settings = read_api_settings(template, stack.resolve)
+    served = Gateway(api_routes(template), function, SECRET, 0, settings)
+    served.start()
+    try:
+        host, port = served.server.server_address[:2]
+        token = bearer("analyst")["Authorization"]
+        request = (f"GET /analytics/metrics/funnel?category=母婴&channel=%E5%BA%97 HTTP/1.1\r\n"
+                   f"Host: x\r\nAuthorization: {token}\r\nConnection: close\r\n\r\n")  # fmt: skip
+        with socket.socket() as conn:  # (create_connection would name an AWS operation)
+            conn.connect((str(host), int(port)))
+            conn.sendall(request.encode("utf-8"))
+            answer = conn.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 200")
+    finally:
+        served.stop()
+    [(_, event)] = function.calls
+    assert event["queryStringParameters"] == {"category": "母婴", "channel": "店"}

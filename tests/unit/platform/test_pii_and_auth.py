@@ -80,6 +80,11 @@ def test_customers_act_on_their_own_profile_only() -> None:
     assert me.can(Permission.EDIT_PROFILE, "c1")
     assert not me.can(Permission.EDIT_PROFILE, "c2")
     assert not me.can(Permission.EDIT_TAGS, "c1")
+    # The refusal says why: another customer's profile, or something no customer may do.
+    with pytest.raises(Forbidden, match="a customer's token may read profile of its own"):
+        me.require(Permission.READ_PROFILE, "c2")
+    with pytest.raises(Forbidden, match="your role may not edit tags"):
+        me.require(Permission.EDIT_TAGS, "c1")
 
 
 def test_claims_without_identity_or_role() -> None:

@@ -29,7 +29,7 @@ from pydantic import ValidationError
 from crm.auth import Caller
 from crm.bus import Bus
 from crm.clock import Clock
-from crm.errors import Forbidden, NotFound
+from crm.errors import Conflict, Forbidden, NotFound
 from crm.personal_data import PersonalDataStore, StoreExport
 from crm.privacy.audit import AuditLog
 from crm.privacy.bundle import build_bundle
@@ -348,8 +348,14 @@ class PrivacyExecutor:
             raise NotFound(f"no privacy request {request_id}")
         if caller.is_staff or caller.customer_id != record.customer_id:
             raise Forbidden("only the customer the export is about downloads it")
-        if record.kind is not RequestKind.ACCESS or record.export_key is None:
-            raise NotFound("this request has no export (yet)")
+        if record.kind is not RequestKind.ACCESS:
+            raise NotFound(f"a {record.kind.value} request has no export: only an access one")
+        if record.export_key is None:
+            # Known, and the customer's: not ready is a state of the request, not a missing one.
+            raise Conflict(
+                f"the export is not ready: the request is {record.status.value} (GET "
+                f"/privacy/requests/{request_id} says export_ready when it is)"
+            )
         ttl = self._policy.export_link_ttl_s
         url = self._files.presign(record.export_key, ttl)
         expires = self._clock() + timedelta(seconds=ttl)

@@ -160,7 +160,7 @@ def privacy_routes(family: Callable[[], PrivacyParts]) -> Routes:
             "for the customer's own token only"
         ),
         response=ExportLink,
-        errors=(404,),
+        errors=(404, 409),
     )
     def get_privacy_export(req: ApiRequest) -> ExportLink:
         return family().executor.export_link(req.who, req.path["request_id"])
