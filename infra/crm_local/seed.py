@@ -448,18 +448,58 @@ def _find_ids(client: ApiClient, customers: list[DemoCustomer]) -> None:
 
 
 # ---- campaigns: J (journeys) -- the shipped example journeys, live in the demo
-_HELLO_ZH = (
-    "{{ name }}，您好！{% for p in products %}{{ p.product }} {% endfor %}"
-    "{% if coupon %}券码 {{ coupon.code }}：{{ coupon.description }} {% endif %}"
-)
-_HELLO_EN = (
-    "Hi {{ name }}! {% for p in products %}{{ p.product }} {% endfor %}"
-    "{% if coupon %}Code {{ coupon.code }}: {{ coupon.description }} {% endif %}"
-)
-DEMO_TEMPLATE_BODIES = {
-    "zh": {"subject": "来自小店", "body": _HELLO_ZH + "退订：{{ unsubscribe_url }}"},
-    "en": {"subject": "From the shop", "body": _HELLO_EN + "Unsubscribe: {{ unsubscribe_url }}"},
-}
+# Each example's message says what it is for. Marketing messages end with the channel's
+# unsubscribe link; a service message (the refund notice, the apology to an escalated
+# complaint) has none: the journey sends it as `service`, under no marketing consent.
+_COUPON_ZH = "{% if coupon %}券码 {{ coupon.code }}：{{ coupon.description }}。{% endif %}"
+_COUPON_EN = "{% if coupon %}Code {{ coupon.code }}: {{ coupon.description }}. {% endif %}"
+_PRODUCTS_ZH = "{% for p in products %}{{ p.product }} {% endfor %}"
+_PRODUCTS_EN = "{% for p in products %}{{ p.product }} {% endfor %}"
+_UNSUBSCRIBE = {"zh": "退订：{{ unsubscribe_url }}", "en": "Unsubscribe: {{ unsubscribe_url }}"}
+# template id -> (zh subject, zh text, en subject, en text, marketing?)
+_DEMO_MESSAGES: dict[str, tuple[str, str, str, str, bool]] = {
+    "dormant_coupon": (
+        "好久不见", "{{ name }}，好久不见！送您一张专属券，" + _COUPON_ZH,
+        "It has been a while", "Hi {{ name }}, it has been a while! A coupon for you. "
+        + _COUPON_EN, True),
+    "dormant_coupon_reminder": (
+        "您的券快到期了", "{{ name }}，您的专属券还没用哦，" + _COUPON_ZH,
+        "Your coupon is waiting", "Hi {{ name }}, your coupon is still waiting. " + _COUPON_EN,
+        True),
+    "cross_sell_copurchase": (
+        "猜您喜欢", "{{ name }}，买过的顾客也常买：" + _PRODUCTS_ZH,
+        "You may also like", "Hi {{ name }}, often bought together with yours: "
+        + _PRODUCTS_EN, True),
+    "birthday_double_points": (
+        "生日快乐", "{{ name }}，生日快乐！本月购物积分翻倍。",
+        "Happy birthday", "Happy birthday, {{ name }}! Double points on orders this month.",
+        True),
+    "cart_reminder": (
+        "购物车里的宝贝", "{{ name }}，您的购物车里还有商品等您结算。" + _PRODUCTS_ZH,
+        "Still in your cart", "Hi {{ name }}, your cart is waiting. " + _PRODUCTS_EN, True),
+    "winback_miss_you": (
+        "我们想念您", "{{ name }}，我们想念您！" + _COUPON_ZH,
+        "We miss you", "Hi {{ name }}, we miss you! " + _COUPON_EN, True),
+    "aftersales_refunded": (
+        "退款已到账", "{{ name }}，您的退款已到账，请留意原支付账户。如有疑问请联系客服。",
+        "Your refund has arrived", "Hi {{ name }}, your refund has been paid to your original "
+        "payment method. Contact us with any question.", False),
+    "apology_coupon": (
+        "抱歉给您添麻烦了", "{{ name }}，非常抱歉给您带来不便，送您一张无门槛券。" + _COUPON_ZH,
+        "Our apologies", "Hi {{ name }}, we are sorry for the trouble. " + _COUPON_EN, False),
+}  # fmt: skip
+_GENERIC = ("来自小店", "{{ name }}，您好！" + _PRODUCTS_ZH + _COUPON_ZH,
+            "From the shop", "Hi {{ name }}! " + _PRODUCTS_EN + _COUPON_EN, True)  # fmt: skip
+
+
+def demo_template(template_id: str) -> dict[str, Any]:
+    """The demo's template of one example's message, the same text on every channel."""
+    zh_subject, zh, en_subject, en, marketing = _DEMO_MESSAGES.get(template_id, _GENERIC)
+    if marketing:
+        zh, en = f"{zh} {_UNSUBSCRIBE['zh']}", f"{en} {_UNSUBSCRIBE['en']}"
+    bodies = {"zh": {"subject": zh_subject, "body": zh}, "en": {"subject": en_subject, "body": en}}
+    channels = ("email", "sms", "push", "wechat", "webhook")
+    return {"description": f"demo: {template_id}", "channels": dict.fromkeys(channels, bodies)}
 
 
 # The offers of the examples' coupons (any other offer id: 10 off an order of 99).
@@ -482,14 +522,13 @@ def load_journeys(client: ApiClient) -> int:
     status, examples = client.request("GET", "/campaigns/journeys/examples")
     if status != 200:
         raise RuntimeError(f"GET /campaigns/journeys/examples answered {status}: {examples}")
-    channels = ("email", "sms", "push", "wechat", "webhook")
-    template = {"description": "demo", "channels": dict.fromkeys(channels, DEMO_TEMPLATE_BODIES)}
     wanted = {
         s["template_id"] for e in examples["examples"] for s in e["steps"] if s["type"] == "send"
     }
 
     def store_template(template_id: str) -> None:
-        status, reply = client.request("PUT", f"/campaigns/templates/{template_id}", template)
+        body = demo_template(template_id)
+        status, reply = client.request("PUT", f"/campaigns/templates/{template_id}", body)
         if status != 200:
             raise RuntimeError(f"storing template {template_id} failed: {status} {reply}")
 

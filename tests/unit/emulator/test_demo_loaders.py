@@ -105,3 +105,29 @@ def test_each_customers_consent_goes_with_it_in_the_import() -> None:
     for customer in sent:  # the demo's customers decided once per purpose
         purposes = [d["purpose"] for d in customer["consent"]]
         assert len(set(purposes)) == len(purposes)
+
+
+def test_each_example_journeys_demo_message_says_what_it_is_for() -> None:
+    """The demo stored one body for every template: the refund notice read like a cart
+    reminder and carried a marketing unsubscribe link."""
+    from crm.campaigns.journey_examples import examples
+    from crm.campaigns.templates import MessageTemplate, _problems, render
+    from crm_local.seed import demo_template
+
+    values = {"name": "林**", "products": [{"product": "tea-1"}], "unsubscribe_url": "https://u",
+              "coupon": {"code": "C-1", "description": "满99减20"}}  # fmt: skip
+    texts = {}
+    for example in examples():
+        shown = example.model_dump(mode="json")
+        for step in (s for s in shown["steps"] if s["type"] == "send"):
+            template = MessageTemplate.model_validate(demo_template(step["template_id"]))
+            assert _problems(template) == []
+            zh = render(template, step["channel"], "zh", values).body
+            en = render(template, step["channel"], "en", values).body
+            texts[step["template_id"]] = zh
+            service = step.get("purpose") == "service"
+            assert ("https://u" in zh, "https://u" in en) == (not service, not service)
+            if step.get("coupon_offer_id"):
+                assert ("C-1" in zh, "C-1" in en) == (True, True)
+    assert len(set(texts.values())) == len(texts)  # each its own message
+    assert "退款已到账" in texts["aftersales_refunded"]
