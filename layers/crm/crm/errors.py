@@ -4,7 +4,7 @@ busy dependency into a 503)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 
@@ -71,10 +71,31 @@ class Unavailable(CrmError):
     code = "unavailable"
 
 
-def validation_problems(exc: ValidationError) -> list[FieldProblem]:
-    """Where and what, never the offending value: inputs may hold PII."""
+def validation_problems(exc: ValidationError, sent: Any = None) -> list[FieldProblem]:
+    """Where and what, never the offending value: inputs may hold PII. With `sent` (the
+    input as the client sent it), each place is named as in that input: pydantic names a
+    tagged union's member by its tag (`events.0.order_paid.amount`), which is no key of the
+    body (`events.0.amount`)."""
     problems = []
     for err in exc.errors(include_url=False, include_input=False):
-        where = ".".join(str(p) for p in err["loc"]) or "body"
-        problems.append(FieldProblem(where, err["msg"]))
+        loc = _as_sent(err["loc"], sent) if sent is not None else err["loc"]
+        problems.append(FieldProblem(".".join(str(p) for p in loc) or "body", err["msg"]))
     return problems
+
+
+def _as_sent(loc: tuple[int | str, ...], sent: Any) -> list[int | str]:
+    """`loc` without the tags of tagged unions: a step that is no key of the object it walks
+    but is one of its values (the tag, as the object's discriminator field holds it)."""
+    path: list[int | str] = []
+    node = sent
+    for step in loc:
+        if isinstance(node, dict):
+            if step not in node and isinstance(step, str) and step in node.values():
+                continue  # the union's tag
+            node = node.get(step) if isinstance(step, str) else None
+        elif isinstance(node, list) and isinstance(step, int) and 0 <= step < len(node):
+            node = node[step]
+        else:
+            node = None
+        path.append(step)
+    return path

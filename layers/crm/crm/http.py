@@ -163,10 +163,15 @@ def parse_body(raw: bytes | str | None, kind: type[M], max_bytes: int, optional:
         # still read from its documented string form.
         return kind.model_validate_json(data, strict=True, context=API_INPUT)
     except ValidationError as exc:
-        problems = validation_problems(exc)
         if any(e["type"] == "json_invalid" for e in exc.errors()):
-            raise InvalidInput("the request body is not valid JSON", problems) from None
-        raise InvalidInput("the request body is invalid", problems) from None
+            raise InvalidInput(
+                "the request body is not valid JSON", validation_problems(exc)
+            ) from None
+        try:
+            sent = json.loads(data)
+        except ValueError:  # JSON pydantic reads and the json module does not: name as is
+            sent = None
+        raise InvalidInput("the request body is invalid", validation_problems(exc, sent)) from None
 
 
 def json_response(payload: Any, status: int, headers: dict[str, str] | None = None) -> Response:

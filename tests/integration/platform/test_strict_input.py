@@ -33,7 +33,7 @@ def requests(cid: str, wrong: Any) -> list[tuple[str, str, dict[str, Any], str]]
          "points"),
         ("PATCH", f"/customers/{cid}", {"version": wrong, "attributes": {"city": "杭州"}},
          "version"),
-        ("POST", "/events", paid(cid, items=[item]), "events.0.order_paid.items.0.quantity"),
+        ("POST", "/events", paid(cid, items=[item]), "events.0.items.0.quantity"),
         ("POST", "/segments", {"name": "lapsed", "rule": {"all": [
             {"no_event": "order_paid", "days": wrong}]}}, "rule.all.0.days"),
     ]  # fmt: skip
