@@ -520,7 +520,7 @@ function drawMetric(name, result) {
       chart = echarts.init(chartEl, null, { renderer: "canvas" });
       state.charts.set(name, chart);
     }
-    chart.setOption(chartOption(result), { notMerge: true });
+    chart.setOption(chartOption(result, chart.getWidth()), { notMerge: true });
     // A canvas says nothing to a screen reader: the card's title does.
     chartEl.setAttribute("role", "img");
     chartEl.setAttribute("aria-label", label(result.title) || name);
@@ -566,7 +566,46 @@ function drawTable(table, result) {
   table.hidden = false;
 }
 
-function chartOption(result) {
+// The width of a label as ECharts draws it (12px sans-serif, its default).
+function textWidth(text) {
+  const context = (textWidth.canvas ||= document.createElement("canvas")).getContext("2d");
+  context.font = "12px sans-serif";
+  return context.measureText(text).width;
+}
+
+// A ratio axis ends at 100% when the figures do: shares adding up to 1 (or a hair above, in
+// floating point) made ECharts round the axis up to 120%. Below 80% the axis keeps its own end
+// (a 6% return rate is not drawn against 100%); null leaves it to ECharts.
+function ratioMax({ max }) {
+  return max > 0.8 && max <= 1 + 1e-6 ? 1 : null;
+}
+
+// The highest value on the value axis: a stack's total, or the largest point.
+function stackedMax(series, stacked) {
+  const totals = new Map();
+  let max = 0;
+  for (const s of series) {
+    for (const p of s.points || []) {
+      const y = num(p.y) || 0;
+      const total = stacked ? (totals.get(String(p.x)) || 0) + y : y;
+      totals.set(String(p.x), total);
+      max = Math.max(max, total);
+    }
+  }
+  return max;
+}
+
+function categoryLabels(labels, widest, band) {
+  const all = { interval: 0, hideOverlap: false };
+  if (widest <= band) return all;
+  const longestWord = Math.max(0, ...labels.flatMap((l) => l.split(/\s+/)).map(textWidth));
+  if (longestWord <= band) return { ...all, width: Math.floor(band), overflow: "break" };
+  return { ...all, rotate: 30 };
+}
+
+// `width` is the chart's, in pixels: category labels wrap within their band rather than run
+// into each other, and the funnel keeps room on its right for its labels.
+function chartOption(result, width = 400) {
   const fmt = formatter(result.unit);
   const series = result.series || [];
   const names = series.map(seriesName);
@@ -578,10 +617,15 @@ function chartOption(result) {
   };
   if (result.chart === "funnel") {
     const points = (series[0] && series[0].points) || [];
+    const text = (p) => `${xLabel(p.x)}: ${fmt(num(p.y))}`;
+    // The labels sit right of the funnel (and its label lines): that much room is kept for the
+    // longest, or at 80% of a narrow card's width the widest step's label ran past its edge.
+    const room = Math.max(0, ...points.map((p) => textWidth(text(p)))) + 32;
     return {
       ...base,
       series: [{
-        type: "funnel", name: names[0], sort: "none", left: "10%", width: "80%",
+        type: "funnel", name: names[0], sort: "none", left: 8,
+        width: Math.max(width * 0.4, Math.min(width * 0.8, width - 16 - room)),
         label: { formatter: (p) => `${p.name}: ${fmt(p.value)}` },
         data: points.map((p) => ({ name: xLabel(p.x), value: num(p.y) })),
       }],
@@ -615,19 +659,40 @@ function chartOption(result) {
   }
   const xs = categories(series);
   const kind = result.chart === "line" ? "line" : "bar";
+  const labels = xs.map(xLabel);
+  const widest = Math.max(0, ...labels.map(textWidth));
+  // A line's last x sits on the plot's right edge, half its label beyond it: the grid keeps
+  // that half (a month's last day was cut to "2026-11-0").
+  const right = kind === "line" ? Math.max(base.grid.right, Math.ceil(widest / 2) + 4) : base.grid.right;
+  // A category's band: the plot's width (the chart's less the grid's margins and the value
+  // axis' widest label) shared among the categories.
+  const top = stackedMax(series, result.chart === "stacked_bar");
+  const valueLabels = textWidth(fmt(top * 1.2)) + 8;
+  const band = (width - base.grid.left - right - valueLabels) / Math.max(1, xs.length) - 6;
+  const axisLabel = xs.length <= 12 ? categoryLabels(labels, widest, band) : {};
+  // A slanted first label reaches left past the value axis' labels: the grid keeps room for it.
+  const left = axisLabel.rotate
+    ? Math.max(base.grid.left, Math.ceil(textWidth(labels[0]) * 0.87 + 8 - band / 2))
+    : base.grid.left;
   return {
     ...base,
+    grid: { ...base.grid, left, right },
     tooltip: { ...base.tooltip, trigger: "axis" },
-    // A few categories (channels, buckets) are all named; a month of days skips some.
+    // A few categories (channels, buckets, reasons) are all named: each on one line where it
+    // fits its band, else wrapped between words, else slanted ("Mini program" ran into
+    // "Stores" on a phone); a month of days skips some.
     xAxis: {
-      type: "category", data: xs.map(xLabel),
-      axisLabel: xs.length <= 12 ? { interval: 0, hideOverlap: false } : {},
+      type: "category", data: labels,
+      axisLabel,
     },
     yAxis: {
       type: "value",
       axisLabel: { formatter: (v) => fmt(v) },
       // Durations tick on whole minutes (or hours), not on 8 h 20 min.
       ...(result.unit === "seconds" ? { minInterval: 60, interval: niceSeconds(series) } : {}),
+      // Counts tick on whole numbers (not 0.5 escalations); ratios end at 100% (ratioMax).
+      ...(result.unit === "count" ? { minInterval: 1 } : {}),
+      ...(result.unit === "ratio" ? { max: ratioMax } : {}),
     },
     series: series.map((s, i) => {
       const byX = new Map((s.points || []).map((p) => [String(p.x), num(p.y)]));
@@ -682,8 +747,13 @@ async function start() {
     event.preventDefault();
     loadMetrics();
   });
+  // Redrawn, not only resized: axis labels and the funnel's room for its labels follow the width.
   window.addEventListener("resize", () => {
-    for (const chart of state.charts.values()) chart.resize();
+    for (const [name, chart] of state.charts) {
+      chart.resize();
+      const result = state.results.get(name);
+      if (result) chart.setOption(chartOption(result, chart.getWidth()), { notMerge: true });
+    }
   });
 
   // The banner's link opened where the page already is changes only the fragment: no reload.

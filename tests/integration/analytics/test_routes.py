@@ -55,6 +55,7 @@ def test_a_metric_in_the_agreed_shape_then_from_the_cache(lake: Suite) -> None:
         "name": "all", "label": {"en": "All", "zh": "全部"},
         "points": [{"x": "view", "y": 3.0}, {"x": "cart", "y": 2.0},
                    {"x": "order", "y": 2.0}, {"x": "paid", "y": 1.0}],
+        "unit": None,  # the metric's own: a series names one only where it differs
     }]  # fmt: skip
     assert body["cached"] is False
 

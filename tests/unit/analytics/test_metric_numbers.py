@@ -91,6 +91,38 @@ def test_tier_shares_and_churn_warnings_of_each_periods_last_run() -> None:
     assert daily["bronze"] == {"2026-11-01": 0.25}
 
 
+def test_tier_shares_add_up_to_exactly_one_whole() -> None:
+    # Rounded one by one, 2/3, 1/6 and 1/6 came to 0.666667 + 0.166667 + 0.166667 = 1.000001:
+    # a chart stacking them drew its axis to 120%. By largest remainder they make 1.
+    metric = METRICS["tier_shares"]
+    rows = [
+        ("gold", "2026-11-01", 2 / 3),
+        ("silver", "2026-11-01", 1 / 6),
+        ("bronze", "2026-11-01", 1 / 6),
+        ("gold", "2026-11-02", 0.29),
+        ("silver", "2026-11-02", 0.71),
+    ]
+    series = shape(metric, rows)
+    exact = {(name, x): y for name, x, y in rows}
+    totals: dict[str, int] = {}
+    for s in series:
+        for p in s.points:
+            assert p.y is not None
+            assert abs(p.y - exact[s.name, p.x]) < 1e-6  # each still within a millionth
+            totals[p.x] = totals.get(p.x, 0) + round(p.y * 10**6)
+    assert totals == {"2026-11-01": 10**6, "2026-11-02": 10**6}
+    assert sum(p.y or 0 for s in series for p in s.points if p.x == "2026-11-01") <= 1
+
+
+def test_campaign_roi_columns_in_their_order_and_units() -> None:
+    # Sorted by name, the table read conversions, revenue, ROI, sends, uplift; revenue, uplift
+    # and ROI were formatted as counts (0.031 for 3.1%).
+    names = ("roi", "uplift", "sends", "revenue", "conversions")
+    series = shape(METRICS["campaign_roi"], [(name, "c1/A", 1.0) for name in names])
+    assert [s.name for s in series] == ["sends", "conversions", "revenue", "uplift", "roi"]
+    assert [s.unit for s in series] == [None, None, "currency", "ratio", "ratio"]
+
+
 def test_channel_conversion_and_order_value() -> None:
     # app: viewers p1, p2; of them p1 paid on the app (p5 paid there without viewing: not a
     # conversion of the app's views) -> 1 / 2. WeChat: viewer p3, no buyer.

@@ -41,6 +41,10 @@ class Metric:
     default_days: int = 30
     # x is `campaign_id/variant`: the result names each campaign (MetricResult.x_labels).
     x_campaigns: bool = False
+    # Each x's series are shares of one whole (tiers): rounded so that they add up to exactly 1.
+    shares: bool = False
+    # Series in a unit other than the metric's (a table's revenue, uplift and ROI).
+    units: dict[str, Unit] = field(default_factory=dict)
 
 
 def _bucket(column: str) -> str:
@@ -390,7 +394,7 @@ METRICS: dict[str, Metric] = {
         Metric("churn_rate", ("Churn rate", "流失率"), "ratio", "line", CH, CHURN_RATE,
                _ALL_LABEL),
         Metric("tier_shares", ("Tier shares", "会员等级占比"), "ratio", "stacked_bar", (),
-               TIER_SHARES),
+               TIER_SHARES, shares=True),
         Metric("churn_warnings", ("Churn warnings", "流失预警人数"), "count", "line", (),
                CHURN_WARNINGS, _ALL_LABEL),
         Metric("channel_conversion", ("Conversion by channel", "渠道转化率"), "ratio", "bar",
@@ -402,7 +406,8 @@ METRICS: dict[str, Metric] = {
                {"sends": ("Sends", "发送数"), "conversions": ("Conversions", "转化数"),
                 "revenue": ("Attributed revenue", "归因收入"),
                 "uplift": ("Uplift vs control", "相对对照组提升"), "roi": ("ROI", "投资回报率")},
-               x_campaigns=True),
+               x_campaigns=True,
+               units={"revenue": "currency", "uplift": "ratio", "roi": "ratio"}),
         Metric("sla_attainment", ("SLA attainment", "SLA达成率"), "ratio", "bar", CH_CAT,
                SLA_ATTAINMENT,
                {"first_response": ("First response", "首次响应"),

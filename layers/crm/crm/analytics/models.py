@@ -47,6 +47,11 @@ class Series(Output):
     name: str
     label: Text
     points: list[Point]
+    unit: Literal["count", "ratio", "currency", "seconds"] | None = Field(
+        default=None,
+        description="the series' own unit where it differs from the metric's (campaign_roi's "
+        "revenue, uplift and ROI)",
+    )
 
 
 class MetricResult(Output):

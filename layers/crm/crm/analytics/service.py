@@ -143,14 +143,46 @@ def _text(label: tuple[str, str]) -> Text:
     return Text(en=label[0], zh=label[1])
 
 
+DIGITS = 6  # the API's figures are rounded to millionths
+
+
+def _whole_shares(grouped: dict[str, list[Point]]) -> dict[str, list[Point]]:
+    """Each x's shares rounded to millionths by largest remainder, so that they add up to
+    exactly 1: rounded one by one, 2/3 + 1/6 + 1/6 came to 1.000001, and a chart stacking them
+    scaled its axis to 120%."""
+    unit = 10**DIGITS
+    exact: dict[str, list[tuple[str, int, float]]] = {}
+    for name, points in grouped.items():
+        for i, point in enumerate(points):
+            if point.y is not None:
+                exact.setdefault(point.x, []).append((name, i, point.y * unit))
+    out = {name: list(points) for name, points in grouped.items()}
+    for x, parts in exact.items():
+        floors = {(name, i): int(v) for name, i, v in parts}
+        short = round(sum(v for _, _, v in parts)) - sum(floors.values())
+        # The largest remainders take the millionths the floors left out (none if the shares
+        # do not make a whole).
+        by_remainder = sorted(parts, key=lambda part: part[2] - int(part[2]), reverse=True)
+        for name, i, _ in by_remainder[: max(0, short)]:
+            floors[name, i] += 1
+        for (name, i), n in floors.items():
+            out[name][i] = Point(x=x, y=n / unit)
+    return out
+
+
 def shape(metric: Metric, rows: list[Row]) -> list[Series]:
-    """Rows of (series, x, y) as the API's series, points in their bucket order."""
+    """Rows of (series, x, y) as the API's series: in the order the metric names them (its
+    labels; others by name), points in their bucket order."""
     grouped: dict[str, list[Point]] = {}
     for series, x, y in rows:
-        grouped.setdefault(str(series), []).append(
-            Point(x=str(x), y=None if y is None else round(float(y), 6))
-        )
+        value = None if y is None else float(y)
+        if not metric.shares and value is not None:
+            value = round(value, DIGITS)
+        grouped.setdefault(str(series), []).append(Point(x=str(x), y=value))
+    if metric.shares:
+        grouped = _whole_shares(grouped)
     order = {x: i for i, x in enumerate(metric.x_order)}
+    named = {name: i for i, name in enumerate(metric.labels)}
 
     def place(point: Point) -> tuple[int, str]:
         return order.get(point.x, len(order)), point.x
@@ -160,8 +192,11 @@ def shape(metric: Metric, rows: list[Row]) -> list[Series]:
             name=name,
             label=_text(metric.labels.get(name, (name, name))),
             points=sorted(points, key=place),
+            unit=metric.units.get(name),
         )
-        for name, points in sorted(grouped.items())
+        for name, points in sorted(
+            grouped.items(), key=lambda item: (named.get(item[0], len(named)), item[0])
+        )
     ]
 
 
