@@ -395,7 +395,7 @@ def test_a_segment_send_with_variants_and_a_holdout_previewed_sent_and_reported(
                                       SEND_TEMPLATE, token=admin)  # fmt: skip
         assert status == 200, reply
     rule = {"name": "e2e-send-vip", "rule": {"all": [{"has_tag": "e2e_send"}]}}
-    assert emulator.http("POST", "/segments", rule, token=admin)[0] == 200
+    assert emulator.http("POST", "/segments", rule, token=admin)[0] == 201
     consenting = [person(emulator, admin, f"e2e-send-{k}", ("marketing_sms",)) for k in range(16)]
     silent = [person(emulator, admin, f"e2e-send-no-{k}", ()) for k in range(4)]
     members = consenting + silent

@@ -337,7 +337,7 @@ def test_a_segment_trigger_enters_on_entering_a_rule_segment(shop: Shop) -> None
     rule = {"all": [{"field": "orders.total_spend", "op": "gte", "value": 500}]}
     out = shop.suite.call("POST", "/segments", {"name": "big-spenders", "rule": rule},
                           role="marketer")  # fmt: skip
-    assert out.status == 200, out.body
+    assert out.status == 201, out.body
     body = simple(trigger={"type": "segment", "segment": "big-spenders", "change": "entered"},
                   start="remind", steps=[send("remind", "vip_welcome")])  # fmt: skip
     journey_id = shop.journey(body)

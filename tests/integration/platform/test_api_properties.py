@@ -79,7 +79,7 @@ def seed(suite: Suite) -> None:
         SERVED.page_tokens[("/customers/{customer_id}/points", customer)] = page.body["next_token"]
     rule = {"name": "hangzhou", "rule": {"all": [{"field": "attributes.city", "op": "eq",
                                                    "value": "Hangzhou"}]}}  # fmt: skip
-    assert suite.call("POST", "/segments", rule).status == 200
+    assert suite.call("POST", "/segments", rule).status == 201
     SERVED.segments = ["hangzhou", "tier:high_value", "rfm:champions"]
     # campaigns: S -- what a valid send or offer names (steer_sends_and_offers)
     from tests.integration.campaigns.conftest import TEMPLATE

@@ -76,7 +76,7 @@ def seeded_pair(world: World) -> tuple[Any, Any]:
     # profiles store's), so this is what the segments store holds for them.
     buyers = {"name": "buyers", "rule": {"all": [
         {"field": "orders.order_count", "op": "gte", "value": 1}]}}  # fmt: skip
-    assert world.suite.call("POST", "/segments", buyers, role="marketer").status == 200
+    assert world.suite.call("POST", "/segments", buyers, role="marketer").status == 201
     alice, bob = world.customer("alice"), world.customer("bob")
     run_segments(world.suite)
     world.shop.advance(hours=2, minutes=1)  # the cart reminders go out through dispatch

@@ -451,7 +451,7 @@ def test_segment_shifts_of_a_batch_are_announced_once(suite: Suite) -> None:
     rule = {"all": [{"field": "orders.order_count", "op": "gte", "value": 2}]}
     created = suite.call("POST", "/segments", {"name": "repeat-buyers", "rule": rule},
                          role="marketer")  # fmt: skip
-    assert created.status == 200, created.body
+    assert created.status == 201, created.body
     tap = suite.tap_bus("segment-tap", {"detail-type": ["CustomerSegmentChanged"]})
     customers = [new_customer(suite, f"u-{n}") for n in range(3)]
     queue(suite, *[paid(cid, f"o-{cid}-{n}") for cid in customers for n in range(2)])

@@ -20,7 +20,7 @@ from tests.integration.segments.test_segments import SCHEDULE, SHARDS, drain_tap
 def define(suite: Suite, name: str, *conditions: dict[str, Any], role: str = "marketer") -> Any:
     out = suite.call("POST", "/segments", {"name": name, "rule": {"all": list(conditions)}},
                      role=role)  # fmt: skip
-    assert out.status == 200, out.body
+    assert out.status == (201 if out.body["created"] else 200), out.body
     return out.body
 
 
@@ -198,9 +198,11 @@ def test_get_one_segment(suite: Suite) -> None:
                      {"field": "orders.total_spend", "op": "gte", "value": 1000})  # fmt: skip
     one = suite.call("GET", "/segments/big-spenders", role="analyst")
     assert one.status == 200
-    # The answer is the stored definition and how its filling goes (status, run_id).
+    # The answer is the stored definition, how its filling goes (status, run_id) and whether
+    # it was created (201) or replaced.
     assert one.body["definition"] == {k: v for k, v in created.items()
-                                      if k not in ("status", "run_id")}  # fmt: skip
+                                      if k not in ("status", "run_id", "created")}  # fmt: skip
+    assert created["created"] is True
     assert created["status"] == "filling"
     assert one.body["definition"]["rule"] == {
         "all": [{"field": "orders.total_spend", "op": "gte", "value": 1000}],

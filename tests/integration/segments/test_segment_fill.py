@@ -25,7 +25,7 @@ def requests_tap(suite: Suite) -> str:
 
 def post_segment(suite: Suite, name: str, rule: dict[str, Any], **more: Any) -> dict[str, Any]:
     out = suite.call("POST", "/segments", {"name": name, "rule": rule, **more}, role="marketer")
-    assert out.status == 200, out.body
+    assert out.status == (201 if out.body["created"] else 200), out.body
     body: dict[str, Any] = out.body
     return body
 
@@ -90,6 +90,7 @@ def test_an_unchanged_rule_starts_nothing_and_definitions_waiting_for_the_planne
     first = post_segment(suite, "baby-moms", RULE)
     again = post_segment(suite, "baby-moms", RULE, description="moms of babies")
     assert (again["status"], again["run_id"]) == ("unchanged", None)
+    assert (first["created"], again["created"]) == (True, False)  # 201, then 200
     assert again["created_at"] == first["created_at"]  # a replacement keeps its creation
     # A second segment (or a changed rule) while the run is still planned joins that run: the
     # planner has not queued a shard yet, and every shard reads the rules afresh.

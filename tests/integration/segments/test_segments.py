@@ -60,7 +60,7 @@ def test_a_nightly_run_scores_everyone_and_sizes_the_segments(
     spent = {"field": "orders.total_spend", "op": "gte", "value": 1000}
     rule = {"name": "big-spenders", "description": "spent 1,000 or more",
             "rule": {"all": [spent]}}  # fmt: skip
-    assert suite.call("POST", "/segments", rule, role="marketer").status == 200
+    assert suite.call("POST", "/segments", rule, role="marketer").status == 201
 
     plan = run_segments(suite)
     listing = suite.call("GET", "/segments", role="analyst").body
@@ -146,7 +146,7 @@ def test_a_customer_enters_a_rule_segment_when_the_event_arrives(suite: Suite) -
     tap = tap_bus(suite)
     rule = {"name": "complainers", "rule": {"all": [
         {"field": "behaviour.complaint_count", "op": "gte", "value": 1}]}}  # fmt: skip
-    assert suite.call("POST", "/segments", rule).status == 200
+    assert suite.call("POST", "/segments", rule).status == 201
     cid = suite.call("POST", "/customers", {"identities": [{"channel": "app",
                                                             "external_id": "angry"}]}).body[
         "customer_id"

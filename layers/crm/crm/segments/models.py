@@ -394,6 +394,10 @@ class SegmentDefined(StoredDefinition):
         "the next run fills it"
     )
     run_id: str | None = Field(description="the run filling the segment, when one was started")
+    created: bool = Field(
+        description="true (and 201) when this request defined it; false (and 200) when it "
+        "replaced a stored one"
+    )
 
 
 class SegmentSize(Output):

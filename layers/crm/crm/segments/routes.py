@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from chalice.app import Response
+
 from crm.auth import Permission as P
-from crm.http import ApiRequest, QueryParam, Routes
+from crm.http import ApiRequest, QueryParam, Routes, json_response
 from crm.segments.models import (
     Recommendations,
     RunRequested,
@@ -39,13 +41,15 @@ def segment_routes(catalog: Callable[[], SegmentCatalog]) -> Routes:
         "/segments",
         "POST",
         permission=P.EDIT_SEGMENTS,
-        summary="Define or replace a rule segment; a new or changed rule is filled over the "
-        "whole base by a segment run started at once (status filling, run_id to follow)",
+        summary="Define (201) or replace (200) a rule segment; a new or changed rule is filled "
+        "over the whole base by a segment run started at once (status filling, run_id to follow)",
         body=SegmentDefinition,
         response=SegmentDefined,
+        also_status=(201,),
     )
-    def define_segment(req: ApiRequest) -> SegmentDefined:
-        return catalog().define_segment(req.who, req.model(SegmentDefinition))
+    def define_segment(req: ApiRequest) -> Response:
+        defined = catalog().define_segment(req.who, req.model(SegmentDefinition))
+        return json_response(defined, 201 if defined.created else 200)
 
     @routes.route(
         "/segments/{name}",

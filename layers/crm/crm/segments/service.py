@@ -108,14 +108,15 @@ class SegmentCatalog:
         stored = self._store.put_definition(stored, paused=body.paused)
         self._membership.forget_definitions()
         before = defined.get(body.name)
+        created = before is None
         if stored.paused:
-            return SegmentDefined(**dict(stored), status="paused", run_id=None)
+            return SegmentDefined(**dict(stored), status="paused", run_id=None, created=created)
         if (isinstance(before, StoredDefinition) and before.rule == stored.rule
                 and not before.paused):  # fmt: skip
-            return SegmentDefined(**dict(stored), status="unchanged", run_id=None)
+            return SegmentDefined(**dict(stored), status="unchanged", run_id=None, created=False)
         run_id = self._fill_run(caller)
         status: Literal["filling", "waiting"] = "filling" if run_id else "waiting"
-        return SegmentDefined(**dict(stored), status=status, run_id=run_id)
+        return SegmentDefined(**dict(stored), status=status, run_id=run_id, created=created)
 
     def _fill_run(self, caller: Caller) -> str | None:
         """The run that fills a new rule: one planned and not yet claimed by the planner will
