@@ -277,14 +277,17 @@ def _first_segment_run(client: ApiClient) -> str:
 
 class _StatusWriter:
     """Writes the demo's status as it loads (at most a few times a second) and prints a line
-    on the console each time a new step starts."""
+    on the console each time a new step starts; where no progress bar is drawn (the console is
+    a file: `make run > log`), also each PRINT_EVERY_S while a step counts forward."""
 
     EVERY_S = 0.5
+    PRINT_EVERY_S = 5.0
 
     def __init__(self, state_dir: Path, started: float) -> None:
         self.state_dir, self.started = state_dir, started
         self.step = "starting"
         self.written = 0.0
+        self.printed = (0.0, -1)  # when, and at what count, the last line was printed
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started
@@ -297,7 +300,15 @@ class _StatusWriter:
         self.step, self.written = step, now
         status = DemoStatus("loading", step, done, total, seconds=self.elapsed())
         write_status(self.state_dir, status)
-        if new_step:
+        printed_at, printed_done = self.printed
+        counted = (
+            bool(total)
+            and done != printed_done
+            and not sys.stdout.isatty()
+            and (now - printed_at >= self.PRINT_EVERY_S or done == total)
+        )
+        if new_step or counted:
+            self.printed = (now, done)
             print(f"\n{status.line()}", flush=True)
 
     def finish(self, status: DemoStatus) -> DemoStatus:
@@ -463,9 +474,8 @@ def cmd_fire(args: argparse.Namespace) -> int:
     schedules: dict[str, dict[str, Any]] = info["schedules"]
     name = next((n for n in schedules if n == args.name or n.endswith(f"-{args.name}")), None)
     if name is None:
-        print(f"no schedule {args.name}; the template has: {', '.join(schedules) or 'none'}",
-              file=sys.stderr)  # fmt: skip
-        return 1
+        raise UsageError(f"no schedule {args.name}; the template has: "
+                         f"{', '.join(schedules) or 'none'}")  # fmt: skip
     spec = schedules[name]
     trigger = ScheduleTrigger(spec["function"], name, spec["expression"], spec["input"], True)
     use_endpoint(info["aws_endpoint"])
@@ -873,6 +883,18 @@ def cmd_outbox(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    given = sys.argv[1:] if argv is None else argv
+    for at, word in enumerate(given[:-1]):
+        # argparse would take `-1d` for an option and say the duration is missing.
+        if (
+            word == "advance"
+            and given[at + 1].startswith("-")
+            and given[at + 1] not in ("-h", "--help")
+        ):
+            print(f"{parser.prog} clock: error: the clock only moves forward ({given[at + 1]}): "
+                  "what ran at the later time cannot be undone; `make run ARGS=--reset` "
+                  "starts again from now", file=sys.stderr)  # fmt: skip
+            return 2
     args = parser.parse_args(argv)
     try:
         code: int = args.run(args)

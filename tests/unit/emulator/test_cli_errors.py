@@ -79,3 +79,26 @@ def test_status_with_no_emulator_names_where_it_looked(
     assert out == ""
     assert str(tmp_path / "elsewhere") in err
     assert "--state-dir" in err
+
+
+def test_moving_the_clock_back_says_it_only_moves_forward(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    result = run(capsys, "--state-dir", str(tmp_path), "clock", "advance", "-1d")
+    assert_usage_error(*result, "only moves forward", "-1d")
+    assert list(tmp_path.iterdir()) == []  # nothing moved
+
+
+def test_firing_a_schedule_the_template_lacks_names_the_ones_it_has(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    schedules = {
+        "crm-SegmentsNightly": {
+            "function": "SegmentPlannerFunction",
+            "expression": "cron(0 18 * * ? *)",
+            "input": {},
+        }
+    }
+    monkeypatch.setattr(cli, "_running", lambda state_dir: {"schedules": schedules})  # fmt: skip
+    result = run(capsys, "--state-dir", str(tmp_path), "fire", "crm-nope")
+    assert_usage_error(*result, "no schedule crm-nope", "crm-SegmentsNightly")

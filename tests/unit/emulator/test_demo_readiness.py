@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -55,3 +56,25 @@ def test_dead_lettered_demo_events_fail_the_demo(queues: tuple[Any, str, str]) -
     line = DemoStatus("failed", "folding events", error=str(failed.value)).line()
     assert line.startswith("demo loading FAILED while folding events: 2 demo event(s)")
     assert "ready" not in line
+
+
+def test_a_log_file_shows_a_long_step_counting_forward(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`make run > log`: no progress bar is drawn, and the log said (0/2000) until the next
+    step. Each step's start is printed, then its count every PRINT_EVERY_S and at its end."""
+    from crm_local import cli
+
+    now = [100.0]
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
+    writer = cli._StatusWriter(tmp_path, started=100.0)
+    for done in range(0, 2001, 100):  # a chunk of 100 customers every 2 s
+        writer.report("importing customers and their history", done, 2000)
+        now[0] += 2.0
+    writer.report("computing segments", 0, 0)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line]
+    counts = [line.split("(")[-1].split(")")[0] for line in lines if "importing" in line]
+    assert counts[0] == "0/2000"
+    assert counts[-1] == "2000/2000"
+    assert 4 <= len(counts) <= 10  # every ~5 s of 40, not every chunk
+    assert "computing segments" in lines[-1]
