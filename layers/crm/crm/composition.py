@@ -429,9 +429,7 @@ class Crm:
             queue=lambda: Queue(env("SEND_SHARDS_QUEUE_URL")),
             clock=self.clock,
             ids=self.ids,
-            template_exists=lambda template_id: (
-                self.dispatch_store.template(template_id) is not None
-            ),
+            template_of=self.campaign_templates.load,
             facts=self.facts,  # analytics
             concurrency=lambda channel: (
                 self.campaign_dispatch.policy().channel(channel).max_concurrency
@@ -495,16 +493,16 @@ class Crm:
     def journeys(self) -> JourneyCatalog:
         from crm.auth import Caller
         from crm.campaigns.journeys import JourneyCatalog
+        from crm.campaigns.templates import StoredTemplate
         from crm.errors import NotFound
 
-        def template_channels(caller: Caller, template_id: str) -> set[str] | None:
+        def template_of(caller: Caller, template_id: str) -> StoredTemplate | None:
             try:
-                stored = self.campaign_templates.get(caller, template_id)
+                return self.campaign_templates.get(caller, template_id)
             except NotFound:
                 return None
-            return {str(channel) for channel in stored.template.channels}
 
-        return JourneyCatalog(self.journey_store, self.clock, self.ids, template_channels)
+        return JourneyCatalog(self.journey_store, self.clock, self.ids, template_of)
 
     @cached_property
     def journey_dispatcher(self) -> Dispatcher:

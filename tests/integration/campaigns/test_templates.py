@@ -125,3 +125,25 @@ def test_the_customers_language_and_real_recommendations(shop: Shop) -> None:
     assert out.status == "sent"
     # Segments' recommendations, through its public interface: no run yet, none.
     assert [e["body"] for e in shop.outbox(english)] == ["Hi 0"]
+
+
+def test_a_coupon_prints_its_code_and_nothing_prints_none_or_a_structure(shop: Shop) -> None:
+    """A marketer's first try, {{ coupon }}, texted customers the issuer's dict, and 'None'
+    where the send had no offer."""
+    dispatcher = root().campaign_dispatch
+    dispatcher._coupons = FakeCoupons()
+    assert shop.suite.call("PUT", "/campaigns/templates/promo",
+                           template("券 {{ coupon }}")).status == 200  # fmt: skip
+    cid = shop.customer("marketing_sms")
+    sent = dispatcher.dispatch(shop.request(cid, template_id="promo", coupon_offer_id="offer-1"))
+    assert sent.status == "sent"
+    assert [e["body"] for e in shop.outbox(cid)] == ["券 C0001"]
+    without = dispatcher.dispatch(shop.request(shop.customer("marketing_sms"), template_id="promo"))
+    assert without.status == "failed", without
+    assert "printed nothing (None)" in str(without.reason)
+    listed = template("{{ products }}")
+    assert shop.suite.call("PUT", "/campaigns/templates/listed", listed).status == 200
+    fresh = shop.customer("marketing_sms")  # (cid is capped for today)
+    structure = dispatcher.dispatch(shop.request(fresh, template_id="listed"))
+    assert structure.status == "failed"
+    assert "a list or a mapping" in str(structure.reason)

@@ -79,6 +79,24 @@ def test_a_send_naming_a_missing_template_or_channel_is_refused(shop: Shop) -> N
     out = shop.suite.call("POST", "/campaigns/journeys", body, role="marketer")
     assert out.status == 400
     assert "has no push body" in out.body["error"]["fields"][0]["message"]
+    # A template that prints a coupon needs a step that issues one.
+    coupon = {
+        "channels": {"push": {"zh": {"body": "券 {{ coupon }}"}, "en": {"body": "{{ coupon }}"}}}
+    }
+    assert shop.suite.call("PUT", "/campaigns/templates/with_coupon", coupon,
+                           role="marketer").status == 200  # fmt: skip
+    body["steps"][1]["template_id"] = "with_coupon"
+    out = shop.suite.call("POST", "/campaigns/journeys", body, role="marketer")
+    assert out.status == 400
+    assert out.body["error"]["fields"][0]["message"] == (
+        "template with_coupon prints a coupon and no coupon_offer_id issues one"
+    )
+    # One that prints it only when there is one is fine.
+    guarded = {"channels": {"push": {locale: {"body": "{% if coupon %}券 {{ coupon }}{% endif %}"}
+                                     for locale in ("zh", "en")}}}  # fmt: skip
+    assert shop.suite.call("PUT", "/campaigns/templates/with_coupon", guarded,
+                           role="marketer").status == 200  # fmt: skip
+    assert shop.suite.call("POST", "/campaigns/journeys", body, role="marketer").status == 201
 
 
 def test_a_rule_the_segment_grammar_refuses_is_a_400(shop: Shop) -> None:

@@ -14,6 +14,7 @@ from crm.campaigns.send_models import Variant
 from crm.campaigns.sends import CHUNK, EXACT_PREVIEW, PAGE_SIZE, PREVIEW_SAMPLE, assign
 from crm.composition import root
 from crm_local.template import ROOT
+from tests.integration.campaigns.conftest import TEMPLATE
 from tests.integration.sends.conftest import Kit
 
 SWEEP = json.loads((ROOT / "events" / "schedule_timers_sweep.json").read_text())
@@ -333,6 +334,33 @@ def test_bad_sends_are_400s_and_unknown_ones_404s(kit: Kit) -> None:
     assert kit.suite.call("POST", "/campaigns/sends", variant, role="marketer").status == 400
     coupon = {**bad, "segment": "rfm:champions", "coupon_offer_id": "none"}
     assert kit.suite.call("POST", "/campaigns/sends", coupon, role="marketer").status == 400
+    # Caught when the send is defined, not as every message failing after it starts: a
+    # channel the template has no body for, a coupon it prints that the send issues none of.
+    sms_only = {"channels": {"sms": TEMPLATE["channels"]["sms"]}}
+    assert kit.suite.call("PUT", "/campaigns/templates/sms-only", sms_only).status == 200
+    email = {**template, "template_id": "sms-only", "channel": "email"}
+    out = kit.suite.call("POST", "/campaigns/sends", email, role="marketer")
+    assert out.status == 400, out.body
+    assert out.body["error"]["fields"] == [
+        {"field": "template_id", "message": "template sms-only has no email body"}
+    ]
+    printed = {"channels": {"sms": {locale: {"body": "券 {{ coupon.code }}"}
+                                    for locale in ("zh", "en")}}}  # fmt: skip
+    assert kit.suite.call("PUT", "/campaigns/templates/with-coupon", printed).status == 200
+    no_offer = {
+        **template,
+        "template_id": "t",
+        "variants": [
+            {"name": "A", "weight": 1},
+            {"name": "B", "weight": 1, "template_id": "with-coupon"},
+        ],
+    }
+    out = kit.suite.call("POST", "/campaigns/sends", no_offer, role="marketer")
+    assert out.status == 400, out.body
+    assert out.body["error"]["fields"] == [{
+        "field": "variants.1.template_id",
+        "message": "template with-coupon prints a coupon and no coupon_offer_id issues one",
+    }]  # fmt: skip
     twice = {**bad, "segment": "rfm:champions",
              "variants": [{"name": "A", "weight": 1}, {"name": "A", "weight": 2}]}  # fmt: skip
     assert kit.suite.call("POST", "/campaigns/sends", twice, role="marketer").status == 400

@@ -71,7 +71,14 @@ from crm.campaigns.providers import (
 )
 from crm.campaigns.reach import emit_reach
 from crm.campaigns.records import dispatch_digest
-from crm.campaigns.templates import Locale, RenderFailed, Templates, render, variables_used
+from crm.campaigns.templates import (
+    CouponValue,
+    Locale,
+    RenderFailed,
+    Templates,
+    render,
+    variables_used,
+)
 from crm.clock import Clock, IdFactory
 from crm.errors import CrmError, NotFound, Unavailable
 from crm.lake import FactLog
@@ -339,7 +346,8 @@ class DispatchService:
                 return f"coupon not issued: {exc}"[:300]
             except Exception as exc:  # one customer's coupon never stops the others
                 return f"coupon not issued: {type(exc).__name__}"
-            values["coupon"] = coupon.model_dump(mode="json")
+            expires = coupon.expires_at.isoformat() if coupon.expires_at else None
+            values["coupon"] = CouponValue(coupon.code, coupon.description, expires)
         try:
             rendered = render(stored.template, request.channel,
                               _locale(record, policy), values)  # fmt: skip

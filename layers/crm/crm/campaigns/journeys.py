@@ -30,6 +30,7 @@ from crm.campaigns.journey_models import (
     WaitStep,
 )
 from crm.campaigns.journey_store import JourneyStore
+from crm.campaigns.templates import StoredTemplate, send_problem
 from crm.clock import Clock, IdFactory
 from crm.errors import Conflict, FieldProblem, InvalidInput, NotFound
 from crm.profiles import EVENT_TYPES
@@ -169,27 +170,23 @@ def template_ids(definition: JourneyDefinition) -> Iterable[str]:
     return [s.template_id for s in definition.steps if isinstance(s, SendStep)]
 
 
-# The channels a stored template has bodies for, or None when there is no such template
-# (dispatch's templates, connected by the composition root).
-TemplateChannels = Callable[[Caller, str], "set[str] | None"]
+# A stored template, or None when there is no such template (dispatch's templates,
+# connected by the composition root).
+TemplateLookup = Callable[[Caller, str], "StoredTemplate | None"]
 
 
 def template_problems(
-    caller: Caller, definition: JourneyDefinition, channels_of: TemplateChannels
+    caller: Caller, definition: JourneyDefinition, template_of: TemplateLookup
 ) -> list[FieldProblem]:
     problems: list[FieldProblem] = []
     for n, step in enumerate(definition.steps):
         if not isinstance(step, SendStep):
             continue
-        channels = channels_of(caller, step.template_id)
-        where = f"steps.{n}.template_id"
-        if channels is None:
-            how = f"store it with PUT /campaigns/templates/{step.template_id}"
-            problems.append(FieldProblem(where, f"no template {step.template_id}: {how}"))
-        elif str(step.channel) not in channels:
-            problems.append(
-                FieldProblem(where, f"template {step.template_id} has no {step.channel} body")
-            )
+        coupon = step.coupon_offer_id is not None
+        why = send_problem(step.template_id, template_of(caller, step.template_id),
+                           step.channel, coupon)  # fmt: skip
+        if why is not None:
+            problems.append(FieldProblem(f"steps.{n}.template_id", why))
     return problems
 
 
@@ -199,15 +196,15 @@ class JourneyCatalog:
         store: JourneyStore,
         clock: Clock,
         ids: IdFactory,
-        template_channels: TemplateChannels | None = None,
+        template_of: TemplateLookup | None = None,
     ) -> None:
         self._store, self._clock, self._ids = store, clock, ids
-        self._template_channels = template_channels
+        self._template_of = template_of
 
     def _check(self, caller: Caller, definition: JourneyDefinition) -> None:
         check(definition)
-        if self._template_channels is not None:
-            problems = template_problems(caller, definition, self._template_channels)
+        if self._template_of is not None:
+            problems = template_problems(caller, definition, self._template_of)
             if problems:
                 raise InvalidInput("the journey names templates it cannot send: "
                                    + problems[0].message, problems)  # fmt: skip

@@ -50,6 +50,7 @@ from crm.campaigns.send_models import (
     Variant,
 )
 from crm.campaigns.send_store import SendStore
+from crm.campaigns.templates import StoredTemplate, send_problem
 from crm.clock import Clock, IdFactory
 from crm.errors import Conflict, CrmError, FieldProblem, InvalidInput, NotFound, Unavailable
 from crm.lake import FactLog
@@ -143,7 +144,7 @@ class Sends:
         queue: Callable[[], Queue],
         clock: Clock,
         ids: IdFactory,
-        template_exists: Callable[[str], bool],
+        template_of: Callable[[str], StoredTemplate | None],
         facts: FactLog | None = None,  # analytics: holdout and control exposures to the lake
         concurrency: Callable[[MessageChannel], int] = lambda _: 1,
     ) -> None:
@@ -152,7 +153,7 @@ class Sends:
         # `max_concurrency` of the send's channel); dispatch's token bucket still holds the
         # worker to the channel's `rate_per_s`, whatever the number of threads.
         self._concurrency = concurrency
-        self._template_exists = template_exists
+        self._template_of = template_of
         self._store = store
         self._segments = segments
         self._coupons = coupons
@@ -172,11 +173,19 @@ class Sends:
             raise InvalidInput(
                 f"no segment {body.segment}", [FieldProblem("segment", "unknown")]
             ) from None
-        named = {body.template_id, *(v.template_id for v in body.variants if v.template_id)}
-        unknown = sorted(t for t in named if not self._template_exists(t))
-        if unknown:
-            raise InvalidInput(f"no template {', '.join(unknown)}",
-                               [FieldProblem("template_id", "unknown")])  # fmt: skip
+        named = [("template_id", body.template_id)] + [
+            (f"variants.{n}.template_id", v.template_id)
+            for n, v in enumerate(body.variants) if v.template_id
+        ]  # fmt: skip
+        coupon = body.coupon_offer_id is not None
+        problems = [
+            FieldProblem(field, why)
+            for field, template_id in named
+            if (why := send_problem(template_id, self._template_of(template_id), body.channel,
+                                    coupon)) is not None
+        ]  # fmt: skip
+        if problems:
+            raise InvalidInput(problems[0].message, problems)
         if body.coupon_offer_id is not None:
             try:
                 self._coupons.offer(body.coupon_offer_id)

@@ -15,7 +15,7 @@ import time as _time
 from collections.abc import Mapping
 from datetime import datetime
 from functools import cache
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NamedTuple
 
 from pydantic import Field, StringConstraints
 
@@ -35,10 +35,25 @@ LOCALES: tuple[Locale, ...] = ("zh", "en")
 VARIABLES = {
     "name": "the customer's name, masked (张*, J***): never the full name",
     "products": "recommended products, a list of {product, category, reason}",
-    "coupon": "the issued coupon {code, description, expires_at}, when the request has an offer",
+    "coupon": "the issued coupon, when the request has an offer: {{ coupon }} prints its code; "
+    "coupon.code, coupon.description, coupon.expires_at",
     "unsubscribe_url": "the link that withdraws the channel's marketing consent",
 }
 MAX_ID_BYTES = 1024
+
+
+class CouponValue(NamedTuple):
+    """The issued coupon as a template sees it: `{{ coupon }}` prints the code (a marketer's
+    first guess; it printed the dict the issuer answered)."""
+
+    code: str
+    description: str
+    expires_at: str | None
+
+    def __str__(self) -> str:
+        return self.code
+
+
 # A template seen by a worker is kept this long: a 1M send reads it once a minute, not a
 # million times; an edit reaches the workers within a minute.
 CACHE_S = 60.0
@@ -90,7 +105,19 @@ def _env() -> SandboxedEnvironment:
     from jinja2 import StrictUndefined
     from jinja2.sandbox import SandboxedEnvironment
 
-    return SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+    return SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, finalize=_printed)
+
+
+def _printed(value: Any) -> Any:
+    """What a `{{ ... }}` prints: never None (a coupon the request has none of printed
+    'None' to customers), never a structure (a list or a mapping printed as Python)."""
+    from jinja2 import TemplateRuntimeError
+
+    if value is None:
+        raise TemplateRuntimeError("a variable printed nothing (None): is it given here?")
+    if isinstance(value, (list, dict, set)):
+        raise TemplateRuntimeError("a variable printed a list or a mapping: print its fields")
+    return value
 
 
 def _problems(template: MessageTemplate) -> list[FieldProblem]:
@@ -130,6 +157,43 @@ def variables_used(template: MessageTemplate, channel: MessageChannel) -> set[st
             if text is not None:
                 used |= meta.find_undeclared_variables(_env().parse(text))
     return used
+
+
+def send_problem(
+    template_id: str, stored: StoredTemplate | None, channel: MessageChannel, coupon: bool
+) -> str | None:
+    """Why messages of `template_id` on `channel` cannot be made, or None: caught when a send
+    or a journey is defined, not as every one of its messages failing. `coupon`: whether the
+    send issues one (a template that prints a coupon needs it)."""
+    if stored is None:
+        return f"no template {template_id}: store it with PUT /campaigns/templates/{template_id}"
+    if channel not in stored.template.channels:
+        return f"template {template_id} has no {channel} body"
+    if not coupon and _needs_coupon(stored.template, channel):
+        return f"template {template_id} prints a coupon and no coupon_offer_id issues one"
+    return None
+
+
+_SAMPLE = {"name": "张*", "products": [{"product": "p", "category": "c", "reason": "r"}],
+           "unsubscribe_url": "https://example.invalid/u"}  # fmt: skip
+
+
+def _needs_coupon(template: MessageTemplate, channel: MessageChannel) -> bool:
+    """Whether a message of `template` fails without a coupon and renders with one: a coupon
+    printed outside `{% if coupon %}` (tried on sample values, in each language)."""
+    if "coupon" not in variables_used(template, channel):
+        return False
+    for locale in LOCALES:
+        try:
+            render(template, channel, locale, {**_SAMPLE, "coupon": None})
+        except RenderFailed:
+            try:
+                render(template, channel, locale,
+                       {**_SAMPLE, "coupon": CouponValue("C", "d", None)})  # fmt: skip
+            except RenderFailed:
+                continue  # it fails for another reason than the coupon
+            return True
+    return False
 
 
 def render(
