@@ -183,15 +183,23 @@ def test_an_order_is_refunded_at_once_once_and_only_if_the_crm_knows_it(
         ("INSTANT_REFUND#o-2001", first.body["case_id"])
     ]
 
-    # Money asked back on a known order is at most what it paid (less its refunds).
-    over = open_case(suite, customer, kind="refund", order_id="o-2001", amount="30.01")
+    # Money asked back on a known order is at most what it paid less what its cases asked
+    # already (10.00 refunded at once, 10.00 waiting): 10.00 left of 30.00.
+    over = open_case(suite, customer, kind="refund", order_id="o-2001", amount="10.01")
     assert over.status == 400, over.body
-    assert over.body["error"]["fields"] == [{"field": "amount", "message": "at most 30.00"}]
+    assert over.body["error"]["fields"] == [{"field": "amount", "message": "at most 10.00"}]
+    # A case turned down asks nothing back any more.
+    assert advance(suite, again.body["case_id"], "x-9", "rejected", reason="不符合").status == 200
+    assert open_case(suite, customer, kind="return", order_id="o-2001",
+                     amount="20.00").status == 201  # fmt: skip
     agent = suite.call("POST", "/aftersales", {
         "kind": "return", "order_id": "o-2001", "customer_id": customer,
         "reason": "defective", "amount": "9999.00"}, role="support_agent")  # fmt: skip
     assert agent.status == 400, agent.body
-    assert "30.00" in agent.body["error"]["message"]
+    assert agent.body["error"]["message"] == (
+        "amount 9999.00 is more than order o-2001 has left to refund (0.00: 30.00 less 30.00 "
+        "its cases ask back already)"  # 10.00 refunded at once, 20.00 open, 10.00 rejected
+    )
 
 
 def test_customers_see_only_their_own_cases(suite: Suite, customer: str) -> None:

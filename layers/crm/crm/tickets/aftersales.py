@@ -54,7 +54,9 @@ from crm.tickets.aftersales_store import (
     AfterSalesStore,
     CaseRecord,
     DuplicateEvent,
+    FeedbackCount,
     InstantRefundTaken,
+    OrderAskedOut,
     StageRecord,
     StaleCase,
 )
@@ -83,16 +85,14 @@ def instant_refund_limit() -> Decimal:
     return limit
 
 
-def _check_amount(request: CaseRequest, payment: OrderPayment | None) -> None:
-    """Money asked back on an order the CRM knows is at most what it paid less what its
-    refunds asked back already."""
-    if payment is None or request.kind not in INSTANT_REFUND_KINDS:
-        return
-    left = max(payment.amount - payment.refunded, Decimal("0.00"))
+def _check_amount(request: CaseRequest, refundable: Decimal, asked: Decimal) -> None:
+    """Money asked back on an order the CRM knows is at most what it has left to refund (what
+    it paid less its folded refunds) less what its open and refunded cases ask already."""
+    left = max(refundable - asked, Decimal("0.00"))
     if request.amount > left:
         raise InvalidInput(
             f"amount {request.amount} is more than order {request.order_id} has left to refund "
-            f"({left}: paid {payment.amount}, refunds asked {payment.refunded})",
+            f"({left}: {refundable} less {asked} its cases ask back already)",
             [FieldProblem("amount", f"at most {left}")],
         )
 
@@ -166,7 +166,15 @@ class AfterSales:
                 request.customer_id, [request.order_id]
             )
             payment = self._check_order(request.customer_id, request.order_id, loaded)
-        _check_amount(request, payment)
+        # What the order has left to refund, when the CRM knows it: what it paid less the
+        # refunds folded from the shop's events. The cases opened here are held to it by
+        # the order's ASKED item, in the case's own transaction.
+        refundable = None
+        if payment is not None and request.kind in INSTANT_REFUND_KINDS:
+            refundable = max(payment.amount - payment.refunded, Decimal("0.00"))
+            if request.amount > refundable:  # (the item's condition holds for a first case)
+                asked = self.store.asked_back(request.customer_id, request.order_id)
+                _check_amount(request, refundable, asked)
         case = CaseRecord(
             case_id=case_id,
             kind=request.kind.value,
@@ -179,6 +187,7 @@ class AfterSales:
             sku=request.sku,
             product_category=request.product_category,
             note=cipher.seal(_note_field(case_id), request.note) if request.note else None,
+            counted=refundable is not None,
         )
         case.stages.append(StageRecord(0, Stage.SUBMITTED.value, now, caller.subject))
         # 先行赔付 once per order, and only on an order the CRM knows is the customer's, for
@@ -199,13 +208,12 @@ class AfterSales:
         )
         feedback = (f"aftersales:{case_id}", counts) if counts else None
         once = (payment.customer_id, request.order_id) if instant and payment else None
-        try:
-            self.store.create(case, feedback, instant_refund_of=once)
-        except InstantRefundTaken:
-            # Another case of this order was refunded at once: this one waits for review.
-            del case.stages[1:]
-            case.stage, case.instant_refund = Stage.SUBMITTED.value, None
-            self.store.create(case, feedback)
+        if not self._create(case, feedback, once, refundable):
+            assert refundable is not None
+            _check_amount(
+                request, refundable, self.store.asked_back(request.customer_id, request.order_id)
+            )
+            raise Conflict("the order's cases changed while this one was opened: try again")
         previous: str | None = None
         events = []
         for stage in case.stages:
@@ -214,6 +222,27 @@ class AfterSales:
         self.bus.publish(events)
         self._time_stage(case, None)
         return self._view(case, cipher, now)
+
+    def _create(
+        self,
+        case: CaseRecord,
+        feedback: tuple[str, list[FeedbackCount]] | None,
+        once: tuple[str, str] | None,
+        refundable: Decimal | None,
+    ) -> bool:
+        """Writes the case; False when its order's cases would ask back more than it has
+        left (nothing written)."""
+        try:
+            try:
+                self.store.create(case, feedback, instant_refund_of=once, refundable=refundable)
+            except InstantRefundTaken:
+                # Another case of this order was refunded at once: this one waits for review.
+                del case.stages[1:]
+                case.stage, case.instant_refund = Stage.SUBMITTED.value, None
+                self.store.create(case, feedback, refundable=refundable)
+        except OrderAskedOut:
+            return False
+        return True
 
     def _refund_at_once(self, case: CaseRecord, cipher: FieldCipher, now: datetime) -> None:
         why = (

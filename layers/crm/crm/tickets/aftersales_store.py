@@ -8,6 +8,8 @@ upstream event  PK=CASE#<case_id>     SK=EVENT#<id>      the stage it asked for 
 customer's case PK=CUST#<customer_id> SK=AFTERSALES#<created_at>#<case_id>
 instant refund  PK=CUST#<customer_id> SK=INSTANT_REFUND#<order_id>  case_id (one per order:
                 the customer the order's payment was folded to, so merges keep it one)
+asked back      PK=CUST#<customer_id> SK=ASKED#<order_id>  asked (ADD): what the customer's
+                open and refunded cases of a known order ask back
 correction      PK=CORRECTION#<yyyy-mm>  SK=<at>#<id>    text_ref, predicted, corrected, by
 feedback        PK=FEEDBACK#<scope>#<value>#<yyyy-mm>#<k>  SK=<dimension>#<name>  n (ADD)
 fed source      PK=FEEDBACK_SOURCE#<source_id>  SK=FEEDBACK   counted once
@@ -68,6 +70,9 @@ class CaseRecord:
     product_category: str | None = None
     note: str | None = None  # sealed
     instant_refund: dict[str, Any] | None = None
+    # Its amount counts in its order's ASKED item (a refund or return of an order the CRM
+    # knew): taken back out when the case is rejected or cancelled.
+    counted: bool = False
     stages: list[StageRecord] = field(default_factory=list)
 
 
@@ -88,7 +93,17 @@ class InstantRefundTaken(Exception):
     """The order had a case refunded at once (先行赔付) already."""
 
 
+class OrderAskedOut(Exception):
+    """The order's cases would ask back more than it has left to refund."""
+
+
 INSTANT_REFUND_PREFIX = "INSTANT_REFUND#"
+ASKED_PREFIX = "ASKED#"
+DROPPED_STAGES = frozenset({"rejected", "cancelled"})  # a case that asks nothing back any more
+
+
+def _asked_key(customer_id: str, order_id: str) -> dict[str, Any]:
+    return _key(f"CUST#{customer_id}", f"{ASKED_PREFIX}{order_id}")
 
 
 class DuplicateEvent(Exception):
@@ -113,6 +128,7 @@ def _case_item(case: CaseRecord) -> dict[str, Any]:
             "product_category": case.product_category,
             "note": case.note,
             "instant_refund": case.instant_refund,
+            "counted": case.counted,
         }
     )
 
@@ -178,11 +194,15 @@ class AfterSalesStore:
         case: CaseRecord,
         feedback: tuple[str, list[FeedbackCount]] | None,
         instant_refund_of: tuple[str, str] | None = None,
+        refundable: Decimal | None = None,
     ) -> None:
         """The case, its first stages, the customer's index entry and (once) its feedback
         counts, in one transaction: all or nothing. `instant_refund_of`: (the customer the
         order's payment names, the order), for a case refunded at once: the order's marker
-        is written in the same transaction, and InstantRefundTaken raised if it exists."""
+        is written in the same transaction, and InstantRefundTaken raised if it exists.
+        `refundable`: for a `counted` case, what its order has left to refund; its amount is
+        added to the order's ASKED item on condition that the sum stays within, or
+        OrderAskedOut is raised."""
         items: list[dict[str, Any]] = [
             {
                 "Put": {
@@ -206,6 +226,19 @@ class AfterSalesStore:
         ]
         items += [{"Put": {"TableName": self._table, "Item": _stage_item(case.case_id, s)}}
                   for s in case.stages]  # fmt: skip
+        if refundable is not None:
+            room = refundable - case.amount
+            items.insert(0, {
+                "Update": {
+                    "TableName": self._table,
+                    "Key": _asked_key(case.customer_id, case.order_id),
+                    "UpdateExpression": "ADD asked :amount",
+                    "ConditionExpression": "attribute_not_exists(asked) OR asked <= :room",
+                    "ExpressionAttributeValues": to_item(
+                        {":amount": case.amount, ":room": room}
+                    ),
+                }
+            })  # fmt: skip
         if instant_refund_of is not None:
             owner, order_id = instant_refund_of
             items.insert(0, {
@@ -227,7 +260,21 @@ class AfterSalesStore:
             reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
             if instant_refund_of is not None and reasons[:1] == ["ConditionalCheckFailed"]:
                 raise InstantRefundTaken(instant_refund_of[1]) from None
+            at = 1 if instant_refund_of is not None else 0
+            if refundable is not None and reasons[at : at + 1] == ["ConditionalCheckFailed"]:
+                raise OrderAskedOut(case.order_id) from None
             raise
+
+    def asked_back(self, customer_id: str, order_id: str) -> Decimal:
+        """What the customer's counted cases of the order ask back now."""
+        got = (
+            aws.dynamodb()
+            .get_item(
+                TableName=self._table, Key=_asked_key(customer_id, order_id), ConsistentRead=True
+            )
+            .get("Item")
+        )
+        return Decimal(got["asked"]["N"]) if got else Decimal("0.00")
 
     def get(self, case_id: str) -> CaseRecord | None:
         items: list[dict[str, Any]] = []
@@ -287,6 +334,15 @@ class AfterSalesStore:
             },
             {"Put": {"TableName": self._table, "Item": _stage_item(case.case_id, stage)}},
         ]
+        if case.counted and stage.stage in DROPPED_STAGES:
+            items.append({
+                "Update": {
+                    "TableName": self._table,
+                    "Key": _asked_key(case.customer_id, case.order_id),
+                    "UpdateExpression": "ADD asked :amount",
+                    "ExpressionAttributeValues": to_item({":amount": -case.amount}),
+                }
+            })  # fmt: skip
         client = aws.dynamodb()
         try:
             client.transact_write_items(TransactItems=items)  # type: ignore[arg-type]
@@ -409,6 +465,7 @@ def _case(v: dict[str, Any]) -> CaseRecord:
         product_category=v.get("product_category"),
         note=v.get("note"),
         instant_refund=v.get("instant_refund"),
+        counted=bool(v.get("counted", False)),
     )
 
 

@@ -3,7 +3,8 @@
 A customer's items: their tickets (found through the `customer` index), each ticket's whole
 partition (the ticket, its SLA ledger, its messages), their after-sales cases (found through
 `CUST#<id>` / `AFTERSALES#...`) with each case's partition (stages, applied events) and the
-orders' instant-refund markers (`CUST#<id>` / `INSTANT_REFUND#<order>`). Erasure
+orders' instant-refund markers and asked-back sums (`CUST#<id>` / `INSTANT_REFUND#<order>`,
+`ASKED#<order>`). Erasure
 deletes all of them. Message text and notes are sealed under the customer's data key, which the
 profiles store destroys, so copies outside the table (backups) are unreadable too. Product
 feedback counters and classification corrections hold no customer id and stay.
@@ -28,7 +29,7 @@ from crm.personal_data import (
 )
 from crm.pii import FieldCipher
 from crm.tickets.aftersales import _note_field as note_field
-from crm.tickets.aftersales_store import INSTANT_REFUND_PREFIX
+from crm.tickets.aftersales_store import ASKED_PREFIX, INSTANT_REFUND_PREFIX
 from crm.tickets.records import customer_pk, text_field
 from crm.tickets.store import CUSTOMER_INDEX
 
@@ -42,11 +43,9 @@ def _kind(item: dict[str, Any]) -> str:
             return "ticket"
         return "message" if sk.startswith("MSG#") else "sla_ledger"
     if pk.startswith("CUST#"):
-        return (
-            "aftersales_instant_refund"
-            if sk.startswith(INSTANT_REFUND_PREFIX)
-            else ("aftersales_index")
-        )
+        if sk.startswith(INSTANT_REFUND_PREFIX):
+            return "aftersales_instant_refund"
+        return "aftersales_asked" if sk.startswith(ASKED_PREFIX) else "aftersales_index"
     if sk == "CASE":
         return "aftersales_case"
     return "aftersales_stage" if sk.startswith("STAGE#") else "aftersales_event"
@@ -87,10 +86,9 @@ class TicketsPersonalData:
         index = self._case_index(subject)
         for case_id in sorted({i["SK"]["S"].rsplit("#", 1)[1] for i in index}):
             items += query_partition(self._table, f"CASE#{case_id}")
-        for customer_id in (subject.customer_id, *subject.merged_ids):  # 先行赔付's markers
-            items += query_partition(
-                self._table, f"CUST#{customer_id}", sk_prefix=INSTANT_REFUND_PREFIX
-            )
+        for customer_id in (subject.customer_id, *subject.merged_ids):
+            for prefix in (INSTANT_REFUND_PREFIX, ASKED_PREFIX):  # the orders' markers, sums
+                items += query_partition(self._table, f"CUST#{customer_id}", sk_prefix=prefix)
         return items + index
 
     def inventory(self, subject: DataSubject) -> StoreInventory:
