@@ -41,6 +41,7 @@ def _path(doc: RouteDoc, customer_id: str) -> str:
               "run_id": "no-such-run", "ticket_id": "t-none", "case_id": "no-such-case",
               # campaigns: S
               "code": "NOSUCHCODE", "send_id": "no-such-send", "campaign_id": "no-such-campaign",
+              "offer_id": "no-such-offer",
               }  # fmt: skip
     values["journey_id"] = "no-such-journey"  # campaigns: J
     values["template_id"] = "no-such-template"  # campaigns: D

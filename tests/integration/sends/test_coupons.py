@@ -76,6 +76,13 @@ def test_issue_is_idempotent_per_issuer_codes_are_unique_and_the_budget_holds(ki
     with pytest.raises(Conflict, match="whole budget of 20"):
         coupons.issue("dec-99-50", "c-99", "send#s1#A#c-99#sms")
     assert coupons.offer("dec-99-50").issued == 20
+    # What a marketer reads: the list said issued 0 after codes went out.
+    listed = kit.suite.call("GET", "/campaigns/coupons/offers", role="analyst").body["offers"]
+    assert [(o["offer_id"], o["issued"]) for o in listed] == [("dec-99-50", 20)]
+    one = kit.suite.call("GET", "/campaigns/coupons/offers/dec-99-50", role="analyst")
+    assert (one.status, one.body["issued"], one.body["budget"]) == (200, 20, 20)
+    missing = kit.suite.call("GET", "/campaigns/coupons/offers/nope", role="analyst")
+    assert (missing.status, missing.body["error"]["message"]) == (404, "no coupon offer nope")
 
 
 def test_a_code_collision_draws_another_code(kit: Kit) -> None:

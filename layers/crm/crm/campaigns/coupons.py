@@ -80,9 +80,18 @@ class Coupons:
             raise NotFound(f"no coupon offer {offer_id}")
         return _offer(item).model_copy(update={"issued": self._store.issued_count(offer_id)})
 
-    def list_offers(self, caller: Caller) -> CouponOfferList:
+    def read_offer(self, caller: Caller, offer_id: str) -> CouponOffer:
         caller.require(Permission.READ_CAMPAIGNS)
-        return CouponOfferList(offers=[_offer(i) for i in self._store.offers()])
+        return self.offer(offer_id)
+
+    def list_offers(self, caller: Caller) -> CouponOfferList:
+        """Each offer with its codes issued (a query of its budget's counters each: a shop has
+        offers by the dozen, not by the thousand)."""
+        caller.require(Permission.READ_CAMPAIGNS)
+        return CouponOfferList(offers=[
+            _offer(i).model_copy(update={"issued": self._store.issued_count(str(i["offer_id"]))})
+            for i in self._store.offers()
+        ])  # fmt: skip
 
     # ------------------------------------------------------------ issue (the CouponIssuer)
     def issue(self, offer_id: str, customer_id: str, issued_by: str) -> IssuedCoupon:

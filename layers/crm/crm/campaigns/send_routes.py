@@ -60,6 +60,17 @@ def send_routes(parts: Callable[[], SendParts]) -> Routes:
         return parts().coupons.list_offers(req.who)
 
     @routes.route(
+        "/campaigns/coupons/offers/{offer_id}",
+        "GET",
+        permission=P.READ_CAMPAIGNS,
+        summary="One coupon offer, with how many of its codes were issued",
+        response=CouponOffer,
+        errors=(404,),
+    )
+    def get_offer(req: ApiRequest) -> CouponOffer:
+        return parts().coupons.read_offer(req.who, req.path["offer_id"])
+
+    @routes.route(
         "/campaigns/coupons/{code}/redeem",
         "POST",
         permission=P.REDEEM_COUPONS,
