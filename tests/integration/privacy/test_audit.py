@@ -51,6 +51,20 @@ def test_every_action_is_chained_and_the_chain_verifies(office: Office) -> None:
     assert audit_verification(check_archive=True).intact
     assert office.suite.call("GET", "/privacy/audit/verify", role="support_agent").status == 403
 
+    # An officer reads the trail itself, a page at a time, in the chain's order.
+    first = office.suite.call("GET", "/privacy/audit", role="privacy_officer",
+                              query={"limit": "2"})  # fmt: skip
+    assert first.status == 200, first.body
+    assert [e["action"] for e in first.body["entries"]] == actions[:2]
+    assert first.body["entries"][1]["prev_hash"] == first.body["entries"][0]["hash"]
+    assert first.body["entries"][0]["customer_id"] == cid
+    rest = office.suite.call("GET", "/privacy/audit", role="privacy_officer",
+                             query={"after": str(first.body["next_after"])})  # fmt: skip
+    assert [e["action"] for e in rest.body["entries"]] == actions[2:]
+    assert rest.body["next_after"] is None
+    assert rest.body["entries"][0]["hash"] == result["head_hash"]
+    assert office.suite.call("GET", "/privacy/audit", role="support_agent").status == 403
+
 
 def test_a_changed_entry_is_found_and_named(office: Office) -> None:
     cid = office.customer()

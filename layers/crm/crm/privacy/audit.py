@@ -24,7 +24,7 @@ from aws_lambda_powertools import Logger
 
 from crm.clock import Clock
 from crm.errors import Unavailable
-from crm.privacy.models import AuditVerification
+from crm.privacy.models import AuditEntryView, AuditPage, AuditVerification
 from crm.privacy.read_notes import PiiReadNote
 from crm.privacy.records import GENESIS, AuditEntry
 from crm.privacy.store import PrivacyFiles, PrivacyStore
@@ -121,6 +121,14 @@ class AuditLog:
         if seqs:
             entries = self._store.audit_page(seqs[0] - 1, seqs[-1] - seqs[0] + 1)
             self._files.archive_batch([e for e in entries if e.seq in set(seqs)])
+
+    def page(self, after: int, limit: int) -> AuditPage:
+        """The entries after sequence `after`, oldest first (what `verify` walks)."""
+        entries = self._store.audit_page(after, limit)
+        return AuditPage(
+            entries=[AuditEntryView(**dict(e)) for e in entries],
+            next_after=entries[-1].seq if len(entries) == limit else None,
+        )
 
     def verify(self, check_archive: bool = False) -> AuditVerification:
         """Walk the chain from the first entry: every hash recomputed, every link checked,

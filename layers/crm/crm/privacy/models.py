@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import ConfigDict, Field, StringConstraints
 
@@ -166,6 +166,30 @@ class ExportLink(Output):
     request_id: str
     url: str
     expires_at: datetime
+
+
+class AuditEntryView(Output):
+    """One link of the audit trail: who did what to which customer's data, and why (ids,
+    action names and field names only: no personal data)."""
+
+    seq: int
+    at: datetime
+    actor: str
+    action: str
+    customer_id: str | None = None
+    request_id: str | None = None
+    fields: list[str]
+    why: str | None = None
+    detail: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+
+class AuditPage(Output):
+    entries: list[AuditEntryView] = Field(description="in the chain's order, oldest first")
+    next_after: int | None = Field(
+        description="the `after` of the next page (the last entry's seq); null at the head"
+    )
 
 
 class AuditVerification(Output):

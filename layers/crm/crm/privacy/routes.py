@@ -13,6 +13,7 @@ from crm.http import ApiRequest, QueryParam, Routes, json_response
 from crm.privacy.audit import AuditLog
 from crm.privacy.executor import PrivacyExecutor
 from crm.privacy.models import (
+    AuditPage,
     AuditVerification,
     Decision,
     ExportLink,
@@ -24,6 +25,11 @@ from crm.privacy.models import (
 )
 from crm.privacy.service import PrivacyRequests
 
+AUDIT_PAGE = (
+    QueryParam("after", "the sequence to read after (0: from the start)", "integer",
+               minimum=0, maximum=10**12, default=0),
+    QueryParam("limit", "entries per page", "integer", minimum=1, maximum=500, default=100),
+)  # fmt: skip
 LIST_QUERY = (
     QueryParam(
         "status",
@@ -164,6 +170,18 @@ def privacy_routes(family: Callable[[], PrivacyParts]) -> Routes:
     )
     def get_privacy_export(req: ApiRequest) -> ExportLink:
         return family().executor.export_link(req.who, req.path["request_id"])
+
+    @routes.route(
+        "/privacy/audit",
+        "GET",
+        permission=P.READ_PRIVACY_AUDIT,
+        summary="Read the privacy audit trail in its chain's order, a page at a time (ids, "
+        "actions and field names: no personal data)",
+        response=AuditPage,
+        query=AUDIT_PAGE,
+    )
+    def read_privacy_audit(req: ApiRequest) -> AuditPage:
+        return family().audit.page(req.int_query("after"), req.int_query("limit"))
 
     @routes.route(
         "/privacy/audit/verify",
