@@ -27,7 +27,7 @@ from crm.privacy.service import PrivacyRequests
 
 AUDIT_PAGE = (
     QueryParam("after", "the sequence to read after (0: from the start)", "integer",
-               minimum=0, maximum=10**12, default=0),
+               minimum=0, maximum=999_999_999, default=0),
     QueryParam("limit", "entries per page", "integer", minimum=1, maximum=500, default=100),
 )  # fmt: skip
 LIST_QUERY = (
