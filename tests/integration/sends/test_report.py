@@ -195,6 +195,9 @@ def test_the_intervals_agree_with_their_textbook_values() -> None:
     _, low, high = wilson(0, 10)
     assert low == 0.0
     assert math.isclose(high, 0.2775, abs_tol=1e-4)
+    # At no successes, or all, the bound is exactly 0 or 1 (a holdout of 68 showed 3.5e-18).
+    assert {wilson(0, n)[1] for n in range(1, 500)} == {0.0}
+    assert {wilson(n, n)[2] for n in range(1, 500)} == {1.0}
     # Newcombe's method 10 for 56/70 - 48/80: [0.0524, 0.3339] (Newcombe 1998b, example a).
     diff = newcombe(56, 70, 48, 80)
     assert math.isclose(diff.low, 0.0524, abs_tol=1e-4)

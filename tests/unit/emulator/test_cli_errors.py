@@ -102,3 +102,28 @@ def test_firing_a_schedule_the_template_lacks_names_the_ones_it_has(
     monkeypatch.setattr(cli, "_running", lambda state_dir: {"schedules": schedules})  # fmt: skip
     result = run(capsys, "--state-dir", str(tmp_path), "fire", "crm-nope")
     assert_usage_error(*result, "no schedule crm-nope", "crm-SegmentsNightly")
+
+
+def test_a_reader_that_goes_away_is_no_traceback(tmp_path: Path) -> None:
+    """`crm-local outbox | head`: the pipe closes while it still writes."""
+    import subprocess
+    import sys
+
+    flood = (
+        "import sys\n"
+        "from crm_local import cli\n"
+        "def flood(args):\n"
+        "    for _ in range(100_000):\n"
+        "        print('x' * 80)\n"
+        "    return 0\n"
+        "cli.cmd_token = flood\n"
+        f"sys.exit(cli.main(['--state-dir', {str(tmp_path)!r}, 'token', '--role', 'admin']))\n"
+    )
+    run = subprocess.Popen([sys.executable, "-c", flood], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE)  # fmt: skip
+    assert run.stdout is not None
+    assert run.stderr is not None
+    assert run.stdout.readline() == b"x" * 80 + b"\n"
+    run.stdout.close()  # the reader goes away
+    assert run.wait(timeout=60) == 1
+    assert b"Traceback" not in run.stderr.read()

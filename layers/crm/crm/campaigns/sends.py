@@ -118,7 +118,10 @@ def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float, float
     denominator = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denominator
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
-    return p, max(0.0, centre - half), min(1.0, centre + half)
+    # At 0 or n successes a bound is exactly 0 or 1, which the subtraction misses by ~1e-18.
+    low = 0.0 if successes == 0 else max(0.0, centre - half)
+    high = 1.0 if successes == n else min(1.0, centre + half)
+    return p, low, high
 
 
 def send_view(item: dict[str, Any]) -> Send:

@@ -426,7 +426,7 @@ class TicketService:
                 return []
             if body.status not in TRANSITIONS[ticket.status]:
                 raise Conflict(
-                    f"a {ticket.status.value} ticket cannot become {body.status.value}",
+                    f"{_a(ticket.status.value)} ticket cannot become {body.status.value}",
                     [FieldProblem("status", "not allowed from the ticket's status")],
                 )
             ticket.status = body.status
@@ -838,3 +838,7 @@ def escalated_event(ticket: TicketRecord, reasons: list[EscalationEntry]) -> Tic
         manager=ticket.manager,
         occurred_at=reasons[0].at,
     )
+
+
+def _a(word: str) -> str:
+    return f"{'an' if word[:1] in 'aeiou' else 'a'} {word}"
