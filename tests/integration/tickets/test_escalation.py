@@ -1,6 +1,7 @@
 """Escalation that knows the business, through the API: order value (the profile's folded
 payment, or the amount stated), repeat complaints, high-value tiers, risk keywords (zh+en),
-negative sentiment; each reason recorded, a senior agent and a manager assigned together,
+negative sentiment, or an agent by hand (a reason code); each reason recorded, a senior agent
+and a manager assigned together,
 TicketEscalated on the bus with ids and reason codes only; rules edited by MANAGE_SLA."""
 
 from __future__ import annotations
@@ -120,6 +121,34 @@ def test_a_later_message_with_risk_words_escalates_an_open_ticket(desk: Desk) ->
     assert reasons(ticket) == ["risk_keywords"]
     assert ticket["escalation"]["escalated_at"] == "2026-11-23T02:05:00Z"
     assert [e["detail-type"] for e in desk.events()] == ["TicketEscalated"]
+
+
+def test_an_agent_escalates_by_hand_with_a_reason_code_once(desk: Desk) -> None:
+    cid = desk.customer()
+    ticket_id = desk.open(cid, "退款还没到").body["ticket_id"]
+    desk.clock.advance(minutes=3)
+    path = f"/tickets/{ticket_id}/escalate"
+    up = desk.suite.call("POST", path, {"reason": "vip_complaint"}, role="support_agent")
+    assert up.status == 200, up.body
+    assert up.body["priority"] == "urgent"
+    assert reasons(up.body) == ["agent"]
+    assert up.body["escalation"]["reasons"][0]["detail"].endswith(": vip_complaint")
+    assert up.body["escalation"]["senior_agent"] == "senior-agent-1"
+    assert up.body["escalation"]["escalated_at"] == "2026-11-23T02:03:00Z"
+    (event,) = desk.events()
+    assert (event["detail-type"], event["detail"]["reasons"]) == ("TicketEscalated", ["agent"])
+    # Once: again changes nothing and announces nothing.
+    again = desk.suite.call("POST", path, {"reason": "vip_complaint"}, role="support_agent")
+    assert (again.status, reasons(again.body)) == (200, ["agent"])
+    assert desk.events() == []
+    # A code, never the customer's words; staff only; a ticket that exists.
+    words = desk.suite.call("POST", path, {"reason": "客户说要曝光"}, role="support_agent")
+    assert words.status == 400
+    assert words.body["error"]["fields"][0]["field"] == "reason"
+    assert desk.suite.call("POST", path, {"reason": "x"}, role="customer",
+                           customer_id=cid).status == 403  # fmt: skip
+    assert desk.suite.call("POST", "/tickets/t-none/escalate", {"reason": "x"},
+                           role="support_agent").status == 404  # fmt: skip
 
 
 def test_rules_are_read_and_replaced_by_managers_only(desk: Desk) -> None:

@@ -94,6 +94,7 @@ class EscalationReason(StrEnum):
     RISK_KEYWORDS = "risk_keywords"
     NEGATIVE_SENTIMENT = "negative_sentiment"
     SLA_BREACH = "sla_breach"
+    AGENT = "agent"  # an agent or a manager escalated it by hand, with a reason code
 
 
 Text = Annotated[
@@ -142,6 +143,13 @@ class AddMessage(StrictInput):
 
 class AssignTicket(StrictInput):
     agent_id: Id
+
+
+class EscalateTicket(StrictInput):
+    reason: Annotated[str, StringConstraints(pattern=r"^[a-z0-9_.\-]{1,64}$")] = Field(
+        description="why, as a code the team agrees on (customer_threatens_media, "
+        "vip_complaint, ...): kept on the ticket and announced, so never the customer's words"
+    )
 
 
 class ChangeStatus(StrictInput):

@@ -16,6 +16,7 @@ from crm.tickets.models import (
     ChangeStatus,
     ConversationPage,
     CorrectCategory,
+    EscalateTicket,
     EscalationRules,
     EscalationRulesView,
     MergeTicket,
@@ -197,6 +198,19 @@ def ticket_routes(family: Callable[[], TicketService]) -> Routes:
     )
     def assign_ticket(req: ApiRequest) -> TicketView:
         return family().assign(req.who, req.path["ticket_id"], req.model(AssignTicket))
+
+    @routes.route(
+        "/tickets/{ticket_id}/escalate",
+        "POST",
+        permission=P.WORK_TICKETS,
+        summary="Escalate a ticket by hand, with a reason code: urgent, a senior agent and a "
+        "manager on it, TicketEscalated announced (once: again changes nothing)",
+        body=EscalateTicket,
+        response=TicketView,
+        errors=(404, 409),
+    )
+    def escalate_ticket(req: ApiRequest) -> TicketView:
+        return family().escalate(req.who, req.path["ticket_id"], req.model(EscalateTicket))
 
     @routes.route(
         "/tickets/{ticket_id}/category",

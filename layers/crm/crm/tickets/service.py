@@ -50,6 +50,8 @@ from crm.tickets.models import (
     Classifier,
     ConversationPage,
     CorrectCategory,
+    EscalateTicket,
+    EscalationReason,
     EscalationReasonView,
     EscalationRules,
     EscalationRulesView,
@@ -415,6 +417,34 @@ class TicketService:
             return sla.moves(ticket, entries, now, assigned=True)
 
         return self._change(ticket_id, change)
+
+    def escalate(self, caller: Caller, ticket_id: str, body: EscalateTicket) -> TicketView:
+        """Escalate by hand, as the rules do (urgent, a senior agent and a manager, announced
+        once); a second manual escalation changes nothing."""
+        caller.require(Permission.WORK_TICKETS)
+        rules = self.rules()
+
+        def attempt() -> tuple[TicketRecord, list[ClockEntry], list[EscalationEntry]]:
+            ticket, entries = self.load(ticket_id)
+            if ticket.merged_into is not None:
+                raise Conflict(
+                    f"ticket {ticket_id} is merged into {ticket.merged_into}; work on that one"
+                )
+            if ticket.status is S.CLOSED:
+                raise Conflict(f"ticket {ticket_id} is closed; open a new one")
+            now = self.clock()
+            entry = EscalationEntry(reason=EscalationReason.AGENT,
+                                    detail=f"{caller.subject}: {body.reason}", at=now)  # fmt: skip
+            reasons = escalation.escalate(ticket, [entry], rules)
+            if reasons:
+                expected = ticket.rev
+                ticket.rev, ticket.updated_at = expected + 1, now
+                self.store.commit(TicketChange(ticket, expected, []))
+            return ticket, entries, reasons
+
+        ticket, entries, reasons = self._retry(attempt)
+        self._after(ticket, entries, [], reasons)
+        return self.view(ticket, entries)
 
     def change_status(self, caller: Caller, ticket_id: str, body: ChangeStatus) -> TicketView:
         caller.require(Permission.WORK_TICKETS)
