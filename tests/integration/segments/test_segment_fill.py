@@ -168,3 +168,29 @@ def test_a_resumed_segment_is_filled_with_the_changes_made_while_it_was_paused(
     redefined = post_segment(suite, "baby-moms", RULE, paused=False)
     assert redefined["status"] == "filling"
     assert [r["detail"]["run_id"] for r in Suite.take_all(tap)] == [redefined["run_id"]]
+
+
+def test_a_segment_paused_before_it_was_ever_filled_shows_no_size_until_it_is(
+    suite: Suite,
+) -> None:
+    """Paused one second after its definition, the run that was to fill it skipped it: its
+    trend showed that run's 0 beside the real size, once resumed and filled."""
+    mom = new_customer(suite, "mom")
+    assert suite.call("POST", f"/customers/{mom}/tags", {"add": [{"name": TAG}]}).status == 200
+    tap = requests_tap(suite)
+    post_segment(suite, "baby-moms", RULE)
+    pause(suite, "baby-moms", True)
+    skipped = deliver_run(suite, Suite.take_all(tap)[0])
+    frozen = segment(suite, "baby-moms")
+    assert (frozen["size"], frozen["trend"]) == (None, [])
+    listed = {s["name"]: s for s in suite.call("GET", "/segments", role="analyst").body["segments"]}
+    assert listed["baby-moms"]["size"] is None
+    resumed = pause(suite, "baby-moms", False)
+    filled = deliver_run(suite, Suite.take_all(tap)[0])
+    assert filled["run_id"] == resumed["run_id"] != skipped["run_id"]
+    after = segment(suite, "baby-moms")
+    assert (after["size"], [t["run_id"] for t in after["trend"]]) == (1, [filled["run_id"]])
+    # An active rule no one meets is sized at 0, not left out.
+    post_segment(suite, "nobody", {"all": [{"field": "tags", "op": "contains", "value": "无"}]})
+    deliver_run(suite, Suite.take_all(tap)[0])
+    assert segment(suite, "nobody")["size"] == 0

@@ -347,6 +347,9 @@ class SegmentRecompute:
                 snapshot, since_checkpoint = [], 0
         if snapshot:
             self._lake.write_rows(self._snapshot_key(task, parts), snapshot)
+        for definition in rules:  # each rule it evaluated is sized, an empty one at 0
+            if isinstance(definition, StoredDefinition) and not definition.paused:
+                result.counts.setdefault(definition.name, 0)
         run = self._segments.record_shard(task.run_id, task.segment, result.counts,
                                           result.scored, result.written, self._clock())  # fmt: skip
         if run.status == "running" and run.shards_done >= run.total_segments:

@@ -207,7 +207,7 @@ class SegmentCatalog:
                 paused.add(definition.name)
         summaries = [
             SegmentSummary(
-                **self._sizes(name, complete, created.get(name)),
+                **self._sizes(name, complete, created.get(name), rule=kind == "rule"),
                 kind=kind,
                 label=label,
                 paused=name in paused,
@@ -240,7 +240,7 @@ class SegmentCatalog:
         if definition is None:
             raise NotFound(f"no segment {name}")
         since = definition.created_at if isinstance(definition, StoredDefinition) else None
-        sizes = self._sizes(name, self._complete_runs(), since)
+        sizes = self._sizes(name, self._complete_runs(), since, rule=True)
         if isinstance(definition, UnreadableDefinition):
             problem = "the stored rule does not fit the rule grammar (" + "; ".join(
                 definition.problems) + "): redefine or delete it"  # fmt: skip
@@ -262,12 +262,15 @@ class SegmentCatalog:
 
     @staticmethod
     def _sizes(
-        name: str, complete: list[CompleteRun], since: datetime | None = None
+        name: str, complete: list[CompleteRun], since: datetime | None = None, rule: bool = False
     ) -> dict[str, Any]:
         """Sizes at the complete runs; a rule segment's only at those that finished after it
-        was created (an earlier run never evaluated it: its 0 would be a fake history), and
-        no size (None) until one has."""
-        runs = [r for r in complete if since is None or r.finished_at > since]
+        was created (an earlier run never evaluated it: its 0 would be a fake history) and
+        that sized it (a run records each rule it evaluated, 0 included: a segment paused
+        before it was ever filled is not given the paused run's 0), and no size (None) until
+        one has."""
+        runs = [r for r in complete if (since is None or r.finished_at > since)
+                and (not rule or name in r.sizes)]  # fmt: skip
         trend = [
             SegmentSize(run_id=r.run_id, finished_at=r.finished_at, size=r.sizes.get(name, 0))
             for r in runs
