@@ -28,11 +28,12 @@ def aftersales_routes(
         "POST",
         permission=P.OPEN_TICKET,
         summary="Open an after-sales case (return, exchange, refund, repair) for an order; a "
-        "small refund is paid at once (先行赔付)",
+        "small refund on an order the CRM knows is paid at once (先行赔付), once per order; "
+        "409 when another case of the order changed what it has left meanwhile (try again)",
         body=CaseRequest,
         response=AfterSalesCase,
         status=201,
-        errors=(404,),
+        errors=(404, 409),
     )
     def open_aftersales_case(req: ApiRequest) -> AfterSalesCase:
         return cases().open_case(req.who, req.model(CaseRequest))
