@@ -9,7 +9,6 @@ into JSON 4xx responses, and records what the OpenAPI document and the role x ro
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
 from collections.abc import Callable, Iterable
@@ -130,6 +129,8 @@ def _refuse_undeclared(params: Iterable[str], declared: tuple[QueryParam, ...]) 
     unknown = sorted(set(params) - set(names))
     if not unknown:
         return
+    import difflib  # the refusal's suggestions only: not on every cold start's path
+
     takes = f"this route takes {', '.join(names)}" if names else "this route takes none"
     problems = []
     for name in unknown:

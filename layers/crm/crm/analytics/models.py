@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from crm.analytics.metrics import Unit
 from crm.models import Output
 
 Grain = Literal["day", "week", "month"]
@@ -47,7 +48,7 @@ class Series(Output):
     name: str
     label: Text
     points: list[Point]
-    unit: Literal["count", "ratio", "currency", "seconds"] | None = Field(
+    unit: Unit | None = Field(
         default=None,
         description="the series' own unit where it differs from the metric's (campaign_roi's "
         "revenue, uplift and ROI)",
@@ -57,7 +58,7 @@ class Series(Output):
 class MetricResult(Output):
     name: str
     title: Text
-    unit: Literal["count", "ratio", "currency", "seconds"]
+    unit: Unit
     chart: Literal["funnel", "line", "bar", "stacked_bar", "heatmap", "table"]
     period: Period
     filters: dict[str, str] = Field(description="the filters applied (channel, category, campaign)")

@@ -102,22 +102,19 @@ class RenderFailed(Exception):
 def _env() -> SandboxedEnvironment:
     # jinja2 is loaded with the first template a process checks or renders: the API's cold
     # start (which registers the template routes) does not pay for it.
-    from jinja2 import StrictUndefined
+    from jinja2 import StrictUndefined, TemplateRuntimeError
     from jinja2.sandbox import SandboxedEnvironment
 
-    return SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, finalize=_printed)
+    def printed(value: Any) -> Any:
+        """What a `{{ ... }}` prints: never None (a coupon the request has none of printed
+        'None' to customers), never a structure (a list or a mapping printed as Python)."""
+        if value is None:
+            raise TemplateRuntimeError("a variable printed nothing (None): is it given here?")
+        if isinstance(value, (list, dict, set)):
+            raise TemplateRuntimeError("a variable printed a list or a mapping: print its fields")
+        return value
 
-
-def _printed(value: Any) -> Any:
-    """What a `{{ ... }}` prints: never None (a coupon the request has none of printed
-    'None' to customers), never a structure (a list or a mapping printed as Python)."""
-    from jinja2 import TemplateRuntimeError
-
-    if value is None:
-        raise TemplateRuntimeError("a variable printed nothing (None): is it given here?")
-    if isinstance(value, (list, dict, set)):
-        raise TemplateRuntimeError("a variable printed a list or a mapping: print its fields")
-    return value
+    return SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, finalize=printed)
 
 
 def _problems(template: MessageTemplate) -> list[FieldProblem]:

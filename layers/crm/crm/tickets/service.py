@@ -423,28 +423,19 @@ class TicketService:
         once); a second manual escalation changes nothing."""
         caller.require(Permission.WORK_TICKETS)
         rules = self.rules()
+        reasons: list[EscalationEntry] = []
 
-        def attempt() -> tuple[TicketRecord, list[ClockEntry], list[EscalationEntry]]:
-            ticket, entries = self.load(ticket_id)
-            if ticket.merged_into is not None:
-                raise Conflict(
-                    f"ticket {ticket_id} is merged into {ticket.merged_into}; work on that one"
-                )
+        def change(
+            ticket: TicketRecord, entries: list[ClockEntry], now: datetime
+        ) -> list[ClockEntry] | None:
             if ticket.status is S.CLOSED:
                 raise Conflict(f"ticket {ticket_id} is closed; open a new one")
-            now = self.clock()
             entry = EscalationEntry(reason=EscalationReason.AGENT,
                                     detail=f"{caller.subject}: {body.reason}", at=now)  # fmt: skip
-            reasons = escalation.escalate(ticket, [entry], rules)
-            if reasons:
-                expected = ticket.rev
-                ticket.rev, ticket.updated_at = expected + 1, now
-                self.store.commit(TicketChange(ticket, expected, []))
-            return ticket, entries, reasons
+            reasons[:] = escalation.escalate(ticket, [entry], rules)
+            return [] if reasons else None
 
-        ticket, entries, reasons = self._retry(attempt)
-        self._after(ticket, entries, [], reasons)
-        return self.view(ticket, entries)
+        return self._change(ticket_id, change, reasons)
 
     def change_status(self, caller: Caller, ticket_id: str, body: ChangeStatus) -> TicketView:
         caller.require(Permission.WORK_TICKETS)
@@ -492,8 +483,13 @@ class TicketService:
     def _change(
         self,
         ticket_id: str,
-        change: Callable[[TicketRecord, list[ClockEntry], datetime], list[ClockEntry]],
+        change: Callable[[TicketRecord, list[ClockEntry], datetime], list[ClockEntry] | None],
+        reasons: list[EscalationEntry] | None = None,
     ) -> TicketView:
+        """Apply `change` to the ticket and commit it (retried on a concurrent change); a
+        change that returns None changed nothing, and nothing is written. `reasons`: the
+        escalations the change recorded, announced after the commit."""
+
         def attempt() -> tuple[TicketRecord, list[ClockEntry], list[ClockEntry]]:
             ticket, entries = self.load(ticket_id)
             if ticket.merged_into is not None:
@@ -503,12 +499,14 @@ class TicketService:
             now = self.clock()
             expected = ticket.rev
             added = change(ticket, entries, now)
+            if added is None:
+                return ticket, entries, []
             ticket.rev, ticket.updated_at = expected + 1, now
             self.store.commit(TicketChange(ticket, expected, added))
             return ticket, entries, added
 
         ticket, before, added = self._retry(attempt)
-        self._after(ticket, before, added, [])
+        self._after(ticket, before, added, reasons or [])
         return self.view(ticket, [*before, *added])
 
     # ------------------------------------------------------------ merging
