@@ -43,6 +43,12 @@ def _profiles() -> Routes:
     return profile_routes(lambda: root().profiles)
 
 
+def _profile_changes() -> Routes:
+    from crm.profiles.change_routes import profile_change_routes
+
+    return profile_change_routes(lambda: root().profiles)
+
+
 def _imports() -> Routes:
     from crm.profiles.import_routes import import_routes
 
@@ -98,8 +104,8 @@ def _analytics() -> Routes:
 
 
 _UNLOADED: list[Callable[[], Routes]] = [
-    _events, _profiles, _imports, _segments, _sends, _tickets, _journeys, _dispatch, _aftersales,
-    _privacy, _analytics,
+    _events, _profiles, _profile_changes, _imports, _segments, _sends, _tickets, _journeys,
+    _dispatch, _aftersales, _privacy, _analytics,
 ]  # fmt: skip
 
 # The groups that may serve a path, by its first segment, tried in this order: a request loads
@@ -108,8 +114,8 @@ _UNLOADED: list[Callable[[], Routes]] = [
 # found this way; a path of no listed segment loads every group (as an unknown one does).
 _CANDIDATES: dict[str, tuple[Callable[[], Routes], ...]] = {
     "events": (_events,),
-    "customers": (_profiles, _segments, _tickets, _aftersales),
-    "merge-suggestions": (_profiles,),
+    "customers": (_profiles, _profile_changes, _segments, _tickets, _aftersales),
+    "merge-suggestions": (_profile_changes,),
     "imports": (_imports,),
     "segments": (_segments,),
     "campaigns": (_sends, _journeys, _dispatch),

@@ -283,22 +283,9 @@ class Crm:
 
     @cached_property
     def profiles(self) -> Profiles:
-        from crm.profiles.edits import ProfileEdits
         from crm.profiles.family import Profiles
-        from crm.profiles.lookup import CustomerLookup
-        from crm.profiles.merge_suggestions import MergeSuggestions
-        from crm.profiles.points import LoyaltyPoints
 
-        service, views, identity = self.profile_service, self.profile_views, self.profile_identity
-        return Profiles(
-            service=service,
-            identity=identity,
-            views=views,
-            edits=ProfileEdits(service, views, identity),
-            lookup=CustomerLookup(service, views),
-            merge_suggestions=MergeSuggestions(service, identity),
-            points=LoyaltyPoints(service, self.bus),
-        )
+        return Profiles(self.profile_service, self.profile_identity, self.profile_views, self.bus)
 
     @cached_property
     def event_intake(self) -> EventIntake:
@@ -512,7 +499,7 @@ class Crm:
     @cached_property
     def journey_profile_actions(self) -> ProfileActions:
         from crm.auth import Caller, Role
-        from crm.profiles.models import PointsChange, TagChange, TagInput
+        from crm.profiles.change_models import PointsChange, TagChange, TagInput
 
         # The journeys act as a system caller through profiles' own use cases: the same
         # checks, ledger and events as a marketer's change.

@@ -3,8 +3,6 @@ profiles and segments. The tickets' and after-sales' events are in `crm.ticket_e
 privacy family's in `crm.privacy_events`: the API and the event folder load this module on
 every cold start, and define no class they never publish."""
 
-from __future__ import annotations
-
 from datetime import datetime
 from typing import ClassVar, Literal
 

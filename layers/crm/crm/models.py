@@ -1,7 +1,5 @@
 """Shared pydantic bases."""
 
-from __future__ import annotations
-
 import re
 from datetime import UTC, datetime
 from typing import Annotated, Any

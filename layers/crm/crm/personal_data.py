@@ -10,8 +10,6 @@ own data (they go only to the customer, in the exports bucket), every other resu
 counts and kinds.
 """
 
-from __future__ import annotations
-
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -66,14 +64,14 @@ class StoreExport(Output):
     """Sections of the access bundle: each a list of flat JSON-able records (CSV-able)."""
 
     store: str
-    sections: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
-    explanations: dict[str, str] = Field(default_factory=dict)  # automated decisions, in words
+    sections: dict[str, list[dict[str, Any]]] = Field(default={})
+    explanations: dict[str, str] = Field(default={})  # automated decisions, in words
 
 
 class StoreErasure(Output):
     store: str
-    erased: dict[str, int] = Field(default_factory=dict)  # kind -> items deleted or shredded
-    anonymised: dict[str, int] = Field(default_factory=dict)  # kind -> items kept unlinked
+    erased: dict[str, int] = Field(default={})  # kind -> items deleted or shredded
+    anonymised: dict[str, int] = Field(default={})  # kind -> items kept unlinked
 
 
 class Remnant(Output):

@@ -1,7 +1,5 @@
 """Contracts of the bus events of privacy requests and consent (the base: `crm.events`)."""
 
-from __future__ import annotations
-
 from datetime import datetime
 from typing import ClassVar
 

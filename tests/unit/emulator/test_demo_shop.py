@@ -3,9 +3,10 @@ from __future__ import annotations
 import statistics
 from collections import Counter
 
+from crm.profiles.change_models import ConsentChange
 from crm.profiles.customer_events import CUSTOMER_EVENT
 from crm.profiles.import_models import HistoryImport
-from crm.profiles.models import ConsentChange, UpsertCustomer
+from crm.profiles.models import UpsertCustomer
 from crm_local.seed import CATALOG, CONSENT_SHARES, Shop, import_bodies
 
 

@@ -14,14 +14,9 @@ from pydantic import BaseModel
 
 from crm.errors import InvalidInput
 from crm.http import parse_body
+from crm.profiles.change_models import ConsentChange, EditProfile, PointsChange, TagInput
 from crm.profiles.customer_events import BrowseEvent, EventBatch, OrderEvent, OrderItem
-from crm.profiles.models import (
-    ConsentChange,
-    EditProfile,
-    FindCustomers,
-    PointsChange,
-    TagInput,
-)
+from crm.profiles.models import FindCustomers
 from crm.segments.models import Condition, Rule, SegmentDefinition
 from crm_local.openapi_doc import current_openapi
 

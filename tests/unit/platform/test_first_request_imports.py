@@ -135,6 +135,8 @@ FOLDER_FIRST_BATCH = """
 # The API's use cases of the profiles family and their request and view models.
 API_ONLY = (
     "crm.profiles.models",
+    "crm.profiles.change_models",
+    "crm.profiles.change_routes",
     "crm.profiles.edits",
     "crm.profiles.lookup",
     "crm.profiles.merge_suggestions",
@@ -155,19 +157,50 @@ def test_the_event_folders_first_batch_loads_no_api_models() -> None:
     assert found["loaded"] == []
 
 
-def test_the_profiles_family_loads_the_api_models_and_not_the_folding() -> None:
-    # The probe would see them: the family the API's routes use loads its use cases and models;
-    # the API never folds events, and the family loads neither the folding nor the event and
-    # import intakes (their routes are apart: crm.profiles.event_routes, import_routes), nor
-    # the aggregates' folding and the event models (a merge imports them when it combines).
+def test_the_profiles_family_builds_its_use_cases_when_first_used() -> None:
+    # The family holds identity resolution and the views; edits, lookup, merge suggestions and
+    # points (and their request and view models) load with their first use. The API never
+    # folds events: the family loads neither the folding nor the event and import intakes
+    # (their routes are apart: crm.profiles.event_routes, import_routes).
     family = "from crm.profiles.family import Profiles\n"
     intakes = ("crm.profiles.import_intake", "crm.profiles.import_models")
     folding = ("crm.profiles.event_folding", "crm.profiles.aggregates",
                "crm.profiles.customer_events")  # fmt: skip
     watched = (*API_ONLY, *intakes, *folding)
-    assert loaded("ApiFunction", family, watched) == sorted(
-        m for m in API_ONLY if m not in ("crm.profiles.routes", "crm.profiles.event_intake")
-    )
+    assert loaded("ApiFunction", family, watched) == ["crm.profiles.family"]
+    points = family + "Profiles(None, None, None, None).points\n"
+    assert loaded("ApiFunction", points, watched) == sorted([
+        "crm.profiles.family", "crm.profiles.points", "crm.profiles.change_models",
+        "crm.profiles.models",
+    ])  # fmt: skip
+
+
+# A customer's creation, the API's first request for a shop's sign-up page or an import of
+# members, through the handler on a provisioned stack.
+API_FIRST_CUSTOMER = """
+    reply = suite.call("POST", "/customers",
+                       {"identities": [{"channel": "wechat", "external_id": "o-1"}],
+                        "attributes": {"phone": "13800138000"}}, role="admin")
+    found = {"status": reply.status, "created": reply.body["created"]}"""
+
+# What changes a profile, and the events' models (loaded by points and the folding).
+CHANGES_ONLY = (
+    "crm.profiles.change_models",
+    "crm.profiles.change_routes",
+    "crm.profiles.edits",
+    "crm.profiles.lookup",
+    "crm.profiles.merge_suggestions",
+    "crm.profiles.points",
+    "crm.events",
+)
+
+
+def test_a_customers_creation_loads_none_of_the_profile_changes() -> None:
+    found = on_a_stack(API_FIRST_CUSTOMER, (*CHANGES_ONLY, *NOT_ON_THE_PATH))
+    assert found["status"] == 201, found
+    assert found["created"] is True
+    assert found["provisioned"] == []
+    assert found["loaded"] == []
 
 
 # The API's most common first request, through the handler on a provisioned stack: a batch of

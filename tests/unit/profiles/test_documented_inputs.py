@@ -14,13 +14,8 @@ from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
 from crm.pii import normalize_phone
-from crm.profiles.models import (
-    MAX_IDENTITIES,
-    Identity,
-    ProfileAttributes,
-    TagChange,
-    UpsertCustomer,
-)
+from crm.profiles.change_models import TagChange
+from crm.profiles.models import MAX_IDENTITIES, Identity, ProfileAttributes, UpsertCustomer
 from crm.profiles.record_models import EMAIL_SCHEMA, PHONE_SCHEMA
 
 

@@ -11,16 +11,16 @@ from crm.auth import Caller, Role
 from crm.errors import Conflict
 from crm.keys import DataKeys
 from crm.pii import BlindIndex
-from crm.profiles.edits import ProfileEdits
-from crm.profiles.identity import IdentityResolution
-from crm.profiles.models import (
+from crm.profiles.change_models import (
     ConsentChange,
     EditProfile,
     MergeCustomers,
     PointsChange,
     TagChange,
-    UpsertCustomer,
 )
+from crm.profiles.edits import ProfileEdits
+from crm.profiles.identity import IdentityResolution
+from crm.profiles.models import UpsertCustomer
 from crm.profiles.points import LoyaltyPoints
 from crm.profiles.service import MAX_ATTEMPTS, ProfileService
 from crm.profiles.store import ProfileStore, StaleProfile

@@ -1,7 +1,5 @@
 """The analytics API's shapes (the dashboard page builds on them: docs/analytics.md)."""
 
-from __future__ import annotations
-
 from datetime import date, datetime
 from typing import Literal
 
@@ -64,7 +62,7 @@ class MetricResult(Output):
     filters: dict[str, str] = Field(description="the filters applied (channel, category, campaign)")
     series: list[Series]
     x_labels: dict[str, str] = Field(
-        default_factory=dict,
+        default={},
         description="display names of x values, shown beside them: campaign_roi's "
         "`campaign_id/variant` as the campaign's name and the variant",
     )

@@ -5,8 +5,6 @@ The only code of dispatch that touches boto3. Every state change of a message is
 the state it was read in, so two workers, a redelivery or a re-run after a crash can never
 both move it (docs/campaigns.md, "exactly once")."""
 
-from __future__ import annotations
-
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass

@@ -9,14 +9,12 @@ outside the table are idempotent by their own keys: dispatch by the request's di
 timers by an id naming instance, step and pos. A run that stops half way is picked up by the
 next delivery (an `active` instance is simply run again)."""
 
-from __future__ import annotations
-
 import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aws_lambda_powertools import Logger
@@ -578,7 +576,7 @@ class DailyTask(Record):
     start_key: dict[str, Any] | None = None
 
     @classmethod
-    def parse(cls, body: str) -> DailyTask:
+    def parse(cls, body: str) -> Self:
         try:
             return cls.model_validate_json(body)
         except ValidationError as exc:

@@ -1,11 +1,9 @@
 """Journeys as data: a trigger, steps that form a graph, exit conditions, a goal and a
 re-entry rule (API shapes), and what the store keeps of them and of their instances."""
 
-from __future__ import annotations
-
 import re
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
 from pydantic import Field, StringConstraints, model_validator
 
@@ -83,10 +81,8 @@ class AfterSalesTrigger(StrictInput):
     kind when empty). Each case enters once per stage."""
 
     type: Literal["after_sales"]
-    stages: list[AfterSalesStage] = Field(default_factory=list, max_length=12)
-    kinds: list[Literal["return", "exchange", "refund", "repair"]] = Field(
-        default_factory=list, max_length=4
-    )
+    stages: list[AfterSalesStage] = Field(default=[], max_length=12)
+    kinds: list[Literal["return", "exchange", "refund", "repair"]] = Field(default=[], max_length=4)
 
 
 class TicketEscalatedTrigger(StrictInput):
@@ -133,7 +129,7 @@ class WaitStep(_Step):
     )
 
     @model_validator(mode="after")
-    def _one_kind(self) -> WaitStep:
+    def _one_kind(self) -> Self:
         if self.until_time is not None and (self.seconds or self.until_event):
             raise ValueError("a wait is a duration, a time of day or an event, not several")
         if self.until_time is None and self.seconds is None:
@@ -192,7 +188,7 @@ class UpdateProfileStep(_Step):
     add_points: Annotated[int, Field(ge=1, le=1_000_000), INTEGRAL] | None = None
 
     @model_validator(mode="after")
-    def _something(self) -> UpdateProfileStep:
+    def _something(self) -> Self:
         if self.add_tag is None and self.add_points is None:
             raise ValueError("an update_profile step needs add_tag or add_points")
         return self
@@ -214,7 +210,7 @@ class Outcome(StrictInput):
     rule: Rule | None = None
 
     @model_validator(mode="after")
-    def _one(self) -> Outcome:
+    def _one(self) -> Self:
         if (self.event is None) == (self.rule is None):
             raise ValueError("give exactly one of event or rule")
         return self
@@ -225,7 +221,7 @@ class Reentry(StrictInput):
     after_seconds: Annotated[int, Field(ge=60, le=MAX_WAIT_S), INTEGRAL] | None = None
 
     @model_validator(mode="after")
-    def _after_needs_duration(self) -> Reentry:
+    def _after_needs_duration(self) -> Self:
         if (self.mode == "after") != (self.after_seconds is not None):
             raise ValueError("mode after needs after_seconds (and only it)")
         return self
@@ -237,7 +233,7 @@ class JourneyDefinition(StrictInput):
     trigger: Trigger
     start: StepId = Field(description="the first step")
     steps: list[Step] = Field(min_length=1, max_length=MAX_STEPS)
-    exit: list[Outcome] = Field(default_factory=list, max_length=5)
+    exit: list[Outcome] = Field(default=[], max_length=5)
     goal: Outcome | None = None
     reentry: Reentry = Field(default_factory=Reentry)
 
@@ -282,14 +278,14 @@ class StepCounts(Output):
     deferred: int = 0
     suppressed: int = 0
     suppressed_by: dict[str, int] = Field(
-        default_factory=dict,
+        default={},
         description="`suppressed` by dispatch's reason: no_consent, no_address (the channel "
         "does not reach the customer: no app identity for push, no phone for sms...), "
         "global_control, processing_restricted, unknown_customer; they add up to `suppressed`",
     )
     capped: int = 0
     capped_by: dict[str, int] = Field(
-        default_factory=dict,
+        default={},
         description="`capped` by reason: daily_cap, weekly_cap, rolling_cap, "
         "<reason>_past_max_defer; they add up to `capped`",
     )
@@ -302,9 +298,9 @@ class JourneyReport(Output):
     completed: int = 0
     exited_goal: int = 0
     exited_exit: int = 0
-    steps: dict[str, StepCounts] = Field(default_factory=dict)
+    steps: dict[str, StepCounts] = Field(default={})
     variants: dict[str, dict[str, int]] = Field(
-        default_factory=dict,
+        default={},
         description="per A/B variant: entered, and its sends' outcomes (sent, capped, ...)",
     )
 
@@ -328,7 +324,7 @@ class JourneyInstance(Record):
     entered_at: datetime
     updated_at: datetime
     wait_timer: str | None = None
-    history: list[str] = Field(default_factory=list, description="steps run, in order")
+    history: list[str] = Field(default=[], description="steps run, in order")
 
 
 class InstanceList(Output):

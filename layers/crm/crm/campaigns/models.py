@@ -1,8 +1,6 @@
 """Campaigns' shapes shared by its parts: what journeys and segment sends hand to dispatch,
 and what dispatch answers. API shapes of each part live beside it (`journey_models.py`, ...)."""
 
-from __future__ import annotations
-
 import re
 from enum import StrEnum
 from typing import Literal
@@ -94,13 +92,13 @@ class DispatchCounts(Output):
     failed: int = 0
     cost_micros: int = Field(default=0, description="what the providers charge, in 1e-6 units")
     suppressed_by: dict[str, int] = Field(
-        default_factory=dict,
+        default={},
         description="`suppressed` by reason: no_consent, no_address (the channel does not reach "
         "the customer), global_control, processing_restricted, unknown_customer, "
         "channel_takes_no_marketing",
     )
     capped_by: dict[str, int] = Field(
-        default_factory=dict,
+        default={},
         description="`capped` by reason: daily_cap, weekly_cap, rolling_cap, or <why it was "
         "deferred>_past_max_defer (quiet_hours_past_max_defer, ...)",
     )

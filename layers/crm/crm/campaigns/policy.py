@@ -23,8 +23,6 @@ The functions here are pure: the dispatch service reads the state, these decide,
 writes the state back under a condition.
 """
 
-from __future__ import annotations
-
 import hashlib
 from datetime import date, datetime, time, timedelta
 from typing import Annotated, Literal
@@ -189,9 +187,9 @@ class CapState(Record):
     under a condition on `version`, so two workers cannot both take the last slot."""
 
     version: int = 0
-    days: dict[str, dict[str, int]] = Field(default_factory=dict, description="day -> channel")
-    weeks: dict[str, int] = Field(default_factory=dict)
-    recent: list[datetime] = Field(default_factory=list, description="sends in the window")
+    days: dict[str, dict[str, int]] = Field(default={}, description="day -> channel")
+    weeks: dict[str, int] = Field(default={})
+    recent: list[datetime] = Field(default=[], description="sends in the window")
 
 
 def day_of(policy: ContactPolicy, now: datetime, zone: ZoneInfo | None = None) -> str:

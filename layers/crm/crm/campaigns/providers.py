@@ -10,8 +10,6 @@ with the same key sends nothing).
 Message bodies carry PII (a masked name, a coupon code): nothing here logs them.
 """
 
-from __future__ import annotations
-
 import hashlib
 import hmac
 import json

@@ -1,8 +1,6 @@
 """Dispatch's HTTP routes: the contact policy, message templates and the outbox (what the
 recording provider would have sent), each with the permission it needs."""
 
-from __future__ import annotations
-
 import re
 from collections.abc import Callable
 from typing import Annotated

@@ -1,10 +1,8 @@
 """API and stored shapes of segment sends, coupons, conversions and the campaign report."""
 
-from __future__ import annotations
-
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
 from pydantic import BeforeValidator, Field, StringConstraints, WithJsonSchema, model_validator
 
@@ -95,7 +93,7 @@ class CouponOfferInput(StrictInput):
     )
 
     @model_validator(mode="after")
-    def _one_discount(self) -> CouponOfferInput:
+    def _one_discount(self) -> Self:
         if self.kind == "amount_off" and (self.amount_off is None or self.percent_off is not None):
             raise ValueError("an amount_off offer gives amount_off and no percent_off")
         if self.kind == "percent_off" and (self.percent_off is None or self.amount_off is not None):
@@ -157,7 +155,7 @@ class SendInput(StrictInput):
     template_id: Id
     coupon_offer_id: Id | None = None
     variants: list[VariantInput] = Field(
-        default_factory=list, max_length=5, description="A/B split; none: one variant, A"
+        default=[], max_length=5, description="A/B split; none: one variant, A"
     )
     holdout_percent: Annotated[int, Field(ge=0, le=50), INTEGRAL] = Field(
         default=0, description="members kept from the send to measure its uplift"
@@ -169,7 +167,7 @@ class SendInput(StrictInput):
     margin_rate: Rate = Field(default=Decimal("0.3"), description="margin on revenue, for ROI")
 
     @model_validator(mode="after")
-    def _distinct_variants(self) -> SendInput:
+    def _distinct_variants(self) -> Self:
         names = [v.name for v in self.variants]
         if len(set(names)) != len(names):
             raise ValueError("variant names must differ")
@@ -262,14 +260,14 @@ class VariantReport(Output):
     deferred: int
     suppressed: int
     suppressed_by: dict[str, int] = Field(
-        default_factory=dict,
+        default={},
         description="`suppressed` by dispatch's reason: no_consent, no_address (the channel "
         "does not reach the customer: no phone for sms, no app identity for push...), "
         "processing_restricted, unknown_customer, channel_takes_no_marketing; they add up to "
         "`suppressed`",
     )
     capped_by: dict[str, int] = Field(
-        default_factory=dict,
+        default={},
         description="`capped` by reason: daily_cap, weekly_cap, rolling_cap, or "
         "<reason>_past_max_defer (quiet_hours_past_max_defer: quiet hours outlasted the "
         "step's max_defer_s); they add up to `capped`",
@@ -322,5 +320,5 @@ class OrderPaid(Record):
     customer_id: str
     order_id: str
     amount: Decimal
-    coupon_codes: list[str] = Field(default_factory=list)
+    coupon_codes: list[str] = Field(default=[])
     occurred_at: UtcDatetime

@@ -9,8 +9,6 @@ render time (`coupon.code` when the request carries no coupon) makes that one me
 with the reason; it never stops the others.
 """
 
-from __future__ import annotations
-
 import time as _time
 from collections.abc import Mapping
 from datetime import datetime
@@ -99,7 +97,7 @@ class RenderFailed(Exception):
 
 
 @cache
-def _env() -> SandboxedEnvironment:
+def _env() -> "SandboxedEnvironment":
     # jinja2 is loaded with the first template a process checks or renders: the API's cold
     # start (which registers the template routes) does not pay for it.
     from jinja2 import StrictUndefined, TemplateRuntimeError

@@ -1,8 +1,6 @@
 """The privacy family's API shapes: requests as filed, decided and reported, the export link
 and the audit chain's verification."""
 
-from __future__ import annotations
-
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
@@ -93,7 +91,7 @@ class FileRequest(StrictInput):
         description="defaults from the stack's data region (cn pipl, eu gdpr, us ccpa)",
     )
     purposes: list[ConsentPurpose] = Field(
-        default_factory=list,
+        default=[],
         max_length=10,
         description="consent_withdrawal: the purposes withdrawn; none means every purpose",
     )
@@ -119,8 +117,8 @@ class StepView(Output):
     state: StepState
     attempts: int = 0
     error: str | None = Field(default=None, description="the failure's class, never its text")
-    counts: dict[str, int] = Field(default_factory=dict)
-    holdings: list[Holding] = Field(default_factory=list)
+    counts: dict[str, int] = Field(default={})
+    holdings: list[Holding] = Field(default=[])
 
 
 class StoreProof(Output):
@@ -129,7 +127,7 @@ class StoreProof(Output):
     store: str
     checked: int
     clean: bool
-    remnants: list[Remnant] = Field(default_factory=list)
+    remnants: list[Remnant] = Field(default=[])
     remnants_total: int = 0
 
 
@@ -152,7 +150,7 @@ class RequestView(Output):
     confirmed_at: datetime | None = None
     completed_at: datetime | None = None
     duplicate_of: str | None = None
-    steps: list[StepView] = Field(default_factory=list)
+    steps: list[StepView] = Field(default=[])
     proof: list[StoreProof] | None = None
     export_ready: bool = False
 

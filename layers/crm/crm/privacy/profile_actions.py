@@ -9,8 +9,9 @@ from collections.abc import Sequence
 
 from crm.auth import Caller, Role
 from crm.errors import NotFound
+from crm.profiles.change_models import ConsentChange, EditProfile
 from crm.profiles.family import Profiles
-from crm.profiles.models import ConsentChange, ConsentPurpose, EditProfile, ProfileAttributes
+from crm.profiles.models import ConsentPurpose, ProfileAttributes
 
 SYSTEM = Caller(subject="privacy", roles=frozenset({Role.ADMIN}), system=True)
 CHANGES_FIELD = "privacy_changes"  # what the sealed changes are bound to (the cipher's AAD)

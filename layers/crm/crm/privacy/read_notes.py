@@ -5,8 +5,6 @@ Apart from the family's records: the API's first read of a profile loads this mo
 with it. The consumer appends the notes (`crm.privacy.audit`).
 """
 
-from __future__ import annotations
-
 import re
 from datetime import datetime
 

@@ -11,8 +11,6 @@
   could deliver it again.
 """
 
-from __future__ import annotations
-
 import hashlib
 import json
 from datetime import datetime
@@ -39,8 +37,8 @@ class StepRecord(Record):
     state: StepState = StepState.PENDING
     attempts: int = 0
     error: str | None = None
-    counts: dict[str, int] = Field(default_factory=dict)
-    holdings: list[Holding] = Field(default_factory=list)
+    counts: dict[str, int] = Field(default={})
+    holdings: list[Holding] = Field(default=[])
 
 
 class PrivacyRequestRecord(Record):
@@ -65,9 +63,9 @@ class PrivacyRequestRecord(Record):
     completed_at: datetime | None = None
     duplicate_of: str | None = None
     subject: DataSubject
-    purposes: list[str] = Field(default_factory=list)
+    purposes: list[str] = Field(default=[])
     changes: dict[str, Any] | None = None  # rectification: sealed before storing (see service)
-    steps: dict[str, StepRecord] = Field(default_factory=dict)
+    steps: dict[str, StepRecord] = Field(default={})
     proof: list[StoreProof] | None = None
     export_key: str | None = None
 
@@ -102,9 +100,9 @@ class AuditEntry(Record):
     action: str
     customer_id: str | None = None
     request_id: str | None = None
-    fields: list[str] = Field(default_factory=list)
+    fields: list[str] = Field(default=[])
     why: str | None = None
-    detail: dict[str, Any] = Field(default_factory=dict)  # counts, store names, proof summary
+    detail: dict[str, Any] = Field(default={})  # counts, store names, proof summary
     prev_hash: str
     hash: str = ""
 

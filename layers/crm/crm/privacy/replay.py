@@ -11,8 +11,6 @@ them). Erasure is idempotent, so replaying twice, or an erasure the restore did 
 changes nothing. Each replay is audited (`erasure_replayed`, with the proof's summary).
 """
 
-from __future__ import annotations
-
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 

@@ -12,7 +12,7 @@ from crm.profiles.record_models import ConsentPurpose, ConsentState
 from crm.profiles.records import LedgerEntry, ProfileRecord
 
 if TYPE_CHECKING:
-    from crm.profiles.models import ConsentChange
+    from crm.profiles.change_models import ConsentChange
 
 
 def consent_entry(

@@ -1,10 +1,8 @@
 """Order, browsing and after-sales events that client apps and upstream systems send."""
 
-from __future__ import annotations
-
 import re
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     AfterValidator,
@@ -103,7 +101,7 @@ class _Event(StrictInput):
     residency: DataRegion | None = Field(default=None, description=RESIDENCY)
 
     @model_validator(mode="after")
-    def _one_customer_reference(self) -> _Event:
+    def _one_customer_reference(self) -> Self:
         if (self.customer_id is None) == (self.identity is None):
             raise ValueError("give exactly one of customer_id or identity")
         return self
@@ -130,14 +128,14 @@ class OrderEvent(_Event):
     order_id: Key
     amount: Money
     currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] = "CNY"
-    items: list[OrderItem] = Field(default_factory=list, max_length=200)
+    items: list[OrderItem] = Field(default=[], max_length=200)
     discount: Money | None = Field(
         default=None, description="coupons and promotions taken off the items' total (满99减50)"
     )
     shipping_fee: Money | None = Field(default=None, description="added to the items' total")
     store_id: Key | None = None
     coupon_codes: list[CouponCode] = Field(
-        default_factory=list,
+        default=[],
         max_length=10,
         description="codes the order redeemed (campaign coupons); an order_paid redeems them",
     )

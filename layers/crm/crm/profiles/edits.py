@@ -9,8 +9,6 @@ customer's if it is still free, and a merge suggestion for the managers otherwis
 switch the number at once and name a conflict (409), as they may read other profiles anyway.
 """
 
-from __future__ import annotations
-
 from datetime import timedelta
 from typing import Literal
 
@@ -18,26 +16,22 @@ from crm.auth import Caller, Permission
 from crm.clock import CLOCK_SKEW
 from crm.errors import Conflict, InvalidInput, NotFound
 from crm.models import Output
+from crm.profiles.change_models import ConsentChange, ConsentView, EditProfile, TagChange, TagsView
 from crm.profiles.consent import consent_entry
 from crm.profiles.identity import IdentityResolution
 from crm.profiles.models import (
     CONTACT_CHANNELS,
     MAX_TAGS,
-    ConsentChange,
     ConsentPurpose,
     ConsentState,
-    ConsentView,
     ContactField,
     Customer360,
     CustomerSelfView,
-    EditProfile,
     Identity,
     LinkingIdentity,
     MergeReason,
     ProfileAttributes,
-    TagChange,
     TagState,
-    TagsView,
 )
 from crm.profiles.pii_codec import PiiCodec
 from crm.profiles.records import ProfileRecord, StoredIdentity

@@ -47,14 +47,8 @@ from crm.profiles.store import (
 # are types here, imported where an upsert, a merge or a view builds them (docs/architecture.md,
 # "Cold starts"; tests/unit/platform/test_first_request_imports.py).
 if TYPE_CHECKING:
-    from crm.profiles.models import (
-        ConsentChange,
-        Customer360,
-        MergeCustomers,
-        MergeSuggestionView,
-        UpsertCustomer,
-        UpsertResult,
-    )
+    from crm.profiles.change_models import ConsentChange, MergeCustomers
+    from crm.profiles.models import Customer360, MergeSuggestionView, UpsertCustomer, UpsertResult
     from crm.profiles.views import CustomerViews
 
 
@@ -435,7 +429,7 @@ class IdentityResolution:
     @staticmethod
     def _merged_points(merged: ProfileRecord, source: ProfileRecord, now: datetime) -> LedgerEntry:
         """The survivor's points ledger shows where the absorbed balance came from."""
-        from crm.profiles.models import PointsEntry
+        from crm.profiles.change_models import PointsEntry
 
         entry = PointsEntry(
             txn_id=f"merge-{source.customer_id}",

@@ -6,25 +6,17 @@ the `POST /events` events less the customer reference (they belong to the custom
 listed under), so every rule of an event (its types, money, items, times) is the same.
 """
 
-from __future__ import annotations
-
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
 from pydantic import ConfigDict, Field, model_validator
 
 from crm.config import DataRegion
 from crm.models import Output, Record, StrictInput
+from crm.profiles.change_models import ConsentChange
 from crm.profiles.customer_events import AfterSalesEvent, BrowseEvent, OrderEvent
-from crm.profiles.models import (
-    MAX_IDENTITIES,
-    RESIDENCY,
-    ConsentChange,
-    Identity,
-    Key,
-    ProfileAttributes,
-)
+from crm.profiles.models import MAX_IDENTITIES, RESIDENCY, Identity, Key, ProfileAttributes
 
 MAX_IMPORT_CUSTOMERS = 1_000
 MAX_IMPORT_EVENTS = 20_000
@@ -49,7 +41,7 @@ class ImportedOrderEvent(OrderEvent):
     identity: None = None
 
     @model_validator(mode="after")
-    def _one_customer_reference(self) -> ImportedOrderEvent:
+    def _one_customer_reference(self) -> Self:
         _no_customer_reference(self.customer_id, self.identity)
         return self
 
@@ -61,7 +53,7 @@ class ImportedBrowseEvent(BrowseEvent):
     identity: None = None
 
     @model_validator(mode="after")
-    def _one_customer_reference(self) -> ImportedBrowseEvent:
+    def _one_customer_reference(self) -> Self:
         _no_customer_reference(self.customer_id, self.identity)
         return self
 
@@ -73,7 +65,7 @@ class ImportedAfterSalesEvent(AfterSalesEvent):
     identity: None = None
 
     @model_validator(mode="after")
-    def _one_customer_reference(self) -> ImportedAfterSalesEvent:
+    def _one_customer_reference(self) -> Self:
         _no_customer_reference(self.customer_id, self.identity)
         return self
 
@@ -92,9 +84,9 @@ class ImportCustomer(StrictInput):
     identities: list[Identity] = Field(min_length=1, max_length=MAX_IDENTITIES - 2)
     attributes: ProfileAttributes = Field(default_factory=ProfileAttributes)
     residency: DataRegion | None = Field(default=None, description=RESIDENCY)
-    events: list[ImportedEvent] = Field(default_factory=list, max_length=MAX_IMPORT_EVENTS)
+    events: list[ImportedEvent] = Field(default=[], max_length=MAX_IMPORT_EVENTS)
     consent: list[ConsentChange] = Field(
-        default_factory=list,
+        default=[],
         max_length=MAX_IMPORT_CONSENT,
         description="the customer's consent decisions, as PUT /customers/{id}/consent takes "
         "each (decided_at: when the customer decided; the import's time if left out): a "
@@ -159,7 +151,7 @@ class ImportRecord(Record):
     attempt: int = 0
     chunks_done: int = 0
     counts: ImportCounts = Field(default_factory=ImportCounts)
-    failures: list[ImportFailure] = Field(default_factory=list)
+    failures: list[ImportFailure] = Field(default=[])
     lake_objects: int = 0
     error: str | None = None
     started_at: datetime | None = None

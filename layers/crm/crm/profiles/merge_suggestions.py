@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from crm.auth import Caller, Permission
 from crm.errors import Conflict, NotFound
+from crm.profiles.change_models import MergeSuggestionPage
 from crm.profiles.identity import IdentityResolution, suggestion_view
-from crm.profiles.models import MergeSuggestionPage, MergeSuggestionStatus, MergeSuggestionView
+from crm.profiles.models import MergeSuggestionStatus, MergeSuggestionView
 from crm.profiles.records import MergeSuggestionRecord
 from crm.profiles.service import ProfileService
 from crm.profiles.store import SuggestionResolved

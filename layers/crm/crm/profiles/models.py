@@ -1,17 +1,17 @@
-"""The customer profile's API: what clients send, what the 360° view returns. The shapes a
-stored profile is made of are defined in `crm.profiles.record_models` (all the event folder
-loads) and re-exported here for the API's modules."""
-
-from __future__ import annotations
+"""The customer profile's API: what clients send to create or find a customer, what the 360°
+view returns. The shapes a stored profile is made of are defined in
+`crm.profiles.record_models` (all the event folder loads) and re-exported here for the API's
+modules; what changes a profile (edits, consent, tags, points, merges) is in
+`crm.profiles.change_models`, which a request that creates or reads a customer never loads."""
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import ConfigDict, Field, StringConstraints, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from crm.config import DataRegion
-from crm.models import NOT_BLANK, Integer, Output, StrictInput, UtcDatetime
+from crm.models import Output, StrictInput
 from crm.profiles.record_models import (
     CONTACT_CHANNELS,
     MAX_IDENTITIES,
@@ -56,17 +56,14 @@ __all__ = [
     "AttributesView",
     "BehaviourAggregates",
     "Channel",
-    "ConsentChange",
     "ConsentPurpose",
     "ConsentState",
-    "ConsentView",
     "ContactField",
     "Customer360",
     "CustomerMatch",
     "CustomerMatches",
     "CustomerScores",
     "CustomerSelfView",
-    "EditProfile",
     "Email",
     "EmailInput",
     "ExternalId",
@@ -75,28 +72,19 @@ __all__ = [
     "IdentityView",
     "Key",
     "LinkingIdentity",
-    "MergeCustomers",
     "MergeReason",
-    "MergeSuggestionPage",
     "MergeSuggestionStatus",
     "MergeSuggestionView",
     "OrderAggregates",
     "PendingContactView",
     "Phone",
     "PhoneInput",
-    "PointsChange",
-    "PointsEntry",
-    "PointsView",
     "ProfileAttributes",
     "ProfileView",
     "SearchCriterion",
     "ShortText",
-    "TagChange",
-    "TagInput",
     "TagKind",
-    "TagName",
     "TagState",
-    "TagsView",
     "TimeZoneName",
     "TimelineEntry",
     "UpsertCustomer",
@@ -112,83 +100,6 @@ class UpsertCustomer(StrictInput):
     identities: list[Identity] = Field(min_length=1, max_length=MAX_IDENTITIES - 2)
     attributes: ProfileAttributes = Field(default_factory=ProfileAttributes)
     residency: DataRegion | None = Field(default=None, description=RESIDENCY)
-
-
-class EditProfile(StrictInput):
-    """Partial update: fields present are set, fields set to null are cleared."""
-
-    version: Integer = Field(ge=1, description="the profile version this edit is based on")
-    attributes: ProfileAttributes
-
-
-class MergeCustomers(StrictInput):
-    source_customer_id: Key
-
-
-class ConsentChange(StrictInput):
-    purpose: ConsentPurpose
-    granted: bool
-    source: Key = Field(description="where the decision was taken: a channel, a store id, ...")
-    decided_at: UtcDatetime | None = Field(
-        default=None, description="when the customer decided; defaults to now"
-    )
-
-
-TagName = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=NOT_BLANK)
-]
-
-
-class TagInput(StrictInput):
-    name: TagName
-    kind: TagKind = TagKind.MANUAL
-
-
-class TagChange(StrictInput):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "anyOf": [
-                {"required": ["add"], "properties": {"add": {"minItems": 1}}},
-                {"required": ["remove"], "properties": {"remove": {"minItems": 1}}},
-            ]
-        }
-    )
-
-    add: list[TagInput] = Field(default_factory=list, max_length=MAX_TAGS)
-    remove: list[TagName] = Field(default_factory=list, max_length=MAX_TAGS)
-
-    @model_validator(mode="after")
-    def _not_empty(self) -> TagChange:
-        if not self.add and not self.remove:
-            raise ValueError("add or remove at least one tag")
-        return self
-
-
-class PointsChange(StrictInput):
-    txn_id: Key = Field(description="idempotency key: a retried transaction is applied once")
-    kind: Literal["earn", "redeem"]
-    points: Integer = Field(gt=0, le=10_000_000)
-    reason: Annotated[str, StringConstraints(max_length=200)] = ""
-    channel: Channel | None = None
-    store_id: Key | None = None
-
-
-class PointsEntry(Output):
-    txn_id: str
-    kind: Literal["earn", "redeem"]
-    points: int
-    balance_after: int
-    reason: str
-    channel: Channel | None
-    store_id: str | None
-    at: datetime
-
-
-class PointsView(Output):
-    customer_id: str
-    balance: int
-    entries: list[PointsEntry]
-    next_token: str | None = None
 
 
 class IdentityView(Output):
@@ -257,11 +168,11 @@ class Customer360(Output):
     orders: OrderAggregates
     behaviour: BehaviourAggregates
     timeline: list[TimelineEntry]
-    merged_from: list[str] = Field(default_factory=list)
+    merged_from: list[str] = Field(default=[])
     scores: CustomerScores | None = None
-    segments: list[str] = Field(default_factory=list)
+    segments: list[str] = Field(default=[])
     pending_verification: list[PendingContactView] = Field(
-        default_factory=list, description="contact changes the customer has not verified yet"
+        default=[], description="contact changes the customer has not verified yet"
     )
 
 
@@ -282,7 +193,7 @@ class CustomerSelfView(Output):
     orders: OrderAggregates
     timeline: list[TimelineEntry]
     pending_verification: list[PendingContactView] = Field(
-        default_factory=list,
+        default=[],
         description="a phone or email change waiting for the customer to verify it",
     )
 
@@ -305,17 +216,10 @@ class MergeSuggestionView(Output):
     survivor_id: str | None = Field(default=None, description="the profile kept, once approved")
 
 
-class MergeSuggestionPage(Output):
-    suggestions: list[MergeSuggestionView]
-    next_token: str | None = None
-
-
 class UpsertResult(Output):
     customer_id: str
     created: bool
-    merged: list[str] = Field(
-        default_factory=list, description="profiles folded into this one by the upsert"
-    )
+    merged: list[str] = Field(default=[], description="profiles folded into this one by the upsert")
     merge_suggestion: MergeSuggestionView | None = Field(
         default=None,
         description=(
@@ -325,16 +229,6 @@ class UpsertResult(Output):
         ),
     )
     profile: ProfileView
-
-
-class ConsentView(Output):
-    customer_id: str
-    consent: dict[ConsentPurpose, ConsentState]
-
-
-class TagsView(Output):
-    customer_id: str
-    tags: dict[str, TagState]
 
 
 class FindCustomers(StrictInput):
@@ -363,7 +257,7 @@ class FindCustomers(StrictInput):
     order_id: Key | None = Field(default=None, description="a placed or paid order's id")
 
     @model_validator(mode="after")
-    def _some_criterion(self) -> FindCustomers:
+    def _some_criterion(self) -> Self:
         if all(getattr(self, name) is None for name in ("phone", "email", "identity", "order_id")):
             raise ValueError("give at least one of phone, email, identity or order_id")
         return self

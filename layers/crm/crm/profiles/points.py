@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from crm.auth import Caller, Permission
 from crm.errors import Conflict, FieldProblem
 from crm.events import CustomerProfileUpdated
-from crm.profiles.models import PointsChange, PointsEntry, PointsView
+from crm.profiles.change_models import PointsChange, PointsEntry, PointsView
 from crm.profiles.records import LedgerEntry, ProfileRecord
 from crm.profiles.service import ProfileService
 from crm.profiles.store import AppendEntry, DuplicateEntry

@@ -4,12 +4,10 @@ requests and views (`crm.profiles.models`, which re-exports them for the API's m
 class costs its field collection when it is defined, deferred or not (docs/architecture.md,
 "Cold starts")."""
 
-from __future__ import annotations
-
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -138,7 +136,7 @@ class Identity(StrictInput):
     external_id: ExternalId
 
     @model_validator(mode="after")
-    def _normalize(self) -> Identity:
+    def _normalize(self) -> Self:
         if self.channel is Channel.PHONE:
             self.external_id = normalize_phone(self.external_id)
         elif self.channel is Channel.EMAIL:
@@ -226,20 +224,18 @@ class OrderAggregates(Output):
         "order's payment, and refunds beyond what an order paid",
     )
     refunds_awaiting_payment: dict[str, Decimal] = Field(
-        default_factory=dict,
+        default={},
         description="refunds of orders whose payment has not arrived, by order id; counted "
         "when it arrives",
     )
     first_order_at: datetime | None = None
     last_order_at: datetime | None = None
-    category_items: dict[str, int] = Field(
-        default_factory=dict, description="items bought per category"
-    )
+    category_items: dict[str, int] = Field(default={}, description="items bought per category")
     orders_by_month: dict[str, int] = Field(
-        default_factory=dict, description="paid orders per UTC month (YYYY-MM), last 36 months"
+        default={}, description="paid orders per UTC month (YYYY-MM), last 36 months"
     )
     products: dict[str, str] = Field(
-        default_factory=dict, description="products bought (sku -> category), at most 300"
+        default={}, description="products bought (sku -> category), at most 300"
     )
 
     @computed_field  # type: ignore[prop-decorator]
@@ -270,9 +266,7 @@ class BehaviourAggregates(Output):
     return_count: int = 0
     complaint_count: int = 0
     last_complaint_at: datetime | None = None
-    last_event_at: dict[str, datetime] = Field(
-        default_factory=dict, description="latest event of each type"
-    )
+    last_event_at: dict[str, datetime] = Field(default={}, description="latest event of each type")
 
 
 class Aggregates(Output):

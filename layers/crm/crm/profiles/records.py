@@ -1,7 +1,5 @@
 """The stored shape of a profile and of ledger entries (internal; never returned as is)."""
 
-from __future__ import annotations
-
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -50,21 +48,21 @@ class ProfileRecord(Record):
     )
     created_at: datetime
     updated_at: datetime
-    attributes: dict[str, Any] = Field(default_factory=dict, description="non-PII attributes")
-    sealed: dict[str, str] = Field(default_factory=dict, description="encrypted PII fields")
-    masked: dict[str, str] = Field(default_factory=dict, description="masked PII fields")
+    attributes: dict[str, Any] = Field(default={}, description="non-PII attributes")
+    sealed: dict[str, str] = Field(default={}, description="encrypted PII fields")
+    masked: dict[str, str] = Field(default={}, description="masked PII fields")
     wrapped_key: bytes | None = Field(default=None, exclude=True)
-    identities: list[StoredIdentity] = Field(default_factory=list)
-    consent: dict[str, ConsentState] = Field(default_factory=dict)
-    tags: dict[str, TagState] = Field(default_factory=dict)
+    identities: list[StoredIdentity] = Field(default=[])
+    consent: dict[str, ConsentState] = Field(default={})
+    tags: dict[str, TagState] = Field(default={})
     points_balance: int = 0
     aggregates: Aggregates = Field(default_factory=Aggregates)
-    merged_from: list[str] = Field(default_factory=list)
+    merged_from: list[str] = Field(default=[])
     merged_into: str | None = None
     scores: CustomerScores | None = None
-    segments: list[str] = Field(default_factory=list, description="segments the customer is in")
+    segments: list[str] = Field(default=[], description="segments the customer is in")
     pending: dict[ContactField, PendingContact] = Field(
-        default_factory=dict, description="unverified phone/email changes, by field"
+        default={}, description="unverified phone/email changes, by field"
     )
     restricted: bool = Field(
         default=False,
@@ -103,7 +101,7 @@ class MergeSuggestionRecord(Record):
     status: MergeSuggestionStatus = MergeSuggestionStatus.PENDING
     reason: MergeReason
     customer_ids: list[str]
-    identities: list[LinkingIdentity] = Field(default_factory=list)
+    identities: list[LinkingIdentity] = Field(default=[])
     requested_by: str
     requested_at: datetime
     resolved_by: str | None = None
@@ -181,7 +179,7 @@ class ScoringProfile:
     projected: dict[str, Any] = field(repr=False, default_factory=dict)
     _full: ProfileRecord | None = field(repr=False, default=None)
 
-    def full_record(self) -> ProfileRecord:
+    def full_record(self) -> "ProfileRecord":
         if self._full is None:
             # The index does not project the times (nothing scored reads them).
             full = ProfileRecord.model_validate(

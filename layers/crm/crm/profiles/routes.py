@@ -1,6 +1,8 @@
-"""The profiles family's HTTP routes, each with the permission it needs (but `POST /events`,
-in `event_routes`: most requests are events, and their first one loads the intake alone; and
-the historical imports', in `import_routes`: rare, and their models are large)."""
+"""The profiles family's HTTP routes that create, find and read customers, each with the
+permission it needs. The family's other routes are apart, so that the API's most frequent
+first requests load what they use alone: those that change a profile (edits, consent, tags,
+points, merges) in `change_routes`, `POST /events` in `event_routes` (most requests are
+events), the historical imports' in `import_routes` (rare, and their models are large)."""
 
 from __future__ import annotations
 
@@ -9,30 +11,15 @@ from collections.abc import Callable
 from chalice.app import Response
 
 from crm.auth import Permission as P
-from crm.http import ApiRequest, QueryParam, Routes, json_response
+from crm.http import ApiRequest, Routes, json_response
 from crm.profiles.family import Profiles
 from crm.profiles.models import (
-    ConsentChange,
-    ConsentView,
     Customer360,
     CustomerMatches,
     CustomerSelfView,
-    EditProfile,
     FindCustomers,
-    MergeCustomers,
-    MergeSuggestionPage,
-    MergeSuggestionView,
-    PointsChange,
-    PointsView,
-    TagChange,
-    TagsView,
     UpsertCustomer,
     UpsertResult,
-)
-
-PAGE = (
-    QueryParam("limit", "entries per page", "integer", minimum=1, maximum=100, default=20),
-    QueryParam("next_token", "the previous page's next_token"),
 )
 
 
@@ -85,126 +72,5 @@ def profile_routes(family: Callable[[], Profiles]) -> Routes:
     )
     def read_customer(req: ApiRequest) -> Customer360 | CustomerSelfView:
         return family().views.read_customer_360(req.who, req.path["customer_id"])
-
-    @routes.route(
-        "/customers/{customer_id}",
-        "PATCH",
-        permission=P.EDIT_PROFILE,
-        summary=(
-            "Edit attributes; the body's version must be the profile's current version. A "
-            "customer's new phone or email waits for verification (pending_verification)"
-        ),
-        body=EditProfile,
-        response=(Customer360, CustomerSelfView),
-        errors=(404, 409),
-    )
-    def edit_customer(req: ApiRequest) -> Customer360 | CustomerSelfView:
-        return family().edits.edit_profile(req.who, req.path["customer_id"], req.model(EditProfile))
-
-    @routes.route(
-        "/customers/{customer_id}/merge",
-        "POST",
-        permission=P.MERGE_PROFILES,
-        summary="Merge another profile of the same person into this one",
-        body=MergeCustomers,
-        response=Customer360,
-        errors=(404, 409),
-    )
-    def merge_customers(req: ApiRequest) -> Customer360:
-        return family().identity.merge_customers(
-            req.who, req.path["customer_id"], req.model(MergeCustomers)
-        )
-
-    @routes.route(
-        "/merge-suggestions",
-        "GET",
-        permission=P.MERGE_PROFILES,
-        summary="Pending merge suggestions, oldest first",
-        response=MergeSuggestionPage,
-        query=PAGE,
-    )
-    def pending_merges(req: ApiRequest) -> MergeSuggestionPage:
-        return family().merge_suggestions.pending(
-            req.who, limit=req.int_query("limit"), page_token=req.query.get("next_token")
-        )
-
-    @routes.route(
-        "/merge-suggestions/{suggestion_id}/approve",
-        "POST",
-        permission=P.MERGE_PROFILES,
-        summary="Merge the suggested profiles into the oldest of them",
-        response=MergeSuggestionView,
-        errors=(404, 409),
-    )
-    def approve_merge(req: ApiRequest) -> MergeSuggestionView:
-        return family().merge_suggestions.approve(req.who, req.path["suggestion_id"])
-
-    @routes.route(
-        "/merge-suggestions/{suggestion_id}/dismiss",
-        "POST",
-        permission=P.MERGE_PROFILES,
-        summary="Keep the suggested profiles apart",
-        response=MergeSuggestionView,
-        errors=(404, 409),
-    )
-    def dismiss_merge(req: ApiRequest) -> MergeSuggestionView:
-        return family().merge_suggestions.dismiss(req.who, req.path["suggestion_id"])
-
-    @routes.route(
-        "/customers/{customer_id}/consent",
-        "PUT",
-        permission=P.EDIT_CONSENT,
-        summary="Record a consent decision for one purpose",
-        body=ConsentChange,
-        response=ConsentView,
-        errors=(404, 409),
-    )
-    def change_consent(req: ApiRequest) -> ConsentView:
-        return family().edits.change_consent(
-            req.who, req.path["customer_id"], req.model(ConsentChange)
-        )
-
-    @routes.route(
-        "/customers/{customer_id}/tags",
-        "POST",
-        permission=P.EDIT_TAGS,
-        summary="Add and remove tags",
-        body=TagChange,
-        response=TagsView,
-        errors=(404, 409),
-    )
-    def change_tags(req: ApiRequest) -> TagsView:
-        return family().edits.change_tags(req.who, req.path["customer_id"], req.model(TagChange))
-
-    @routes.route(
-        "/customers/{customer_id}/points",
-        "GET",
-        permission=P.READ_PROFILE,
-        summary="Loyalty points balance and ledger, newest first",
-        response=PointsView,
-        query=PAGE,
-        errors=(404,),
-    )
-    def read_points(req: ApiRequest) -> PointsView:
-        return family().points.points_view(
-            req.who,
-            req.path["customer_id"],
-            limit=req.int_query("limit"),
-            page_token=req.query.get("next_token"),
-        )
-
-    @routes.route(
-        "/customers/{customer_id}/points",
-        "POST",
-        permission=P.ADJUST_POINTS,
-        summary="Earn or redeem points (idempotent per txn_id; never below zero)",
-        body=PointsChange,
-        response=PointsView,
-        errors=(404, 409),
-    )
-    def change_points(req: ApiRequest) -> PointsView:
-        return family().points.change_points(
-            req.who, req.path["customer_id"], req.model(PointsChange)
-        )
 
     return routes

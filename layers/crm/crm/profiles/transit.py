@@ -21,14 +21,12 @@ this one queued, and is still folded, so that messages queued before a deploy, o
 from the DLQ after it, are not lost. It can go once neither queue can hold one any more.
 """
 
-from __future__ import annotations
-
 import base64
 import binascii
 import json
 from collections.abc import Callable, Sequence
 from functools import lru_cache
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, Self
 
 from pydantic import ConfigDict, Field, ValidationError, model_validator
 
@@ -70,12 +68,12 @@ class QueuedEvent(Record):
         default=None, description="instead of event.customer_id: the identity's index form"
     )
     sealed: dict[str, str] = Field(
-        default_factory=dict, description="free-text field -> sealed under the batch's key"
+        default={}, description="free-text field -> sealed under the batch's key"
     )
     key: TransitKey | None = None
 
     @model_validator(mode="after")
-    def _consistent(self) -> QueuedEvent:
+    def _consistent(self) -> Self:
         if (self.identity is None) == ("customer_id" not in self.event):
             raise ValueError("give exactly one of event.customer_id or identity")
         if not set(self.sealed) <= set(SEALED_FIELDS):

@@ -5,8 +5,6 @@ Apart from `crm.segments.records`: the rule-segment check every profile write ru
 pydantic classes a cold start would otherwise define for nothing.
 """
 
-from __future__ import annotations
-
 from datetime import datetime
 
 from pydantic import Field
@@ -55,6 +53,6 @@ class SegmentModel(Record):
     bgnbd: BgNbdParams | None = None
     gamma_gamma: GammaGammaParams | None = None
     p_alive_threshold: float = 0.3
-    associations: dict[str, list[Association]] = Field(default_factory=dict)
-    product_categories: dict[str, str] = Field(default_factory=dict)
-    popular_products: list[str] = Field(default_factory=list)
+    associations: dict[str, list[Association]] = Field(default={})
+    product_categories: dict[str, str] = Field(default={})
+    popular_products: list[str] = Field(default=[])

@@ -1,15 +1,13 @@
 """Segment family models: rule definitions (a typed grammar over the field catalogue), run
 summaries, members, recommendations."""
 
-from __future__ import annotations
-
 import difflib
 import json
 import re
 from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Literal, cast
+from typing import Annotated, Literal, Self, cast
 
 from pydantic import (
     ConfigDict,
@@ -288,7 +286,7 @@ class Condition(StrictInput):
         raise _problem("no_event", f"no_event is one of: {', '.join(sorted(EVENT_TYPES))}")
 
     @model_validator(mode="after")
-    def _one_form(self) -> Condition:
+    def _one_form(self) -> Self:
         forms = [self.field is not None, self.has_tag is not None, self.no_event is not None]
         compare = {"op": self.op, "value": self.value}
         if sum(forms) != 1:
@@ -337,11 +335,11 @@ class Rule(StrictInput):
         }
     )
 
-    all: list[Condition] = Field(default_factory=list, max_length=MAX_CONDITIONS)
-    any: list[Condition] = Field(default_factory=list, max_length=MAX_CONDITIONS)
+    all: list[Condition] = Field(default=[], max_length=MAX_CONDITIONS)
+    any: list[Condition] = Field(default=[], max_length=MAX_CONDITIONS)
 
     @model_validator(mode="after")
-    def _not_empty(self) -> Rule:
+    def _not_empty(self) -> Self:
         if not self.all and not self.any:
             raise _problem("empty", "a rule needs at least one condition in all or any")
         return self

@@ -2,7 +2,7 @@
 planner and read by a worker. Apart from the stored records, which a profile write's rule-segment
 check loads (a pydantic class costs its definition to every process that imports it)."""
 
-from __future__ import annotations
+from typing import Self
 
 from pydantic import Field, model_validator
 
@@ -23,7 +23,7 @@ class ShardTask(Record):
     legacy: bool = False
 
     @model_validator(mode="after")
-    def _segment_within(self) -> ShardTask:
+    def _segment_within(self) -> Self:
         if self.segment >= self.total_segments:
             raise ValueError("segment must be below total_segments")
         if self.upgrade and self.legacy:

@@ -1,7 +1,5 @@
 """After-sales cases: the API's shapes, and each kind's stages with their target times."""
 
-from __future__ import annotations
-
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum

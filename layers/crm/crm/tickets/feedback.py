@@ -9,8 +9,6 @@ Counters are write-sharded (crm.tickets.aftersales_store.FEEDBACK_SHARDS) and ea
 counted once, whatever retries deliver it again.
 """
 
-from __future__ import annotations
-
 import re
 from collections.abc import Iterable
 from datetime import datetime

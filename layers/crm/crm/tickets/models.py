@@ -1,7 +1,5 @@
 """Tickets: what clients send and what the API returns (strict inputs, frozen outputs)."""
 
-from __future__ import annotations
-
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -212,9 +210,9 @@ class SlaPolicies(StrictInput):
     metrics never pause. A ticket pins the version in force when it opens."""
 
     default: Targets = Field(description="the targets of every category without its own")
-    categories: dict[TicketCategory, Targets] = Field(default_factory=dict)
+    categories: dict[TicketCategory, Targets] = Field(default={})
     calendars: dict[Priority, CalendarName] = Field(
-        default_factory=dict,
+        default={},
         description="the calendar of each priority (a built-in or one of the shop's, which "
         "must exist); a priority left out counts business hours",
     )
@@ -319,10 +317,10 @@ class CalendarDefinition(StrictInput):
     )
     holidays: HolidaySource | None = None
     closed_dates: CalendarDates = Field(
-        default_factory=list, description="the shop's own days off (YYYY-MM-DD)"
+        default=[], description="the shop's own days off (YYYY-MM-DD)"
     )
     extra_working_dates: CalendarDates = Field(
-        default_factory=list,
+        default=[],
         description="days worked though the week or the holidays say otherwise; a day "
         "without hours of its own works the first weekday's that has some",
     )
@@ -376,7 +374,7 @@ class EscalationReasonView(Output):
 
 class EscalationView(Output):
     escalated: bool
-    reasons: list[EscalationReasonView] = Field(default_factory=list)
+    reasons: list[EscalationReasonView] = Field(default=[])
     senior_agent: str | None = None
     manager: str | None = None
     escalated_at: datetime | None = None

@@ -14,8 +14,6 @@ GSI `customer` (CPK=CUST#<customer_id>, CSK):
   CSK=TKT#<opened_at>#<ticket_id> the customer's tickets (repeat complaints)
 """
 
-from __future__ import annotations
-
 from datetime import datetime
 from typing import Literal
 
@@ -93,7 +91,7 @@ class TicketRecord(Record):
     updated_at: datetime
     rev: int = 0
     merged_into: str | None = None
-    merged_from: list[str] = Field(default_factory=list)
+    merged_from: list[str] = Field(default=[])
     policy: str
     calendar: str = Field(description="a built-in's name, or a shop calendar's <name>@v<n>")
     # A shop calendar's definition as it was when the ticket opened, copied: the clocks read
@@ -103,10 +101,10 @@ class TicketRecord(Record):
     targets: list[PinnedTarget]
     # Per metric: warned (75%) and breached (100%) once each, so a warning or a breach is
     # published once however often its wake-up arrives.
-    warned: list[SlaMetric] = Field(default_factory=list)
-    breached: list[SlaMetric] = Field(default_factory=list)
+    warned: list[SlaMetric] = Field(default=[])
+    breached: list[SlaMetric] = Field(default=[])
     escalated_at: datetime | None = None
-    escalations: list[EscalationEntry] = Field(default_factory=list)
+    escalations: list[EscalationEntry] = Field(default=[])
     senior_agent: str | None = None
     manager: str | None = None
     first_replied_at: datetime | None = None

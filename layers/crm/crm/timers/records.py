@@ -10,13 +10,11 @@ due item   PK=DUE#<shard>              SK=<due_at>#<kind>#<timer_id>#<generation
            without reading the timer; deleted once its wake-up is queued
 """
 
-from __future__ import annotations
-
 import hashlib
 import json
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Literal, Self
 
 from pydantic import ConfigDict, Field, ValidationError
 
@@ -63,7 +61,7 @@ class Timer(Record):
     due_at: datetime
     state: TimerState
     generation: str
-    payload: dict[str, str] = Field(default_factory=dict)
+    payload: dict[str, str] = Field(default={})
     fired_at: datetime | None = None
     subject: str | None = Field(
         default=None, description="the customer id the timer is about (indexed), if any"
@@ -82,7 +80,7 @@ class WakeUp(Record):
     timer_id: str
     generation: str
     due_at: UtcDatetime
-    payload: dict[str, str] = Field(default_factory=dict)
+    payload: dict[str, str] = Field(default={})
 
     def body(self) -> str:
         return json.dumps(
@@ -92,7 +90,7 @@ class WakeUp(Record):
         )  # fmt: skip
 
     @classmethod
-    def parse(cls, body: str) -> WakeUp:
+    def parse(cls, body: str) -> Self:
         """A queued wake-up, or PoisonMessage naming what is wrong (fields, never values)."""
         try:
             return cls.model_validate_json(body)
