@@ -133,14 +133,18 @@ FOLDER_FIRST_BATCH = """
     found = {"messages": len(messages), "answer": answer, "orders": orders}"""
 
 # The API's use cases of the profiles family and their request and view models.
-API_ONLY = (
-    "crm.profiles.models",
+# The family's use cases it builds on first use, and the profile changes' routes and models.
+ON_FIRST_USE = (
     "crm.profiles.change_models",
     "crm.profiles.change_routes",
     "crm.profiles.edits",
     "crm.profiles.lookup",
     "crm.profiles.merge_suggestions",
     "crm.profiles.points",
+)
+API_ONLY = (
+    "crm.profiles.models",
+    *ON_FIRST_USE,
     "crm.profiles.event_intake",
     "crm.profiles.family",
     "crm.profiles.routes",
@@ -183,16 +187,8 @@ API_FIRST_CUSTOMER = """
                         "attributes": {"phone": "13800138000"}}, role="admin")
     found = {"status": reply.status, "created": reply.body["created"]}"""
 
-# What changes a profile, and the events' models (loaded by points and the folding).
-CHANGES_ONLY = (
-    "crm.profiles.change_models",
-    "crm.profiles.change_routes",
-    "crm.profiles.edits",
-    "crm.profiles.lookup",
-    "crm.profiles.merge_suggestions",
-    "crm.profiles.points",
-    "crm.events",
-)
+# The events' models are loaded by points and the folding, not by a customer's creation.
+CHANGES_ONLY = (*ON_FIRST_USE, "crm.events")
 
 
 def test_a_customers_creation_loads_none_of_the_profile_changes() -> None:
