@@ -245,7 +245,9 @@ def test_preview_is_exact_for_a_small_segment(live: Kit) -> None:
     send = kit.create_send(holdout_percent=0)
     out = kit.suite.call("POST", f"/campaigns/sends/{send['send_id']}/preview", role="analyst")
     assert out.status == 200, out.body
-    control = {c for c in [*customers, "ghost-1"] if policy.in_global_control(c)}
+    # As dispatch decides: consent first (the 5 without it and the ghost are no_consent, in
+    # the control group or not), then the control group, then an address.
+    control = {c for c in customers[:8] if policy.in_global_control(c)}
     reached = set(customers[:6]) - control
     unreached = set(customers[6:8]) - control
     assert out.body["method"] == "exact"
@@ -254,7 +256,55 @@ def test_preview_is_exact_for_a_small_segment(live: Kit) -> None:
     assert out.body["audience"] == len(reached)
     assert out.body["audience_low"] == out.body["audience_high"] == len(reached)
     assert out.body["no_address"] == len(unreached)
-    assert out.body["no_consent"] == 13 - len(control) - len(reached) - len(unreached)
+    assert out.body["no_consent"] == 5
+
+
+def test_preview_counts_each_member_as_the_send_then_reports_them(live: Kit) -> None:
+    """Members without consent in the global control group were `global_control` in the
+    preview and `no_consent` in the report (dispatch asks consent first): the preview now
+    decides in dispatch's order, and its counts are the report's."""
+    kit = live
+    stored = kit.suite.call("GET", "/campaigns/policy", role="marketer").body["policy"]
+    stored["global_control_pct"] = 15
+    assert kit.suite.call("PUT", "/campaigns/policy", stored, role="marketer").status == 200
+    policy = ContactPolicy.model_validate(stored)
+    customers: list[str] = []
+    consenting: set[str] = set()
+
+    def refuses_in_control() -> bool:  # a treated member in the control group, no consent
+        return any(c not in consenting and policy.in_global_control(c) for c in customers)
+
+    while len(customers) < 40 or not refuses_in_control():
+        n = len(customers)
+        body: dict[str, Any] = {"identities": [{"channel": "app", "external_id": f"pr-{n}"}]}
+        if n % 4 != 1:  # 1 in 4 consents without a phone
+            body["attributes"] = {"phone": f"+86139{n:08d}"}
+        cid = kit.suite.call("POST", "/customers", body).body["customer_id"]
+        customers.append(cid)
+        if n % 4 != 0:  # 1 in 4 never consents
+            change = {"purpose": "marketing_sms", "granted": True, "source": "app"}
+            assert kit.suite.call("PUT", f"/customers/{cid}/consent", change).status == 200
+            consenting.add(cid)
+    kit.members("rfm:champions", [*customers, "ghost-1"])
+    send = kit.create_send(holdout_percent=20)
+    preview = kit.suite.call("POST", f"/campaigns/sends/{send['send_id']}/preview", role="analyst")
+    assert preview.status == 200, preview.body
+    assert preview.body["method"] == "exact"
+
+    kit.act(send["send_id"], "start")
+    kit.run()
+    assert kit.send(send["send_id"])["status"] == "complete"
+    report = kit.suite.call("GET", f"/campaigns/{send['send_id']}/report", role="analyst").body
+    [variant] = report["variants"]
+    refused = {"no_consent", "processing_restricted", "unknown_customer"}
+    assert preview.body["audience"] == variant["sent"] > 0
+    assert preview.body["holdout"] == report["holdout"]["recipients"] > 0
+    assert preview.body["global_control"] == report["global_control"]["recipients"] > 0
+    assert preview.body["no_consent"] == sum(
+        n for reason, n in variant["suppressed_by"].items() if reason in refused
+    )
+    assert preview.body["no_address"] == variant["suppressed_by"].get("no_address", 0) > 0
+    assert preview.body["capped"] == variant["capped"] == 0
 
 
 def test_preview_counts_who_the_channel_cannot_reach_as_dispatch_then_suppresses_them(

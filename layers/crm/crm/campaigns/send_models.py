@@ -241,7 +241,11 @@ class Preview(Output):
         "phone (sms), no `app` identity (push), no `mini_program`/`wechat` identity (wechat); "
         "dispatch would suppress them (`no_address`)",
     )
-    global_control: int
+    global_control: int = Field(
+        description="in the global control group: the holdout's members in it, and the "
+        "consenting others (dispatch asks consent first: one without it is `no_consent`), "
+        "as the report counts them"
+    )
     capped: int = Field(description="a frequency cap refuses them as the caps stand now")
     detail: str
 

@@ -86,7 +86,8 @@ class AudienceScreen(Protocol):
     def in_global_control(self, customer_id: str) -> bool: ...
 
     def excluded(self, customer_id: str, channel: MessageChannel, at: datetime) -> str | None:
-        """Why a message would not go out ('no_consent', 'no_address', 'capped'), or None."""
+        """Why a message would not go out ('no_consent', 'global_control', 'no_address',
+        'capped'), or None."""
         ...
 
 
@@ -526,11 +527,13 @@ class Sends:
         tally = {"audience": 0, "holdout": 0, "no_consent": 0, "no_address": 0,
                  "global_control": 0, "capped": 0}  # fmt: skip
         for customer_id in sample:
+            # Counted as the send will report them: the holdout's members in the global control
+            # group are control; the others, as dispatch decides (consent before the control
+            # group: a member without consent is suppressed for it, in or out of the group).
             arm, _ = assign(send.send_id, customer_id, send.holdout_percent, send.variants)
-            if screen.in_global_control(customer_id):
-                tally["global_control"] += 1
-            elif arm == "holdout":
-                tally["holdout"] += 1
+            if arm == "holdout":
+                control = screen.in_global_control(customer_id)
+                tally["global_control" if control else "holdout"] += 1
             else:
                 reason = screen.excluded(customer_id, send.channel, now)
                 tally[reason if reason in tally else "audience"] += 1
@@ -579,9 +582,10 @@ class Sends:
 class PolicyScreen:
     """The audience screen as dispatch decides, without sending, in dispatch's order: consent
     for the channel's purpose (from the contact policy; a profile restricted by a privacy
-    request has none), then an address on the channel (addresses.shown_address, dispatch's own
-    test), then the caps as the customer's cap item stands now (a preview; dispatch decides
-    again when it sends). The global control group is asked apart (`in_global_control`)."""
+    request has none), then the global control group, then an address on the channel
+    (addresses.shown_address, dispatch's own test), then the caps as the customer's cap item
+    stands now (a preview; dispatch decides again when it sends). The holdout's members are
+    asked for the control group alone (`in_global_control`)."""
 
     def __init__(
         self,
@@ -606,6 +610,8 @@ class PolicyScreen:
         state = record.consent.get(purpose) if purpose is not None else None
         if state is None or not state.granted or record.restricted:
             return "no_consent"
+        if policy.in_global_control(customer_id):
+            return "global_control"
         if shown_address(record, channel) is None:
             return "no_address"
         zone = policy.zone_for(record.attributes.get("time_zone"))  # the customer's days
