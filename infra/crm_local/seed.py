@@ -47,6 +47,7 @@ CATALOG: dict[str, list[tuple[str, Decimal]]] = {
              ("storage-box", Decimal("45.00"))],
 }  # fmt: skip
 CHANNELS = ["app", "mini_program", "wechat", "douyin", "offline_store"]
+ONLINE_CHANNELS = ("app", "mini_program", "wechat", "douyin")
 CHANNEL_WEIGHTS = [30, 30, 15, 12, 13]
 # The after-sales reasons of the one vocabulary (crm/aftersales_codes.py), as POST /aftersales
 # takes them: the dashboard names each.
@@ -259,7 +260,10 @@ class Shop:
             sku, _ = rng.choice(CATALOG[category])
             at = start + timedelta(seconds=rng.uniform(0, span))
             kind = rng.choices(["product_viewed", "search", "cart_added"], [70, 15, 15])[0]
-            channel = rng.choice(["app", "mini_program", "douyin"])
+            rng.choice(["app", "mini_program", "douyin"])  # the draw the shop's others follow
+            # WeChat's pages too (without them, WeChat's viewers were its buyers: a channel
+            # conversion of 100%), drawn apart so the shop's other draws stay as they were.
+            channel = random.Random(f"{c.key}-b{n}").choice(ONLINE_CHANNELS)
             event: dict[str, Any] = {"event_id": f"{c.key}-b{n}", "type": kind,
                                      "customer_id": c.key, "occurred_at": _iso(at),
                                      "channel": channel}  # fmt: skip

@@ -63,6 +63,18 @@ def test_the_shop_looks_like_a_shop() -> None:
     assert categories == set(CATALOG)
 
 
+def test_every_online_channel_has_viewers_who_did_not_buy_there() -> None:
+    # The dashboard's conversion by channel: viewers of a channel who paid an order on it. The
+    # demo's browsing had no WeChat views, so WeChat's viewers were its buyers (100%).
+    customers = Shop(seed=7).customers(400)
+    for channel in ("app", "mini_program", "wechat", "douyin"):
+        viewers = {c.key for c in customers for e in c.events
+                   if e["type"] == "product_viewed" and e["channel"] == channel}  # fmt: skip
+        buyers = {c.key for c in customers for e in c.events
+                  if e["type"] == "order_paid" and e["channel"] == channel}  # fmt: skip
+        assert 0.1 < len(viewers & buyers) / len(viewers) < 0.9, channel
+
+
 def test_every_generated_record_passes_the_api_validation() -> None:
     for customer in Shop(seed=11).customers(60):
         UpsertCustomer.model_validate(
