@@ -595,6 +595,25 @@ function stackedMax(series, stacked) {
   return max;
 }
 
+// ECharts' plain legend: each item is its 25 px mark, a 5 px gap, its text and 10 px to the
+// next, on lines as wide as the chart less its 5 px padding on each side, 14 px high and 10 px
+// apart.
+const LEGEND_ROW = 24;
+
+function legendRows(names, width) {
+  let rows = 1;
+  let x = 0;
+  for (const name of names) {
+    const item = 25 + 5 + textWidth(name);
+    if (x > 0 && x + item > width - 10) {
+      rows += 1;
+      x = 0;
+    }
+    x += item + 10;
+  }
+  return rows;
+}
+
 function categoryLabels(labels, widest, band) {
   const all = { interval: 0, hideOverlap: false };
   if (widest <= band) return all;
@@ -609,11 +628,16 @@ function chartOption(result, width = 400) {
   const fmt = formatter(result.unit);
   const series = result.series || [];
   const names = series.map(seriesName);
+  // A legend wraps onto a second line rather than page its names behind arrows (a phone's
+  // card showed two tiers of three); beyond two lines it pages, so the chart keeps its room.
+  const rows = series.length > 1 ? legendRows(names, width) : 0;
+  const legend = rows ? { top: 0, type: rows > 2 ? "scroll" : "plain", data: names } : undefined;
   const base = {
     animation: false, // the browser test and screenshots see the final picture at once
     tooltip: { trigger: "item", valueFormatter: (v) => (v === null ? "–" : fmt(v)) },
-    legend: series.length > 1 ? { top: 0, type: "scroll", data: names } : undefined,
-    grid: { left: 8, right: 16, top: series.length > 1 ? 32 : 12, bottom: 8, containLabel: true },
+    legend,
+    grid: { left: 8, right: 16, top: 12 + LEGEND_ROW * Math.min(rows, 2), bottom: 8,
+            containLabel: true },
   };
   if (result.chart === "funnel") {
     const points = (series[0] && series[0].points) || [];

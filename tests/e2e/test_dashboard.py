@@ -199,6 +199,9 @@ def cards(driver: WebDriver) -> dict[str, dict[str, Any]]:
             title: card.querySelector('h2').textContent,
             points: option ? option.series.map(s => s.data.filter(d => d !== null).length) : null,
             legend: option && option.legend && option.legend.length ? option.legend[0].data : null,
+            legend_type: option && option.legend && option.legend.length
+              ? option.legend[0].type : null,
+            grid_top: option && option.grid && option.grid.length ? option.grid[0].top : null,
             xs: option && option.xAxis && option.xAxis.length ? option.xAxis[0].data : null,
             // The value axis' end as drawn (after ECharts rounds it up to a nice number).
             y_max: chart && option.yAxis && option.yAxis.length && option.yAxis[0].type === 'value'
@@ -307,6 +310,24 @@ def sizes(driver: WebDriver) -> dict[str, list[int]]:
         """
     )
     return found
+
+
+@pytest.mark.parametrize("width", [1366, 390])
+def test_a_legend_wraps_rather_than_pages(browser: WebDriver, page_url: str, width: int) -> None:
+    """A phone's card paged the tiers' legend behind arrows (two of three names shown): a
+    legend of a few names wraps onto a second line, and the chart starts below it."""
+    metrics = {"width": width, "height": 900, "deviceScaleFactor": 1, "mobile": False}
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
+    try:
+        sign_in(browser, page_url)
+        assert wait_state(browser, "ready") == "ready"
+        legends = {n: c for n, c in cards(browser).items() if c["legend"]}
+        assert {"tier_shares", "new_vs_returning"} <= set(legends)
+        for name, card in legends.items():
+            assert card["legend_type"] == "plain", (name, card["legend"])
+            assert card["grid_top"] >= 36, name
+    finally:
+        browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
 
 
 @pytest.mark.parametrize("width", [1366, 390])
