@@ -99,6 +99,7 @@ def test_every_metric_answers_over_the_lake(lake: Suite) -> None:
         ("/analytics/metrics/funnel", {"from": "yesterday"}, 400),
         ("/analytics/metrics/funnel", {"from": "2020-01-01", "to": "2026-01-01"}, 400),
         ("/analytics/metrics/funnel", {"channel": "app' OR 1=1 --"}, 400),
+        ("/analytics/metrics/funnel", {"channel": "tiktok"}, 400),
     ],
 )
 def test_bad_requests_are_told_why(

@@ -44,7 +44,7 @@ EVENTS: list[dict[str, Any]] = [
     _browse("p3", "c3", "cart_added", "2026-11-05T12:01:00+00:00", "shoes", "wechat"),
     _order("p3", "o3", "2026-11-05T12:02:00+00:00", "80.00", "shoes", "wechat", "order_placed"),
     # p4: paid in a store, no browsing
-    _order("p4", "o4", "2026-11-10T20:00:00+00:00", "50.00", "bags", "store"),
+    _order("p4", "o4", "2026-11-10T20:00:00+00:00", "50.00", "bags", "offline_store"),
     # p5: first order in October, again 15 days later, and in November (26 days later)
     _order("p5", "o6", "2026-10-05T12:00:00+00:00", "80.00", "shoes"),
     _order("p5", "o7", "2026-10-20T12:00:00+00:00", "40.00", "shoes"),
@@ -56,7 +56,7 @@ EVENTS: list[dict[str, Any]] = [
      "channel": "app", "customer_pid": "p1", "case": "return", "status": "opened",
      "order_id": "o1", "amount": "100.00", "reason_code": "size"},
     {"event_id": "a2", "type": "after_sales", "occurred_at": "2026-11-12T08:00:00+00:00",
-     "channel": "store", "customer_pid": "p4", "case": "complaint", "status": "opened",
+     "channel": "offline_store", "customer_pid": "p4", "case": "complaint", "status": "opened",
      "order_id": "o4", "reason_code": "late_delivery"},
 ]  # fmt: skip
 

@@ -128,7 +128,7 @@ def test_channel_conversion_and_order_value() -> None:
     # conversion of the app's views) -> 1 / 2. WeChat: viewer p3, no buyer.
     assert run("channel_conversion", **NOVEMBER) == {"all": {"app": 0.5, "wechat": 0.0}}
     # app: o1 100, o5 60, o9 70 -> 76.666667; store: o4 50
-    assert run("channel_aov", **NOVEMBER) == {"all": {"app": 76.666667, "store": 50.0}}
+    assert run("channel_aov", **NOVEMBER) == {"all": {"app": 76.666667, "offline_store": 50.0}}
 
 
 def test_campaign_roi_against_the_holdout() -> None:

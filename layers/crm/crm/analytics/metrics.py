@@ -25,6 +25,21 @@ Unit = Literal["count", "ratio", "currency", "seconds"]
 Chart = Literal["funnel", "line", "bar", "stacked_bar", "heatmap", "table"]
 Filter = Literal["channel", "category", "campaign"]
 Label = tuple[str, str]  # (en, zh)
+Source = Literal["events", "tickets"]  # where a metric's `channel` column comes from
+
+# The channels the lake's rows name: the customer events' (the profiles' `Channel`) and the
+# tickets' (`TicketChannel`); tests/unit/analytics/test_channels.py checks them against both.
+EVENT_CHANNELS = (
+    "app", "mini_program", "wechat", "wechat_unionid", "douyin", "offline_store", "phone",
+    "email",
+)  # fmt: skip
+TICKET_CHANNELS = (
+    "app", "mini_program", "wechat", "douyin", "phone", "email", "store", "community_group",
+)  # fmt: skip
+CHANNELS = tuple(sorted(set(EVENT_CHANNELS) | set(TICKET_CHANNELS)))
+# A shop's stores are `offline_store` in the events and `store` in the tickets: a filter by
+# either reads the stores of every metric.
+SAME_CHANNEL = {"store": "offline_store", "offline_store": "store"}
 
 
 @dataclass(frozen=True)
@@ -45,6 +60,12 @@ class Metric:
     shares: bool = False
     # Series in a unit other than the metric's (a table's revenue, uplift and ROI).
     units: dict[str, Unit] = field(default_factory=dict)
+    source: Source = "events"
+
+    def channel(self, value: str) -> str:
+        """The channel filter's value as this metric's rows name it."""
+        own = TICKET_CHANNELS if self.source == "tickets" else EVENT_CHANNELS
+        return value if value in own else SAME_CHANNEL.get(value, value)
 
 
 def _bucket(column: str) -> str:
@@ -411,14 +432,14 @@ METRICS: dict[str, Metric] = {
         Metric("sla_attainment", ("SLA attainment", "SLA达成率"), "ratio", "bar", CH_CAT,
                SLA_ATTAINMENT,
                {"first_response": ("First response", "首次响应"),
-                "resolution": ("Resolution", "解决")}),
+                "resolution": ("Resolution", "解决")}, source="tickets"),
         Metric("escalations", ("Escalated tickets", "升级工单"), "count", "line", CH_CAT,
-               ESCALATIONS, _ALL_LABEL),
+               ESCALATIONS, _ALL_LABEL, source="tickets"),
         Metric("response_times", ("Response and resolution times", "响应与解决时长"), "count",
                "bar", CH_CAT, RESPONSE_TIMES,
                {"first_response": ("First response", "首次响应"),
                 "resolution": ("Resolution", "解决")},
-               ("<1h", "1-4h", "4-8h", "8-24h", "1-3d", ">3d")),
+               ("<1h", "1-4h", "4-8h", "8-24h", "1-3d", ">3d"), source="tickets"),
         Metric("return_rate", ("Return rate by category (by SKU within one)", "退货率（品类/SKU）"),
                "ratio", "bar", CH_CAT, RETURN_RATE, _ALL_LABEL),
         Metric("complaint_categories", ("Complaints by reason and category", "投诉原因与品类"),

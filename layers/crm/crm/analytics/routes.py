@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from crm.analytics.metrics import CHANNELS
 from crm.analytics.models import MetricList, MetricResult
 from crm.analytics.service import Analytics
 from crm.auth import Permission as P
@@ -17,7 +18,13 @@ FILTERS = (
     ),
     QueryParam("to", "last day of the period (YYYY-MM-DD); default today"),
     QueryParam("grain", "day, week or month (default day)", pattern="^(day|week|month)$"),
-    QueryParam("channel", "only this channel (app, mini_program, wechat, douyin, store, ...)"),
+    QueryParam(
+        "channel",
+        "only this channel: the events' for orders, views and after-sales cases, the tickets' for "
+        "SLA, escalations and response times (a shop's stores: offline_store or store, either "
+        "reads both)",
+        pattern=f"^({'|'.join(CHANNELS)})$",
+    ),
     QueryParam(
         "category",
         "only this product category (or ticket category)",

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from crm.analytics.metrics import METRICS, Metric, render
+from crm.analytics.metrics import CHANNELS, METRICS, Metric, render
 from crm.analytics.models import (
     Grain,
     MetricInfo,
@@ -106,6 +106,14 @@ def parse_query(metric: Metric, raw: Mapping[str, str], today: date) -> Query:
                 f"{metric.name} cannot be filtered by {name}",
                 [FieldProblem(name, "not a filter of this metric")],
             )
+        if name == "channel":
+            if value not in CHANNELS:
+                raise InvalidInput(
+                    f"channel is one of {', '.join(CHANNELS)}",
+                    [FieldProblem(name, "not a channel")],
+                )
+            filters[name] = metric.channel(value)
+            continue
         # A category is read as the events' Category reads one (crm.models).
         checked = category_of(value) if name == "category" else value
         if checked is None or (name != "category" and not _ID.fullmatch(value)):
