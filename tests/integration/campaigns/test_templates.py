@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+
 from crm.campaigns.models import IssuedCoupon
 from crm.composition import root
 from tests.integration.campaigns.conftest import TEMPLATE, Shop
@@ -45,6 +47,49 @@ def test_syntax_errors_and_unknown_variables_are_refused_by_name(shop: Shop) -> 
     assert missing.body["error"]["fields"] == [
         {"field": "channels.sms.en", "message": "Field required"}]  # fmt: skip
     assert shop.suite.call("GET", "/campaigns/templates/t1").status == 404  # nothing stored
+
+
+@pytest.mark.parametrize(("body", "named"), [
+    # jinja folded this constant while compiling the check: the process froze for minutes
+    ("{% if (9**(9**9)) > 1 %}!{% endif %}", "`**`"),
+    ("{{ 'x' * 100000000 }}", "`*`"),
+    ("{{ '%999999999s' % name }}", "`%`"),
+    ("{{ name | center(1000000000) }}", "the filter center"),
+    ("{% set a = name ~ name %}{% set a = a ~ a %}{{ a }}", "`{% set %}`"),
+    ("{% for i in range(100000) %}x{% endfor %}", "calling a function"),
+    ("{% for a in products %}{% for b in products %}{% for c in products %}"
+     "{% endfor %}{% endfor %}{% endfor %}", "2 deep"),
+    ("{% macro f(n) %}{{ f(n) }}{{ f(n) }}{% endmacro %}{{ f(1) }}", "macros"),
+    ("{{ name.upper() }}", "calling a function"),
+])  # fmt: skip
+def test_what_could_make_a_message_of_any_size_is_refused_at_once(
+    shop: Shop, body: str, named: str
+) -> None:
+    # Refused by the grammar, which runs before jinja compiles (and so folds) anything.
+    out = shop.suite.call("PUT", "/campaigns/templates/t-big", template(body))
+    assert out.status == 400, out.body
+    fields = {f["field"]: f["message"] for f in out.body["error"]["fields"]}
+    assert named in fields["channels.sms.zh.body"]
+
+
+def test_what_a_marketer_writes_is_allowed(shop: Shop) -> None:
+    body = (
+        "{% if coupon %}{{ coupon.code | upper }} {{ coupon.description | default('') }}"
+        "{% endif %}{% for p in products %}{{ loop.index }}. {{ p.product | truncate(20) }}"
+        "{% for c in p.category %}{{ c }}{% endfor %}{% endfor %} {{ products | length - 1 }}"
+        " {{ name ~ '!' if name else '' }}{% if products[0] is defined %}.{% endif %}"
+    )
+    assert shop.suite.call("PUT", "/campaigns/templates/t-ok", template(body)).status == 200
+
+
+def test_a_stored_template_the_grammar_refuses_fails_its_message_without_computing() -> None:
+    # Stored before the check: the sandbox refuses the operator when it renders (and jinja
+    # does not fold it when it compiles).
+    from crm.campaigns.templates import MessageTemplate, RenderFailed, render
+
+    stored = MessageTemplate.model_validate(template("{% if (9**(9**9)) > 1 %}!{% endif %}"))
+    with pytest.raises(RenderFailed, match=r"\*\* is not allowed"):
+        render(stored, "sms", "zh", {"name": "张*"})
 
 
 class FakeCoupons:

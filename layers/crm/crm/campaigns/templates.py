@@ -3,10 +3,11 @@
 Templates are data (`PUT /campaigns/templates/{template_id}`), written by marketers, so they
 render in a `SandboxedEnvironment` (no attribute access to Python internals) with
 `StrictUndefined` (a missing variable is an error, never an empty string in a customer's
-message). They are checked when saved: a syntax error or a variable that is not one of
-`VARIABLES` is a 400 naming the channel, the language and the problem. What can still fail at
-render time (`coupon.code` when the request carries no coupon) makes that one message `failed`
-with the reason; it never stops the others.
+message). They are checked when saved: a syntax error, a variable that is not one of
+`VARIABLES`, or anything `template_grammar` does not allow (what could make a message of any
+size or run without end) is a 400 naming the channel, the language and the problem. What can
+still fail at render time (`coupon.code` when the request carries no coupon) makes that one
+message `failed` with the reason; it never stops the others.
 """
 
 import time as _time
@@ -20,6 +21,7 @@ from pydantic import Field, StringConstraints
 from crm.auth import Caller, Permission
 from crm.campaigns.dispatch_store import DispatchStore
 from crm.campaigns.models import MessageChannel
+from crm.campaigns.template_grammar import template_problem
 from crm.clock import Clock
 from crm.errors import FieldProblem, InvalidInput, NotFound
 from crm.models import NOT_BLANK, Output, StrictInput
@@ -101,7 +103,18 @@ def _env() -> "SandboxedEnvironment":
     # jinja2 is loaded with the first template a process checks or renders: the API's cold
     # start (which registers the template routes) does not pay for it.
     from jinja2 import StrictUndefined, TemplateRuntimeError
+    from jinja2.exceptions import SecurityError
     from jinja2.sandbox import SandboxedEnvironment
+
+    class BoundedSandbox(SandboxedEnvironment):
+        """The sandbox, refusing what could make a value of any size (a template saved before
+        `template_grammar` checked it): intercepted, these are never folded when a template
+        is compiled either."""
+
+        intercepted_binops = frozenset({"**", "*", "%"})
+
+        def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+            raise SecurityError(f"{operator} is not allowed in a message template")
 
     def printed(value: Any) -> Any:
         """What a `{{ ... }}` prints: never None (a coupon the request has none of printed
@@ -112,7 +125,7 @@ def _env() -> "SandboxedEnvironment":
             raise TemplateRuntimeError("a variable printed a list or a mapping: print its fields")
         return value
 
-    return SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, finalize=printed)
+    return BoundedSandbox(undefined=StrictUndefined, autoescape=False, finalize=printed)
 
 
 def _problems(template: MessageTemplate) -> list[FieldProblem]:
@@ -132,6 +145,11 @@ def _problems(template: MessageTemplate) -> list[FieldProblem]:
                 except TemplateError as exc:
                     line = getattr(exc, "lineno", None)
                     problems.append(FieldProblem(where, f"syntax error (line {line}): {exc}"))
+                    continue
+                # Before anything compiles it: jinja folds constants while it compiles.
+                unsafe = template_problem(parsed)
+                if unsafe:
+                    problems.append(FieldProblem(where, unsafe))
                     continue
                 unknown = meta.find_undeclared_variables(parsed) - set(VARIABLES)
                 if unknown:
