@@ -85,11 +85,12 @@ def test_what_a_marketer_writes_is_allowed(shop: Shop) -> None:
 def test_a_stored_template_the_grammar_refuses_fails_its_message_without_computing() -> None:
     # Stored before the check: the sandbox refuses the operator when it renders (and jinja
     # does not fold it when it compiles).
+    from crm.campaigns.models import MessageChannel
     from crm.campaigns.templates import MessageTemplate, RenderFailed, render
 
     stored = MessageTemplate.model_validate(template("{% if (9**(9**9)) > 1 %}!{% endif %}"))
     with pytest.raises(RenderFailed, match=r"\*\* is not allowed"):
-        render(stored, "sms", "zh", {"name": "张*"})
+        render(stored, MessageChannel.SMS, "zh", {"name": "张*"})
 
 
 class FakeCoupons:
