@@ -29,6 +29,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,7 @@ from crm_local.clock import scheduled_event
 from crm_local.dashboard import MISSING_LIBRARY
 from crm_local.demo_status import STATUS_FILE, DemoStatus, read_status, write_status
 from crm_local.emulator import DEFAULT_CONCURRENCY, Emulator, use_endpoint
-from crm_local.moto_server import LocalMotoServer
+from crm_local.moto_server import SAVE_EVERY_S, LocalMotoServer
 from crm_local.provision import provision
 from crm_local.redrive import NoDeadLetterQueue, dead_letter_url, redrive
 from crm_local.runtime import invoke, reset_process_state
@@ -150,12 +151,14 @@ def _seed(
     started: float | None = None,
     stopping: threading.Event | None = None,
     announced_to: str | None = None,
+    loaded: Callable[[], None] | None = None,
 ) -> DemoStatus:
     """Load the demo shop through the API, then compute its segments; where it stands is in
     `.crm-local/demo.json` (`crm-local status`) and a line on the console per step. When the
     emulator is `stopping` (Ctrl-C mid-load), a failed request is the stop, not a failure.
     `announced_to` is the queue the segment run's changes reach the journeys through: the
-    example journeys load once it is empty."""
+    example journeys load once it is empty. `loaded` is called once the demo is in (the
+    emulator saves its state then)."""
     started = time.monotonic() if started is None else started
     client = ApiClient(api, issue_token(secret, "admin", subject="demo-loader"))
     steps = _StatusWriter(state_dir, started)
@@ -195,6 +198,8 @@ def _seed(
         DemoStatus("ready", "segments computed", customers=totals["customers"],
                    events=totals["events"], segment_run=run, seconds=steps.elapsed())
     )  # fmt: skip
+    if loaded is not None:
+        loaded()  # saved now: a run killed from here on keeps its demo
     # After `demo ready`, not before: the lake's first read is no part of the demo's data (every
     # event is folded and in the lake already) and took 10-30% of the time to ready.
     lake_read = _warm_analytics(client, started, stopping)
@@ -417,7 +422,13 @@ def cmd_up(args: argparse.Namespace) -> int:
         parameters={"DataRegion": args.data_region} if args.data_region else None,
         concurrency=args.concurrency,
         verbose=args.verbose,
+        save_every_s=args.save_every,
     ).start()
+    if args.seed and not seeding and not emulator.restored:
+        # The demo was loaded by a run that ended without saving (killed): it is gone.
+        (args.state_dir / "seeded").unlink(missing_ok=True)
+        seeding = True
+        write_status(args.state_dir, DemoStatus("loading", "starting the emulator"))
     info = emulator.info()
     print(_banner(info, emulator.secret, args.seed if seeding else 0), flush=True)
     if not emulator.dashboard.library_installed:
@@ -441,11 +452,13 @@ def cmd_up(args: argparse.Namespace) -> int:
                 started,
                 stopped,
                 str(emulator.stack.refs[SEGMENT_CHANGES_QUEUE]),
+                emulator.moto.save,
             ),
             daemon=True,
         ).start()
         print("ready: the API answers; the demo shop loads in the background", flush=True)
     else:
+        emulator.moto.save()
         print("ready", flush=True)
     stopped.wait()
     print("\nstopping ...", flush=True)
@@ -617,6 +630,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_CONCURRENCY,
         metavar="N",
         help=f"containers per function at once (default {DEFAULT_CONCURRENCY})",
+    )
+    up.add_argument(
+        "--save-every",
+        type=positive,
+        default=SAVE_EVERY_S,
+        metavar="SECONDS",
+        help="save the state this often while it changes (default %(default).0f; also at stop): "
+        "a killed emulator loses what it did since",
     )
     up.add_argument("--verbose", action="store_true")
     up.set_defaults(run=cmd_up)

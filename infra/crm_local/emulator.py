@@ -19,7 +19,7 @@ from crm_local.apigw import api_routes
 from crm_local.clock import Clock
 from crm_local.dashboard import DashboardServer
 from crm_local.gateway import Gateway
-from crm_local.moto_server import MotoProcess
+from crm_local.moto_server import SAVE_EVERY_S, MotoProcess
 from crm_local.provision import REGION, Stack, provision
 from crm_local.pump import Demand, QueuePoller, QueueWatcher, TapPoller
 from crm_local.runtime import FunctionPool, reset_process_state
@@ -101,12 +101,14 @@ class Emulator:
         parameters: dict[str, str] | None = None,
         concurrency: int = DEFAULT_CONCURRENCY,
         verbose: bool = False,
+        save_every_s: float = SAVE_EVERY_S,
     ) -> None:
         self.template = load_template(template_path)
         self.state_dir = state_dir
         self.port, self.moto_port, self.dashboard_port = port, moto_port, dashboard_port
         self.reset, self.persist, self.concurrency = reset, persist, concurrency
         self.fresh_data = fresh_data
+        self.save_every_s = save_every_s
         self.parameters = parameters or {}
         self.stop_event = threading.Event()
         self.pools: dict[str, FunctionPool] = {}
@@ -135,7 +137,7 @@ class Emulator:
         if self.fresh_data:
             (self.state_dir / "seeded").unlink(missing_ok=True)
         self.moto = MotoProcess(
-            self.moto_port, self.state_dir, self.persist, self.fresh_data
+            self.moto_port, self.state_dir, self.persist, self.fresh_data, self.save_every_s
         ).start()
         self.restored = self.moto.restored
         self.endpoint = self.moto.endpoint

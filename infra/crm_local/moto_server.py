@@ -535,6 +535,7 @@ class _Serialized:
         self.app = app
         self.lock = threading.Lock()
         self.profile = profile
+        self.requests = 0  # served so far: a periodic save skips a state nothing touched
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
         if environ.get("PATH_INFO") == VISIBLE_MESSAGES_PATH and environ["REQUEST_METHOD"] == "GET":
@@ -543,6 +544,7 @@ class _Serialized:
             start_response("200 OK", [("Content-Type", "application/json")])
             return [body]
         with self.lock:
+            self.requests += 1
             if self.profile is None:
                 return list(self.app(environ, start_response))
             self.profile.enable()
@@ -625,6 +627,7 @@ class LocalMotoServer(ThreadedMotoServer):
 
     def _server_entry(self) -> None:
         app = _Serialized(DomainDispatcherApplication(create_backend_app), self.profile)
+        self.app = app
         self._server = make_server(
             self._ip_address, self._port, app, True, request_handler=_KeepAliveHandler
         )
@@ -637,38 +640,77 @@ class LocalMotoServer(ThreadedMotoServer):
         return f"http://{host}:{port}"
 
 
+# A running emulator saves its state this often when it served requests since the last save,
+# so a kill -9 (or a frozen process) loses minutes, not the session.
+SAVE_EVERY_S = 120.0
+
+
 class MotoProcess:
     """The moto server in a process of its own, so AWS's side and the functions' side of the
-    emulator each have a core; it restores the saved state at start and saves it at stop."""
+    emulator each have a core; it restores the saved state at start, saves it when asked
+    (`save`: once the demo has loaded, or at once when none loads), from then on every
+    SAVE_EVERY_S while it changes, and at stop."""
 
-    def __init__(self, port: int, state_dir: Path, persist: bool, fresh_data: bool = False) -> None:
+    def __init__(
+        self,
+        port: int,
+        state_dir: Path,
+        persist: bool,
+        fresh_data: bool = False,
+        save_every_s: float = SAVE_EVERY_S,
+    ) -> None:
         self.port, self.state_dir, self.persist = port, state_dir, persist
-        self.fresh_data = fresh_data
+        self.fresh_data, self.save_every_s = fresh_data, save_every_s
         self.endpoint = ""
         self.restored = False
+        self._asking = threading.Lock()  # one question on the pipe at a time (save, stop)
 
     def start(self) -> MotoProcess:
         context = multiprocessing.get_context("spawn")
         self._conn, child = context.Pipe()
         self._process = context.Process(
             target=_serve,
-            args=(self.port, self.state_dir, self.persist, self.fresh_data, child),
+            args=(
+                self.port,
+                self.state_dir,
+                self.persist,
+                self.fresh_data,
+                self.save_every_s,
+                child,
+            ),
             daemon=True,
         )
         self._process.start()
         self.endpoint, self.restored = self._conn.recv()
         return self
 
+    def save(self) -> None:
+        """Save the state now (a no-op without persistence)."""
+        with self._asking:
+            try:
+                self._conn.send("save")
+                self._conn.recv()  # saved
+            except (EOFError, OSError):
+                pass
+
     def stop(self) -> None:
-        try:
-            self._conn.send("stop")
-            self._conn.recv()  # saved
-        except (EOFError, OSError):
-            pass
+        with self._asking:
+            try:
+                self._conn.send("stop")
+                self._conn.recv()  # saved
+            except (EOFError, OSError):
+                pass
         self._process.join(timeout=30)
 
 
-def _serve(port: int, state_dir: Path, persist: bool, fresh_data: bool, conn: Connection) -> None:
+def _serve(
+    port: int,
+    state_dir: Path,
+    persist: bool,
+    fresh_data: bool,
+    save_every_s: float,
+    conn: Connection,
+) -> None:
     # Ctrl-C reaches the whole process group; the parent decides when moto stops and saves.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
@@ -681,12 +723,33 @@ def _serve(port: int, state_dir: Path, persist: bool, fresh_data: bool, conn: Co
     server = LocalMotoServer(port, profile)
     server.start()
     conn.send((server.endpoint, restored))
+    saved_at = -1
+
+    def save() -> None:
+        nonlocal saved_at
+        if not persist:
+            return
+        with server.app.lock:  # between requests: a state no request is halfway through
+            save_state(state_dir)
+            saved_at = server.app.requests
+
+    # Saving on its own starts with the first save asked for: after the demo loaded (a state
+    # saved halfway through loading would hold half a demo the next run does not load again).
+    autosave = False
     try:
-        conn.recv()
-    except EOFError:
-        return  # the parent is gone: nothing to save for
-    if persist:
-        save_state(state_dir)
+        while True:
+            if not conn.poll(save_every_s):
+                if autosave and server.app.requests != saved_at:
+                    save()
+                continue
+            if conn.recv() != "save":
+                break
+            save()
+            autosave = True
+            conn.send("saved")
+    except (EOFError, OSError):
+        return  # the parent is gone: what it did since the last save is not wanted
+    save()
     if profile is not None and profile_dir:
         profile.dump_stats(Path(profile_dir) / "moto.prof")
     conn.send("saved")
