@@ -346,6 +346,8 @@ def test_an_escalated_complaint_gets_an_apology_coupon(emulator: Running) -> Non
         "message": "衣服质量问题，客服也不理人，再不处理我就打12315投诉",
     }, token=emulator.token("customer", cid))  # fmt: skip
     assert status == 201, ticket
+    assert ticket["view"] == "customer"  # the team's workings are internal
+    status, ticket = emulator.http("GET", f"/tickets/{ticket['ticket_id']}", token=admin)
     assert ticket["escalation"]["escalated"] is True
     [apology] = delivered(emulator, admin, cid, journey_id)
     assert (apology["channel"], "#apology#" in apology["dispatch_key"]) == ("sms", True)

@@ -52,6 +52,12 @@ def test_a_complaint_about_a_large_order_mentioning_12315_is_escalated(desk: Run
         "message": "衣服质量问题，客服也不理人，再不处理我就打12315投诉",
     }, token=customer)  # fmt: skip
     assert status == 201, ticket
+    # The customer reads where their ticket stands; the desk reads the team's workings.
+    assert ticket["view"] == "customer"
+    assert not {"escalation", "priority", "assignee", "category_confidence"} & set(ticket)
+    agent = desk.token("support_agent")
+    status, ticket = desk.http("GET", f"/tickets/{ticket['ticket_id']}", token=agent)
+    assert status == 200, ticket
     assert ticket["category"] == "service_complaint"
     assert ticket["priority"] == "urgent"
     escalation = ticket["escalation"]
@@ -68,14 +74,14 @@ def test_a_complaint_about_a_large_order_mentioning_12315_is_escalated(desk: Run
     ticket_id = ticket["ticket_id"]
 
     assert "(real time +0d 00:31:00)" in desk.cli("clock", "advance", "31m")
-    status, later = desk.http("GET", f"/tickets/{ticket_id}", token=customer)
+    status, later = desk.http("GET", f"/tickets/{ticket_id}", token=agent)
     assert status == 200
     assert deadline(later, "first_response")["state"] == "breached"
     assert deadline(later, "first_response")["seconds_left"] < 0
 
     # The sweep fires by the advanced clock; the SLA function records the breach as a reason.
     def breach_recorded() -> bool:
-        view = desk.http("GET", f"/tickets/{ticket_id}", token=customer)[1]
+        view = desk.http("GET", f"/tickets/{ticket_id}", token=agent)[1]
         return "sla_breach" in {r["reason"] for r in view["escalation"]["reasons"]}
 
     # The sweep runs once a minute: the wake-up is due at its next run. (A redelivery, 90 s

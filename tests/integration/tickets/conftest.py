@@ -3,6 +3,7 @@ clock the test moves (time travel) and the real timer sweep and SLA function."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -37,11 +38,17 @@ class Desk:
 
     def open(self, customer_id: str, message: str, *, as_customer: bool = True,
              channel: str = "app", **extra: Any) -> Reply:  # fmt: skip
+        """Opened by the customer (or an agent); the reply's body is the staff view either way
+        (what the desk sees of it: a customer's own reply leaves the team's workings out)."""
         body = {"customer_id": customer_id, "channel": channel, "message": message, **extra}
-        if as_customer:
-            return self.suite.call("POST", "/tickets", body, role="customer",
-                                   customer_id=customer_id)  # fmt: skip
-        return self.suite.call("POST", "/tickets", body, role="support_agent")
+        if not as_customer:
+            return self.suite.call("POST", "/tickets", body, role="support_agent")
+        reply = self.suite.call("POST", "/tickets", body, role="customer", customer_id=customer_id)
+        if reply.status != 201:
+            return reply
+        assert reply.body["view"] == "customer", reply.body
+        staff = self.suite.call("GET", f"/tickets/{reply.body['ticket_id']}", role="support_agent")
+        return dataclasses.replace(reply, body=staff.body)
 
     def ticket(self, ticket_id: str) -> dict[str, Any]:
         reply = self.suite.call("GET", f"/tickets/{ticket_id}", role="support_agent")

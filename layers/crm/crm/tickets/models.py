@@ -381,6 +381,10 @@ class EscalationView(Output):
 
 
 class TicketView(Output):
+    """What staff read: the classifier's confidence, priority, assignee, SLA policy and
+    deadlines, and the escalation with its reasons and the people it reached."""
+
+    view: Literal["staff"] = "staff"
     ticket_id: str
     customer_id: str
     channel: TicketChannel
@@ -404,6 +408,25 @@ class TicketView(Output):
     )
     deadlines: list[Deadline]
     escalation: EscalationView
+    sku: str | None = None
+    product_category: str | None = None
+
+
+class TicketSelfView(Output):
+    """What a customer reads of their own ticket: where it stands. The team's workings (the
+    classifier's confidence, priority, assignee, SLA policy, escalation reasons with the words
+    that triggered them and the staff they reached) are internal."""
+
+    view: Literal["customer"] = "customer"
+    ticket_id: str
+    customer_id: str
+    channel: TicketChannel
+    order_id: str | None
+    category: TicketCategory
+    status: TicketStatus
+    opened_at: datetime
+    updated_at: datetime
+    merged_into: str | None = Field(description="the ticket this one continues in, if merged")
     sku: str | None = None
     product_category: str | None = None
 

@@ -24,6 +24,7 @@ from crm.tickets.models import (
     OpenTicket,
     SlaPolicies,
     SlaPoliciesView,
+    TicketSelfView,
     TicketView,
 )
 from crm.tickets.service import TicketService
@@ -46,11 +47,11 @@ def ticket_routes(family: Callable[[], TicketService]) -> Routes:
             "classified, its SLA deadlines running, escalated with its reasons when high risk"
         ),
         body=OpenTicket,
-        response=TicketView,
+        response=(TicketView, TicketSelfView),
         status=201,
         errors=(404, 409),
     )
-    def open_ticket(req: ApiRequest) -> TicketView:
+    def open_ticket(req: ApiRequest) -> TicketView | TicketSelfView:
         return family().open(req.who, req.model(OpenTicket))
 
     @routes.route(
@@ -162,12 +163,12 @@ def ticket_routes(family: Callable[[], TicketService]) -> Routes:
         permission=P.READ_TICKETS,
         summary=(
             "A ticket with every SLA deadline (running, paused, met, breached; time left) and "
-            "its escalation (a customer reads their own)"
+            "its escalation; a customer reads where their own stands, not the team's workings"
         ),
-        response=TicketView,
+        response=(TicketView, TicketSelfView),
         errors=(404,),
     )
-    def get_ticket(req: ApiRequest) -> TicketView:
+    def get_ticket(req: ApiRequest) -> TicketView | TicketSelfView:
         return family().get(req.who, req.path["ticket_id"])
 
     @routes.route(

@@ -65,6 +65,7 @@ from crm.tickets.models import (
     SlaPoliciesView,
     TicketCategory,
     TicketChannel,
+    TicketSelfView,
     TicketStatus,
     TicketView,
 )
@@ -171,10 +172,24 @@ class TicketService:
                 return
         raise NotFound(f"no ticket {ticket.ticket_id}")
 
-    def get(self, caller: Caller, ticket_id: str) -> TicketView:
+    def get(self, caller: Caller, ticket_id: str) -> TicketView | TicketSelfView:
         ticket, entries = self.load(ticket_id)
         self._readable(caller, ticket)
-        return self.view(ticket, entries)
+        return self.view_for(caller, ticket, entries)
+
+    def view_for(
+        self, caller: Caller, ticket: TicketRecord, entries: list[ClockEntry]
+    ) -> TicketView | TicketSelfView:
+        """The staff view for staff, the customer's own projection for a customer."""
+        if caller.is_staff or caller.system:
+            return self.view(ticket, entries)
+        return TicketSelfView(
+            ticket_id=ticket.ticket_id, customer_id=ticket.customer_id, channel=ticket.channel,
+            order_id=ticket.order_id, category=ticket.category, status=ticket.status,
+            opened_at=ticket.opened_at, updated_at=ticket.updated_at,
+            merged_into=ticket.merged_into, sku=ticket.sku,
+            product_category=ticket.product_category,
+        )  # fmt: skip
 
     def view(self, ticket: TicketRecord, entries: list[ClockEntry]) -> TicketView:
         return TicketView(
@@ -243,7 +258,7 @@ class TicketService:
         )  # fmt: skip
 
     # ------------------------------------------------------------ opening
-    def open(self, caller: Caller, body: OpenTicket) -> TicketView:
+    def open(self, caller: Caller, body: OpenTicket) -> TicketView | TicketSelfView:
         caller.require(Permission.OPEN_TICKET, body.customer_id)
         now = self.clock()
         rules = self.rules()
@@ -293,7 +308,7 @@ class TicketService:
         logger.info("ticket opened", extra={"ticket_id": ticket_id, "category": category.value,
                                             "escalated": bool(reasons)})  # fmt: skip
         self._after(ticket, [], entries, reasons)
-        return self.view(ticket, entries)
+        return self.view_for(caller, ticket, entries)
 
     def _signals(
         self,
