@@ -86,7 +86,7 @@ def _dispatch() -> Routes:  # campaigns: D
 
 
 def _aftersales() -> Routes:
-    from crm.tickets import aftersales_routes
+    from crm.tickets.aftersales_routes import aftersales_routes
 
     return aftersales_routes(lambda: root().aftersales, lambda: root().product_feedback)
 

@@ -7,7 +7,10 @@
 - an empty list, dict or set default is written `Field(default=[])`: pydantic copies an
   unhashable default for each instance, and a builtin `default_factory` costs its
   `inspect.signature` when the schema is built (the first one compiles the `tokenize`
-  module's regular expressions)."""
+  module's regular expressions).
+
+The walk that finds the models imports every module of the package, as nothing else does: it
+also checks that a family's interface names none of its own modules."""
 
 from __future__ import annotations
 
@@ -77,3 +80,15 @@ def test_an_empty_default_is_copied_for_each_instance() -> None:
     first.consent.clear()
     assert record("c-2").merged_from == []
     assert ProfileRecord.model_fields["merged_from"].default == []
+
+
+@pytest.mark.parametrize(
+    "family", ["profiles", "segments", "campaigns", "tickets", "privacy", "analytics", "timers"]
+)
+def test_no_name_of_a_familys_interface_is_one_of_its_modules(family: str) -> None:
+    # Importing a submodule sets the package's attribute of that name: the module then
+    # shadowed the interface's function of the same name (`crm.tickets.aftersales_routes`),
+    # once anything had imported the module (this file's walk did: the API's app got a module).
+    package = importlib.import_module(f"crm.{family}")
+    modules = {info.name for info in pkgutil.iter_modules(package.__path__)}
+    assert set(getattr(package, "__all__", ())) & modules == set()

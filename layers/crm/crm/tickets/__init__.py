@@ -13,7 +13,6 @@ from crm.exports import lazy
 
 if TYPE_CHECKING:
     from crm.tickets.aftersales import AfterSales, instant_refund_limit
-    from crm.tickets.aftersales_routes import aftersales_routes
     from crm.tickets.calendars import SHOP_ZONE, china_workday
     from crm.tickets.classifier import CATEGORIES, TextClassifier, classify
     from crm.tickets.corrections import Corrections
@@ -33,7 +32,6 @@ __all__ = [
     "TicketCategory",
     "TicketsPersonalData",
     "TicketsSettings",
-    "aftersales_routes",
     "china_workday",
     "classify",
     "instant_refund_limit",
@@ -43,7 +41,6 @@ __getattr__ = lazy(
     {
         "AfterSales": "crm.tickets.aftersales",
         "instant_refund_limit": "crm.tickets.aftersales",
-        "aftersales_routes": "crm.tickets.aftersales_routes",
         "SHOP_ZONE": "crm.tickets.calendars",
         "china_workday": "crm.tickets.calendars",
         "CATEGORIES": "crm.tickets.classifier",
