@@ -249,6 +249,14 @@ def test_an_access_request_bundles_every_store_and_hands_out_an_expiring_link(
 
     bucket = office.suite.stack.refs["ExportsBucket"]
     body = boto3.client("s3").get_object(Bucket=bucket, Key=f"exports/{rid}/bundle.zip")["Body"]
+    bundle_bytes = body.read()
+    # Once the bundle is deleted (an erasure does it), no link to nothing is handed out.
+    boto3.client("s3").delete_object(Bucket=bucket, Key=f"exports/{rid}/bundle.zip")
+    gone = office.suite.call("GET", f"/privacy/requests/{rid}/export", role="customer",
+                             customer_id=cid)  # fmt: skip
+    assert gone.status == 404, gone.body
+    assert "the export is gone" in gone.body["error"]["message"]
+    body = io.BytesIO(bundle_bytes)
     with zipfile.ZipFile(io.BytesIO(body.read())) as bundle:
         names = set(bundle.namelist())
         assert {"README.txt", "orders/rows.json", "orders/rows.csv", "orders/explanations.txt",

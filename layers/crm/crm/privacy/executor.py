@@ -356,6 +356,13 @@ class PrivacyExecutor:
                 f"the export is not ready: the request is {record.status.value} (GET "
                 f"/privacy/requests/{request_id} says export_ready when it is)"
             )
+        if record.export_key not in self._files.export_keys(record.export_key):
+            # A link to nothing (the customer's erasure deleted the bundle, or someone did):
+            # said here, not as the link's 404 from S3 after an audited "issued".
+            raise NotFound(
+                "the export is gone (an erasure deletes it with the customer's data): file a "
+                "new access request"
+            )
         ttl = self._policy.export_link_ttl_s
         url = self._files.presign(record.export_key, ttl)
         expires = self._clock() + timedelta(seconds=ttl)
