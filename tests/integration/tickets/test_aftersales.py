@@ -112,6 +112,10 @@ def test_an_upstream_event_moves_a_case_once(suite: Suite, customer: str) -> Non
     again = advance(suite, case_id, "pay-7", "approved")
     assert first.status == again.status == 200
     assert again.body == first.body
+    # The same id for another change is no redelivery: a 409, as a points txn_id's reuse is.
+    reused = advance(suite, case_id, "pay-7", "pickup_scheduled")
+    assert reused.status == 409, reused.body
+    assert "moved the case to approved already" in reused.body["error"]["message"]
     stages = [i for i in table_items(suite) if i["SK"]["S"].startswith("STAGE#")]
     assert len(stages) == 2  # submitted, approved
 

@@ -277,6 +277,15 @@ class AfterSales:
             cipher = self.ciphers(case.customer_id)
             now = self.clock()
             if applied:
+                earlier = next((s for s in case.stages if s.event_id == request.event_id), None)
+                if earlier is not None and earlier.stage != request.stage.value:
+                    # A redelivery answers as the case stands; another change under a used id
+                    # is a mistake upstream, not the same event.
+                    raise Conflict(
+                        f"event {request.event_id} moved the case to {earlier.stage} already: an "
+                        f"event id names one stage change",
+                        [FieldProblem("event_id", f"used for {earlier.stage}")],
+                    )
                 self._audit_read(caller, case.customer_id, [case])
                 return self._view(case, cipher, now)
             allowed = next_stages(CaseKind(case.kind), Stage(case.stage))
