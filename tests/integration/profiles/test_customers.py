@@ -204,6 +204,10 @@ def test_consent_per_purpose_with_time_and_source(suite: Suite) -> None:
         "granted": False, "decided_at": "2026-11-21T09:00:00Z", "source": "app",
     }  # fmt: skip
     assert suite.call("PUT", f"/customers/{cid}/consent", change, role="marketer").status == 403
+    future = {**change, "decided_at": "2999-01-01T00:00:00Z"}
+    ahead = suite.call("PUT", f"/customers/{cid}/consent", future)
+    assert ahead.status == 400
+    assert [f["field"] for f in ahead.body["error"]["fields"]] == ["decided_at"]
 
 
 def test_tags_manual_and_scene(suite: Suite) -> None:

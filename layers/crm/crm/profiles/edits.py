@@ -14,7 +14,7 @@ from typing import Literal
 
 from crm.auth import Caller, Permission
 from crm.clock import CLOCK_SKEW
-from crm.errors import Conflict, InvalidInput, NotFound
+from crm.errors import Conflict, FieldProblem, InvalidInput, NotFound
 from crm.models import Output
 from crm.profiles.change_models import ConsentChange, ConsentView, EditProfile, TagChange, TagsView
 from crm.profiles.consent import consent_entry
@@ -223,7 +223,10 @@ class ProfileEdits:
         now = self._profiles.clock()
         decided_at = body.decided_at or now
         if decided_at > now + CLOCK_SKEW:
-            raise InvalidInput("decided_at lies in the future")
+            raise InvalidInput(
+                "decided_at lies in the future",
+                [FieldProblem("decided_at", "in the future (beyond a few minutes' clock skew)")],
+            )
 
         def attempt() -> ConsentView:
             record = self._profiles.load(customer_id)
