@@ -68,6 +68,8 @@ class TagInput(StrictInput):
 
 
 class TagChange(StrictInput):
+    """Tags removed, then tags added: a tag in both lists is kept (re-added, by this caller)."""
+
     model_config = ConfigDict(
         json_schema_extra={
             "anyOf": [
