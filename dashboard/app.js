@@ -104,6 +104,7 @@ const state = {
   lang: "en",
   token: null,
   metrics: [], // GET /analytics/metrics's list
+  today: null, // the service's day (GET /analytics/metrics), "YYYY-MM-DD"
   results: new Map(), // name -> the metric's last answer, redrawn on a language switch
   charts: new Map(), // name -> echarts instance
   generation: 0, // a newer Apply makes older answers stale
@@ -323,9 +324,13 @@ function isoDate(date) {
 
 // A metric's own period when the user picks none: its `default_days` up to today, the API's
 // default too (30 days for most; repurchase within 30 days needs 180 to have cohorts that
-// count). Sent explicitly so that "today" is the user's calendar day, not UTC's.
+// count). Sent explicitly so that "today" is the user's calendar day, not UTC's; or the
+// service's day when that is later (the local emulator's clock moved ahead by `clock advance`:
+// the browser's day left out everything done since).
 function defaultPeriod(metric, to) {
-  const end = to ? new Date(`${to}T00:00:00`) : new Date();
+  const local = new Date();
+  const service = state.today ? new Date(`${state.today}T00:00:00`) : local;
+  const end = to ? new Date(`${to}T00:00:00`) : service > local ? service : local;
   const days = (metric && metric.default_days) || 30;
   const from = new Date(end.getFullYear(), end.getMonth(), end.getDate() - (days - 1));
   return { from: isoDate(from), to: isoDate(end) };
@@ -366,6 +371,7 @@ async function loadBoard() {
     return;
   }
   state.metrics = listing.metrics || [];
+  state.today = listing.today || null;
   $("#board").hidden = false;
   if (!state.metrics.length) showMessage(t("noMetrics"));
   const container = $("#metrics");

@@ -71,6 +71,7 @@ class FixtureAnalytics:
     def __init__(self) -> None:
         self.events: list[dict[str, Any]] = []
         self.declared = {m["name"]: set(m["filters"]) for m in FIXTURE["metrics"]}
+        self.today: str | None = None  # the service's day, when the listing says one
 
     def __call__(self, function: str, event: dict[str, Any]) -> dict[str, Any]:
         self.events.append(event)
@@ -79,7 +80,8 @@ class FixtureAnalytics:
             return error(403, "forbidden")
         name = (event["pathParameters"] or {}).get("name")
         if name is None:
-            return proxy(200, {"metrics": FIXTURE["metrics"]})
+            today = {"today": self.today} if self.today else {}
+            return proxy(200, {"metrics": FIXTURE["metrics"], **today})
         if name not in self.declared:
             return error(404, "not_found")
         query = event["queryStringParameters"] or {}
@@ -294,6 +296,26 @@ def test_a_dev_token_signs_in_and_every_metric_is_drawn(
     assert queries["repurchase_30d"]["from"] == (today - timedelta(days=179)).isoformat()
     note = browser.find_element(By.CSS_SELECTOR, '.metric[data-metric="repurchase_30d"] .note')
     assert note.text.startswith(f"{today - timedelta(days=179)} – {today}")
+
+
+def test_default_periods_end_on_the_services_day_when_it_is_later(
+    browser: WebDriver, page_url: str, analytics: tuple[FixtureAnalytics, Gateway]
+) -> None:
+    """After `clock advance` the emulator's day is ahead of the browser's: the page's default
+    periods ended on the browser's day and left out everything done since."""
+    function = analytics[0]
+    ahead = date.today() + timedelta(days=30)
+    function.today = ahead.isoformat()
+    try:
+        sign_in(browser, page_url)
+        assert wait_state(browser, "ready") == "ready"
+        assert function.metric_queries()["funnel"]["to"] == ahead.isoformat()
+        function.today = (date.today() - timedelta(days=1)).isoformat()  # behind: the user's
+        sign_in(browser, page_url)
+        assert wait_state(browser, "ready") == "ready"
+        assert function.metric_queries()["funnel"]["to"] == date.today().isoformat()
+    finally:
+        function.today = None
 
 
 def sizes(driver: WebDriver) -> dict[str, list[int]]:

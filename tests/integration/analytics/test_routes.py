@@ -8,6 +8,7 @@ import json
 import pytest
 
 from crm import aws
+from crm.composition import root
 from crm_local.harness import Suite
 from tests.unit.analytics.dataset import lake_key, partitions
 
@@ -42,6 +43,9 @@ def test_the_catalogue_lists_every_metric_with_its_titles_and_filters(suite: Sui
     assert names["funnel"]["title"] == {"en": "Conversion funnel", "zh": "转化漏斗"}
     assert names["funnel"]["filters"] == ["channel", "category"]
     assert names["campaign_roi"]["filters"] == ["campaign"]
+    # The service's day, by its clock (the emulator's moves with `clock advance`): the
+    # dashboard's default periods end there when it is later than the browser's day.
+    assert reply.body["today"] == root().clock().date().isoformat()
 
 
 def test_a_metric_in_the_agreed_shape_then_from_the_cache(lake: Suite) -> None:

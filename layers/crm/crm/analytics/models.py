@@ -27,6 +27,11 @@ class MetricInfo(Output):
 
 class MetricList(Output):
     metrics: list[MetricInfo]
+    today: date = Field(
+        description="the day (UTC, as the lake's partitions) a period without `to` ends on, "
+        "by the service's clock: a dashboard ends its default periods there, or on its user's "
+        "own day when that is later"
+    )
 
 
 class Period(Output):

@@ -284,7 +284,8 @@ class Analytics:
                     default_days=m.default_days,
                 )
                 for m in METRICS.values()
-            ]
+            ],
+            today=self._clock().date(),
         )
 
     def metric(self, caller: Caller, name: str, raw: Mapping[str, str]) -> MetricResult:
