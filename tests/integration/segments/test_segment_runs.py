@@ -379,6 +379,13 @@ def test_a_requested_run_answers_its_id_and_the_planner_claims_it_once(
     [request] = Suite.take_all(tap)
     assert request["detail"]["run_id"] == run_id
 
+    # Asked again while it is under way: the same run, not a second one over its writes.
+    again = suite.call("POST", "/segments/runs")
+    assert again.status == 202
+    assert (again.body["requested"], again.body["run_id"]) == (False, run_id)
+    assert "a run is under way (planned)" in again.body["detail"]
+    assert Suite.take_all(tap) == []
+
     planned: dict[str, Any] = suite.invoke("SegmentPlannerFunction", request)
     assert planned["run_id"] == run_id
     assert run_status(suite, run_id)["status"] == "running"

@@ -503,7 +503,11 @@ class SegmentMembers(Output):
 
 
 class RunRequested(Output):
-    requested: bool = True
+    requested: bool = Field(
+        default=True,
+        description="false when a run was under way already: run_id is that run, no second "
+        "one is started over its writes",
+    )
     run_id: str
     detail: str
 

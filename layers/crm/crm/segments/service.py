@@ -34,7 +34,7 @@ from crm.segments.models import (
     SegmentSummary,
     StoredDefinition,
 )
-from crm.segments.records import CompleteRun, UnreadableDefinition
+from crm.segments.records import ACTIVE, CompleteRun, UnreadableDefinition
 from crm.segments.runs import RUN_ID, run_id_for, run_view
 from crm.segments.store import ModelStore, SegmentStore
 
@@ -194,6 +194,7 @@ class SegmentCatalog:
         caller.require(Permission.READ_SEGMENTS)
         complete = self._complete_runs()
         newest = next(iter(self._store.runs(limit=1)), None)
+        # Under way, or failed (the listing says why: the next run clears it).
         current = newest if newest and newest.status != "complete" else None
         computed = [*(f"tier:{t}" for t in TIERS), *(f"rfm:{s}" for s in RFM_SEGMENTS)]
         names = {name: kind for name in computed if (kind := _computed(name))}
@@ -330,6 +331,15 @@ class SegmentCatalog:
         """Records the run as planned under the id it answers, so the caller can follow it at
         once; the planner claims it from the bus."""
         caller.require(Permission.RUN_SEGMENTS)
+        newest = next(iter(self._store.runs(limit=1)), None)
+        if newest is not None and newest.status in ACTIVE:
+            # A second run at once would compute the same again, over the first one's writes.
+            return RunRequested(
+                requested=False,
+                run_id=newest.run_id,
+                detail=f"a run is under way ({newest.status}): follow it at "
+                f"GET /segments/runs/{newest.run_id}",
+            )
         run_id = self._start_run(caller.subject)
         return RunRequested(
             run_id=run_id,
