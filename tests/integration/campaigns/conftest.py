@@ -30,6 +30,18 @@ TEMPLATE: dict[str, Any] = {
         for channel in ("email", "sms", "push", "wechat", "webhook")
     },
 }
+# TEMPLATE showing the coupon when its message has one: a code is issued only for a message
+# that shows it.
+COUPON_TEMPLATE: dict[str, Any] = {
+    "description": "welcome, with its coupon",
+    "channels": {
+        channel: {
+            lang: {**body, "body": body["body"] + "{% if coupon %} {{ coupon }}{% endif %}"}
+            for lang, body in bodies.items()
+        }
+        for channel, bodies in TEMPLATE["channels"].items()
+    },
+}
 
 
 @dataclass

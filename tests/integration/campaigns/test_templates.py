@@ -127,6 +127,22 @@ def test_coupons_products_and_the_unsubscribe_link_render(shop: Shop) -> None:
     assert list(coupons.issued) == [("offer-1", request.dispatch_key)]
 
 
+def test_a_message_that_shows_no_coupon_issues_none(shop: Shop) -> None:
+    # A send's variant whose template prints no coupon took a code, and the offer's budget,
+    # for every message it sent.
+    plain = template("{{ name }}，新品上架！{{ unsubscribe_url }}")
+    assert shop.suite.call("PUT", "/campaigns/templates/plain", plain).status == 200
+    dispatcher = root().campaign_dispatch
+    coupons = FakeCoupons()
+    dispatcher._coupons = coupons
+    cid = shop.customer("marketing_sms")
+    request = shop.request(cid, template_id="plain", coupon_offer_id="offer-1")
+    assert dispatcher.dispatch(request).status == "sent"
+    assert coupons.issued == {}
+    [entry] = shop.outbox(cid)
+    assert entry["body"].startswith("张*，新品上架！")
+
+
 def test_a_template_that_fails_at_render_fails_that_message_only(shop: Shop) -> None:
     needs_coupon = template("{{ name }}: {{ coupon.code }}")
     assert shop.suite.call("PUT", "/campaigns/templates/promo", needs_coupon).status == 200

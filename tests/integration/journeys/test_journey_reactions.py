@@ -36,7 +36,8 @@ def escalate(shop: Shop, customer_id: str) -> None:
             "message": "客服一直不理人，再不处理我就打12315投诉"}  # fmt: skip
     out = shop.suite.call("POST", "/tickets", body, role="customer", customer_id=customer_id)
     assert out.status == 201, out.body
-    assert out.body["escalation"]["escalated"] is True
+    ticket = shop.suite.call("GET", f"/tickets/{out.body['ticket_id']}", role="support_agent")
+    assert ticket.body["escalation"]["escalated"] is True
     assert shop.triggers() == 1
 
 

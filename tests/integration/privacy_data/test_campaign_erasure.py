@@ -17,7 +17,7 @@ from crm.erasure import Identifiers, mentioning
 from crm.personal_data import DataSubject
 from crm_local.cli import campaigns_backfill
 from crm_local.harness import Suite, count_requests
-from tests.integration.campaigns.conftest import TEMPLATE
+from tests.integration.campaigns.conftest import COUPON_TEMPLATE
 from tests.integration.sends.conftest import LIVE_START, FakeDispatch, Kit, MovingClock
 
 CONVERSIONS = "ConversionsQueue"
@@ -27,7 +27,8 @@ CONVERSIONS = "ConversionsQueue"
 def kit(suite: Suite) -> Iterator[Kit]:
     clock = MovingClock(LIVE_START)
     reset(Crm(Settings.from_env(), clock=clock, sleep=lambda _: None))
-    assert suite.call("PUT", "/campaigns/templates/t-1", TEMPLATE, role="marketer").status == 200
+    put = suite.call("PUT", "/campaigns/templates/t-1", COUPON_TEMPLATE, role="marketer")
+    assert put.status == 200
     yield Kit(suite, clock, FakeDispatch(clock))
     reset()
 

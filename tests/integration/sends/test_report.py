@@ -19,6 +19,7 @@ from crm.campaigns.reports import Arm, newcombe, t_quantile, welch
 from crm.campaigns.send_models import Variant
 from crm.campaigns.sends import assign, wilson
 from crm.composition import root
+from tests.integration.campaigns.conftest import COUPON_TEMPLATE
 from tests.integration.sends.conftest import COST_MICROS, Kit
 
 CONVERSIONS = "ConversionsQueue"
@@ -75,6 +76,8 @@ def test_orders_are_attributed_and_the_report_gives_uplift_and_roi(live: Kit) ->
     while not any(policy.in_global_control(c) for c in customers):  # one at least, for sure
         customers.append(customer(kit, len(customers)))
     kit.members("rfm:champions", customers)
+    # The message shows the coupon (a code is issued only for one that does).
+    assert kit.suite.call("PUT", "/campaigns/templates/t-1", COUPON_TEMPLATE).status == 200
     send = kit.create_send(holdout_percent=30, coupon_offer_id="dec-99-50")
     send_id = send["send_id"]
     variants = [Variant(name="A", weight=100, template_id="t-1")]

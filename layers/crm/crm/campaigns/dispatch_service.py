@@ -335,7 +335,9 @@ class DispatchService:
                 values["products"] = self._recommender(record.customer_id)
             except Exception as exc:  # recommendations are a nicety: the message goes without
                 logger.warning("no recommendations", extra={"error": type(exc).__name__})
-        if request.coupon_offer_id is not None:
+        # A coupon is issued only for a message that shows it: a send's variant whose template
+        # prints none took codes, and the offer's budget, for nothing.
+        if request.coupon_offer_id is not None and "coupon" in used:
             if self._coupons is None:
                 return "coupons are not available: no coupon issuer is configured"
             try:
