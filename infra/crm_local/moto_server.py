@@ -686,21 +686,21 @@ class MotoProcess:
 
     def save(self) -> None:
         """Save the state now (a no-op without persistence)."""
-        with self._asking:
-            try:
-                self._conn.send("save")
-                self._conn.recv()  # saved
-            except (EOFError, OSError):
-                pass
+        self._ask("save")
 
     def stop(self) -> None:
+        self._ask("stop")
+        self._process.join(timeout=30)
+
+    def _ask(self, message: str) -> None:
+        """Send `message` and wait until the state is saved (a moto process that is gone
+        answers nothing)."""
         with self._asking:
             try:
-                self._conn.send("stop")
+                self._conn.send(message)
                 self._conn.recv()  # saved
             except (EOFError, OSError):
                 pass
-        self._process.join(timeout=30)
 
 
 def _serve(
