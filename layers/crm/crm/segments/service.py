@@ -34,7 +34,7 @@ from crm.segments.models import (
     SegmentSummary,
     StoredDefinition,
 )
-from crm.segments.records import ACTIVE, CompleteRun, UnreadableDefinition
+from crm.segments.records import ACTIVE, CompleteRun, RunRecord, UnreadableDefinition
 from crm.segments.runs import RUN_ID, run_id_for, run_view
 from crm.segments.store import ModelStore, SegmentStore
 
@@ -124,7 +124,7 @@ class SegmentCatalog:
         one) joins it; otherwise a new run. None when the run could not be requested: the
         rule is stored all the same, and the next run (nightly, or POST /segments/runs)
         fills it."""
-        newest = next(iter(self._store.runs(limit=1)), None)
+        newest = self._newest_run()
         if newest is not None and newest.status == "planned":
             return newest.run_id
         try:
@@ -193,7 +193,7 @@ class SegmentCatalog:
         meanwhile does not slow this down."""
         caller.require(Permission.READ_SEGMENTS)
         complete = self._complete_runs()
-        newest = next(iter(self._store.runs(limit=1)), None)
+        newest = self._newest_run()
         # Under way, or failed (the listing says why: the next run clears it).
         current = newest if newest and newest.status != "complete" else None
         computed = [*(f"tier:{t}" for t in TIERS), *(f"rfm:{s}" for s in RFM_SEGMENTS)]
@@ -254,6 +254,9 @@ class SegmentCatalog:
         if not RULE_SEGMENT_NAME.fullmatch(name):
             return None  # not a name a segment can have, nor a key DynamoDB would take
         return self._store.definition(name)
+
+    def _newest_run(self) -> RunRecord | None:
+        return next(iter(self._store.runs(limit=1)), None)
 
     def _complete_runs(self) -> list[CompleteRun]:
         """The recent complete runs, oldest first."""
@@ -331,7 +334,7 @@ class SegmentCatalog:
         """Records the run as planned under the id it answers, so the caller can follow it at
         once; the planner claims it from the bus."""
         caller.require(Permission.RUN_SEGMENTS)
-        newest = next(iter(self._store.runs(limit=1)), None)
+        newest = self._newest_run()
         if newest is not None and newest.status in ACTIVE:
             # A second run at once would compute the same again, over the first one's writes.
             return RunRequested(
